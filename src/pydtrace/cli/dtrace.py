@@ -1,0 +1,112 @@
+"""`pydtrace`: a drop-in dtrace(1).
+
+Messages start with the program's name as invoked (dtrace does the same with
+its argv[0]), so a `dtrace` link to pydtrace speaks as dtrace.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def program_name(argv0: str) -> str:
+    base = os.path.basename(argv0)
+    if base in ("__main__.py", "", "-c") or base.startswith("python"):
+        return "pydtrace"
+    return base
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv if argv is None else argv
+    pname = program_name(args[0] if args else "pydtrace")
+    try:
+        return _main(pname, args[1:])
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python from complaining at exit
+        except OSError:
+            pass
+        return 0
+
+
+def _main(pname: str, argv: list[str]) -> int:
+    from pydtrace.cli.options import OptionError, UsageError, parse_args, usage_text
+
+    err = sys.stderr
+    try:
+        o = parse_args(argv)
+    except UsageError as e:
+        if e.message:
+            err.write(f"{pname}: {e.message}\n")
+        if e.show_usage:
+            err.write(usage_text(pname))
+        return 2
+    except OptionError as e:
+        err.write(f"{pname}: {e.message}\n")
+        return 1
+    if o.version:
+        sys.stdout.write(f"{pname}: Oracle D 2.0\n")
+        return 0
+    if not o.programs and not o.list_probes:
+        err.write(usage_text(pname))
+        return 2
+    if o.commands or o.pids:
+        err.write(f"{pname}: -c and -p need the ptrace or eBPF engine, which this version does not have yet\n")
+        return 1
+
+    from pydtrace.session import CompileError, Program, Session
+
+    out = sys.stdout
+    if o.output is not None:
+        try:
+            out = open(o.output, "a", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        except OSError as e:
+            err.write(f"{pname}: failed to open output file '{o.output}': {e.strerror}\n")
+            return 1
+    session = Session(
+        [Program(p.kind, p.text) for p in o.programs],
+        settings=o.settings,
+        operands=o.operands,
+        cpp=o.cpp,
+        defines=o.defines,
+        undefs=o.undefs,
+        incdirs=o.incdirs,
+        zdefs=o.zdefs,
+        out=out,
+        err=err,
+        pname=pname,
+    )
+    try:
+        session.compile()
+        if o.list_probes:
+            return _list(session, o, out)
+        if o.compile_only:
+            return 0
+        return session.run()
+    except CompileError as e:
+        out.flush()
+        err.write(f"{pname}: {e.message}\n")
+        return 1
+
+
+def _list(session: object, o: object, out: object) -> int:
+    from pydtrace.probes.listing import format_listing
+
+    cat = session.catalogue  # type: ignore[attr-defined]
+    if o.programs:  # type: ignore[attr-defined]
+        seen: dict[int, object] = {}
+        for c in session.checked.clauses:  # type: ignore[attr-defined]
+            for p in c.probes:
+                seen.setdefault(p.id, p)
+        probes = sorted(seen.values(), key=lambda p: p.id)  # type: ignore[attr-defined]
+    else:
+        probes = cat.all()
+    out.write(format_listing(probes, verbose=bool(o.verbose), catalogue=cat))  # type: ignore[attr-defined]
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""The user-space engine: runs a checked program's clauses for probes that fire
+in this process (BEGIN, END, ERROR, profile and tick timers) and, in later
+issues, for events from ptrace and tracefs sources.
+
+Records go to the consumer as soon as a clause completes, so output order
+is firing order, as with dtrace's principal buffers drained in order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydtrace.consume.consumer import Consumer
+from pydtrace.consume.records import Fault, Record
+from pydtrace.engines.user.interpreter import SKIP, Compiler, Firing, ProbeFault, State
+from pydtrace.lang.program import CheckedProgram
+
+
+class UserEngine:
+    def __init__(self, prog: CheckedProgram, consumer: Consumer, options: dict[str, Any]) -> None:
+        self.prog = prog
+        self.consumer = consumer
+        self.options = options
+        strsize = int(options.get("strsize", 256))
+        self.state = State(prog, strsize, int(options.get("nspec", 1)))
+        consumer.aggs = self.state.aggs
+        comp = Compiler(self.state, prog)
+        # probe id -> [(clause info, compiled clause)] in program order
+        self.by_probe: dict[int, list[tuple[Any, Callable[[Firing], None]]]] = {}
+        self.probes: dict[int, Any] = {}
+        for c in prog.clauses:
+            fn = comp.clause(c)
+            for p in c.probes:
+                self.by_probe.setdefault(p.id, []).append((c, fn))
+                self.probes[p.id] = p
+        self.error_probe = next((p for p in self.probes.values() if p.provider == "dtrace" and p.name == "ERROR"), None)
+        self.stopping = threading.Event()
+        self.ncpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        self.cpu = _current_cpu()
+        self.error_count = 0
+
+    # --- firing --------------------------------------------------------------------
+    def fire(self, probe: Any, args: list[int], cpu: int | None = None, in_error: bool = False) -> None:
+        clauses = self.by_probe.get(probe.id)
+        if not clauses:
+            return
+        f = Firing(probe, args, self.cpu if cpu is None else cpu)
+        consumer = self.consumer
+        state = self.state
+        for c, fn in clauses:
+            f.items = []
+            f.spec = 0
+            f.clause = c.index
+            try:
+                fn(f)
+            except SKIP:
+                continue
+            except ProbeFault as pf:
+                if in_error:
+                    self.error_count += 1
+                    continue
+                consumer.fault(Fault(probe, f.cpu, c.index, pf.pc, pf.code, pf.value))
+                if self.error_probe is not None:
+                    self.fire(self.error_probe, [0, probe.id, c.index, pf.pc, pf.code, pf.value], f.cpu, in_error=True)
+                continue
+            if not c.records:
+                continue
+            rec = Record(probe, f.cpu, c.index, f.items)
+            if f.spec:
+                buf = state.spec_busy.get(f.spec)
+                if buf is not None:
+                    buf.append(rec)
+                continue
+            consumer.record(rec)
+
+    # --- the session -----------------------------------------------------------------
+    def run(self, extra_sources: list[Any] | None = None) -> None:
+        """BEGIN, then timers (and event sources) until exit()/signal/targets gone, then END."""
+        begin = self._named("BEGIN")
+        if begin is not None:
+            self.fire(begin, [])
+        timers = self._timers()
+        if not self.state.draining:
+            self._loop(timers)
+        end = self._named("END")
+        if end is not None:
+            self.state.draining = False
+            self.fire(end, [])
+        self.consumer.finish()
+
+    def _named(self, name: str) -> Any:
+        return next((p for p in self.probes.values() if p.provider == "dtrace" and p.name == name), None)
+
+    def _timers(self) -> list[list[Any]]:
+        from pydtrace.probes.profile import profile_period_ns
+
+        timers = []
+        now = time.monotonic_ns()
+        for p in self.probes.values():
+            if p.provider != "profile":
+                continue
+            kp = profile_period_ns(p.name)
+            if kp is None:
+                continue
+            kind, period = kp
+            # [next due time, period, probe, fire on every CPU?]
+            timers.append([now + period, period, p, kind == "profile"])
+        return timers
+
+    def _loop(self, timers: list[list[Any]]) -> None:
+        stopping = self.stopping
+        while not self.state.draining and not stopping.is_set():
+            if not timers:
+                stopping.wait(0.5)
+                continue
+            timers.sort(key=lambda t: t[0])
+            t = timers[0]
+            delay = (t[0] - time.monotonic_ns()) / 1e9
+            if delay > 0 and stopping.wait(delay):
+                break
+            t[0] += t[1]
+            if t[0] < time.monotonic_ns():  # fell behind: don't fire a burst to catch up
+                t[0] = time.monotonic_ns() + t[1]
+            probe = t[2]
+            if t[3]:
+                for cpu in range(self.ncpus):
+                    self.fire(probe, [0, 0], cpu)
+                    if self.state.draining:
+                        break
+            else:
+                self.fire(probe, [0, 0])
+
+    def stop(self) -> None:
+        """Ask the session to end (Ctrl-C, SIGTERM): END still runs."""
+        self.stopping.set()
+
+
+def _current_cpu() -> int:
+    try:
+        with open("/proc/self/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[36])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def install_signal_handlers(engine: UserEngine) -> None:
+    """First SIGINT/SIGTERM: orderly stop (END, aggregations); a second: abort."""
+    count = {"n": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        count["n"] += 1
+        if count["n"] > 1:
+            os._exit(1)
+        engine.stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,1168 @@
+"""Semantic checks: D's types, identifier kinds, actions and aggregations.
+
+The checker walks a parsed program in order (D creates an undeclared
+variable at its first assignment in program order, so order matters), gives
+every expression its C type, decides what each identifier names, and raises
+DError with dtrace's tag and wording for anything wrong. Several programs
+(-n, -s given more than once) are checked into one CheckedProgram: they share
+variables and aggregations, and clause numbering runs on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydtrace.lang import ast
+from pydtrace.lang import types as T
+from pydtrace.lang.builtins import FUNCTIONS, VARIABLES, Builtin, prototype
+from pydtrace.lang.errors import DError
+from pydtrace.lang.program import AggInfo, CheckedProgram, ClauseInfo, Variable
+from pydtrace.lang.types import CType
+
+AGG_FUNCS = {"count", "sum", "avg", "min", "max", "stddev", "quantize", "lquantize", "llquantize"}
+# Actions that put data in the trace buffer (and so make the probe line print).
+RECORDING = {
+    "trace", "printf", "printa", "exit", "tracemem", "stack", "ustack", "jstack", "print",
+    "sym", "usym", "func", "ufunc", "mod", "umod", "uaddr", "setopt", "clear", "trunc",
+    "normalize", "denormalize", "system", "raise", "stop", "freopen", "ftruncate", "pcap",
+    "breakpoint", "panic", "chill",
+}  # fmt: skip
+ARITH_OPS = {"*", "/", "%", "+", "-"}
+INT_OPS = {"<<", ">>", "&", "^", "|"}
+REL_OPS = {"<", "<=", ">", ">=", "==", "!="}
+LOGIC_OPS = {"&&", "||", "^^"}
+
+ProbeLookup = Callable[[str, int], list[Any]]
+
+
+class Checker:
+    def __init__(self, lookup: ProbeLookup, *, strsize: int = 256) -> None:
+        self.lookup = lookup
+        self.prog = CheckedProgram()
+        self.typedefs: dict[str, CType] = dict(T.BUILTIN_TYPEDEFS)
+        self.tags: dict[str, CType] = {}  # 'struct foo' -> type
+        self.enumerators: dict[str, tuple[int, CType]] = {}
+        self.inlines: dict[str, tuple[CType, ast.Expr]] = {}
+        self.strsize = strsize
+        self._clause: ClauseInfo | None = None
+        self._probe_args: list[CType] | None = None
+        self._speculating = False
+        self._committed = False
+        self._recorded = False
+        self._pc = 0
+
+    # --- entry point ---------------------------------------------------------
+    def check(self, program: ast.Program) -> CheckedProgram:
+        if not program.items:
+            raise DError("D_EMPTY", "empty D program translation unit")
+        for item in program.items:
+            if isinstance(item, ast.Clause):
+                self._check_clause(item)
+            elif isinstance(item, ast.Decl):
+                self._declare(item, local=False)
+            elif isinstance(item, ast.Inline):
+                self._inline(item)
+            elif isinstance(item, ast.Pragma):
+                self._pragma(item)
+            # translators and provider definitions carry nothing the engines use yet
+        return self.prog
+
+    # --- pragmas -------------------------------------------------------------
+    def _pragma(self, p: ast.Pragma) -> None:
+        w = p.words
+        if not w or w[0] != "D":
+            return  # dtrace ignores pragmas for other consumers
+        if len(w) >= 2 and w[1] == "option":
+            if len(w) != 3:
+                msg = "superfluous arguments specified for #pragma option" if len(w) > 3 else (
+                    "malformed #pragma option")
+                raise DError("D_PRAGMA_MALFORM", msg, p.line, p.file)
+            name, _, value = w[2].partition("=")
+            self.prog.options.append((name, value if "=" in w[2] else None, p.line))
+        elif len(w) >= 2 and w[1] == "depends_on" and len(w) >= 3 and w[2] == "library":
+            raise DError("D_PRAGMA_DEPEND", "main program may not explicitly depend on a library",
+                         p.line, p.file)
+
+    # --- declarations --------------------------------------------------------
+    def _spec_type(self, spec: ast.TypeSpec) -> CType:
+        if spec.kind == "builtin":
+            t = T.from_specifiers(spec.words)
+            if t is None:
+                self._bad_combo(spec)
+            assert t is not None
+            return t
+        if spec.kind == "typedef":
+            name = spec.words[0]
+            if name in self.typedefs:
+                return self.typedefs[name]
+            raise DError("D_UNKNOWN", f"failed to resolve type {name}: Unknown type name", spec.line)
+        return self._tagged(spec)
+
+    def _bad_combo(self, spec: ast.TypeSpec) -> None:
+        words = spec.words
+        if "signed" in words and "unsigned" in words:
+            raise DError("D_DECL_COMBO", "invalid type combination", spec.line)
+        base = [w for w in words if w not in ("signed", "unsigned", "short", "long")]
+        if ("signed" in words or "unsigned" in words) and base and base[0] not in ("int", "char"):
+            raise DError("D_DECL_SIGNINT", "invalid type declaration: signed and unsigned may only be used with integer type", spec.line)
+        if "long" in words and base and base[0] not in ("int", "double"):
+            if base[0] == "char":
+                raise DError("D_DECL_CHARATTR", "invalid type declaration: short and long may not be used with char type", spec.line)
+            raise DError("D_DECL_LONGINT", "invalid type declaration: long and long long may only be used with integer or floating-point type", spec.line)
+        if "short" in words and base and base[0] == "char":
+            raise DError("D_DECL_CHARATTR", "invalid type declaration: short and long may not be used with char type", spec.line)
+        raise DError("D_DECL_COMBO", "invalid type combination", spec.line)
+
+    def _tagged(self, spec: ast.TypeSpec) -> CType:
+        kind = spec.kind
+        key = f"{kind} {spec.tag}" if spec.tag else None
+        if kind == "enum":
+            if spec.enumerators is None:
+                if key and key in self.tags:
+                    return self.tags[key]
+                t = CType("enum", key or "enum", 4, True, tag=spec.tag or "")
+                if key:
+                    self.tags[key] = t
+                return t
+            t = CType("enum", key or "enum (anon)", 4, True, tag=spec.tag or "")
+            value = 0
+            for e in spec.enumerators:
+                if e.name in self.enumerators or e.name in self.prog.globals:
+                    raise DError("D_DECL_IDRED", f"identifier redeclared: {e.name}", e.line)
+                if e.value is not None:
+                    et = self._expr(e.value)
+                    c = self._const(e.value) if et.is_int() else None
+                    if c is None:
+                        raise DError("D_DECL_ENCONST", f"enumerator '{e.name}' must be assigned to an integral constant expression", e.line)
+                    value = c
+                if value > 0x7FFFFFFF or value < -0x80000000:
+                    raise DError("D_DECL_ENOFLOW", f"enumerator '{e.name}' value overflows INT_MAX (2147483647)", e.line)
+                t.enumerators[e.name] = value
+                self.enumerators[e.name] = (value, t)
+                value += 1
+            if key:
+                self.tags[key] = t
+            return t
+        # struct / union
+        if spec.members is None:
+            if key and key in self.tags:
+                return self.tags[key]
+            t = CType(kind, key or kind, 0, tag=spec.tag or "")
+            if key:
+                self.tags[key] = t
+            return t
+        if key and key in self.tags and self.tags[key].members is not None:
+            raise DError("D_DECL_TYPERED", f"type redeclared: {key}", spec.line)
+        t = self.tags.get(key) if key else None
+        if t is None:
+            t = CType(kind, key or f"{kind} (anon)", 0, tag=spec.tag or "")
+            if key:
+                self.tags[key] = t
+        self._layout(t, spec.members)
+        return t
+
+    def _layout(self, t: CType, decls: list[ast.Decl]) -> None:
+        members: list[T.Member] = []
+        offset = 0  # in bits
+        size = 0
+        align = 1
+        for d in decls:
+            base = self._spec_type(d.spec)
+            for dec in d.declarators:
+                mt = self._derive(base, dec)
+                name = dec.name or ""
+                if any(m.name == name and name for m in members):
+                    raise DError("D_UNKNOWN", f"failed to define member '{name}': Duplicate member or variable name", dec.line)
+                if mt.is_void():
+                    raise DError("D_DECL_VOIDOBJ", f"cannot have void member: {name}", dec.line)
+                if mt.r.kind in ("struct", "union") and mt.r.members is None:
+                    raise DError("D_DECL_INCOMPLETE", f"incomplete struct/union/enum {mt.name}: {name}", dec.line)
+                malign = _alignment(mt)
+                if dec.bits is not None:
+                    if not mt.is_int():
+                        raise DError("D_DECL_BFTYPE", f"invalid type for bit-field: {name or '(anon)'}", dec.line)
+                    self._expr(dec.bits)
+                    bits = self._const(dec.bits)
+                    if bits is None or bits < 0:
+                        raise DError("D_DECL_BFCONST", "positive integral constant expression expected as bit-field size", dec.line)
+                    if bits > mt.int_size() * 8:
+                        raise DError("D_DECL_BFSIZE", f"bit-field too big for type: {name}", dec.line)
+                    unit = mt.int_size() * 8
+                    if t.kind == "union":
+                        off = 0
+                    else:
+                        off = offset
+                        if bits == 0 or (off % unit) + bits > unit:
+                            off = (off + unit - 1) // unit * unit
+                    members.append(T.Member(name, mt, (off // unit) * (unit // 8), off % unit, bits))
+                    end = off + bits
+                    align = max(align, malign)
+                else:
+                    off = 0 if t.kind == "union" else (offset + malign * 8 - 1) // (malign * 8) * (malign * 8)
+                    members.append(T.Member(name, mt, off // 8))
+                    end = off + mt.size * 8
+                    align = max(align, malign)
+                if t.kind == "union":
+                    size = max(size, end)
+                else:
+                    offset = end
+                    size = end
+        nbytes = (size + 7) // 8
+        t.size = (nbytes + align - 1) // align * align
+        t.members = members
+
+    def _derive(self, base: CType, dec: ast.Declarator) -> CType:
+        t = base
+        for d in reversed(dec.derived):
+            if isinstance(d, ast.Pointer):
+                t = T.pointer(t)
+            elif isinstance(d, ast.ArrayOf):
+                if d.keys is not None:
+                    continue  # associative arrays are handled by the variable declaration
+                if d.size is None:
+                    raise DError("D_DECL_ARRNULL", f"array declaration requires array dimension or tuple signature: {dec.name}", dec.line)
+                self._expr(d.size)
+                n = self._const(d.size)
+                if n is None or n <= 0:
+                    raise DError("D_DECL_ARRSUB", "positive integral constant expression or tuple signature expected as array declaration subscript", dec.line)
+                if n > 0x7FFFFFFF // max(1, t.size):
+                    raise DError("D_DECL_ARRBIG", "array dimension too big", dec.line)
+                t = T.array(t, n)
+            elif isinstance(d, ast.FunctionOf):
+                t = CType("func", f"{t.name} ()", 0, target=t)
+        return t
+
+    def typename(self, tn: ast.TypeName) -> CType:
+        return self._derive(self._spec_type(tn.spec), tn.declarator)
+
+    def _declare(self, d: ast.Decl, local: bool) -> None:
+        if d.storage in ("register", "static") and not local:
+            raise DError("D_DECL_BADCLASS", "specified storage class not appropriate in D", d.line)
+        base = self._spec_type(d.spec)
+        if not d.declarators:
+            if d.spec.kind in ("struct", "union", "enum") and d.spec.tag is None and not d.spec.enumerators and d.spec.members is None:
+                raise DError("D_DECL_USELESS", "useless declaration", d.line)
+            return
+        for dec in d.declarators:
+            name = dec.name
+            assert name is not None
+            if d.storage == "typedef":
+                t = self._derive(base, dec)
+                if name in self.typedefs and name not in T.BUILTIN_TYPEDEFS:
+                    raise DError("D_DECL_IDRED", f"typedef redeclared: {name}", dec.line)
+                self.typedefs[name] = T.typedef(name, t)
+                continue
+            keys = None
+            for x in dec.derived:
+                if isinstance(x, ast.ArrayOf) and x.keys is not None:
+                    keys = [self.typename(k) for k in x.keys]
+            t = self._derive(base, dec)
+            if t.r.kind in ("struct", "union") and t.r.members is None:
+                raise DError("D_DECL_INCOMPLETE", f"incomplete struct/union/enum {t.name}: {name}", dec.line)
+            scope = {"self": "self", "this": "this"}.get(d.storage or "", "global")
+            if scope == "this" and keys is not None:
+                raise DError("D_DECL_LOCASSC", f"associative arrays may not be declared as local variables: {name}", dec.line)
+            table = self._scope(scope)
+            if scope == "global" and (name in FUNCTIONS or name in VARIABLES):
+                raise DError("D_DECL_IDRED", f"identifier redefined: {name}", dec.line)
+            old = table.get(name)
+            if old is not None:
+                if not old.type.same(t) or (old.keys is None) != (keys is None):
+                    raise DError("D_DECL_IDRED", f"identifier redeclared: {name}", dec.line)
+                continue
+            table[name] = Variable(name, scope, t, keys, array=t.is_array(), declared=True, id=len(table))
+
+    def _inline(self, node: ast.Inline) -> None:
+        t = self._derive(self._spec_type(node.spec), node.declarator)
+        vt = self._expr(node.value)
+        name = node.declarator.name or ""
+        if not _assignable(t, vt, node.value):
+            raise DError("D_OP_INCOMPAT", f'inline {name} definition uses incompatible types: "{t.name}" = "{vt.name}"', node.line)
+        self.inlines[name] = (t, node.value)
+
+    def _scope(self, scope: str) -> dict[str, Variable]:
+        return {"global": self.prog.globals, "self": self.prog.tlocals, "this": self.prog.clocals}[scope]
+
+    # --- clauses -------------------------------------------------------------
+    def _check_clause(self, c: ast.Clause) -> None:
+        probes: list[Any] = []
+        for spec in c.probes:
+            probes.extend(self.lookup(spec.text, spec.line))
+        info = ClauseInfo(len(self.prog.clauses), c, probes, c.predicate, c.body or [], False, c.line)
+        self._clause = info
+        argsets = [tuple(getattr(p, "argtypes", ())) for p in probes]
+        self._probe_args = list(argsets[0]) if argsets and all(a == argsets[0] for a in argsets) else None
+        self._speculating = self._committed = self._recorded = False
+        self._pc = 0
+        if c.predicate is not None:
+            pt = self._expr(c.predicate)
+            if not pt.is_scalar():
+                raise DError("D_PRED_SCALAR", "predicate result must be of scalar type", c.predicate.line)
+        for s in c.body or []:
+            self._stmt(s)
+        info.records = self._recorded or not c.body
+        self.prog.clauses.append(info)
+        self._clause = None
+
+    def _stmt(self, s: ast.Stmt) -> None:
+        if isinstance(s, ast.ExprStmt):
+            e = s.expr
+            if isinstance(e, ast.Assign) and _is_agg_target(e.target):
+                self._aggregate(e)
+            elif isinstance(e, ast.Call) and e.name in FUNCTIONS and FUNCTIONS[e.name].kind == "action":
+                self._action(e)
+            else:
+                self._expr(e)
+        elif isinstance(s, ast.If):
+            ct = self._expr(s.cond)
+            if not ct.is_scalar():
+                raise DError("D_OP_SCALAR", "if condition must be of scalar type", s.line)
+            for x in s.then:
+                self._stmt(x)
+            for x in s.other or []:
+                self._stmt(x)
+        elif isinstance(s, ast.Block):
+            for x in s.body:
+                self._stmt(x)
+        elif isinstance(s, ast.Decl):
+            self._declare(s, local=True)
+
+    # --- aggregations --------------------------------------------------------
+    def _aggregate(self, e: ast.Assign) -> None:
+        target = e.target
+        keys: list[ast.Expr] = []
+        if isinstance(target, ast.Index):
+            keys = target.args
+            target = target.base
+        assert isinstance(target, ast.AggVar)
+        name = target.name
+        if self._speculating:
+            raise DError("D_AGG_SPEC", "aggregating actions may not follow speculate( )", e.line)
+        if self._committed:
+            raise DError("D_AGG_COMM", "aggregating actions may not follow commit( )", e.line)
+        f = e.value
+        if e.op != "=" or not isinstance(f, ast.Call) or f.name not in AGG_FUNCS:
+            fname = f.name if isinstance(f, ast.Call) else None
+            if isinstance(f, ast.Call) and fname in FUNCTIONS:
+                raise DError("D_AGG_FUNC", f"{name} must be assigned the result of an aggregating function", e.line)
+            raise DError("D_AGG_FUNC", f"{name} must be assigned the result of an aggregating function", e.line)
+        keytypes = [self._key(k) for k in keys]
+        args = f.args
+        func = f.name
+        nargs = len(args)
+        arity = {"count": (0, 0), "quantize": (1, 2), "lquantize": (3, 5), "llquantize": (5, 6)}.get(func, (1, 1))
+        if not arity[0] <= nargs <= arity[1]:
+            lo, hi = arity
+            if lo == hi:
+                exp = f"{lo} expected"
+            elif nargs < lo:
+                exp = f"at least {lo} expected"
+            else:
+                exp = f"at most {hi} expected"
+            raise DError("D_PROTO_LEN", f"{func}( ) prototype mismatch: {nargs} arg{'s' if nargs != 1 else ''} passed, {exp}", f.line)
+        argtypes = [self._expr(a) for a in args]
+        for i, (a, at) in enumerate(zip(args, argtypes)):
+            if i == 0 and func != "count" and not at.is_arith() and not at.is_pointer():
+                raise DError("D_AGG_SCALAR", f"{func}( ) argument #1 must be of scalar type", a.line)
+        params: tuple[int, ...] = ()
+        if func == "lquantize":
+            params = self._lquantize_params(f)
+        elif func == "llquantize":
+            params = self._llquantize_params(f)
+        if func in ("quantize", "lquantize", "llquantize"):
+            incr_pos = {"quantize": 1, "lquantize": 4, "llquantize": 5}[func]
+            if nargs > incr_pos and not argtypes[incr_pos].is_arith():
+                raise DError("D_PROTO_ARG", f"{func}( ) argument #{incr_pos + 1} is incompatible with prototype", f.line)
+        valtype = argtypes[0] if argtypes else None
+        old = self.prog.aggs.get(name)
+        if old is None:
+            info = AggInfo(len(self.prog.aggs), name, func, params, keytypes, valtype)
+            self.prog.aggs[name] = info
+        else:
+            if old.func != func or old.params != params:
+                raise DError("D_AGG_REDEF", f"{name} redefined: aggregating function {func}( ) differs from previous {old.func}( )" if old.func != func else f"{func}( ) parameters differ from previous definition of {name}", e.line)
+            if len(old.keys) != len(keytypes):
+                raise DError("D_PROTO_LEN", f"{name}[ ] prototype mismatch: {len(keytypes)} key{'s' if len(keytypes) != 1 else ''} passed, {len(old.keys)} expected", e.line)
+            for i, (a, b) in enumerate(zip(old.keys, keytypes)):
+                if not _key_compatible(a, b):
+                    raise DError("D_PROTO_ARG", f"{name}[ ] key #{i + 1} is incompatible with prototype:\n\tprototype: {a.name}\n\t argument: {b.name}", e.line)
+            info = old
+        e.agg = info  # type: ignore[attr-defined]
+        e.ctype = T.VOID  # type: ignore[attr-defined]
+
+    def _lquantize_params(self, f: ast.Call) -> tuple[int, ...]:
+        vals = []
+        for i, a in enumerate(f.args[1:4], start=2):
+            c = self._const(a)
+            if c is None:
+                raise DError("D_LQUANT_BASETYPE" if i == 2 else "D_LQUANT_LIMTYPE" if i == 3 else "D_LQUANT_STEPTYPE",
+                             f"lquantize( ) argument #{i} must be an integer constant", a.line)
+            vals.append(c)
+        low, high = vals[0], vals[1]
+        step = vals[2] if len(vals) > 2 else 1
+        if step <= 0:
+            raise DError("D_LQUANT_STEPVAL", "lquantize( ) step (argument #4) must be a positive integer", f.line)
+        if high <= low:
+            raise DError("D_LQUANT_MISMATCH", f"lquantize( ) base (argument #2) must be less than limit (argument #3)", f.line)
+        if (high - low) // step > 0xFFFF:
+            raise DError("D_LQUANT_STEPLARGE", "lquantize( ) step (argument #4) too large for given base and limit", f.line)
+        if (high - low) % step != 0:
+            pass
+        return (low, high, step)
+
+    def _llquantize_params(self, f: ast.Call) -> tuple[int, ...]:
+        vals = []
+        for i, a in enumerate(f.args[1:5], start=2):
+            c = self._const(a)
+            if c is None:
+                raise DError("D_LLQUANT_FACTORTYPE" if i == 2 else "D_LLQUANT_LOWTYPE" if i == 3 else "D_LLQUANT_HIGHTYPE" if i == 4 else "D_LLQUANT_NSTEPTYPE",
+                             f"llquantize( ) argument #{i} must be an integer constant", a.line)
+            vals.append(c)
+        factor, low, high, steps = vals
+        if factor < 2:
+            raise DError("D_LLQUANT_FACTORSMALL", "llquantize( ) factor (argument #2) must be at least 2", f.line)
+        if low < 0:
+            raise DError("D_LLQUANT_LOWVAL", "llquantize( ) low magnitude (argument #3) must be non-negative", f.line)
+        if high < low:
+            raise DError("D_LLQUANT_MAGRANGE", "llquantize( ) high magnitude (argument #4) must be greater than low magnitude (argument #3)", f.line)
+        if steps < 1 or (steps > factor and steps % factor) or (steps < factor and factor % steps):
+            raise DError("D_LLQUANT_NSTEPMATCH", "llquantize( ) factor (argument #2) must evenly divide the number of steps per magnitude (argument #5), or the number of steps per magnitude must evenly divide a power of the factor", f.line)
+        return (factor, low, high, steps)
+
+    def _key(self, k: ast.Expr) -> CType:
+        t = self._expr(k)
+        if t.is_void():
+            raise DError("D_KEY_TYPE", "void expression may not be used as an associative array key", k.line)
+        if t.is_char_array():
+            return T.STRING
+        return t
+
+    # --- actions -------------------------------------------------------------
+    def _action(self, e: ast.Call) -> None:
+        b = FUNCTIONS[e.name]
+        name = e.name
+        if b.destructive:
+            self.prog.destructive = True
+        if name in ("speculate",):
+            if self._speculating:
+                raise DError("D_SPEC_SPEC", "speculate( ) may not follow speculate( )", e.line)
+            if self._committed:
+                raise DError("D_SPEC_COMM", "speculate( ) may not follow commit( )", e.line)
+            if self._recorded:
+                raise DError("D_SPEC_DREC", "speculate( ) may not follow data-recording action(s)", e.line)
+        elif name in ("commit", "discard"):
+            if self._recorded and name == "commit":
+                raise DError("D_COMM_DREC", "commit( ) may not follow data-recording action(s)", e.line)
+            if self._speculating and name == "commit":
+                raise DError("D_COMM_SPEC", "commit( ) may not follow speculate( )", e.line)
+        else:
+            if self._committed and name in RECORDING:
+                raise DError("D_DREC_COMM", "data-recording actions may not follow commit( )", e.line)
+            if self._speculating and b.destructive:
+                raise DError("D_ACT_SPEC", "destructive actions may not follow speculate( )", e.line)
+            if self._speculating and name == "exit":
+                raise DError("D_ACT_SPEC", "destructive actions may not follow speculate( )", e.line)
+        if name == "printf":
+            self._printf(e)
+        elif name == "printa":
+            self._printa(e)
+        elif name in ("clear", "denormalize", "normalize", "trunc"):
+            self._agg_action(e)
+        elif name == "trace":
+            self._proto(e, b)
+            t = e.args[0].ctype  # type: ignore[attr-defined]
+            if t.is_void():
+                raise DError("D_TRACE_VOID", "trace( ) may not be applied to a void expression", e.line)
+            if isinstance(e.args[0], ast.AggVar):
+                raise DError("D_TRACE_DYN", "trace( ) may not be applied to a dynamic expression", e.line)
+        elif name == "tracemem":
+            self._proto(e, b)
+            c = self._const(e.args[1])
+            if c is None or c <= 0:
+                raise DError("D_TRACEMEM_SIZE", "tracemem( ) argument #2 must be a non-zero positive integral constant expression", e.line)
+        elif name == "setopt":
+            self._proto(e, b)
+        else:
+            self._proto(e, b)
+        if name == "speculate":
+            self._speculating = True
+        elif name == "commit":
+            self._committed = True
+        elif name in RECORDING:
+            self._recorded = True
+        e.ctype = T.VOID  # type: ignore[attr-defined]
+        e.builtin = b  # type: ignore[attr-defined]
+
+    def _printf(self, e: ast.Call) -> None:
+        from pydtrace.consume.printf import check_printf, parse_format
+
+        if not e.args:
+            raise DError("D_PROTO_LEN", "printf( ) prototype mismatch: 0 args passed, at least 1 expected", e.line)
+        fmt_node = e.args[0]
+        ft = self._expr(fmt_node)
+        if not isinstance(fmt_node, ast.StrLit):
+            raise DError("D_PRINTF_ARG_FMT", f"printf( ) argument #1 is incompatible with prototype:\n\tprototype: string constant\n\t argument: {ft.name}", e.line)
+        argtypes = [self._expr(a) for a in e.args[1:]]
+        for a, t in zip(e.args[1:], argtypes):
+            if isinstance(a, ast.AggVar) or t.r.kind == "agg":
+                pass
+        try:
+            fmt = parse_format(fmt_node.value, "printf")
+            check_printf(fmt, argtypes, "printf")
+        except DError as err:
+            err.line = err.line or e.line
+            raise
+        e.format = fmt  # type: ignore[attr-defined]
+
+    def _printa(self, e: ast.Call) -> None:
+        from pydtrace.consume.printf import check_printf, parse_format
+
+        args = e.args
+        if not args:
+            raise DError("D_PROTO_LEN", "printa( ) prototype mismatch: 0 args passed, at least 1 expected", e.line)
+        fmt = None
+        if isinstance(args[0], ast.StrLit):
+            fmt = args[0].value
+            args = args[1:]
+            if not args:
+                raise DError("D_PRINTA_PROTO", "printa( ) prototype mismatch: 1 args passed, 2 expected", e.line)
+        aggs: list[AggInfo] = []
+        for i, a in enumerate(args):
+            pos = i + (2 if fmt is not None else 1)
+            if not isinstance(a, ast.AggVar):
+                at = self._expr(a)
+                raise DError("D_PRINTA_AGGARG", f"printa( ) argument #{pos} is incompatible with prototype:\n\tprototype: aggregation\n\t argument: {at.name}", e.line)
+            info = self.prog.aggs.get(a.name)
+            if info is None:
+                raise DError("D_PRINTA_AGGARG", f"printa( ) argument #{pos} is incompatible with prototype:\n\tprototype: aggregation\n\t argument: undefined aggregation {a.name}", e.line)
+            a.ctype = T.AGG  # type: ignore[attr-defined]
+            aggs.append(info)
+        first = aggs[0]
+        for other in aggs[1:]:
+            if len(other.keys) != len(first.keys):
+                n1, n2 = len(first.keys), len(other.keys)
+                raise DError("D_PRINTA_AGGKEY", f"printa( ): {first.name} and {other.name} do not have matching key signatures: {first.name} has {n1} key{'s' if n1 != 1 else ''}, {other.name} has {n2} key{'s' if n2 != 1 else ''}", e.line)
+            for i, (a, b) in enumerate(zip(first.keys, other.keys)):
+                if not _key_compatible(a, b):
+                    raise DError("D_PRINTA_AGGPROTO", f"printa( ): {other.name}[ ] key #{i + 1} is incompatible with {first.name}:\n\tprototype: {a.name}\n\t argument: {b.name}", e.line)
+        parsed = None
+        if fmt is not None:
+            try:
+                parsed = parse_format(fmt, "printa")
+                check_printf(parsed, list(first.keys), "printa")
+            except DError as err:
+                err.line = err.line or e.line
+                raise
+        e.format = parsed  # type: ignore[attr-defined]
+        e.aggs = aggs  # type: ignore[attr-defined]
+
+    def _agg_action(self, e: ast.Call) -> None:
+        b = FUNCTIONS[e.name]
+        self._arity(e, b)
+        a = e.args[0]
+        if not isinstance(a, ast.AggVar) or a.name not in self.prog.aggs:
+            at = self._expr(a) if not isinstance(a, ast.AggVar) else T.VOID
+            raise DError("D_PROTO_ARG", f"{e.name}( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: {at.name}", e.line)
+        a.ctype = T.AGG  # type: ignore[attr-defined]
+        for x in e.args[1:]:
+            t = self._expr(x)
+            if not t.is_int():
+                raise DError("D_PROTO_ARG", f"{e.name}( ) argument #2 is incompatible with prototype:\n\tprototype: {prototype(b).params[1]}\n\t argument: {t.name}", e.line)
+        e.aggs = [self.prog.aggs[a.name]]  # type: ignore[attr-defined]
+
+    def _arity(self, e: ast.Call, b: Builtin) -> None:
+        p = prototype(b)
+        n = len(e.args)
+        maxn = None if p.varargs else len(p.params)
+        if n < p.required or (maxn is not None and n > maxn):
+            if maxn == p.required:
+                exp = f"{p.required} expected"
+            elif n < p.required:
+                exp = f"at least {p.required} expected"
+            else:
+                exp = f"at most {maxn} expected"
+            raise DError("D_PROTO_LEN", f"{b.name}( ) prototype mismatch: {n} arg{'s' if n != 1 else ''} passed, {exp}", e.line)
+
+    def _proto(self, e: ast.Call, b: Builtin) -> CType:
+        """Check a call against its prototype; return its result type."""
+        self._arity(e, b)
+        p = prototype(b)
+        for i, a in enumerate(e.args):
+            at = self._expr(a)
+            want = p.params[i] if i < len(p.params) else "@"
+            if want == "@":
+                continue
+            wt = self._proto_type(want)
+            if not _arg_ok(wt, at, a):
+                raise DError("D_PROTO_ARG", f"{b.name}( ) argument #{i + 1} is incompatible with prototype:\n\tprototype: {want}\n\t argument: {at.name}", e.line)
+        if p.ret in ("_symaddr", "_usymaddr"):
+            return e.args[0].ctype  # type: ignore[attr-defined]
+        return self._proto_type(p.ret)
+
+    def _proto_type(self, name: str) -> CType:
+        name = name.replace("const ", "")
+        stars = name.count("*")
+        base = name.replace("*", "").strip()
+        t = T.STACK if base == "stack" else self.typedefs.get(base) or T.from_specifiers(base.split())
+        assert t is not None, name
+        for _ in range(stars):
+            t = T.pointer(t)
+        return t
+
+    # --- expressions -----------------------------------------------------------
+    def _expr(self, e: ast.Expr) -> CType:
+        t = self._expr_inner(e)
+        e.ctype = t  # type: ignore[attr-defined]
+        self._pc += 1
+        e.pc = self._pc  # type: ignore[attr-defined]
+        return t
+
+    def _expr_inner(self, e: ast.Expr) -> CType:
+        m = getattr(self, "_x_" + type(e).__name__)
+        return m(e)
+
+    def _x_IntLit(self, e: ast.IntLit) -> CType:
+        return _int_literal_type(e)
+
+    def _x_CharLit(self, e: ast.CharLit) -> CType:
+        return T.CHAR if -128 <= e.value < 256 else T.INT
+
+    def _x_StrLit(self, e: ast.StrLit) -> CType:
+        return T.STRING
+
+    def _x_Ident(self, e: ast.Ident) -> CType:
+        name = e.name
+        if name in self.prog.globals:
+            v = self.prog.globals[name]
+            if v.keys is not None:
+                raise DError("D_IDENT_BADREF", f"associative array '{name}' may not be referenced as scalar", e.line)
+            e.ref = ("global", v)  # type: ignore[attr-defined]
+            return v.type
+        if name in self.enumerators:
+            value, et = self.enumerators[name]
+            e.ref = ("const", value)  # type: ignore[attr-defined]
+            return et
+        if name in self.inlines:
+            t, x = self.inlines[name]
+            e.ref = ("inline", x)  # type: ignore[attr-defined]
+            return t
+        if name in VARIABLES:
+            e.ref = ("builtin", name)  # type: ignore[attr-defined]
+            return self._proto_type(VARIABLES[name])
+        if name in FUNCTIONS:
+            raise DError("D_IDENT_BADREF", f"{FUNCTIONS[name].kind} '{name}' may not be referenced as scalar" if False else f"function '{name}' may not be referenced as scalar" , e.line)
+        if "`" in name:
+            raise DError("D_SYM_NOKERNEL", f"failed to resolve {name}: kernel symbols are not available on this engine", e.line)
+        raise DError("D_IDENT_UNDEF", f"failed to resolve {name}: Unknown variable name", e.line)
+
+    def _x_SelfVar(self, e: ast.SelfVar) -> CType:
+        v = self.prog.tlocals.get(e.name)
+        if v is None:
+            raise DError("D_VAR_UNDEF", f"self->{e.name} has not yet been declared or assigned", e.line)
+        if v.keys is not None:
+            raise DError("D_IDENT_BADREF", f"associative array 'self->{e.name}' may not be referenced as scalar", e.line)
+        e.ref = ("self", v)  # type: ignore[attr-defined]
+        return v.type
+
+    def _x_ThisVar(self, e: ast.ThisVar) -> CType:
+        v = self.prog.clocals.get(e.name)
+        if v is None:
+            raise DError("D_VAR_UNDEF", f"this->{e.name} has not yet been declared or assigned", e.line)
+        e.ref = ("this", v)  # type: ignore[attr-defined]
+        return v.type
+
+    def _x_AggVar(self, e: ast.AggVar) -> CType:
+        if e.name not in self.prog.aggs:
+            raise DError("D_AGG_NOTDEF", f"aggregation {e.name} is not defined" , e.line)
+        return T.AGG
+
+    def _x_Unary(self, e: ast.Unary) -> CType:
+        op = e.op
+        if op in ("++", "--"):
+            t = self._lvalue(e.operand, op)
+            return t
+        if op == "&":
+            t = self._expr(e.operand)
+            o = e.operand
+            if isinstance(o, ast.Ident | ast.SelfVar | ast.ThisVar) and not getattr(o, "ref", ("",))[0] == "global":
+                raise DError("D_ADDROF_VAR", "cannot take address of dynamic variable", e.line)
+            if isinstance(o, ast.Ident) and o.ref[0] == "global" and o.ref[1].type.is_string():  # type: ignore[attr-defined]
+                raise DError("D_ADDROF_VAR", "cannot take address of dynamic variable", e.line)
+            if isinstance(o, ast.Index) and getattr(o, "ref", None) and o.ref[0] == "assoc":  # type: ignore[attr-defined]
+                raise DError("D_ADDROF_VAR", "cannot take address of dynamic variable", e.line)
+            if isinstance(o, ast.Member) and getattr(o, "member", None) and o.member.bits:  # type: ignore[attr-defined]
+                raise DError("D_ADDROF_BITFIELD", "cannot take address of bit-field", e.line)
+            if not isinstance(o, ast.Ident | ast.Index | ast.Member | ast.Unary):
+                raise DError("D_ADDROF_LVAL", "unacceptable operand for unary & operator", e.line)
+            return T.pointer(t)
+        t = self._expr(e.operand)
+        if op == "*":
+            if t.is_array():
+                return t.r.target  # type: ignore[return-value]
+            if not t.is_pointer():
+                raise DError("D_DEREF_NONPTR", "cannot dereference non-pointer type", e.line)
+            assert t.r.target is not None
+            if t.r.target.is_void():
+                raise DError("D_DEREF_VOID", "cannot dereference pointer to void", e.line)
+            return t.r.target
+        if op in ("-", "+"):
+            if not t.is_arith():
+                raise DError("D_OP_ARITH", f"operator {op} requires an operand of arithmetic type", e.line)
+            return T.promote(t)
+        if op == "~":
+            if not t.is_int():
+                raise DError("D_OP_INT", "operator ~ requires an operand of integral type", e.line)
+            return T.promote(t)
+        if op == "!":
+            if not t.is_scalar():
+                raise DError("D_OP_SCALAR", "operator ! requires an operand of scalar type", e.line)
+            return T.INT
+        raise DError("D_SYNTAX", f"unknown operator {op}", e.line)
+
+    def _x_Postfix(self, e: ast.Postfix) -> CType:
+        return self._lvalue(e.operand, e.op)
+
+    def _lvalue(self, x: ast.Expr, op: str) -> CType:
+        if not isinstance(x, ast.Ident | ast.SelfVar | ast.ThisVar | ast.Index | ast.Member | ast.Unary):
+            self._expr(x)
+            raise DError("D_OP_LVAL", f"operator {op} requires modifiable lvalue as an operand", x.line)
+        t = self._expr(x)
+        if isinstance(x, ast.Ident) and x.ref[0] != "global":  # type: ignore[attr-defined]
+            raise DError("D_OP_LVAL", f"operator {op} requires modifiable lvalue as an operand", x.line)
+        if not (t.is_arith() or t.is_pointer()):
+            raise DError("D_OP_SCALAR", f"operator {op} requires operand of scalar type", x.line)
+        return t
+
+    def _x_Binary(self, e: ast.Binary) -> CType:
+        op = e.op
+        lt = self._expr(e.left)
+        rt = self._expr(e.right)
+        if op == ",":
+            return rt
+        if op in LOGIC_OPS:
+            if not lt.is_scalar() or not rt.is_scalar():
+                raise DError("D_OP_SCALAR", f"operator {op} requires operands of scalar type", e.line)
+            return T.INT
+        if op in REL_OPS:
+            if lt.is_string() or rt.is_string() or lt.is_char_array() or rt.is_char_array():
+                ok = all(t.is_string() or t.is_char_array() or (t.is_pointer() and t.r.target is not None and t.r.target.r.size == 1) for t in (lt, rt))
+                if not ok:
+                    raise DError("D_OP_INCOMPAT", f'operands have incompatible types: "{lt.name}" {op} "{rt.name}"', e.line)
+                e.strcmp = True  # type: ignore[attr-defined]
+                return T.INT
+            if not (lt.is_scalar() and rt.is_scalar()):
+                raise DError("D_OP_SCALAR", f"operator {op} requires operands of scalar type", e.line)
+            if lt.is_arith() and rt.is_arith():
+                e.optype = T.arith_conv(lt, rt)  # type: ignore[attr-defined]
+            else:
+                e.optype = T.ULONG  # type: ignore[attr-defined]
+            return T.INT
+        if op in INT_OPS:
+            if not lt.is_int() or not rt.is_int():
+                raise DError("D_OP_INT", f"operator {op} requires operands of integral type", e.line)
+            if op in ("<<", ">>"):
+                return T.promote(lt)
+            return T.arith_conv(lt, rt)
+        # arithmetic
+        if lt.is_arith() and rt.is_arith():
+            if op in ("/", "%"):
+                c = self._const(e.right)
+                if c == 0:
+                    raise DError("D_DIV_ZERO", "expression contains division by zero", e.line)
+            return T.arith_conv(lt, rt)
+        if op in ("+", "-") and (lt.is_pointer() or lt.is_array()) and rt.is_int():
+            pt = lt if lt.is_pointer() else T.pointer(lt.r.target)  # type: ignore[arg-type]
+            if pt.r.target is not None and pt.r.target.is_void():
+                raise DError("D_OP_INCOMPAT", f'operands have incompatible types: "{lt.name}" {op} "{rt.name}"', e.line)
+            return pt
+        if op == "+" and lt.is_int() and (rt.is_pointer() or rt.is_array()):
+            return rt if rt.is_pointer() else T.pointer(rt.r.target)  # type: ignore[arg-type]
+        if op == "-" and lt.is_pointer() and rt.is_pointer():
+            return T.LONG
+        raise DError("D_OP_INCOMPAT", f'operands have incompatible types: "{lt.name}" {op} "{rt.name}"', e.line)
+
+    def _x_Assign(self, e: ast.Assign) -> CType:
+        if _is_agg_target(e.target):
+            raise DError("D_AGG_SCALAR", "aggregations may only be assigned at statement level", e.line)
+        vt = self._expr(e.value)
+        target = e.target
+        if isinstance(e.value, ast.Call) and getattr(e.value, "builtin", None) and e.value.builtin.kind == "agg":  # type: ignore[attr-defined]
+            pass
+        if vt.is_void() and isinstance(e.value, ast.Call):
+            raise DError("D_OP_INCOMPAT", f'operands have incompatible types: "void" {e.op} "void"', e.line)
+        t = self._define_target(target, vt, e)
+        if e.op != "=":
+            bop = e.op[:-1]
+            if t.is_string() or vt.is_string():
+                raise DError("D_OP_INCOMPAT", f'operands have incompatible types: "{t.name}" {e.op} "{vt.name}"', e.line)
+            if bop in INT_OPS and not (t.is_int() and vt.is_int()):
+                raise DError("D_OP_INT", f"operator {e.op} requires operands of integral type", e.line)
+            if not (t.is_arith() or (t.is_pointer() and bop in ("+", "-") and vt.is_int())):
+                raise DError("D_OP_VFPTR", f"operator {e.op} requires left-hand scalar operand of known size", e.line)
+            if bop in ("/", "%") and self._const(e.value) == 0:
+                raise DError("D_DIV_ZERO", "expression contains division by zero", e.line)
+        else:
+            if t.is_array() and not t.is_char_array():
+                raise DError("D_OP_ARRFUN", f'operator = may not be applied to operand of type "{t.name}"', e.line)
+            if not _assignable(t, vt, e.value):
+                raise DError("D_OP_INCOMPAT", f'operands have incompatible types: "{t.name}" = "{vt.name}"', e.line)
+        return t
+
+    def _define_target(self, target: ast.Expr, vt: CType, e: ast.Assign) -> CType:
+        """Type an assignment target, creating an undeclared variable from the value's type."""
+        newtype = T.STRING if vt.is_char_array() else vt
+        if isinstance(target, ast.Ident):
+            name = target.name
+            if name not in self.prog.globals and name not in self.enumerators and name not in self.inlines and name not in VARIABLES and name not in FUNCTIONS and "`" not in name:
+                if e.op != "=":
+                    raise DError("D_IDENT_UNDEF", f"failed to resolve {name}: Unknown variable name", e.line)
+                self.prog.globals[name] = Variable(name, "global", newtype, id=len(self.prog.globals))
+            t = self._expr(target)
+            if target.ref[0] != "global":  # type: ignore[attr-defined]
+                raise DError("D_OP_WRITE", f"operator {e.op} can only be applied to a writable variable", e.line)
+            return t
+        if isinstance(target, ast.SelfVar | ast.ThisVar):
+            table = self.prog.tlocals if isinstance(target, ast.SelfVar) else self.prog.clocals
+            if target.name not in table:
+                if e.op != "=":
+                    kind = "self" if isinstance(target, ast.SelfVar) else "this"
+                    raise DError("D_VAR_UNDEF", f"{kind}->{target.name} has not yet been declared or assigned", e.line)
+                scope = "self" if isinstance(target, ast.SelfVar) else "this"
+                table[target.name] = Variable(target.name, scope, newtype, id=len(table))
+            return self._expr(target)
+        if isinstance(target, ast.Index):
+            base = target.base
+            if isinstance(base, ast.Ident | ast.SelfVar):
+                table = self.prog.globals if isinstance(base, ast.Ident) else self.prog.tlocals
+                name = base.name
+                known = name in table or (isinstance(base, ast.Ident) and (name in VARIABLES or name in self.inlines))
+                if not known:
+                    keys = [self._key(k) for k in target.args]
+                    scope = "global" if isinstance(base, ast.Ident) else "self"
+                    table[name] = Variable(name, scope, newtype, keys, id=len(table))
+            return self._expr(target)
+        if isinstance(target, ast.Member | ast.Unary):
+            t = self._expr(target)
+            if isinstance(target, ast.Unary) and target.op != "*":
+                raise DError("D_OP_LVAL", f"operator {e.op} requires modifiable lvalue as an operand", e.line)
+            return t
+        self._expr(target)
+        raise DError("D_OP_LVAL", f"operator {e.op} requires modifiable lvalue as an operand", e.line)
+
+    def _x_Cond(self, e: ast.Cond) -> CType:
+        ct = self._expr(e.cond)
+        if not ct.is_scalar():
+            raise DError("D_OP_SCALAR", "operator ?: expression must be of scalar type", e.line)
+        a = self._expr(e.then)
+        b = self._expr(e.other)
+        if a.is_arith() and b.is_arith():
+            return T.arith_conv(a, b)
+        if (a.is_string() or a.is_char_array()) and (b.is_string() or b.is_char_array()):
+            return T.STRING
+        if a.same(b):
+            return a
+        if a.is_pointer() and b.is_int() and self._const(e.other) == 0:
+            return a
+        if b.is_pointer() and a.is_int() and self._const(e.then) == 0:
+            return b
+        if a.is_pointer() and b.is_pointer():
+            return a
+        raise DError("D_OP_INCOMPAT", f'operator ?: operands must have compatible types: "{a.name}" and "{b.name}"' , e.line)
+
+    def _x_Cast(self, e: ast.Cast) -> CType:
+        t = self.typename(e.type)
+        ot = self._expr(e.operand)
+        if t.is_void():
+            return t
+        if t.is_string():
+            if not (ot.is_string() or ot.is_char_array() or ot.is_pointer() or ot.is_int()):
+                raise DError("D_CAST_INVAL", f'invalid cast expression: "{ot.name}" to "{t.name}"', e.line)
+            return t
+        if (t.is_arith() or t.is_pointer()) and (ot.is_arith() or ot.is_pointer() or ot.is_array()):
+            return t
+        if ot.is_string() and (t.is_pointer() or t.is_int()):
+            return t
+        raise DError("D_CAST_INVAL", f'invalid cast expression: "{ot.name}" to "{t.name}"', e.line)
+
+    def _x_Sizeof(self, e: ast.Sizeof) -> CType:
+        if e.type is not None:
+            t = self.typename(e.type)
+        else:
+            assert e.operand is not None
+            t = self._expr(e.operand)
+            if isinstance(e.operand, ast.Member) and getattr(e.operand, "member", None) and e.operand.member.bits:  # type: ignore[attr-defined]
+                raise DError("D_SIZEOF_BITFIELD", "cannot apply sizeof to a bit-field", e.line)
+        size = self.strsize if t.is_string() else t.r.size if t.r.kind != "enum" else 4
+        if t.is_void() or t.r.kind == "func" or (t.is_struct() and t.r.members is None):
+            raise DError("D_SIZEOF_TYPE", "cannot apply sizeof to an operand of unknown size", e.line)
+        e.value = size  # type: ignore[attr-defined]
+        return T.typedef("size_t", T.ULONG)
+
+    def _x_Offsetof(self, e: ast.Offsetof) -> CType:
+        t = self.typename(e.type)
+        if not t.is_struct():
+            raise DError("D_OFFSETOF_TYPE", "offsetof operand must be a struct or union type", e.line)
+        m = t.member(e.member)
+        if m is None:
+            raise DError("D_UNKNOWN", f"failed to determine offset of {e.member}: Member name not found", e.line)
+        if m.bits:
+            raise DError("D_OFFSETOF_BITFIELD", f"cannot take offset of a bit-field: {e.member}", e.line)
+        e.value = m.offset  # type: ignore[attr-defined]
+        return T.typedef("size_t", T.ULONG)
+
+    def _x_Stringof(self, e: ast.Stringof) -> CType:
+        t = self._expr(e.operand)
+        if t.is_void() or t.is_struct():
+            raise DError("D_STRINGOF_TYPE", f"cannot apply stringof to a value of type {t.name}", e.line)
+        return T.STRING
+
+    def _x_Xlate(self, e: ast.Xlate) -> CType:
+        raise DError("D_XLATE_NONE", "translators are not supported yet", e.line)
+
+    def _x_Call(self, e: ast.Call) -> CType:
+        b = FUNCTIONS.get(e.name)
+        if b is None:
+            raise DError("D_IDENT_UNDEF", f"failed to resolve {e.name}: Unknown function name" if False else f"undefined function name: {e.name}" , e.line)
+        if b.kind == "agg":
+            raise DError("D_AGG_FUNC", f"aggregating function {e.name}( ) may only be assigned to an aggregation", e.line)
+        if b.kind == "action" and e.name not in ("sym", "usym", "func", "ufunc", "mod", "umod", "uaddr", "stack", "ustack", "jstack"):
+            raise DError("D_OP_ACT", "action cannot be used in a conditional context", e.line)
+        if b.destructive:
+            self.prog.destructive = True
+        e.builtin = b  # type: ignore[attr-defined]
+        t = self._proto(e, b)
+        if e.name == "alloca":
+            c = self._const(e.args[0])
+            if c is not None and c > 1024:
+                raise DError("D_ALLOCA_SIZE", f"alloca({c}) size larger than scratchsize 1024", e.line)
+        return t
+
+    def _x_Index(self, e: ast.Index) -> CType:
+        base = e.base
+        if isinstance(base, ast.AggVar):
+            raise DError("D_AGG_SCALAR", "aggregations may not be referenced in expressions", e.line)
+        if isinstance(base, ast.Ident) and base.name == "args":
+            return self._args(e)
+        if isinstance(base, ast.Ident | ast.SelfVar) and not (isinstance(base, ast.Ident) and (base.name in VARIABLES or base.name in self.inlines)):
+            table = self.prog.globals if isinstance(base, ast.Ident) else self.prog.tlocals
+            v = table.get(base.name)
+            if v is None:
+                if isinstance(base, ast.Ident):
+                    raise DError("D_IDENT_UNDEF", f"failed to resolve {base.name}: Unknown variable name", e.line)
+                raise DError("D_VAR_UNDEF", f"self->{base.name} has not yet been declared or assigned", e.line)
+            if v.keys is not None:
+                keytypes = [self._key(k) for k in e.args]
+                shown = base.name if isinstance(base, ast.Ident) else f"self->{base.name}"
+                if len(keytypes) != len(v.keys):
+                    n = len(keytypes)
+                    raise DError("D_PROTO_LEN", f"{shown}[ ] prototype mismatch: {n} key{'s' if n != 1 else ''} passed, {len(v.keys)} expected", e.line)
+                for i, (want, got) in enumerate(zip(v.keys, keytypes)):
+                    if not _key_compatible(want, got):
+                        raise DError("D_PROTO_ARG", f"{shown}[ ] key #{i + 1} is incompatible with prototype:\n\tprototype: {want.name}\n\t argument: {got.name}", e.line)
+                e.ref = ("assoc", v)  # type: ignore[attr-defined]
+                base.ctype = v.type  # type: ignore[attr-defined]
+                return v.type
+            if not v.array and not v.type.is_pointer():
+                raise DError("D_ARR_BADREF", f"cannot access scalar {base.name} as an associative array", e.line)
+        bt = self._expr(base)
+        if len(e.args) != 1:
+            raise DError("D_ARR_BADREF", "scalar arrays take one subscript", e.line)
+        it = self._expr(e.args[0])
+        if not it.is_int():
+            raise DError("D_ARR_BADREF", "array subscript must be of integral type", e.line)
+        if bt.is_array():
+            c = self._const(e.args[0])
+            if c is not None and (c < 0 or c >= bt.r.count):
+                raise DError("D_ARR_BOUNDS", f"index outside array bounds: {c}, max is {bt.r.count}", e.line)
+            e.ref = ("element", None)  # type: ignore[attr-defined]
+            return bt.r.target  # type: ignore[return-value]
+        if bt.is_pointer():
+            e.ref = ("element", None)  # type: ignore[attr-defined]
+            return bt.r.target  # type: ignore[return-value]
+        if bt.is_string():
+            e.ref = ("strchar", None)  # type: ignore[attr-defined]
+            return T.CHAR
+        raise DError("D_ARR_BADREF", "operator [ ] may not be applied to operand of this type", e.line)
+
+    def _args(self, e: ast.Index) -> CType:
+        e.base.ref = ("builtin", "args")  # type: ignore[attr-defined]
+        e.base.ctype = T.VOID  # type: ignore[attr-defined]
+        it = self._expr(e.args[0])
+        c = self._const(e.args[0])
+        if not it.is_int():
+            raise DError("D_ARGS_IDX", "args[ ] index must be an integer", e.line)
+        argtypes = self._probe_args or []
+        if c is None:
+            e.ref = ("args", None)  # type: ignore[attr-defined]
+            return T.LONG
+        if c < 0 or c >= len(argtypes):
+            if not argtypes and self._clause is not None and self._clause.probes and all(p.provider in ("dtrace", "profile") for p in self._clause.probes):
+                raise DError("D_ARGS_IDX", f"index {c} is out of range for {_probe_name(self._clause.probes[0])} args[ ]", e.line)
+            e.ref = ("args", c)  # type: ignore[attr-defined]
+            return T.LONG
+        e.ref = ("args", c)  # type: ignore[attr-defined]
+        return argtypes[c]
+
+    def _x_Member(self, e: ast.Member) -> CType:
+        bt = self._expr(e.base)
+        if e.arrow:
+            if not bt.is_pointer():
+                raise DError("D_OP_PTR", "operator -> must be applied to a pointer", e.line)
+            st = bt.r.target
+            assert st is not None
+            if not st.is_struct():
+                raise DError("D_OP_SOU", f'operator -> cannot be applied to pointer to type "{st.name}"; must be applied to a struct or union pointer', e.line)
+        else:
+            st = bt
+            if not st.is_struct():
+                raise DError("D_OP_SOU", f'operator . cannot be applied to type "{bt.name}"; must be applied to a struct or union', e.line)
+        if st.r.members is None:
+            raise DError("D_DECL_INCOMPLETE", f"incomplete struct/union/enum {st.name}", e.line)
+        m = st.member(e.name)
+        if m is None:
+            raise DError("D_TYPE_MEMBER", f"{e.name} is not a member of {st.name}", e.line)
+        e.member = m  # type: ignore[attr-defined]
+        return m.type
+
+    # --- constants -------------------------------------------------------------
+    def _const(self, e: ast.Expr) -> int | None:
+        """The value of an integer constant expression, or None."""
+        if isinstance(e, ast.IntLit | ast.CharLit):
+            return e.value
+        if isinstance(e, ast.Ident):
+            if e.name in self.enumerators:
+                return self.enumerators[e.name][0]
+            if e.name in self.inlines:
+                return self._const(self.inlines[e.name][1])
+            return None
+        if isinstance(e, ast.Sizeof | ast.Offsetof):
+            return getattr(e, "value", None)
+        if isinstance(e, ast.Cast):
+            v = self._const(e.operand)
+            t = getattr(e, "ctype", None)
+            return T.wrap(v, t) if v is not None and t is not None and t.is_int() else v
+        if isinstance(e, ast.Unary) and e.op in "-+~!":
+            v = self._const(e.operand)
+            if v is None:
+                return None
+            t = getattr(e, "ctype", T.LONG)
+            r = {"-": -v, "+": v, "~": ~v, "!": int(not v)}[e.op]
+            return T.wrap(r, t) if t.is_int() else r
+        if isinstance(e, ast.Binary):
+            a, b = self._const(e.left), self._const(e.right)
+            if a is None or b is None:
+                return None
+            t = getattr(e, "ctype", T.LONG)
+            r = _fold(e.op, a, b, t)
+            return None if r is None else (T.wrap(r, t) if t.is_int() else r)
+        if isinstance(e, ast.Cond):
+            c = self._const(e.cond)
+            if c is None:
+                return None
+            return self._const(e.then if c else e.other)
+        return None
+
+
+def _fold(op: str, a: int, b: int, t: CType) -> int | None:
+    if op in ("/", "%"):
+        if b == 0:
+            return None
+        if not t.is_signed():
+            a, b = T.wrap(a, t), T.wrap(b, t)
+        q = abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1)
+        return q if op == "/" else a - q * b
+    if op == ">>" and not t.is_signed():
+        a = T.wrap(a, t)
+    ops = {
+        "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "<<": lambda: a << (b & 63),
+        ">>": lambda: a >> (b & 63), "&": lambda: a & b, "|": lambda: a | b, "^": lambda: a ^ b,
+        "<": lambda: int(a < b), "<=": lambda: int(a <= b), ">": lambda: int(a > b),
+        ">=": lambda: int(a >= b), "==": lambda: int(a == b), "!=": lambda: int(a != b),
+        "&&": lambda: int(bool(a) and bool(b)), "||": lambda: int(bool(a) or bool(b)),
+        "^^": lambda: int(bool(a) != bool(b)), ",": lambda: b,
+    }  # fmt: skip
+    f = ops.get(op)
+    return f() if f else None
+
+
+_INT_TYPES = [T.INT, T.UINT, T.LONG, T.ULONG, T.LLONG, T.ULLONG]
+_LIMITS = [0x7FFFFFFF, 0xFFFFFFFF, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF]
+
+
+def _int_literal_type(e: ast.IntLit) -> CType:
+    """C's (dtrace's) choice of type for an integer constant, by value, base and suffix."""
+    text = e.text.lower()
+    suffix = text[len(text.rstrip("ul")) :]
+    decimal = not (text.startswith("0x") or (text.startswith("0") and len(text.rstrip("ul")) > 1))
+    step = 2 if decimal or suffix.startswith("u") else 1
+    i = suffix.count("u") + 2 * suffix.count("l")
+    while i < len(_INT_TYPES):
+        if e.value <= _LIMITS[i]:
+            return _INT_TYPES[i]
+        i += step
+    raise DError("D_INT_OFLOW", f"integer constant 0x{e.value:x} cannot be represented in any built-in integral type", e.line)
+
+
+def _alignment(t: CType) -> int:
+    r = t.r
+    if r.kind == "array":
+        assert r.target is not None
+        return _alignment(r.target)
+    if r.kind in ("struct", "union"):
+        return max((_alignment(m.type) for m in r.members or ()), default=1)
+    if r.kind == "string":
+        return 1
+    return max(1, min(r.size if r.kind != "enum" else 4, 8))
+
+
+def _is_agg_target(x: ast.Expr) -> bool:
+    return isinstance(x, ast.AggVar) or (isinstance(x, ast.Index) and isinstance(x.base, ast.AggVar))
+
+
+def _assignable(t: CType, vt: CType, value: ast.Expr) -> bool:
+    if t.is_arith() and vt.is_arith():
+        return True
+    if t.is_string():
+        return vt.is_string() or vt.is_char_array()
+    if t.is_char_array():
+        return vt.is_string() or vt.is_char_array()
+    if t.is_pointer():
+        if vt.is_pointer() or vt.is_array():
+            return True
+        return vt.is_int()
+    if t.is_int() and vt.is_pointer():
+        return True
+    if t.is_struct() and vt.is_struct():
+        return t.same(vt)
+    return t.same(vt)
+
+
+def _arg_ok(want: CType, got: CType, node: ast.Expr) -> bool:
+    if want.is_string():
+        return got.is_string() or got.is_char_array() or (got.is_pointer() and got.r.target is not None and got.r.target.r.size == 1)
+    if want.is_arith():
+        return got.is_arith() or (got.is_pointer() and want.int_size() == 8)
+    if want.is_pointer():
+        return got.is_pointer() or got.is_array() or got.is_string() or (got.is_int() and isinstance(node, ast.IntLit) and node.value == 0) or got.is_int()
+    if want.r.kind == "stack":
+        return True
+    return True
+
+
+def _key_compatible(a: CType, b: CType) -> bool:
+    if a.is_arith() and b.is_arith():
+        return True
+    if (a.is_string() or a.is_char_array()) and (b.is_string() or b.is_char_array()):
+        return True
+    if a.r.kind == "stack" and b.r.kind == "stack":
+        return True
+    if a.is_pointer() and (b.is_pointer() or b.is_int()):
+        return True
+    if a.is_int() and b.is_pointer():
+        return True
+    return a.same(b)
+
+
+def _probe_name(p: Any) -> str:
+    return f"{p.provider}:{p.module}:{p.function}:{p.name}"

@@ -1,0 +1,60 @@
+"""The checked program: what the checker hands to an engine and the consumer.
+
+The checker annotates the AST in place (every expression gets `.ctype`;
+identifiers get `.ref`, calls `.builtin`, aggregation statements `.agg`) and
+collects the program-wide facts here. Engines read the annotated clauses; the
+consumer reads the aggregation specs and options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydtrace.lang import ast
+from pydtrace.lang.types import CType
+
+
+@dataclass
+class Variable:
+    name: str
+    scope: str  # 'global', 'self' (thread-local), 'this' (clause-local)
+    type: CType
+    keys: list[CType] | None = None  # associative array key signature
+    array: bool = False  # a scalar array (int a[5])
+    declared: bool = False  # explicitly declared, not created by assignment
+    id: int = 0
+
+
+@dataclass
+class AggInfo:
+    """An aggregation as the program uses it; the consumer builds AggSpec from it."""
+
+    id: int
+    name: str
+    func: str
+    params: tuple[int, ...]
+    keys: list[CType]
+    valtype: CType | None
+
+
+@dataclass
+class ClauseInfo:
+    index: int  # the statement index: dtrace names the clause dt_clause_<index>
+    node: ast.Clause
+    probes: list[Any]  # probes.catalogue.Probe
+    predicate: ast.Expr | None
+    body: list[ast.Stmt]
+    records: bool  # has a data-recording action, or the default action
+    line: int
+
+
+@dataclass
+class CheckedProgram:
+    clauses: list[ClauseInfo] = field(default_factory=list)
+    globals: dict[str, Variable] = field(default_factory=dict)
+    tlocals: dict[str, Variable] = field(default_factory=dict)
+    clocals: dict[str, Variable] = field(default_factory=dict)
+    aggs: dict[str, AggInfo] = field(default_factory=dict)
+    options: list[tuple[str, str | None, int]] = field(default_factory=list)  # (name, value, line)
+    destructive: bool = False  # uses an action that needs -w

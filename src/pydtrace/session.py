@@ -1,0 +1,225 @@
+"""The Python API: compile D programs and run them, as the dtrace command does.
+
+    from pydtrace import trace
+    result = trace('BEGIN { @n["x"] = count(); exit(0); }')
+    result.output          # the text dtrace would print
+    result.aggregations    # {'@n': {('x',): 1}}
+
+The CLI (cli/dtrace.py) is a thin layer over Session.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from pydtrace.lang.errors import DError
+
+# Option defaults as dtrace(1) and libdtrace set them.
+DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "aggsize": 4 << 20}
+
+
+class CompileError(Exception):
+    """A program failed to compile; str() is dtrace's full message (without the program name)."""
+
+    def __init__(self, message: str, tag: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.tag = tag
+
+
+@dataclass
+class Program:
+    kind: str  # 's' script file, 'n' 'P' 'm' 'f' 'i' probe specifier
+    text: str  # the path (for 's') or the specifier text
+
+
+@dataclass
+class Result:
+    status: int
+    output: str
+    errors: str
+    records: list[Any] = field(default_factory=list)
+    aggregations: dict[str, dict[tuple, Any]] = field(default_factory=dict)
+
+
+class Session:
+    def __init__(
+        self,
+        programs: list[Program],
+        *,
+        settings: list[tuple[str, Any]] | None = None,
+        operands: list[str] | None = None,
+        cpp: bool = False,
+        defines: list[str] | None = None,
+        undefs: list[str] | None = None,
+        incdirs: list[str] | None = None,
+        zdefs: bool = False,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        pname: str = "pydtrace",
+        testing: bool | None = None,
+        macro_values: dict[str, int] | None = None,
+    ) -> None:
+        self.programs = programs
+        self.options: dict[str, Any] = dict(DEFAULTS)
+        for name, value in settings or []:
+            self.options[name] = True if value is None else value
+        self.operands = operands or []
+        self.cpp = cpp
+        self.defines = defines or []
+        self.undefs = undefs or []
+        self.incdirs = incdirs or []
+        self.zdefs = zdefs or bool(self.options.get("zdefs"))
+        self.out = out
+        self.err = err
+        self.pname = pname
+        self.testing = "_DTRACE_TESTING" in os.environ if testing is None else testing
+        self.macro_values = macro_values or {}
+        self.checked: Any = None
+        self.matches: list[tuple[str, str, int]] = []  # (desc kind, name, probe count) per program
+        self.catalogue: Any = None
+
+    # --- compiling ---------------------------------------------------------------
+    def compile(self) -> Any:
+        """Compile every program into one checked program; raise CompileError."""
+        from pydtrace.lang.checker import Checker
+        from pydtrace.lang.macros import Macros
+        from pydtrace.lang.parser import parse
+        from pydtrace.probes.catalogue import default_catalogue, parse_probe_desc
+
+        self.catalogue = cat = default_catalogue()
+        state = {"kind": "s"}
+
+        def lookup(text: str, line: int) -> list[Any]:
+            desc = parse_probe_desc(text, state["kind"])
+            probes = cat.match(desc)
+            if not probes and not self.zdefs:
+                raise DError("D_PDESC_ZERO", f"probe description {desc} does not match any probes", line)
+            return probes
+
+        checker = Checker(lookup, strsize=int(self.options.get("strsize", 256)))
+        values = {"pid": os.getpid(), "ppid": os.getppid(), "uid": os.getuid(), "gid": os.getgid(),
+                  "euid": os.geteuid(), "egid": os.getegid(), "pgid": os.getpgid(0), "sid": os.getsid(0)}  # fmt: skip
+        values.update(self.macro_values)
+        defaultargs = bool(self.options.get("defaultargs"))
+        for prog in self.programs:
+            script = prog.kind == "s"
+            where = f"failed to compile script {prog.text}" if script else f"invalid probe specifier {prog.text}"
+            before = len(checker.prog.clauses)
+            try:
+                if script:
+                    try:
+                        with open(prog.text, encoding="utf-8", errors="surrogateescape") as fh:
+                            source = fh.read()
+                    except OSError as e:
+                        raise CompileError(f"failed to open {prog.text}: {e.strerror}") from None
+                else:
+                    source = prog.text
+                if self.cpp:
+                    from pydtrace.lang.cpp import preprocess
+
+                    source = preprocess(source, prog.text if script else "<command line>", self.defines, self.undefs, self.incdirs)
+                macros = Macros([prog.text if script else self.pname, *self.operands], values, defaultargs)
+                state["kind"] = "s" if script else prog.kind
+                tree = parse(source, macros=macros, filename=prog.text if script else None)
+                checker.check(tree)
+                if not (defaultargs or self.options.get("argref")):
+                    for i, arg in enumerate(self.operands, start=1):
+                        if i not in macros.referenced:
+                            raise DError("D_MACRO_UNUSED", f"extraneous argument '{arg}' (${i} is not referenced)")
+            except DError as e:
+                if not script and e.file is None:
+                    e.line = 0  # dtrace gives no line for programs on the command line
+                raise CompileError(f"{where}: {e.located(bool(self.options.get('errtags')))}", e.tag) from None
+            except CompileError:
+                raise
+            except _cpp_errors() as e:
+                raise CompileError(str(e)) from None
+            ids = {p.id for c in checker.prog.clauses[before:] for p in c.probes}
+            name = prog.text
+            if not script:
+                cut = min((i for i in (prog.text.find(ch) for ch in "{/;") if i >= 0), default=len(prog.text))
+                name = prog.text[:cut]
+            self.matches.append(("script" if script else "description", name, len(ids)))
+        self.checked = checker.prog
+        for name, value, line in checker.prog.options:
+            self._pragma_option(name, value, line)
+        return checker.prog
+
+    def _pragma_option(self, name: str, value: str | None, line: int) -> None:
+        from pydtrace.cli.options import XoptError, validate_xopt
+
+        try:
+            key, v = validate_xopt(name, value)
+        except XoptError as e:
+            shown = value if value is not None else ""
+            err = DError("D_PRAGMA_OPTSET", f"failed to set option '{name}' to '{shown}': {e.reason}", line)
+            kind = self.programs[-1] if self.programs else None
+            where = f"failed to compile script {kind.text}" if kind and kind.kind == "s" else "invalid probe specifier"
+            raise CompileError(f"{where}: {err.located(bool(self.options.get('errtags')))}", err.tag) from None
+        self.options[key] = True if v is None else v
+
+    # --- running ------------------------------------------------------------------------
+    def run(self, keep_records: bool = False) -> int:
+        """Run the compiled program to its end; return dtrace's exit status."""
+        from pydtrace.consume.consumer import Consumer
+        from pydtrace.engines.user.engine import UserEngine, install_signal_handlers
+
+        if self.checked is None:
+            self.compile()
+        consumer = Consumer({}, self.options, self.out, self.err, self.pname, self.testing,
+                            json_out=self.options.get("json") is not None and self.options.get("json") is not False)  # fmt: skip
+        consumer.keep = keep_records
+        self.consumer = consumer
+        if not self.options.get("quiet"):
+            for kind, name, n in self.matches:
+                consumer.notice(f"{kind} '{name}' matched {n} probe{'' if n == 1 else 's'}")
+        total = sum(n for _, _, n in self.matches)
+        if total == 0 and not self.zdefs:
+            raise CompileError("no probes matched" if self.programs else "no probes specified")
+        if self.options.get("destructive") and not self.options.get("quiet"):
+            consumer.notice("allowing destructive actions")
+        if self.checked.destructive and not self.options.get("destructive"):
+            raise CompileError("failed to enable program: Destructive actions not allowed")
+        engine = UserEngine(self.checked, consumer, self.options)
+        self.engine = engine
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            install_signal_handlers(engine)
+        engine.run()
+        return consumer.exit_status if consumer.exit_status is not None else 0
+
+
+def _cpp_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from pydtrace.lang import cpp
+
+        return tuple(x for x in (getattr(cpp, "CppError", None),) if x is not None) or (RuntimeError,)
+    except ImportError:
+        return (RuntimeError,)
+
+
+def trace(
+    program: str,
+    *,
+    options: dict[str, Any] | None = None,
+    args: list[str] | None = None,
+    quiet: bool = False,
+) -> Result:
+    """Compile and run one D program (as `dtrace -n`), capturing its output."""
+    out, err = io.StringIO(), io.StringIO()
+    settings = list((options or {}).items())
+    if quiet:
+        settings.append(("quiet", None))
+    s = Session([Program("n", program)], settings=settings, operands=args, out=out, err=err, testing=False)
+    try:
+        status = s.run(keep_records=True)
+    except CompileError as e:
+        return Result(1, out.getvalue(), err.getvalue() + f"pydtrace: {e.message}\n")
+    aggs = {name: {k: a.value(k) if a.spec.func not in ("quantize", "lquantize", "llquantize") else a.data[k] for k in a.data}
+            for name, a in s.engine.state.aggs.items()}  # fmt: skip
+    return Result(status, out.getvalue(), err.getvalue(), s.consumer.records, aggs)
