@@ -1,0 +1,25 @@
+"""pydtrace: DTrace for Linux in pure Python.
+
+    from pydtrace import trace
+    r = trace('BEGIN { @c["hello"] = count(); exit(0); }')
+    r.aggregations   # {'@c': {('hello',): 1}}
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["trace", "Session", "Program", "Result", "CompileError", "__version__"]
+
+if TYPE_CHECKING:
+    from pydtrace.session import CompileError, Program, Result, Session, trace
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily so that `pydtrace` starts fast.
+    if name in ("trace", "Session", "Program", "Result", "CompileError"):
+        from pydtrace import session
+
+        return getattr(session, name)
+    raise AttributeError(name)

@@ -64,6 +64,7 @@ class Session:
         macro_values: dict[str, int] | None = None,
     ) -> None:
         self.programs = programs
+        self.settings = list(settings or [])
         self.options: dict[str, Any] = dict(DEFAULTS)
         for name, value in settings or []:
             self.options[name] = True if value is None else value
@@ -119,9 +120,11 @@ class Session:
                 else:
                     source = prog.text
                 if self.cpp:
-                    from pydtrace.lang.cpp import preprocess
+                    from pydtrace.cli.options import env_xopts
+                    from pydtrace.lang.cpp import preprocess, user_args
 
-                    source = preprocess(source, prog.text if script else "<command line>", self.defines, self.undefs, self.incdirs)
+                    extra = user_args([*env_xopts(), *self.settings])
+                    source = preprocess(source, prog.text if script else "<command line>", [], [], [], extra)
                 macros = Macros([prog.text if script else self.pname, *self.operands], values, defaultargs)
                 state["kind"] = "s" if script else prog.kind
                 tree = parse(source, macros=macros, filename=prog.text if script else None)

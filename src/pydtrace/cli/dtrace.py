@@ -51,8 +51,8 @@ def _main(pname: str, argv: list[str]) -> int:
         sys.stdout.write(f"{pname}: Oracle D 2.0\n")
         return 0
     if not o.programs and not o.list_probes:
-        err.write(usage_text(pname))
-        return 2
+        err.write(f"{pname}: no probes specified\n")
+        return 1
     if o.commands or o.pids:
         err.write(f"{pname}: -c and -p need the ptrace or eBPF engine, which this version does not have yet\n")
         return 1

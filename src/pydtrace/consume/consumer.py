@@ -107,9 +107,6 @@ class Consumer:
             self.aggs[item[1]].normalize(item[2])
         elif kind == "denormalize":
             self.aggs[item[1]].denormalize()
-        elif kind == "commit":
-            for rec in item[1]:
-                self.record(rec)
         elif kind == "system":
             from pydtrace.consume.printf import format_printf
 

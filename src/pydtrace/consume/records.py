@@ -9,7 +9,6 @@ A record item is a tuple whose first element names the action:
     ('clear', agg name)              ('trunc', agg name, n | None)
     ('normalize', agg name, n)       ('denormalize', agg name)
     ('tracemem', bytes, ctype)       ('system', Format, [(value, ctype), ...])
-    ('commit', [Record, ...])        -- a committed speculation's records, in order
 
 Values are Python ints (already wrapped to their C type) and strs.
 """

@@ -659,7 +659,7 @@ class Checker:
     def _x_SelfVar(self, e: ast.SelfVar) -> CType:
         v = self.prog.tlocals.get(e.name)
         if v is None:
-            raise DError("D_VAR_UNDEF", f"self->{e.name} has not yet been declared or assigned", e.line)
+            raise DError("D_VAR_UNDEF", f"{e.name} has not yet been declared or assigned", e.line)
         if v.keys is not None:
             raise DError("D_IDENT_BADREF", f"associative array 'self->{e.name}' may not be referenced as scalar", e.line)
         e.ref = ("self", v)  # type: ignore[attr-defined]
@@ -668,7 +668,7 @@ class Checker:
     def _x_ThisVar(self, e: ast.ThisVar) -> CType:
         v = self.prog.clocals.get(e.name)
         if v is None:
-            raise DError("D_VAR_UNDEF", f"this->{e.name} has not yet been declared or assigned", e.line)
+            raise DError("D_VAR_UNDEF", f"{e.name} has not yet been declared or assigned", e.line)
         e.ref = ("this", v)  # type: ignore[attr-defined]
         return v.type
 
@@ -724,6 +724,14 @@ class Checker:
         return self._lvalue(e.operand, e.op)
 
     def _lvalue(self, x: ast.Expr, op: str) -> CType:
+        # ++ and -- create an undeclared variable, as an int64_t (dtrace's rule)
+        if isinstance(x, ast.Ident) and self._undeclared(x.name):
+            self.prog.globals[x.name] = Variable(x.name, "global", T.BUILTIN_TYPEDEFS["int64_t"], id=len(self.prog.globals))
+        elif isinstance(x, ast.SelfVar | ast.ThisVar):
+            table = self.prog.tlocals if isinstance(x, ast.SelfVar) else self.prog.clocals
+            if x.name not in table:
+                scope = "self" if isinstance(x, ast.SelfVar) else "this"
+                table[x.name] = Variable(x.name, scope, T.BUILTIN_TYPEDEFS["int64_t"], id=len(table))
         if not isinstance(x, ast.Ident | ast.SelfVar | ast.ThisVar | ast.Index | ast.Member | ast.Unary):
             self._expr(x)
             raise DError("D_OP_LVAL", f"operator {op} requires modifiable lvalue as an operand", x.line)
@@ -809,14 +817,16 @@ class Checker:
                 raise DError("D_OP_INCOMPAT", f'operands have incompatible types: "{t.name}" = "{vt.name}"', e.line)
         return t
 
+    def _undeclared(self, name: str) -> bool:
+        return not (name in self.prog.globals or name in self.enumerators or name in self.inlines
+                    or name in VARIABLES or name in FUNCTIONS or "`" in name)
+
     def _define_target(self, target: ast.Expr, vt: CType, e: ast.Assign) -> CType:
         """Type an assignment target, creating an undeclared variable from the value's type."""
         newtype = T.STRING if vt.is_char_array() else vt
         if isinstance(target, ast.Ident):
             name = target.name
-            if name not in self.prog.globals and name not in self.enumerators and name not in self.inlines and name not in VARIABLES and name not in FUNCTIONS and "`" not in name:
-                if e.op != "=":
-                    raise DError("D_IDENT_UNDEF", f"failed to resolve {name}: Unknown variable name", e.line)
+            if self._undeclared(name):
                 self.prog.globals[name] = Variable(name, "global", newtype, id=len(self.prog.globals))
             t = self._expr(target)
             if target.ref[0] != "global":  # type: ignore[attr-defined]
@@ -825,9 +835,6 @@ class Checker:
         if isinstance(target, ast.SelfVar | ast.ThisVar):
             table = self.prog.tlocals if isinstance(target, ast.SelfVar) else self.prog.clocals
             if target.name not in table:
-                if e.op != "=":
-                    kind = "self" if isinstance(target, ast.SelfVar) else "this"
-                    raise DError("D_VAR_UNDEF", f"{kind}->{target.name} has not yet been declared or assigned", e.line)
                 scope = "self" if isinstance(target, ast.SelfVar) else "this"
                 table[target.name] = Variable(target.name, scope, newtype, id=len(table))
             return self._expr(target)
@@ -950,7 +957,7 @@ class Checker:
             if v is None:
                 if isinstance(base, ast.Ident):
                     raise DError("D_IDENT_UNDEF", f"failed to resolve {base.name}: Unknown variable name", e.line)
-                raise DError("D_VAR_UNDEF", f"self->{base.name} has not yet been declared or assigned", e.line)
+                raise DError("D_VAR_UNDEF", f"{base.name} has not yet been declared or assigned", e.line)
             if v.keys is not None:
                 keytypes = [self._key(k) for k in e.args]
                 shown = base.name if isinstance(base, ast.Ident) else f"self->{base.name}"

@@ -52,7 +52,13 @@ class UserEngine:
         f = Firing(probe, args, self.cpu if cpu is None else cpu)
         consumer = self.consumer
         state = self.state
+        # dtrace checks the activity state before each clause: once exit() has
+        # made the session drain, later clauses of the same firing do not run
+        # (END's clauses run in the draining state, so they all run).
+        is_end = probe.provider == "dtrace" and probe.name == "END"
         for c, fn in clauses:
+            if state.draining and not is_end:
+                break
             f.items = []
             f.spec = 0
             f.clause = c.index
@@ -68,6 +74,10 @@ class UserEngine:
                 if self.error_probe is not None:
                     self.fire(self.error_probe, [0, probe.id, c.index, pf.pc, pf.code, pf.value], f.cpu, in_error=True)
                 continue
+            if f.commits:
+                for rec in f.commits:
+                    consumer.record(rec)
+                f.commits = []
             if not c.records:
                 continue
             rec = Record(probe, f.cpu, c.index, f.items)

@@ -38,7 +38,7 @@ class Firing:
     """The context of one probe firing: who fired, its arguments, clause-local state."""
 
     __slots__ = ("probe", "args", "cpu", "tid", "pid", "ppid", "uid", "gid", "execname",
-                 "errno", "this", "items", "ts", "wts", "spec", "clause", "process")  # fmt: skip
+                 "errno", "this", "items", "ts", "wts", "spec", "clause", "process", "commits")  # fmt: skip
 
     def __init__(self, probe: Any, args: list[int], cpu: int = 0, process: Any = None) -> None:
         self.probe = probe
@@ -58,6 +58,7 @@ class Firing:
         self.wts = 0
         self.spec = 0
         self.clause = 0
+        self.commits: list[Record] = []  # committed speculations, emitted after the clause
 
 
 _COMM: str | None = None
@@ -190,7 +191,7 @@ class Compiler:
     def action(self, e: ast.Call) -> Callable[[Firing], None]:
         name = e.name
         args = [self.expr(a) for a in e.args]
-        types = [a.ctype for a in e.args]  # type: ignore[attr-defined]
+        types = [getattr(a, "ctype", T.VOID) for a in e.args]
         st = self.st
         if name == "trace":
             a0, t0 = args[0], types[0]
@@ -244,7 +245,7 @@ class Compiler:
                 sid = a0(f)
                 recs = st.spec_busy.pop(sid, None)
                 if recs is not None and committing:
-                    f.items.append(("commit", recs))
+                    f.commits.extend(recs)
 
             return do_commit
         if name == "chill":

@@ -1,0 +1,46 @@
+"""Start-up time: `pydtrace -q -n 'BEGIN { exit(0); }'` beside bpftrace's equivalent.
+
+Run as root (bpftrace needs it):  python3 benchmarks/startup.py [--runs N]
+Prints the median wall time of each and the ratio, measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+
+def median_time(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        times.append(time.perf_counter() - t0)
+        if p.returncode != 0:
+            sys.exit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace').strip()}")
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=11)
+    a = ap.parse_args()
+    ours = [sys.executable, "-m", "pydtrace", "-q", "-n", "BEGIN { exit(0); }"]
+    if shutil.which("pydtrace"):
+        ours = ["pydtrace", "-q", "-n", "BEGIN { exit(0); }"]
+    rows = [("pydtrace", median_time(ours, a.runs))]
+    if shutil.which("bpftrace"):
+        rows.append(("bpftrace", median_time(["bpftrace", "-e", "BEGIN { exit(); }"], a.runs)))
+    print(f"{'tool':<10} {'median s':>9}   (of {a.runs} runs)")
+    for name, t in rows:
+        print(f"{name:<10} {t:9.3f}")
+    if len(rows) == 2:
+        print(f"pydtrace / bpftrace = {rows[0][1] / rows[1][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

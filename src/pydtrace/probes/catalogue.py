@@ -1,0 +1,310 @@
+"""The probe catalogue: every probe pydtrace knows, with dtrace's ids.
+
+Providers list their probes up front (`Provider.probes`) and may create more
+on demand (`Provider.create`, e.g. `profile:::tick-37ms`).  Ids are handed out
+in enumeration order, so with the dtrace provider first BEGIN=1, END=2,
+ERROR=3 as in dtrace.  Matching follows dtrace-utils' dt_probe_iter: each
+provider whose name matches the description may first create probes, then
+every field is glob-matched (an empty field matches anything).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from pydtrace.lang.errors import DError
+from pydtrace.lang.types import CType
+from pydtrace.probes.glob import gmatch, is_glob
+
+# --- stability attributes (dtrace_stability_t / dtrace_class_t order) --------
+INTERNAL, PRIVATE, OBSOLETE, EXTERNAL, UNSTABLE, EVOLVING, STABLE, STANDARD = range(8)
+STABILITY_NAMES = (
+    "Internal",
+    "Private",
+    "Obsolete",
+    "External",
+    "Unstable",
+    "Evolving",
+    "Stable",
+    "Standard",
+)
+C_UNKNOWN, C_CPU, C_PLATFORM, C_GROUP, C_ISA, C_COMMON = range(6)
+CLASS_NAMES = ("Unknown", "CPU", "Platform", "Group", "ISA", "Common")
+
+Attr = tuple[int, int, int]  # (name stability, data stability, dependency class)
+# provider, module, function, name, args: the five rows of a dtrace_pattr_t
+ProviderAttrs = tuple[Attr, Attr, Attr, Attr, Attr]
+
+
+def attr_min(a: Attr, b: Attr) -> Attr:
+    return (min(a[0], b[0]), min(a[1], b[1]), min(a[2], b[2]))
+
+
+def _pa(*rows: tuple[int, int, int]) -> ProviderAttrs:
+    return rows  # type: ignore[return-value]
+
+
+# Used when the provider part of a description is empty or a glob.
+UNSTABLE_ATTRS = _pa(*[(UNSTABLE, UNSTABLE, C_COMMON)] * 5)
+
+# The attributes dtrace-utils' providers declare (dt_prov_*.c), for providers
+# implemented elsewhere in pydtrace that do not set their own.
+_EEC = (EVOLVING, EVOLVING, C_COMMON)
+_EEI = (EVOLVING, EVOLVING, C_ISA)
+_PPU = (PRIVATE, PRIVATE, C_UNKNOWN)
+_PPI = (PRIVATE, PRIVATE, C_ISA)
+PROVIDER_ATTRIBUTES: dict[str, ProviderAttrs] = {
+    "dtrace": _pa(
+        (STABLE, STABLE, C_COMMON),
+        _PPU,
+        _PPU,
+        (STABLE, STABLE, C_COMMON),
+        (STABLE, STABLE, C_COMMON),
+    ),
+    "profile": _pa(_EEC, (UNSTABLE, UNSTABLE, C_UNKNOWN), _PPU, _EEC, _EEC),
+    "cpc": _pa(_EEC, (UNSTABLE, UNSTABLE, C_UNKNOWN), _PPU, _EEC, _EEC),
+    "syscall": _pa(_EEC, _PPU, _PPI, _EEC, _PPI),
+    "fbt": _pa(_EEC, _PPU, _PPI, _EEC, _PPI),
+    "sdt": _pa(_EEI, _PPU, _PPU, _PPI, _PPI),
+    "rawtp": _pa(_EEI, _PPU, _PPU, _PPI, _PPI),
+    "proc": _pa(_EEI, _PPU, _PPU, _EEI, _EEI),
+    "sched": _pa(_EEI, _PPU, _PPU, _EEI, _EEI),
+    "io": _pa(_EEI, _PPU, _PPU, _EEI, _EEI),
+    "ip": _pa(_EEI, _PPU, _PPU, _EEI, _EEI),
+    "lockstat": _pa(_EEI, _PPU, _PPU, _EEI, _EEI),
+    "pid": _pa(_EEI, _PPU, _PPU, _EEI, _PPU),
+    "usdt": _pa(_EEI, _PPU, _PPU, _EEI, _PPU),
+}
+
+
+@dataclass(frozen=True)
+class Probe:
+    id: int
+    provider: str
+    module: str
+    function: str
+    name: str
+    argtypes: tuple[CType, ...] = field(default=(), compare=False)
+    data: object = field(default=None, compare=False)  # provider-specific
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.provider}:{self.module}:{self.function}:{self.name}"
+
+
+@dataclass(frozen=True)
+class ProbeDesc:
+    """A (possibly partial, possibly globbed) probe description; '' = any."""
+
+    provider: str = ""
+    module: str = ""
+    function: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.module}:{self.function}:{self.name}"
+
+    def is_exact(self) -> bool:
+        return all(f and not is_glob(f) for f in self.fields())
+
+    def fields(self) -> tuple[str, str, str, str]:
+        return (self.provider, self.module, self.function, self.name)
+
+
+# A probe as a provider describes it: (module, function, name[, argtypes[, data]]).
+ProbeTuple = tuple
+
+
+class Provider:
+    """Base class: a named provider with pre-listed and on-demand probes."""
+
+    name: str = ""
+    attributes: ProviderAttrs | None = None
+
+    def probes(self) -> Iterable[ProbeTuple]:
+        return ()
+
+    def create(self, module: str, function: str, name: str) -> ProbeTuple | None:
+        """Make a probe for a description not yet listed, or None."""
+        return None
+
+    def attrs(self) -> ProviderAttrs:
+        if self.attributes is not None:
+            return self.attributes
+        return default_attrs(self.name)
+
+
+class Catalogue:
+    def __init__(self, providers: list[Provider]) -> None:
+        self._probes: list[Probe] = []
+        self._byid: dict[int, Probe] = {}
+        self._byfqn: dict[tuple[str, str, str, str], Probe] = {}
+        self.providers: dict[str, Provider] = {}
+        for p in providers:
+            self.add_provider(p)
+
+    # --- building -----------------------------------------------------------
+    def add_provider(self, prov: Provider) -> None:
+        self.providers[prov.name] = prov
+        for t in prov.probes():
+            self._insert(prov.name, t)
+
+    def _insert(self, provider: str, t: ProbeTuple) -> Probe:
+        module, function, name = t[0], t[1], t[2]
+        key = (provider, module, function, name)
+        old = self._byfqn.get(key)
+        if old is not None:
+            return old
+        argtypes = tuple(t[3]) if len(t) > 3 and t[3] is not None else ()
+        data = t[4] if len(t) > 4 else None
+        probe = Probe(len(self._probes) + 1, provider, module, function, name, argtypes, data)
+        self._probes.append(probe)
+        self._byid[probe.id] = probe
+        self._byfqn[key] = probe
+        return probe
+
+    # --- lookup -------------------------------------------------------------
+    def match(self, desc: ProbeDesc) -> list[Probe]:
+        """Probes matching desc, in id order; providers may create some first."""
+        for prov in list(self.providers.values()):
+            if not gmatch(desc.provider, prov.name):
+                continue
+            if (prov.name, desc.module, desc.function, desc.name) in self._byfqn:
+                continue
+            t = prov.create(desc.module, desc.function, desc.name)
+            if t is not None:
+                self._insert(prov.name, t)
+        if desc.is_exact():
+            p = self._byfqn.get(desc.fields())
+            return [p] if p is not None else []
+        return [p for p in self._probes if _matches(p, desc)]
+
+    def lookup(self, provider: str, module: str, function: str, name: str) -> Probe | None:
+        return self._byfqn.get((provider, module, function, name))
+
+    def by_id(self, id: int) -> Probe | None:
+        return self._byid.get(id)
+
+    def all(self) -> list[Probe]:
+        return list(self._probes)
+
+    def __iter__(self) -> Iterator[Probe]:
+        return iter(list(self._probes))
+
+    def __len__(self) -> int:
+        return len(self._probes)
+
+    def provider_of(self, probe: Probe) -> Provider | None:
+        return self.providers.get(probe.provider)
+
+    def probe_attributes(self, probe: Probe) -> tuple[Attr, Attr]:
+        """(probe description attributes, argument attributes) as `-lv` shows."""
+        prov = self.providers.get(probe.provider)
+        return probe_attrs(probe, prov.attrs() if prov is not None else UNSTABLE_ATTRS)
+
+
+def default_attrs(provider: str) -> ProviderAttrs:
+    return PROVIDER_ATTRIBUTES.get(provider, _pa(*[_PPU] * 5))
+
+
+def probe_attrs(probe: Probe, pa: ProviderAttrs) -> tuple[Attr, Attr]:
+    """Like dt_probe_info for the probe's own description: the provider row
+    combined with the rows of its non-empty module/function/name fields."""
+    a = pa[0]
+    for f, row in ((probe.module, pa[1]), (probe.function, pa[2]), (probe.name, pa[3])):
+        if f and not is_glob(f):
+            a = attr_min(a, row)
+    return a, pa[4]
+
+
+def _matches(p: Probe, d: ProbeDesc) -> bool:
+    return (
+        gmatch(d.provider, p.provider)
+        and gmatch(d.module, p.module)
+        and gmatch(d.function, p.function)
+        and gmatch(d.name, p.name)
+    )
+
+
+# --- parsing descriptions ----------------------------------------------------
+_SPEC_INDEX = {"P": 0, "m": 1, "f": 2, "n": 3, "i": 3, "s": 3}
+
+MSG_OVERSPEC = "Overspecified probe description"
+MSG_BADMACRO = "Undefined macro variable in probe description"
+
+
+def parse_probe_desc(
+    text: str,
+    kind: str = "n",
+    argv: list[str] | None = None,
+    macros: dict[str, int] | None = None,
+    refs: set[int] | None = None,
+) -> ProbeDesc:
+    """Split `prov:mod:func:name` (fields fill from the right, per option kind).
+
+    kind is the command-line option that gave the text ('P', 'm', 'f', 'n',
+    'i') or 's' for a clause in a script.  A `$` in a field expands `$N` from
+    argv (argv[0] is $0) or `$name` from macros; indices of argv used are
+    added to refs.  Errors are D_PDESC_INVAL as dtrace words them.
+    """
+    if kind not in _SPEC_INDEX:
+        raise ValueError(f"bad probe description kind {kind!r}")
+    spec = _SPEC_INDEX[kind]
+    out = ["", "", "", ""]
+    # Walk fields right to left.  As in dtrace, a leading ':' ends the walk
+    # without consuming an empty leftmost field, so '::read:' has 3 fields.
+    end = len(text)
+    while True:
+        start = text.rfind(":", 0, end) + 1
+        value = _expand(text[start:end], text, argv, macros, refs)
+        if spec < 0:
+            raise _pdesc_error(text, MSG_OVERSPEC)
+        out[spec] = value
+        spec -= 1
+        if start == 0:
+            break
+        end = start - 1
+        if end == 0:  # text began with ':'
+            break
+    return ProbeDesc(*out)
+
+
+def _pdesc_error(text: str, msg: str) -> DError:
+    return DError("D_PDESC_INVAL", f'invalid probe description "{text}": {msg}')
+
+
+def _expand(
+    f: str,
+    text: str,
+    argv: list[str] | None,
+    macros: dict[str, int] | None,
+    refs: set[int] | None,
+) -> str:
+    at = f.find("$")
+    if at < 0:
+        return f
+    head, var = f[:at], f[at:]
+    if len(var) > 2 and var[1] == "$":
+        var = var[1:]  # $$x is the same as $x in a description
+    if len(var) > 1 and var[1].isdigit():
+        j = 1
+        while j < len(var) and var[j].isdigit():
+            j += 1
+        i = int(var[1:j])
+        if argv is None or i >= len(argv):
+            raise _pdesc_error(text, MSG_BADMACRO)
+        if refs is not None:
+            refs.add(i)
+        return head + argv[i] + var[j:]
+    if len(var) > 1 and macros is not None and var[1:] in macros:
+        return head + str(macros[var[1:]])
+    raise _pdesc_error(text, MSG_BADMACRO)
+
+
+def default_catalogue() -> Catalogue:
+    """The dtrace and profile providers (others are added by their modules)."""
+    from pydtrace.probes.dtrace_provider import DtraceProvider
+    from pydtrace.probes.profile import ProfileProvider
+
+    return Catalogue([DtraceProvider(), ProfileProvider()])

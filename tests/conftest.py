@@ -1,0 +1,38 @@
+"""Shared helpers: run the pydtrace command as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    status: int
+    out: str
+    err: str
+
+
+def pydtrace(*args: str, testing: bool = True, timeout: float = 30, env: dict[str, str] | None = None, cwd: str | None = None) -> Run:
+    """Run `python -m pydtrace ARGS`; testing=True sets _DTRACE_TESTING (no CPU/ID columns)."""
+    e = dict(os.environ)
+    e.pop("_DTRACE_TESTING", None)
+    e["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + e.get("PYTHONPATH", "")
+    if testing:
+        e["_DTRACE_TESTING"] = "t"
+    if env:
+        e.update(env)
+    p = subprocess.run([sys.executable, "-m", "pydtrace", *args], capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd, stdin=subprocess.DEVNULL)
+    return Run(p.returncode, p.stdout, p.stderr)
+
+
+@pytest.fixture
+def run():
+    return pydtrace
