@@ -15,6 +15,7 @@ text shown in `syntax error near "..."` messages.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import DError
@@ -199,6 +200,11 @@ class Lexer:
         self.typedef_decl = False  # in a typedef declaration
         self.decl_named = False  # a declaration has its type specifier already
         self.pragmas: list[tuple[int, str | None, list[str]]] = []
+        self.on_pragma: Callable[[int, str | None, list[str]], None] | None = None
+        # dtrace's one-character peeks push a NUL back when they hit the end of
+        # input, which then lexes as an error of its own.
+        self.nul_pending = False
+        self.nul_at_eof = True
 
     # --- helpers ------------------------------------------------------------
     def is_type(self, name: str) -> bool:
@@ -241,6 +247,8 @@ class Lexer:
         n = len(src)
         while True:
             if self.pos >= n:
+                if self.nul_pending and self.nul_at_eof and self.mode == "expr":
+                    raise self.error("D_SYNTAX", "syntax error near end-of-input")
                 return self._tok("EOF", "")
             if self._bol():
                 m = _RE_INTERP.match(src, self.pos)
@@ -342,7 +350,12 @@ class Lexer:
         while i < len(src) and src[i] in _WS:
             i += 1
         tok = self._tok("/", "/")
+        if i >= len(src):
+            self.nul_pending = True
         if i >= len(src) or src[i] in ";{/":
+            # the peek has read past any newlines by now
+            self.line += src.count("\n", self.pos, i)
+            self.pos = i
             if self.parens:
                 raise self.error("D_SYNTAX", "closing ) expected in predicate before /")
             if self.brackets:
@@ -436,6 +449,8 @@ class Lexer:
         while i < len(src) and src[i] in _WS:
             i += 1
         c0 = src[i] if i < len(src) else ""
+        if not c0:
+            self.nul_pending = True
         c1 = src[i + 1] if i + 1 < len(src) else ""
         ident = (
             (c0 in ("+", "-") and c1 == c0)
@@ -514,10 +529,15 @@ class Lexer:
             if text in ("struct", "union", "enum"):
                 self.sou_type = True
             return self._tok(text, text)
-        if not self.pspec_only and not any(c in text for c in ":-.?!`") and text not in (
-            "BEGIN",
-            "END",
-            "ERROR",
+        if (
+            not self.pspec_only
+            and not any(c in text for c in ":-.?!`")
+            and text
+            not in (
+                "BEGIN",
+                "END",
+                "ERROR",
+            )
         ):
             star = text.find("*")
             name = text[:star] if star > 0 else text
@@ -535,9 +555,7 @@ class Lexer:
         items: list[tuple[str, str]] = []  # ('int'|'str'|'word', text)
         while True:
             if self.pos >= len(src):
-                raise self.error(
-                    "D_SYNTAX", "end-of-file encountered before end of control line"
-                )
+                raise self.error("D_SYNTAX", "end-of-file encountered before end of control line")
             m = _RE_CTL_ITEM.match(src, self.pos)
             if m is None:
                 raise self.error("D_SYNTAX", f'syntax error near "{src[self.pos]}"')
@@ -591,12 +609,14 @@ class Lexer:
                 words = [t for _, t in items]
                 if words[0] == "pragma":
                     words = words[1:]
+                if words[:3] == ["D", "option", "pspec"]:
+                    self.pspec_only = True  # it changes how the outer scope lexes
                 self.pragmas.append((line, self.file, words))
+                if self.on_pragma is not None:
+                    self.on_pragma(line, self.file, words)
                 return
             if level == 0:
-                raise self.error(
-                    "D_PRAGCTL_INVAL", f"invalid control directive: #{text}", line
-                )
+                raise self.error("D_PRAGCTL_INVAL", f"invalid control directive: #{text}", line)
             if level == 2:
                 raise self.error("D_PRAGMA_INVAL", f"invalid D pragma: {text}", line)
             return  # unknown #pragma: ignored, as C does

@@ -8,7 +8,7 @@ as DError with dtrace's tags, messages and line numbers.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from . import ast
 from .errors import DError
@@ -70,6 +70,8 @@ class Parser:
         self.from_file = from_file
         self.tok: Token | None = None
         self.last_unary: ast.Expr | None = None  # to tell `a = b` from `a + b = c`
+        self.tags: set[tuple[str, str]] = set()  # struct/union/enum tags defined so far
+        self.on_item: Callable[[ast.Node], None] | None = None
 
     # --- token plumbing -------------------------------------------------------
     def peek(self) -> Token:
@@ -124,6 +126,8 @@ class Parser:
                 items.append(self.declaration())
             else:
                 raise self.syntax()
+            if self.on_item is not None:
+                self.on_item(items[-1])
         return ast.Program(items, line=1)
 
     def pragmas(self) -> list[ast.Pragma]:
@@ -173,41 +177,45 @@ class Parser:
         return ast.Clause(probes, predicate, self.block(), **loc)
 
     def expand(self, tok: Token) -> str:
-        """Substitute macro variables in a probe description, one per field."""
+        """Substitute macro variables in a probe description (one per field) and
+        check it has at most four fields; fields are done right to left as in dtrace."""
         text = tok.text
-        if "$" not in text:
+        if "$" not in text and text.count(":") < 4:
             return text
         fields = text.split(":")
-        for n, f in enumerate(fields):
+        for n in range(len(fields) - 1, -1, -1):
+            f = fields[n]
             i = f.find("$")
-            if i < 0:
-                continue
-            var = f[i:]
-            if len(var) > 2 and var[1] == "$":
-                var = var[1:]
-            if len(var) > 1 and var[1].isdigit():
-                m = _RE_MACRO_NUM.match(var)
-                assert m is not None
-                k = int(m.group(1))
-                if k >= len(self.macros.args):
-                    raise self.bad_pdesc(tok)
-                self.macros.referenced.add(k)
-                value = self.macros.args[k] + var[m.end() :]
-            elif len(var) > 1:
-                v = self.macros.variable(var[1:])
-                if v is None:
-                    raise self.bad_pdesc(tok)
-                value = str(v)
-            else:
-                continue
-            fields[n] = f[:i] + value
+            if i >= 0:
+                fields[n] = f[:i] + self.expand_var(f[i:], tok)
+            if n < len(fields) - 4:
+                raise self.bad_pdesc(tok, "Overspecified probe description")
         return ":".join(fields)
 
-    def bad_pdesc(self, tok: Token) -> DError:
+    def expand_var(self, var: str, tok: Token) -> str:
+        if len(var) > 2 and var[1] == "$":
+            var = var[1:]  # $$ is the same as $ here
+        if len(var) > 1 and var[1].isdigit():
+            m = _RE_MACRO_NUM.match(var)
+            assert m is not None
+            k = int(m.group(1))
+            if k >= len(self.macros.args):
+                raise self.bad_pdesc(tok)
+            self.macros.referenced.add(k)
+            return self.macros.args[k] + var[m.end() :]
+        if len(var) > 1:
+            v = self.macros.variable(var[1:])
+            if v is None:
+                raise self.bad_pdesc(tok)
+            return str(v)
+        return var
+
+    def bad_pdesc(
+        self, tok: Token, why: str = "Undefined macro variable in probe description"
+    ) -> DError:
         return DError(
             "D_PDESC_INVAL",
-            f'invalid probe description "{tok.text}": '
-            "Undefined macro variable in probe description",
+            f'invalid probe description "{tok.text}": {why}',
             tok.line,
             tok.file,
         )
@@ -421,7 +429,12 @@ class Parser:
                 args = [] if self.at(")") else self.arguments()
                 close = self.expect(")")
                 if not isinstance(node, ast.Ident):
-                    raise self.syntax(tok)
+                    raise DError(
+                        "D_FUNC_IDENT",
+                        "function designator is not of function type",
+                        close.line,
+                        close.file,
+                    )
                 node = ast.Call(node.name, args, line=node.line, file=node.file)
             elif kind in (".", "->"):
                 self.advance()
@@ -453,7 +466,7 @@ class Parser:
         lex = self.lex
         first = self.peek()
         storage: str | None = None
-        words: list[str] = []
+        words: list[str] = []  # built-in type words in order
         quals: list[str] = []
         spec: ast.TypeSpec | None = None
         while True:
@@ -472,19 +485,18 @@ class Parser:
                 words.append(str(tok.value) if kind == "TNAME" else kind)
                 if words[-1] not in _MODIFIERS:
                     lex.decl_named = True
-            elif kind == "TNAME" and spec is None and not lex.decl_named:
+                self.check_spec(words, spec, tok.line)
+            elif kind == "TNAME" and not lex.decl_named:
                 self.advance()
-                module, _, name = str(tok.value).rpartition("`")
+                full = str(tok.value)
+                module, _, name = full.rpartition("`")
                 spec = ast.TypeSpec(
-                    "typedef", [name], module=module if "`" in str(tok.value) else None,
-                    **self.where(tok),
+                    "typedef", [name], module=module if "`" in full else None, **self.where(tok)
                 )
                 lex.decl_named = True
-            elif kind in ("struct", "union") and spec is None:
-                spec = self.struct_spec()
-                lex.decl_named = True
-            elif kind == "enum" and spec is None:
-                spec = self.enum_spec()
+                self.check_spec(words, spec, tok.line)
+            elif kind in ("struct", "union", "enum"):
+                spec = self.sou_spec(words, spec)
                 lex.decl_named = True
             else:
                 break
@@ -492,19 +504,58 @@ class Parser:
             if not words and not quals and storage is None:
                 raise self.syntax()
             spec = ast.TypeSpec("builtin", words, **self.where(first))
-        elif words:
-            raise self.syntax()
         spec.qualifiers = quals + spec.qualifiers
         return storage, spec
 
-    def struct_spec(self) -> ast.TypeSpec:
+    def check_spec(self, words: list[str], spec: ast.TypeSpec | None, line: int) -> None:
+        """dtrace's checks on combining specifiers, made as each one is read."""
+        bases = [w for w in words if w not in _MODIFIERS]
+        if spec is not None:
+            bases.append(spec.kind)
+        if len(bases) > 1:
+            raise DError("D_DECL_COMBO", "invalid type combination", line, self.lex.file)
+        if not bases:
+            return
+        base = bases[0]
+        mods = set(words) & _MODIFIERS
+        if base == "char" and mods & {"short", "long"}:
+            msg = "short and long may not be used with char type"
+            raise DError("D_DECL_CHARATTR", "invalid type declaration: " + msg, line)
+        if base == "void" and mods:
+            msg = "attributes may not be used with void type"
+            raise DError("D_DECL_VOIDATTR", "invalid type declaration: " + msg, line)
+        if base not in ("void", "char", "int") and mods & {"signed", "unsigned"}:
+            msg = "signed and unsigned may only be used with integer type"
+            raise DError("D_DECL_SIGNINT", "invalid type declaration: " + msg, line)
+        if base not in ("void", "char", "int", "float", "double") and "long" in mods:
+            msg = "long and long long may only be used with integer or floating-point type"
+            raise DError("D_DECL_LONGINT", "invalid type declaration: " + msg, line)
+
+    def sou_spec(self, words: list[str], prior: ast.TypeSpec | None) -> ast.TypeSpec:
+        """struct/union/enum, named or defined here; checked against what came before."""
         kw = self.advance()
         loc = self.where(kw)
         tag, module = self.tag()
-        if not self.at("{"):
-            if tag is None:
-                raise self.syntax()
-            return ast.TypeSpec(kw.kind, [tag], tag=tag, module=module, **loc)
+        defined = self.at("{")
+        if not defined and tag is None:
+            raise self.syntax()
+        # dtrace checks the combination once it has read the '{' or the token after the tag
+        line = self.peek().line
+        if prior is not None:
+            raise DError("D_DECL_COMBO", "invalid type combination", line, self.lex.file)
+        self.check_spec(words, ast.TypeSpec(kw.kind), line)
+        if kw.kind == "enum":
+            if defined:
+                self.define_tag("enum", tag)
+            return (
+                self.enum_body(tag, module, loc)
+                if defined
+                else ast.TypeSpec("enum", [tag] if tag else [], tag=tag, module=module, **loc)
+            )
+        names = [tag] if tag else []
+        if not defined:
+            return ast.TypeSpec(kw.kind, names, tag=tag, module=module, **loc)
+        self.define_tag(kw.kind, tag)
         self.advance()
         saved = self.lex.decl_named
         self.lex.decl_named = False  # before the next token is read
@@ -518,8 +569,7 @@ class Parser:
                 break
         self.advance()
         self.lex.decl_named = saved
-        words = [tag] if tag else []
-        return ast.TypeSpec(kw.kind, words, tag=tag, members=members, module=module, **loc)
+        return ast.TypeSpec(kw.kind, names, tag=tag, members=members, module=module, **loc)
 
     def tag(self) -> tuple[str | None, str | None]:
         tok = self.peek()
@@ -553,14 +603,16 @@ class Parser:
         self.expect(";")
         return ast.Decl(None, spec, decls, **self.where(first))
 
-    def enum_spec(self) -> ast.TypeSpec:
-        kw = self.advance()
-        loc = self.where(kw)
-        tag, module = self.tag()
-        if not self.at("{"):
-            if tag is None:
-                raise self.syntax()
-            return ast.TypeSpec("enum", [tag], tag=tag, module=module, **loc)
+    def define_tag(self, kind: str, tag: str | None) -> None:
+        """A second definition of a tag is an error as soon as its '{' is read."""
+        if tag is None:
+            return
+        if (kind, tag) in self.tags:
+            tok = self.peek()
+            raise DError("D_DECL_TYPERED", f"type redeclared: {kind} {tag}", tok.line, tok.file)
+        self.tags.add((kind, tag))
+
+    def enum_body(self, tag: str | None, module: str | None, loc: dict) -> ast.TypeSpec:
         self.advance()
         enumerators: list[ast.Enumerator] = []
         while True:
@@ -576,9 +628,7 @@ class Parser:
             self.advance()
         self.expect("}")
         words = [tag] if tag else []
-        return ast.TypeSpec(
-            "enum", words, tag=tag, enumerators=enumerators, module=module, **loc
-        )
+        return ast.TypeSpec("enum", words, tag=tag, enumerators=enumerators, module=module, **loc)
 
     def declarator(self, abstract: bool | None) -> ast.Declarator:
         """abstract: False = named, True = unnamed (type names), None = either (parameters)."""
@@ -755,18 +805,32 @@ def parse(
     from_file: bool | None = None,
     typenames: Iterable[str] | None = None,
     pspec_only: bool = False,
+    on_pragma: Callable[[ast.Pragma], None] | None = None,
+    on_item: Callable[[ast.Node], None] | None = None,
 ) -> ast.Program:
     """Parse a D program.
 
     from_file: a probe description with neither predicate nor actions is an
     error in a script file but allowed on the command line (`dtrace -n BEGIN`);
     it defaults to `filename is not None`. typenames: extra typedef names to
-    know besides the built-in ones. pspec_only: outer-scope words are always
-    probe descriptions (dtrace -n/-P/-m/-f).
+    know besides the built-in ones (D library and kernel types), which decide
+    casts and declarations. pspec_only: outer-scope words are always probe
+    descriptions (dtrace -n/-P/-m/-f, or `#pragma D option pspec`).
+    on_pragma: called with each #pragma as soon as it is read (before later
+    text is parsed), so that its errors come first, as in dtrace; the pragma
+    is also returned in Program.items either way. on_item: called with each
+    other top-level item (declaration, clause, ...) as soon as it is parsed, so
+    that declaration errors can be raised before later syntax errors, as dtrace
+    does.
     """
     if from_file is None:
         from_file = filename is not None
-    return Parser(source, macros, filename, from_file, typenames, pspec_only).program()
+    p = Parser(source, macros, filename, from_file, typenames, pspec_only)
+    p.on_item = on_item
+    if on_pragma is not None:
+        hook = on_pragma
+        p.lex.on_pragma = lambda line, f, words: hook(ast.Pragma(words, line=line, file=f))
+    return p.program()
 
 
 def parse_expression(
@@ -775,6 +839,7 @@ def parse_expression(
     """Parse a lone D expression (mainly for tests)."""
     p = Parser(source, macros, None, False, typenames)
     p.lex.mode = "expr"
+    p.lex.nul_at_eof = False
     e = p.expression()
     if not p.at("EOF"):
         raise p.syntax()
