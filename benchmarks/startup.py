@@ -21,7 +21,9 @@ def median_time(cmd: list[str], runs: int) -> float:
         p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
         times.append(time.perf_counter() - t0)
         if p.returncode != 0:
-            sys.exit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace').strip()}")
+            sys.exit(
+                f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace').strip()}"
+            )
     return statistics.median(times)
 
 

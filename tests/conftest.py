@@ -20,7 +20,13 @@ class Run:
     err: str
 
 
-def pydtrace(*args: str, testing: bool = True, timeout: float = 30, env: dict[str, str] | None = None, cwd: str | None = None) -> Run:
+def pydtrace(
+    *args: str,
+    testing: bool = True,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> Run:
     """Run `python -m pydtrace ARGS`; testing=True sets _DTRACE_TESTING (no CPU/ID columns)."""
     e = dict(os.environ)
     e.pop("_DTRACE_TESTING", None)
@@ -29,7 +35,15 @@ def pydtrace(*args: str, testing: bool = True, timeout: float = 30, env: dict[st
         e["_DTRACE_TESTING"] = "t"
     if env:
         e.update(env)
-    p = subprocess.run([sys.executable, "-m", "pydtrace", *args], capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd, stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        [sys.executable, "-m", "pydtrace", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=e,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
     return Run(p.returncode, p.stdout, p.stderr)
 
 

@@ -39,14 +39,23 @@ def test_quiet_printf_and_final_newline():
 
 
 def test_trace_widths_by_type():
-    prog = "BEGIN { trace((char)-1); trace((unsigned char)255); trace((short)-2); trace(7); trace(-1ll); trace(18446744073709551615ull); trace(\"s\"); exit(0); }"
+    prog = 'BEGIN { trace((char)-1); trace((unsigned char)255); trace((short)-2); trace(7); trace(-1ll); trace(18446744073709551615ull); trace("s"); exit(0); }'
     r = pydtrace("-n", prog)
-    expect = line(":BEGIN") + "  -1 255    -2          7" + " %19d" % -1 + " %20d" % 18446744073709551615 + "  %-33s" % "s" + "\n"
+    expect = (
+        line(":BEGIN")
+        + "  -1 255    -2          7"
+        + " %19d" % -1
+        + " %20d" % 18446744073709551615
+        + "  %-33s" % "s"
+        + "\n"
+    )
     assert r.out == HDR + expect + "\n"
 
 
 def test_int_is_32_bits_and_wraps():
-    r = pydtrace("-q", "-n", 'BEGIN { i = 0x7fffffff; i++; printf("%d %d\\n", i, sizeof (i)); exit(0); }')
+    r = pydtrace(
+        "-q", "-n", 'BEGIN { i = 0x7fffffff; i++; printf("%d %d\\n", i, sizeof (i)); exit(0); }'
+    )
     assert r.out == "-2147483648 4\n\n"
 
 
@@ -62,7 +71,9 @@ def test_aggregations_printed_at_exit_in_order():
 
 
 def test_quantize_histogram():
-    r = pydtrace("-q", "-n", "BEGIN { @q = quantize(3); @q = quantize(5); @q = quantize(1); exit(0); }")
+    r = pydtrace(
+        "-q", "-n", "BEGIN { @q = quantize(3); @q = quantize(5); @q = quantize(1); exit(0); }"
+    )
     expect = (
         "\n\n"
         "           value  ------------- Distribution ------------- count    \n"
@@ -89,7 +100,11 @@ def test_exit_status_last_exit_wins():
 
 
 def test_exit_skips_later_clauses_of_same_firing():
-    r = pydtrace("-q", "-n", 'BEGIN { exit(0); } BEGIN { printf("not reached\\n"); } END { printf("end\\n"); }')
+    r = pydtrace(
+        "-q",
+        "-n",
+        'BEGIN { exit(0); } BEGIN { printf("not reached\\n"); } END { printf("end\\n"); }',
+    )
     assert r.out == "end\n\n"
 
 
@@ -103,7 +118,9 @@ def test_runtime_fault_fires_error_and_goes_on():
     r = pydtrace("-q", "-n", prog)
     assert r.status == 0
     assert r.out == "error 4 1\nnext clause\n\n"
-    assert r.err.startswith("pydtrace: error in dt_clause_1 for probe ID 1 (dtrace:::BEGIN): divide-by-zero")
+    assert r.err.startswith(
+        "pydtrace: error in dt_clause_1 for probe ID 1 (dtrace:::BEGIN): divide-by-zero"
+    )
 
 
 def test_syntax_error_in_script_names_line(tmp_path):
@@ -113,15 +130,24 @@ def test_syntax_error_in_script_names_line(tmp_path):
     assert r.status == 1
     assert r.err == f'pydtrace: failed to compile script {f}: line 4: syntax error near ";"\n'
     r = pydtrace("-xerrtags", "-s", str(f))
-    assert r.err == f'pydtrace: failed to compile script {f}: [D_SYNTAX] line 4: syntax error near ";"\n'
+    assert (
+        r.err
+        == f'pydtrace: failed to compile script {f}: [D_SYNTAX] line 4: syntax error near ";"\n'
+    )
 
 
 def test_undefined_variable_and_specifier_errors():
     r = pydtrace("-n", "BEGIN { trace(nosuch); }")
     assert r.status == 1
-    assert r.err == "pydtrace: invalid probe specifier BEGIN { trace(nosuch); }: failed to resolve nosuch: Unknown variable name\n"
+    assert (
+        r.err
+        == "pydtrace: invalid probe specifier BEGIN { trace(nosuch); }: failed to resolve nosuch: Unknown variable name\n"
+    )
     r = pydtrace("-n", "nosuch:::probe")
-    assert r.err == "pydtrace: invalid probe specifier nosuch:::probe: probe description nosuch:::probe does not match any probes\n"
+    assert (
+        r.err
+        == "pydtrace: invalid probe specifier nosuch:::probe: probe description nosuch:::probe does not match any probes\n"
+    )
     r = pydtrace("-Z", "-q", "-n", "nosuch:::probe", "-n", "BEGIN { exit(0); }")
     assert r.status == 0
 
@@ -152,17 +178,25 @@ def test_version():
 
 def test_operands_and_unused_operand(tmp_path):
     f = tmp_path / "args.d"
-    f.write_text('#!/usr/bin/env -S pydtrace -s\nBEGIN { printf("%d %s %s\\n", $1 + 1, $$2, $$0); exit(0); }\n')
+    f.write_text(
+        '#!/usr/bin/env -S pydtrace -s\nBEGIN { printf("%d %s %s\\n", $1 + 1, $$2, $$0); exit(0); }\n'
+    )
     r = pydtrace("-q", "-s", str(f), "41", "word")
     assert r.out == f"42 word {f}\n\n"
     r = pydtrace("-q", "-n", "BEGIN { exit(0); }", "extra")
     assert r.status == 1
-    assert r.err == "pydtrace: invalid probe specifier BEGIN { exit(0); }: extraneous argument 'extra' ($1 is not referenced)\n"
+    assert (
+        r.err
+        == "pydtrace: invalid probe specifier BEGIN { exit(0); }: extraneous argument 'extra' ($1 is not referenced)\n"
+    )
 
 
 def test_missing_script_file():
     r = pydtrace("-s", "/nonexistent/x.d")
-    assert (r.status, r.err) == (1, "pydtrace: failed to open /nonexistent/x.d: No such file or directory\n")
+    assert (r.status, r.err) == (
+        1,
+        "pydtrace: failed to open /nonexistent/x.d: No such file or directory\n",
+    )
 
 
 def test_cpp_defines(tmp_path):
@@ -183,18 +217,35 @@ def test_output_file_appends(tmp_path):
 def test_json_lines():
     import json
 
-    r = pydtrace("-x", "json", "-q", "-n", 'BEGIN { @c["k"] = count(); printf("p%d", 1); exit(0); }')
+    r = pydtrace(
+        "-x", "json", "-q", "-n", 'BEGIN { @c["k"] = count(); printf("p%d", 1); exit(0); }'
+    )
     objs = [json.loads(x) for x in r.out.splitlines()]
     assert objs[0]["type"] == "record" and objs[0]["probe"] == "dtrace:::BEGIN"
     assert objs[0]["data"] == [{"action": "printf", "text": "p1"}, {"action": "exit", "status": 0}]
-    assert objs[1] == {"type": "aggregation", "name": "@c", "function": "count", "data": [{"key": ["k"], "value": 1}]}
+    assert objs[1] == {
+        "type": "aggregation",
+        "name": "@c",
+        "function": "count",
+        "data": [{"key": ["k"], "value": 1}],
+    }
 
 
 def test_sigint_runs_end_and_prints_aggregations():
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), _DTRACE_TESTING="t")
     p = subprocess.Popen(
-        [sys.executable, "-m", "pydtrace", "-q", "-n", 'tick-1ms { @t = count(); } END { printf("end\\n"); }'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pydtrace",
+            "-q",
+            "-n",
+            'tick-1ms { @t = count(); } END { printf("end\\n"); }',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
@@ -218,12 +269,12 @@ def test_list_probes():
 
 def test_speculation_commit_and_discard():
     prog = (
-        'BEGIN { s1 = speculation(); } '
+        "BEGIN { s1 = speculation(); } "
         'BEGIN { speculate(s1); printf("kept\\n"); } '
-        'BEGIN { commit(s1); } '
-        'BEGIN { s2 = speculation(); } '
+        "BEGIN { commit(s1); } "
+        "BEGIN { s2 = speculation(); } "
         'BEGIN { speculate(s2); printf("dropped\\n"); } '
-        'BEGIN { discard(s2); exit(0); }'
+        "BEGIN { discard(s2); exit(0); }"
     )
     r = pydtrace("-q", "-n", prog)
     assert (r.status, r.out) == (0, "kept\n\n")

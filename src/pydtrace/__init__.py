@@ -1,8 +1,8 @@
 """pydtrace: DTrace for Linux in pure Python.
 
-    from pydtrace import trace
-    r = trace('BEGIN { @c["hello"] = count(); exit(0); }')
-    r.aggregations   # {'@c': {('hello',): 1}}
+from pydtrace import trace
+r = trace('BEGIN { @c["hello"] = count(); exit(0); }')
+r.aggregations   # {'@c': {('hello',): 1}}
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class Session:
         for name, value in settings or []:
             self.options[name] = True if value is None else value
         self.operands = operands or []
-        self.cpp = cpp
+        self.cpp = cpp or bool(self.options.get("cpp"))
         self.defines = defines or []
         self.undefs = undefs or []
         self.incdirs = incdirs or []
@@ -94,11 +94,19 @@ class Session:
         self.catalogue = cat = default_catalogue()
         state = {"kind": "s"}
 
+        # Every probe description of a clause is a statement of its own in
+        # dtrace (`BEGIN, END { }` is two), numbered from 0 across programs:
+        # the numbers name clauses in error messages (dt_clause_N).
+        statements: list[list[Any]] = []
+
         def lookup(text: str, line: int) -> list[Any]:
             desc = parse_probe_desc(text, state["kind"])
             probes = cat.match(desc)
             if not probes and not self.zdefs:
-                raise DError("D_PDESC_ZERO", f"probe description {desc} does not match any probes", line)
+                raise DError(
+                    "D_PDESC_ZERO", f"probe description {desc} does not match any probes", line
+                )
+            statements.append(probes)
             return probes
 
         checker = Checker(lookup, strsize=int(self.options.get("strsize", 256)))
@@ -108,7 +116,11 @@ class Session:
         defaultargs = bool(self.options.get("defaultargs"))
         for prog in self.programs:
             script = prog.kind == "s"
-            where = f"failed to compile script {prog.text}" if script else f"invalid probe specifier {prog.text}"
+            where = (
+                f"failed to compile script {prog.text}"
+                if script
+                else f"invalid probe specifier {prog.text}"
+            )
             before = len(checker.prog.clauses)
             try:
                 if script:
@@ -124,46 +136,136 @@ class Session:
                     from pydtrace.lang.cpp import preprocess, user_args
 
                     extra = user_args([*env_xopts(), *self.settings])
-                    source = preprocess(source, prog.text if script else "<command line>", [], [], [], extra)
-                macros = Macros([prog.text if script else self.pname, *self.operands], values, defaultargs)
+                    stdc = self.options.get("stdc")
+                    source = preprocess(source, prog.text if script else "<command line>", [], [], [], extra,
+                                        stdc=stdc if isinstance(stdc, str) else None)  # fmt: skip
+                macros = Macros(
+                    [prog.text if script else self.pname, *self.operands], values, defaultargs
+                )
                 state["kind"] = "s" if script else prog.kind
-                tree = parse(source, macros=macros, filename=prog.text if script else None)
-                checker.check(tree)
+                tree = parse(source, macros=macros, filename=prog.text if script else None,
+                             pspec_only=not script, on_pragma=self._pragma)  # fmt: skip
+                if not tree.items and self.options.get("empty"):
+                    self.matches.append(("script" if script else "description", prog.text, 0))
+                    continue
+                try:
+                    checker.check(tree)
+                except DError as e:
+                    if e.tag == "D_EMPTY" and script:
+                        e.line = source.count("\n") + 1  # dtrace reports the end of input
+                    raise
                 if not (defaultargs or self.options.get("argref")):
                     for i, arg in enumerate(self.operands, start=1):
                         if i not in macros.referenced:
-                            raise DError("D_MACRO_UNUSED", f"extraneous argument '{arg}' (${i} is not referenced)")
+                            raise DError(
+                                "D_MACRO_UNUSED",
+                                f"extraneous argument '{arg}' (${i} is not referenced)",
+                            )
             except DError as e:
                 if not script and e.file is None:
                     e.line = 0  # dtrace gives no line for programs on the command line
-                raise CompileError(f"{where}: {e.located(bool(self.options.get('errtags')))}", e.tag) from None
+                raise CompileError(
+                    f"{where}: {e.located(bool(self.options.get('errtags')))}", e.tag
+                ) from None
             except CompileError:
                 raise
             except _cpp_errors() as e:
                 raise CompileError(str(e)) from None
-            ids = {p.id for c in checker.prog.clauses[before:] for p in c.probes}
+            nstmts = sum(len(c.node.probes) for c in checker.prog.clauses[before:])
+            matched = sum(len(x) for x in statements[len(statements) - nstmts :])
             name = prog.text
             if not script:
-                cut = min((i for i in (prog.text.find(ch) for ch in "{/;") if i >= 0), default=len(prog.text))
+                cut = min(
+                    (i for i in (prog.text.find(ch) for ch in "{/;") if i >= 0),
+                    default=len(prog.text),
+                )
                 name = prog.text[:cut]
-            self.matches.append(("script" if script else "description", name, len(ids)))
+            self.matches.append(("script" if script else "description", name, matched))
+        index = 0
+        for c in checker.prog.clauses:
+            c.index = index
+            index += len(c.node.probes)
         self.checked = checker.prog
-        for name, value, line in checker.prog.options:
-            self._pragma_option(name, value, line)
         return checker.prog
 
-    def _pragma_option(self, name: str, value: str | None, line: int) -> None:
+    def _pragma(self, p: Any) -> None:
+        """Act on a #pragma as soon as it is read, as dtrace does (errors come first)."""
         from pydtrace.cli.options import XoptError, validate_xopt
 
-        try:
-            key, v = validate_xopt(name, value)
-        except XoptError as e:
-            shown = value if value is not None else ""
-            err = DError("D_PRAGMA_OPTSET", f"failed to set option '{name}' to '{shown}': {e.reason}", line)
-            kind = self.programs[-1] if self.programs else None
-            where = f"failed to compile script {kind.text}" if kind and kind.kind == "s" else "invalid probe specifier"
-            raise CompileError(f"{where}: {err.located(bool(self.options.get('errtags')))}", err.tag) from None
-        self.options[key] = True if v is None else v
+        w = [x[1:-1] if len(x) >= 2 and x[0] == x[-1] == '"' else x for x in p.words]
+        if not w:
+            return
+        if w[0] == "error":
+            raise DError("D_PRAGERR", "#error: " + "".join(x + " " for x in w[1:]), p.line, p.file)
+        if w[0] != "D":
+            return  # #pragma ident and other vendors' pragmas are ignored
+        what, args = (w[1], w[2:]) if len(w) > 1 else ("", [])
+        if what == "option":
+            if not args:
+                raise DError(
+                    "D_PRAGMA_MALFORM", "malformed #pragma option <option>=<val>", p.line, p.file
+                )
+            if len(args) > 1:
+                raise DError(
+                    "D_PRAGMA_MALFORM",
+                    "superfluous arguments specified for #pragma option",
+                    p.line,
+                    p.file,
+                )
+            name, eq, value = args[0].partition("=")
+            try:
+                key, v = validate_xopt(name, value if eq else None, in_program=True)
+            except XoptError as e:
+                msg = (
+                    f"failed to set option '{name}' to '{value}': {e.reason}"
+                    if eq
+                    else f"failed to set option '{name}': {e.reason}"
+                )
+                raise DError("D_PRAGMA_OPTSET", msg, p.line, p.file) from None
+            self.options[key] = True if v is None else v
+        elif what == "error":
+            raise DError("D_PRAGERR", "#error: " + "".join(x + " " for x in args), p.line, p.file)
+        elif what == "attributes":
+            if len(args) != 2:
+                raise DError(
+                    "D_PRAGMA_MALFORM",
+                    "malformed #pragma attributes <attributes> <ident>",
+                    p.line,
+                    p.file,
+                )
+            if not _valid_attributes(args[0]):
+                raise DError(
+                    "D_PRAGMA_INVAL",
+                    "invalid attributes specified by #pragma attributes",
+                    p.line,
+                    p.file,
+                )
+        elif what == "depends_on":
+            if len(args) != 2:
+                raise DError(
+                    "D_PRAGMA_MALFORM",
+                    "malformed #pragma depends_on <class> <name>",
+                    p.line,
+                    p.file,
+                )
+            if args[0] == "library":
+                raise DError(
+                    "D_PRAGMA_DEPEND",
+                    "main program may not explicitly depend on a library",
+                    p.line,
+                    p.file,
+                )
+            if args[0] not in ("provider", "module"):
+                raise DError(
+                    "D_PRAGMA_INVAL",
+                    f"invalid class {args[0]} specified by #pragma depends_on",
+                    p.line,
+                    p.file,
+                )
+        elif what in ("binding", "ident", "line"):
+            pass
+        else:
+            raise DError("D_PRAGMA_INVAL", f"invalid D pragma: {what}", p.line, p.file)
 
     # --- running ------------------------------------------------------------------------
     def run(self, keep_records: bool = False) -> int:
@@ -186,7 +288,7 @@ class Session:
         if self.options.get("destructive") and not self.options.get("quiet"):
             consumer.notice("allowing destructive actions")
         if self.checked.destructive and not self.options.get("destructive"):
-            raise CompileError("failed to enable program: Destructive actions not allowed")
+            raise CompileError("could not enable tracing: Destructive actions not allowed")
         engine = UserEngine(self.checked, consumer, self.options)
         self.engine = engine
         import threading
@@ -197,11 +299,34 @@ class Session:
         return consumer.exit_status if consumer.exit_status is not None else 0
 
 
+_STABILITY = (
+    "internal",
+    "private",
+    "obsolete",
+    "external",
+    "unstable",
+    "evolving",
+    "stable",
+    "standard",
+)
+_CLASS = ("unknown", "cpu", "platform", "group", "isa", "common")
+
+
+def _valid_attributes(text: str) -> bool:
+    """`Stable/Stable/Common`: name stability / data stability / dependency class."""
+    parts = text.lower().split("/")
+    if len(parts) != 3:
+        return False
+    return parts[0] in _STABILITY and parts[1] in _STABILITY and parts[2] in _CLASS
+
+
 def _cpp_errors() -> tuple[type[BaseException], ...]:
     try:
         from pydtrace.lang import cpp
 
-        return tuple(x for x in (getattr(cpp, "CppError", None),) if x is not None) or (RuntimeError,)
+        return tuple(x for x in (getattr(cpp, "CppError", None),) if x is not None) or (
+            RuntimeError,
+        )
     except ImportError:
         return (RuntimeError,)
 
@@ -218,7 +343,9 @@ def trace(
     settings = list((options or {}).items())
     if quiet:
         settings.append(("quiet", None))
-    s = Session([Program("n", program)], settings=settings, operands=args, out=out, err=err, testing=False)
+    s = Session(
+        [Program("n", program)], settings=settings, operands=args, out=out, err=err, testing=False
+    )
     try:
         status = s.run(keep_records=True)
     except CompileError as e:

@@ -20,6 +20,7 @@ def program_name(argv0: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv if argv is None else argv
     pname = program_name(args[0] if args else "pydtrace")
+    _set_comm(pname)
     try:
         return _main(pname, args[1:])
     except KeyboardInterrupt:
@@ -30,6 +31,16 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+
+
+def _set_comm(name: str) -> None:
+    """Name our process after the command, as a dtrace binary would be named:
+    BEGIN and END run in the tracer's own context, so `execname` shows it."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name[:15])
+    except OSError:
+        pass
 
 
 def _main(pname: str, argv: list[str]) -> int:
@@ -54,7 +65,9 @@ def _main(pname: str, argv: list[str]) -> int:
         err.write(f"{pname}: no probes specified\n")
         return 1
     if o.commands or o.pids:
-        err.write(f"{pname}: -c and -p need the ptrace or eBPF engine, which this version does not have yet\n")
+        err.write(
+            f"{pname}: -c and -p need the ptrace or eBPF engine, which this version does not have yet\n"
+        )
         return 1
 
     from pydtrace.session import CompileError, Program, Session

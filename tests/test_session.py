@@ -1,0 +1,91 @@
+"""The compile pipeline: pragmas, statement numbering, matched counts, options."""
+
+from __future__ import annotations
+
+import io
+
+from conftest import pydtrace
+
+from pydtrace.session import CompileError, Program, Session
+
+
+def compile_script(tmp_path, text: str, **kw) -> Session:
+    f = tmp_path / "t.d"
+    f.write_text(text)
+    s = Session([Program("s", str(f))], out=io.StringIO(), err=io.StringIO(), **kw)
+    s.compile()
+    return s
+
+
+def compile_error(tmp_path, text: str) -> str:
+    try:
+        compile_script(tmp_path, text, settings=[("errtags", None)])
+    except CompileError as e:
+        return e.message.split(": ", 1)[1]
+    raise AssertionError("compiled")
+
+
+def test_pragma_option_applies_while_reading(tmp_path):
+    s = compile_script(tmp_path, "#pragma D option quiet\n#pragma D option strsize=32\nBEGIN { exit(0); }\n")
+    assert s.options["quiet"] is True
+    assert s.options["strsize"] == 32
+
+
+def test_pragma_errors(tmp_path):
+    assert compile_error(tmp_path, '#pragma D error "stop here"\nBEGIN {}\n') == "[D_PRAGERR] line 1: #error: stop here "
+    assert compile_error(tmp_path, "#pragma D option quiet verbose\n") == (
+        "[D_PRAGMA_MALFORM] line 1: superfluous arguments specified for #pragma option"
+    )
+    assert compile_error(tmp_path, "#pragma D option strsize=lots\nBEGIN {}\n") == (
+        "[D_PRAGMA_OPTSET] line 1: failed to set option 'strsize' to 'lots': Invalid value for specified option"
+    )
+    assert compile_error(tmp_path, "#pragma D option ldpath=/x\nBEGIN {}\n") == (
+        "[D_PRAGMA_OPTSET] line 1: failed to set option 'ldpath' to '/x': Option cannot be used from within a D program"
+    )
+    assert compile_error(tmp_path, "#pragma D attributes Bogus/Stable/Common x\n") == (
+        "[D_PRAGMA_INVAL] line 1: invalid attributes specified by #pragma attributes"
+    )
+    assert compile_error(tmp_path, "#pragma D attributes Stable/Stable/Common\n") == (
+        "[D_PRAGMA_MALFORM] line 1: malformed #pragma attributes <attributes> <ident>"
+    )
+    assert compile_error(tmp_path, "#pragma D depends_on library net.d\n") == (
+        "[D_PRAGMA_DEPEND] line 1: main program may not explicitly depend on a library"
+    )
+    assert compile_error(tmp_path, "#pragma D frobnicate\n") == "[D_PRAGMA_INVAL] line 1: invalid D pragma: frobnicate"
+
+
+def test_empty_program_reports_end_of_input(tmp_path):
+    assert compile_error(tmp_path, "/* nothing */\n\n") == "[D_EMPTY] line 3: empty D program translation unit"
+
+
+def test_each_probe_description_is_a_statement(tmp_path):
+    s = compile_script(tmp_path, "BEGIN, END { }\ntick-1s { }\nBEGIN { }\n")
+    assert [c.index for c in s.checked.clauses] == [0, 2, 3]
+    assert s.matches == [("script", str(tmp_path / "t.d"), 4)]
+
+
+def test_fault_names_the_statement(tmp_path):
+    f = tmp_path / "f.d"
+    f.write_text('BEGIN, END { }\nBEGIN { x = 0; y = 1 / x; }\nBEGIN { exit(0); }\n')
+    r = pydtrace("-q", "-s", str(f))
+    assert r.err.startswith("pydtrace: error in dt_clause_2 for probe ID 1 (dtrace:::BEGIN): divide-by-zero")
+
+
+def test_destructive_actions_need_w():
+    r = pydtrace("-n", "BEGIN { chill(1); exit(0); }")
+    assert (r.status, r.err.splitlines()[-1]) == (1, "pydtrace: could not enable tracing: Destructive actions not allowed")
+    r = pydtrace("-w", "-q", "-n", "BEGIN { chill(1); exit(0); }")
+    assert r.status == 0
+
+
+def test_execname_in_begin_is_the_tracer():
+    r = pydtrace("-q", "-n", 'BEGIN { printf("%s\\n", execname); exit(0); }')
+    assert r.out == "pydtrace\n\n"
+
+
+def test_xempty_allows_an_empty_program(tmp_path):
+    f = tmp_path / "e.d"
+    f.write_text("\n")
+    r = pydtrace("-xempty", "-s", str(f))
+    assert r.status == 1
+    assert r.err == f"pydtrace: script '{f}' matched 0 probes\npydtrace: no probes matched\n"
