@@ -300,3 +300,51 @@ def test_python_api():
     assert r.records[0].items[0][0] == "printf"
     bad = trace("BEGIN { x = ; }")
     assert bad.status == 1 and "syntax error" in bad.errors
+
+
+def test_interpreter_script_runs_directly(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shim = bindir / "pydtrace"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m pydtrace "$@"\n')
+    shim.chmod(0o755)
+    script = tmp_path / "hello.d"
+    script.write_text(
+        '#!/usr/bin/env -S pydtrace -q -s\nBEGIN { printf("%s\\n", $$1); exit(0); }\n'
+    )
+    script.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", PYTHONPATH=str(ROOT / "src"))
+    p = subprocess.run([str(script), "world"], capture_output=True, text=True, env=env, timeout=30)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "world\n\n", "")
+
+
+def test_sigterm_ends_like_sigint():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), _DTRACE_TESTING="t")
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pydtrace",
+            "-q",
+            "-n",
+            'BEGIN { @b = count(); } END { printf("end\\n"); }',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(1.0)
+    p.terminate()
+    out, err = p.communicate(timeout=10)
+    assert (p.returncode, out, err) == (0, "end\n\n" + " %16d\n" % 1, "")
+
+
+def test_compile_only_enables_nothing():
+    r = pydtrace("-e", "-n", 'BEGIN { printf("never\\n"); }')
+    assert (r.status, r.out, r.err) == (0, "", "")
+
+
+def test_no_probes_specified():
+    r = pydtrace("-q")
+    assert (r.status, r.err) == (1, "pydtrace: no probes specified\n")
