@@ -348,3 +348,10 @@ def test_compile_only_enables_nothing():
 def test_no_probes_specified():
     r = pydtrace("-q")
     assert (r.status, r.err) == (1, "pydtrace: no probes specified\n")
+
+
+def test_probe_by_id():
+    r = pydtrace("-l", "-i", "2")
+    assert r.out.splitlines()[1] == "    2     dtrace                                                     END"
+    r = pydtrace("-q", "-i", '1 { printf("%s\\n", probename); exit(0); }')
+    assert r.out == "BEGIN\n\n"

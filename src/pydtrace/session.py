@@ -101,7 +101,11 @@ class Session:
 
         def lookup(text: str, line: int) -> list[Any]:
             desc = parse_probe_desc(text, state["kind"])
-            probes = cat.match(desc)
+            if state["kind"] == "i" and text.isdigit():  # -i takes a probe id
+                found = cat.by_id(int(text))
+                probes = [found] if found is not None else []
+            else:
+                probes = cat.match(desc)
             if not probes and not self.zdefs:
                 raise DError(
                     "D_PDESC_ZERO", f"probe description {desc} does not match any probes", line
