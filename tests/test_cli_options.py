@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pydtrace.cli.options import (
-    USAGE,
-    OptionError,
-    ProgramSource,
-    UsageError,
-    XoptError,
-    env_xopts,
-    parse_args,
-    parse_rate,
-    parse_size,
-    validate_xopt,
-)
+from pydtrace.cli.options import USAGE, OptionError, ProgramSource, UsageError, parse_args
+from pydtrace.options import XoptError, env_xopts, parse_rate, parse_size, validate_xopt
 
 ENV: dict[str, str] = {}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 from conftest import pydtrace
-
 from pydtrace.session import CompileError, Program, Session
 
 
@@ -26,13 +25,18 @@ def compile_error(tmp_path, text: str) -> str:
 
 
 def test_pragma_option_applies_while_reading(tmp_path):
-    s = compile_script(tmp_path, "#pragma D option quiet\n#pragma D option strsize=32\nBEGIN { exit(0); }\n")
+    s = compile_script(
+        tmp_path, "#pragma D option quiet\n#pragma D option strsize=32\nBEGIN { exit(0); }\n"
+    )
     assert s.options["quiet"] is True
     assert s.options["strsize"] == 32
 
 
 def test_pragma_errors(tmp_path):
-    assert compile_error(tmp_path, '#pragma D error "stop here"\nBEGIN {}\n') == "[D_PRAGERR] line 1: #error: stop here "
+    assert (
+        compile_error(tmp_path, '#pragma D error "stop here"\nBEGIN {}\n')
+        == "[D_PRAGERR] line 1: #error: stop here "
+    )
     assert compile_error(tmp_path, "#pragma D option quiet verbose\n") == (
         "[D_PRAGMA_MALFORM] line 1: superfluous arguments specified for #pragma option"
     )
@@ -51,11 +55,17 @@ def test_pragma_errors(tmp_path):
     assert compile_error(tmp_path, "#pragma D depends_on library net.d\n") == (
         "[D_PRAGMA_DEPEND] line 1: main program may not explicitly depend on a library"
     )
-    assert compile_error(tmp_path, "#pragma D frobnicate\n") == "[D_PRAGMA_INVAL] line 1: invalid D pragma: frobnicate"
+    assert (
+        compile_error(tmp_path, "#pragma D frobnicate\n")
+        == "[D_PRAGMA_INVAL] line 1: invalid D pragma: frobnicate"
+    )
 
 
 def test_empty_program_reports_end_of_input(tmp_path):
-    assert compile_error(tmp_path, "/* nothing */\n\n") == "[D_EMPTY] line 3: empty D program translation unit"
+    assert (
+        compile_error(tmp_path, "/* nothing */\n\n")
+        == "[D_EMPTY] line 3: empty D program translation unit"
+    )
 
 
 def test_each_probe_description_is_a_statement(tmp_path):
@@ -66,14 +76,19 @@ def test_each_probe_description_is_a_statement(tmp_path):
 
 def test_fault_names_the_statement(tmp_path):
     f = tmp_path / "f.d"
-    f.write_text('BEGIN, END { }\nBEGIN { x = 0; y = 1 / x; }\nBEGIN { exit(0); }\n')
+    f.write_text("BEGIN, END { }\nBEGIN { x = 0; y = 1 / x; }\nBEGIN { exit(0); }\n")
     r = pydtrace("-q", "-s", str(f))
-    assert r.err.startswith("pydtrace: error in dt_clause_2 for probe ID 1 (dtrace:::BEGIN): divide-by-zero")
+    assert r.err.startswith(
+        "pydtrace: error in dt_clause_2 for probe ID 1 (dtrace:::BEGIN): divide-by-zero"
+    )
 
 
 def test_destructive_actions_need_w():
     r = pydtrace("-n", "BEGIN { chill(1); exit(0); }")
-    assert (r.status, r.err.splitlines()[-1]) == (1, "pydtrace: could not enable tracing: Destructive actions not allowed")
+    assert (r.status, r.err.splitlines()[-1]) == (
+        1,
+        "pydtrace: could not enable tracing: Destructive actions not allowed",
+    )
     r = pydtrace("-w", "-q", "-n", "BEGIN { chill(1); exit(0); }")
     assert r.status == 0
 

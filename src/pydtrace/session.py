@@ -136,8 +136,8 @@ class Session:
                 else:
                     source = prog.text
                 if self.cpp:
-                    from pydtrace.cli.options import env_xopts
                     from pydtrace.lang.cpp import preprocess, user_args
+                    from pydtrace.options import env_xopts
 
                     extra = user_args([*env_xopts(), *self.settings])
                     stdc = self.options.get("stdc")
@@ -194,7 +194,7 @@ class Session:
 
     def _pragma(self, p: Any) -> None:
         """Act on a #pragma as soon as it is read, as dtrace does (errors come first)."""
-        from pydtrace.cli.options import XoptError, validate_xopt
+        from pydtrace.options import XoptError, validate_xopt
 
         w = [x[1:-1] if len(x) >= 2 and x[0] == x[-1] == '"' else x for x in p.words]
         if not w:
