@@ -104,3 +104,11 @@ def test_xempty_allows_an_empty_program(tmp_path):
     r = pydtrace("-xempty", "-s", str(f))
     assert r.status == 1
     assert r.err == f"pydtrace: script '{f}' matched 0 probes\npydtrace: no probes matched\n"
+
+
+def test_zero_bufsize_cannot_enable():
+    r = pydtrace("-xbufsize=0", "-n", "BEGIN { exit(0); }")
+    assert (r.status, r.err.splitlines()[-1]) == (
+        1,
+        "pydtrace: could not enable tracing: Enabling exceeds size of buffer",
+    )

@@ -291,6 +291,8 @@ class Session:
             raise CompileError("no probes matched" if self.programs else "no probes specified")
         if self.options.get("destructive") and not self.options.get("quiet"):
             consumer.notice("allowing destructive actions")
+        if self.options.get("bufsize") == 0:
+            raise CompileError("could not enable tracing: Enabling exceeds size of buffer")
         if self.checked.destructive and not self.options.get("destructive"):
             raise CompileError("could not enable tracing: Destructive actions not allowed")
         engine = UserEngine(self.checked, consumer, self.options)
