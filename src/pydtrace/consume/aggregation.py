@@ -214,6 +214,65 @@ def _llquantize_sortsum(bins: list[int], factor: int, lmag: int, hmag: int, step
     return total, bins[bin0]
 
 
+# --- the shared aggregation buffer --------------------------------------------------
+
+
+def data_size(spec: AggSpec) -> int:
+    """Bytes of one entry's value in dtrace's aggregation map: a 64-bit
+    update counter plus the function's own data."""
+    words = {"count": 1, "sum": 1, "min": 1, "max": 1, "avg": 2, "stddev": 4}.get(spec.func)
+    if words is None:
+        words = nbuckets(spec)
+    return 8 * (1 + words)
+
+
+def tuple_size(keytypes: list[CType], strsize: int) -> int:
+    """Bytes of a key tuple as dtrace assembles it: a 32-bit variable id, each
+    component (scalars aligned to their size, strings strsize+1 bytes, other
+    by-reference data at their size), then a 64-bit TLS slot."""
+    size = 4
+    for t in keytypes:
+        r = t.resolve()
+        if t.is_string():
+            size += strsize + 1
+        elif t.is_int() or t.is_pointer():
+            n = t.int_size() if t.is_int() else 8
+            size = (size + n - 1) // n * n + n
+        else:
+            size += max(r.size, 0)
+    return size + 8
+
+
+class AggPool:
+    """The entries all aggregations share: dtrace sizes its aggregation hash
+    map as aggsize / (largest key tuple + largest value), and a new key that
+    finds the map full is dropped (and counted) rather than stored."""
+
+    def __init__(self, capacity: int | None) -> None:
+        self.capacity = capacity  # None: unlimited
+        self.members: list[Aggregation] = []
+        self.drops = 0
+
+    @classmethod
+    def for_aggs(cls, aggs: list[Aggregation], aggsize: int | None, strsize: int) -> AggPool:
+        if not aggs or not aggsize:
+            return cls(None)
+        tup = max(tuple_size(a.spec.keytypes, strsize) for a in aggs)
+        dat = max(data_size(a.spec) for a in aggs)
+        pool = cls(aggsize // (tup + dat))
+        for a in aggs:
+            a.pool = pool
+            pool.members.append(a)
+        return pool
+
+    def admit(self) -> bool:
+        """Room for one more entry?  Counts a drop when there is none."""
+        if self.capacity is None or sum(len(a.data) for a in self.members) < self.capacity:
+            return True
+        self.drops += 1
+        return False
+
+
 class Aggregation:
     """One aggregation variable: key tuple -> state, plus its normalization."""
 
@@ -222,6 +281,7 @@ class Aggregation:
         self.data: dict[tuple, object] = {}
         self.normal = 1
         self.printed = False
+        self.pool: AggPool | None = None
 
     def __repr__(self) -> str:
         return f"Aggregation({self.spec.name}, {self.spec.func}, {len(self.data)} keys)"
@@ -265,6 +325,8 @@ class Aggregation:
         f = self.spec.func
         cur = self.data.get(key)
         if cur is None:
+            if self.pool is not None and not self.pool.admit():
+                return
             cur = self._initial()
         v = s64(int(value))
         if f == "count":

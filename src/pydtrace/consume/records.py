@@ -9,8 +9,11 @@ A record item is a tuple whose first element names the action:
     ('clear', agg name)              ('trunc', agg name, n | None)
     ('normalize', agg name, n)       ('denormalize', agg name)
     ('tracemem', bytes, ctype)       ('system', Format, [(value, ctype), ...])
+    ('freopen', Format, [(value, ctype), ...])   (an empty path restores stdout)
 
-Values are Python ints (already wrapped to their C type) and strs.
+Values are Python ints (already wrapped to their C type) and strs; a traced
+struct, union or array is the object's bytes (printed as a hex dump).
+Drops are not records: engines call Consumer.drop(DTRACEDROP_* name, n).
 """
 
 from __future__ import annotations
@@ -34,7 +37,19 @@ FAULTS = {
     11: "index out of bounds",
     1000: "library-level fault",
 }
-BADADDR, BADALIGN, ILLOP, DIVZERO, NOSCRATCH, KPRIV, UPRIV, TUPOFLOW, BADSTACK, BADSIZE, BADINDEX = range(1, 12)
+(
+    BADADDR,
+    BADALIGN,
+    ILLOP,
+    DIVZERO,
+    NOSCRATCH,
+    KPRIV,
+    UPRIV,
+    TUPOFLOW,
+    BADSTACK,
+    BADSIZE,
+    BADINDEX,
+) = range(1, 12)
 
 
 @dataclass

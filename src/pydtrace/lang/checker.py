@@ -16,6 +16,7 @@ from typing import Any
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.builtins import FUNCTIONS, VARIABLES, Builtin, prototype
+from pydtrace.lang.dlib import library_inlines
 from pydtrace.lang.errors import DError
 from pydtrace.lang.program import AggInfo, CheckedProgram, ClauseInfo, Variable
 from pydtrace.lang.types import CType
@@ -28,6 +29,8 @@ RECORDING = {
     "normalize", "denormalize", "system", "raise", "stop", "freopen", "ftruncate", "pcap",
     "breakpoint", "panic", "chill",
 }  # fmt: skip
+# Actions that also yield a value, usable inside expressions.
+_VALUE_ACTIONS = {"sym", "usym", "func", "ufunc", "mod", "umod", "uaddr", "stack", "ustack", "jstack"}
 ARITH_OPS = {"*", "/", "%", "+", "-"}
 INT_OPS = {"<<", ">>", "&", "^", "|"}
 REL_OPS = {"<", "<=", ">", ">=", "==", "!="}
@@ -44,6 +47,8 @@ class Checker:
         self.tags: dict[str, CType] = {}  # 'struct foo' -> type
         self.enumerators: dict[str, tuple[int, CType]] = {}
         self.inlines: dict[str, tuple[CType, ast.Expr]] = {}
+        self._library_inlines()
+        self._agg_lines: dict[str, int] = {}
         self.strsize = strsize
         self._clause: ClauseInfo | None = None
         self._probe_args: list[CType] | None = None
@@ -51,6 +56,16 @@ class Checker:
         self._committed = False
         self._recorded = False
         self._pc = 0
+
+    def _library_inlines(self) -> None:
+        """Enter the D library's constants as already-checked inline definitions."""
+        for name, (tname, value) in library_inlines().items():
+            t = self.typedefs.get(tname) or T.from_specifiers([tname])
+            assert t is not None, tname
+            lit = ast.IntLit(value, str(value))
+            lit.ctype = t  # type: ignore[attr-defined]
+            lit.pc = 0  # type: ignore[attr-defined]
+            self.inlines[name] = (t, lit)
 
     # --- entry point ---------------------------------------------------------
     def check(self, program: ast.Program) -> CheckedProgram:
@@ -87,6 +102,8 @@ class Checker:
     # --- declarations --------------------------------------------------------
     def _spec_type(self, spec: ast.TypeSpec) -> CType:
         if spec.kind == "builtin":
+            if not spec.words:
+                return T.INT  # `self x;`: a storage class alone declares an int, as in C
             t = T.from_specifiers(spec.words)
             if t is None:
                 self._bad_combo(spec)
@@ -275,11 +292,27 @@ class Checker:
 
     def _inline(self, node: ast.Inline) -> None:
         t = self._derive(self._spec_type(node.spec), node.declarator)
-        vt = self._expr(node.value)
         name = node.declarator.name or ""
+        previous = self._ident_kind(name)
+        if previous is not None:
+            raise DError("D_DECL_IDRED", f"identifier redefined: {name}\n\t current: inline definition\n\tprevious: {previous}", node.line)
+        vt = self._expr(node.value)
         if not _assignable(t, vt, node.value):
             raise DError("D_OP_INCOMPAT", f'inline {name} definition uses incompatible types: "{t.name}" = "{vt.name}"', node.line)
         self.inlines[name] = (t, node.value)
+
+    def _ident_kind(self, name: str) -> str | None:
+        """How dtrace describes an existing global identifier (kind, then 'inline' or '')."""
+        if name in self.inlines:
+            return "scalar inline"
+        if name in FUNCTIONS:
+            return "function "
+        v = self.prog.globals.get(name)
+        if v is not None:
+            return "associative array " if v.keys is not None else "scalar "
+        if name in VARIABLES or name in self.enumerators:
+            return "scalar "
+        return None
 
     def _scope(self, scope: str) -> dict[str, Variable]:
         return {"global": self.prog.globals, "self": self.prog.tlocals, "this": self.prog.clocals}[scope]
@@ -295,19 +328,34 @@ class Checker:
         self._probe_args = list(argsets[0]) if argsets and all(a == argsets[0] for a in argsets) else None
         self._speculating = self._committed = self._recorded = False
         self._pc = 0
-        if c.predicate is not None:
-            pt = self._expr(c.predicate)
-            if not pt.is_scalar():
-                raise DError("D_PRED_SCALAR", "predicate result must be of scalar type", c.predicate.line)
+        # dtrace types the actions before the predicate, so an action may create
+        # a variable the predicate reads. We try the predicate first and, if it
+        # names something not yet created, type it again after the actions.
+        retry = False
+        try:
+            self._predicate(c)
+        except DError as err:
+            if err.tag not in ("D_IDENT_UNDEF", "D_VAR_UNDEF"):
+                raise
+            retry = True
         for s in c.body or []:
             self._stmt(s)
+        if retry:
+            self._predicate(c)
         info.records = self._recorded or not c.body
         self.prog.clauses.append(info)
         self._clause = None
 
+    def _predicate(self, c: ast.Clause) -> None:
+        if c.predicate is not None:
+            pt = self._expr(c.predicate)
+            if not pt.is_scalar():
+                raise DError("D_PRED_SCALAR", "predicate result must be of scalar type", c.predicate.line)
+
     def _stmt(self, s: ast.Stmt) -> None:
         if isinstance(s, ast.ExprStmt):
             e = s.expr
+            self._agg_shape(e)
             if isinstance(e, ast.Assign) and _is_agg_target(e.target):
                 self._aggregate(e)
             elif isinstance(e, ast.Call) and e.name in FUNCTIONS and FUNCTIONS[e.name].kind == "action":
@@ -329,6 +377,17 @@ class Checker:
             self._declare(s, local=True)
 
     # --- aggregations --------------------------------------------------------
+    def _agg_shape(self, e: ast.Expr) -> None:
+        """Statement-level misuse of an aggregation: @a[x][y], or @a alone."""
+        target = e.target if isinstance(e, ast.Assign) else e
+        if isinstance(target, ast.Index) and isinstance(target.base, ast.Index) and isinstance(target.base.base, ast.AggVar):
+            raise DError("D_AGG_MDIM", f"improper attempt to reference {target.base.base.name} as a multi-dimensional array", e.line)
+        agg = target.base if isinstance(target, ast.Index) else target
+        if isinstance(agg, ast.AggVar) and not isinstance(e, ast.Assign):
+            if agg.name not in self.prog.aggs and agg is target:  # @a[k] names one even if new
+                raise DError("D_IDENT_UNDEF", f"failed to resolve {agg.name}: Unknown variable name", e.line)
+            raise DError("D_AGG_NULL", f"expression has null effect: {agg.name}", e.line)
+
     def _aggregate(self, e: ast.Assign) -> None:
         target = e.target
         keys: list[ast.Expr] = []
@@ -342,12 +401,14 @@ class Checker:
         if self._committed:
             raise DError("D_AGG_COMM", "aggregating actions may not follow commit( )", e.line)
         f = e.value
+        if isinstance(f, ast.Call) and f.name not in FUNCTIONS:
+            raise DError("D_FUNC_UNDEF", f"undefined function name: {f.name}", f.line)
         if e.op != "=" or not isinstance(f, ast.Call) or f.name not in AGG_FUNCS:
             fname = f.name if isinstance(f, ast.Call) else None
             if isinstance(f, ast.Call) and fname in FUNCTIONS:
                 raise DError("D_AGG_FUNC", f"{name} must be assigned the result of an aggregating function", e.line)
             raise DError("D_AGG_FUNC", f"{name} must be assigned the result of an aggregating function", e.line)
-        keytypes = [self._key(k) for k in keys]
+        keytypes = [self._key(k, i, "aggregation") for i, k in enumerate(keys)]
         args = f.args
         func = f.name
         nargs = len(args)
@@ -378,10 +439,13 @@ class Checker:
         old = self.prog.aggs.get(name)
         if old is None:
             info = AggInfo(len(self.prog.aggs), name, func, params, keytypes, valtype)
+            self._agg_lines[name] = e.line
             self.prog.aggs[name] = info
         else:
-            if old.func != func or old.params != params:
-                raise DError("D_AGG_REDEF", f"{name} redefined: aggregating function {func}( ) differs from previous {old.func}( )" if old.func != func else f"{func}( ) parameters differ from previous definition of {name}", e.line)
+            if old.func != func:
+                aname = name.lstrip("@")
+                raise DError("D_AGG_REDEF", f"aggregation redefined: @{aname}\n\t current: @{aname} = {func}( )\n\tprevious: @{aname} = {old.func}( ) : line {self._agg_lines.get(name, 0)}", e.line)
+            self._params_match(name, func, old.params, params, f.line)
             if len(old.keys) != len(keytypes):
                 raise DError("D_PROTO_LEN", f"{name}[ ] prototype mismatch: {len(keytypes)} key{'s' if len(keytypes) != 1 else ''} passed, {len(old.keys)} expected", e.line)
             for i, (a, b) in enumerate(zip(old.keys, keytypes)):
@@ -391,49 +455,109 @@ class Checker:
         e.agg = info  # type: ignore[attr-defined]
         e.ctype = T.VOID  # type: ignore[attr-defined]
 
+    def _int_arg(self, f: ast.Call, i: int, tag: str) -> int:
+        """Argument #i (counted after the value) of a quantizing function: an integer constant."""
+        a = f.args[i]
+        c = self._const(a) if a.ctype.is_int() else None  # type: ignore[attr-defined]
+        if c is None:
+            raise DError(tag, f"{f.name}( ) argument #{i} must be an integer constant", a.line)
+        return c
+
+    def _posconst(self, f: ast.Call, i: int, tag: str) -> int:
+        a = f.args[i]
+        c = self._const(a) if a.ctype.is_int() else None  # type: ignore[attr-defined]
+        if c is None or c <= 0:
+            raise DError(tag, f"{f.name}( ) argument #{i} must be a non-zero positive integer constant", a.line)
+        return c
+
     def _lquantize_params(self, f: ast.Call) -> tuple[int, ...]:
-        vals = []
-        for i, a in enumerate(f.args[1:4], start=2):
-            c = self._const(a)
-            if c is None:
-                raise DError("D_LQUANT_BASETYPE" if i == 2 else "D_LQUANT_LIMTYPE" if i == 3 else "D_LQUANT_STEPTYPE",
-                             f"lquantize( ) argument #{i} must be an integer constant", a.line)
-            vals.append(c)
-        low, high = vals[0], vals[1]
-        step = vals[2] if len(vals) > 2 else 1
-        if step <= 0:
-            raise DError("D_LQUANT_STEPVAL", "lquantize( ) step (argument #4) must be a positive integer", f.line)
-        if high <= low:
-            raise DError("D_LQUANT_MISMATCH", f"lquantize( ) base (argument #2) must be less than limit (argument #3)", f.line)
-        if (high - low) // step > 0xFFFF:
-            raise DError("D_LQUANT_STEPLARGE", "lquantize( ) step (argument #4) too large for given base and limit", f.line)
-        if (high - low) % step != 0:
-            pass
-        return (low, high, step)
+        # Argument numbers in dtrace's messages count after the value being quantized.
+        base = self._int_arg(f, 1, "D_LQUANT_BASETYPE")
+        if not -(2**31) <= base < 2**31:
+            raise DError("D_LQUANT_BASEVAL", "lquantize( ) argument #1 must be a 32-bit quantity", f.args[1].line)
+        limit = self._int_arg(f, 2, "D_LQUANT_LIMTYPE")
+        if not -(2**31) <= limit < 2**31:
+            raise DError("D_LQUANT_LIMVAL", "lquantize( ) argument #2 must be a 32-bit quantity", f.args[2].line)
+        if limit <= base:
+            raise DError("D_LQUANT_MISMATCH", "lquantize( ) base (argument #1) must be less than limit (argument #2)", f.line)
+        step = 1
+        if len(f.args) > 3:
+            step = self._posconst(f, 3, "D_LQUANT_STEPTYPE")
+            if step > 0xFFFF:
+                raise DError("D_LQUANT_STEPVAL", "lquantize( ) argument #3 must be a 16-bit quantity", f.args[3].line)
+        levels = (limit - base) // step
+        if levels == 0:
+            raise DError("D_LQUANT_STEPLARGE", "lquantize( ) step (argument #3) too large: must have at least one quantization level", f.line)
+        if levels > 0xFFFF:
+            raise DError("D_LQUANT_STEPSMALL", "lquantize( ) step (argument #3) too small: number of quantization levels must be a 16-bit quantity", f.line)
+        return (base, limit, step)
 
     def _llquantize_params(self, f: ast.Call) -> tuple[int, ...]:
-        vals = []
-        for i, a in enumerate(f.args[1:5], start=2):
-            c = self._const(a)
-            if c is None:
-                raise DError("D_LLQUANT_FACTORTYPE" if i == 2 else "D_LLQUANT_LOWTYPE" if i == 3 else "D_LLQUANT_HIGHTYPE" if i == 4 else "D_LLQUANT_NSTEPTYPE",
-                             f"llquantize( ) argument #{i} must be an integer constant", a.line)
-            vals.append(c)
-        factor, low, high, steps = vals
-        if factor < 2:
-            raise DError("D_LLQUANT_FACTORSMALL", "llquantize( ) factor (argument #2) must be at least 2", f.line)
-        if low < 0:
-            raise DError("D_LLQUANT_LOWVAL", "llquantize( ) low magnitude (argument #3) must be non-negative", f.line)
+        u64 = 2**64
+        factor = self._int_arg(f, 1, "D_LLQUANT_FACTORTYPE") % u64
+        if not 2 <= factor <= 0xFFFF:
+            raise DError("D_LLQUANT_FACTORVAL", "llquantize( ) argument #1 must be an unsigned 16-bit quantity greater than or equal to 2", f.args[1].line)
+        low = self._int_arg(f, 2, "D_LLQUANT_LMAGTYPE") % u64
+        if low > 0xFFFF:
+            raise DError("D_LLQUANT_LMAGVAL", "llquantize( ) argument #2 must be an unsigned 16-bit quantity", f.args[2].line)
+        high = self._int_arg(f, 3, "D_LLQUANT_HMAGTYPE") % u64
+        hline = f.args[3].line
+        if high > 0xFFFF:
+            raise DError("D_LLQUANT_HMAGVAL", "llquantize( ) argument #3 must be an unsigned 16-bit quantity", hline)
         if high < low:
-            raise DError("D_LLQUANT_MAGRANGE", "llquantize( ) high magnitude (argument #4) must be greater than low magnitude (argument #3)", f.line)
-        if steps < 1 or (steps > factor and steps % factor) or (steps < factor and factor % steps):
-            raise DError("D_LLQUANT_NSTEPMATCH", "llquantize( ) factor (argument #2) must evenly divide the number of steps per magnitude (argument #5), or the number of steps per magnitude must evenly divide a power of the factor", f.line)
+            raise DError("D_LLQUANT_HMAGVAL", "llquantize( ) argument #3 (high magnitude) must be at least argument #2 (low magnitude)", hline)
+        if factor ** (high + 1) > u64 - 1:
+            raise DError("D_LLQUANT_HMAGVAL", "llquantize( ) argument #3 (high magnitude) will cause overflow of 64 bits", hline)
+        steps = self._posconst(f, 4, "D_LLQUANT_STEPTYPE")
+        if steps > 0xFFFF:
+            raise DError("D_LLQUANT_STEPVAL", "llquantize( ) argument #4 must be an unsigned 16-bit quantity", f.args[4].line)
+        self._llquantize_steps(f, factor, low, steps)
         return (factor, low, high, steps)
 
-    def _key(self, k: ast.Expr) -> CType:
+    def _llquantize_steps(self, f: ast.Call, factor: int, low: int, steps: int) -> None:
+        line = f.args[1].line
+        if steps < factor and factor % steps:
+            raise DError("D_LLQUANT_STEPVAL", "llquantize() argument #4 (steps) must evenly divide argument #1 (factor) when steps<factor", line)
+        if steps <= factor:
+            return
+        if steps % factor:
+            raise DError("D_LLQUANT_STEPVAL", "llquantize() argument #4 (steps) must be a multiple of argument #1 (factor) when steps>factor", line)
+        if low == 0 and (factor * factor) % steps:
+            raise DError("D_LLQUANT_STEPVAL", "llquantize() argument #4 (steps) must evenly divide the square of argument #1 (factor) when steps>factor and lmag==0", line)
+        if low > 0 and (factor ** (low + 1)) % (2**64) % steps:
+            raise DError("D_LLQUANT_STEPVAL", "llquantize() argument #4 (steps) must evenly divide pow(argument #1 (factor), lmag (argument #2) + 1) when steps>factor and lmag>0", line)
+
+    def _params_match(self, name: str, func: str, old: tuple[int, ...], new: tuple[int, ...], line: int) -> None:
+        """A quantizing aggregation's parameters must repeat its first use's exactly."""
+        if old == new:
+            return
+        if func == "lquantize":
+            (ob, ol, os_), (nb, nl, ns) = old, new
+            if ob != nb:
+                raise DError("D_LQUANT_MATCHBASE", f"lquantize( ) base (argument #1) doesn't match previous declaration: expected {ob}, found {nb}", line)
+            olim, nlim = ob + (ol - ob) // os_ * os_, nb + (nl - nb) // ns * ns
+            if olim != nlim:
+                raise DError("D_LQUANT_MATCHLIM", f"lquantize( ) limit (argument #2) doesn't match previous declaration: expected {olim}, found {nlim}", line)
+            if os_ != ns:
+                raise DError("D_LQUANT_MATCHSTEP", f"lquantize( ) step (argument #3) doesn't match previous declaration: expected {os_}, found {ns}", line)
+            return
+        what = [("D_LLQUANT_MATCHFACTOR", "factor (argument #1)"), ("D_LLQUANT_MATCHLMAG", "lmag (argument #2)"),
+                ("D_LLQUANT_MATCHHMAG", "hmag (argument #3)"), ("D_LLQUANT_MATCHSTEPS", "steps (argument #4)")]  # fmt: skip
+        for (tag, label), o, n in zip(what, old, new):
+            if o != n:
+                raise DError(tag, f"llquantize() {label} doesn't match previous declaration: expected {o}, found {n}", line)
+
+    def _key(self, k: ast.Expr, i: int = 0, kind: str = "associative array") -> CType:
+        what = None
+        if isinstance(k, ast.AggVar):
+            what = "aggregation"  # dynamic: an aggregation has no value to key by
+        elif isinstance(k, ast.Call) and k.name in FUNCTIONS and FUNCTIONS[k.name].kind != "func" and k.name not in _VALUE_ACTIONS:
+            what = "void"
+        if what is not None:
+            raise DError("D_KEY_TYPE", f"{what} expression may not be used as {kind} index: key #{i + 1}", k.line)
         t = self._expr(k)
         if t.is_void():
-            raise DError("D_KEY_TYPE", "void expression may not be used as an associative array key", k.line)
+            raise DError("D_KEY_TYPE", f"void expression may not be used as {kind} index: key #{i + 1}", k.line)
         if t.is_char_array():
             return T.STRING
         return t
@@ -493,6 +617,8 @@ class Checker:
             self._recorded = True
         e.ctype = T.VOID  # type: ignore[attr-defined]
         e.builtin = b  # type: ignore[attr-defined]
+        self._pc += 1
+        e.pc = self._pc  # type: ignore[attr-defined]
 
     def _printf(self, e: ast.Call) -> None:
         from pydtrace.consume.printf import check_printf, parse_format
@@ -562,14 +688,23 @@ class Checker:
         self._arity(e, b)
         a = e.args[0]
         if not isinstance(a, ast.AggVar) or a.name not in self.prog.aggs:
-            at = self._expr(a) if not isinstance(a, ast.AggVar) else T.VOID
-            raise DError("D_PROTO_ARG", f"{e.name}( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: {at.name}", e.line)
+            tag = {"clear": "D_CLEAR_AGGARG", "trunc": "D_TRUNC_AGGARG"}.get(e.name, "D_NORMALIZE_AGGARG")
+            at = self._agg_arg_type(a)
+            raise DError(tag, f"{e.name}( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: {at.name}", e.line)
         a.ctype = T.AGG  # type: ignore[attr-defined]
         for x in e.args[1:]:
             t = self._expr(x)
             if not t.is_int():
                 raise DError("D_PROTO_ARG", f"{e.name}( ) argument #2 is incompatible with prototype:\n\tprototype: {prototype(b).params[1]}\n\t argument: {t.name}", e.line)
         e.aggs = [self.prog.aggs[a.name]]  # type: ignore[attr-defined]
+
+    def _agg_arg_type(self, a: ast.Expr) -> CType:
+        """The type of a non-aggregation given where an aggregation is required."""
+        if isinstance(a, ast.AggVar):
+            return T.VOID
+        if isinstance(a, ast.Call) and a.name in AGG_FUNCS:
+            return T.VOID  # an aggregating function's result is not a value
+        return self._expr(a)
 
     def _arity(self, e: ast.Call, b: Builtin) -> None:
         p = prototype(b)
@@ -754,7 +889,7 @@ class Checker:
             return T.INT
         if op in REL_OPS:
             if lt.is_string() or rt.is_string() or lt.is_char_array() or rt.is_char_array():
-                ok = all(t.is_string() or t.is_char_array() or (t.is_pointer() and t.r.target is not None and t.r.target.r.size == 1) for t in (lt, rt))
+                ok = all(_stringish(t) or self._is_null(x, t) for x, t in ((e.left, lt), (e.right, rt)))
                 if not ok:
                     raise DError("D_OP_INCOMPAT", f'operands have incompatible types: "{lt.name}" {op} "{rt.name}"', e.line)
                 e.strcmp = True  # type: ignore[attr-defined]
@@ -813,9 +948,13 @@ class Checker:
         else:
             if t.is_array() and not t.is_char_array():
                 raise DError("D_OP_ARRFUN", f'operator = may not be applied to operand of type "{t.name}"', e.line)
-            if not _assignable(t, vt, e.value):
+            if not (_assignable(t, vt, e.value) or ((t.is_string() or _is_dynamic(target)) and self._is_null(e.value, vt))):
                 raise DError("D_OP_INCOMPAT", f'operands have incompatible types: "{t.name}" = "{vt.name}"', e.line)
         return t
+
+    def _is_null(self, x: ast.Expr, t: CType) -> bool:
+        """A null-pointer constant: an integer constant expression equal to 0 (e.g. NULL)."""
+        return t.is_int() and self._const(x) == 0
 
     def _undeclared(self, name: str) -> bool:
         return not (name in self.prog.globals or name in self.enumerators or name in self.inlines
@@ -845,7 +984,7 @@ class Checker:
                 name = base.name
                 known = name in table or (isinstance(base, ast.Ident) and (name in VARIABLES or name in self.inlines))
                 if not known:
-                    keys = [self._key(k) for k in target.args]
+                    keys = [self._key(k, i) for i, k in enumerate(target.args)]
                     scope = "global" if isinstance(base, ast.Ident) else "self"
                     table[name] = Variable(name, scope, newtype, keys, id=len(table))
             return self._expr(target)
@@ -898,6 +1037,9 @@ class Checker:
         else:
             assert e.operand is not None
             t = self._expr(e.operand)
+            ref = getattr(e.operand, "ref", None)
+            if isinstance(e.operand, ast.Ident) and ref is not None and ref[0] == "inline":
+                t = ref[1].ctype  # dtrace sizes an inline by its value's type: sizeof(NULL) is 4
             if isinstance(e.operand, ast.Member) and getattr(e.operand, "member", None) and e.operand.member.bits:  # type: ignore[attr-defined]
                 raise DError("D_SIZEOF_BITFIELD", "cannot apply sizeof to a bit-field", e.line)
         size = self.strsize if t.is_string() else t.r.size if t.r.kind != "enum" else 4
@@ -930,10 +1072,10 @@ class Checker:
     def _x_Call(self, e: ast.Call) -> CType:
         b = FUNCTIONS.get(e.name)
         if b is None:
-            raise DError("D_IDENT_UNDEF", f"failed to resolve {e.name}: Unknown function name" if False else f"undefined function name: {e.name}" , e.line)
+            raise DError("D_FUNC_UNDEF", f"undefined function name: {e.name}", e.line)
         if b.kind == "agg":
-            raise DError("D_AGG_FUNC", f"aggregating function {e.name}( ) may only be assigned to an aggregation", e.line)
-        if b.kind == "action" and e.name not in ("sym", "usym", "func", "ufunc", "mod", "umod", "uaddr", "stack", "ustack", "jstack"):
+            raise DError("D_CG_EXPR", f"aggregating function {e.name}( ) may not be called from a D expression (D program context required)", e.line)
+        if b.kind == "action" and e.name not in _VALUE_ACTIONS:
             raise DError("D_OP_ACT", "action cannot be used in a conditional context", e.line)
         if b.destructive:
             self.prog.destructive = True
@@ -959,7 +1101,7 @@ class Checker:
                     raise DError("D_IDENT_UNDEF", f"failed to resolve {base.name}: Unknown variable name", e.line)
                 raise DError("D_VAR_UNDEF", f"{base.name} has not yet been declared or assigned", e.line)
             if v.keys is not None:
-                keytypes = [self._key(k) for k in e.args]
+                keytypes = [self._key(k, i) for i, k in enumerate(e.args)]
                 shown = base.name if isinstance(base, ast.Ident) else f"self->{base.name}"
                 if len(keytypes) != len(v.keys):
                     n = len(keytypes)
@@ -970,7 +1112,7 @@ class Checker:
                 e.ref = ("assoc", v)  # type: ignore[attr-defined]
                 base.ctype = v.type  # type: ignore[attr-defined]
                 return v.type
-            if not v.array and not v.type.is_pointer():
+            if not v.array and not v.type.is_pointer() and not v.type.is_string():
                 raise DError("D_ARR_BADREF", f"cannot access scalar {base.name} as an associative array", e.line)
         bt = self._expr(base)
         if len(e.args) != 1:
@@ -1143,6 +1285,16 @@ def _assignable(t: CType, vt: CType, value: ast.Expr) -> bool:
     if t.is_struct() and vt.is_struct():
         return t.same(vt)
     return t.same(vt)
+
+
+def _is_dynamic(x: ast.Expr) -> bool:
+    """A thread-local or associative-array element: storing 0 there deletes it."""
+    return isinstance(x, ast.SelfVar) or (isinstance(x, ast.Index) and getattr(x, "ref", ("",))[0] == "assoc")
+
+
+def _stringish(t: CType) -> bool:
+    """A string, a char array or a pointer to 1-byte data: comparable as strings."""
+    return t.is_string() or t.is_char_array() or (t.is_pointer() and t.r.target is not None and t.r.target.r.size == 1)
 
 
 def _arg_ok(want: CType, got: CType, node: ast.Expr) -> bool:

@@ -27,7 +27,9 @@ class UserEngine:
         self.consumer = consumer
         self.options = options
         strsize = int(options.get("strsize", 256))
-        self.state = State(prog, strsize, int(options.get("nspec", 1)))
+        self.state = State(
+            prog, strsize, int(options.get("nspec", 1)), _int_option(options, "scratchsize", 1032)
+        )
         consumer.aggs = self.state.aggs
         comp = Compiler(self.state, prog)
         # probe id -> [(clause info, compiled clause)] in program order
@@ -38,18 +40,31 @@ class UserEngine:
             for p in c.probes:
                 self.by_probe.setdefault(p.id, []).append((c, fn))
                 self.probes[p.id] = p
-        self.error_probe = next((p for p in self.probes.values() if p.provider == "dtrace" and p.name == "ERROR"), None)
+        self.error_probe = next(
+            (p for p in self.probes.values() if p.provider == "dtrace" and p.name == "ERROR"), None
+        )
         self.stopping = threading.Event()
         self.ncpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self.cpu = _current_cpu()
         self.error_count = 0
 
     # --- firing --------------------------------------------------------------------
-    def fire(self, probe: Any, args: list[int], cpu: int | None = None, in_error: bool = False) -> None:
+    def fire(
+        self, probe: Any, args: list[int], cpu: int | None = None, in_error: bool = False
+    ) -> None:
         clauses = self.by_probe.get(probe.id)
         if not clauses:
             return
         f = Firing(probe, args, self.cpu if cpu is None else cpu)
+        try:
+            self._run_clauses(probe, clauses, f, in_error)
+        finally:
+            for addr in f.owned:
+                self.state.mem.free(addr)
+
+    def _run_clauses(
+        self, probe: Any, clauses: list[tuple[Any, Any]], f: Firing, in_error: bool
+    ) -> None:
         consumer = self.consumer
         state = self.state
         # dtrace checks the activity state before each clause: once exit() has
@@ -62,6 +77,7 @@ class UserEngine:
             f.items = []
             f.spec = 0
             f.clause = c.index
+            state.mem.reset_scratch()  # alloca'd memory lives for one clause
             try:
                 fn(f)
             except SKIP:
@@ -72,7 +88,12 @@ class UserEngine:
                     continue
                 consumer.fault(Fault(probe, f.cpu, c.index, pf.pc, pf.code, pf.value))
                 if self.error_probe is not None:
-                    self.fire(self.error_probe, [0, probe.id, c.index, pf.pc, pf.code, pf.value], f.cpu, in_error=True)
+                    self.fire(
+                        self.error_probe,
+                        [0, probe.id, c.index, pf.pc, pf.code, pf.value],
+                        f.cpu,
+                        in_error=True,
+                    )
                 continue
             if f.commits:
                 for rec in f.commits:
@@ -104,7 +125,9 @@ class UserEngine:
         self.consumer.finish()
 
     def _named(self, name: str) -> Any:
-        return next((p for p in self.probes.values() if p.provider == "dtrace" and p.name == name), None)
+        return next(
+            (p for p in self.probes.values() if p.provider == "dtrace" and p.name == name), None
+        )
 
     def _timers(self) -> list[list[Any]]:
         from pydtrace.probes.profile import profile_period_ns
@@ -148,6 +171,13 @@ class UserEngine:
     def stop(self) -> None:
         """Ask the session to end (Ctrl-C, SIGTERM): END still runs."""
         self.stopping.set()
+
+
+def _int_option(options: dict[str, Any], name: str, default: int) -> int:
+    try:
+        return int(options.get(name) or default)
+    except (TypeError, ValueError):
+        return default
 
 
 def _current_cpu() -> int:

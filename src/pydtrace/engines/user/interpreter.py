@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydtrace.consume.aggregation import AggSpec, Aggregation
+from pydtrace.consume.aggregation import Aggregation, AggSpec
 from pydtrace.consume.records import BADADDR, BADINDEX, DIVZERO, ILLOP, Record
+from pydtrace.engines.user.memory import Memory, MemoryFault, in_memory, type_size
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.program import CheckedProgram, ClauseInfo
@@ -38,7 +39,7 @@ class Firing:
     """The context of one probe firing: who fired, its arguments, clause-local state."""
 
     __slots__ = ("probe", "args", "cpu", "tid", "pid", "ppid", "uid", "gid", "execname",
-                 "errno", "this", "items", "ts", "wts", "spec", "clause", "process", "commits")  # fmt: skip
+                 "errno", "this", "items", "ts", "wts", "spec", "clause", "process", "commits", "owned")  # fmt: skip
 
     def __init__(self, probe: Any, args: list[int], cpu: int = 0, process: Any = None) -> None:
         self.probe = probe
@@ -59,6 +60,7 @@ class Firing:
         self.spec = 0
         self.clause = 0
         self.commits: list[Record] = []  # committed speculations, emitted after the clause
+        self.owned: list[int] = []  # memory regions that live only as long as this firing
 
 
 _COMM: str | None = None
@@ -78,13 +80,18 @@ def _own_comm() -> str:
 class State:
     """Variables, aggregations and speculations of one tracing session."""
 
-    def __init__(self, prog: CheckedProgram, strsize: int, nspec: int = 1) -> None:
+    def __init__(
+        self, prog: CheckedProgram, strsize: int, nspec: int = 1, scratchsize: int = 1032
+    ) -> None:
+        self.mem = Memory(scratchsize)
+        self._zeros: dict[int, int] = {}
         self.globals: dict[str, Any] = {}
         for name, v in prog.globals.items():
             if v.keys is not None:
                 self.globals[name] = {}
-            elif v.array:
-                self.globals[name] = [_zero(v.type.r.target)] * v.type.r.count  # type: ignore[arg-type]
+            elif in_memory(v.type):
+                # arrays, structs and unions live in memory; the variable holds their address
+                self.globals[name] = self.mem.alloc(type_size(v.type))
             else:
                 self.globals[name] = _zero(v.type)
         self.tlocals: dict[tuple[int, str], Any] = {}
@@ -99,6 +106,13 @@ class State:
         self.spec_drops = 0
         self.strtok: dict[int, tuple[str, int]] = {}
         self.draining = False
+
+    def zero_block(self, size: int) -> int:
+        """Where an unassigned dynamic struct variable reads from: zeroes."""
+        addr = self._zeros.get(size)
+        if addr is None:
+            addr = self._zeros[size] = self.mem.alloc(size)
+        return addr
 
 
 def _zero(t: CType | None) -> Any:
@@ -117,13 +131,33 @@ class Compiler:
         pred = self.expr(c.predicate) if c.predicate is not None else None
         body = [self.stmt(s) for s in c.body]
 
+        pc = 8 * (c.line or 1)  # a positive stand-in for a BPF pc where none is known
+
         def run(f: Firing) -> None:
             f.ts = 0
             f.wts = 0
-            if pred is not None and not _truth(pred(f)):
-                raise _Skip
-            for s in body:
-                s(f)
+            try:
+                if pred is not None and not _truth(pred(f)):
+                    raise _Skip
+                for s in body:
+                    s(f)
+            except (_Skip, ProbeFault):
+                raise
+            except MemoryFault as mf:
+                raise ProbeFault(mf.code, mf.value, pc) from None
+            except RecursionError:
+                raise ProbeFault(ILLOP, 0, pc) from None
+            except (
+                TypeError,
+                ValueError,
+                AttributeError,
+                IndexError,
+                KeyError,
+                OverflowError,
+                ZeroDivisionError,
+            ):
+                # an operation this engine cannot perform on these values: fault, never a traceback
+                raise ProbeFault(ILLOP, 0, pc) from None
 
         return run
 
@@ -132,7 +166,11 @@ class Compiler:
             e = s.expr
             if isinstance(e, ast.Assign) and hasattr(e, "agg"):
                 return self.aggregate(e)
-            if isinstance(e, ast.Call) and getattr(e, "builtin", None) and e.builtin.kind == "action":  # type: ignore[attr-defined]
+            if (
+                isinstance(e, ast.Call)
+                and getattr(e, "builtin", None)
+                and e.builtin.kind == "action"
+            ):  # type: ignore[attr-defined]
                 return self.action(e)
             fn = self.expr(e)
             return fn  # type: ignore[return-value]
@@ -166,7 +204,11 @@ class Compiler:
         func = call.name
         val = self.expr(call.args[0]) if call.args else None
         incr_pos = {"quantize": 1, "lquantize": 4, "llquantize": 5}.get(func)
-        incr = self.expr(call.args[incr_pos]) if incr_pos is not None and len(call.args) > incr_pos else None
+        incr = (
+            self.expr(call.args[incr_pos])
+            if incr_pos is not None and len(call.args) > incr_pos
+            else None
+        )
         update = agg.update
 
         def run(f: Firing) -> None:
@@ -180,8 +222,12 @@ class Compiler:
         return run
 
     def key(self, k: ast.Expr) -> Fn:
-        fn = self.expr(k)
         t: CType = k.ctype  # type: ignore[attr-defined]
+        fn = self.strval(k) if t.is_char_array() else self.expr(k)
+        if in_memory(t):  # a struct key is its bytes
+            mem = self.st.mem
+            size = type_size(t)
+            return lambda f: mem.read(fn(f), size)
         if t.is_string() or t.is_char_array():
             size = self.st.strsize
             return lambda f: fn(f)[: size - 1]
@@ -196,7 +242,7 @@ class Compiler:
         if name == "trace":
             a0, t0 = args[0], types[0]
             if t0.is_char_array():
-                t0 = T.STRING
+                a0, t0 = self.strval(e.args[0]), T.STRING
             return lambda f: f.items.append(("trace", a0(f), t0))
         if name == "printf" or name == "system":
             fmt = e.format if name == "printf" else None  # type: ignore[attr-defined]
@@ -204,7 +250,10 @@ class Compiler:
                 from pydtrace.consume.printf import parse_format
 
                 fmt = parse_format(e.args[0].value) if isinstance(e.args[0], ast.StrLit) else None  # type: ignore[attr-defined]
-            rest = list(zip(args[1:], types[1:]))
+            rest = [
+                (self.strval(x), T.STRING) if t.is_char_array() else (a, t)
+                for x, a, t in zip(e.args[1:], args[1:], types[1:])
+            ]
             tag = name
             return lambda f: f.items.append((tag, fmt, [(a(f), t) for a, t in rest]))
         if name == "printa":
@@ -241,8 +290,12 @@ class Compiler:
             a0 = args[0]
             committing = name == "commit"
 
+            pc = e.pc  # type: ignore[attr-defined]
+
             def do_commit(f: Firing) -> None:
                 sid = a0(f)
+                if not 0 <= sid <= st.nspec:
+                    raise ProbeFault(ILLOP, 0, pc)
                 recs = st.spec_busy.pop(sid, None)
                 if recs is not None and committing:
                     f.commits.extend(recs)
@@ -340,12 +393,16 @@ class Compiler:
         return simple.get(name, lambda f: 0)
 
     def _x_SelfVar(self, e: ast.SelfVar) -> Fn:
+        if in_memory(e.ctype):  # type: ignore[attr-defined]
+            return self.address(e)
         tl = self.st.tlocals
         name = e.name
         zero = _zero(e.ctype)  # type: ignore[attr-defined]
         return lambda f: tl.get((f.tid, name), zero)
 
     def _x_ThisVar(self, e: ast.ThisVar) -> Fn:
+        if in_memory(e.ctype):  # type: ignore[attr-defined]
+            return self.address(e)
         name = e.name
         zero = _zero(e.ctype)  # type: ignore[attr-defined]
         return lambda f: f.this.get(name, zero)
@@ -355,8 +412,9 @@ class Compiler:
 
     def _x_Index(self, e: ast.Index) -> Fn:
         kind, v = e.ref  # type: ignore[attr-defined]
-        pc = e.pc  # type: ignore[attr-defined]
         if kind == "assoc":
+            if in_memory(v.type):
+                return self.address(e)
             keys = [self.key(k) for k in e.args]
             zero = _zero(v.type)
             if v.scope == "global":
@@ -383,39 +441,149 @@ class Compiler:
                 return T.wrap(b[i], T.CHAR) if 0 <= i < len(b) else 0
 
             return strchar
-        # a scalar array element or pointer subscript
-        base_node = e.base
-        idx = self.expr(e.args[0])
-        if isinstance(base_node, ast.Ident) and base_node.ref[0] == "global" and base_node.ref[1].array:  # type: ignore[attr-defined]
-            arr = self.st.globals[base_node.name]
-            n = len(arr)
+        return self.load(e)
 
-            def element(f: Firing) -> Any:
+    def _x_Member(self, e: ast.Member) -> Fn:
+        return self.load(e)
+
+    # --- memory ------------------------------------------------------------------------
+    def load(self, e: ast.Expr) -> Fn:
+        """The value at an lvalue in memory: an address for aggregates, else the loaded scalar."""
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        addr = self.address(e)
+        mem = self.st.mem
+        if in_memory(t):
+            return addr
+        m = getattr(e, "member", None) if isinstance(e, ast.Member) else None
+        if m is not None and m.bits:
+            mt, shift, bits = m.type, m.bit_offset, m.bits
+            return lambda f: mem.load_bits(addr(f), mt, shift, bits)
+        if t.is_string():
+            size = self.st.strsize
+            return lambda f: mem.read_string(addr(f), size)
+        return lambda f: mem.load(addr(f), t)
+
+    def address(self, e: ast.Expr, write: bool = False) -> Fn:
+        """The address of an lvalue (for &, loads and stores)."""
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        if isinstance(e, ast.Unary) and e.op == "*":
+            return self.expr(e.operand)
+        if isinstance(e, ast.Member):
+            off = e.member.offset  # type: ignore[attr-defined]
+            base = self.expr(e.base) if e.arrow else self.address(e.base, write)
+            return lambda f: (base(f) + off) & MASK64
+        if isinstance(e, ast.Index) and e.ref[0] == "element":  # type: ignore[attr-defined]
+            return self.element_address(e, write)
+        if isinstance(e, ast.SelfVar | ast.ThisVar) or (
+            isinstance(e, ast.Index) and e.ref[0] == "assoc"
+        ):  # type: ignore[attr-defined]
+            if in_memory(t):
+                return self.dynamic_address(e, write)
+        if isinstance(e, ast.Ident) and e.ref[0] == "global" and in_memory(t):  # type: ignore[attr-defined]
+            addr = self.st.globals[e.name]
+            return lambda f: addr
+        if in_memory(t):
+            return self.expr(e)
+        pc = getattr(e, "pc", 1) or 1
+
+        def no_address(f: Firing) -> int:
+            raise ProbeFault(ILLOP, 0, pc)
+
+        return no_address
+
+    def element_address(self, e: ast.Index, write: bool) -> Fn:
+        bt: CType = e.base.ctype  # type: ignore[attr-defined]
+        size = type_size(e.ctype)  # type: ignore[attr-defined]
+        idx = self.expr(e.args[0])
+        pc = e.pc  # type: ignore[attr-defined]
+        if not bt.is_array():
+            ptr = self.expr(e.base)
+            return lambda f: (ptr(f) + idx(f) * size) & MASK64
+        base = self.address(e.base, write)
+        n = bt.r.count
+        if isinstance(e.base, ast.Ident):  # a declared scalar array: dtrace checks the index
+
+            def checked(f: Firing) -> int:
                 i = idx(f)
                 if not 0 <= i < n:
                     raise ProbeFault(BADINDEX, i, pc)
-                return arr[i]
+                return base(f) + i * size
 
-            return element
-        base = self.expr(base_node)
+            return checked
+        return lambda f: (base(f) + idx(f) * size) & MASK64
 
-        def deref(f: Firing) -> Any:
-            addr = base(f)
-            raise ProbeFault(BADADDR, (addr + idx(f)) & MASK64, pc)
+    def slot(self, e: ast.Expr) -> Callable[[Firing], tuple[dict, Any]]:
+        """Where a dynamic variable lives: (table, key)."""
+        if isinstance(e, ast.SelfVar):
+            tl = self.st.tlocals
+            name = e.name
+            return lambda f: (tl, (f.tid, name))
+        if isinstance(e, ast.ThisVar):
+            tname = e.name
+            return lambda f: (f.this, tname)
+        assert isinstance(e, ast.Index)
+        v = e.ref[1]  # type: ignore[attr-defined]
+        keys = [self.key(k) for k in e.args]
+        if v.scope == "global":
+            table = self.st.globals[v.name]
+            return lambda f: (table, tuple(k(f) for k in keys))
+        ta = self.st.tassoc.setdefault(v.name, {})
+        return lambda f: (ta, (f.tid, *(k(f) for k in keys)))
 
-        return deref
+    def dynamic_address(self, e: ast.Expr, write: bool) -> Fn:
+        size = type_size(e.ctype)  # type: ignore[attr-defined]
+        where = self.slot(e)
+        st = self.st
+        mem = st.mem
+        clause_local = isinstance(e, ast.ThisVar)
 
-    def _x_Member(self, e: ast.Member) -> Fn:
-        base = self.expr(e.base)
-        pc = e.pc  # type: ignore[attr-defined]
-        offset = e.member.offset  # type: ignore[attr-defined]
-        arrow = e.arrow
+        def addr(f: Firing) -> int:
+            table, key = where(f)
+            a = table.get(key)
+            if a is None:
+                if not (write or clause_local):
+                    return st.zero_block(size)
+                a = table[key] = mem.alloc(size)
+                if clause_local:
+                    f.owned.append(a)
+            return a
 
-        def member(f: Firing) -> Any:
-            b = base(f)
-            raise ProbeFault(BADADDR, (b + offset) & MASK64 if arrow and isinstance(b, int) else 0, pc)
+        return addr
 
-        return member
+    def store_block(self, target: ast.Expr) -> Callable[[Firing, Any], None]:
+        """Assignment of a struct, union or array: copy its bytes; 0 deletes a dynamic one."""
+        size = type_size(target.ctype)  # type: ignore[attr-defined]
+        mem = self.st.mem
+        dynamic = isinstance(target, ast.SelfVar) or (
+            isinstance(target, ast.Index) and target.ref[0] == "assoc"
+        )  # type: ignore[attr-defined]
+        dst = self.address(target, write=True)
+        where = self.slot(target) if dynamic else None
+
+        def put(f: Firing, v: Any) -> None:
+            if where is not None and v == 0:
+                table, key = where(f)
+                old = table.pop(key, None)
+                if old is not None:
+                    mem.free(old)
+                return
+            data = mem.read(v, size) if v else bytes(size)
+            mem.write(dst(f), data)
+
+        return put
+
+    def strval(self, e: ast.Expr) -> Fn:
+        """An expression used as a string: char arrays and char pointers are read from memory."""
+        fn = self.expr(e)
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        mem = self.st.mem
+        if t.is_char_array():
+            limit = min(t.r.count + 1, self.st.strsize)
+            return lambda f: mem.read_string(fn(f), limit)
+        if t.is_pointer() or t.is_int():
+            size = self.st.strsize
+            return lambda f: mem.read_string(fn(f), size)
+        return fn
 
     def _x_Unary(self, e: ast.Unary) -> Fn:
         op = e.op
@@ -433,13 +601,9 @@ class Compiler:
         if op == "!":
             return lambda f: 0 if _truth(a(f)) else 1
         if op == "*":
-
-            def deref(f: Firing) -> Any:
-                raise ProbeFault(BADADDR, a(f) & MASK64, pc)
-
-            return deref
+            return self.load(e)
         if op == "&":
-            return lambda f: 0
+            return self.address(e.operand)
         raise ProbeFault(ILLOP, 0, pc)
 
     def _x_Postfix(self, e: ast.Postfix) -> Fn:
@@ -478,7 +642,10 @@ class Compiler:
         if op in ("<", "<=", ">", ">=", "==", "!="):
             cmp = _COMPARE[op]
             if getattr(e, "strcmp", False):
-                return lambda f: 1 if cmp(_as_str(a(f)), _as_str(b(f))) else 0
+                sa, sb = (
+                    self.expr(x) if x.ctype.is_int() else self.strval(x) for x in (e.left, e.right)
+                )  # type: ignore[attr-defined]
+                return lambda f: 1 if cmp(_as_str(sa(f)), _as_str(sb(f))) else 0
             ot: CType = getattr(e, "optype", T.LONG)
             if ot.is_signed():
                 return lambda f: 1 if cmp(a(f), b(f)) else 0
@@ -489,7 +656,11 @@ class Compiler:
             assert t.r.target is not None
             size = max(1, t.r.target.r.size)
             if lt.is_pointer() or lt.is_array():
-                return (lambda f: (a(f) + b(f) * size) & MASK64) if op == "+" else (lambda f: (a(f) - b(f) * size) & MASK64)
+                return (
+                    (lambda f: (a(f) + b(f) * size) & MASK64)
+                    if op == "+"
+                    else (lambda f: (a(f) - b(f) * size) & MASK64)
+                )
             return lambda f: (b(f) + a(f) * size) & MASK64
         if op == "-" and lt.is_pointer() and rt.is_pointer():
             assert lt.r.target is not None
@@ -536,18 +707,32 @@ class Compiler:
         if t.is_void():
             return lambda f: (a(f), 0)[1]
         if t.is_string():
-            return a
+            return self.strval(e.operand)
         if (t.is_int() or t.is_pointer()) and ot.is_string():
-            return lambda f: 0  # a string has no address in this engine
+            return self.string_address(a)
         if t.is_int() or t.is_pointer():
             return lambda f: T.wrap(a(f), t)
         return a
 
+    def string_address(self, a: Fn) -> Fn:
+        """A string given an address: a copy of it in memory that lives for the firing."""
+        mem = self.st.mem
+        size = self.st.strsize
+
+        def place(f: Firing) -> int:
+            data = a(f).encode("latin-1", "replace")[: size - 1]
+            addr = mem.alloc(size)
+            mem.write(addr, data)
+            f.owned.append(addr)
+            return addr
+
+        return place
+
     def _x_Stringof(self, e: ast.Stringof) -> Fn:
-        a = self.expr(e.operand)
         t: CType = e.operand.ctype  # type: ignore[attr-defined]
-        if t.is_string():
-            return a
+        if t.is_string() or t.is_char_array() or t.is_pointer():
+            return self.strval(e.operand)
+        a = self.expr(e.operand)
         return lambda f: str(a(f))
 
     def _x_Assign(self, e: ast.Assign) -> Fn:
@@ -557,12 +742,15 @@ class Compiler:
         vt: CType = e.value.ctype  # type: ignore[attr-defined]
         if e.op == "=":
             if t.is_int():
+
                 def assign(f: Firing) -> Any:
                     v = T.wrap(val(f), t)
                     put(f, v)
                     return v
             elif t.is_string():
                 size = self.st.strsize
+                if not vt.is_string():
+                    val = self.strval(e.value)
 
                 def assign(f: Firing) -> Any:
                     v = val(f)
@@ -571,6 +759,7 @@ class Compiler:
                     put(f, v)
                     return v
             else:
+
                 def assign(f: Firing) -> Any:
                     v = val(f)
                     put(f, v)
@@ -594,6 +783,12 @@ class Compiler:
 
     def store(self, target: ast.Expr) -> Callable[[Firing, Any], None]:
         """A setter for an lvalue. Dynamic variables are deleted when set to 0."""
+        if in_memory(target.ctype):  # type: ignore[attr-defined]
+            return self.store_block(target)
+        if isinstance(target, ast.Member | ast.Unary) or (
+            isinstance(target, ast.Index) and target.ref[0] == "element"  # type: ignore[attr-defined]
+        ):
+            return self.store_memory(target)
         if isinstance(target, ast.Ident):
             g = self.st.globals
             name = target.name
@@ -646,38 +841,66 @@ class Compiler:
                         ta[k] = val
 
                 return set_tassoc
-            base_node = target.base
-            idx = self.expr(target.args[0])
-            if isinstance(base_node, ast.Ident) and base_node.ref[0] == "global" and base_node.ref[1].array:  # type: ignore[attr-defined]
-                arr = self.st.globals[base_node.name]
-                n = len(arr)
+        pc = getattr(target, "pc", 0) or 1
 
-                def set_element(f: Firing, val: Any) -> None:
-                    i = idx(f)
-                    if not 0 <= i < n:
-                        raise ProbeFault(BADINDEX, i, pc)
-                    arr[i] = val
+        def not_lvalue(f: Firing, val: Any) -> None:
+            raise ProbeFault(ILLOP, 0, pc)
 
-                return set_element
-            base = self.expr(base_node)
+        return not_lvalue
 
-            def set_deref(f: Firing, val: Any) -> None:
-                raise ProbeFault(BADADDR, (base(f) + idx(f)) & MASK64, pc)
+    def store_memory(self, target: ast.Expr) -> Callable[[Firing, Any], None]:
+        t: CType = target.ctype  # type: ignore[attr-defined]
+        addr = self.address(target, write=True)
+        mem = self.st.mem
+        m = getattr(target, "member", None) if isinstance(target, ast.Member) else None
+        if m is not None and m.bits:
+            mt, shift, bits = m.type, m.bit_offset, m.bits
+            return lambda f, v: mem.store_bits(addr(f), mt, shift, bits, v)
+        if t.is_string():
+            size = type_size(t)
 
-            return set_deref
-        pc = getattr(target, "pc", 0)
-        inner = self.expr(target)
+            def put_string(f: Firing, v: Any) -> None:
+                data = v.encode("latin-1", "replace")[: size - 1] if isinstance(v, str) else b""
+                mem.write(addr(f), data + bytes(size - len(data)))
 
-        def set_memory(f: Firing, val: Any) -> None:
-            inner(f)
-            raise ProbeFault(BADADDR, 0, pc)
+            return put_string
+        return lambda f, v: mem.store(addr(f), t, v)
 
-        return set_memory
+    def call_args(self, e: ast.Call) -> list[Fn]:
+        """Argument evaluators; a char array or pointer passed as a string is read from memory."""
+        from pydtrace.lang.builtins import prototype
+
+        b = getattr(e, "builtin", None)
+        params = prototype(b).params if b is not None else []
+        out: list[Fn] = []
+        for i, a in enumerate(e.args):
+            t: CType = a.ctype  # type: ignore[attr-defined]
+            wants_string = i < len(params) and params[i] in ("string", "const char *", "char *")
+            if wants_string and (t.is_char_array() or t.is_pointer() or t.is_int()):
+                if e.name == "strtok" and i == 0 and not t.is_char_array():
+                    out.append(self.null_or_string(a))
+                    continue
+                out.append(self.strval(a))
+            else:
+                out.append(self.expr(a))
+        return out
+
+    def null_or_string(self, a: ast.Expr) -> Fn:
+        """strtok's first argument: NULL means "go on with the saved string"."""
+        fn = self.expr(a)
+        mem = self.st.mem
+        size = self.st.strsize
+
+        def get(f: Firing) -> Any:
+            p = fn(f)
+            return 0 if p == 0 else mem.read_string(p, size)
+
+        return get
 
     def _x_Call(self, e: ast.Call) -> Fn:
         from pydtrace.engines.user import subroutines
 
-        args = [self.expr(a) for a in e.args]
+        args = self.call_args(e)
         impl = subroutines.lookup(e.name)
         t: CType = e.ctype  # type: ignore[attr-defined]
         pc = e.pc  # type: ignore[attr-defined]

@@ -241,8 +241,54 @@ def _badaddr(st, f, pc, addr: int, *rest: Any) -> Any:
     _fault(BADADDR, addr, pc)
 
 
-def _inet_ntoa(st, f, pc, addr: int) -> Any:
-    _fault(BADADDR, addr, pc)
+def _inet_ntoa(st, f, pc, addr: int) -> str:
+    return ".".join(str(b) for b in st.mem.read(addr, 4))
+
+
+def _inet_ntoa6(st, f, pc, addr: int, flags: int = 0) -> str:
+    import ipaddress
+
+    return str(ipaddress.IPv6Address(st.mem.read(addr, 16)))
+
+
+def _inet_ntop(st, f, pc, af: int, addr: int) -> str:
+    if af == 2:  # AF_INET
+        return _inet_ntoa(st, f, pc, addr)
+    if af == 10:  # AF_INET6
+        return _inet_ntoa6(st, f, pc, addr)
+    _fault(ILLOP, af, pc)
+
+
+# ARPHRD_* hardware types and the length of their addresses
+_LINK_LENGTHS = {1: 6, 32: 20}
+
+
+def _link_ntop(st, f, pc, hwtype: int, addr: int) -> str:
+    n = _LINK_LENGTHS.get(hwtype)
+    if n is None:
+        _fault(ILLOP, hwtype, pc)
+    return ":".join(f"{b:02x}" for b in st.mem.read(addr, n))
+
+
+def _alloca(st, f, pc, size: int) -> int:
+    return st.mem.alloca(size)
+
+
+def _bcopy(st, f, pc, src: Any, dst: int, n: int) -> None:
+    mem = st.mem
+    n = n if n < (1 << 63) else n - (1 << 64)
+    if not mem.in_scratch(dst):
+        # dtrace only lets bcopy write to scratch (alloca) memory
+        _fault(BADADDR, dst, pc)
+    if isinstance(src, str):
+        data = src.encode("latin-1", "replace")
+        data = (data + bytes(max(st.strsize - len(data), 1)))[: max(n, 0)]
+        mem.check_copy(dst, n)
+        mem.write(dst, data)
+        return
+    mem.check_copy(src, n)
+    mem.check_copy(dst, n)
+    mem.write(dst, mem.read(src, n))
 
 
 _TABLE: dict[str, Callable[..., Any]] = {
@@ -277,6 +323,11 @@ _TABLE: dict[str, Callable[..., Any]] = {
     "copyinstr": _badaddr,
     "copyinto": _badaddr,
     "inet_ntoa": _inet_ntoa,
+    "inet_ntoa6": _inet_ntoa6,
+    "inet_ntop": _inet_ntop,
+    "alloca": _alloca,
+    "link_ntop": _link_ntop,
+    "bcopy": _bcopy,
 }
 
 
