@@ -404,3 +404,40 @@ def test_exit_prints_unprinted_in_id_order():
 def test_disabled_option_values(opt):
     a = _sums([((2,), 1), ((1,), 2)])
     assert sort_keys([a], opt) == [(2,), (1,)]
+
+
+# --- -x aggpercpu -----------------------------------------------------------------------
+
+
+def test_aggpercpu_lists_every_cpu_after_the_total_cleared_state_where_idle():
+    a = mk("min", [INT])
+    a.update((5,), 30, cpu=0)
+    a.update((5,), 12, cpu=2)
+    opts = {"aggpercpu": True, "_ncpus": 4}
+    assert format_aggregation(a, opts) == (
+        "        5               12"
+        "\n    [CPU 0]               30"
+        "\n    [CPU 1] 9223372036854775807"
+        "\n    [CPU 2]               12"
+        "\n    [CPU 3] 9223372036854775807\n"
+    )
+    # without the option, or without CPUs from the engine, only the total
+    assert format_aggregation(a, {}) == "        5               12\n"
+    b = mk("count")
+    b.update(())
+    assert format_aggregation(b, opts) == "                1\n"
+
+
+def test_aggpercpu_state_follows_clear_and_trunc():
+    a = mk("sum", [INT])
+    a.update((1,), 7, cpu=1)
+    a.update((2,), 9, cpu=0)
+    a.clear()
+    opts = {"aggpercpu": True, "_ncpus": 2}
+    assert format_aggregation(a, opts).split("\n")[:3] == [
+        "        1                0",
+        "    [CPU 0]                0",
+        "    [CPU 1]                0",
+    ]
+    a.trunc()
+    assert a.percpu == {}

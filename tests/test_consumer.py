@@ -4,11 +4,13 @@ shared aggregation buffer."""
 from __future__ import annotations
 
 import io
+import struct
 
 import pytest
 
 from pydtrace.consume.aggregation import AggPool, Aggregation, AggSpec, data_size, tuple_size
 from pydtrace.consume.consumer import Consumer, format_trace
+from pydtrace.consume.print import format_print
 from pydtrace.consume.records import Record
 from pydtrace.lang.types import INT, LONG, STRING
 from pydtrace.probes.catalogue import Probe
@@ -193,3 +195,156 @@ def test_freopen_failure_is_a_clause_error(tmp_path):
         "dtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): "
         f'couldn\'t freopen() "{bad}": No such file or directory\n'
     )
+
+
+# --- print() ----------------------------------------------------------------------
+from pydtrace.lang.types import (  # noqa: E402
+    BOOL,
+    BUILTIN_TYPEDEFS,
+    CHAR,
+    LLONG,
+    VOIDP,
+    CType,
+    Member,
+    array,
+)
+
+I = " " * 44  # noqa: E741 - the column the dump starts at
+
+
+def _struct(kind: str, tag: str, members: list[Member], size: int) -> CType:
+    name = f"{kind} {tag}" if tag else f"{kind} (anon)"
+    return CType(kind, name, size, members=members, tag=tag)
+
+
+COLOUR = CType(
+    "enum", "enum colour", 4, True, enumerators={"RED": 0, "GREEN": 1, "BLUE": 7}, tag="colour"
+)
+PAIR = _struct(
+    "union",
+    "",
+    [Member("lo", BUILTIN_TYPEDEFS["__u8"], 0), Member("all", BUILTIN_TYPEDEFS["__u64"], 0)],
+    8,
+)
+INNER = _struct(
+    "struct", "", [Member("p", VOIDP, 0), Member("n", BUILTIN_TYPEDEFS["uint64_t"], 8)], 16
+)
+THING = _struct(
+    "struct",
+    "thing",
+    [
+        Member("id", INT, 0),
+        Member("tag", array(CHAR, 5), 4),
+        Member("u", PAIR, 16),
+        Member("in", INNER, 24),
+        Member("on", BUILTIN_TYPEDEFS["bool"], 40),
+        Member("c", COLOUR, 44),
+    ],
+    48,
+)
+
+
+def thing(id_: int, tag: bytes, all_: int, p: int, n: int, on: int, c: int) -> bytes:
+    return struct.pack("<i5s7xQQQ?3xi", id_, tag, all_, p, n, on, c)
+
+
+def test_struct_members_nested_arrays_pointers_enums():
+    data = thing(-3, b"ab\0x", 0x1FF, 0xDEAD0000, 42, 1, 7)
+    assert format_print(0x10, data, THING, None) == (
+        "0x10 = *\n"
+        f"{I}(struct thing) {{\n"
+        f"{I} .id = (int)-3,\n"
+        f"{I} .tag = (char [5]) [\n"
+        f"{I}  (char)'a',\n"
+        f"{I}  (char)'b',\n"
+        f"{I} ],\n"
+        f"{I} .u = (union) {{\n"
+        f"{I}  .lo = (__u8)255,\n"
+        f"{I}  .all = (__u64)511,\n"
+        f"{I} }},\n"
+        f"{I} .in = (struct) {{\n"
+        f"{I}  .p = (void *)0xdead0000,\n"
+        f"{I}  .n = (uint64_t)42,\n"
+        f"{I} }},\n"
+        f"{I} .on = (bool)1,\n"
+        f"{I} .c = (enum colour)BLUE,\n"
+        f"{I}}}\n"
+    )
+
+
+def test_zero_members_are_left_out_but_the_outer_braces_stay():
+    data = thing(0, b"\0bc", 0, 0, 0, 0, 0)
+    assert format_print(0x10, data, THING, None) == (
+        f"0x10 = *\n{I}(struct thing) {{\n{I} .tag = (char [5]) [\n{I} ],\n{I}}}\n"
+    )
+    assert format_print(0x10, bytes(48), THING, None) == f"0x10 = *\n{I}(struct thing) {{\n{I}}}\n"
+
+
+def test_printsize_cuts_the_dump_and_closes_open_braces():
+    data = thing(1, b"x", 5, 0, 9, 0, 0)
+    assert format_print(8, data, THING, 8) == (
+        f"0x8 = *\n{I}(struct thing) {{\n{I} .id = (int)1,\n{I} .tag = (char [5]) [\n"
+        f"{I}  (char)'x',\n{I} ],\n{I} ...\n{I}}}\n"
+    )
+    assert format_print(8, data, THING, 24) == (
+        f"0x8 = *\n{I}(struct thing) {{\n{I} .id = (int)1,\n{I} .tag = (char [5]) [\n"
+        f"{I}  (char)'x',\n{I} ],\n{I} .u = (union) {{\n{I}  .lo = (__u8)5,\n"
+        f"{I}  .all = (__u64)5,\n{I} ...\n{I} }},\n{I}}}\n"
+    )
+
+
+def test_scalars_unknown_enum_values_and_bitfields():
+    assert format_print(0x20, 5, LLONG, None) == f"0x20 = *\n{I}(long long)5,\n"
+    assert format_print(0x20, 4, COLOUR, None) == f"0x20 = *\n{I}(enum colour)4,\n"
+    flags = _struct(
+        "struct",
+        "f",
+        [Member("a", INT, 0, 0, 3), Member("b", INT, 0, 3, 5), Member("z", BOOL, 4)],
+        8,
+    )
+    # a = 5 (bits 0-2), b = 2 (bits 3-7); dtrace 2.x takes the `bits` bits that
+    # END at the field's offset (word << (63 - off) >> (64 - bits)), so it shows
+    # a as bit 0 shifted up (4) and b as bits 0-3 shifted up ((0x15 & 0xf) << 1).
+    data = bytes([5 | (2 << 3), 0, 0, 0, 0, 0, 0, 0])
+    assert format_print(0x20, data, flags, None) == (
+        f"0x20 = *\n{I}(struct f) {{\n{I} .a = (int)4,\n{I} .b = (int)10,\n{I}}}\n"
+    )
+
+
+def test_print_item_in_a_record_uses_the_printsize_option():
+    c, out, err = consumer(quiet=True, printsize=8)
+    c.record(Record(BEGIN, 0, 0, [("print", 0x10, thing(1, b"", 0, 0, 0, 0, 0), THING)]))
+    assert out.getvalue() == f"0x10 = *\n{I}(struct thing) {{\n{I} .id = (int)1,\n{I} ...\n{I}}}\n"
+
+
+# --- the principal buffer -------------------------------------------------------------
+
+
+def test_record_sizes_follow_dtraces_buffer_layout():
+    from pydtrace.consume.consumer import buffer_data_size, record_size
+
+    # two 2k strings: 16 + 2049 + 2049 = 4114 in the buffer, 4110 sent, +12 header -> 4128
+    assert record_size([("trace", "a", STRING), ("trace", "b", STRING)], 2048) == 4128
+    assert record_size([("exit", 0)], 256) == 32  # 16 + 4 -> 16 sent -> 28 -> 32
+    assert record_size([("trace", 1, INT), ("trace", 2, LONG)], 256) == 40  # 16+4, pad, +8 = 32
+    assert buffer_data_size(64) == 4096
+    assert buffer_data_size(3 * 4096) == 4 * 4096
+
+
+def test_records_of_one_firing_beyond_the_buffer_are_dropped_and_reported():
+    c, out, err = consumer(bufsize=8192, strsize=2048, droptags=True)
+    two = [("trace", "x", STRING), ("trace", "y", STRING)]
+    for clause in range(3):  # 4128 fits once in 8191 bytes, not twice
+        c.record(Record(BEGIN, 0, clause, list(two)))
+    c.record(Record(BEGIN, 0, 3, [("exit", 0)]))  # still room for a small one
+    c.record(Record(BEGIN, 0, 0, list(two)))  # the next firing starts empty
+    c.finish()
+    assert out.getvalue().count(":BEGIN") == 3
+    assert err.getvalue() == "dtrace: [DTRACEDROP_PRINCIPAL] 2 drops on CPU 0\n"
+
+
+def test_ring_and_fill_policies_are_not_modelled_as_drops():
+    c, out, err = consumer(bufsize=64, bufpolicy="fill", strsize=4096)
+    for clause in range(3):
+        c.record(Record(BEGIN, 0, clause, [("trace", "x", STRING)]))
+    assert out.getvalue().count(":BEGIN") == 3 and err.getvalue() == ""

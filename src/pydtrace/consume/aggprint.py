@@ -9,6 +9,7 @@ dt_print_quantize & co), dt_aggregate.c (sorting, joined walks) and dt_printf.c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import cmp_to_key
 from typing import TYPE_CHECKING
@@ -314,7 +315,19 @@ def _keytype(agg: Aggregation, i: int) -> CType | None:
 
 def format_row(agg: Aggregation, key: tuple, options: dict | None = None) -> str:
     keys = "".join(format_key_elem(k, _keytype(agg, i), options) for i, k in enumerate(key))
-    return keys + format_value(agg, agg.data[key]) + "\n"
+    return keys + format_value(agg, agg.data[key]) + _percpu_values(agg, key, options) + "\n"
+
+
+def _percpu_values(agg: Aggregation, key: tuple, options: dict | None) -> str:
+    """-x aggpercpu: after the total, each CPU's own value on a line of its own
+    (only when the engine reported which CPU each update ran on)."""
+    if not options or not _opt_set(options, "aggpercpu") or not agg.percpu:
+        return ""
+    # dtrace lists every CPU of the machine; "_ncpus" lets a caller say how many
+    ncpus = int(options.get("_ncpus") or os.cpu_count() or 1)
+    return "".join(
+        "\n    [CPU %d]" % c + format_value(agg, d) for c, d in agg.percpu_entries(key, ncpus)
+    )
 
 
 # --- sorting -----------------------------------------------------------------------------
@@ -391,7 +404,9 @@ def _format_joined_default(aggs: list[Aggregation], options: dict) -> str:
     for key in sort_keys(aggs, options):
         rep = next(a for a in sorted(aggs, key=lambda a: a.spec.id) if key in a.data)
         row = "".join(format_key_elem(k, _keytype(rep, i), options) for i, k in enumerate(key))
-        row += "".join(format_value(a, _entry(a, key)) for a in aggs)
+        row += "".join(
+            format_value(a, _entry(a, key)) + _percpu_values(a, key, options) for a in aggs
+        )
         out.append(row + "\n")
     return "".join(out)
 

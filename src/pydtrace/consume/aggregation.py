@@ -282,6 +282,8 @@ class Aggregation:
         self.normal = 1
         self.printed = False
         self.pool: AggPool | None = None
+        # key -> cpu -> state, filled only when the engine reports CPUs
+        self.percpu: dict[tuple, dict[int, object]] = {}
 
     def __repr__(self) -> str:
         return f"Aggregation({self.spec.name}, {self.spec.func}, {len(self.data)} keys)"
@@ -319,48 +321,68 @@ class Aggregation:
             out.append(k)
         return tuple(out)
 
-    def update(self, key: tuple = (), value: int = 0, incr: int = 1) -> None:
-        """Apply `@x[key] = func(value[, incr])` once."""
+    def update(
+        self, key: tuple = (), value: int = 0, incr: int = 1, cpu: int | None = None
+    ) -> None:
+        """Apply `@x[key] = func(value[, incr])` once; an engine that knows the
+        firing CPU passes it so that -x aggpercpu can show the breakdown."""
         key = self._norm_key(key)
-        f = self.spec.func
         cur = self.data.get(key)
         if cur is None:
             if self.pool is not None and not self.pool.admit():
                 return
             cur = self._initial()
-        v = s64(int(value))
+        self.data[key] = self._combine(cur, s64(int(value)), int(incr))
+        if cpu is not None:
+            per = self.percpu.setdefault(key, {})
+            per[cpu] = self._combine(per.get(cpu, self._initial()), s64(int(value)), int(incr))
+
+    def _combine(self, cur: object, v: int, incr: int) -> object:
+        """One more datum folded into an entry's state."""
+        f = self.spec.func
         if f == "count":
-            cur = s64(cur + 1)
-        elif f == "sum":
-            cur = s64(cur + v)
-        elif f == "min":
-            cur = min(cur, v)
-        elif f == "max":
-            cur = max(cur, v)
-        elif f == "avg":
-            cur = [s64(cur[0] + 1), s64(cur[1] + v)]
-        elif f == "stddev":
-            cur = [s64(cur[0] + 1), s64(cur[1] + v), (cur[2] + (abs(v) & U64) ** 2) & U128]
-        else:
-            b = bucket_of(self.spec, v)
-            cur = list(cur)
-            cur[b] = s64(cur[b] + int(incr))
-        self.data[key] = cur
+            return s64(cur + 1)  # type: ignore[operator]
+        if f == "sum":
+            return s64(cur + v)  # type: ignore[operator]
+        if f == "min":
+            return min(cur, v)  # type: ignore[type-var]
+        if f == "max":
+            return max(cur, v)  # type: ignore[type-var]
+        if f == "avg":
+            return [s64(cur[0] + 1), s64(cur[1] + v)]  # type: ignore[index]
+        if f == "stddev":
+            return [s64(cur[0] + 1), s64(cur[1] + v), (cur[2] + (abs(v) & U64) ** 2) & U128]  # type: ignore[index]
+        b = bucket_of(self.spec, v)
+        bins = list(cur)  # type: ignore[call-overload]
+        bins[b] = s64(bins[b] + incr)
+        return bins
+
+    def percpu_entries(self, key: tuple, ncpus: int) -> list[tuple[int, object]]:
+        """(cpu, state) for every CPU 0..ncpus-1 (and any higher one seen), as
+        -x aggpercpu lists them; CPUs that never fired show the cleared state."""
+        per = self.percpu.get(key, {})
+        top = max([ncpus - 1, *per])
+        return [(c, per.get(c, self._initial())) for c in range(top + 1)]
 
     # --- consumer-side actions ---------------------------------------------------
     def clear(self) -> None:
         """Reset every value; the keys stay (and keep printing)."""
         for k in self.data:
             self.data[k] = self._initial()
+        for per in self.percpu.values():
+            for c in per:
+                per[c] = self._initial()
 
     def trunc(self, n: int | None = None) -> None:
         """Keep the n entries of largest value (n < 0: the |n| smallest)."""
         if not n:
             self.data.clear()
+            self.percpu.clear()
             return
         order = sorted(self.data, key=self.value_key_sortkey)
         keep = set(order[-n:] if n > 0 else order[:-n])
         self.data = {k: v for k, v in self.data.items() if k in keep}
+        self.percpu = {k: v for k, v in self.percpu.items() if k in keep}
 
     def normalize(self, n: int) -> None:
         self.normal = int(n) & U64

@@ -40,6 +40,131 @@ _STATUS_DROPS = {
 }
 
 
+def _flow_kind(name: str) -> str:
+    """'entry'/'return' for probe names that are, or end in -, entry/return."""
+    # Like dtrace, look only at the first occurrence: "entry-entry" is neither.
+    for kind in ("entry", "return"):
+        at = name.find(kind)
+        if at >= 0 and at + len(kind) == len(name) and (at == 0 or name[at - 1] == "-"):
+            return kind
+    return ""
+
+
+class FlowState:
+    """Flow indentation on one CPU (dtrace keeps it per buffer being read;
+    we read records one CPU stream at a time, so it lasts the whole run)."""
+
+    def __init__(self) -> None:
+        self.indent = 0
+        self.last_probe: int | None = None
+        self.last_clause: int | None = None
+
+    def step(self, provider: str, name: str, probe_id: int, clause: int) -> tuple[str, str]:
+        """The flow kind ('' = neither) and prefix of the next record; a return
+        outdents here, an entry indents after its line is printed."""
+        kind = _flow_kind(name)
+        # Another clause of the entry probe just shown is not a new call level.
+        if kind == "entry" and probe_id == self.last_probe and clause != self.last_clause:
+            kind = ""
+        self.last_probe, self.last_clause = probe_id, clause
+        if kind == "return" and self.indent > 0:
+            self.indent -= 2
+        if not kind:
+            return "", "| "
+        arrows = (" => ", " <= ") if provider == "syscall" else (" -> ", " <- ")
+        return kind, arrows[0] if kind == "entry" else arrows[1]
+
+
+_PAGE = 4096
+_DBUF_DATA = (
+    16  # where a clause's data starts in its output buffer (after size, specid, prid, stid)
+)
+
+
+def _value_layout(value: Any, ctype: CType | None, strsize: int) -> tuple[int, int]:
+    """(size, alignment) of one stored value in dtrace's output buffer."""
+    if isinstance(value, (bytes, bytearray)):
+        return len(value), 2  # by-reference data (struct, union, array)
+    if isinstance(value, str) or (ctype is not None and ctype.is_string()):
+        return strsize + 1, 1
+    size = 8
+    if ctype is not None and ctype.r.kind in ("int", "enum", "float", "ptr"):
+        size = ctype.int_size() if ctype.is_int() else ctype.r.size
+    if size not in (1, 2, 4, 8):
+        size = 8
+    return size, size
+
+
+def _item_layout(item: tuple, strsize: int) -> list[tuple[int, int]]:
+    """The records one action stores (dt_cg.c); actions whose layout we do not
+    model are taken as one 8-byte value."""
+    kind = item[0]
+    if kind == "trace":
+        return [_value_layout(item[1], item[2], strsize)]
+    if kind in ("printf", "system", "freopen"):
+        args = item[2] or []
+        return [_value_layout(v, t, strsize) for v, t in args] or [(0, 1)]
+    if kind == "exit":
+        return [(4, 4)]
+    if kind == "print":
+        data = item[2]
+        return [(8, 8), (len(data) if isinstance(data, (bytes, bytearray)) else 8, 8)]
+    return [(8, 8)]
+
+
+def record_size(items: list[tuple], strsize: int) -> int:
+    """Bytes one clause's record takes in the perf ring buffer: an 8-byte
+    event header, a 4-byte raw size, the output buffer minus its first 4
+    bytes, all padded to 8 bytes."""
+    off = _DBUF_DATA
+    for item in items:
+        for size, align in _item_layout(item, strsize):
+            off = (off + align - 1) // align * align + size
+    return (8 + 4 + (off - 4) + 7) // 8 * 8
+
+
+def buffer_data_size(bufsize: int) -> int:
+    """The perf ring buffer dtrace gets for bufsize: whole pages, a power of 2."""
+    pages = max((bufsize + _PAGE - 1) // _PAGE, 1)
+    return (1 << (pages - 1).bit_length()) * _PAGE
+
+
+class PrincipalBuffer:
+    """A model of one CPU's principal buffer under the switch policy.
+
+    We cannot know when dtrace would read the buffer while tracing, so we
+    assume it is drained between probe firings; the records of one firing
+    (BEGIN's or END's clauses, say) accumulate, and one that does not fit is
+    dropped, as the kernel refuses a perf event larger than the free space."""
+
+    def __init__(self) -> None:
+        self.used = 0
+        self.last: tuple[int, int, int] | None = None  # (cpu, probe id, clause)
+        self.drops: dict[int, int] = {}
+
+    def admit(self, rec: Record, options: dict[str, Any]) -> bool:
+        policy = options.get("bufpolicy") or "switch"
+        bufsize = options.get("bufsize")
+        if policy != "switch" or not isinstance(bufsize, int) or bufsize <= 0:
+            return True
+        here = (rec.cpu, getattr(rec.probe, "id", 0), rec.clause)
+        last = self.last
+        if last is None or last[:2] != here[:2] or rec.clause <= last[2]:
+            self.used = 0  # a new firing: the consumer has read the buffer
+        self.last = here
+        size = record_size(rec.items, int(options.get("strsize", 256)))
+        if self.used + size > buffer_data_size(bufsize) - 1:
+            self.drops[rec.cpu] = self.drops.get(rec.cpu, 0) + 1
+            return False
+        self.used += size
+        return True
+
+    def take_drops(self) -> list[tuple[int, int]]:
+        out = sorted(self.drops.items())
+        self.drops.clear()
+        return out
+
+
 class Consumer:
     def __init__(
         self,
@@ -67,6 +192,8 @@ class Consumer:
         self.last_cpu = 0  # where aggregation drops are reported
         self._stdout: TextIO | None = None  # the output freopen() replaced
         self.drop_counts: dict[str, int] = {}  # drop kind -> count already reported
+        self._flows: dict[int, FlowState] = {}  # -F state per CPU
+        self._principal = PrincipalBuffer()
 
     @property
     def quiet(self) -> bool:
@@ -76,6 +203,9 @@ class Consumer:
     def record(self, rec: Record) -> None:
         if self.keep:
             self.records.append(rec)
+        if not self._principal.admit(rec, self.options):
+            return  # dropped: dtrace never sees it, so it is neither printed nor acted on
+        self._report_principal_drops()
         if self.json:
             self._json_record(rec)
             return
@@ -83,25 +213,47 @@ class Consumer:
         quiet = self.quiet
         self.current = rec
         self.last_cpu = rec.cpu
-        if not quiet:
-            if not self.header_done:
-                self.header_done = True
-                if self.testing:
-                    w("%32s\n" % "FUNCTION:NAME")
-                else:
-                    w("%3s %6s %32s\n" % ("CPU", "ID", "FUNCTION:NAME"))
+        if self.options.get("flowindent"):
+            self._flow_prefix(rec)
+        elif not quiet:
+            self._header(
+                "%32s\n" % "FUNCTION:NAME", "%3s %6s %32s\n" % ("CPU", "ID", "FUNCTION:NAME")
+            )
             p = rec.probe
             fn = f"{p.function}:{p.name}"
             if self.testing:
                 w("%32s " % fn)
             else:
                 w("%3d %6d %32s " % (rec.cpu, p.id, fn))
+        else:
+            self.header_done = True  # dtrace decides on its heading at the first record
         for item in rec.items:
             self._item(item, quiet)
         if not quiet:
             w("\n")
         self.current = None
         self.out.flush()
+
+    def _header(self, testing: str, normal: str) -> None:
+        if not self.header_done:
+            self.header_done = True
+            self.out.write(testing if self.testing else normal)
+
+    def _flow_prefix(self, rec: Record) -> None:
+        """The -F line start (printed even when quiet): the function indented
+        by call depth, with an arrow for entry/return probes."""
+        self._header("%-41s\n" % "FUNCTION", "%3s %-41s\n" % ("CPU", "FUNCTION"))
+        p = rec.probe
+        flow = self._flows.setdefault(rec.cpu, FlowState())
+        kind, prefix = flow.step(p.provider, p.name, p.id, rec.clause)
+        shown = p.function if kind else f"{p.function}:{p.name}"
+        name = " " * flow.indent + prefix + shown
+        if kind == "entry":
+            flow.indent += 2
+        if self.testing:
+            self.out.write("%-41s " % name)
+        else:
+            self.out.write("%3d %-41s " % (rec.cpu, name))
 
     def _item(self, item: tuple, quiet: bool) -> None:
         kind = item[0]
@@ -146,6 +298,11 @@ class Consumer:
             from pydtrace.consume.printf import format_printf
 
             self._freopen(format_printf(item[1], item[2]) if item[1] is not None else "")
+        elif kind == "print":
+            from pydtrace.consume.print import format_print
+
+            size = self.options.get("printsize")
+            w(format_print(item[1], item[2], item[3], int(size) if size else None))
         elif kind == "stack":
             w("\n")
         elif kind == "sym":
@@ -232,6 +389,12 @@ class Consumer:
         self.err.write(f"{self.pname}: {tag}{text}\n")
         self.err.flush()
 
+    def _report_principal_drops(self) -> None:
+        """Report the records the principal buffer could not take since the
+        last report (dtrace notices them when it next reads the buffer)."""
+        for cpu, n in self._principal.take_drops():
+            self.drop("DTRACEDROP_PRINCIPAL", n, cpu)
+
     def _check_agg_drops(self) -> None:
         """Report aggregation drops not reported yet (dtrace does so when it
         snapshots the aggregation buffers: at printa() and at the end)."""
@@ -267,6 +430,7 @@ class Consumer:
     # --- the end ------------------------------------------------------------------
     def finish(self) -> None:
         """Print what dtrace prints once tracing has stopped and END has run."""
+        self._report_principal_drops()
         self._check_agg_drops()
         if self.json:
             for a in sorted(self.aggs.values(), key=lambda a: a.spec.id):

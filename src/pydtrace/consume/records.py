@@ -10,6 +10,7 @@ A record item is a tuple whose first element names the action:
     ('normalize', agg name, n)       ('denormalize', agg name)
     ('tracemem', bytes, ctype)       ('system', Format, [(value, ctype), ...])
     ('freopen', Format, [(value, ctype), ...])   (an empty path restores stdout)
+    ('print', address, bytes | int, pointee ctype)  (print(ptr): the object's memory)
 
 Values are Python ints (already wrapped to their C type) and strs; a traced
 struct, union or array is the object's bytes (printed as a hex dump).

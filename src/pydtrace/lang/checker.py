@@ -63,7 +63,7 @@ class Checker:
             t = self.typedefs.get(tname) or T.from_specifiers([tname])
             assert t is not None, tname
             lit = ast.IntLit(value, str(value))
-            lit.ctype = t  # type: ignore[attr-defined]
+            lit.ctype = _int_literal_type(lit)  # type: ignore[attr-defined]
             lit.pc = 0  # type: ignore[attr-defined]
             self.inlines[name] = (t, lit)
 
@@ -627,6 +627,8 @@ class Checker:
             raise DError("D_PROTO_LEN", "printf( ) prototype mismatch: 0 args passed, at least 1 expected", e.line)
         fmt_node = e.args[0]
         ft = self._expr(fmt_node)
+        if not (ft.is_string() or ft.is_char_array()):
+            raise DError("D_PROTO_ARG", f"printf( ) argument #1 is incompatible with prototype:\n\tprototype: string\n\t argument: {ft.name}", e.line)
         if not isinstance(fmt_node, ast.StrLit):
             raise DError("D_PRINTF_ARG_FMT", f"printf( ) argument #1 is incompatible with prototype:\n\tprototype: string constant\n\t argument: {ft.name}", e.line)
         argtypes = [self._expr(a) for a in e.args[1:]]
@@ -729,8 +731,10 @@ class Checker:
             if want == "@":
                 continue
             wt = self._proto_type(want)
-            if not _arg_ok(wt, at, a):
-                raise DError("D_PROTO_ARG", f"{b.name}( ) argument #{i + 1} is incompatible with prototype:\n\tprototype: {want}\n\t argument: {at.name}", e.line)
+            null = self._is_null(a, at) and isinstance(a, ast.IntLit | ast.Ident)
+            if not _arg_ok(wt, at, a) or (wt.is_pointer() and at.is_int() and not null) or (at.is_void() and not wt.is_void()):
+                shown = want.replace("const ", "")  # dtrace's prototypes print without const
+                raise DError("D_PROTO_ARG", f"{b.name}( ) argument #{i + 1} is incompatible with prototype:\n\tprototype: {shown}\n\t argument: {at.name}", e.line)
         if p.ret in ("_symaddr", "_usymaddr"):
             return e.args[0].ctype  # type: ignore[attr-defined]
         return self._proto_type(p.ret)
@@ -739,7 +743,11 @@ class Checker:
         name = name.replace("const ", "")
         stars = name.count("*")
         base = name.replace("*", "").strip()
-        t = T.STACK if base == "stack" else self.typedefs.get(base) or T.from_specifiers(base.split())
+        if base.startswith("struct "):
+            # a kernel structure named by a prototype: opaque, known by its tag only
+            t = self.tags.get(base) or CType("struct", base, 0, tag=base[7:])
+        else:
+            t = T.STACK if base == "stack" else self.typedefs.get(base) or T.from_specifiers(base.split())
         assert t is not None, name
         for _ in range(stars):
             t = T.pointer(t)
@@ -882,6 +890,8 @@ class Checker:
         lt = self._expr(e.left)
         rt = self._expr(e.right)
         if op == ",":
+            if getattr(e.left, "actfunc", False) or getattr(e.right, "actfunc", False):
+                raise DError("D_OP_ACT", "operator , operands cannot be actions", e.line)
             return rt
         if op in LOGIC_OPS:
             if not lt.is_scalar() or not rt.is_scalar():
@@ -1002,6 +1012,8 @@ class Checker:
             raise DError("D_OP_SCALAR", "operator ?: expression must be of scalar type", e.line)
         a = self._expr(e.then)
         b = self._expr(e.other)
+        if getattr(e.then, "actfunc", False) or getattr(e.other, "actfunc", False):
+            raise DError("D_OP_ACT", "action cannot be used in a conditional context", e.line)
         if a.is_arith() and b.is_arith():
             return T.arith_conv(a, b)
         if (a.is_string() or a.is_char_array()) and (b.is_string() or b.is_char_array()):
@@ -1076,7 +1088,10 @@ class Checker:
         if b.kind == "agg":
             raise DError("D_CG_EXPR", f"aggregating function {e.name}( ) may not be called from a D expression (D program context required)", e.line)
         if b.kind == "action" and e.name not in _VALUE_ACTIONS:
-            raise DError("D_OP_ACT", "action cannot be used in a conditional context", e.line)
+            # An action used as a value has type void; operators and callers reject it.
+            self._proto(e, b)
+            e.actfunc = True  # type: ignore[attr-defined]
+            return T.VOID
         if b.destructive:
             self.prog.destructive = True
         e.builtin = b  # type: ignore[attr-defined]
