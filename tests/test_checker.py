@@ -44,20 +44,76 @@ def clause_body(src: str) -> list[ast.Stmt]:
 @pytest.mark.parametrize(
     "call, tag, message",
     [
-        ("lquantize(1, x, 10)", "D_LQUANT_BASETYPE", "lquantize( ) argument #1 must be an integer constant"),
-        ("lquantize(1, 0x100000000, 0x200000000)", "D_LQUANT_BASEVAL", "lquantize( ) argument #1 must be a 32-bit quantity"),
-        ("lquantize(1, 0, 0x100000000)", "D_LQUANT_LIMVAL", "lquantize( ) argument #2 must be a 32-bit quantity"),
-        ("lquantize(1, 10, 10)", "D_LQUANT_MISMATCH", "lquantize( ) base (argument #1) must be less than limit (argument #2)"),
-        ("lquantize(1, 0, 10, 0)", "D_LQUANT_STEPTYPE", "lquantize( ) argument #3 must be a non-zero positive integer constant"),
-        ("lquantize(1, 0, 10, 20)", "D_LQUANT_STEPLARGE", "lquantize( ) step (argument #3) too large: must have at least one quantization level"),
-        ("lquantize(1, 0, 100000)", "D_LQUANT_STEPSMALL", "lquantize( ) step (argument #3) too small: number of quantization levels must be a 16-bit quantity"),
-        ("llquantize(1, 1, 0, 2, 10)", "D_LLQUANT_FACTORVAL", "llquantize( ) argument #1 must be an unsigned 16-bit quantity greater than or equal to 2"),
-        ("llquantize(1, 10, -1, 2, 10)", "D_LLQUANT_LMAGVAL", "llquantize( ) argument #2 must be an unsigned 16-bit quantity"),
-        ("llquantize(1, 10, 3, 2, 10)", "D_LLQUANT_HMAGVAL", "llquantize( ) argument #3 (high magnitude) must be at least argument #2 (low magnitude)"),
-        ("llquantize(1, 10, 0, 20, 10)", "D_LLQUANT_HMAGVAL", "llquantize( ) argument #3 (high magnitude) will cause overflow of 64 bits"),
-        ("llquantize(1, 10, 0, 2, 0)", "D_LLQUANT_STEPTYPE", "llquantize( ) argument #4 must be a non-zero positive integer constant"),
-        ("llquantize(1, 10, 0, 2, 3)", "D_LLQUANT_STEPVAL", "llquantize() argument #4 (steps) must evenly divide argument #1 (factor) when steps<factor"),
-        ("llquantize(1, 10, 0, 2, 25)", "D_LLQUANT_STEPVAL", "llquantize() argument #4 (steps) must be a multiple of argument #1 (factor) when steps>factor"),
+        (
+            "lquantize(1, x, 10)",
+            "D_LQUANT_BASETYPE",
+            "lquantize( ) argument #1 must be an integer constant",
+        ),
+        (
+            "lquantize(1, 0x100000000, 0x200000000)",
+            "D_LQUANT_BASEVAL",
+            "lquantize( ) argument #1 must be a 32-bit quantity",
+        ),
+        (
+            "lquantize(1, 0, 0x100000000)",
+            "D_LQUANT_LIMVAL",
+            "lquantize( ) argument #2 must be a 32-bit quantity",
+        ),
+        (
+            "lquantize(1, 10, 10)",
+            "D_LQUANT_MISMATCH",
+            "lquantize( ) base (argument #1) must be less than limit (argument #2)",
+        ),
+        (
+            "lquantize(1, 0, 10, 0)",
+            "D_LQUANT_STEPTYPE",
+            "lquantize( ) argument #3 must be a non-zero positive integer constant",
+        ),
+        (
+            "lquantize(1, 0, 10, 20)",
+            "D_LQUANT_STEPLARGE",
+            "lquantize( ) step (argument #3) too large: must have at least one quantization level",
+        ),
+        (
+            "lquantize(1, 0, 100000)",
+            "D_LQUANT_STEPSMALL",
+            "lquantize( ) step (argument #3) too small: number of quantization levels must be a 16-bit quantity",
+        ),
+        (
+            "llquantize(1, 1, 0, 2, 10)",
+            "D_LLQUANT_FACTORVAL",
+            "llquantize( ) argument #1 must be an unsigned 16-bit quantity greater than or equal to 2",
+        ),
+        (
+            "llquantize(1, 10, -1, 2, 10)",
+            "D_LLQUANT_LMAGVAL",
+            "llquantize( ) argument #2 must be an unsigned 16-bit quantity",
+        ),
+        (
+            "llquantize(1, 10, 3, 2, 10)",
+            "D_LLQUANT_HMAGVAL",
+            "llquantize( ) argument #3 (high magnitude) must be at least argument #2 (low magnitude)",
+        ),
+        (
+            "llquantize(1, 10, 0, 20, 10)",
+            "D_LLQUANT_HMAGVAL",
+            "llquantize( ) argument #3 (high magnitude) will cause overflow of 64 bits",
+        ),
+        (
+            "llquantize(1, 10, 0, 2, 0)",
+            "D_LLQUANT_STEPTYPE",
+            "llquantize( ) argument #4 must be a non-zero positive integer constant",
+        ),
+        (
+            "llquantize(1, 10, 0, 2, 3)",
+            "D_LLQUANT_STEPVAL",
+            "llquantize() argument #4 (steps) must evenly divide argument #1 (factor) when steps<factor",
+        ),
+        (
+            "llquantize(1, 10, 0, 2, 25)",
+            "D_LLQUANT_STEPVAL",
+            "llquantize() argument #4 (steps) must be a multiple of argument #1 (factor) when steps>factor",
+        ),
     ],
 )
 def test_quantize_parameter_errors(call, tag, message):
@@ -66,17 +122,29 @@ def test_quantize_parameter_errors(call, tag, message):
 
 def test_lquantize_parameters_must_repeat():
     src = "BEGIN { @a = lquantize(1, 0, 10, 1); }\nBEGIN { @a = lquantize(1, 0, 20, 1); }"
-    assert error(src) == ("D_LQUANT_MATCHLIM", 2, "lquantize( ) limit (argument #2) doesn't match previous declaration: expected 10, found 20")
+    assert error(src) == (
+        "D_LQUANT_MATCHLIM",
+        2,
+        "lquantize( ) limit (argument #2) doesn't match previous declaration: expected 10, found 20",
+    )
 
 
 def test_llquantize_parameters_must_repeat():
     src = "BEGIN { @a = llquantize(1, 10, 0, 2, 10); }\nBEGIN { @a = llquantize(1, 10, 1, 2, 10); }"
-    assert error(src) == ("D_LLQUANT_MATCHLMAG", 2, "llquantize() lmag (argument #2) doesn't match previous declaration: expected 0, found 1")
+    assert error(src) == (
+        "D_LLQUANT_MATCHLMAG",
+        2,
+        "llquantize() lmag (argument #2) doesn't match previous declaration: expected 0, found 1",
+    )
 
 
 def test_aggregating_function_redefined():
     src = "BEGIN { @a = count(); }\nBEGIN { @a = sum(1); }"
-    assert error(src) == ("D_AGG_REDEF", 2, "aggregation redefined: @a\n\t current: @a = sum( )\n\tprevious: @a = count( ) : line 1")
+    assert error(src) == (
+        "D_AGG_REDEF",
+        2,
+        "aggregation redefined: @a\n\t current: @a = sum( )\n\tprevious: @a = count( ) : line 1",
+    )
 
 
 # --- aggregations misused -----------------------------------------------------
@@ -85,15 +153,39 @@ def test_aggregating_function_redefined():
 @pytest.mark.parametrize(
     "body, tag, message",
     [
-        ("@a[1][2] = count();", "D_AGG_MDIM", "improper attempt to reference @a as a multi-dimensional array"),
+        (
+            "@a[1][2] = count();",
+            "D_AGG_MDIM",
+            "improper attempt to reference @a as a multi-dimensional array",
+        ),
         ("@a[1];", "D_AGG_NULL", "expression has null effect: @a"),
         ("@a;", "D_IDENT_UNDEF", "failed to resolve @a: Unknown variable name"),
-        ("avg(1);", "D_CG_EXPR", "aggregating function avg( ) may not be called from a D expression (D program context required)"),
+        (
+            "avg(1);",
+            "D_CG_EXPR",
+            "aggregating function avg( ) may not be called from a D expression (D program context required)",
+        ),
         ("@a = nosuch();", "D_FUNC_UNDEF", "undefined function name: nosuch"),
-        ("@[trace(1)] = count();", "D_KEY_TYPE", "void expression may not be used as aggregation index: key #1"),
-        ("clear(count());", "D_CLEAR_AGGARG", "clear( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: void"),
-        ("trunc(1);", "D_TRUNC_AGGARG", "trunc( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: int"),
-        ("normalize(1, 2);", "D_NORMALIZE_AGGARG", "normalize( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: int"),
+        (
+            "@[trace(1)] = count();",
+            "D_KEY_TYPE",
+            "void expression may not be used as aggregation index: key #1",
+        ),
+        (
+            "clear(count());",
+            "D_CLEAR_AGGARG",
+            "clear( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: void",
+        ),
+        (
+            "trunc(1);",
+            "D_TRUNC_AGGARG",
+            "trunc( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: int",
+        ),
+        (
+            "normalize(1, 2);",
+            "D_NORMALIZE_AGGARG",
+            "normalize( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: int",
+        ),
     ],
 )
 def test_aggregation_misuse(body, tag, message):
@@ -102,7 +194,10 @@ def test_aggregation_misuse(body, tag, message):
 
 def test_aggregation_as_key():
     assert error("BEGIN {\n@a = count();\n@[@a] = count();\n}") == (
-        "D_KEY_TYPE", 3, "aggregation expression may not be used as aggregation index: key #1")
+        "D_KEY_TYPE",
+        3,
+        "aggregation expression may not be used as aggregation index: key #1",
+    )
 
 
 # --- actions used as values ---------------------------------------------------
@@ -111,12 +206,28 @@ def test_aggregation_as_key():
 @pytest.mark.parametrize(
     "body, tag, message",
     [
-        ("exit(exit(0));", "D_PROTO_ARG", "exit( ) argument #1 is incompatible with prototype:\n\tprototype: int\n\t argument: void"),
+        (
+            "exit(exit(0));",
+            "D_PROTO_ARG",
+            "exit( ) argument #1 is incompatible with prototype:\n\tprototype: int\n\t argument: void",
+        ),
         ("trace(trace(1));", "D_TRACE_VOID", "trace( ) may not be applied to a void expression"),
         ("x = 1 ? trace(1) : 2;", "D_OP_ACT", "action cannot be used in a conditional context"),
-        ("printf(1);", "D_PROTO_ARG", "printf( ) argument #1 is incompatible with prototype:\n\tprototype: string\n\t argument: int"),
-        ("setopt(1);", "D_PROTO_ARG", "setopt( ) argument #1 is incompatible with prototype:\n\tprototype: char *\n\t argument: int"),
-        ('strtok("a", 12);', "D_PROTO_ARG", "strtok( ) argument #2 is incompatible with prototype:\n\tprototype: char *\n\t argument: int"),
+        (
+            "printf(1);",
+            "D_PROTO_ARG",
+            "printf( ) argument #1 is incompatible with prototype:\n\tprototype: string\n\t argument: int",
+        ),
+        (
+            "setopt(1);",
+            "D_PROTO_ARG",
+            "setopt( ) argument #1 is incompatible with prototype:\n\tprototype: char *\n\t argument: int",
+        ),
+        (
+            'strtok("a", 12);',
+            "D_PROTO_ARG",
+            "strtok( ) argument #2 is incompatible with prototype:\n\tprototype: char *\n\t argument: int",
+        ),
     ],
 )
 def test_actions_and_prototypes(body, tag, message):
@@ -147,7 +258,11 @@ def test_predicate_reads_variable_the_actions_create():
 
 
 def test_predicate_still_reports_truly_unknown_names():
-    assert error("BEGIN\n/nosuch/\n{ x = 1; }") == ("D_IDENT_UNDEF", 2, "failed to resolve nosuch: Unknown variable name")
+    assert error("BEGIN\n/nosuch/\n{ x = 1; }") == (
+        "D_IDENT_UNDEF",
+        2,
+        "failed to resolve nosuch: Unknown variable name",
+    )
 
 
 def test_string_takes_null_and_compares_with_it():
@@ -161,11 +276,245 @@ def test_string_scalar_is_indexable():
 
 
 def test_dynamic_struct_takes_zero():
-    check("this struct { int a; } val;\nBEGIN { this->val.a = 1; self->a = this->val; self->a = 0; }")
+    check(
+        "this struct { int a; } val;\nBEGIN { this->val.a = 1; self->a = this->val; self->a = 0; }"
+    )
     assert error("this struct { int a; } val;\nBEGIN {\nthis->val = 1;\n}") == (
-        "D_OP_INCOMPAT", 3, 'operands have incompatible types: "struct (anon)" = "int"')
+        "D_OP_INCOMPAT",
+        3,
+        'operands have incompatible types: "struct (anon)" = "int"',
+    )
 
 
 def test_action_statement_has_pc():
     body = clause_body("BEGIN { x = 1; trace(x); }")
     assert body[1].expr.pc > body[0].expr.pc
+
+
+# --- declarations, prototypes and misc. errors ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "src, tag, line, message",
+    [
+        ("self this int x;", "D_DECL_CLASS", 1, "only one storage class allowed in a declaration"),
+        (
+            "int foo(static int);",
+            "D_DECL_PARMCLASS",
+            1,
+            "inappropriate storage class for function or associative array parameter",
+        ),
+        ("int a(void v);", "D_DECL_PROTO_NAME", 1, "void parameter may not have a name: v"),
+        (
+            "int a(int b[int]);",
+            "D_DECL_PROTO_TYPE",
+            1,
+            "function prototype may not use parameter of type dynamic variable: b, parameter #1",
+        ),
+        (
+            "int a[...];",
+            "D_DECL_PROTO_VARARGS",
+            1,
+            "array prototype may not use a variable-length argument list",
+        ),
+        ("int foo(int, void);", "D_DECL_PROTO_VOID", 1, "void must be sole parameter"),
+        ("extern int;", "D_DECL_USELESS", 1, "useless declaration"),
+        (
+            "enum e {\n\tx = 3,\n\tx = 4\n};",
+            "D_UNKNOWN",
+            4,
+            "failed to define enumerator 'x': Duplicate member or variable name",
+        ),
+        (
+            "BEGIN {\nx = (long short)0;\n}",
+            "D_UNKNOWN",
+            2,
+            "failed to resolve type short long : Unknown type name",
+        ),
+        (
+            "int a[4];\nBEGIN\n/a/\n{\n}",
+            "D_PRED_SCALAR",
+            5,
+            "predicate result must be of scalar type",
+        ),
+        (
+            'BEGIN {\nc = "a" ? 1 : 2;\n}',
+            "D_OP_SCALAR",
+            2,
+            "operator ?: expression must be of scalar type",
+        ),
+        (
+            "BEGIN {\nthis->x[1] = 2;\n}",
+            "D_ARR_LOCAL",
+            2,
+            "local variables may not be used as associative arrays: x",
+        ),
+        (
+            "int i;\nBEGIN {\np = &i;\n}",
+            "D_ADDROF_VAR",
+            3,
+            "cannot take address of dynamic variable",
+        ),
+        (
+            "BEGIN {\n@a = count();\ntrace(&@a);\n}",
+            "D_ADDROF_VAR",
+            3,
+            "cannot take address of dynamic variable",
+        ),
+        (
+            "int p;\nBEGIN {\np -= alloca(10);\n}",
+            "D_OP_VFPTR",
+            3,
+            "operator -= requires left-hand scalar operand of known size",
+        ),
+        ("BEGIN {\np -= trace(0);\n}", "D_VAR_UNDEF", 2, "p has not yet been declared or assigned"),
+        (
+            'BEGIN {\nmutex_owned("x");\n}',
+            "D_PROTO_ARG",
+            2,
+            "mutex_owned( ) argument #1 is incompatible with prototype:\n\tprototype: struct mutex *\n\t argument: string",
+        ),
+        (
+            'BEGIN {\nx[1, "a"] = 1;\nx[1, 2] = 1;\n}',
+            "D_PROTO_ARG",
+            3,
+            "x[ ] key #2 is incompatible with prototype:\n\tprototype: string\n\t      key: int",
+        ),
+        (
+            'BEGIN {\n@foo[1] = sum(1);\n@bar["a"] = sum(2);\nprinta("%d %@d %@d", @foo, @bar);\n}',
+            "D_PRINTA_AGGPROTO",
+            4,
+            "printa( ): @bar[ ] key #1 is incompatible with @foo:\n      foo key #1: int\n      bar key #1: string",
+        ),
+    ],
+)
+def test_declaration_and_expression_errors(src, tag, line, message):
+    assert error(src) == (tag, line, message)
+
+
+def test_extern_array_without_dimension_is_accepted():
+    check("extern int a1[];\nextern int a3[123][456];\nBEGIN { exit(0); }")
+
+
+# --- translators ------------------------------------------------------------------
+
+_XL_TYPES = "struct in { int i; char c; };\nstruct out { int oi; char *op; };\n"
+
+
+@pytest.mark.parametrize(
+    "src, tag, line, message",
+    [
+        (
+            "translator int < struct in *p >\n{\n};",
+            "D_XLATE_SOU",
+            5,
+            "translator output type must be a struct or union",
+        ),
+        (
+            "translator struct out < struct in *p >\n{\nnope = p->i;\n};",
+            "D_XLATE_MEMB",
+            6,
+            "translator member nope is not a member of struct out",
+        ),
+        (
+            "translator struct out < struct in *p >\n{\noi = p->nope;\n};",
+            "D_TYPE_MEMBER",
+            5,
+            "nope is not a member of struct in",
+        ),
+        (
+            "translator struct out < struct in *p >\n{\nop = p->c;\n};",
+            "D_XLATE_INCOMPAT",
+            6,
+            'translator member op definition uses incompatible types: "char *" = "char"',
+        ),
+        (
+            "translator struct out < struct in *p >\n{\noi = p->i;\n};\ntranslator struct out < struct in *q >\n{\n};",
+            "D_XLATE_REDECL",
+            9,
+            "translator from struct in * to struct out has already been declared",
+        ),
+        (
+            "translator struct out < struct in *p >\n{\noi = p->i;\n};\nstruct in f;\nBEGIN {\nx = xlate<struct out>(f).oi;\n}",
+            "D_XLATE_NONE",
+            9,
+            'cannot translate from "struct in" to "struct out"',
+        ),
+    ],
+)
+def test_translator_errors(src, tag, line, message):
+    assert error(_XL_TYPES + src) == (tag, line, message)
+
+
+def test_translator_members_see_the_input():
+    src = (
+        _XL_TYPES
+        + "translator struct out < struct in *p >\n{\noi = p->i;\nop = 0;\n};\nBEGIN { exit(0); }"
+    )
+    program = parse(src, filename="t.d")
+    Checker(lambda spec, line: [FakeProbe()]).check(program)
+    node = next(i for i in program.items if isinstance(i, ast.Translator))
+    assert (node.out_type.name, node.in_type.name) == ("struct out", "struct in *")
+    member = node.members[0][1]  # p->i
+    assert member.base.ref == ("xlarg", None)
+    assert member.ctype.name == "int"
+
+
+@pytest.mark.parametrize(
+    "src, tag, line, message",
+    [
+        (
+            "int x[5];\nBEGIN {\nx[1, 2] = 1;\n}",
+            "D_ARR_BADREF",
+            3,
+            "cannot access scalar x as an associative array",
+        ),
+        (
+            "int x[void, char];",
+            "D_DECL_PROTO_TYPE",
+            1,
+            "array prototype may not use parameter of type void: (anonymous), parameter #1",
+        ),
+        (
+            "BEGIN\n/1/\n{\na[x]++;\n}",
+            "D_IDENT_UNDEF",
+            4,
+            "failed to resolve x: Unknown variable name",
+        ),
+    ],
+)
+def test_array_errors(src, tag, line, message):
+    assert error(src) == (tag, line, message)
+
+
+@pytest.mark.parametrize(
+    "src, tag, line, message",
+    [
+        ("struct s {\n\tint f();\n};", "D_DECL_VOIDOBJ", 2, "cannot have void member: f"),
+        (
+            "struct s {\n\tint a : 1;\n\tint b : 0;\n};",
+            "D_DECL_BFCONST",
+            3,
+            "positive integral constant expression expected as bit-field size",
+        ),
+    ],
+)
+def test_member_errors(src, tag, line, message):
+    assert error(src) == (tag, line, message)
+
+
+def test_sizes_of_constants_and_uint():
+    body = clause_body("BEGIN { a = sizeof('c'); b = sizeof(\"hi\"); c = sizeof(uint); }")
+    assert [s.expr.value.value for s in body] == [4, 3, 4]
+
+
+def test_alloca_larger_than_scratch_space():
+    assert error("BEGIN {\nx = alloca(300);\n}") == (
+        "D_ALLOCA_SIZE",
+        2,
+        "alloca(300) size larger than scratchsize 256",
+    )
+    prog = Checker(lambda spec, line: [FakeProbe()], scratchsize=1000).check(
+        parse("BEGIN { x = alloca(300); }")
+    )
+    assert prog.clauses

@@ -77,8 +77,8 @@ def test_rawbytes_dumps_integers_and_whole_string_buffers():
     assert dump == (
         HEX_HEADER
         + "         0: 61 62" + " 00" * 14 + "  ab" + "." * 14 + "\n"
-        + "        10: 00 00 00 00" + "   " * 12 + "  ....\n"
-    )  # fmt: skip
+        + "        10: 00 00 00 00 00" + "   " * 11 + "  .....\n"
+    )  # fmt: skip: strsize characters and a NUL, 21 bytes
 
 
 def test_trace_wraps_integers_to_their_type():

@@ -22,18 +22,25 @@ def test_library_values():
 
 
 def test_constants_in_programs():
-    r = pydtrace("-qn", 'BEGIN { printf("%d %d %d %d %d\\n", NULL, ENOENT, SIGTERM, DTRACEFLT_BADADDR, sizeof(NULL)); exit(0); }')
+    r = pydtrace(
+        "-qn",
+        'BEGIN { printf("%d %d %d %d %d\\n", NULL, ENOENT, SIGTERM, DTRACEFLT_BADADDR, sizeof(NULL)); exit(0); }',
+    )
     assert (r.status, r.out) == (0, "0 2 15 1 4\n\n")
 
 
 def test_constant_folds_in_array_dimension():
-    r = pydtrace("-qn", "int a[EIO]; BEGIN { printf(\"%d\\n\", sizeof(a)); exit(0); }")
+    r = pydtrace("-qn", 'int a[EIO]; BEGIN { printf("%d\\n", sizeof(a)); exit(0); }')
     assert (r.status, r.out) == (0, "20\n\n")
 
 
 @pytest.mark.parametrize(
     "src, previous",
-    [("inline int EPERM = 3;", "scalar inline"), ("inline int rand = 7;", "function "), ("inline int pid = 7;", "scalar ")],
+    [
+        ("inline int EPERM = 3;", "scalar inline"),
+        ("inline int rand = 7;", "function "),
+        ("inline int pid = 7;", "scalar "),
+    ],
 )
 def test_redefinition_is_refused(src, previous):
     r = pydtrace("-xerrtags", "-qn", src + " BEGIN { exit(0); }")

@@ -519,6 +519,7 @@ def format_trace(
 
 
 def _string_record(value: str, size: int) -> bytes:
-    """A string as its trace record holds it: the text NUL-padded to strsize."""
-    data = value.encode("utf-8", "surrogateescape")[: max(size - 1, 0)]
-    return data + b"\0" * max(size - len(data), 1)
+    """A string as its trace record holds it: up to strsize characters, then
+    NUL padding to strsize + 1 bytes (dtrace 2.x keeps room for the NUL)."""
+    data = value.encode("utf-8", "surrogateescape")[:size]
+    return data + b"\0" * (size + 1 - len(data))

@@ -69,6 +69,7 @@ class Parser:
         self.lex = Lexer(source, self.macros, filename, names, pspec_only)
         self.from_file = from_file
         self.tok: Token | None = None
+        self.last_line = 0  # line of the last block's closing brace
         self.last_unary: ast.Expr | None = None  # to tell `a = b` from `a + b = c`
         self.tags: set[tuple[str, str]] = set()  # struct/union/enum tags defined so far
         self.on_item: Callable[[ast.Node], None] | None = None
@@ -174,7 +175,11 @@ class Parser:
                 )
             return ast.Clause(probes, None, None, **loc)
         self.lex.mode = "expr"
-        return ast.Clause(probes, predicate, self.block(), **loc)
+        body = self.block()
+        clause = ast.Clause(probes, predicate, body, **loc)
+        # dtrace checks a clause once it is read whole, so some errors name its last line
+        clause.end_line = self.last_line  # type: ignore[attr-defined]
+        return clause
 
     def expand(self, tok: Token) -> str:
         """Substitute macro variables in a probe description (one per field) and
@@ -224,7 +229,7 @@ class Parser:
     def block(self) -> list[ast.Stmt]:
         self.expect("{")
         body = self.statements()
-        self.expect("}")
+        self.last_line = self.expect("}").line
         return body
 
     def statements(self) -> list[ast.Stmt]:
@@ -474,6 +479,13 @@ class Parser:
             kind = tok.kind
             if kind in storage_ok:
                 self.advance()
+                if storage is not None:
+                    raise DError(
+                        "D_DECL_CLASS",
+                        "only one storage class allowed in a declaration",
+                        tok.line,
+                        lex.file,
+                    )
                 storage = kind
                 if kind == "typedef":
                     lex.typedef_decl = True
@@ -621,7 +633,8 @@ class Parser:
             if self.at("="):
                 self.advance()
                 value = self.assignment()
-            enumerators.append(ast.Enumerator(str(name.value), value, **self.where(name)))
+            # dtrace names an enumerator's errors at the token after it (',' or '}')
+            enumerators.append(ast.Enumerator(str(name.value), value, **self.where(self.peek())))
             self.lex.known.add(str(name.value))
             if not self.at(","):
                 break
@@ -675,7 +688,15 @@ class Parser:
         if self.at("]"):
             node = ast.ArrayOf(**loc)
         elif self.peek().kind in _TYPE_START or self.at("..."):
-            node = ast.ArrayOf(keys=self.parameters()[0], **loc)
+            keys, varargs = self.parameters()
+            if varargs:
+                raise DError(
+                    "D_DECL_PROTO_VARARGS",
+                    "array prototype may not use a variable-length argument list",
+                    loc["line"],
+                    self.lex.file,
+                )
+            node = ast.ArrayOf(keys=keys, **loc)
         else:
             node = ast.ArrayOf(size=self.conditional(), **loc)
         self.expect("]")
@@ -702,7 +723,14 @@ class Parser:
                 self.advance()
                 return params, True
             first = self.peek()
-            _, spec = self.specifiers(_STORAGE)
+            storage, spec = self.specifiers(_STORAGE)
+            if storage not in (None, "register"):
+                raise DError(
+                    "D_DECL_PARMCLASS",
+                    "inappropriate storage class for function or associative array parameter",
+                    first.line,
+                    self.lex.file,
+                )
             d = self.declarator(None)
             params.append(ast.TypeName(spec, d, **self.where(first)))
             if not self.at(","):
@@ -765,9 +793,11 @@ class Parser:
             self.expect("=")
             members.append((str(name.value), self.assignment()))
             self.expect(";")
-        self.advance()
+        end = self.advance()
         self.expect(";")
-        return ast.Translator(output, inp, str(param.value), members, **loc)
+        node = ast.Translator(output, inp, str(param.value), members, **loc)
+        node.end_line = end.line  # type: ignore[attr-defined]  # dtrace checks it there
+        return node
 
     def provider(self) -> ast.ProviderDef:
         loc = self.where(self.advance())

@@ -92,8 +92,8 @@ class CType:
         return self.r.kind in ("int", "enum", "float")
 
     def is_scalar(self) -> bool:
-        """Usable as a condition: integers, pointers (D treats strings as scalar too)."""
-        return self.r.kind in ("int", "enum", "float", "ptr", "string")
+        """Usable as a condition: integers, enums and pointers (not strings, as in dtrace)."""
+        return self.r.kind in ("int", "enum", "float", "ptr")
 
     def is_struct(self) -> bool:
         return self.r.kind in ("struct", "union")
@@ -103,7 +103,12 @@ class CType:
 
     def is_char_array(self) -> bool:
         r = self.r
-        return r.kind == "array" and r.target is not None and r.target.r.kind == "int" and r.target.r.size == 1
+        return (
+            r.kind == "array"
+            and r.target is not None
+            and r.target.r.kind == "int"
+            and r.target.r.size == 1
+        )
 
     def is_signed(self) -> bool:
         r = self.r
@@ -155,7 +160,9 @@ def array(t: CType, n: int) -> CType:
 
 
 def typedef(name: str, t: CType) -> CType:
-    return CType(t.kind, name, t.size, t.signed, t.target, t.count, t.members, t.enumerators, t.tag, base=t)
+    return CType(
+        t.kind, name, t.size, t.signed, t.target, t.count, t.members, t.enumerators, t.tag, base=t
+    )
 
 
 VOIDP = pointer(VOID)
@@ -185,7 +192,21 @@ for _t, _forms in [
     for _f in _forms:
         _SPECIFIERS[tuple(sorted(_f.split()))] = _t
 
-SPECIFIER_WORDS = frozenset({"char", "short", "int", "long", "signed", "unsigned", "float", "double", "void", "string", "_Bool"})
+SPECIFIER_WORDS = frozenset(
+    {
+        "char",
+        "short",
+        "int",
+        "long",
+        "signed",
+        "unsigned",
+        "float",
+        "double",
+        "void",
+        "string",
+        "_Bool",
+    }
+)
 
 
 def from_specifiers(words: list[str]) -> CType | None:
@@ -242,6 +263,7 @@ for _n, _t in [
     ("projid_t", INT),
     ("boolean_t", INT),
     ("bool", BOOL),
+    ("uint", UINT),
     ("ipaddr_t", UINT),  # ip.d: a big-endian 32-bit IPv4 address
     ("__be32", UINT),
     ("__be16", USHORT),

@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydtrace.consume.consumer import Consumer
+from pydtrace.consume.consumer import Consumer, record_size
 from pydtrace.consume.records import Fault, Record
 from pydtrace.engines.user.interpreter import SKIP, Compiler, Firing, ProbeFault, State
+from pydtrace.engines.user.memory import DEFAULT_SCRATCHSIZE
 from pydtrace.lang.program import CheckedProgram
+from pydtrace.options import XoptError, parse_size
 
 
 class UserEngine:
@@ -28,8 +30,14 @@ class UserEngine:
         self.options = options
         strsize = int(options.get("strsize", 256))
         self.state = State(
-            prog, strsize, int(options.get("nspec", 1)), _int_option(options, "scratchsize", 1032)
+            prog,
+            strsize,
+            int(options.get("nspec", 1)),
+            _int_option(options, "scratchsize", DEFAULT_SCRATCHSIZE),
+            _size_option(options, "dynvarsize", 1 << 20),
         )
+        self.specsize = _size_option(options, "specsize", 4 << 20)
+        self.reported: dict[str, int] = {}  # drops already reported, by kind
         consumer.aggs = self.state.aggs
         comp = Compiler(self.state, prog)
         # probe id -> [(clause info, compiled clause)] in program order
@@ -99,15 +107,41 @@ class UserEngine:
                 for rec in f.commits:
                     consumer.record(rec)
                 f.commits = []
-            if not c.records:
-                continue
             rec = Record(probe, f.cpu, c.index, f.items)
             if f.spec:
-                buf = state.spec_busy.get(f.spec)
-                if buf is not None:
-                    buf.append(rec)
+                # a speculating clause leaves a record even with no data of its own
+                self._speculate(rec, f.spec)
                 continue
-            consumer.record(rec)
+            if c.records:
+                consumer.record(rec)
+
+    def _speculate(self, rec: Record, sid: int) -> None:
+        """Keep a record in its speculation's buffer, unless that would pass
+        specsize: then dtrace ends the clause and counts a speculative drop."""
+        buf = self.state.spec_busy.get(sid)
+        if buf is None:
+            return
+        strsize = self.state.strsize
+        used = sum(record_size(r.items, strsize) for r in buf)
+        if rec.items and used + record_size(rec.items, strsize) > self.specsize:
+            self.state.spec_size_drops += 1
+            return
+        buf.append(rec)
+
+    def report_drops(self) -> None:
+        """Tell the consumer about drops counted since the last report."""
+        st = self.state
+        counts = {
+            "DTRACEDROP_DYNAMIC": st.dvar_drops,
+            "DTRACEDROP_SPEC": st.spec_size_drops,
+            "DTRACEDROP_SPECUNAVAIL": st.spec_drops,
+            "DTRACEDROP_DBLERROR": self.error_count,
+        }
+        for kind, n in counts.items():
+            new = n - self.reported.get(kind, 0)
+            if new > 0:
+                self.consumer.drop(kind, new)
+                self.reported[kind] = n
 
     # --- the session -----------------------------------------------------------------
     def run(self, extra_sources: list[Any] | None = None) -> None:
@@ -122,6 +156,7 @@ class UserEngine:
         if end is not None:
             self.state.draining = False
             self.fire(end, [])
+        self.report_drops()
         self.consumer.finish()
 
     def _named(self, name: str) -> Any:
@@ -160,13 +195,16 @@ class UserEngine:
             if t[0] < time.monotonic_ns():  # fell behind: don't fire a burst to catch up
                 t[0] = time.monotonic_ns() + t[1]
             probe = t[2]
+            # the timer interrupts this process in user mode: arg0 (kernel pc)
+            # is 0 and arg1 is where our thread is in user space
+            args = [0, user_pc()]
             if t[3]:
                 for cpu in range(self.ncpus):
-                    self.fire(probe, [0, 0], cpu)
+                    self.fire(probe, args, cpu)
                     if self.state.draining:
                         break
             else:
-                self.fire(probe, [0, 0])
+                self.fire(probe, args)
 
     def stop(self) -> None:
         """Ask the session to end (Ctrl-C, SIGTERM): END still runs."""
@@ -178,6 +216,32 @@ def _int_option(options: dict[str, Any], name: str, default: int) -> int:
         return int(options.get(name) or default)
     except (TypeError, ValueError):
         return default
+
+
+def _size_option(options: dict[str, Any], name: str, default: int) -> int:
+    """A size option as given (an int, or text such as "4k")."""
+    value = options.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, int):
+        return value
+    try:
+        return parse_size(str(value))
+    except XoptError:
+        return default
+
+
+def user_pc() -> int:
+    """This thread's user-space program counter, or 0 if the kernel will not
+    say. /proc/<tid>/syscall ends with the stack pointer and the pc at which
+    the thread entered the kernel; reading it from the thread itself is a
+    read(2) in progress, so the pc is a real user address of this process."""
+    try:
+        with open("/proc/thread-self/syscall") as f:
+            fields = f.read().split()
+        return int(fields[-1], 16) if len(fields) > 2 else 0
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _current_cpu() -> int:

@@ -17,7 +17,13 @@ from typing import Any
 
 from pydtrace.consume.aggregation import Aggregation, AggSpec
 from pydtrace.consume.records import BADADDR, BADINDEX, DIVZERO, ILLOP, Record
-from pydtrace.engines.user.memory import Memory, MemoryFault, in_memory, type_size
+from pydtrace.engines.user.memory import (
+    DEFAULT_SCRATCHSIZE,
+    Memory,
+    MemoryFault,
+    in_memory,
+    type_size,
+)
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.program import CheckedProgram, ClauseInfo
@@ -81,7 +87,12 @@ class State:
     """Variables, aggregations and speculations of one tracing session."""
 
     def __init__(
-        self, prog: CheckedProgram, strsize: int, nspec: int = 1, scratchsize: int = 1032
+        self,
+        prog: CheckedProgram,
+        strsize: int,
+        nspec: int = 1,
+        scratchsize: int = DEFAULT_SCRATCHSIZE,
+        dynvarsize: int = 1 << 20,
     ) -> None:
         self.mem = Memory(scratchsize)
         self._zeros: dict[int, int] = {}
@@ -103,9 +114,23 @@ class State:
         self.strsize = strsize
         self.nspec = nspec
         self.spec_busy: dict[int, list[Record]] = {}
-        self.spec_drops = 0
+        self.spec_drops = 0  # speculation() found no free buffer
+        self.spec_size_drops = 0  # a speculative record would have passed specsize
+        self.dvar_capacity = dvar_capacity(prog, strsize, dynvarsize)
+        self.dvar_drops = 0
         self.strtok: dict[int, tuple[str, int]] = {}
         self.draining = False
+
+    def dvar_count(self) -> int:
+        n = len(self.tlocals) + sum(len(t) for t in self.tassoc.values())
+        return n + sum(len(v) for v in self.globals.values() if isinstance(v, dict))
+
+    def new_dvar(self) -> None:
+        """Room for one more dynamic variable, or a drop that ends the clause
+        (dtrace's store returns from the program when no element is free)."""
+        if self.dvar_count() >= self.dvar_capacity:
+            self.dvar_drops += 1
+            raise _Skip
 
     def zero_block(self, size: int) -> int:
         """Where an unassigned dynamic struct variable reads from: zeroes."""
@@ -113,6 +138,20 @@ class State:
         if addr is None:
             addr = self._zeros[size] = self.mem.alloc(size)
         return addr
+
+
+def dvar_capacity(prog: CheckedProgram, strsize: int, dynvarsize: int) -> int:
+    """How many dynamic variables fit: dtrace sizes its dvars map as
+    dynvarsize / (largest key tuple + largest dynamic variable)."""
+    from pydtrace.consume.aggregation import tuple_size
+
+    dyn = [v for v in prog.globals.values() if v.keys is not None]
+    dyn += [v for v in prog.tlocals.values()]
+    if not dyn:
+        return 1 << 62
+    value = max(strsize if v.type.is_string() else type_size(v.type) for v in dyn)
+    keyed = [tuple_size(v.keys, strsize) for v in dyn if v.keys is not None]
+    return dynvarsize // (max(keyed, default=0) + max(value, 1))
 
 
 def _zero(t: CType | None) -> Any:
@@ -215,9 +254,9 @@ class Compiler:
             k = tuple(x(f) for x in keys)
             v = val(f) if val is not None else 0
             if incr is not None:
-                update(k, v, incr(f))
+                update(k, v, incr(f), cpu=f.cpu)
             else:
-                update(k, v)
+                update(k, v, cpu=f.cpu)
 
         return run
 
@@ -230,7 +269,7 @@ class Compiler:
             return lambda f: mem.read(fn(f), size)
         if t.is_string() or t.is_char_array():
             size = self.st.strsize
-            return lambda f: fn(f)[: size - 1]
+            return lambda f: fn(f)[:size]
         return fn
 
     # --- actions ---------------------------------------------------------------------
@@ -240,13 +279,12 @@ class Compiler:
         types = [getattr(a, "ctype", T.VOID) for a in e.args]
         st = self.st
         if name == "trace":
-            a0, t0 = args[0], types[0]
-            if t0.is_char_array():
-                a0, t0 = self.strval(e.args[0]), T.STRING
-            return lambda f: f.items.append(("trace", a0(f), t0))
-        if name == "printf" or name == "system":
+            return self.trace(e.args[0], args[0], types[0])
+        if name == "print":
+            return self.print_action(args[0], types[0])
+        if name in ("printf", "system", "freopen"):
             fmt = e.format if name == "printf" else None  # type: ignore[attr-defined]
-            if name == "system":
+            if name != "printf":
                 from pydtrace.consume.printf import parse_format
 
                 fmt = parse_format(e.args[0].value) if isinstance(e.args[0], ast.StrLit) else None  # type: ignore[attr-defined]
@@ -283,7 +321,12 @@ class Compiler:
             a0 = args[0]
 
             def do_speculate(f: Firing) -> None:
-                f.spec = a0(f)
+                sid = a0(f)
+                if sid not in st.spec_busy:
+                    # not an active speculation (0, never handed out, or
+                    # already committed/discarded): dtrace ends the clause
+                    raise _Skip
+                f.spec = sid
 
             return do_speculate
         if name in ("commit", "discard"):
@@ -317,9 +360,48 @@ class Compiler:
                 raise ProbeFault(BADADDR, a0(f), pc)
 
             return do_tracemem
-        # breakpoint, panic, stop, raise, freopen, ftruncate, pcap, print:
+        # breakpoint, panic, stop, raise, ftruncate, pcap:
         # accepted, but with no process or kernel under this engine they do nothing yet
         return lambda f: None
+
+    def trace(self, arg: ast.Expr, a0: Fn, t0: CType) -> Callable[[Firing], None]:
+        """trace(): strings and scalars as values, other in-memory objects as their bytes."""
+        if t0.is_char_array():
+            a0, t0 = self.strval(arg), T.STRING
+        elif in_memory(t0):
+            return self.trace_bytes(a0, t0)
+        value = a0
+        if t0.is_string():
+            return self.trace_string(value, t0, getattr(arg, "pc", 0) or 1)
+        return lambda f: f.items.append(("trace", value(f), t0))
+
+    def trace_string(self, value: Fn, t: CType, pc: int) -> Callable[[Firing], None]:
+        from pydtrace.engines.user.subroutines import NullString
+
+        def do_trace(f: Firing) -> None:
+            v = value(f)
+            if isinstance(v, NullString):  # tracing a NULL string reads address 0
+                raise ProbeFault(BADADDR, 0, pc)
+            f.items.append(("trace", v, t))
+
+        return do_trace
+
+    def trace_bytes(self, obj: Fn, t: CType) -> Callable[[Firing], None]:
+        mem, size = self.st.mem, type_size(t)
+        return lambda f: f.items.append(("trace", mem.read(obj(f), size), t))
+
+    def print_action(self, a0: Fn, t0: CType) -> Callable[[Firing], None]:
+        """print(ptr): the pointer and the bytes of the object it points to."""
+        target = t0.r.target if t0.is_pointer() else None
+        if target is None:  # print() of a non-pointer: show the value itself
+            return lambda f: f.items.append(("trace", a0(f), t0))
+        mem, size = self.st.mem, type_size(target)
+
+        def do_print(f: Firing) -> None:
+            addr = a0(f)
+            f.items.append(("print", addr, mem.read(addr, size), target))
+
+        return do_print
 
     # --- expressions -----------------------------------------------------------------
     def expr(self, e: ast.Expr) -> Fn:
@@ -335,7 +417,8 @@ class Compiler:
         return lambda f: v
 
     def _x_StrLit(self, e: ast.StrLit) -> Fn:
-        v = e.value[: self.st.strsize - 1] if len(e.value) >= self.st.strsize else e.value
+        # a D string holds up to strsize characters (dtrace keeps a NUL after them)
+        v = e.value[: self.st.strsize]
         return lambda f: v
 
     def _x_Sizeof(self, e: ast.Sizeof) -> Fn:
@@ -459,7 +542,7 @@ class Compiler:
             mt, shift, bits = m.type, m.bit_offset, m.bits
             return lambda f: mem.load_bits(addr(f), mt, shift, bits)
         if t.is_string():
-            size = self.st.strsize
+            size = self.st.strsize + 1
             return lambda f: mem.read_string(addr(f), size)
         return lambda f: mem.load(addr(f), t)
 
@@ -543,6 +626,8 @@ class Compiler:
             if a is None:
                 if not (write or clause_local):
                     return st.zero_block(size)
+                if not clause_local:
+                    st.new_dvar()
                 a = table[key] = mem.alloc(size)
                 if clause_local:
                     f.owned.append(a)
@@ -578,10 +663,10 @@ class Compiler:
         t: CType = e.ctype  # type: ignore[attr-defined]
         mem = self.st.mem
         if t.is_char_array():
-            limit = min(t.r.count + 1, self.st.strsize)
+            limit = min(t.r.count, self.st.strsize) + 1
             return lambda f: mem.read_string(fn(f), limit)
         if t.is_pointer() or t.is_int():
-            size = self.st.strsize
+            size = self.st.strsize + 1
             return lambda f: mem.read_string(fn(f), size)
         return fn
 
@@ -720,8 +805,8 @@ class Compiler:
         size = self.st.strsize
 
         def place(f: Firing) -> int:
-            data = a(f).encode("latin-1", "replace")[: size - 1]
-            addr = mem.alloc(size)
+            data = a(f).encode("latin-1", "replace")[:size]
+            addr = mem.alloc(size + 1)
             mem.write(addr, data)
             f.owned.append(addr)
             return addr
@@ -754,8 +839,8 @@ class Compiler:
 
                 def assign(f: Firing) -> Any:
                     v = val(f)
-                    if len(v) >= size:
-                        v = v[: size - 1]
+                    if len(v) > size:
+                        v = v[:size]
                     put(f, v)
                     return v
             else:
@@ -797,15 +882,19 @@ class Compiler:
                 g[name] = v
 
             return set_global
+        st = self.st
         if isinstance(target, ast.SelfVar):
             tl = self.st.tlocals
             name = target.name
 
             def set_self(f: Firing, v: Any) -> None:
+                key = (f.tid, name)
                 if v == 0 and not isinstance(v, str):
-                    tl.pop((f.tid, name), None)
-                else:
-                    tl[(f.tid, name)] = v
+                    tl.pop(key, None)
+                    return
+                if key not in tl:
+                    st.new_dvar()
+                tl[key] = v
 
             return set_self
         if isinstance(target, ast.ThisVar):
@@ -827,8 +916,10 @@ class Compiler:
                         k = tuple(x(f) for x in keys)
                         if val == 0 and not isinstance(val, str):
                             table.pop(k, None)
-                        else:
-                            table[k] = val
+                            return
+                        if k not in table:
+                            st.new_dvar()
+                        table[k] = val
 
                     return set_assoc
                 ta = self.st.tassoc.setdefault(v.name, {})
@@ -837,8 +928,10 @@ class Compiler:
                     k = (f.tid, *(x(f) for x in keys))
                     if val == 0 and not isinstance(val, str):
                         ta.pop(k, None)
-                    else:
-                        ta[k] = val
+                        return
+                    if k not in ta:
+                        st.new_dvar()
+                    ta[k] = val
 
                 return set_tassoc
         pc = getattr(target, "pc", 0) or 1
@@ -889,7 +982,7 @@ class Compiler:
         """strtok's first argument: NULL means "go on with the saved string"."""
         fn = self.expr(a)
         mem = self.st.mem
-        size = self.st.strsize
+        size = self.st.strsize + 1
 
         def get(f: Firing) -> Any:
             p = fn(f)
@@ -920,8 +1013,8 @@ class Compiler:
 
         def call(f: Firing) -> Any:
             r = impl(st, f, pc, *[a(f) for a in args])
-            if isinstance(r, str) and len(r) >= st.strsize:
-                r = r[: st.strsize - 1]
+            if isinstance(r, str) and len(r) > st.strsize:
+                r = r[: st.strsize]
             return r
 
         return call

@@ -24,6 +24,8 @@ _BASE = 0x10000000
 # dtrace's scratch pointers are small offsets: the first alloca() gives 8.
 _SCRATCH_BASE = 8
 _GAP = 0x1000  # unmapped space between regions
+# dtrace's default scratch space: 256 bytes for alloca() after 8 reserved ones
+DEFAULT_SCRATCHSIZE = 8 + 256
 
 
 class MemoryFault(Exception):
@@ -36,8 +38,8 @@ class MemoryFault(Exception):
 
 
 class Memory:
-    def __init__(self, scratchsize: int = 1032) -> None:
-        # scratchsize counts dtrace's 8 reserved bytes, so 1032 leaves 1024 for alloca()
+    def __init__(self, scratchsize: int = DEFAULT_SCRATCHSIZE) -> None:
+        # scratchsize counts dtrace's 8 reserved bytes: the default leaves 256 for alloca()
         self._bases: list[int] = []
         self._regions: dict[int, bytearray] = {}
         self._next = _BASE

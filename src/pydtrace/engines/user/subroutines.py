@@ -36,7 +36,10 @@ def _substr(st, f, pc, s: str, index: int, length: int | None = None) -> str:
         index += n
         if index < 0:
             if length is not None:
+                # the part before the string's start counts against the length
                 length += index
+                if length <= 0:
+                    return ""
             index = 0
     if index >= n:
         return ""
@@ -68,7 +71,7 @@ def _rindex(st, f, pc, s: str, sub: str, start: int | None = None) -> int:
 
 def _strstr(st, f, pc, s: str, sub: str) -> str:
     i = s.find(sub)
-    return "" if i < 0 else s[i:]
+    return NULL_STRING if i < 0 else s[i:]
 
 
 def _strchr(st, f, pc, s: str, c: int) -> str:
@@ -83,12 +86,23 @@ def _strrchr(st, f, pc, s: str, c: int) -> str:
     return "" if i < 0 else s[i:]
 
 
-def _strtok(st, f, pc, s: str | None, delim: str) -> str:
+class NullString(str):
+    """A string subroutine's NULL result (strstr with no match, strtok with no
+    token left). It reads as "" and compares equal to NULL, but an action or
+    subroutine that must read the string faults on it, as dtrace does."""
+
+
+NULL_STRING = NullString("")
+
+
+def _strtok(st, f, pc, s: str | int, delim: str) -> str:
     # strtok(NULL, d) continues the string saved for this thread; D passes NULL as 0
+    if isinstance(s, NullString):
+        _fault(BADADDR, 0, pc)
     if isinstance(s, int):
         saved = st.strtok.get(f.tid)
         if saved is None:
-            return ""
+            _fault(BADADDR, 0, pc)
         s, pos = saved
     else:
         pos = 0
@@ -96,12 +110,14 @@ def _strtok(st, f, pc, s: str | None, delim: str) -> str:
     while pos < n and s[pos] in delim:
         pos += 1
     if pos >= n:
-        st.strtok.pop(f.tid, None)
-        return ""
+        st.strtok[f.tid] = (s, n)
+        return NULL_STRING
     end = pos
     while end < n and s[end] not in delim:
         end += 1
-    st.strtok[f.tid] = (s, end + 1 if end < n else end)
+    # the delimiter that ended the token is not consumed: the next call skips
+    # leading delimiters of its own (possibly different) set
+    st.strtok[f.tid] = (s, end)
     return s[pos:end]
 
 
@@ -137,8 +153,9 @@ def _cleanpath(st, f, pc, s: str) -> str:
 
 
 def _lltostr(st, f, pc, v: int, base: int | None = None) -> str:
-    if base is None:
-        return str(v)
+    if base is None:  # the value is an int64_t, whatever integer type was passed
+        v &= 0xFFFFFFFFFFFFFFFF
+        return str(v - (1 << 64) if v >> 63 else v)
     if base < 2 or base > 36:
         _fault(ILLOP, base, pc)
     if base != 10:
