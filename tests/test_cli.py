@@ -352,6 +352,23 @@ def test_no_probes_specified():
 
 def test_probe_by_id():
     r = pydtrace("-l", "-i", "2")
-    assert r.out.splitlines()[1] == "    2     dtrace                                                     END"
+    assert (
+        r.out.splitlines()[1]
+        == "    2     dtrace                                                     END"
+    )
     r = pydtrace("-q", "-i", '1 { printf("%s\\n", probename); exit(0); }')
     assert r.out == "BEGIN\n\n"
+
+
+def test_translator_builds_the_output_struct(tmp_path):
+    f = tmp_path / "xl.d"
+    f.write_text(
+        "struct in { int a; int b; };\n"
+        "struct out { int sum; string tag; };\n"
+        'translator struct out < struct in *p > { sum = p->a + p->b; tag = "t"; };\n'
+        "BEGIN { v = (struct in *)alloca(sizeof (struct in)); v->a = 2; v->b = 40; "
+        "x = xlate<struct out *>(v); "
+        'printf("%d %s %d\\n", x->sum, x->tag, xlate<struct out>(v).sum); exit(0); }\n'
+    )
+    r = pydtrace("-q", "-s", str(f))
+    assert (r.status, r.out, r.err) == (0, "42 t 42\n\n", "")

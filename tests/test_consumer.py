@@ -76,8 +76,14 @@ def test_rawbytes_dumps_integers_and_whole_string_buffers():
     dump = format_trace("ab", STRING, quiet=False, rawbytes=True, strsize=20)
     assert dump == (
         HEX_HEADER
-        + "         0: 61 62" + " 00" * 14 + "  ab" + "." * 14 + "\n"
-        + "        10: 00 00 00 00 00" + "   " * 11 + "  .....\n"
+        + "         0: 61 62"
+        + " 00" * 14
+        + "  ab"
+        + "." * 14
+        + "\n"
+        + "        10: 00 00 00 00 00"
+        + "   " * 11
+        + "  .....\n"
     )  # fmt: skip: strsize characters and a NUL, 21 bytes
 
 

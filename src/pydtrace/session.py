@@ -152,6 +152,9 @@ class Session:
                 if not tree.items and self.options.get("empty"):
                     self.matches.append(("script" if script else "description", prog.text, 0))
                     continue
+                # options set by this program's pragmas apply to its checks
+                checker.strsize = int(self.options.get("strsize", 256))
+                checker.scratchsize = int(self.options.get("scratchsize", 8 + 256)) - 8
                 try:
                     checker.check(tree)
                 except DError as e:

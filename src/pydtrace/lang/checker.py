@@ -1675,8 +1675,6 @@ class Checker:
             raise DError(
                 "D_XLATE_NONE", f'cannot translate from "{at.name}" to "{out.name}"', e.line
             )
-        if not _engine_translates():
-            raise DError("D_XLATE_NONE", "translators are not supported yet", e.line)
         e.translator = node  # type: ignore[attr-defined]
         return t
 
@@ -1884,13 +1882,6 @@ class Checker:
                 return None
             return self._const(e.then if c else e.other)
         return None
-
-
-def _engine_translates() -> bool:
-    """Whether the interpreter can evaluate xlate yet (its support is being added)."""
-    from pydtrace.engines.user.interpreter import Compiler
-
-    return hasattr(Compiler, "_x_Xlate")
 
 
 def _fold(op: str, a: int, b: int, t: CType) -> int | None:

@@ -95,6 +95,7 @@ class State:
         dynvarsize: int = 1 << 20,
     ) -> None:
         self.mem = Memory(scratchsize)
+        self.xlargs: list[Any] = []  # operands of the translations being evaluated
         self._zeros: dict[int, int] = {}
         self.globals: dict[str, Any] = {}
         for name, v in prog.globals.items():
@@ -436,6 +437,9 @@ class Compiler:
         if kind == "const":
             v = what
             return lambda f: v
+        if kind == "xlarg":  # a translator's input parameter: the operand being translated
+            args = self.st.xlargs
+            return lambda f: args[-1]
         if kind == "inline":
             inner = self.expr(what)
             t = e.ctype  # type: ignore[attr-defined]
@@ -812,6 +816,62 @@ class Compiler:
             return addr
 
         return place
+
+    def _x_Xlate(self, e: ast.Xlate) -> Fn:
+        """xlate<T>(x): a fresh T filled by the translator's member expressions.
+
+        The object lives for the firing (like a string given an address); the
+        result is its address, which is also how D values of struct type are
+        represented here, so `xlate<T *>(p)->m` and `xlate<T>(s).m` both work.
+        """
+        node = e.translator  # type: ignore[attr-defined]
+        out: CType = node.out_type
+        operand = self.expr(e.operand)
+        mem = self.st.mem
+        args = self.st.xlargs
+        size = max(type_size(out), 1)
+        members: list[tuple[T.Member, Fn]] = []
+        compiled = False
+
+        def compile_members() -> None:
+            # compiled on first use: translators may refer to one another
+            for name, expr in node.members:
+                m = out.member(name)
+                if m is not None:
+                    members.append(
+                        (m, self.strval(expr) if m.type.is_string() else self.expr(expr))
+                    )
+
+        def translate(f: Firing) -> int:
+            nonlocal compiled
+            if not compiled:
+                compile_members()
+                compiled = True
+            base = mem.alloc(size)
+            f.owned.append(base)
+            args.append(operand(f))
+            try:
+                for m, fn in members:
+                    v = fn(f)
+                    addr = base + m.offset
+                    if m.bits:
+                        mem.store_bits(addr, m.type, m.bit_offset, m.bits, v)
+                    elif m.type.is_string():
+                        data = (
+                            v.encode("latin-1", "replace")[: type_size(m.type) - 1]
+                            if isinstance(v, str)
+                            else b""
+                        )
+                        mem.write(addr, data)
+                    elif in_memory(m.type):
+                        mem.write(addr, mem.read(v, type_size(m.type)))
+                    else:
+                        mem.store(addr, m.type, v)
+            finally:
+                args.pop()
+            return base
+
+        return translate
 
     def _x_Stringof(self, e: ast.Stringof) -> Fn:
         t: CType = e.operand.ctype  # type: ignore[attr-defined]
