@@ -372,3 +372,12 @@ def test_translator_builds_the_output_struct(tmp_path):
     )
     r = pydtrace("-q", "-s", str(f))
     assert (r.status, r.out, r.err) == (0, "42 t 42\n\n", "")
+
+
+def test_intermediates_are_64_bit_and_remainder_sign():
+    prog = (
+        "BEGIN { i = 25920; i = i - (i + (i * 3) + i) * i / i * i; "
+        'printf("%d|%d %d %d %d\\n", i, 19 % 5, 19 % -5, -19 % 5, -19 % -5); exit(0); }'
+    )
+    r = pydtrace("-q", "-n", prog)
+    assert r.out == "935761216|4 -4 -4 4\n\n"

@@ -271,7 +271,7 @@ class Compiler:
         if t.is_string() or t.is_char_array():
             size = self.st.strsize
             return lambda f: fn(f)[:size]
-        return fn
+        return _recorded(fn, t)
 
     # --- actions ---------------------------------------------------------------------
     def action(self, e: ast.Call) -> Callable[[Firing], None]:
@@ -290,7 +290,7 @@ class Compiler:
 
                 fmt = parse_format(e.args[0].value) if isinstance(e.args[0], ast.StrLit) else None  # type: ignore[attr-defined]
             rest = [
-                (self.strval(x), T.STRING) if t.is_char_array() else (a, t)
+                (self.strval(x), T.STRING) if t.is_char_array() else (_recorded(a, t), t)
                 for x, a, t in zip(e.args[1:], args[1:], types[1:])
             ]
             tag = name
@@ -681,12 +681,13 @@ class Compiler:
             return self.incdec(e.operand, 1 if op == "++" else -1, prefix=True)
         a = self.expr(e.operand)
         pc = e.pc  # type: ignore[attr-defined]
+        w = _wide(t) if t.is_int() else t
         if op == "-":
-            return lambda f: T.wrap(-a(f), t)
+            return lambda f: T.wrap(-a(f), w)
         if op == "+":
-            return lambda f: T.wrap(a(f), t)
+            return lambda f: T.wrap(a(f), w)
         if op == "~":
-            return lambda f: T.wrap(~a(f), t)
+            return lambda f: T.wrap(~a(f), w)
         if op == "!":
             return lambda f: 0 if _truth(a(f)) else 1
         if op == "*":
@@ -755,30 +756,33 @@ class Compiler:
             assert lt.r.target is not None
             size = max(1, lt.r.target.r.size)
             return lambda f: T.wrap(a(f) - b(f), T.LONG) // size
+        # dtrace computes in 64-bit registers: a result is cut to its C type only
+        # when stored or recorded, so `(i * 3) * i` on an int does not wrap midway.
         signed = t.is_signed()
+        w = _wide(t)
         if op in ("/", "%"):
             div = op == "/"
 
             def divide(f: Firing) -> int:
                 x, y = a(f), b(f)
                 if not signed:
-                    x, y = T.wrap(x, t), T.wrap(y, t)
+                    x, y = T.wrap(x, w), T.wrap(y, w)
                 if y == 0:
                     raise ProbeFault(DIVZERO, 0, pc)
-                q = abs(x) // abs(y)
-                if (x < 0) != (y < 0):
-                    q = -q
-                return T.wrap(q if div else x - q * y, t)
+                # dtrace divides the magnitudes and negates when the signs differ,
+                # for the remainder too: 19 % -5 == -4
+                r = abs(x) // abs(y) if div else abs(x) % abs(y)
+                return T.wrap(-r if (x < 0) != (y < 0) else r, w)
 
             return divide
         if op == ">>":
             if signed:
-                return lambda f: T.wrap(a(f) >> (b(f) & 63), t)
-            return lambda f: T.wrap(T.wrap(a(f), t) >> (b(f) & 63), t)
+                return lambda f: T.wrap(a(f) >> (b(f) & 63), w)
+            return lambda f: T.wrap(T.wrap(a(f), w) >> (b(f) & 63), w)
         if op == "<<":
-            return lambda f: T.wrap(a(f) << (b(f) & 63), t)
+            return lambda f: T.wrap(a(f) << (b(f) & 63), w)
         arith = _ARITH[op]
-        return lambda f: T.wrap(arith(a(f), b(f)), t)
+        return lambda f: T.wrap(arith(a(f), b(f)), w)
 
     def _x_Cond(self, e: ast.Cond) -> Fn:
         c = self.expr(e.cond)
@@ -1094,6 +1098,18 @@ def _walltimestamp(f: Firing) -> int:
     if not f.wts:
         f.wts = time.time_ns()
     return f.wts
+
+
+def _recorded(a: Fn, t: CType) -> Fn:
+    """A value as a record holds it: an integer cut to its type's size."""
+    if t.is_int():
+        return lambda f: T.wrap(a(f), t)
+    return a
+
+
+def _wide(t: CType) -> CType:
+    """The 64-bit register type an integer expression of type t is computed in."""
+    return T.LONG if t.is_signed() else T.ULONG
 
 
 def _truth(v: Any) -> bool:

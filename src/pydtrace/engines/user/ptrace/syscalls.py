@@ -1,0 +1,152 @@
+"""ctypes bindings of the few system calls the ptrace source needs.
+
+Every wrapper raises OSError with the C errno on failure, as os.* does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import struct
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.ptrace.restype = ctypes.c_long
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+_libc.prctl.restype = ctypes.c_int
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.process_vm_readv.restype = ctypes.c_ssize_t
+
+# requests
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_DETACH = 0x11
+PTRACE_SYSCALL = 0x18
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+PTRACE_GET_SYSCALL_INFO = 0x420E
+
+# options
+O_TRACESYSGOOD = 0x1
+O_TRACEFORK = 0x2
+O_TRACEVFORK = 0x4
+O_TRACECLONE = 0x8
+O_TRACEEXEC = 0x10
+O_TRACEEXIT = 0x40
+O_TRACESECCOMP = 0x80
+O_EXITKILL = 0x100000
+
+# events (status >> 16)
+EVENT_FORK = 1
+EVENT_VFORK = 2
+EVENT_CLONE = 3
+EVENT_EXEC = 4
+EVENT_EXIT = 6
+EVENT_SECCOMP = 7
+EVENT_STOP = 128
+
+# PTRACE_GET_SYSCALL_INFO ops
+OP_NONE = 0
+OP_ENTRY = 1
+OP_EXIT = 2
+OP_SECCOMP = 3
+
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
+
+__WALL = 0x40000000
+
+
+def _check(ret: int) -> int:
+    if ret == -1:
+        e = ctypes.get_errno()
+        if e:
+            raise OSError(e, os.strerror(e))
+    return ret
+
+
+def ptrace(request: int, tid: int, addr: int = 0, data: int = 0) -> int:
+    ctypes.set_errno(0)
+    return _check(_libc.ptrace(request, tid, addr, data))
+
+
+def ptrace_seize(tid: int, options: int) -> None:
+    ptrace(PTRACE_SEIZE, tid, 0, options)
+
+
+def geteventmsg(tid: int) -> int:
+    msg = ctypes.c_ulong(0)
+    ptrace(PTRACE_GETEVENTMSG, tid, 0, ctypes.addressof(msg))
+    return msg.value
+
+
+def has_siginfo(tid: int) -> bool:
+    """True if the stop is a signal-delivery stop (the kernel has a siginfo)."""
+    buf = ctypes.create_string_buffer(128)
+    try:
+        ptrace(PTRACE_GETSIGINFO, tid, 0, ctypes.addressof(buf))
+    except OSError:
+        return False
+    return True
+
+
+class SyscallInfo:
+    """What PTRACE_GET_SYSCALL_INFO says about a syscall stop."""
+
+    __slots__ = ("op", "arch", "nr", "args", "rval", "is_error")
+
+    def __init__(self, op: int, arch: int) -> None:
+        self.op = op
+        self.arch = arch
+        self.nr = -1
+        self.args: tuple[int, ...] = ()
+        self.rval = 0
+        self.is_error = 0
+
+
+_INFO_BUF = ctypes.create_string_buffer(88)
+_ENTRY = struct.Struct("<QQQQQQQ")
+_EXIT = struct.Struct("<qB")
+
+
+def get_syscall_info(tid: int) -> SyscallInfo:
+    ptrace(PTRACE_GET_SYSCALL_INFO, tid, 88, ctypes.addressof(_INFO_BUF))
+    raw = _INFO_BUF.raw
+    op, arch = raw[0], int.from_bytes(raw[4:8], "little")
+    info = SyscallInfo(op, arch)
+    if op in (OP_ENTRY, OP_SECCOMP):
+        vals = _ENTRY.unpack_from(raw, 24)
+        info.nr, info.args = vals[0], vals[1:]
+    elif op == OP_EXIT:
+        info.rval, info.is_error = _EXIT.unpack_from(raw, 24)
+    return info
+
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    ctypes.set_errno(0)
+    return _check(_libc.prctl(option, a2, a3, a4, a5))
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def process_vm_readv(pid: int, addr: int, size: int) -> bytes:
+    """Up to size bytes at addr in pid; short when a page is unreadable."""
+    buf = ctypes.create_string_buffer(size)
+    local = _Iovec(ctypes.addressof(buf), size)
+    remote = _Iovec(addr, size)
+    ctypes.set_errno(0)
+    n = _libc.process_vm_readv(
+        ctypes.c_int(pid), ctypes.byref(local), ctypes.c_ulong(1), ctypes.byref(remote),
+        ctypes.c_ulong(1), ctypes.c_ulong(0),
+    )  # fmt: skip
+    if n < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return buf.raw[:n]
