@@ -112,3 +112,18 @@ def test_zero_bufsize_cannot_enable():
         1,
         "pydtrace: could not enable tracing: Enabling exceeds size of buffer",
     )
+
+
+def test_verbose_stability_report():
+    block = (
+        "\n\t{}\n\t\tIdentifier Names: {}\n\t\tData Semantics:   {}\n\t\tDependency Class: Common\n"
+    )
+    r = pydtrace("-v", "-q", "-n", "BEGIN { exit(0); }")
+    assert r.out == (
+        "\nStability attributes for description BEGIN :\n"
+        + block.format("Minimum Probe Description Attributes", "Unstable", "Unstable")
+        + block.format("Minimum Statement Attributes", "Stable", "Stable")
+        + "\n\n"
+    )
+    r = pydtrace("-v", "-q", "-n", "dtrace:::BEGIN { exit(0); }")
+    assert "Identifier Names: Stable\n\t\tData Semantics:   Stable" in r.out.split("Statement")[0]

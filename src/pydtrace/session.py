@@ -62,6 +62,7 @@ class Session:
         pname: str = "pydtrace",
         testing: bool | None = None,
         macro_values: dict[str, int] | None = None,
+        verbose: bool = False,
     ) -> None:
         self.programs = programs
         self.settings = list(settings or [])
@@ -81,6 +82,8 @@ class Session:
         self.macro_values = macro_values or {}
         self.checked: Any = None
         self.matches: list[tuple[str, str, int]] = []  # (desc kind, name, probe count) per program
+        self.stability: list[Any] = []  # minimum probe description attributes per program
+        self.verbose = verbose
         self.catalogue: Any = None
 
     # --- compiling ---------------------------------------------------------------
@@ -98,6 +101,7 @@ class Session:
         # dtrace (`BEGIN, END { }` is two), numbered from 0 across programs:
         # the numbers name clauses in error messages (dt_clause_N).
         statements: list[list[Any]] = []
+        desc_attrs: list[Any] = []  # each statement's probe description attributes (for -v)
 
         def lookup(text: str, line: int) -> list[Any]:
             desc = parse_probe_desc(text, state["kind"])
@@ -111,6 +115,7 @@ class Session:
                     "D_PDESC_ZERO", f"probe description {desc} does not match any probes", line
                 )
             statements.append(probes)
+            desc_attrs.append(_description_attributes(cat, desc))
             return probes
 
         checker = Checker(lookup, strsize=int(self.options.get("strsize", 256)))
@@ -188,6 +193,7 @@ class Session:
                 )
                 name = prog.text[:cut]
             self.matches.append(("script" if script else "description", name, matched))
+            self.stability.append(_attr_min_all(desc_attrs[len(desc_attrs) - nstmts :]))
         index = 0
         for c in checker.prog.clauses:
             c.index = index
@@ -289,6 +295,9 @@ class Session:
         if not self.options.get("quiet"):
             for kind, name, n in self.matches:
                 consumer.notice(f"{kind} '{name}' matched {n} probe{'' if n == 1 else 's'}")
+        if self.verbose:
+            for (kind, name, _), attrs in zip(self.matches, self.stability):
+                consumer.out.write(_stability_report(kind, name, attrs))
         total = sum(n for _, _, n in self.matches)
         if total == 0 and not self.zdefs:
             raise CompileError("no probes matched" if self.programs else "no probes specified")
@@ -327,6 +336,49 @@ def _valid_attributes(text: str) -> bool:
     if len(parts) != 3:
         return False
     return parts[0] in _STABILITY and parts[1] in _STABILITY and parts[2] in _CLASS
+
+
+def _description_attributes(cat: Any, desc: Any) -> Any:
+    """A description's attributes: its provider's when it names one, else
+    dtrace's Unstable defaults (it cannot tell which provider will answer)."""
+    from pydtrace.probes.catalogue import UNSTABLE_ATTRS, Probe, is_glob, probe_attrs
+
+    prov = (
+        cat.providers.get(desc.provider) if desc.provider and not is_glob(desc.provider) else None
+    )
+    if prov is None:
+        return UNSTABLE_ATTRS[0]
+    return probe_attrs(
+        Probe(0, desc.provider, desc.module, desc.function, desc.name), prov.attrs()
+    )[0]
+
+
+def _attr_min_all(attrs: list[Any]) -> Any:
+    from pydtrace.probes.catalogue import C_COMMON, STABLE, attr_min
+
+    out = (STABLE, STABLE, C_COMMON)  # dtrace's defaults: Stable/Stable/Common
+    for a in attrs:
+        out = attr_min(out, a)
+    return out
+
+
+def _stability_report(kind: str, name: str, desc: Any) -> str:
+    """dtrace -v's report for one program. Statement attributes are dtrace's
+    defaults (Stable/Stable/Common): every identifier we accept has them."""
+    from pydtrace.probes.catalogue import C_COMMON, CLASS_NAMES, STABILITY_NAMES, STABLE
+
+    def block(title: str, a: Any) -> str:
+        return (
+            f"\n\t{title}\n\t\tIdentifier Names: {STABILITY_NAMES[a[0]]}\n"
+            f"\t\tData Semantics:   {STABILITY_NAMES[a[1]]}\n\t\tDependency Class: {CLASS_NAMES[a[2]]}\n"
+        )
+
+    return (
+        f"\nStability attributes for {kind} {name}:\n"
+        + block("Minimum Probe Description Attributes", desc)
+        + block("Minimum Statement Attributes", (STABLE, STABLE, C_COMMON))
+        + "\n"
+    )
 
 
 def _cpp_errors() -> tuple[type[BaseException], ...]:

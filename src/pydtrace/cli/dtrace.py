@@ -91,6 +91,7 @@ def _main(pname: str, argv: list[str]) -> int:
         out=out,
         err=err,
         pname=pname,
+        verbose=bool(o.verbose),
     )
     try:
         session.compile()

@@ -55,15 +55,37 @@ class UserEngine:
         self.ncpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self.cpu = _current_cpu()
         self.error_count = 0
+        self.tracer: Any = None  # a ptrace Tracer feeding events, for -c/-p
 
     # --- firing --------------------------------------------------------------------
+    def fire_traced(self, probe: Any, args: list[int], thread: Any, errno: int) -> None:
+        """Fire for an event of a traced thread: its pid, tid, names and ids."""
+        proc = thread.proc
+        if not proc.loaded:
+            proc.load()
+
+        def setup(f: Firing) -> None:
+            f.process = thread
+            f.pid, f.tid, f.ppid = proc.pid, thread.tid, proc.ppid
+            f.uid, f.gid, f.execname = proc.uid, proc.gid, proc.execname
+            f.errno = errno
+
+        self.fire(probe, args, setup=setup)
+
     def fire(
-        self, probe: Any, args: list[int], cpu: int | None = None, in_error: bool = False
+        self,
+        probe: Any,
+        args: list[int],
+        cpu: int | None = None,
+        in_error: bool = False,
+        setup: Callable[[Firing], None] | None = None,
     ) -> None:
         clauses = self.by_probe.get(probe.id)
         if not clauses:
             return
         f = Firing(probe, args, self.cpu if cpu is None else cpu)
+        if setup is not None:
+            setup(f)
         try:
             self._run_clauses(probe, clauses, f, in_error)
         finally:
@@ -151,7 +173,10 @@ class UserEngine:
             self.fire(begin, [])
         timers = self._timers()
         if not self.state.draining:
-            self._loop(timers)
+            if self.tracer is not None:
+                self._trace_loop(timers)
+            else:
+                self._loop(timers)
         end = self._named("END")
         if end is not None:
             self.state.draining = False
@@ -206,6 +231,29 @@ class UserEngine:
             else:
                 self.fire(probe, args)
 
+    def _trace_loop(self, timers: list[list[Any]]) -> None:
+        """Handle tracee stops until every target has exited, exit() or Ctrl-C.
+        waitpid blocks; a signal handler interrupts it (see install_signal_handlers)."""
+        tracer = self.tracer
+        tracer.resume_held()
+        while not self.state.draining and not self.stopping.is_set() and tracer.live:
+            if timers:
+                self._fire_due(timers)
+                if not tracer.step(block=False):
+                    self.stopping.wait(0.005)
+                continue
+            try:
+                tracer.step(block=True)
+            except _WakeUp:
+                break
+
+    def _fire_due(self, timers: list[list[Any]]) -> None:
+        now = time.monotonic_ns()
+        for t in timers:
+            if t[0] <= now:
+                t[0] = now + t[1]
+                self.fire(t[2], [0, user_pc()])
+
     def stop(self) -> None:
         """Ask the session to end (Ctrl-C, SIGTERM): END still runs."""
         self.stopping.set()
@@ -252,6 +300,10 @@ def _current_cpu() -> int:
         return 0
 
 
+class _WakeUp(Exception):
+    """Raised by the signal handler to end a blocking wait for tracee events."""
+
+
 def install_signal_handlers(engine: UserEngine) -> None:
     """First SIGINT/SIGTERM: orderly stop (END, aggregations); a second: abort."""
     count = {"n": 0}
@@ -259,8 +311,12 @@ def install_signal_handlers(engine: UserEngine) -> None:
     def handler(signum: int, frame: Any) -> None:
         count["n"] += 1
         if count["n"] > 1:
+            if engine.tracer is not None:
+                engine.tracer.finish()  # never leave a tracee stopped
             os._exit(1)
         engine.stop()
+        if engine.tracer is not None and engine.tracer.in_wait:
+            raise _WakeUp  # break out of a blocking waitpid
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

@@ -308,6 +308,41 @@ def _bcopy(st, f, pc, src: Any, dst: int, n: int) -> None:
     mem.write(dst, mem.read(src, n))
 
 
+def _traced(f, addr: int, pc: int) -> Any:
+    """The traced thread a copyin* reads from; no traced process: a fault."""
+    t = getattr(f, "process", None)
+    if t is None or not hasattr(t, "read"):
+        _fault(BADADDR, addr, pc)
+    return t
+
+
+def _copyin(st, f, pc, addr: int, size: int) -> int:
+    data = _traced(f, addr, pc).read(addr, size)
+    if len(data) < size:
+        _fault(BADADDR, addr + len(data), pc)
+    dst = st.mem.alloca(size)
+    st.mem.write(dst, data)
+    return dst
+
+
+def _copyinto(st, f, pc, addr: int, size: int, dst: int) -> None:
+    data = _traced(f, addr, pc).read(addr, size)
+    if len(data) < size:
+        _fault(BADADDR, addr + len(data), pc)
+    st.mem.write(dst, data)
+
+
+def _copyinstr(st, f, pc, addr: int, size: int | None = None) -> str:
+    from pydtrace.engines.user.ptrace.tracer import read_string
+
+    t = _traced(f, addr, pc)
+    limit = st.strsize if size is None else min(size, st.strsize)
+    data = read_string(t.tid, addr, limit)
+    if data is None:
+        _fault(BADADDR, addr, pc)
+    return data.decode("latin-1")
+
+
 _TABLE: dict[str, Callable[..., Any]] = {
     "strlen": _strlen,
     "strjoin": _strjoin,
@@ -336,9 +371,9 @@ _TABLE: dict[str, Callable[..., Any]] = {
     "progenyof": _progenyof,
     "getmajor": _getmajor,
     "getminor": _getminor,
-    "copyin": _badaddr,
-    "copyinstr": _badaddr,
-    "copyinto": _badaddr,
+    "copyin": _copyin,
+    "copyinstr": _copyinstr,
+    "copyinto": _copyinto,
     "inet_ntoa": _inet_ntoa,
     "inet_ntoa6": _inet_ntoa6,
     "inet_ntop": _inet_ntop,

@@ -1,0 +1,85 @@
+"""Glue between the tracer and the engine: which syscalls to stop on, and
+turning tracer events into probe firings with the traced thread's context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydtrace.probes.catalogue import Provider, ProbeTuple
+
+# proc provider probes ptrace can see, with the args we give them
+PROC_PROBES = ("create", "exec-success", "exit", "lwp-create", "lwp-exit", "signal-handle")
+
+
+class ProcProvider(Provider):
+    name = "proc"
+
+    def probes(self) -> Iterable[ProbeTuple]:
+        return [("vmlinux", "", n) for n in PROC_PROBES]
+
+
+class SyscallFallbackProvider(Provider):
+    """syscall:vmlinux:NAME:entry|return from the syscall table, used only if
+    the probes package has no SyscallProvider of its own."""
+
+    name = "syscall"
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def probes(self) -> Iterable[ProbeTuple]:
+        for c in self.table.calls:
+            yield ("vmlinux", c.name, "entry")
+            yield ("vmlinux", c.name, "return")
+
+
+def add_providers(cat: Any) -> None:
+    """Put the syscall (if missing) and proc providers in the catalogue."""
+    if "syscall" not in cat.providers:
+        try:
+            from pydtrace.probes import syscalls
+
+            prov = getattr(syscalls, "SyscallProvider", None)
+            cat.add_provider(prov() if prov else SyscallFallbackProvider(syscalls.table()))
+        except (ImportError, ValueError):
+            pass
+    if "proc" not in cat.providers:
+        cat.add_provider(ProcProvider())
+
+
+class Sink:
+    """Receives tracer events and fires the matching enabled probes."""
+
+    def __init__(self, engine: Any, table: Any) -> None:
+        self.engine = engine
+        self.entry_probes: dict[int, Any] = {}
+        self.return_probes: dict[int, Any] = {}
+        self.proc_probes: dict[str, Any] = {}
+        for p in engine.probes.values():
+            if p.provider == "syscall":
+                sys = table.by_name.get(p.function) if table is not None else None
+                if sys is None:
+                    continue
+                (self.entry_probes if p.name == "entry" else self.return_probes)[sys.nr] = p
+            elif p.provider == "proc":
+                self.proc_probes[p.name] = p
+
+    def traced_numbers(self) -> set[int]:
+        return set(self.entry_probes) | set(self.return_probes)
+
+    def entry(self, t: Any, nr: int, args: tuple[int, ...]) -> None:
+        p = self.entry_probes.get(nr)
+        if p is not None:
+            self.engine.fire_traced(p, list(args), t, 0)
+
+    def exit(self, t: Any, nr: int, rval: int) -> None:
+        p = self.return_probes.get(nr)
+        if p is not None:
+            err = -rval if -4095 <= rval <= -1 else 0
+            self.engine.fire_traced(p, [rval, rval], t, err)
+
+    def proc(self, kind: str, t: Any, args: list[int]) -> None:
+        p = self.proc_probes.get(kind)
+        if p is not None:
+            self.engine.fire_traced(p, args, t, 0)

@@ -1,0 +1,510 @@
+"""The ptrace event loop: start or grab targets, follow their descendants,
+and report syscall entries/returns and process events to a sink.
+
+A Sink has:  entry(thread, nr, args), exit(thread, nr, rval),
+proc(kind, thread, args)  — kinds: create, lwp-create, exec-success, exit,
+lwp-exit, signal-handle.  Stops are always resumed (or kept in a group stop
+with PTRACE_LISTEN), so no tracee is ever left stopped by us.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydtrace.engines.user.ptrace import syscalls as sc
+
+OPTIONS = (
+    sc.O_TRACESYSGOOD | sc.O_TRACEEXEC | sc.O_TRACEEXIT | sc.O_TRACEFORK
+    | sc.O_TRACEVFORK | sc.O_TRACECLONE
+)  # fmt: skip
+_STOPSIGS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+_SYSCALL_TRAP = signal.SIGTRAP | 0x80
+_CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3
+
+
+class TraceError(Exception):
+    """A target could not be started or grabbed; str() is the message."""
+
+
+@dataclass
+class Process:
+    """What D variables say about a traced process (read from /proc at need)."""
+
+    pid: int
+    ppid: int = 0
+    uid: int = 0
+    gid: int = 0
+    execname: str = ""
+    loaded: bool = False
+
+    def load(self) -> None:
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    key, _, val = line.partition(":")
+                    if key == "Name":
+                        self.execname = val.strip()
+                    elif key == "PPid":
+                        self.ppid = int(val)
+                    elif key == "Uid":
+                        self.uid = int(val.split()[0])
+                    elif key == "Gid":
+                        self.gid = int(val.split()[0])
+        except (OSError, ValueError):
+            pass
+        try:  # comm is the 15-byte name dtrace shows; status escapes some bytes
+            with open(f"/proc/{self.pid}/comm") as f:
+                self.execname = f.read().rstrip("\n")
+        except OSError:
+            pass
+        self.loaded = True
+
+
+@dataclass
+class Thread:
+    tid: int
+    proc: Process
+    filtered: bool = False  # under our seccomp filter: resume with CONT
+    started: bool = True  # events are reported (a -c child: only after its exec)
+    nr: int = -1  # the syscall in progress (-1: none known)
+    args: tuple[int, ...] = ()
+    held: int | None = None  # stopped and not resumed yet: the restart signal
+    listening: bool = False
+
+    # --- the Firing's view ---------------------------------------------------
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def read(self, addr: int, size: int) -> bytes:
+        return read_memory(self.tid, addr, size)
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def read_memory(tid: int, addr: int, size: int) -> bytes:
+    """Up to size bytes of the tracee at addr, page by page; short at the
+    first unreadable page.  Falls back to /proc/PID/mem (which may read
+    pages process_vm_readv cannot) when the first read gives nothing."""
+    out = bytearray()
+    while len(out) < size:
+        a = addr + len(out)
+        chunk = min(size - len(out), PAGE - a % PAGE)
+        try:
+            got = sc.process_vm_readv(tid, a, chunk)
+        except OSError:
+            got = _read_mem_file(tid, a, chunk)
+        if not got:
+            got = _read_mem_file(tid, a, chunk)
+        out += got
+        if len(got) < chunk:
+            break
+    return bytes(out)
+
+
+def _read_mem_file(tid: int, addr: int, size: int) -> bytes:
+    try:
+        fd = os.open(f"/proc/{tid}/mem", os.O_RDONLY)
+    except OSError:
+        return b""
+    try:
+        return os.pread(fd, size, addr)
+    except (OSError, OverflowError):
+        return b""
+    finally:
+        os.close(fd)
+
+
+def read_string(tid: int, addr: int, limit: int) -> bytes | None:
+    """The NUL-terminated string at addr, at most limit bytes; None if unreadable."""
+    out = bytearray()
+    while len(out) < limit:
+        a = addr + len(out)
+        chunk = min(limit - len(out), PAGE - a % PAGE)
+        got = read_memory(tid, a, chunk)
+        if not got:
+            return bytes(out) if out else None
+        nul = got.find(b"\0")
+        if nul >= 0:
+            return bytes(out + got[:nul])
+        out += got
+        if len(got) < chunk:
+            break
+    return bytes(out[:limit])
+
+
+@dataclass
+class Target:
+    pid: int
+    created: bool
+    argv: list[str] = field(default_factory=list)
+    gate: int = -1  # pipe the child reads its seccomp filter from (-c only)
+    errpipe: int = -1  # exec failure errno (-c only)
+
+
+class Tracer:
+    def __init__(self, sink: Any = None) -> None:
+        self.sink = sink
+        self.targets: list[Target] = []
+        self.live: set[int] = set()  # target pids not yet exited
+        self.threads: dict[int, Thread] = {}
+        self.procs: dict[int, Process] = {}
+        self.in_wait = False
+
+    # --- bookkeeping -----------------------------------------------------------
+    def process(self, pid: int) -> Process:
+        p = self.procs.get(pid)
+        if p is None:
+            p = self.procs[pid] = Process(pid)
+        if not p.loaded:
+            p.load()
+        return p
+
+    def _thread(self, tid: int, parent: Thread | None = None) -> Thread:
+        t = self.threads.get(tid)
+        if t is None:
+            pid = _tgid(tid)
+            t = Thread(tid, self.procs.get(pid) or Process(pid))
+            self.procs.setdefault(pid, t.proc)
+            if parent is not None:
+                t.filtered, t.started = parent.filtered, parent.started
+            self.threads[tid] = t
+        return t
+
+    # --- starting ----------------------------------------------------------------
+    def spawn(self, argv: list[str]) -> int:
+        """Fork a child for argv that stops itself and waits for its filter."""
+        gate_r, gate_w = os.pipe()
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the child: only plain system calls from here on
+            try:
+                os.close(gate_w)
+                os.close(err_r)
+                os.kill(os.getpid(), signal.SIGSTOP)
+                code = b""
+                while True:
+                    part = os.read(gate_r, 65536)
+                    if not part:
+                        break
+                    code += part
+                os.close(gate_r)
+                if code:
+                    from pydtrace.engines.user.ptrace.seccomp import install
+
+                    install(code)
+                os.execvp(argv[0], argv)
+            except OSError as e:
+                os.write(err_w, str(e.errno or errno.ENOEXEC).encode())
+            except BaseException:
+                os.write(err_w, str(errno.ENOEXEC).encode())
+            os._exit(127)
+        os.close(gate_r)
+        os.close(err_w)
+        os.waitpid(pid, os.WUNTRACED)
+        sc.ptrace_seize(pid, OPTIONS | sc.O_TRACESECCOMP | sc.O_EXITKILL)
+        t = self._thread(pid)
+        t.started = False
+        os.kill(pid, signal.SIGCONT)
+        self.targets.append(Target(pid, True, argv, gate_w, err_r))
+        self.live.add(pid)
+        return pid
+
+    def release(self, target: Target, code: bytes) -> None:
+        """Send the filter (b"" for none) and let the child exec; wait until
+        it has (the child is then held at its exec stop) or failed."""
+        t = self.threads[target.pid]
+        t.filtered = bool(code)
+        try:
+            if code:
+                os.write(target.gate, code)
+        finally:
+            os.close(target.gate)
+            target.gate = -1
+        while not t.started and target.pid in self.live:
+            self.step(block=True, hold_exec=target.pid)
+        data = os.read(target.errpipe, 32)
+        os.close(target.errpipe)
+        if data:
+            e = int(data)
+            raise TraceError(f"failed to execute {target.argv[0]}: {os.strerror(e)}")
+
+    def grab(self, pid: int) -> None:
+        """PTRACE_SEIZE every thread of pid, then interrupt them for a first stop."""
+        if not os.path.exists(f"/proc/{pid}"):
+            raise TraceError(f"failed to grab pid {pid}: No such process")
+        seen: set[int] = set()
+        while True:
+            try:
+                tids = {int(x) for x in os.listdir(f"/proc/{pid}/task")}
+            except OSError:
+                tids = set()
+            new = tids - seen
+            if not new:
+                break
+            for tid in sorted(new):
+                try:
+                    sc.ptrace_seize(tid, OPTIONS)
+                except OSError as e:
+                    if e.errno == errno.ESRCH:
+                        continue
+                    self.detach_all()
+                    raise TraceError(_grab_message(pid, e)) from None
+                self._thread(tid)
+                sc.ptrace(sc.PTRACE_INTERRUPT, tid)
+            seen |= new
+        self.targets.append(Target(pid, False))
+        self.live.add(pid)
+
+    # --- the loop -------------------------------------------------------------------
+    def resume_held(self) -> None:
+        for t in list(self.threads.values()):
+            if t.held is not None:
+                self._resume(t, t.held)
+
+    def step(self, block: bool = True, hold_exec: int = -1) -> bool:
+        """Handle one wait status; False if none was ready (or no tracees)."""
+        try:
+            self.in_wait = True
+            tid, status = os.waitpid(-1, sc.__WALL | (0 if block else os.WNOHANG))
+        except ChildProcessError:
+            self.live.clear()
+            return False
+        finally:
+            self.in_wait = False
+        if tid == 0:
+            return False
+        self._handle(tid, status, hold_exec)
+        return True
+
+    def _handle(self, tid: int, status: int, hold_exec: int) -> None:
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self._gone(tid, status)
+            return
+        if not os.WIFSTOPPED(status):
+            return
+        t = self._thread(tid)
+        sig = os.WSTOPSIG(status)
+        event = status >> 16
+        if sig == _SYSCALL_TRAP:
+            self._syscall_stop(t)
+        elif event in (sc.EVENT_FORK, sc.EVENT_VFORK, sc.EVENT_CLONE):
+            self._new_child(t, event)
+        elif event == sc.EVENT_EXEC:
+            self._exec(t)
+            t = self.threads[tid]
+            if tid == hold_exec:
+                t.held = 0  # dtrace holds a created process at its exec
+                return
+        elif event == sc.EVENT_EXIT:
+            self._exiting(t)
+        elif event == sc.EVENT_SECCOMP:
+            self._seccomp_stop(t)
+            return
+        elif event == sc.EVENT_STOP:
+            if sig in _STOPSIGS:  # group stop: stay stopped, keep job control working
+                self._listen(t)
+                return
+        elif sc.has_siginfo(tid):  # signal-delivery stop: pass the signal on unchanged
+            if t.started and self.sink is not None:
+                self.sink.proc("signal-handle", t, [sig])
+            self._resume(t, sig)
+            return
+        self._resume(t, 0)
+
+    def _syscall_stop(self, t: Thread) -> None:
+        try:
+            info = sc.get_syscall_info(t.tid)
+        except OSError:
+            return
+        if info.op == sc.OP_ENTRY:
+            if t.nr >= 0 and t.filtered:  # seccomp stop already reported it
+                self._resume(t, 0, syscall=True)
+                return
+            t.nr, t.args = info.nr, info.args
+            if t.started and self.sink is not None:
+                self.sink.entry(t, info.nr, info.args)
+            self._resume(t, 0, syscall=True)
+        elif info.op == sc.OP_EXIT:
+            nr, t.nr = t.nr, -1
+            if nr >= 0 and t.started and self.sink is not None:
+                self.sink.exit(t, nr, info.rval)
+            self._resume(t, 0)
+        else:
+            self._resume(t, 0)
+
+    def _seccomp_stop(self, t: Thread) -> None:
+        try:
+            info = sc.get_syscall_info(t.tid)
+        except OSError:
+            return
+        t.nr, t.args = info.nr, info.args
+        if t.started and self.sink is not None:
+            self.sink.entry(t, info.nr, info.args)
+        self._resume(t, 0, syscall=True)  # to see this call's exit stop
+
+    def _new_child(self, t: Thread, event: int) -> None:
+        try:
+            child = sc.geteventmsg(t.tid)
+        except OSError:
+            child = 0
+        if child:
+            c = self._thread(child, t)
+            c.filtered, c.started = t.filtered, t.started
+            if t.started and self.sink is not None:
+                kind = "lwp-create" if c.proc.pid == t.proc.pid else "create"
+                self.sink.proc(kind, t, [child])
+        self._resume(t, 0)
+
+    def _exec(self, t: Thread) -> None:
+        try:
+            former = sc.geteventmsg(t.tid)
+        except OSError:
+            former = t.tid
+        if former != t.tid:  # a non-leader thread exec'd and took the leader's tid
+            old = self.threads.pop(former, None)
+            if old is not None:
+                t.nr, t.args = old.nr, old.args
+        for other in [x for x in self.threads.values() if x.proc is t.proc and x is not t]:
+            if other.tid != t.tid and not os.path.exists(f"/proc/{other.tid}"):
+                self.threads.pop(other.tid, None)
+        t.proc.loaded = False  # comm changed
+        t.started = True
+        if self.sink is not None:
+            self.sink.proc("exec-success", t, [])
+
+    def _exiting(self, t: Thread) -> None:
+        if t.started and self.sink is not None:
+            try:
+                st = sc.geteventmsg(t.tid)
+            except OSError:
+                st = 0
+            last = sum(1 for x in self.threads.values() if x.proc is t.proc) <= 1
+            if last:
+                reason = _CLD_EXITED
+                if os.WIFSIGNALED(st):
+                    reason = _CLD_DUMPED if os.WCOREDUMP(st) else _CLD_KILLED
+                self.sink.proc("exit", t, [reason])
+            else:
+                self.sink.proc("lwp-exit", t, [])
+
+    def _gone(self, tid: int, status: int) -> None:
+        self.threads.pop(tid, None)
+        if tid in self.live:
+            self.live.discard(tid)
+        if tid in self.procs and not any(x.proc.pid == tid for x in self.threads.values()):
+            del self.procs[tid]
+
+    def _listen(self, t: Thread) -> None:
+        try:
+            sc.ptrace(sc.PTRACE_LISTEN, t.tid)
+            t.listening = True
+        except OSError:
+            pass
+
+    def _resume(self, t: Thread, sig: int, syscall: bool = False) -> None:
+        t.held = None
+        t.listening = False
+        req = sc.PTRACE_SYSCALL if (syscall or not t.filtered) else sc.PTRACE_CONT
+        try:
+            sc.ptrace(req, t.tid, 0, sig)
+        except OSError:
+            pass  # ESRCH: it died; its exit status will come
+
+    # --- ending -------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Leave no tracee stopped: kill processes we created (as dtrace does,
+        and because a seccomp filter without its tracer makes calls fail),
+        detach from everything else so it runs on as before."""
+        for target in self.targets:
+            if target.gate >= 0:
+                os.close(target.gate)
+                target.gate = -1
+        doomed = {x.proc.pid for x in self.threads.values() if x.filtered}
+        doomed |= {t.pid for t in self.targets if t.created and t.pid in self.live}
+        for pid in doomed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.detach_all(skip=doomed)
+        self._reap(doomed)
+
+    def detach_all(self, skip: set[int] | None = None) -> None:
+        skip = skip or set()
+        for t in list(self.threads.values()):
+            if t.proc.pid in skip:
+                continue
+            self._detach(t)
+            self.threads.pop(t.tid, None)
+
+    def _detach(self, t: Thread) -> None:
+        try:  # succeeds only if it is in a ptrace stop (even one we never saw)
+            sc.ptrace(sc.PTRACE_DETACH, t.tid, 0, 0)
+            return
+        except OSError:
+            pass
+        sig = 0
+        if t.held is None:
+            # running: interrupt it and wait for a stop we can detach from
+            try:
+                sc.ptrace(sc.PTRACE_INTERRUPT, t.tid)
+            except OSError:
+                return
+            sig = self._wait_stop(t.tid)
+            if sig < 0:
+                return
+        try:
+            sc.ptrace(sc.PTRACE_DETACH, t.tid, 0, sig)
+        except OSError:
+            pass
+
+    def _wait_stop(self, tid: int) -> int:
+        """Wait for tid's next stop; the signal to hand back on detach, or -1 if it died."""
+        while True:
+            try:
+                _, status = os.waitpid(tid, sc.__WALL)
+            except ChildProcessError:
+                return -1
+            if not os.WIFSTOPPED(status):
+                return -1
+            sig, event = os.WSTOPSIG(status), status >> 16
+            if event or sig == _SYSCALL_TRAP:
+                return 0
+            return sig if sc.has_siginfo(tid) else 0
+
+    def _reap(self, pids: set[int]) -> None:
+        for pid in pids:
+            try:
+                os.waitpid(pid, sc.__WALL)
+            except ChildProcessError:
+                pass
+        for tid in [x.tid for x in self.threads.values() if x.proc.pid in pids]:
+            self.threads.pop(tid, None)
+
+
+def _tgid(tid: int) -> int:
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return tid
+
+
+def _grab_message(pid: int, e: OSError) -> str:
+    msg = f"failed to grab pid {pid}: {e.strerror}"
+    if e.errno == errno.EPERM:
+        msg += (
+            "\n(ptrace was refused: the process belongs to another user, or the"
+            " kernel.yama.ptrace_scope sysctl or a container forbids attaching;"
+            " run as that user or as root, or lower ptrace_scope)"
+        )
+    return msg
