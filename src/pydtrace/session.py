@@ -63,6 +63,8 @@ class Session:
         testing: bool | None = None,
         macro_values: dict[str, int] | None = None,
         verbose: bool = False,
+        commands: list[str] | None = None,
+        pids: list[int] | None = None,
     ) -> None:
         self.programs = programs
         self.settings = list(settings or [])
@@ -85,6 +87,9 @@ class Session:
         self.stability: list[Any] = []  # minimum probe description attributes per program
         self.verbose = verbose
         self.catalogue: Any = None
+        self.commands = commands or []  # -c: split into words as dtrace does (no shell)
+        self.pids = pids or []  # -p
+        self.tracer: Any = None
 
     # --- compiling ---------------------------------------------------------------
     def compile(self) -> Any:
@@ -95,6 +100,11 @@ class Session:
         from pydtrace.probes.catalogue import default_catalogue, parse_probe_desc
 
         self.catalogue = cat = default_catalogue()
+        if self.commands or self.pids:
+            from pydtrace.engines.user.ptrace.source import add_providers
+
+            add_providers(cat)
+            self._start_targets()
         state = {"kind": "s"}
 
         # Every probe description of a clause is a statement of its own in
@@ -201,6 +211,48 @@ class Session:
         self.checked = checker.prog
         return checker.prog
 
+    # --- traced processes (-c, -p) -----------------------------------------------------
+    def _start_targets(self) -> None:
+        """Create -c processes (held before exec) and grab -p ones, before the
+        program is compiled, as dtrace does: $target is the first one's pid."""
+        from pydtrace.engines.user.ptrace.tracer import TraceError, Tracer
+
+        if self.tracer is not None:
+            return
+        self.tracer = tracer = Tracer()
+        try:
+            for cmd in self.commands:
+                argv = cmd.split() or [cmd]
+                tracer.spawn(argv)
+            for pid in self.pids:
+                tracer.grab(pid)
+        except (TraceError, OSError) as e:
+            tracer.finish()
+            raise CompileError(str(e)) from None
+        self.macro_values.setdefault("target", tracer.targets[0].pid)
+
+    def _release_targets(self) -> None:
+        """Give each -c child its seccomp filter and let it exec."""
+        from pydtrace.engines.user.ptrace.seccomp import build, encode
+        from pydtrace.engines.user.ptrace.source import Sink
+        from pydtrace.engines.user.ptrace.tracer import TraceError
+
+        table = _syscall_table()
+        sink = Sink({p.id: p for c in self.checked.clauses for p in c.probes}.values(), table)
+        tracer = self.tracer
+        tracer.sink = sink
+        code = b""
+        if table is not None and not _traces_everything(sink, table):
+            execs = [table.by_name[n].nr for n in ("execve", "execveat") if n in table.by_name]
+            code = encode(build(sink.traced_numbers() | set(execs), table.audit_arch))
+        try:
+            for t in tracer.targets:
+                if t.created:
+                    tracer.release(t, code)
+        except TraceError as e:
+            tracer.finish()
+            raise CompileError(str(e)) from None
+
     def _pragma(self, p: Any) -> None:
         """Act on a #pragma as soon as it is read, as dtrace does (errors come first)."""
         from pydtrace.options import XoptError, validate_xopt
@@ -292,6 +344,8 @@ class Session:
                             json_out=self.options.get("json") is not None and self.options.get("json") is not False)  # fmt: skip
         consumer.keep = keep_records
         self.consumer = consumer
+        if self.tracer is not None:
+            self._release_targets()  # an exec failure is reported before anything else
         if not self.options.get("quiet"):
             for kind, name, n in self.matches:
                 consumer.notice(f"{kind} '{name}' matched {n} probe{'' if n == 1 else 's'}")
@@ -309,12 +363,38 @@ class Session:
             raise CompileError("could not enable tracing: Destructive actions not allowed")
         engine = UserEngine(self.checked, consumer, self.options)
         self.engine = engine
+        if self.tracer is not None:
+            self.tracer.sink.engine = engine
+            engine.tracer = self.tracer
         import threading
 
         if threading.current_thread() is threading.main_thread():
             install_signal_handlers(engine)
-        engine.run()
+        try:
+            engine.run()
+        finally:
+            if self.tracer is not None:
+                self.tracer.finish()
         return consumer.exit_status if consumer.exit_status is not None else 0
+
+    def close(self) -> None:
+        """Release traced processes if the session ends without running."""
+        if self.tracer is not None:
+            self.tracer.finish()
+
+
+def _syscall_table() -> Any:
+    try:
+        from pydtrace.probes.syscalls import table
+
+        return table()
+    except (ImportError, ValueError):
+        return None
+
+
+def _traces_everything(sink: Any, table: Any) -> bool:
+    """With probes on (nearly) every syscall a filter would only cost time."""
+    return len(sink.traced_numbers()) >= len(table.by_nr)
 
 
 _STABILITY = (

@@ -64,12 +64,6 @@ def _main(pname: str, argv: list[str]) -> int:
     if not o.programs and not o.list_probes:
         err.write(f"{pname}: no probes specified\n")
         return 1
-    if o.commands or o.pids:
-        err.write(
-            f"{pname}: -c and -p need the ptrace or eBPF engine, which this version does not have yet\n"
-        )
-        return 1
-
     from pydtrace.session import CompileError, Program, Session
 
     out = sys.stdout
@@ -92,15 +86,17 @@ def _main(pname: str, argv: list[str]) -> int:
         err=err,
         pname=pname,
         verbose=bool(o.verbose),
+        commands=o.commands,
+        pids=[int(p) for p in o.pids],
     )
     try:
         session.compile()
-        if o.list_probes:
-            return _list(session, o, out)
-        if o.compile_only:
-            return 0
+        if o.list_probes or o.compile_only:
+            session.close()
+            return _list(session, o, out) if o.list_probes else 0
         return session.run()
     except CompileError as e:
+        session.close()
         out.flush()
         err.write(f"{pname}: {e.message}\n")
         return 1

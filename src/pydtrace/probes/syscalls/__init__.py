@@ -63,10 +63,13 @@ def normalize_arch(arch: str | None = None) -> str:
         raise UnknownArch(f"no system call table for architecture '{machine}'") from None
 
 
-@cache
 def table(arch: str | None = None) -> SyscallTable:
     """The syscall table of arch ('x86_64', 'aarch64'; None = this machine)."""
-    name = normalize_arch(arch)
+    return _table(normalize_arch(arch))
+
+
+@cache
+def _table(name: str) -> SyscallTable:
     if name == "x86_64":
         from pydtrace.probes.syscalls import x86_64 as mod
     else:

@@ -53,7 +53,11 @@ def ctype(text: str) -> T.CType:
     t = _base_type(base)
     for _ in range(stars):
         t = T.pointer(t)
-    return dataclasses.replace(t, name=text) if t.name != text else t
+    if t.name == text:
+        return t
+    if t.kind == "ptr":  # only the spelling differs (qualifiers): same shape
+        return dataclasses.replace(t, name=text)
+    return T.typedef(text, t)  # 'unsigned', 'const int': resolves to the builtin
 
 
 def _split(text: str) -> tuple[str, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pydtrace.probes.catalogue import Provider, ProbeTuple
+from pydtrace.probes.catalogue import ProbeTuple, Provider
 
 # proc provider probes ptrace can see, with the args we give them
 PROC_PROBES = ("create", "exec-success", "exit", "lwp-create", "lwp-exit", "signal-handle")
@@ -51,12 +51,12 @@ def add_providers(cat: Any) -> None:
 class Sink:
     """Receives tracer events and fires the matching enabled probes."""
 
-    def __init__(self, engine: Any, table: Any) -> None:
-        self.engine = engine
+    def __init__(self, probes: Iterable[Any], table: Any) -> None:
+        self.engine: Any = None  # set once the engine exists
         self.entry_probes: dict[int, Any] = {}
         self.return_probes: dict[int, Any] = {}
         self.proc_probes: dict[str, Any] = {}
-        for p in engine.probes.values():
+        for p in probes:
             if p.provider == "syscall":
                 sys = table.by_name.get(p.function) if table is not None else None
                 if sys is None:

@@ -271,7 +271,7 @@ class Tracer:
         """Handle one wait status; False if none was ready (or no tracees)."""
         try:
             self.in_wait = True
-            tid, status = os.waitpid(-1, sc.__WALL | (0 if block else os.WNOHANG))
+            tid, status = os.waitpid(-1, sc.WALL | (0 if block else os.WNOHANG))
         except ChildProcessError:
             self.live.clear()
             return False
@@ -374,8 +374,9 @@ class Tracer:
             if other.tid != t.tid and not os.path.exists(f"/proc/{other.tid}"):
                 self.threads.pop(other.tid, None)
         t.proc.loaded = False  # comm changed
-        t.started = True
-        if self.sink is not None:
+        # a -c child's own first exec happens before tracing starts, as in dtrace
+        was_started, t.started = t.started, True
+        if was_started and self.sink is not None:
             self.sink.proc("exec-success", t, [])
 
     def _exiting(self, t: Thread) -> None:
@@ -410,7 +411,7 @@ class Tracer:
     def _resume(self, t: Thread, sig: int, syscall: bool = False) -> None:
         t.held = None
         t.listening = False
-        req = sc.PTRACE_SYSCALL if (syscall or not t.filtered) else sc.PTRACE_CONT
+        req = sc.PTRACE_SYSCALL if (syscall or not t.filtered or t.nr >= 0) else sc.PTRACE_CONT
         try:
             sc.ptrace(req, t.tid, 0, sig)
         except OSError:
@@ -468,7 +469,7 @@ class Tracer:
         """Wait for tid's next stop; the signal to hand back on detach, or -1 if it died."""
         while True:
             try:
-                _, status = os.waitpid(tid, sc.__WALL)
+                _, status = os.waitpid(tid, sc.WALL)
             except ChildProcessError:
                 return -1
             if not os.WIFSTOPPED(status):
@@ -481,7 +482,7 @@ class Tracer:
     def _reap(self, pids: set[int]) -> None:
         for pid in pids:
             try:
-                os.waitpid(pid, sc.__WALL)
+                os.waitpid(pid, sc.WALL)
             except ChildProcessError:
                 pass
         for tid in [x.tid for x in self.threads.values() if x.proc.pid in pids]:

@@ -1,0 +1,258 @@
+"""End-to-end tests of -c and -p over ptrace, on the real kernel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def need(ok: bool, why: str) -> None:
+    """Skip when the kernel lacks a feature; under PYDTRACE_REQUIRE_KERNEL=1 fail instead."""
+    if ok:
+        return
+    if os.environ.get("PYDTRACE_REQUIRE_KERNEL") == "1":
+        pytest.fail(f"kernel feature missing: {why}")
+    pytest.skip(why)
+
+
+def _ptrace_works() -> bool:
+    try:
+        from pydtrace.engines.user.ptrace.tracer import Tracer
+
+        t = Tracer()
+        t.spawn(["/bin/true"])
+        t.release(t.targets[0], b"")
+        t.finish()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _kernel() -> None:
+    need(sys.platform == "linux" and _ptrace_works(), "ptrace with PTRACE_SEIZE unavailable")
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=SRC)
+    return subprocess.run([sys.executable, "-m", "pydtrace", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)  # fmt: skip
+
+
+def script(tmp_path: Path, body: str) -> str:
+    p = tmp_path / "trigger.py"
+    p.write_text(textwrap.dedent(body))
+    return f"{sys.executable} {p}"
+
+
+def test_openat_path_and_errno(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        """
+        try:
+            open("/nonexistent-pydtrace/x")
+        except OSError:
+            pass
+    """,
+    )
+    r = run(
+        "-q",
+        "-c",
+        cmd,
+        "-n",
+        """
+        syscall::openat:entry /copyinstr(arg1) == "/nonexistent-pydtrace/x"/ { self->t = 1; }
+        syscall::openat:return /self->t/ { printf("%d %d %d\\n", arg0, arg1, errno); self->t = 0; }
+    """,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "-2 -2 2\n\n"
+
+
+def test_count_every_syscall_and_target(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        """
+        import os
+        for _ in range(3):
+            os.getppid()
+    """,
+    )
+    r = run(
+        "-q",
+        "-c",
+        cmd,
+        "-n",
+        """
+        syscall::getppid:entry /pid == $target/ { @n[probefunc] = count(); }
+        syscall:::entry /pid != $target/ { @bad = count(); }
+    """,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "\n  getppid                                                           3\n"
+
+
+def test_fork_exec_chain_is_followed(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        """
+        import os
+        pid = os.fork()
+        if pid == 0:
+            os.execv("/bin/sh", ["sh", "-c", "exit 3"])
+        os.waitpid(pid, 0)
+    """,
+    )
+    r = run(
+        "-q",
+        "-c",
+        cmd,
+        "-n",
+        """
+        proc:::exec-success { printf("exec %s child=%d\\n", execname, ppid == $target); }
+        proc:::exit /pid != $target/ { printf("exit %d\\n", arg0); }
+    """,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "exec sh child=1\nexit 1\n\n"
+
+
+def test_threads_are_traced(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        """
+        import os, threading
+        t = threading.Thread(target=lambda: os.getppid())
+        t.start(); t.join()
+    """,
+    )
+    r = run(
+        "-q",
+        "-c",
+        cmd,
+        "-n",
+        """
+        syscall::getppid:entry { printf("%d\\n", tid != pid); }
+    """,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "1\n\n"
+
+
+def test_signal_is_delivered_unchanged(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        """
+        import os, signal
+        got = []
+        signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.write(1, b"handled %d\\n" % got[0])
+    """,
+    )
+    r = run("-q", "-c", cmd, "-n", 'proc:::signal-handle { printf("sig %d\\n", arg0); }')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["sig", "10", "handled", "10"]
+
+
+def test_tracee_killed_by_sigkill(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        """
+        import os, signal
+        os.kill(os.getpid(), signal.SIGKILL)
+    """,
+    )
+    r = run("-q", "-c", cmd, "-n", 'syscall::kill:entry { printf("kill %d\\n", arg1); }')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "kill 9\n\n"
+
+
+def test_exec_failure_message() -> None:
+    r = run("-c", "/nonexistent-pydtrace-cmd", "-n", "syscall::read:entry")
+    assert r.returncode == 1
+    assert r.stderr == (
+        "pydtrace: failed to execute /nonexistent-pydtrace-cmd: No such file or directory\n"
+    )
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+
+
+def test_attach_and_detach_leaves_process_running(tmp_path: Path) -> None:
+    p = tmp_path / "loop.py"
+    p.write_text("import os, time\nwhile True:\n    os.getppid()\n    time.sleep(0.01)\n")
+    victim = subprocess.Popen([sys.executable, str(p)])
+    try:
+        time.sleep(0.3)
+        r = run(
+            "-q",
+            "-p",
+            str(victim.pid),
+            "-n",
+            """
+            syscall::getppid:entry /pid == $target/ { @n = count(); }
+            syscall::getppid:entry /++i == 3/ { exit(0); }
+        """,
+        )
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "3"
+        time.sleep(0.1)
+        st = _status(victim.pid)
+        assert st["TracerPid"] == "0"
+        assert st["State"][0] in "SR"
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_attach_refused_message() -> None:
+    if os.getuid() == 0:
+        pytest.skip("running as root: attaching to pid 1 would succeed")
+    r = run("-p", "1", "-n", "syscall::read:entry")
+    assert r.returncode == 1
+    assert r.stderr.startswith("pydtrace: failed to grab pid 1: Operation not permitted\n")
+    assert "Traceback" not in r.stderr
+
+
+def test_grab_missing_pid() -> None:
+    r = run("-p", "999999999", "-n", "syscall::read:entry")
+    assert r.returncode == 1
+    assert r.stderr == "pydtrace: failed to grab pid 999999999: No such process\n"
+
+
+def test_ctrl_c_runs_end_and_kills_command(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        """
+        import os, time
+        while True:
+            os.getppid()
+            time.sleep(0.01)
+    """,
+    )
+    env = dict(os.environ, PYTHONPATH=SRC)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pydtrace", "-q", "-c", cmd, "-n",
+         "syscall::getppid:entry { @n = count(); } END { printf(\"end\\n\"); }"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    lines = out.split("\n")
+    assert lines[0] == "end"
+    assert int(lines[2]) > 0
