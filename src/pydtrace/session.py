@@ -361,6 +361,16 @@ class Session:
             raise CompileError("could not enable tracing: Enabling exceeds size of buffer")
         if self.checked.destructive and not self.options.get("destructive"):
             raise CompileError("could not enable tracing: Destructive actions not allowed")
+        if self.tracer is None:
+            kernel = sorted(
+                {p.provider for c in self.checked.clauses for p in c.probes} - {"dtrace", "profile"}
+            )
+            if kernel:
+                raise CompileError(
+                    f"could not enable tracing: {', '.join(kernel)} probes need a target process "
+                    "(-c or -p) on the ptrace engine; system-wide tracing needs the eBPF engine, "
+                    "which this version does not have yet"
+                )
         engine = UserEngine(self.checked, consumer, self.options)
         self.engine = engine
         if self.tracer is not None:

@@ -303,8 +303,15 @@ def _expand(
 
 
 def default_catalogue() -> Catalogue:
-    """The dtrace and profile providers (others are added by their modules)."""
+    """The dtrace, profile and syscall providers (engines add their own, e.g. proc)."""
     from pydtrace.probes.dtrace_provider import DtraceProvider
     from pydtrace.probes.profile import ProfileProvider
+    from pydtrace.probes.syscalls import UnknownArch
+    from pydtrace.probes.syscalls.provider import SyscallProvider
 
-    return Catalogue([DtraceProvider(), ProfileProvider()])
+    providers: list[Provider] = [DtraceProvider(), ProfileProvider()]
+    try:
+        providers.append(SyscallProvider())
+    except UnknownArch:
+        pass  # no syscall table for this machine: the provider is simply absent
+    return Catalogue(providers)

@@ -19,31 +19,8 @@ class ProcProvider(Provider):
         return [("vmlinux", "", n) for n in PROC_PROBES]
 
 
-class SyscallFallbackProvider(Provider):
-    """syscall:vmlinux:NAME:entry|return from the syscall table, used only if
-    the probes package has no SyscallProvider of its own."""
-
-    name = "syscall"
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def probes(self) -> Iterable[ProbeTuple]:
-        for c in self.table.calls:
-            yield ("vmlinux", c.name, "entry")
-            yield ("vmlinux", c.name, "return")
-
-
 def add_providers(cat: Any) -> None:
-    """Put the syscall (if missing) and proc providers in the catalogue."""
-    if "syscall" not in cat.providers:
-        try:
-            from pydtrace.probes import syscalls
-
-            prov = getattr(syscalls, "SyscallProvider", None)
-            cat.add_provider(prov() if prov else SyscallFallbackProvider(syscalls.table()))
-        except (ImportError, ValueError):
-            pass
+    """Put the proc provider, which this engine implements, in the catalogue."""
     if "proc" not in cat.providers:
         cat.add_provider(ProcProvider())
 
