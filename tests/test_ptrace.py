@@ -219,12 +219,26 @@ def test_attach_and_detach_leaves_process_running(tmp_path: Path) -> None:
 
 
 def test_attach_refused_message() -> None:
-    if os.getuid() == 0:
-        pytest.skip("running as root: attaching to pid 1 would succeed")
-    r = run("-p", "1", "-n", "syscall::read:entry")
-    assert r.returncode == 1
-    assert r.stderr.startswith("pydtrace: failed to grab pid 1: Operation not permitted\n")
-    assert "Traceback" not in r.stderr
+    # an ordinary user may not trace another user's process: as root, drop to nobody
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        user = {"user": 65534, "group": 65534} if os.getuid() == 0 else {}
+        # nobody cannot enter /root, where a version manager may keep our Python
+        python = "/usr/bin/python3" if user else sys.executable
+        env = dict(os.environ, PYTHONPATH=SRC)
+        r = subprocess.run(
+            [python, "-m", "pydtrace", "-p", str(victim.pid), "-n", "syscall::read:entry"],
+            capture_output=True, text=True, env=env, timeout=30, cwd="/", **user,
+        )  # fmt: skip
+        assert r.returncode == 1
+        assert r.stderr.startswith(
+            f"pydtrace: failed to grab pid {victim.pid}: Operation not permitted\n"
+        )
+        assert "Traceback" not in r.stderr
+        assert victim.poll() is None  # untouched
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 def test_grab_missing_pid() -> None:
@@ -256,3 +270,18 @@ def test_ctrl_c_runs_end_and_kills_command(tmp_path: Path) -> None:
     lines = out.split("\n")
     assert lines[0] == "end"
     assert int(lines[2]) > 0
+
+
+@pytest.mark.parametrize("filtered", [True, False])
+def test_no_stop_is_lost_on_a_busy_tracee(filtered: bool) -> None:
+    # dd makes exactly one write(2) per block; every entry must have its return
+    probes = "syscall::write:entry" if filtered else 'syscall:::entry /probefunc == "write"/'
+    ret = "syscall::write:return" if filtered else 'syscall:::return /probefunc == "write"/'
+    r = run(
+        "-q",
+        "-c",
+        "dd if=/dev/zero of=/dev/null bs=1 count=5000 status=none",
+        "-n",
+        f'{probes} {{ @e = count(); }} {ret} {{ @r = count(); }} END {{ printa("%@d ", @e); printa("%@d\\n", @r); }}',
+    )
+    assert (r.returncode, r.stdout) == (0, "5000 5000\n\n")

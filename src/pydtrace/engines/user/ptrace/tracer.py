@@ -291,11 +291,15 @@ class Tracer:
         t = self._thread(tid)
         sig = os.WSTOPSIG(status)
         event = status >> 16
+        # Each stop is resumed exactly once: a second PTRACE_SYSCALL would skip
+        # the tracee's next stop if it got there in between.
         if sig == _SYSCALL_TRAP:
             self._syscall_stop(t)
-        elif event in (sc.EVENT_FORK, sc.EVENT_VFORK, sc.EVENT_CLONE):
+            return
+        if event in (sc.EVENT_FORK, sc.EVENT_VFORK, sc.EVENT_CLONE):
             self._new_child(t, event)
-        elif event == sc.EVENT_EXEC:
+            return
+        if event == sc.EVENT_EXEC:
             self._exec(t)
             t = self.threads[tid]
             if tid == hold_exec:
