@@ -518,3 +518,21 @@ def test_alloca_larger_than_scratch_space():
         parse("BEGIN { x = alloca(300); }")
     )
     assert prog.clauses
+
+
+def test_speculation_forbids_exit_and_destructive_actions(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cases = {
+        "BEGIN { s = speculation(); speculate(s); exit(0); }": "[D_EXIT_SPEC] exit( ) may not follow speculate( )",
+        "BEGIN { s = speculation(); speculate(s); breakpoint(); }": "[D_ACT_SPEC] destructive actions may not follow speculate( )",
+    }
+    for prog, msg in cases.items():
+        p = subprocess.run(
+            [sys.executable, "-m", "pydtrace", "-w", "-xerrtags", "-n", prog],
+            capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src")},
+        )  # fmt: skip
+        assert (p.returncode, p.stderr) == (1, f"pydtrace: invalid probe specifier {prog}: {msg}\n")

@@ -51,7 +51,7 @@ _TABLE = """
 func alloca void *(size_t)
 func basename string(const char *)
 func bcopy void(void *, void *, size_t)
-action breakpoint void()
+action breakpoint void() destructive
 action chill void(int) destructive
 func cleanpath string(const char *)
 action clear void(@)

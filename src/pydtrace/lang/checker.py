@@ -948,9 +948,7 @@ class Checker:
                     "D_ACT_SPEC", "destructive actions may not follow speculate( )", e.line
                 )
             if self._speculating and name == "exit":
-                raise DError(
-                    "D_ACT_SPEC", "destructive actions may not follow speculate( )", e.line
-                )
+                raise DError("D_EXIT_SPEC", "exit( ) may not follow speculate( )", e.line)
         if name == "printf":
             self._printf(e)
         elif name == "printa":
