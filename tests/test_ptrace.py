@@ -285,3 +285,19 @@ def test_no_stop_is_lost_on_a_busy_tracee(filtered: bool) -> None:
         f'{probes} {{ @e = count(); }} {ret} {{ @r = count(); }} END {{ printa("%@d ", @e); printa("%@d\\n", @r); }}',
     )
     assert (r.returncode, r.stdout) == (0, "5000 5000\n\n")
+
+
+def test_entry_probes_on_every_syscall_count_exactly() -> None:
+    # no return probes: one seccomp stop per call, resumed with PTRACE_CONT
+    r = run(
+        "-q",
+        "-c",
+        "dd if=/dev/zero of=/dev/null bs=1 count=4000 status=none",
+        "-n",
+        'syscall:::entry { @[probefunc] = count(); } END { printa("%s %@d\\n", @); }',
+    )
+    counts = dict(line.split() for line in r.stdout.split("\n") if line.strip())
+    assert r.returncode == 0
+    assert counts["write"] == "4000"
+    assert int(counts["read"]) >= 4000
+    assert "execve" not in counts  # dd's own exec happens before tracing starts, as in dtrace

@@ -242,9 +242,16 @@ class Session:
         tracer = self.tracer
         tracer.sink = sink
         code = b""
-        if table is not None and not _traces_everything(sink, table):
+        # Without return probes a call needs only its seccomp stop (the tracer
+        # then resumes with CONT, skipping the exit stop), so a filter pays off
+        # even when every syscall is traced: one stop per call instead of two.
+        tracer.want_exits = bool(sink.return_probes)
+        if table is not None and not (_traces_everything(sink, table) and tracer.want_exits):
             execs = [table.by_name[n].nr for n in ("execve", "execveat") if n in table.by_name]
-            code = encode(build(sink.traced_numbers() | set(execs), table.audit_arch))
+            numbers = sink.traced_numbers() | set(execs)
+            code = encode(
+                build(None if _traces_everything(sink, table) else numbers, table.audit_arch)
+            )
         try:
             for t in tracer.targets:
                 if t.created:

@@ -29,8 +29,8 @@ AUDIT_ARCH_X86_64 = 0xC000003E
 Insn = tuple[int, int, int, int]  # (code, jt, jf, k)
 
 
-def build(numbers: Iterable[int], audit_arch: int) -> list[Insn]:
-    """The filter program: trace `numbers`, allow everything else."""
+def build(numbers: Iterable[int] | None, audit_arch: int) -> list[Insn]:
+    """The filter program: trace `numbers` (None: every call), allow everything else."""
     prog: list[Insn] = [
         (LD_W_ABS, 0, 0, _OFF_ARCH),
         (JEQ_K, 1, 0, audit_arch),  # native ABI: go on to the number checks
@@ -39,6 +39,9 @@ def build(numbers: Iterable[int], audit_arch: int) -> list[Insn]:
     ]
     if audit_arch == AUDIT_ARCH_X86_64:
         prog += [(JSET_K, 0, 1, X32_BIT), (RET_K, 0, 0, RET_TRACE)]
+    if numbers is None:
+        prog.append((RET_K, 0, 0, RET_TRACE))
+        return prog
     # one compare-and-return pair per number keeps every jump short (jt/jf are u8)
     for nr in sorted(set(numbers)):
         prog += [(JEQ_K, 0, 1, nr), (RET_K, 0, 0, RET_TRACE)]

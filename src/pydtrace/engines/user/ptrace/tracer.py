@@ -155,6 +155,7 @@ class Tracer:
         self.threads: dict[int, Thread] = {}
         self.procs: dict[int, Process] = {}
         self.in_wait = False
+        self.want_exits = True  # False: no return probes, so skip exit stops where a filter allows
 
     # --- bookkeeping -----------------------------------------------------------
     def process(self, pid: int) -> Process:
@@ -347,10 +348,14 @@ class Tracer:
             info = sc.get_syscall_info(t.tid)
         except OSError:
             return
-        t.nr, t.args = info.nr, info.args
         if t.started and self.sink is not None:
             self.sink.entry(t, info.nr, info.args)
-        self._resume(t, 0, syscall=True)  # to see this call's exit stop
+        if self.want_exits:
+            t.nr, t.args = info.nr, info.args
+            self._resume(t, 0, syscall=True)  # to see this call's exit stop
+        else:
+            t.nr = -1
+            self._resume(t, 0)  # CONT: the next stop is the next traced call
 
     def _new_child(self, t: Thread, event: int) -> None:
         try:
