@@ -11,26 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 
-
-def median_time(cmd: list[str], runs: int) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        p = subprocess.run(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, env=env
-        )
-        times.append(time.perf_counter() - t0)
-        if p.returncode != 0:
-            sys.exit(
-                f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace').strip()}"
-            )
-    return statistics.median(times)
+from timing import median_time  # benchmarks/timing.py, beside this script
 
 
 def main() -> None:

@@ -231,22 +231,17 @@ def test_json_lines():
     }
 
 
-def test_sigint_runs_end_and_prints_aggregations():
+def start_quiet(program: str) -> subprocess.Popen[str]:
+    """pydtrace -q -n PROGRAM running in the background, for signal tests."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), _DTRACE_TESTING="t")
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pydtrace",
-            "-q",
-            "-n",
-            'tick-1ms { @t = count(); } END { printf("end\\n"); }',
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "pydtrace", "-q", "-n", program],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def test_sigint_runs_end_and_prints_aggregations():
+    p = start_quiet('tick-1ms { @t = count(); } END { printf("end\\n"); }')
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=10)
@@ -319,21 +314,7 @@ def test_interpreter_script_runs_directly(tmp_path):
 
 
 def test_sigterm_ends_like_sigint():
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), _DTRACE_TESTING="t")
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pydtrace",
-            "-q",
-            "-n",
-            'BEGIN { @b = count(); } END { printf("end\\n"); }',
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    p = start_quiet('BEGIN { @b = count(); } END { printf("end\\n"); }')
     time.sleep(1.0)
     p.terminate()
     out, err = p.communicate(timeout=10)
