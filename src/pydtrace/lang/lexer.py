@@ -226,6 +226,20 @@ class Lexer:
         end = self.src.find("\n", start)
         return self.src[start:] if end < 0 else self.src[start:end]
 
+    def _skip_trivia(self, kind: str | None, m: re.Match[str]) -> bool:
+        """Consume white space, a newline (or line continuation) or a comment;
+        False if the match is none of them. Every lexer mode skips these alike."""
+        if kind == "ws":
+            self.pos = m.end()
+        elif kind in ("nl", "cont"):
+            self.pos = m.end()
+            self.line += 1
+        elif kind == "com":
+            self._comment()
+        else:
+            return False
+        return True
+
     def _comment(self) -> None:
         """Skip a /* comment */ starting at self.pos."""
         src = self.src
@@ -277,15 +291,7 @@ class Lexer:
             raise self.error("D_SYNTAX", f'syntax error near "{src[pos]}"')
         kind = m.lastgroup
         text = m.group()
-        if kind == "ws":
-            self.pos = m.end()
-            return None
-        if kind == "nl" or kind == "cont":
-            self.pos = m.end()
-            self.line += 1
-            return None
-        if kind == "com":
-            self._comment()
+        if self._skip_trivia(kind, m):
             return None
         if kind == "num":
             return self._number(pos)
@@ -483,15 +489,7 @@ class Lexer:
             self.sident = False
             return self._next_expr()
         kind = m.lastgroup
-        if kind == "ws":
-            self.pos = m.end()
-            return None
-        if kind == "nl":
-            self.pos = m.end()
-            self.line += 1
-            return None
-        if kind == "com":
-            self._comment()
+        if self._skip_trivia(kind, m):
             return None
         self.pos = m.end()
         if kind == "dnum":
@@ -507,15 +505,7 @@ class Lexer:
             raise self.error("D_SYNTAX", f'syntax error near "{src[pos]}"')
         kind = m.lastgroup
         text = m.group()
-        if kind == "ws":
-            self.pos = m.end()
-            return None
-        if kind == "nl":
-            self.pos = m.end()
-            self.line += 1
-            return None
-        if kind == "com":
-            self._comment()
+        if self._skip_trivia(kind, m):
             return None
         self.pos = m.end()
         if kind == "int":
