@@ -47,6 +47,15 @@ def pydtrace(
     return Run(p.returncode, p.stdout, p.stderr)
 
 
+def need(ok: bool, why: str) -> None:
+    """Skip when the kernel lacks a feature; under PYDTRACE_REQUIRE_KERNEL=1 fail instead."""
+    if ok:
+        return
+    if os.environ.get("PYDTRACE_REQUIRE_KERNEL") == "1":
+        pytest.fail(f"kernel feature missing: {why}")
+    pytest.skip(why)
+
+
 @pytest.fixture
 def run():
     return pydtrace

@@ -12,16 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import need
+
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def need(ok: bool, why: str) -> None:
-    """Skip when the kernel lacks a feature; under PYDTRACE_REQUIRE_KERNEL=1 fail instead."""
-    if ok:
-        return
-    if os.environ.get("PYDTRACE_REQUIRE_KERNEL") == "1":
-        pytest.fail(f"kernel feature missing: {why}")
-    pytest.skip(why)
 
 
 def _ptrace_works() -> bool:
@@ -43,8 +36,9 @@ def _kernel() -> None:
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """pydtrace on the ptrace engine, whatever the default engine is."""
     env = dict(os.environ, PYTHONPATH=SRC)
-    return subprocess.run([sys.executable, "-m", "pydtrace", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pydtrace", "-x", "engine=ptrace", *args], capture_output=True,
                           text=True, env=env, timeout=timeout)  # fmt: skip
 
 
@@ -227,7 +221,7 @@ def test_attach_refused_message() -> None:
         python = "/usr/bin/python3" if user else sys.executable
         env = dict(os.environ, PYTHONPATH=SRC)
         r = subprocess.run(
-            [python, "-m", "pydtrace", "-p", str(victim.pid), "-n", "syscall::read:entry"],
+            [python, "-m", "pydtrace", "-x", "engine=ptrace", "-p", str(victim.pid), "-n", "syscall::read:entry"],
             capture_output=True, text=True, env=env, timeout=30, cwd="/", **user,
         )  # fmt: skip
         assert r.returncode == 1
@@ -259,7 +253,7 @@ def test_ctrl_c_runs_end_and_kills_command(tmp_path: Path) -> None:
     )
     env = dict(os.environ, PYTHONPATH=SRC)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pydtrace", "-q", "-c", cmd, "-n",
+        [sys.executable, "-m", "pydtrace", "-x", "engine=ptrace", "-q", "-c", cmd, "-n",
          "syscall::getppid:entry { @n = count(); } END { printf(\"end\\n\"); }"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import need
 from pydtrace.lang import types as T
 from pydtrace.probes.catalogue import Catalogue, ProbeDesc, default_catalogue, parse_probe_desc
 from pydtrace.probes.dtrace_provider import DtraceProvider
@@ -22,13 +22,6 @@ from pydtrace.probes.syscalls.generate import parse_format
 from pydtrace.probes.syscalls.provider import SyscallProvider, ctype
 
 TRACEFS = Path("/sys/kernel/tracing/events/syscalls")
-
-
-def skip_unless_kernel(reason: str) -> None:
-    """Skip, unless PYDTRACE_REQUIRE_KERNEL=1 says the kernel feature must be there."""
-    if os.environ.get("PYDTRACE_REQUIRE_KERNEL") == "1":
-        pytest.fail(f"required kernel feature missing: {reason}")
-    pytest.skip(reason)
 
 
 def catalogue(arch: str = "x86_64") -> Catalogue:
@@ -227,7 +220,7 @@ def test_x86_64_table_matches_running_kernel_tracefs() -> None:
     except OSError:
         events = []
     if not events:
-        skip_unless_kernel(f"no syscall events under {TRACEFS}")
+        need(False, f"no syscall events under {TRACEFS}")
     x86 = table("x86_64")
     probe_names = {s.name for s in x86.calls}
     assert [e for e in events if e not in probe_names] == []
@@ -235,5 +228,5 @@ def test_x86_64_table_matches_running_kernel_tracefs() -> None:
         try:
             args = parse_format(TRACEFS / f"sys_enter_{e}" / "format")
         except OSError:
-            skip_unless_kernel(f"cannot read tracefs format of {e}")
+            need(False, f"cannot read tracefs format of {e}")
         assert x86.by_name[e].args == args, e

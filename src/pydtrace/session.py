@@ -245,10 +245,11 @@ class Session:
         # Without return probes a call needs only its seccomp stop (the tracer
         # then resumes with CONT, skipping the exit stop), so a filter pays off
         # even when every syscall is traced: one stop per call instead of two.
-        tracer.want_exits = bool(sink.return_probes)
-        if table is not None and not (_traces_everything(sink, table) and tracer.want_exits):
-            execs = [table.by_name[n].nr for n in ("execve", "execveat") if n in table.by_name]
-            numbers = sink.traced_numbers() | set(execs)
+        exits = sink.exit_numbers()
+        every_exit = table is not None and len(exits) >= len(table.by_nr)
+        tracer.exit_numbers = None if every_exit else exits
+        if table is not None and not (_traces_everything(sink, table) and every_exit):
+            numbers = sink.traced_numbers() | sink.exec_numbers
             code = encode(
                 build(None if _traces_everything(sink, table) else numbers, table.audit_arch)
             )
@@ -368,6 +369,8 @@ class Session:
             raise CompileError("could not enable tracing: Enabling exceeds size of buffer")
         if self.checked.destructive and not self.options.get("destructive"):
             raise CompileError("could not enable tracing: Destructive actions not allowed")
+        if self.options.get("engine") == "ebpf":
+            return self._run_ebpf(consumer)
         if self.tracer is None:
             kernel = sorted(
                 {p.provider for c in self.checked.clauses for p in c.probes} - {"dtrace", "profile"}
@@ -392,6 +395,31 @@ class Session:
         finally:
             if self.tracer is not None:
                 self.tracer.finish()
+        return consumer.exit_status if consumer.exit_status is not None else 0
+
+    def _run_ebpf(self, consumer: Any) -> int:
+        """Run the program in the kernel (-x engine=ebpf)."""
+        from pydtrace.engines.ebpf.engine import EbpfEngine
+        from pydtrace.engines.ebpf.errors import EbpfError
+
+        if self.tracer is not None:
+            self.tracer.finish()
+            raise CompileError("could not enable tracing: -c and -p are not supported by the eBPF engine yet")
+        try:
+            engine = EbpfEngine(self.checked, consumer, self.options)
+        except EbpfError as e:
+            raise CompileError(f"could not enable tracing: {e}") from None
+        self.engine = engine
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            from pydtrace.engines.user.engine import install_signal_handlers
+
+            install_signal_handlers(engine)
+        try:
+            engine.run()
+        except EbpfError as e:
+            raise CompileError(f"could not enable tracing: {e}") from None
         return consumer.exit_status if consumer.exit_status is not None else 0
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ VARIABLES: dict[str, str] = {
     "caller": "uintptr_t",
     "cpu": "processorid_t",
     "curthread": "void *",
+    "curlwpsinfo": "lwpsinfo_t *",
+    "curpsinfo": "psinfo_t *",
     "epid": "uint64_t",
     "errno": "int",
     "execname": "string",

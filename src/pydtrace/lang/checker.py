@@ -134,7 +134,7 @@ class Checker:
             return t
         if spec.kind == "typedef":
             name = spec.words[0]
-            if name in self.typedefs:
+            if name in self.typedefs or self._library_types(name):
                 return self.typedefs[name]
             raise DError(
                 "D_UNKNOWN", f"failed to resolve type {name}: Unknown type name", spec.line
@@ -1167,10 +1167,22 @@ class Checker:
             return e.args[0].ctype  # type: ignore[attr-defined]
         return self._proto_type(p.ret)
 
+    def _library_types(self, name: str) -> bool:
+        """Enter D's process-information types when a program first names one."""
+        from pydtrace.lang import procfs
+
+        if name not in procfs.TYPE_NAMES:
+            return False
+        for key, t in procfs.library_types().items():
+            (self.tags if key.startswith("struct ") else self.typedefs).setdefault(key, t)
+        return True
+
     def _proto_type(self, name: str) -> CType:
         name = name.replace("const ", "")
         stars = name.count("*")
         base = name.replace("*", "").strip()
+        if base not in self.typedefs:
+            self._library_types(base)
         if base.startswith("struct "):
             # a kernel structure named by a prototype: opaque, known by its tag only
             t = self.tags.get(base) or CType("struct", base, 0, tag=base[7:])

@@ -14,6 +14,7 @@ from . import ast
 from .errors import DError
 from .lexer import Lexer, Token
 from .macros import Macros
+from .procfs import TYPE_NAMES as LIBRARY_TYPE_NAMES
 from .types import BUILTIN_TYPEDEFS, SPECIFIER_WORDS
 
 # Binary operators by precedence, loosest first (the comma is handled apart).
@@ -63,7 +64,7 @@ class Parser:
         pspec_only: bool = False,
     ) -> None:
         self.macros = macros if macros is not None else Macros(["dtrace"], {})
-        names = set(BUILTIN_TYPEDEFS) | set(SPECIFIER_WORDS) | {"_Bool"}
+        names = set(BUILTIN_TYPEDEFS) | set(SPECIFIER_WORDS) | {"_Bool", *LIBRARY_TYPE_NAMES}
         if typenames:
             names |= set(typenames)
         self.lex = Lexer(source, self.macros, filename, names, pspec_only)

@@ -58,8 +58,9 @@ class UserEngine:
         self.tracer: Any = None  # a ptrace Tracer feeding events, for -c/-p
 
     # --- firing --------------------------------------------------------------------
-    def fire_traced(self, probe: Any, args: list[int], thread: Any, errno: int) -> None:
-        """Fire for an event of a traced thread: its pid, tid, names and ids."""
+    def fire_traced(self, probe: Any, args: list[Any], thread: Any, errno: int) -> None:
+        """Fire for an event of a traced thread: its pid, tid, names and ids.
+        An argument given as bytes is a structure args[i] points at."""
         proc = thread.proc
         if not proc.loaded:
             proc.load()
@@ -69,6 +70,12 @@ class UserEngine:
             f.pid, f.tid, f.ppid = proc.pid, thread.tid, proc.ppid
             f.uid, f.gid, f.execname = proc.uid, proc.gid, proc.execname
             f.errno = errno
+            for i, a in enumerate(args):
+                if isinstance(a, bytes):  # a structure (psinfo_t...): args[i] points at it
+                    addr = self.state.mem.alloc(len(a))
+                    self.state.mem.write(addr, a)
+                    f.owned.append(addr)
+                    args[i] = addr
 
         self.fire(probe, args, setup=setup)
 

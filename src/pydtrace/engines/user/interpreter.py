@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +68,28 @@ class Firing:
         self.clause = 0
         self.commits: list[Record] = []  # committed speculations, emitted after the clause
         self.owned: list[int] = []  # memory regions that live only as long as this firing
+
+
+def _signal(f: Firing, sig: int, thread: bool) -> None:
+    """stop()/raise(): signal the traced process (or thread) that fired.
+    Firings of pydtrace's own (BEGIN, tick) have no traced process to signal."""
+    if f.process is None:
+        return
+    try:
+        if thread:
+            _tgkill(f.pid, f.tid, sig)
+        else:
+            os.kill(f.pid, sig)
+    except OSError:
+        pass  # it is gone: its exit will be reported
+
+
+def _tgkill(tgid: int, tid: int, sig: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(tgid, tid, sig) < 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
 
 
 _COMM: str | None = None
@@ -361,8 +384,20 @@ class Compiler:
                 raise ProbeFault(BADADDR, a0(f), pc)
 
             return do_tracemem
-        # breakpoint, panic, stop, raise, ftruncate, pcap:
-        # accepted, but with no process or kernel under this engine they do nothing yet
+        if name == "stop":
+            return lambda f: _signal(f, signal.SIGSTOP, thread=False)
+        if name == "raise":
+            a0, pc = args[0], e.pc  # type: ignore[attr-defined]
+
+            def do_raise(f: Firing) -> None:
+                sig = a0(f)
+                if not 0 < sig < signal.NSIG:
+                    raise ProbeFault(ILLOP, 0, pc)
+                _signal(f, sig, thread=True)
+
+            return do_raise
+        # breakpoint, panic, ftruncate, pcap: accepted, but with no kernel
+        # under this engine they do nothing
         return lambda f: None
 
     def trace(self, arg: ast.Expr, a0: Fn, t0: CType) -> Callable[[Firing], None]:
@@ -477,7 +512,25 @@ class Compiler:
             "ucaller": lambda f: 0,
             "curthread": lambda f: 0,
         }
+        if name in ("curpsinfo", "curlwpsinfo"):
+            return self.procinfo(name == "curpsinfo")
         return simple.get(name, lambda f: 0)
+
+    def procinfo(self, process: bool) -> Fn:
+        """curpsinfo/curlwpsinfo: a psinfo_t/lwpsinfo_t of the firing thread,
+        read from /proc into memory that lives for the firing."""
+        from pydtrace.engines.user import procinfo
+
+        mem = self.st.mem
+
+        def place(f: Firing) -> int:
+            data = procinfo.psinfo(f.pid, f.tid) if process else procinfo.lwpsinfo(f.pid, f.tid)
+            addr = mem.alloc(len(data))
+            mem.write(addr, data)
+            f.owned.append(addr)
+            return addr
+
+        return place
 
     def _x_SelfVar(self, e: ast.SelfVar) -> Fn:
         if in_memory(e.ctype):  # type: ignore[attr-defined]

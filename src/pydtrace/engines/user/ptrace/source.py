@@ -3,20 +3,58 @@ turning tracer events into probe firings with the traced thread's context."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable
 from typing import Any
 
 from pydtrace.probes.catalogue import ProbeTuple, Provider
 
-# proc provider probes ptrace can see, with the args we give them
-PROC_PROBES = ("create", "exec-success", "exit", "lwp-create", "lwp-exit", "signal-handle")
+# The proc provider's probes this engine fires, with dtrace's argument types.
+PROC_ARGS: dict[str, tuple[str, ...]] = {
+    "create": ("psinfo_t *",),
+    "exec": ("string",),
+    "exec-failure": ("int",),
+    "exec-success": (),
+    "exit": ("int",),
+    "lwp-create": ("lwpsinfo_t *", "psinfo_t *"),
+    "lwp-exit": (),
+    "lwp-start": (),
+    "signal-handle": ("int",),
+    "signal-send": ("lwpsinfo_t *", "psinfo_t *", "int"),
+    "start": (),
+}
+
+# Calls that send a signal: their number, and the argument holding the target
+# and the signal.  tgkill/rt_tgsigqueueinfo name a thread (tgid, tid, sig).
+SENDERS = {
+    "kill": ("pid", 1),
+    "tkill": ("tid", 1),
+    "tgkill": ("tgid-tid", 2),
+    "rt_sigqueueinfo": ("pid", 1),
+    "rt_tgsigqueueinfo": ("tgid-tid", 2),
+}
+EXECS = ("execve", "execveat")
 
 
 class ProcProvider(Provider):
     name = "proc"
 
     def probes(self) -> Iterable[ProbeTuple]:
-        return [("vmlinux", "", n) for n in PROC_PROBES]
+        from pydtrace.lang import types as T
+        from pydtrace.lang.procfs import library_types
+
+        lib = library_types()
+
+        def ctype(text: str) -> Any:
+            if text == "string":
+                return T.STRING
+            if text == "int":
+                return T.INT
+            return T.pointer(lib[text.rstrip(" *")])
+
+        return [
+            ("vmlinux", "", name, tuple(ctype(a) for a in args)) for name, args in PROC_ARGS.items()
+        ]
 
 
 def add_providers(cat: Any) -> None:
@@ -41,22 +79,93 @@ class Sink:
                 (self.entry_probes if p.name == "entry" else self.return_probes)[sys.nr] = p
             elif p.provider == "proc":
                 self.proc_probes[p.name] = p
+        by_name = table.by_name if table is not None else {}
+        self.exec_numbers = {by_name[n].nr for n in EXECS if n in by_name}
+        self.senders = {by_name[n].nr: how for n, how in SENDERS.items() if n in by_name}
+        self.proc_entries: set[int] = set()  # calls whose entry a proc probe needs
+        self.proc_exits: set[int] = set()  # calls whose return a proc probe needs
+        if "exec" in self.proc_probes:
+            self.proc_entries |= self.exec_numbers
+        if "exec-failure" in self.proc_probes:
+            self.proc_exits |= self.exec_numbers
+        if "signal-send" in self.proc_probes:
+            self.proc_exits |= set(self.senders)
 
     def traced_numbers(self) -> set[int]:
-        return set(self.entry_probes) | set(self.return_probes)
+        """Every call that must stop the tracee."""
+        return (
+            set(self.entry_probes) | set(self.return_probes) | self.proc_entries | self.proc_exits
+        )
+
+    def exit_numbers(self) -> set[int]:
+        """The calls whose return must be seen."""
+        return set(self.return_probes) | self.proc_exits
 
     def entry(self, t: Any, nr: int, args: tuple[int, ...]) -> None:
+        if nr in self.proc_entries and nr in self.exec_numbers:
+            self._exec(t, nr, args)
         p = self.entry_probes.get(nr)
         if p is not None:
             self.engine.fire_traced(p, list(args), t, 0)
 
     def exit(self, t: Any, nr: int, rval: int) -> None:
+        err = -rval if -4095 <= rval <= -1 else 0
+        if nr in self.proc_exits:
+            if nr in self.exec_numbers:
+                if err:
+                    self.proc("exec-failure", t, [err])
+            elif nr in self.senders and rval == 0:
+                self._signal_sent(t, nr)
         p = self.return_probes.get(nr)
         if p is not None:
-            err = -rval if -4095 <= rval <= -1 else 0
             self.engine.fire_traced(p, [rval, rval], t, err)
 
-    def proc(self, kind: str, t: Any, args: list[int]) -> None:
+    def proc(self, kind: str, t: Any, args: list[Any]) -> None:
         p = self.proc_probes.get(kind)
         if p is not None:
             self.engine.fire_traced(p, args, t, 0)
+
+    def wants(self, kind: str) -> bool:
+        return kind in self.proc_probes
+
+    # --- proc events seen at a syscall ------------------------------------------
+    def _exec(self, t: Any, nr: int, args: tuple[int, ...]) -> None:
+        from pydtrace.engines.user.ptrace.tracer import read_string
+
+        addr = args[1] if nr != min(self.exec_numbers) and len(self.exec_numbers) > 1 else args[0]
+        limit = int(self.engine.options.get("strsize", 256)) if self.engine is not None else 256
+        path = read_string(t.tid, addr, limit) or b""
+        self.proc("exec", t, [path.decode("latin-1")])
+
+    def _signal_sent(self, t: Any, nr: int) -> None:
+        """signal-send for one recipient named by pid or tid; a process group
+        (kill with pid <= 0) has recipients ptrace cannot list exactly."""
+        from pydtrace.engines.user import procinfo
+
+        how, sigarg = self.senders[nr]
+        sig = t.args[sigarg] & 0xFFFFFFFF
+        if sig == 0 or sig >= signal.NSIG:
+            return
+        if how == "pid":
+            pid = _as_int(t.args[0])
+            if pid <= 0:
+                return
+            tid = pid
+        elif how == "tid":
+            tid = _as_int(t.args[0])
+            pid = _tgid_of(tid)
+        else:
+            pid, tid = _as_int(t.args[0]), _as_int(t.args[1])
+        self.proc("signal-send", t, [procinfo.lwpsinfo(pid, tid), procinfo.psinfo(pid, tid), sig])
+
+
+def _as_int(v: int) -> int:
+    """A pid_t argument: the low 32 bits, signed."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _tgid_of(tid: int) -> int:
+    from pydtrace.engines.user.ptrace.tracer import _tgid
+
+    return _tgid(tid)

@@ -2,8 +2,9 @@
 and report syscall entries/returns and process events to a sink.
 
 A Sink has:  entry(thread, nr, args), exit(thread, nr, rval),
-proc(kind, thread, args)  — kinds: create, lwp-create, exec-success, exit,
-lwp-exit, signal-handle.  Stops are always resumed (or kept in a group stop
+proc(kind, thread, args) and wants(kind) — kinds: create, lwp-create, start,
+lwp-start, exec-success, exit, lwp-exit, signal-handle (exec, exec-failure and
+signal-send the sink derives from syscalls).  Stops are always resumed (or kept in a group stop
 with PTRACE_LISTEN), so no tracee is ever left stopped by us.
 """
 
@@ -74,6 +75,7 @@ class Thread:
     args: tuple[int, ...] = ()
     held: int | None = None  # stopped and not resumed yet: the restart signal
     listening: bool = False
+    fresh: bool = False  # a new thread whose first stop has not come yet
 
     # --- the Firing's view ---------------------------------------------------
     @property
@@ -155,7 +157,9 @@ class Tracer:
         self.threads: dict[int, Thread] = {}
         self.procs: dict[int, Process] = {}
         self.in_wait = False
-        self.want_exits = True  # False: no return probes, so skip exit stops where a filter allows
+        # the calls whose exit stop is needed (None: all); under a seccomp
+        # filter the others resume with CONT, which skips their exit stop
+        self.exit_numbers: set[int] | None = None
 
     # --- bookkeeping -----------------------------------------------------------
     def process(self, pid: int) -> Process:
@@ -174,8 +178,19 @@ class Tracer:
             self.procs.setdefault(pid, t.proc)
             if parent is not None:
                 t.filtered, t.started = parent.filtered, parent.started
+                t.fresh = True
             self.threads[tid] = t
         return t
+
+    def _newcomer(self, tid: int) -> Thread:
+        """A thread seen before its creator's fork/clone event: it inherits
+        from a thread of its own process, or of its parent process."""
+        pid = _tgid(tid)
+        kin = next((x for x in self.threads.values() if x.proc.pid == pid), None)
+        if kin is None:
+            ppid = _ppid(pid)
+            kin = next((x for x in self.threads.values() if x.proc.pid == ppid), None)
+        return self._thread(tid, kin)
 
     # --- starting ----------------------------------------------------------------
     def spawn(self, argv: list[str]) -> int:
@@ -289,7 +304,7 @@ class Tracer:
             return
         if not os.WIFSTOPPED(status):
             return
-        t = self._thread(tid)
+        t = self.threads.get(tid) or self._newcomer(tid)
         sig = os.WSTOPSIG(status)
         event = status >> 16
         # Each stop is resumed exactly once: a second PTRACE_SYSCALL would skip
@@ -315,9 +330,14 @@ class Tracer:
             if sig in _STOPSIGS:  # group stop: stay stopped, keep job control working
                 self._listen(t)
                 return
+            if t.fresh:  # a new thread's first stop: it is about to run
+                t.fresh = False
+                if t.started and self.sink is not None:
+                    self.sink.proc("start" if t.tid == t.proc.pid else "lwp-start", t, [])
         elif sc.has_siginfo(tid):  # signal-delivery stop: pass the signal on unchanged
-            if t.started and self.sink is not None:
-                self.sink.proc("signal-handle", t, [sig])
+            if t.started and self.sink is not None and self.sink.wants("signal-handle"):
+                if _catches(t.proc.pid, sig):  # a handler will run, not the default action
+                    self.sink.proc("signal-handle", t, [sig])
             self._resume(t, sig)
             return
         self._resume(t, 0)
@@ -350,7 +370,7 @@ class Tracer:
             return
         if t.started and self.sink is not None:
             self.sink.entry(t, info.nr, info.args)
-        if self.want_exits:
+        if self.exit_numbers is None or info.nr in self.exit_numbers:
             t.nr, t.args = info.nr, info.args
             self._resume(t, 0, syscall=True)  # to see this call's exit stop
         else:
@@ -366,9 +386,19 @@ class Tracer:
             c = self._thread(child, t)
             c.filtered, c.started = t.filtered, t.started
             if t.started and self.sink is not None:
-                kind = "lwp-create" if c.proc.pid == t.proc.pid else "create"
-                self.sink.proc(kind, t, [child])
+                self._created(t, c)
         self._resume(t, 0)
+
+    def _created(self, t: Thread, c: Thread) -> None:
+        from pydtrace.engines.user import procinfo
+
+        if c.proc.pid == t.proc.pid:
+            if self.sink.wants("lwp-create"):
+                pid = c.proc.pid
+                info = [procinfo.lwpsinfo(pid, c.tid), procinfo.psinfo(pid, c.tid)]
+                self.sink.proc("lwp-create", t, info)
+        elif self.sink.wants("create"):
+            self.sink.proc("create", t, [procinfo.psinfo(c.proc.pid)])
 
     def _exec(self, t: Thread) -> None:
         try:
@@ -507,6 +537,27 @@ def _tgid(tid: int) -> int:
     except (OSError, ValueError):
         pass
     return tid
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rfind(b")") + 2 :].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Does the process have a handler for sig (SigCgt in /proc/PID/status)?"""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _grab_message(pid: int, e: OSError) -> str:

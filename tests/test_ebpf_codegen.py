@@ -1,0 +1,201 @@
+"""Code generation from checked D: exact disassembly of small clauses,
+record/aggregation layouts, and refusals of what is not lowered yet."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from pydtrace.consume.aggregation import AggSpec
+from pydtrace.engines.ebpf import layout as L
+from pydtrace.engines.ebpf.codegen import compile_program, disassemble_program
+from pydtrace.engines.ebpf.errors import EbpfError, LoweringError
+from pydtrace.lang import types as T
+from pydtrace.session import Program, Session
+
+
+def compiled(src: str, **opts: object):
+    s = Session([Program("n", src)], settings=list(opts.items()))
+    s.compile()
+    return compile_program(s.checked, s.options)
+
+
+BEGIN_TRACE = """
+Disassembly of dt_1 (dtrace:::BEGIN):
+   0: r6 = r1
+   1: *(u32 *)(r10 - 4) = 0
+   2: r2 = r10
+   3: r2 += -4
+   4: r1 = map[frame] ll
+   6: call map_lookup_elem#1
+   7: if r0 == 0x0 goto pc+44
+   8: r9 = r0
+   9: *(u64 *)(r9 + 0) = 0
+  10: *(u64 *)(r9 + 8) = 0
+  11: *(u64 *)(r9 + 16) = 0
+  12: *(u64 *)(r9 + 24) = 0
+  13: *(u64 *)(r9 + 32) = 0
+  14: *(u64 *)(r9 + 40) = 0
+  15: *(u64 *)(r9 + 48) = 0
+  16: *(u64 *)(r9 + 56) = 0
+  17: *(u64 *)(r9 + 64) = 0
+  18: *(u64 *)(r9 + 72) = 0
+  19: *(u64 *)(r9 + 80) = 0
+  20: r1 = map_value[globals] + 0 ll
+  22: r1 = *(u64 *)(r1 + 0)
+  23: if r1 != 0x0 goto pc+28
+  24: *(u32 *)(r9 + 104) = 1
+  25: *(u32 *)(r9 + 108) = 1
+  26: *(u32 *)(r9 + 112) = 0
+  27: call get_smp_processor_id#8
+  28: *(u32 *)(r9 + 116) = r0
+  29: *(u32 *)(r9 + 120) = 1
+  30: *(u32 *)(r9 + 124) = 0
+  31: r6 = *(u64 *)(r9 + 0)
+  32: r7 = 1
+  33: r6 += r7
+  34: *(u64 *)(r9 + 128) = r6
+  35: r1 = map[records] ll
+  37: r2 = r9
+  38: r2 += 104
+  39: r3 = 32
+  40: r4 = 0
+  41: call ringbuf_output#130
+  42: if r0 s>= 0x0 goto pc+9
+  43: *(u32 *)(r10 - 4) = 0
+  44: r2 = r10
+  45: r2 += -4
+  46: r1 = map[drops] ll
+  48: call map_lookup_elem#1
+  49: if r0 == 0x0 goto pc+2
+  50: r1 = 1
+  51: lock *(u64 *)(r0 + 0) += r1
+  52: r0 = 0
+  53: exit
+"""
+
+
+def test_begin_trace_disassembly_exactly() -> None:
+    c = compiled("BEGIN { trace(arg0 + 1); }")
+    assert disassemble_program(c) == BEGIN_TRACE
+    assert [(m.name, m.type, m.value_size) for m in c.maps] == [
+        ("frame", 6, 408),
+        ("globals", 2, 8),
+        ("drops", 6, 32),
+        ("records", 27, 0),
+    ]
+    assert c.maps[3].max_entries == 4 << 20
+
+
+def test_syscall_return_prologue_and_predicate() -> None:
+    text = disassemble_program(
+        compiled("syscall::read:return /errno == 4/ { @[probefunc] = count(); }")
+    )
+    lines = text.splitlines()
+    start = lines.index("  20: r1 = *(u64 *)(r6 + 16)")
+    assert lines[start : start + 16] == [
+        "  20: r1 = *(u64 *)(r6 + 16)",
+        "  21: *(u64 *)(r9 + 0) = r1",
+        "  22: *(u64 *)(r9 + 8) = r1",
+        "  23: if r1 s>= 0x0 goto pc+3",
+        "  24: if r1 s< -4095 goto pc+2",
+        "  25: r1 = -r1",
+        "  26: *(u64 *)(r9 + 80) = r1",
+        "  27: r1 = map_value[globals] + 0 ll",
+        "  29: r1 = *(u64 *)(r1 + 0)",
+        "  30: if r1 != 0x0 goto pc+145",
+        "  31: r6 = *(u64 *)(r9 + 80)",
+        "  32: r7 = 4",
+        "  33: r1 = r6",
+        "  34: r6 = 1",
+        "  35: if r1 == r7 goto pc+1",
+        "  36: r6 = 0",
+    ]
+    assert "  73: *(u32 *)(r6 + 0) = 1684104562" in lines  # "read" as a little-endian word
+
+
+def test_program_attachments() -> None:
+    c = compiled("BEGIN {} END {} tick-1s {} profile-99 {} syscall::getpid:entry {}")
+    got = sorted((p.probe.fqn, p.prog_type, p.attach) for p in c.progs)
+    assert got == [
+        ("dtrace:::BEGIN", 17, ("run", "BEGIN")),
+        ("dtrace:::END", 17, ("run", "END")),
+        ("profile:::profile-99", 7, ("timer", 10101010, True)),
+        ("profile:::tick-1s", 7, ("timer", 1000000000, False)),
+        ("syscall:vmlinux:getpid:entry", 5, ("tracepoint", "syscalls", "sys_enter_getpid")),
+    ]
+    assert all(p.name == f"dt_{p.probe.id}" for p in c.progs)
+
+
+@pytest.mark.parametrize(
+    "src, message",
+    [
+        ('BEGIN { trace(strlen("x")); }', "the eBPF engine cannot compile strlen() yet (line 1)"),
+        ('BEGIN { self->s = "a"; }', "the eBPF engine cannot compile self->s of type string yet"),
+        ("BEGIN { @ = stddev(1); }", "the eBPF engine cannot compile stddev() yet"),
+        ("BEGIN { a[1] = 2; }", "the eBPF engine cannot compile global variable a of type int yet"),
+        ("BEGIN\n{\n\tstack();\n}", "the eBPF engine cannot compile stack() yet (line 3)"),
+        ("ERROR { trace(1); }", "the eBPF engine cannot compile ERROR clauses yet"),
+    ],
+)
+def test_constructs_not_lowered_are_refused_by_name(src: str, message: str) -> None:
+    with pytest.raises(LoweringError) as ei:
+        compiled(src)
+    assert str(ei.value) == message
+    assert isinstance(ei.value, EbpfError)
+
+
+def test_record_layout_decodes_only_the_actions_that_ran() -> None:
+    c = compiled('BEGIN { trace(1); if (arg0) { trace("x"); } printf("%d\\n", -1); }', strsize=16)
+    lay = c.records[0]
+    assert lay.size == L.HEADER + 8 + 24 + 8
+    buf = bytearray(lay.size)
+    struct.pack_into("<IIIII", buf, 0, L.REC_DATA, 1, 0, 0, 0b101)
+    struct.pack_into("<q", buf, 24, 1)
+    buf[32:34] = b"x\0"
+    struct.pack_into("<q", buf, 56, -1)
+    items = lay.decode(bytes(buf))
+    assert [i[0] for i in items] == ["trace", "printf"]
+    assert items[0][1] == 1 and items[1][2] == [(-1, T.INT)]
+    struct.pack_into("<I", buf, 16, 0b111)
+    assert lay.decode(bytes(buf))[1] == ("trace", "x", T.STRING)
+
+
+def test_aggregation_values_merge_cpus_that_updated() -> None:
+    spec = AggSpec(0, "@", "min", (), [T.STRING, T.INT], None)
+    lay = L.agg_layout(spec, "agg0", 8)
+    assert (lay.key_size, lay.value_size) == (24, 16)
+    key = b"ab".ljust(16, b"\0") + struct.pack("<q", -3)
+    assert lay.decode_key(key) == ("ab", -3)
+    cpus = [struct.pack("<Qq", 0, 0), struct.pack("<Qq", 2, 5), struct.pack("<Qq", 1, -4)]
+    states = [s for n, s in map(lay.decode_value, cpus) if n]
+    assert lay.merge(states) == -4
+    q = L.agg_layout(AggSpec(1, "@q", "lquantize", (0, 10, 2), [], None), "agg1", 8)
+    assert q.words == 7 and q.merge([[1] * 7, [2] * 7]) == [3] * 7
+
+
+def test_verifier_rejection_names_the_clause_and_line() -> None:
+    from types import SimpleNamespace
+
+    from pydtrace.engines.ebpf.engine import EbpfEngine
+
+    c = compiled("BEGIN\n{\n\ttrace(1);\n}\nBEGIN\n/arg0/\n{\n\ttrace(2);\n}")
+    p = c.progs[0]
+    # the predicate of the second clause (line 6) is the first use of arg0
+    slot = next(
+        i
+        for i, line in enumerate(disassemble_program(c).splitlines())
+        if "r6 = *(u64 *)(r9 + 0)" in line
+    )
+    slot = int(disassemble_program(c).splitlines()[slot].split(":")[0])
+    eng = SimpleNamespace(options={})
+    err = SimpleNamespace(insn=slot, summary="R6 invalid mem access 'scalar'", log="full log")
+    assert EbpfEngine._verifier_message(eng, p, err) == (  # type: ignore[arg-type]
+        "the BPF verifier rejected the program for dtrace:::BEGIN in clause dt_clause_1 at line 6: "
+        "R6 invalid mem access 'scalar'"
+    )
+    eng.options["bpflog"] = True
+    assert EbpfEngine._verifier_message(eng, p, err).endswith(
+        ": R6 invalid mem access 'scalar'\nfull log"
+    )  # type: ignore[arg-type]

@@ -1,0 +1,212 @@
+"""The eBPF engine on the real kernel: exact counts, arguments, strings,
+aggregations printed exactly as the user-space engine prints them, faults,
+and every fd released."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+
+import pytest
+
+from conftest import need, pydtrace
+from pydtrace.session import Program, Session
+
+
+def _kernel_ok() -> bool:
+    if os.geteuid() != 0:
+        return False
+    try:
+        from pydtrace.engines.ebpf.bpf import BPFError
+        from pydtrace.engines.ebpf.maps import Map
+
+        Map.create(2, 4, 8, 1, name="probe").close()
+        return True
+    except (OSError, BPFError, ImportError):
+        return False
+
+
+KERNEL = _kernel_ok()
+
+
+@pytest.fixture(autouse=True)
+def _need_bpf() -> None:
+    need(KERNEL, "BPF maps cannot be created here (root and bpf(2) needed)")
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def run_in_thread(src: str, action, **settings: object) -> tuple[str, str, int]:
+    """Run `src` on the eBPF engine in this process; call action() once every
+    probe is attached, then stop the engine and return (stdout, stderr, status)."""
+    out, err = io.StringIO(), io.StringIO()
+    opts = [("engine", "ebpf"), ("quiet", None), *settings.items()]
+    s = Session([Program("n", src)], settings=opts, out=out, err=err, testing=True)
+    s.compile()
+    result: dict[str, object] = {}
+
+    def go() -> None:
+        try:
+            result["status"] = s.run()
+        except Exception as e:  # reported to the test below
+            result["error"] = e
+
+    t = threading.Thread(target=go)
+    t.start()
+    deadline = time.monotonic() + 20
+    while getattr(s, "engine", None) is None or not s.engine.attached.is_set():
+        assert t.is_alive() or "error" not in result, result.get("error")
+        assert time.monotonic() < deadline, "engine did not attach"
+        time.sleep(0.01)
+    action()
+    time.sleep(0.2)
+    s.engine.stop()
+    t.join(20)
+    assert "error" not in result, result.get("error")
+    return out.getvalue(), err.getvalue(), int(result["status"])  # type: ignore[arg-type]
+
+
+def test_exact_syscall_count_and_no_fd_left_behind() -> None:
+    before = fds()
+    out, err, status = run_in_thread(
+        f"syscall::getppid:entry /pid == {os.getpid()}/ {{ @n = count(); }}",
+        lambda: [os.getppid() for _ in range(37)],
+    )
+    assert (out, err, status) == ("\n               37\n", "", 0)
+    assert fds() == before
+
+
+def test_syscall_arguments_errno_and_copyinstr() -> None:
+    path = f"/nonexistent/pydtrace-{os.getpid()}"
+
+    def touch() -> None:
+        with pytest.raises(FileNotFoundError):
+            open(path)
+
+    out, _, _ = run_in_thread(
+        f'syscall::openat:entry /pid == {os.getpid()}/ {{ printf("%s %s\\n", probefunc, copyinstr(arg1)); }}'
+        f' syscall::openat:return /pid == {os.getpid()}/ {{ printf("%d %d %s\\n", arg0, errno, probename); }}',
+        touch,
+    )
+    assert f"openat {path}\n-2 2 return\n" in out
+
+
+def test_predicate_on_execname_and_tid() -> None:
+    me = os.getpid()
+    out, _, _ = run_in_thread(
+        f'syscall::getpid:entry /execname != "no-such-comm" && tid == {threading.get_native_id()} && pid == {me}/'
+        " { @[execname, probeprov] = count(); }",
+        lambda: [os.getpid() for _ in range(3)],
+    )
+    comm = open("/proc/self/comm").read().strip()
+    assert out.split() == [comm, "syscall", "3"]
+
+
+def test_thread_locals_live_across_probes_of_one_thread() -> None:
+    me = os.getpid()
+    out, _, _ = run_in_thread(
+        f"syscall::getppid:entry /pid == {me}/ {{ self->n++; }}"
+        " syscall::getppid:return /self->n/ { @[self->n] = count(); }",
+        lambda: [os.getppid() for _ in range(4)],
+    )
+    assert out.split() == ["1", "1", "2", "1", "3", "1", "4", "1"]
+
+
+# Programs whose output must be byte-for-byte the same on both engines.
+SAME = [
+    'BEGIN { i = -7; u = 4000000000; c = (char)300; printf("%d %d %d %u %d %d\\n", i / 2, i % 3,'
+    ' i >> 1, u * 3, c, (unsigned char)c); printf("%d %d %d\\n", i < u, -1 < 1u, 5 > 3 && 0 || 2); exit(3); }',
+    "BEGIN { @q = quantize(0); @q = quantize(1); @q = quantize(-5); @q = quantize(1000);"
+    " @l = lquantize(7, 0, 10, 2); @l = lquantize(-1, 0, 10, 2); @l = lquantize(100, 0, 10, 2);"
+    " @a = avg(3); @a = avg(8); @mn = min(5); @mn = min(-2); @mx = max(5); @mx = max(9);"
+    ' @s[1, "a"] = sum(10); @s[2, "b"] = sum(-3); exit(0); }',
+    'BEGIN { this->x = 5; s = "abc"; t = "abd"; printf("%d %d %d %d %s\\n", s < t, s == "abc", s != t,'
+    " t > s, s); @[s] = count(); @[t] = count(); @[s] = count(); printa(@); clear(@); printa(@); exit(0); }"
+    " END { trace(this->x); }",
+    "BEGIN { x = 1; if (x) { trace(1); } else { trace(2); } y = x++ + ++x; trace(y); x += 5; x <<= 2;"
+    " trace(x); exit(0); }",
+    'BEGIN { self->x = 5; self->y = self->x * 2; printf("%d %d\\n", self->x, self->y); self->x = 0;'
+    " trace(self->x); self->x++; trace(self->x); exit(0); }",
+    "BEGIN { @[1] = sum(5); @[2] = sum(7); @[3] = sum(1); trunc(@, 2); printa(@); exit(0); }",
+    "BEGIN { z = 0; x = 1 / z; } BEGIN { trace(probename); exit(0); }",
+    'tick-10ms /n++ == 3/ { printf("%d\\n", n); exit(0); }',
+]
+
+
+@pytest.mark.parametrize("src", SAME)
+def test_same_output_as_the_user_engine(src: str) -> None:
+    e = pydtrace("-x", "engine=ebpf", "-n", src)
+    u = pydtrace("-n", src)
+    strip = lambda t: "\n".join(x.split(" at BPF pc")[0] for x in t.splitlines())  # noqa: E731
+    assert (e.status, e.out, strip(e.err)) == (u.status, u.out, strip(u.err))
+    assert e.out.strip() or e.err.strip()
+
+
+def test_fault_record_names_the_clause() -> None:
+    r = pydtrace("-q", "-x", "engine=ebpf", "-n", "BEGIN { z = 0; x = 1 / z; } BEGIN { exit(0); }")
+    assert r.status == 0
+    assert r.err.startswith(
+        "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): divide-by-zero at BPF pc "
+    )
+
+
+def test_lowering_error_is_a_clear_message() -> None:
+    r = pydtrace("-x", "engine=ebpf", "-n", 'BEGIN { trace(strlen("ab")); }')
+    assert r.status == 1
+    assert r.err.endswith(
+        "pydtrace: could not enable tracing: the eBPF engine cannot compile strlen() yet (line 1)\n"
+    )
+
+
+class FakeTargets:
+    """The -c/-p contract (targets=): one child, watched through its pidfd."""
+
+    def __init__(self, engine_box: dict) -> None:
+        import subprocess
+
+        self.box = engine_box
+        self.child = subprocess.Popen(["sleep", "0.3"])
+        self.fd = os.pidfd_open(self.child.pid)
+        self.live = 1
+        self.calls: list[str] = []
+
+    def release(self) -> None:
+        self.calls.append(f"release attached={self.box['engine'].attached.is_set()}")
+
+    def fds(self) -> list[int]:
+        return [self.fd] if self.live else []
+
+    def gone(self, fd: int) -> bool:
+        self.calls.append(f"gone {fd == self.fd}")
+        self.child.wait()
+        os.close(self.fd)
+        self.live = 0
+        return True
+
+
+def test_targets_are_released_after_attach_and_end_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydtrace.engines.ebpf import engine as engine_mod
+
+    box: dict = {}
+    made: list[FakeTargets] = []
+
+    class WithTargets(engine_mod.EbpfEngine):
+        def __init__(self, *a: object, **k: object) -> None:
+            box["engine"] = self
+            made.append(FakeTargets(box))
+            super().__init__(*a, targets=made[0], **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_mod, "EbpfEngine", WithTargets)
+    out, err = io.StringIO(), io.StringIO()
+    s = Session([Program("n", "syscall::getppid:entry { @ = count(); } END { printf(\"end\\n\"); }")],
+                settings=[("engine", "ebpf"), ("quiet", None)], out=out, err=err, testing=True)  # fmt: skip
+    s.compile()
+    t0 = time.monotonic()
+    assert s.run() == 0
+    assert time.monotonic() - t0 < 10
+    assert made[0].calls == ["release attached=True", "gone True"]
+    assert out.getvalue().startswith("end\n")
