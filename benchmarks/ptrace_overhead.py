@@ -28,7 +28,7 @@ def main() -> None:
     )
     a = ap.parse_args()
     dd = f"dd if=/dev/zero of=/dev/null bs=1 count={a.count} status=none"
-    ours = [sys.executable, "-m", "pydtrace", "-q", "-c", dd]
+    ours = [sys.executable, "-m", "pydtrace", "-x", "engine=ptrace", "-q", "-c", dd]
     rows: list[tuple[str, float]] = [("untraced", median_time(dd.split(), a.runs))]
     pairs: list[tuple[tuple[str, float], tuple[str, float]]] = []
     strace = shutil.which("strace") is not None

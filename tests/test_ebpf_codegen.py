@@ -199,3 +199,28 @@ def test_verifier_rejection_names_the_clause_and_line() -> None:
     assert EbpfEngine._verifier_message(eng, p, err).endswith(
         ": R6 invalid mem access 'scalar'\nfull log"
     )  # type: ignore[arg-type]
+
+
+def test_wide_syscall_glob_is_one_raw_syscalls_program() -> None:
+    import platform
+
+    from pydtrace.engines.ebpf import codegen
+
+    need_x86 = platform.machine() == "x86_64"
+    if not need_x86:
+        pytest.skip("syscall numbers below are x86_64's")
+    c = compiled("syscall:::entry { @[probefunc] = count(); } syscall::getppid:entry { trace(1); }")
+    assert [(p.name, p.prog_type, p.attach) for p in c.progs] == [
+        ("dt_sys_entry", codegen.PROG_RAW_TRACEPOINT, ("raw_tp", "sys_enter"))
+    ]
+    fill = dict(c.fills["sys_entry"])
+    getppid = next(p for p in c.progs[0].probes if p.function == "getppid")
+    read = next(p for p in c.progs[0].probes if p.function == "read")
+    assert fill[110] == struct.pack("<IIQ", getppid.id, 0, 0b11) + b"getppid"
+    assert fill[0] == struct.pack("<IIQ", read.id, 3, 0b01) + b"read"
+    assert len(c.progs[0].probes) == len(fill) > 300
+    # fewer matches than RAW_SYSCALL_MIN: one tracepoint program per syscall
+    few = compiled("syscall::*read*:entry { @[probefunc] = count(); }")
+    assert 1 < len(few.progs) < codegen.RAW_SYSCALL_MIN
+    assert {p.attach[:2] for p in few.progs} == {("tracepoint", "syscalls")}
+    assert few.fills == {}

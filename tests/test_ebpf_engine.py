@@ -210,3 +210,25 @@ def test_targets_are_released_after_attach_and_end_the_run(monkeypatch: pytest.M
     assert time.monotonic() - t0 < 10
     assert made[0].calls == ["release attached=True", "gone True"]
     assert out.getvalue().startswith("end\n")
+
+
+def test_wide_syscall_globs_name_each_syscall_and_give_args_and_errno() -> None:
+    path = f"/nonexistent/pydtrace-raw-{os.getpid()}"
+    me = threading.get_native_id()
+
+    def work() -> None:
+        for _ in range(3):
+            os.getppid()
+        with pytest.raises(FileNotFoundError):
+            open(path)
+
+    out, err, _ = run_in_thread(
+        f'syscall:::entry /tid == {me} && (probefunc == "getppid" || probefunc == "openat")/'
+        " { @[probefunc, probename] = count(); }"
+        f' syscall:::entry /tid == {me} && probefunc == "openat"/ {{ printf("%s\\n", copyinstr(arg1)); }}'
+        f' syscall:::return /tid == {me} && errno == 2/ {{ printf("%s %d %d\\n", probefunc, arg0, errno); }}',
+        work,
+    )
+    assert err == ""
+    assert out.splitlines()[:2] == [path, "openat -2 2"]
+    assert out.split()[-6:] == ["openat", "entry", "1", "getppid", "entry", "3"]

@@ -65,6 +65,7 @@ class Session:
         verbose: bool = False,
         commands: list[str] | None = None,
         pids: list[int] | None = None,
+        disasm: bool = False,
     ) -> None:
         self.programs = programs
         self.settings = list(settings or [])
@@ -89,7 +90,12 @@ class Session:
         self.catalogue: Any = None
         self.commands = commands or []  # -c: split into words as dtrace does (no shell)
         self.pids = pids or []  # -p
-        self.tracer: Any = None
+        self.tracer: Any = None  # the ptrace Tracer of -c/-p on the user engine
+        self.launcher: Any = None  # engines.launch.Targets of -c/-p on the eBPF engine
+        self.disasm = disasm  # -S: print the BPF programs (stderr) before running
+        self.engine: Any = None
+        self._bpf_ok: tuple[bool, str] | None = None
+        self._ptrace_targets = False  # set when a LoweringError sends -c/-p to ptrace
 
     # --- compiling ---------------------------------------------------------------
     def compile(self) -> Any:
@@ -214,11 +220,27 @@ class Session:
     # --- traced processes (-c, -p) -----------------------------------------------------
     def _start_targets(self) -> None:
         """Create -c processes (held before exec) and grab -p ones, before the
-        program is compiled, as dtrace does: $target is the first one's pid."""
+        program is compiled, as dtrace does: $target is the first one's pid.
+        On the eBPF engine a plain launcher holds them; on ptrace, the Tracer."""
+        if self.tracer is not None or self.launcher is not None:
+            return
+        if self._targets_on_ebpf():
+            from pydtrace.engines.launch import LaunchError, Targets
+
+            self.launcher = launcher = Targets()
+            try:
+                for cmd in self.commands:
+                    launcher.spawn(cmd.split() or [cmd])
+                for pid in self.pids:
+                    launcher.grab(pid)
+            except LaunchError as e:
+                launcher.finish()
+                self.launcher = None
+                raise CompileError(str(e)) from None
+            self.macro_values["target"] = launcher.pids[0]
+            return
         from pydtrace.engines.user.ptrace.tracer import TraceError, Tracer
 
-        if self.tracer is not None:
-            return
         self.tracer = tracer = Tracer()
         try:
             for cmd in self.commands:
@@ -229,7 +251,87 @@ class Session:
         except (TraceError, OSError) as e:
             tracer.finish()
             raise CompileError(str(e)) from None
-        self.macro_values.setdefault("target", tracer.targets[0].pid)
+        self.macro_values["target"] = tracer.targets[0].pid
+
+    # --- choosing the engine -------------------------------------------------------------
+    def _bpf_allowed(self) -> tuple[bool, str]:
+        """(True, "") when this process may load tracing programs; else (False, why)."""
+        if self._bpf_ok is None:
+            try:
+                from pydtrace.engines.ebpf.features import can_use_bpf
+
+                self._bpf_ok = can_use_bpf()
+            except (ImportError, OSError) as e:
+                self._bpf_ok = (False, f"eBPF is not available: {e}")
+        return self._bpf_ok
+
+    def _targets_on_ebpf(self) -> bool:
+        """Will -c/-p targets be run by the eBPF engine (decided before compiling)?"""
+        engine = self.options.get("engine")
+        if engine is not None:
+            return engine == "ebpf"
+        return not self._ptrace_targets and self._bpf_allowed()[0]
+
+    def _user_engine_can_run(self) -> bool:
+        """The user-space engine runs dtrace/profile probes itself; anything
+        else (syscall, proc) needs ptrace targets."""
+        if self.commands or self.pids:
+            return True
+        return not self._kernel_providers()
+
+    def _kernel_providers(self) -> list[str]:
+        return sorted(
+            {p.provider for c in self.checked.clauses for p in c.probes} - {"dtrace", "profile"}
+        )
+
+    def _make_ebpf(self, consumer: Any) -> tuple[Any, Exception | None]:
+        """(engine, None) or (None, the error to report when the eBPF engine is
+        chosen), falling back to the user engine when the choice is the default
+        one and it can run the program."""
+        from pydtrace.engines.ebpf.errors import EbpfError, LoweringError
+
+        engine = self.options.get("engine")
+        if engine == "ptrace":
+            return None, None
+        if engine is None:
+            ok, why = self._bpf_allowed()
+            if not ok:
+                if self._user_engine_can_run():
+                    return None, None
+                kernel = ", ".join(self._kernel_providers())
+                return None, CompileError(
+                    f"could not enable tracing: {kernel} probes without -c or -p need the eBPF engine: {why}"
+                )
+        else:
+            ok, why = self._bpf_allowed()
+            if not ok:
+                return None, CompileError(f"could not enable tracing: {why}")
+        from pydtrace.engines.ebpf.engine import EbpfEngine
+
+        try:
+            return EbpfEngine(self.checked, consumer, self.options, targets=self.launcher), None
+        except LoweringError as e:
+            if engine is None and self._user_engine_can_run():
+                self._fall_back_to_user_engine()
+                return None, None
+            return None, CompileError(f"could not enable tracing: {e}")
+        except EbpfError as e:
+            return None, CompileError(f"could not enable tracing: {e}")
+        except CompileError as e:
+            return None, e
+
+    def _fall_back_to_user_engine(self) -> None:
+        """The eBPF engine cannot lower this program: run it on the user engine,
+        whose -c/-p targets are ptrace ones, so start them again and recompile
+        ($target changes; the held -c child never ran anything)."""
+        if self.launcher is None:
+            return
+        self.launcher.finish()
+        self.launcher = None
+        self._ptrace_targets = True
+        self.checked = None
+        self.matches, self.stability = [], []
+        self.compile()
 
     def _release_targets(self) -> None:
         """Give each -c child its seccomp filter and let it exec."""
@@ -352,6 +454,7 @@ class Session:
                             json_out=self.options.get("json") is not None and self.options.get("json") is not False)  # fmt: skip
         consumer.keep = keep_records
         self.consumer = consumer
+        ebpf, refusal = self._make_ebpf(consumer)
         if self.tracer is not None:
             self._release_targets()  # an exec failure is reported before anything else
         if not self.options.get("quiet"):
@@ -369,17 +472,16 @@ class Session:
             raise CompileError("could not enable tracing: Enabling exceeds size of buffer")
         if self.checked.destructive and not self.options.get("destructive"):
             raise CompileError("could not enable tracing: Destructive actions not allowed")
-        if self.options.get("engine") == "ebpf":
-            return self._run_ebpf(consumer)
+        if refusal is not None:
+            raise refusal
+        if ebpf is not None:
+            return self._run_ebpf(ebpf, consumer)
         if self.tracer is None:
-            kernel = sorted(
-                {p.provider for c in self.checked.clauses for p in c.probes} - {"dtrace", "profile"}
-            )
+            kernel = self._kernel_providers()
             if kernel:
                 raise CompileError(
                     f"could not enable tracing: {', '.join(kernel)} probes need a target process "
-                    "(-c or -p) on the ptrace engine; system-wide tracing needs the eBPF engine, "
-                    "which this version does not have yet"
+                    "(-c or -p) on the ptrace engine; system-wide tracing needs the eBPF engine"
                 )
         engine = UserEngine(self.checked, consumer, self.options)
         self.engine = engine
@@ -397,19 +499,20 @@ class Session:
                 self.tracer.finish()
         return consumer.exit_status if consumer.exit_status is not None else 0
 
-    def _run_ebpf(self, consumer: Any) -> int:
-        """Run the program in the kernel (-x engine=ebpf)."""
-        from pydtrace.engines.ebpf.engine import EbpfEngine
+    def _run_ebpf(self, engine: Any, consumer: Any) -> int:
+        """Run the program in the kernel; -c children are released once every
+        probe is attached, and the run ends when every target has exited."""
         from pydtrace.engines.ebpf.errors import EbpfError
+        from pydtrace.engines.launch import LaunchError
 
-        if self.tracer is not None:
-            self.tracer.finish()
-            raise CompileError("could not enable tracing: -c and -p are not supported by the eBPF engine yet")
-        try:
-            engine = EbpfEngine(self.checked, consumer, self.options)
-        except EbpfError as e:
-            raise CompileError(f"could not enable tracing: {e}") from None
         self.engine = engine
+        if self.disasm:
+            from pydtrace.engines.ebpf.codegen import disassemble_program
+
+            consumer.err.write(disassemble_program(engine.compiled))
+            consumer.err.flush()
+        if self.launcher is not None:
+            engine.tracer = self.launcher  # a second Ctrl-C finishes the targets
         import threading
 
         if threading.current_thread() is threading.main_thread():
@@ -420,12 +523,30 @@ class Session:
             engine.run()
         except EbpfError as e:
             raise CompileError(f"could not enable tracing: {e}") from None
+        except LaunchError as e:
+            raise CompileError(str(e)) from None
+        finally:
+            if self.launcher is not None:
+                self.launcher.finish()
         return consumer.exit_status if consumer.exit_status is not None else 0
+
+    def disassembly(self) -> str | None:
+        """-S with -e: the BPF programs this program compiles to (None when
+        the eBPF engine cannot lower it)."""
+        from pydtrace.engines.ebpf.engine import disassemble
+        from pydtrace.engines.ebpf.errors import EbpfError
+
+        try:
+            return disassemble(self.checked, self.options)
+        except EbpfError:
+            return None
 
     def close(self) -> None:
         """Release traced processes if the session ends without running."""
         if self.tracer is not None:
             self.tracer.finish()
+        if self.launcher is not None:
+            self.launcher.finish()
 
 
 def _syscall_table() -> Any:
@@ -536,6 +657,8 @@ def trace(
         status = s.run(keep_records=True)
     except CompileError as e:
         return Result(1, out.getvalue(), err.getvalue() + f"pydtrace: {e.message}\n")
+    engine = s.engine
+    objs = engine.state.aggs if hasattr(engine, "state") else engine.aggs
     aggs = {name: {k: a.value(k) if a.spec.func not in ("quantize", "lquantize", "llquantize") else a.data[k] for k in a.data}
-            for name, a in s.engine.state.aggs.items()}  # fmt: skip
+            for name, a in objs.items()}  # fmt: skip
     return Result(status, out.getvalue(), err.getvalue(), s.consumer.records, aggs)

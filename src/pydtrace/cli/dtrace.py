@@ -88,11 +88,14 @@ def _main(pname: str, argv: list[str]) -> int:
         verbose=bool(o.verbose),
         commands=o.commands,
         pids=[int(p) for p in o.pids],
+        disasm=o.disasm,
     )
     try:
         session.compile()
         if o.list_probes or o.compile_only:
             session.close()
+            if o.disasm and o.compile_only:  # -S -e: the listing only
+                err.write(session.disassembly() or "")
             return _list(session, o, out) if o.list_probes else 0
         return session.run()
     except CompileError as e:

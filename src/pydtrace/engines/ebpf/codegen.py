@@ -17,6 +17,7 @@ The semantics follow engines/user/interpreter.py: integers are computed in
 
 from __future__ import annotations
 
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,15 @@ MAX_ARGS = 10
 DROP_RING, DROP_AGG, DROP_DYN = 0, 1, 2
 
 TEMPS = (6, 7, 8)
+DKEY_LEVELS = 2  # dynamic-variable key buffers: a subscript may itself read one (a[b[1]])
+
+# A syscall probe name (entry/return) matching at least this many syscalls is
+# served by one program on raw_syscalls (sys_enter/sys_exit) that maps the
+# syscall number to its probe, instead of one tracepoint program per syscall.
+RAW_SYSCALL_MIN = 16
+RAW_MAX_CLAUSES = 64
+# the dispatch map's value: u32 probe id (0 = not traced), u32 nargs, u64 clause mask, probefunc
+SYS_NAME = 16
 
 
 @dataclass
@@ -61,7 +71,9 @@ class ProgSpec:
     prog_type: int
     probe: Any  # probes.catalogue.Probe
     attach: tuple  # ('run', 'BEGIN'|'END') | ('tracepoint', group, event) | ('timer', period_ns, all cpus)
+    # | ('raw_tp', 'sys_enter'|'sys_exit')
     insns: list[Insn]
+    probes: list[Any] = field(default_factory=list)  # every probe served (raw syscall programs: many)
 
 
 @dataclass
@@ -74,6 +86,7 @@ class Compiled:
     global_offsets: dict[str, int] = field(default_factory=dict)
     strsize: int = 256
     frame_size: int = 0
+    fills: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)  # initial map contents
 
 
 class Frame:
@@ -128,34 +141,47 @@ class Compiler:
     def compile(self) -> Compiled:
         prog = self.prog
         for name, v in prog.globals.items():
-            if (
-                v.keys is not None
-                or v.array
-                or not (v.type.is_int() or v.type.is_string() or v.type.is_pointer())
-            ):
+            if v.array or not _scalar(v.type):
                 raise LoweringError(
                     f"the eBPF engine cannot compile global variable {name} of type {v.type} yet"
                 )
+            if v.keys is not None:
+                continue  # an associative array: a dynamic variable
             size = self.ssize if v.type.is_string() else 8
             self.global_off[name] = self.globals_size
             self.globals_size += L.align8(size)
         for name, v in prog.clocals.items():
-            if not (v.type.is_int() or v.type.is_pointer()):
+            if not _scalar(v.type):
                 raise LoweringError(
                     f"the eBPF engine cannot compile this->{name} of type {v.type} yet"
                 )
             self.this_off[name] = -1  # placed in the frame below
+        self.this_size = {n: self.ssize if v.type.is_string() else 8 for n, v in prog.clocals.items()}
         for name in self.this_off:
-            self.this_off[name] = self.frame.take(8)
-        for name, v in prog.tlocals.items():
-            if not (v.type.is_int() or v.type.is_pointer()):
-                raise LoweringError(
-                    f"the eBPF engine cannot compile self->{name} of type {v.type} yet"
-                )
-        self.tls_id = {name: i + 1 for i, name in enumerate(prog.tlocals)}
-        if self.tls_id:
-            self.f_tkey = self.frame.take(16)  # thread-local key: tid, variable id
-            self.f_tval = self.frame.take(8)
+            self.this_off[name] = self.frame.take(self.this_size[name])
+        # dynamic variables (self-> variables, associative arrays) share the `dvars`
+        # hash map: key = u64 variable id, u64 tid (0 for globals), then the
+        # subscripts (integers 8 bytes, strings strsize+1 bytes padded to 8)
+        self.dvar_id: dict[tuple[str, str], int] = {}
+        self.dkey_size, self.dval_size = 16, 8
+        for scope, table in (("global", prog.globals), ("self", prog.tlocals)):
+            for name, v in table.items():
+                if scope == "global" and v.keys is None:
+                    continue
+                shown = name if scope == "global" else f"self->{name}"
+                if v.array or not _scalar(v.type) or not all(_scalar(k) for k in v.keys or []):
+                    raise LoweringError(
+                        f"the eBPF engine cannot compile {shown} of type {v.type} yet"
+                    )
+                self.dvar_id[(scope, name)] = len(self.dvar_id) + 1
+                ksize = 16 + sum(self.key_width(k) for k in v.keys or [])
+                self.dkey_size = max(self.dkey_size, ksize)
+                if v.type.is_string():
+                    self.dval_size = max(self.dval_size, L.align8(self.ssize))
+        self.dkey_depth = 0
+        if self.dvar_id:
+            self.f_dkey = self.frame.take(self.dkey_size * DKEY_LEVELS)
+            self.f_dval = self.frame.take(self.dval_size)
         maxkey = 8
         maxval = 8
         for a in prog.aggs.values():
@@ -179,13 +205,21 @@ class Compiler:
                 self.out.probes[p.id] = p
         self.rec_max = L.FAULT_SIZE
         progs = []
+        groups = self.raw_syscall_groups(by_probe)
+        grouped = {p.id for g in groups.values() for p in g[0]}
         for pid, clauses in sorted(by_probe.items()):
             probe = self.out.probes[pid]
             if probe.provider == "dtrace" and probe.name == "ERROR":
                 raise LoweringError("the eBPF engine cannot compile ERROR clauses yet")
-            progs.append((probe, clauses))
+            if pid not in grouped:
+                progs.append((probe, clauses, None))
+        for name, (probes, clauses, masks) in groups.items():
+            progs.append((probes[0], clauses, (name, probes, masks)))
+        if groups:
+            self.f_regs = self.frame.take(168)  # a copy of the syscall's pt_regs
+            self.f_sys = self.frame.take(24)  # u32 nr (the dispatch key), probe id, clause mask
         # the record area goes last so that string temporaries have fixed offsets
-        generated = [self.program(probe, clauses) for probe, clauses in progs]
+        generated = [self.program(probe, clauses, group) for probe, clauses, group in progs]
         self.f_rec = self.frame.take(self.rec_max)
         self.f_str = self.frame.take(self.ssize * max(self.nstrings, 1))
         # offsets of the record and string areas were symbolic until now
@@ -200,12 +234,51 @@ class Compiler:
             MapSpec("drops", MAP_PERCPU_ARRAY, 4, 8 * 4, 1),
             MapSpec("records", MAP_RINGBUF, 0, 0, bufsize),
         ]
-        if self.tls_id:
-            o.maps.append(MapSpec("tls", MAP_HASH, 16, 8, _dvar_entries(self.options)))
+        if self.dvar_id:
+            o.maps.append(MapSpec("dvars", MAP_HASH, self.dkey_size, self.dval_size,
+                                  _dvar_entries(self.options, self.dkey_size + self.dval_size)))  # fmt: skip
         for lay in o.aggs.values():
             o.maps.append(MapSpec(lay.map_name, MAP_PERCPU_HASH, lay.key_size, lay.value_size,
                                   _aggentries(self.options)))  # fmt: skip
+        for name, (probes, _, masks) in groups.items():
+            mname = "sys_" + name
+            o.maps.append(MapSpec(mname, MAP_ARRAY, 4, SYS_NAME + L.align8(self.ssize),
+                                  self.sys_entries))  # fmt: skip
+            fill = []
+            for p in probes:
+                nargs = min(len(getattr(p.data, "args", ()) or ()), 6)
+                head = struct.pack("<IIQ", p.id, nargs, masks[p.id])
+                fill.append((p.data.nr, head + p.function.encode()[: self.strsize]))
+            o.fills[mname] = fill
         return o
+
+    def raw_syscall_groups(self, by_probe: dict[int, list[ClauseInfo]]) -> dict[str, Any]:
+        """entry/return -> (probes, merged clauses, {probe id: clause mask}) for the
+        syscall probe names matching RAW_SYSCALL_MIN syscalls or more."""
+        out: dict[str, Any] = {}
+        regs = _syscall_regs()
+        if regs is None:
+            return out
+        self.sys_regs = regs
+        for which in ("entry", "return"):
+            probes = [
+                self.out.probes[pid]
+                for pid in sorted(by_probe)
+                if self.out.probes[pid].provider == "syscall"
+                and self.out.probes[pid].name == which
+                and getattr(self.out.probes[pid].data, "nr", None) is not None
+            ]
+            if len(probes) < RAW_SYSCALL_MIN:
+                continue
+            merged = sorted({c.index: c for p in probes for c in by_probe[p.id]}.values(),
+                            key=lambda c: c.index)  # fmt: skip
+            if len(merged) > RAW_MAX_CLAUSES:
+                continue
+            pos = {c.index: k for k, c in enumerate(merged)}
+            masks = {p.id: sum(1 << pos[c.index] for c in by_probe[p.id]) for p in probes}
+            self.sys_entries = max(getattr(self, "sys_entries", 1), max(p.data.nr for p in probes) + 1)
+            out[which] = (probes, merged, masks)
+        return out
 
     # Record and string areas are placed after every clause is compiled (their
     # sizes are only known then); instructions address them with these markers
@@ -229,12 +302,16 @@ class Compiler:
                     raise LoweringError("the eBPF engine's frame is too large (lower strsize)")
 
     # --- one probe ---------------------------------------------------------------------
-    def program(self, probe: Any, clauses: list[ClauseInfo]) -> ProgSpec:
+    def program(self, probe: Any, clauses: list[ClauseInfo], group: Any = None) -> ProgSpec:
         a = Assembler()
         self.a = a
         self.probe = probe
+        self.group = group  # (entry|return, probes, masks) for a raw syscall program
         prov, name = probe.provider, probe.name
-        if prov == "dtrace" and name in ("BEGIN", "END"):
+        if group is not None:
+            ptype = PROG_RAW_TRACEPOINT
+            attach = ("raw_tp", "sys_enter" if name == "entry" else "sys_exit")
+        elif prov == "dtrace" and name in ("BEGIN", "END"):
             ptype, attach = PROG_RAW_TRACEPOINT, ("run", name)
         elif prov == "profile":
             from pydtrace.probes.profile import profile_period_ns
@@ -262,18 +339,90 @@ class Compiler:
         a.jmp("==", R0, done, imm=0)
         a.mov(R9, R0)
         self.prologue_args(ptype, probe)
-        for off in self.this_off.values():
-            a.st(8, R9, off, 0)
+        if group is not None:
+            self.prologue_syscall(group, done)
+        for name, off in self.this_off.items():
+            for p in range(0, self.this_size[name], 8):
+                a.st(min(8, self.this_size[name] - p), R9, off + p, 0)
         is_end = prov == "dtrace" and name == "END"
-        for c in clauses:
-            self.clause(c, done, is_end)
+        for k, c in enumerate(clauses):
+            self.clause(c, done, is_end, bit=k if group is not None else None)
         a.origin = ("epilogue", 0, 0)
         a.place(done)
         a.movi(R0, 0)
         a.exit()
         insns = a.resolve()
+        if group is not None:
+            return ProgSpec(f"dt_sys_{group[0]}", ptype, probe, attach, insns, list(group[1]))
         pname = f"dt_{probe.id}"
-        return ProgSpec(pname, ptype, probe, attach, insns)
+        return ProgSpec(pname, ptype, probe, attach, insns, [probe])
+
+    def prologue_syscall(self, group: Any, done: str) -> None:
+        """raw_syscalls: ctx = (struct pt_regs *, nr | return value). Find the
+        syscall's probe in the dispatch map (untraced syscalls end here), then
+        its arguments (entry) or return value and errno (return)."""
+        a = self.a
+        which = group[0]
+        regs = self.sys_regs
+        fa = self.f_args
+        # a copy of pt_regs: the arguments, and the syscall number at return
+        a.mov(R1, R9)
+        a.alu("+", R1, imm=self.f_regs)
+        a.movi(R2, regs["size"])
+        a.ldx(8, R3, 6, 0)
+        a.call("probe_read_kernel")
+        a.jmp("!=", R0, done, imm=0)
+        if which == "entry":
+            a.ldx(8, R1, 6, 8)
+        else:
+            a.ldx(8, R1, R9, self.f_regs + regs["nr"])
+        a.jmp(">=", R1, done, imm=self.sys_entries)  # also -1 (no syscall)
+        a.stx(4, R9, self.f_sys, R1)
+        a.mov(R2, R9)
+        a.alu("+", R2, imm=self.f_sys)
+        a.ld_map(R1, "sys_" + which)
+        a.call("map_lookup_elem")
+        a.jmp("==", R0, done, imm=0)
+        a.ldx(4, R1, R0, 0)
+        a.jmp("==", R1, done, imm=0)
+        a.stx(8, R9, self.f_sys + 8, R1)
+        a.ldx(8, R1, R0, 8)
+        a.stx(8, R9, self.f_sys + 16, R1)
+        if which == "entry":
+            a.ldx(4, R4, R0, 4)  # nargs: the others stay 0, as with the syscall's tracepoint
+            end = a.new_label("args")
+            for i, off in enumerate(regs["args"]):
+                a.jmp("<=", R4, end, imm=i)
+                a.ldx(8, R1, R9, self.f_regs + off)
+                a.stx(8, R9, fa + 8 * i, R1)
+            a.place(end)
+        else:
+            a.ldx(8, R1, 6, 8)
+            a.stx(8, R9, fa, R1)
+            a.stx(8, R9, fa + 8, R1)
+            skip = a.new_label("noerr")
+            a.jmp("s>=", R1, skip, imm=0)
+            a.jmp("s<", R1, skip, imm=-4095)
+            a.neg(R1)
+            a.stx(8, R9, self.f_errno, R1)
+            a.place(skip)
+
+    def store_probe_id(self, scratch: int) -> None:
+        """The record header's probe id."""
+        a = self.a
+        if self.group is not None:
+            a.ldx(8, scratch, R9, self.f_sys + 8)
+            a.stx(4, R9, 4, scratch)
+        else:
+            a.st(4, R9, 4, self.probe.id)
+        self._mark(a.insns[-1], "rec", 4)
+
+    def probe_id_to(self, reg: int) -> None:
+        """reg = the firing probe's id (known at run time in a raw syscall program)."""
+        if self.group is not None:
+            self.a.ldx(8, reg, R9, self.f_sys + 8)
+        else:
+            self.a.movi(reg, self.probe.id)
 
     def prologue_args(self, ptype: int, probe: Any) -> None:
         a = self.a
@@ -313,7 +462,7 @@ class Compiler:
             a.place(stored)
 
     # --- clauses -----------------------------------------------------------------------
-    def clause(self, c: ClauseInfo, done: str, is_end: bool) -> None:
+    def clause(self, c: ClauseInfo, done: str, is_end: bool, bit: int | None = None) -> None:
         a = self.a
         self.c = c
         self.temps = list(TEMPS)
@@ -326,6 +475,11 @@ class Compiler:
         self.fault_label = a.new_label("fault")
         self.faults_used = False
         a.origin = ("clause", c.index, c.line)
+        if bit is not None:  # a raw syscall program: does this clause serve the firing probe?
+            a.ldx(8, R1, R9, self.f_sys + 16)
+            a.alu(">>", R1, imm=bit)
+            a.alu("&", R1, imm=1)
+            a.jmp("==", R1, self.next_clause, imm=0)
         if not is_end:
             a.ld_map(R1, "globals", 0)
             a.ldx(8, R1, R1, 0)
@@ -341,8 +495,7 @@ class Compiler:
         if c.records:
             a.st(4, R9, 0, L.REC_DATA)
             self._mark(a.insns[-1], "rec", 0)
-            a.st(4, R9, 4, self.probe.id)
-            self._mark(a.insns[-1], "rec", 4)
+            self.store_probe_id(R1)
             a.st(4, R9, 8, c.index)
             self._mark(a.insns[-1], "rec", 8)
             a.call("get_smp_processor_id")
@@ -412,8 +565,7 @@ class Compiler:
         c = self.c
         a.st(4, R9, 0, L.REC_FAULT)
         self._mark(a.insns[-1], "rec", 0)
-        a.st(4, R9, 4, self.probe.id)
-        self._mark(a.insns[-1], "rec", 4)
+        self.store_probe_id(R4)
         a.st(4, R9, 8, c.index)
         self._mark(a.insns[-1], "rec", 8)
         a.stx(8, R9, 16, R3)
@@ -818,6 +970,28 @@ class Compiler:
         a.movi(x.reg, 0)
         a.place(yes)
 
+    def string_compare_literal(self, x: Value, lit: bytes, op: str) -> None:
+        """x.reg = 1 if (x op lit) else 0: the literal's bytes (and its NUL) are
+        compared unrolled, so no second buffer or register is needed."""
+        a = self.a
+        diff, end = a.new_label("ldiff"), a.new_label("lend")
+        for i, ch in enumerate(lit + b"\0"):
+            a.ldx(1, R4, x.reg, i)
+            a.movi(R5, ch)
+            a.jmp("!=", R4, diff, src=R5)
+        a.movi(R0, 0)
+        a.ja(end)
+        a.place(diff)
+        a.movi(R0, 1)
+        a.jmp(">", R4, end, src=R5)
+        a.movi(R0, -1)
+        a.place(end)
+        yes = a.new_label("lcmp")
+        a.movi(x.reg, 1)
+        a.jmp({"==": "==", "!=": "!=", "<": "s<", "<=": "s<=", ">": "s>", ">=": "s>="}[op], R0, yes, imm=0)
+        a.movi(x.reg, 0)
+        a.place(yes)
+
     # --- expressions --------------------------------------------------------------------
     def expr(self, e: ast.Expr) -> Value:
         m = getattr(self, "_x_" + type(e).__name__, None)
@@ -885,10 +1059,24 @@ class Compiler:
             "probefunc": p.function,
             "probename": p.name,
         }
+        if name == "probefunc" and self.group is not None:
+            v, _ = self.new_string()  # stays "" if the lookup could fail (it cannot)
+            a.mov(R2, R9)
+            a.alu("+", R2, imm=self.f_sys)
+            a.ld_map(R1, "sys_" + self.group[0])
+            a.call("map_lookup_elem")
+            missing = a.new_label("nofunc")
+            a.jmp("==", R0, missing, imm=0)
+            a.mov(v.reg, R0)
+            a.alu("+", v.reg, imm=SYS_NAME)
+            a.place(missing)
+            return v
         if name in strings:
             return self.const_string(strings[name])
         if name in ("id", "epid"):
-            return self.const(p.id, t)
+            v = self.alloc(t)
+            self.probe_id_to(v.reg)
+            return v
         if name == "execname":
             v, _ = self.new_string()
             a.mov(R1, v.reg)
@@ -932,56 +1120,109 @@ class Compiler:
 
     def _x_ThisVar(self, e: ast.ThisVar) -> Value:
         v = self.alloc(e.ctype)  # type: ignore[attr-defined]
-        self.a.ldx(8, v.reg, R9, self.this_off[e.name])
+        if v.ctype.is_string():  # the frame's buffer itself
+            self.a.mov(v.reg, R9)
+            self.a.alu("+", v.reg, imm=self.this_off[e.name])
+        else:
+            self.a.ldx(8, v.reg, R9, self.this_off[e.name])
         return v
 
-    def tls_key(self, name: str) -> None:
-        """The frame's thread-local key = (this thread's id, the variable's id)."""
-        a = self.a
-        a.call("get_current_pid_tgid")
-        a.alu("=", R0, R0, wide=False)
-        a.stx(8, R9, self.f_tkey, R0)
-        a.st(8, R9, self.f_tkey + 8, self.tls_id[name])
+    # --- dynamic variables -----------------------------------------------------------
+    def key_width(self, t: CType) -> int:
+        return L.align8(self.ssize) if t.is_string() else 8
 
-    def _x_SelfVar(self, e: ast.SelfVar) -> Value:
+    def dvar_key(self, scope: str, name: str, keys: list[ast.Expr]) -> int:
+        """Build a `dvars` key in the frame; returns its frame offset."""
         a = self.a
-        self.tls_key(e.name)
-        v = self.alloc(e.ctype)  # type: ignore[attr-defined]
-        a.ld_map(R1, "tls")
+        depth = self.dkey_depth
+        if depth >= DKEY_LEVELS:
+            raise self.unsupported("associative arrays subscripted this deep", keys[0] if keys else None)
+        base = self.f_dkey + depth * self.dkey_size
+        self.dkey_depth += 1
+        pos = 16
+        for k in keys:
+            t: CType = k.ctype  # type: ignore[attr-defined]
+            v = self.expr(k)
+            if t.is_string():
+                self.copy_string_to(R9, base + pos, v.reg)
+                for pad in range(self.ssize, self.key_width(t)):
+                    a.st(1, R9, base + pos + pad, 0)
+            else:
+                if t.is_int():
+                    self.wrap(v.reg, t)
+                a.stx(8, R9, base + pos, v.reg)
+            pos += self.key_width(t)
+            self.free(v)
+        self.dkey_depth -= 1
+        a.st(8, R9, base, self.dvar_id[(scope, name)])
+        if scope == "self":
+            a.call("get_current_pid_tgid")
+            a.alu("=", R0, R0, wide=False)
+            a.stx(8, R9, base + 8, R0)
+        else:
+            a.st(8, R9, base + 8, 0)
+        for p in range(pos, self.dkey_size, 8):
+            a.st(8, R9, base + p, 0)
+        return base
+
+    def dvar_load(self, scope: str, name: str, keys: list[ast.Expr], t: CType) -> Value:
+        """The variable's value; 0 (or "") when it does not exist."""
+        a = self.a
+        base = self.dvar_key(scope, name, keys)
+        if t.is_string():
+            v, _ = self.new_string()
+        else:
+            v = self.alloc(t)
+            a.movi(v.reg, 0)
+        a.ld_map(R1, "dvars")
         a.mov(R2, R9)
-        a.alu("+", R2, imm=self.f_tkey)
+        a.alu("+", R2, imm=base)
         a.call("map_lookup_elem")
-        a.movi(v.reg, 0)
         unset = a.new_label("unset")
         a.jmp("==", R0, unset, imm=0)
-        a.ldx(8, v.reg, R0, 0)
+        if t.is_string():
+            self.copy_string_to(v.reg, 0, R0)
+        else:
+            a.ldx(8, v.reg, R0, 0)
         a.place(unset)
         return v
 
-    def store_self(self, name: str, v: Value) -> None:
-        """self->x = v; assigning 0 deletes the variable, as dtrace does."""
+    def dvar_store(self, scope: str, name: str, keys: list[ast.Expr], v: Value, t: CType) -> None:
+        """Assign a dynamic variable; an integer 0 deletes it, as dtrace does."""
         a = self.a
-        self.tls_key(name)
-        a.ld_map(R1, "tls")
+        base = self.dvar_key(scope, name, keys)
+        done = a.new_label("dvdone")
+        delete = a.new_label("dvdel")
+        if t.is_string():
+            self.copy_string_to(R9, self.f_dval, v.reg)
+        else:
+            a.jmp("==", v.reg, delete, imm=0)
+            a.stx(8, R9, self.f_dval, v.reg)
+        a.ld_map(R1, "dvars")
         a.mov(R2, R9)
-        a.alu("+", R2, imm=self.f_tkey)
-        delete = a.new_label("tdel")
-        done = a.new_label("tdone")
-        a.jmp("==", v.reg, delete, imm=0)
-        a.stx(8, R9, self.f_tval, v.reg)
+        a.alu("+", R2, imm=base)
         a.mov(R3, R9)
-        a.alu("+", R3, imm=self.f_tval)
+        a.alu("+", R3, imm=self.f_dval)
         a.movi(R4, 0)
         a.call("map_update_elem")
         a.jmp("s>=", R0, done, imm=0)
         self.count_drop(DROP_DYN)
         a.ja(done)
         a.place(delete)
-        a.call("map_delete_elem")
+        if not t.is_string():
+            a.ld_map(R1, "dvars")
+            a.mov(R2, R9)
+            a.alu("+", R2, imm=base)
+            a.call("map_delete_elem")
         a.place(done)
+
+    def _x_SelfVar(self, e: ast.SelfVar) -> Value:
+        return self.dvar_load("self", e.name, [], e.ctype)  # type: ignore[attr-defined]
 
     def _x_Index(self, e: ast.Index) -> Value:
         kind, what = e.ref  # type: ignore[attr-defined]
+        if kind == "assoc":
+            return self.dvar_load(what.scope, what.name, e.args, what.type)
         if kind == "args" and what is not None:
             t: CType = e.ctype  # type: ignore[attr-defined]
             v = self.alloc(t)
@@ -1071,6 +1312,9 @@ class Compiler:
                 a.jmp("==", x.reg, out, imm=0)
             elif op == "||":
                 a.jmp("!=", x.reg, out, imm=0)
+            if op != "^^":
+                # x is dead on this path: the right side may use its register
+                self.free(x)
             y = self.expr(e.right)
             self.normalize(y.reg)
             if op == "^^":
@@ -1078,12 +1322,22 @@ class Compiler:
             else:
                 a.mov(x.reg, y.reg)
             self.free(y)
+            if op != "^^":
+                self.temps.remove(x.reg)
             a.place(out)
             x.ctype = t
             return x
         if op == ",":
             self.free(self.expr(e.left))
             return self.expr(e.right)
+        if op in ("<", "<=", ">", ">=", "==", "!=") and getattr(e, "strcmp", False):
+            lit = _short_literal(e.right, self.strsize) or _short_literal(e.left, self.strsize)
+            if lit is not None and e.left.ctype.is_string() and e.right.ctype.is_string():  # type: ignore[attr-defined]
+                flip = _short_literal(e.right, self.strsize) is None
+                x = self.expr(e.left if not flip else e.right)
+                self.string_compare_literal(x, lit, _FLIP[op] if flip else op)
+                x.ctype = t
+                return x
         x = self.expr(e.left)
         y = self.expr(e.right)
         if op in ("<", "<=", ">", ">=", "==", "!="):
@@ -1229,10 +1483,17 @@ class Compiler:
                 a.stx(8, R2, off, v.reg)
             return
         if isinstance(target, ast.ThisVar):
-            a.stx(8, R9, self.this_off[target.name], v.reg)
+            if t.is_string():
+                self.copy_string_to(R9, self.this_off[target.name], v.reg)
+            else:
+                a.stx(8, R9, self.this_off[target.name], v.reg)
             return
         if isinstance(target, ast.SelfVar):
-            self.store_self(target.name, v)
+            self.dvar_store("self", target.name, [], v, t)
+            return
+        if isinstance(target, ast.Index) and target.ref[0] == "assoc":  # type: ignore[attr-defined]
+            var = target.ref[1]  # type: ignore[attr-defined]
+            self.dvar_store(var.scope, var.name, target.args, v, var.type)
             return
         raise self.unsupported(f"assignment to {type(target).__name__}", target)
 
@@ -1248,6 +1509,43 @@ class Compiler:
             self.free(addr)
             return v
         raise self.unsupported(f"{e.name}()", e)
+
+
+_FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _short_literal(e: Any, strsize: int) -> bytes | None:
+    """The bytes of a string literal short enough to compare unrolled."""
+    if isinstance(e, ast.StrLit):
+        data = e.value.encode("utf-8", "surrogateescape")[:strsize]
+        if len(data) <= 64:
+            return data
+    return None
+
+
+def _syscall_regs() -> dict[str, Any] | None:
+    """Where pt_regs keeps the syscall arguments and number on this machine
+    (from BTF); None when unknown: each syscall then gets its own tracepoint."""
+    import platform
+
+    try:
+        from pydtrace.engines.ebpf.btf import BTFError, vmlinux
+
+        b = vmlinux()
+        m = platform.machine()
+        if m == "x86_64":
+            args = [b.member_offset("pt_regs", r) for r in ("di", "si", "dx", "r10", "r8", "r9")]
+            nr = b.member_offset("pt_regs", "orig_ax")
+        elif m == "aarch64":
+            base = b.member_offset("pt_regs", "regs")
+            args = [b.member_offset("pt_regs", "orig_x0")] + [base + 8 * i for i in range(1, 6)]
+            nr = b.member_offset("pt_regs", "syscallno")
+        else:
+            return None
+    except (ImportError, OSError, BTFError):
+        return None
+    size = max(args + [nr]) + 8
+    return {"args": args, "nr": nr, "size": size} if size <= 168 else None
 
 
 def _bufsize(value: Any) -> int:
@@ -1268,8 +1566,12 @@ def _bufsize(value: Any) -> int:
     return size
 
 
-def _dvar_entries(options: dict[str, Any]) -> int:
-    """Thread-local entries: dynvarsize over an entry's size (key 16 + value 8 + overhead)."""
+def _scalar(t: CType) -> bool:
+    return t.is_int() or t.is_pointer() or t.is_string()
+
+
+def _dvar_entries(options: dict[str, Any], size: int = 24) -> int:
+    """Dynamic variable entries: dynvarsize over an entry's size (key + value + overhead)."""
     from pydtrace.options import XoptError, parse_size
 
     value = options.get("dynvarsize") or (1 << 20)
@@ -1277,7 +1579,7 @@ def _dvar_entries(options: dict[str, Any]) -> int:
         n = value if isinstance(value, int) else parse_size(str(value))
     except XoptError:
         n = 1 << 20
-    return max(n // 64, 16)
+    return max(n // (size + 40), 16)
 
 
 def _aggentries(options: dict[str, Any]) -> int:

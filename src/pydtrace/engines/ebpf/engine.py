@@ -63,6 +63,10 @@ class EbpfEngine:
             for m in self.compiled.maps:
                 self.maps[m.name] = Map.create(m.type, m.key_size, m.value_size, m.max_entries,
                                                m.flags, name=m.name)  # fmt: skip
+            for name, entries in self.compiled.fills.items():
+                m = self.maps[name]
+                for key, value in entries:
+                    m.update(key, value.ljust(m.value_size, b"\0"))
         except BPFError as e:
             raise EbpfError(str(e)) from None
         fds = {name: m.fd for name, m in self.maps.items()}
@@ -96,12 +100,21 @@ class EbpfEngine:
         from pydtrace.engines.ebpf import perf
         from pydtrace.probes import tracefs
 
+        missing: list[str] = []
+        tracepoints = 0
         for p in self.compiled.progs:
             kind = p.attach[0]
             fd = self.prog_fds[p.name]
             try:
                 if kind == "tracepoint":
-                    self.attachments.append(perf.attach_tracepoint(fd, p.attach[1], p.attach[2]))
+                    tracepoints += 1
+                    try:
+                        self.attachments.append(perf.attach_tracepoint(fd, p.attach[1], p.attach[2]))
+                    except tracefs.NoSuchEvent as e:
+                        # a syscall this kernel does not trace (uselib...): it never fires
+                        missing.append(str(e))
+                elif kind == "raw_tp":
+                    self.attachments.append(perf.attach_raw_tracepoint(fd, p.attach[1]))
                 elif kind == "timer":
                     period, every = p.attach[1], p.attach[2]
                     if every:
@@ -112,6 +125,8 @@ class EbpfEngine:
                         self.attachments.append(perf.open_clock(fd, period, online_cpus()[0]))
             except (OSError, tracefs.TracefsError) as e:
                 raise EbpfError(str(e)) from None
+        if missing and len(missing) == tracepoints and len(self.attachments) == 0:
+            raise EbpfError(missing[0])
 
     def close(self) -> None:
         """Release everything: attachments, the ring mapping, programs, maps."""

@@ -58,9 +58,11 @@ class UserEngine:
         self.tracer: Any = None  # a ptrace Tracer feeding events, for -c/-p
 
     # --- firing --------------------------------------------------------------------
-    def fire_traced(self, probe: Any, args: list[Any], thread: Any, errno: int) -> None:
+    def fire_traced(
+        self, probe: Any, args: list[Any], thread: Any, errno: int, objects: bool = False
+    ) -> None:
         """Fire for an event of a traced thread: its pid, tid, names and ids.
-        An argument given as bytes is a structure args[i] points at."""
+        With objects, an argument given as bytes is a structure args[i] points at."""
         proc = thread.proc
         if not proc.loaded:
             proc.load()
@@ -70,7 +72,7 @@ class UserEngine:
             f.pid, f.tid, f.ppid = proc.pid, thread.tid, proc.ppid
             f.uid, f.gid, f.execname = proc.uid, proc.gid, proc.execname
             f.errno = errno
-            for i, a in enumerate(args):
+            for i, a in enumerate(args if objects else ()):
                 if isinstance(a, bytes):  # a structure (psinfo_t...): args[i] points at it
                     addr = self.state.mem.alloc(len(a))
                     self.state.mem.write(addr, a)

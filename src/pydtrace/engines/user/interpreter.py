@@ -53,12 +53,9 @@ class Firing:
         self.args = args
         self.cpu = cpu
         self.process = process  # the traced process's facts, when an event source has one
-        self.tid = threading.get_native_id()
-        self.pid = os.getpid()
-        self.ppid = os.getppid()
-        self.uid = os.getuid()
-        self.gid = os.getgid()
-        self.execname = _own_comm()
+        # pydtrace's own identity, for its own probes (BEGIN, tick): an event
+        # source of traced processes overwrites these
+        self.tid, self.pid, self.ppid, self.uid, self.gid, self.execname = _OWN or _own()
         self.errno = 0
         self.this: dict[str, Any] = {}
         self.items: list[tuple] = []
@@ -90,6 +87,22 @@ def _tgkill(tgid: int, tid: int, sig: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.tgkill(tgid, tid, sig) < 0:
         raise OSError(ctypes.get_errno(), "tgkill")
+
+
+_OWN: tuple[int, int, int, int, int, str] | None = None
+
+
+def _own() -> tuple[int, int, int, int, int, str]:
+    global _OWN
+    _OWN = (
+        threading.get_native_id(),
+        os.getpid(),
+        os.getppid(),
+        os.getuid(),
+        os.getgid(),
+        _own_comm(),
+    )
+    return _OWN
 
 
 _COMM: str | None = None

@@ -102,7 +102,7 @@ class Sink:
         return set(self.return_probes) | self.proc_exits
 
     def entry(self, t: Any, nr: int, args: tuple[int, ...]) -> None:
-        if nr in self.proc_entries and nr in self.exec_numbers:
+        if nr in self.proc_entries:
             self._exec(t, nr, args)
         p = self.entry_probes.get(nr)
         if p is not None:
@@ -123,7 +123,7 @@ class Sink:
     def proc(self, kind: str, t: Any, args: list[Any]) -> None:
         p = self.proc_probes.get(kind)
         if p is not None:
-            self.engine.fire_traced(p, args, t, 0)
+            self.engine.fire_traced(p, args, t, 0, objects=True)
 
     def wants(self, kind: str) -> bool:
         return kind in self.proc_probes
