@@ -134,13 +134,31 @@ SAME = [
     "BEGIN { @[1] = sum(5); @[2] = sum(7); @[3] = sum(1); trunc(@, 2); printa(@); exit(0); }",
     "BEGIN { z = 0; x = 1 / z; } BEGIN { trace(probename); exit(0); }",
     'tick-10ms /n++ == 3/ { printf("%d\\n", n); exit(0); }',
+    # associative arrays (int and string keys), assigning 0 deletes, self-> and this-> strings
+    'BEGIN { a[1, "x"] = 5; a[2, "y"] = 7; a[1, "x"] += 2; printf("%d %d %d\\n", a[1, "x"], a[2, "y"],'
+    ' a[3, "z"]); a[2, "y"] = 0; trace(a[2, "y"]); exit(0); }',
+    'BEGIN { self->s = "hello"; self->t[1] = "one"; self->t[2] = self->s; this->q = "tq";'
+    ' printf("%s %s %s [%s] %s\\n", self->s, self->t[1], self->t[2], self->t[3], this->q); exit(0); }',
+    'BEGIN { this->q = "tq"; s[this->q] = 3; s["zz"] = s[this->q] + 1; b[s["zz"]] = 9;'
+    ' printf("%d %d %d %d\\n", s["tq"], s["zz"], b[s["zz"]], s["tq"] < s["zz"]);'
+    ' @[s["zz"], this->q] = count(); exit(0); }',
+    # a fault runs ERROR's clauses (arg1..arg5 as dtrace); a fault inside them is only counted
+    'BEGIN { z = 0; x = 1 / z; trace(5); } BEGIN { trace(arg0); } ERROR { printf("%d %d %d %d %d\\n",'
+    " arg0, arg1, arg2, arg4, arg5); @e[probename] = count(); } ERROR /arg4 == 4/ { z = 0; y = 1 / z; }"
+    " END { trace(1); } BEGIN { exit(0); }",
+    "BEGIN { @s = stddev(1); @s = stddev(5); @s = stddev(-3000000000); @s2[1] = stddev(7); @s2[1] = stddev(9);"
+    " @l = llquantize(0, 10, 0, 3, 10); @l = llquantize(5, 10, 0, 3, 10); @l = llquantize(77, 10, 0, 3, 10);"
+    " @l = llquantize(-250, 10, 0, 3, 10); @l = llquantize(123456, 10, 0, 3, 10);"
+    " @l = llquantize(3000, 10, 0, 3, 10, 4); @m = llquantize(1000000, 2, 2, 20, 4);"
+    " @m = llquantize(6, 2, 2, 20, 4); exit(0); }",
+    'BEGIN { x = "abc"; printf("%d %d %d %d\\n", x == "abc", x < "abd", "abd" < x, x != "ab"); exit(0); }',
 ]
 
 
 @pytest.mark.parametrize("src", SAME)
 def test_same_output_as_the_user_engine(src: str) -> None:
     e = pydtrace("-x", "engine=ebpf", "-n", src)
-    u = pydtrace("-n", src)
+    u = pydtrace("-x", "engine=ptrace", "-n", src)
     strip = lambda t: "\n".join(x.split(" at BPF pc")[0] for x in t.splitlines())  # noqa: E731
     assert (e.status, e.out, strip(e.err)) == (u.status, u.out, strip(u.err))
     assert e.out.strip() or e.err.strip()
@@ -198,6 +216,7 @@ def test_targets_are_released_after_attach_and_end_the_run(monkeypatch: pytest.M
         def __init__(self, *a: object, **k: object) -> None:
             box["engine"] = self
             made.append(FakeTargets(box))
+            k.pop("targets", None)
             super().__init__(*a, targets=made[0], **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine_mod, "EbpfEngine", WithTargets)
@@ -232,3 +251,12 @@ def test_wide_syscall_globs_name_each_syscall_and_give_args_and_errno() -> None:
     assert err == ""
     assert out.splitlines()[:2] == [path, "openat -2 2"]
     assert out.split()[-6:] == ["openat", "entry", "1", "getppid", "entry", "3"]
+
+
+def test_ppid_progenyof_curthread() -> None:
+    out, err, _ = run_in_thread(
+        f'BEGIN {{ printf("%d %d %d %d %d %d\\n", ppid, progenyof(pid), progenyof({os.getppid()}),'
+        f" progenyof(1), progenyof(0), curthread != 0); }}",
+        lambda: None,
+    )
+    assert (out, err) == (f"{os.getppid()} 1 1 1 0 1\n\n", "")

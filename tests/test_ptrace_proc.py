@@ -68,6 +68,13 @@ def stopped(pid: int) -> bool:
     return data[data.rfind(")") + 2] in "Tt"
 
 
+def traced(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        return any(
+            line.split() != ["TracerPid:", "0"] for line in f if line.startswith("TracerPid:")
+        )
+
+
 PROC_TREE = """
 #include <pthread.h>
 #include <signal.h>
@@ -321,3 +328,42 @@ def test_setuid_binary_runs_without_privilege_under_an_ordinary_tracer() -> None
         assert untraced.stdout == "euid 0\n"  # the binary really is set-user-ID root
     finally:
         shutil.rmtree(tmp)
+
+
+def test_several_commands_and_target_is_the_first() -> None:
+    r = run(
+        "-q",
+        "-c",
+        "/bin/echo a",
+        "-c",
+        "/bin/echo b",
+        "-n",
+        'proc:::exit { printf("%d %d\\n", pid == $target, args[0]); }',
+    )
+    # the two commands run at the same time: their lines may interleave
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split("\n")) == ["", "", "0 1", "1 1", "a", "b"]
+
+
+def test_several_processes_grabbed_until_all_exit() -> None:
+    a = subprocess.Popen(["sleep", "30"])
+    b = subprocess.Popen(["sleep", "30"])
+    env = dict(os.environ, PYTHONPATH=SRC)
+    d = 'proc:::exit { printf("%d\\n", pid); }'
+    proc = subprocess.Popen(
+        pydtrace("-q", "-p", str(a.pid), "-p", str(b.pid), "-n", d),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: traced(a.pid) and traced(b.pid))
+        a.terminate()
+        a.wait()
+        time.sleep(0.3)
+        assert proc.poll() is None  # b is still traced
+        b.terminate()
+        b.wait()
+        out, err = proc.communicate(timeout=20)
+    finally:
+        for p in (a, b, proc):
+            p.kill()
+    assert (proc.returncode, out) == (0, f"{a.pid}\n{b.pid}\n\n"), err

@@ -130,9 +130,9 @@ def test_verbose_stability_report():
 
 
 def test_syscall_probes_without_a_target_are_refused():
-    r = pydtrace("-n", "syscall::read:entry { @ = count(); }")
+    r = pydtrace("-x", "engine=ptrace", "-n", "syscall::read:entry { @ = count(); }")
     assert r.status == 1
     assert r.err.splitlines()[-1] == (
         "pydtrace: could not enable tracing: syscall probes need a target process (-c or -p) on the "
-        "ptrace engine; system-wide tracing needs the eBPF engine, which this version does not have yet"
+        "ptrace engine; system-wide tracing needs the eBPF engine"
     )

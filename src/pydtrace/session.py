@@ -21,6 +21,14 @@ from pydtrace.lang.errors import DError
 DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "aggsize": 4 << 20}
 
 
+# Interim: programs of only dtrace/profile probes (BEGIN, END, tick, profile)
+# stay on the user engine unless -x engine=ebpf, until the tests that assert
+# user-engine details (tests/test_engine.py dynvarsize drops,
+# tests/test_subroutines.py tick arg0/arg1) pin their engine and the eBPF
+# engine's dynvarsize drops match (see /tmp/pydtrace-coord.md). True = eBPF.
+EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = False
+
+
 class CompileError(Exception):
     """A program failed to compile; str() is dtrace's full message (without the program name)."""
 
@@ -286,14 +294,29 @@ class Session:
 
     def _make_ebpf(self, consumer: Any) -> tuple[Any, Exception | None]:
         """(engine, None) or (None, the error to report when the eBPF engine is
-        chosen), falling back to the user engine when the choice is the default
-        one and it can run the program."""
+        chosen), or (None, None): the user engine runs it (a default choice
+        the eBPF engine cannot lower, or eBPF not allowed)."""
+        engine, refusal = self._try_ebpf(consumer)
+        if engine is None and refusal is None and self.launcher is not None:
+            self._fall_back_to_user_engine()
+        return engine, refusal
+
+    def _try_ebpf(self, consumer: Any) -> tuple[Any, Exception | None]:
         from pydtrace.engines.ebpf.errors import EbpfError, LoweringError
 
         engine = self.options.get("engine")
         if engine == "ptrace":
             return None, None
+        if self.tracer is not None:  # targets already held by ptrace
+            if engine is None:
+                return None, None
+            return None, CompileError(
+                "could not enable tracing: with -c or -p, -x engine=ebpf must be set on the command line"
+            )
         if engine is None:
+            interim = not (EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES or self.disasm)
+            if interim and not self._kernel_providers():
+                return None, None
             ok, why = self._bpf_allowed()
             if not ok:
                 if self._user_engine_can_run():
@@ -308,11 +331,15 @@ class Session:
                 return None, CompileError(f"could not enable tracing: {why}")
         from pydtrace.engines.ebpf.engine import EbpfEngine
 
+        extra = {"targets": self.launcher} if self.launcher is not None else {}
         try:
-            return EbpfEngine(self.checked, consumer, self.options, targets=self.launcher), None
+            ebpf = EbpfEngine(self.checked, consumer, self.options, **extra)
+            # the kernel's ring buffer drops for real, and records come in batches
+            consumer.model_buffer = False
+            consumer.autoflush = False
+            return ebpf, None
         except LoweringError as e:
             if engine is None and self._user_engine_can_run():
-                self._fall_back_to_user_engine()
                 return None, None
             return None, CompileError(f"could not enable tracing: {e}")
         except EbpfError as e:

@@ -129,6 +129,19 @@ def buffer_data_size(bufsize: int) -> int:
     return (1 << (pages - 1).bit_length()) * _PAGE
 
 
+_FORMAT_PRINTF: Any = None
+
+
+def _format_printf() -> Any:
+    """printf's formatter, imported on first use (start-up stays light)."""
+    global _FORMAT_PRINTF
+    if _FORMAT_PRINTF is None:
+        from pydtrace.consume.printf import format_printf
+
+        _FORMAT_PRINTF = format_printf
+    return _FORMAT_PRINTF
+
+
 class PrincipalBuffer:
     """A model of one CPU's principal buffer under the switch policy.
 
@@ -194,6 +207,11 @@ class Consumer:
         self.drop_counts: dict[str, int] = {}  # drop kind -> count already reported
         self._flows: dict[int, FlowState] = {}  # -F state per CPU
         self._principal = PrincipalBuffer()
+        # An engine with a real kernel buffer (eBPF) drops records itself and
+        # hands them over in batches: it turns the model off and flushes the
+        # output once per batch (flush()) instead of once per record.
+        self.model_buffer = True
+        self.autoflush = True
 
     @property
     def quiet(self) -> bool:
@@ -203,7 +221,7 @@ class Consumer:
     def record(self, rec: Record) -> None:
         if self.keep:
             self.records.append(rec)
-        if not self._principal.admit(rec, self.options):
+        if self.model_buffer and not self._principal.admit(rec, self.options):
             return  # dropped: dtrace never sees it, so it is neither printed nor acted on
         self._report_principal_drops()
         if self.json:
@@ -232,6 +250,10 @@ class Consumer:
         if not quiet:
             w("\n")
         self.current = None
+        if self.autoflush:
+            self.out.flush()
+
+    def flush(self) -> None:
         self.out.flush()
 
     def _header(self, testing: str, normal: str) -> None:
@@ -265,9 +287,7 @@ class Consumer:
                 )
             )
         elif kind == "printf":
-            from pydtrace.consume.printf import format_printf
-
-            w(format_printf(item[1], item[2]))
+            w(_format_printf()(item[1], item[2]))
         elif kind == "printa":
             from pydtrace.consume.aggprint import format_printa
 
@@ -392,8 +412,9 @@ class Consumer:
     def _report_principal_drops(self) -> None:
         """Report the records the principal buffer could not take since the
         last report (dtrace notices them when it next reads the buffer)."""
-        for cpu, n in self._principal.take_drops():
-            self.drop("DTRACEDROP_PRINCIPAL", n, cpu)
+        if self._principal.drops:
+            for cpu, n in self._principal.take_drops():
+                self.drop("DTRACEDROP_PRINCIPAL", n, cpu)
 
     def _check_agg_drops(self) -> None:
         """Report aggregation drops not reported yet (dtrace does so when it

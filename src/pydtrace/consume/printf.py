@@ -18,8 +18,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import Any
 
 from pydtrace.lang.errors import DError
 from pydtrace.lang.types import BUILTIN_TYPEDEFS, CType
@@ -111,19 +113,31 @@ class Conversion:
     agg: bool  # printa's %@ (value of the aggregation)
     number: int = 0  # 1-based position among all of the format's conversions (%% counts)
 
-    @property
+    # Conversions are never changed once parsed, so what follows is computed once.
+    @cached_property
     def name(self) -> str:
         """The name dtrace looks up and shows in messages: length letters + character."""
         return self.length + self.char
 
-    @property
+    @cached_property
     def left(self) -> bool:
         # '-' and '0' cancel each other: the one written last wins.
         return _last_of(self.flags, "-0") == "-"
 
-    @property
+    @cached_property
     def zero(self) -> bool:
         return _last_of(self.flags, "-0") == "0"
+
+    @cached_property
+    def plain_int(self) -> bool:
+        """A bare %d/%i/%u (any length letters): C prints the digits alone."""
+        return (
+            self.char in "diu"
+            and not self.flags
+            and self.width is None
+            and self.precision is None
+            and self.name in _CONVS
+        )
 
 
 def _last_of(flags: str, chars: str) -> str:
@@ -137,6 +151,8 @@ def _last_of(flags: str, chars: str) -> str:
 class Format:
     source: str
     parts: list[str | Conversion]
+    # argument types -> a formatter made once for them (see format_printf)
+    plans: dict[tuple[CType, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def conversions(self) -> list[Conversion]:
         """Conversions that consume printf arguments (not %@)."""
@@ -587,6 +603,12 @@ def format_one(
     width/precision are the resolved values of '*' (or overrides); a negative width means
     left-justify, a precision <= 0 is ignored, as in dtrace.
     """
+    if conv.plain_int and width is None and precision is None and type(value) is int:
+        # the common case, without the general machinery below
+        kind = _CONVS[conv.name].kind
+        size = _type_size(ctype) if ctype.r.kind not in ("string", "array") else 8
+        signed = kind == "sint" or (kind == "dint" and ctype.is_signed())
+        return str(_c_int(value, size, signed))
     spec = _CONVS[conv.name]
     if width is None:
         width = conv.width if isinstance(conv.width, int) else 0
@@ -668,6 +690,78 @@ def _dyn_int(value: object) -> int:
 
 def format_printf(fmt: Format, args: list[tuple[object, CType]]) -> str:
     """Format printf() output from the argument values (each with its type)."""
+    types = tuple(t for _, t in args)
+    plan = fmt.plans.get(types, False)
+    if plan is False:
+        plan = fmt.plans[types] = _plan(fmt, types)
+    if plan is not None:
+        try:
+            return plan(args)
+        except TypeError:
+            pass  # a value of an unexpected kind: the general path says what is wrong
+    return _format_printf(fmt, args)
+
+
+def _plan(fmt: Format, types: tuple[CType, ...]) -> Callable[[list], str] | None:
+    """A fast formatter for a format whose conversions are all bare %d/%i/%u
+    or %s (the common printf), or None: one Python %-format over values
+    converted by functions chosen once for their types."""
+    pieces: list[str] = []
+    funcs: list[Callable[[Any], str]] = []
+    for part in fmt.parts:
+        if isinstance(part, str):
+            pieces.append(part.replace("%", "%%"))
+            continue
+        if part.agg or len(funcs) >= len(types):
+            return None
+        t = types[len(funcs)]
+        if part.plain_int and t.r.kind not in ("string", "array"):
+            kind = _CONVS[part.name].kind
+            signed = kind == "sint" or (kind == "dint" and t.is_signed())
+            funcs.append(_int_text(_type_size(t), signed))
+        elif part.name == "s" and not part.flags and part.width is None and part.precision is None:
+            funcs.append(_plain_str)
+        else:
+            return None
+        pieces.append("%s")
+    if len(funcs) != len(types):
+        return None
+    pyfmt = "".join(pieces)
+    if not funcs:
+        return lambda args: pyfmt % ()
+
+    def run(args: list) -> str:
+        return pyfmt % tuple([f(v) for f, (v, _) in zip(funcs, args)])
+
+    return run
+
+
+def _int_text(size: int, signed: bool) -> Callable[[Any], str]:
+    size = size if size in (1, 2, 4, 8) else 8
+    bits = size * 8
+    mask, top = (1 << bits) - 1, 1 << (bits - 1)
+
+    def text(v: Any) -> str:
+        if type(v) is not int:
+            if type(v) is bool:
+                v = int(v)
+            else:
+                raise TypeError(v)
+        v &= mask
+        if signed and v & top:
+            v -= 1 << bits
+        return str(v)
+
+    return text
+
+
+def _plain_str(v: Any) -> str:
+    if type(v) is str and "\0" not in v:
+        return v
+    return _fmt_str(v, 0, 0, False)
+
+
+def _format_printf(fmt: Format, args: list[tuple[object, CType]]) -> str:
     out: list[str] = []
     it = iter(args)
     for part in fmt.parts:

@@ -39,7 +39,7 @@ DIVZERO = 4
 MAX_ARGS = 10
 
 # drop counters (u64 words of the `drops` per-CPU array)
-DROP_RING, DROP_AGG, DROP_DYN = 0, 1, 2
+DROP_RING, DROP_AGG, DROP_DYN, DROP_DBLERROR = 0, 1, 2, 3
 
 TEMPS = (6, 7, 8)
 DKEY_LEVELS = 2  # dynamic-variable key buffers: a subscript may itself read one (a[b[1]])
@@ -73,7 +73,9 @@ class ProgSpec:
     attach: tuple  # ('run', 'BEGIN'|'END') | ('tracepoint', group, event) | ('timer', period_ns, all cpus)
     # | ('raw_tp', 'sys_enter'|'sys_exit')
     insns: list[Insn]
-    probes: list[Any] = field(default_factory=list)  # every probe served (raw syscall programs: many)
+    probes: list[Any] = field(
+        default_factory=list
+    )  # every probe served (raw syscall programs: many)
 
 
 @dataclass
@@ -156,7 +158,9 @@ class Compiler:
                     f"the eBPF engine cannot compile this->{name} of type {v.type} yet"
                 )
             self.this_off[name] = -1  # placed in the frame below
-        self.this_size = {n: self.ssize if v.type.is_string() else 8 for n, v in prog.clocals.items()}
+        self.this_size = {
+            n: self.ssize if v.type.is_string() else 8 for n, v in prog.clocals.items()
+        }
         for name in self.this_off:
             self.this_off[name] = self.frame.take(self.this_size[name])
         # dynamic variables (self-> variables, associative arrays) share the `dvars`
@@ -179,16 +183,20 @@ class Compiler:
                 if v.type.is_string():
                     self.dval_size = max(self.dval_size, L.align8(self.ssize))
         self.dkey_depth = 0
+        self.dvar_capacity = _dvar_capacity(prog, self.strsize, self.options)
         if self.dvar_id:
             self.f_dkey = self.frame.take(self.dkey_size * DKEY_LEVELS)
             self.f_dval = self.frame.take(self.dval_size)
         maxkey = 8
         maxval = 8
+        # keys that are the same probe-constant string at every use: stored as the probe id
+        self.probe_keys: dict[str, dict[int, tuple[str, dict[int, str]]]] = {}
+        for aname, per_pos in _probe_constant_keys(prog).items():
+            self.probe_keys[aname] = {pos: (b, {}) for pos, b in per_pos.items()}
         for a in prog.aggs.values():
-            if a.func in ("stddev", "llquantize"):
-                raise LoweringError(f"the eBPF engine cannot compile {a.func}() yet")
             spec = AggSpec(a.id, a.name, a.func, a.params, list(a.keys), a.valtype)
-            lay = L.agg_layout(spec, f"agg{a.id}", self.strsize)
+            pk = {pos: names for pos, (_, names) in self.probe_keys.get(a.name, {}).items()}
+            lay = L.agg_layout(spec, f"agg{a.id}", self.strsize, pk)
             self.out.aggs[a.name] = lay
             maxkey = max(maxkey, lay.key_size)
             maxval = max(maxval, lay.value_size)
@@ -203,14 +211,27 @@ class Compiler:
             for p in c.probes:
                 by_probe.setdefault(p.id, []).append(c)
                 self.out.probes[p.id] = p
+        for per_pos in self.probe_keys.values():
+            for b, names in per_pos.values():
+                for pid, p in self.out.probes.items():
+                    names[pid] = _probe_string(p, b)
         self.rec_max = L.FAULT_SIZE
         progs = []
+        # ERROR's clauses run inline in every fault block (with their own argument area)
+        self.error_probe, self.error_clauses = None, []
+        self.in_error = False
+        for pid, clauses in by_probe.items():
+            probe = self.out.probes[pid]
+            if probe.provider == "dtrace" and probe.name == "ERROR":
+                self.error_probe, self.error_clauses = probe, clauses
+        if self.error_clauses:
+            self.f_eargs = self.frame.take(8 * MAX_ARGS)
         groups = self.raw_syscall_groups(by_probe)
         grouped = {p.id for g in groups.values() for p in g[0]}
         for pid, clauses in sorted(by_probe.items()):
             probe = self.out.probes[pid]
-            if probe.provider == "dtrace" and probe.name == "ERROR":
-                raise LoweringError("the eBPF engine cannot compile ERROR clauses yet")
+            if probe is self.error_probe:
+                continue
             if pid not in grouped:
                 progs.append((probe, clauses, None))
         for name, (probes, clauses, masks) in groups.items():
@@ -236,7 +257,7 @@ class Compiler:
         ]
         if self.dvar_id:
             o.maps.append(MapSpec("dvars", MAP_HASH, self.dkey_size, self.dval_size,
-                                  _dvar_entries(self.options, self.dkey_size + self.dval_size)))  # fmt: skip
+                                  max(self.dvar_capacity, 1)))  # fmt: skip
         for lay in o.aggs.values():
             o.maps.append(MapSpec(lay.map_name, MAP_PERCPU_HASH, lay.key_size, lay.value_size,
                                   _aggentries(self.options)))  # fmt: skip
@@ -276,7 +297,9 @@ class Compiler:
                 continue
             pos = {c.index: k for k, c in enumerate(merged)}
             masks = {p.id: sum(1 << pos[c.index] for c in by_probe[p.id]) for p in probes}
-            self.sys_entries = max(getattr(self, "sys_entries", 1), max(p.data.nr for p in probes) + 1)
+            self.sys_entries = max(
+                getattr(self, "sys_entries", 1), max(p.data.nr for p in probes) + 1
+            )
             out[which] = (probes, merged, masks)
         return out
 
@@ -503,18 +526,20 @@ class Compiler:
             self._mark(a.insns[-1], "rec", 12)
             mask_insn = a.emit(Insn(0x62, R9, 0, 16, 0))  # *(u32 *)(r9 + rec+16) = mask
             self._mark(mask_insn, "rec", 16)
-            a.st(4, R9, 20, 0)
+            mask_hi = a.emit(Insn(0x62, R9, 0, 20, 0))  # actions 32..63
+
             self._mark(a.insns[-1], "rec", 20)
         for s in c.body:
             self.stmt(s)
         if c.records:
             a.origin = ("clause", c.index, c.line)
-            if self.actions > 32:
+            if self.actions > 64:
                 raise LoweringError(
-                    f"the eBPF engine cannot record more than 32 actions in one clause (line {c.line})"
+                    f"the eBPF engine cannot record more than 64 actions in one clause (line {c.line})"
                 )
             assert mask_insn is not None
-            mask_insn.imm = self.static_mask
+            mask_insn.imm = _s32(self.static_mask & 0xFFFFFFFF)
+            mask_hi.imm = _s32(self.static_mask >> 32)
             self.rec_max = max(self.rec_max, self.layout.size)
             self.emit_output(self.layout.size)
         self.out.records[c.index] = self.layout
@@ -522,7 +547,10 @@ class Compiler:
             # fault: r1 = code, r2 = value, r3 = pc
             a.ja(self.next_clause)
             a.place(self.fault_label)
-            self.emit_fault()
+            if self.in_error:  # a fault in an ERROR clause is only counted
+                self.count_drop(DROP_DBLERROR)
+            else:
+                self.emit_fault(done)
         a.place(self.next_clause)
 
     def _mark(self, insn: Insn, area: str, rel: int) -> None:
@@ -560,9 +588,20 @@ class Compiler:
         a.atomic_add(8, R0, 8 * which, R1)
         a.place(skip)
 
-    def emit_fault(self) -> None:
+    def emit_fault(self, done: str) -> None:
         a = self.a
         c = self.c
+        if self.error_clauses:
+            # ERROR's arguments: 0, epid, clause, pc, fault code, address
+            ea = self.f_eargs
+            for i in range(MAX_ARGS):
+                a.st(8, R9, ea + 8 * i, 0)
+            self.probe_id_to(R4)
+            a.stx(8, R9, ea + 8, R4)
+            a.st(8, R9, ea + 16, c.index)
+            a.stx(8, R9, ea + 24, R3)
+            a.stx(8, R9, ea + 32, R1)
+            a.stx(8, R9, ea + 40, R2)
         a.st(4, R9, 0, L.REC_FAULT)
         self._mark(a.insns[-1], "rec", 0)
         self.store_probe_id(R4)
@@ -578,6 +617,22 @@ class Compiler:
         a.stx(4, R9, 12, R0)
         self._mark(a.insns[-1], "rec", 12)
         self.emit_output(L.FAULT_SIZE)
+        if self.error_clauses:
+            self.run_error_clauses(done)
+
+    def run_error_clauses(self, done: str) -> None:
+        """Compile ERROR's clauses here, in the fault block, then go on with
+        the faulting probe's next clause."""
+        saved = dict(self.__dict__)
+        self.probe, self.group, self.in_error = self.error_probe, None, True
+        self.f_args = self.f_eargs
+        for ec in self.error_clauses:
+            self.clause(ec, done, False)
+        keep = ("rec_max", "nstrings")
+        for k in list(self.__dict__):
+            if k not in saved:
+                del self.__dict__[k]
+        self.__dict__.update({k: v for k, v in saved.items() if k not in keep})
 
     def fault(self, code: int, value_reg: int | None = None) -> None:
         """Jump to the clause's fault block with code, value and this pc."""
@@ -669,11 +724,12 @@ class Compiler:
             self.static_mask |= 1 << bit
         else:
             a = self.a
-            a.ldx(4, R1, R9, 16)
-            self._mark(a.insns[-1], "rec", 16)
-            a.alu("|", R1, imm=1 << bit)
-            a.stx(4, R9, 16, R1)
-            self._mark(a.insns[-1], "rec", 16)
+            word = 16 if bit < 32 else 20
+            a.ldx(4, R1, R9, word)
+            self._mark(a.insns[-1], "rec", word)
+            a.alu("|", R1, imm=_s32(1 << (bit % 32)))
+            a.stx(4, R9, word, R1)
+            self._mark(a.insns[-1], "rec", word)
 
     def record_value(self, e: ast.Expr) -> L.Slot:
         """Evaluate e into a new slot of the record."""
@@ -721,6 +777,17 @@ class Compiler:
             a.stx(8, R1, 0, R2)
             self.new_action(lambda buf, s=slot: ("exit", s.read(buf)))
             return
+        if name == "setopt":
+            # option names and values are literals in practice: kept in the builder
+            lits = [x.value if isinstance(x, ast.StrLit) else None for x in e.args]
+            slots = [
+                None if lit is not None else self.record_value(x) for x, lit in zip(e.args, lits)
+            ]
+            vals = [(lit, s) for lit, s in zip(lits, slots)]
+            vals += [(None, None)] * (2 - len(vals))
+            self.new_action(lambda buf, v=vals: ("setopt", *[
+                lit if s is None else s.read(buf) for lit, s in v]))  # fmt: skip
+            return
         if name in ("clear", "denormalize"):
             aname = e.args[0].name  # type: ignore[attr-defined]
             self.new_action(lambda buf, n=name, g=aname: (n, g))
@@ -743,6 +810,10 @@ class Compiler:
             a.st(8, R9, self.f_key, 0)
         for k, slot in zip(keys, lay.keys):
             t: CType = k.ctype  # type: ignore[attr-defined]
+            if isinstance(slot, L.ProbeNameSlot):
+                self.probe_id_to(R1)
+                a.stx(8, R9, self.f_key + slot.off, R1)
+                continue
             v = self.expr(k)
             if t.is_string():
                 self.copy_string_to(R9, self.f_key + slot.off, v.reg)
@@ -756,7 +827,7 @@ class Compiler:
         assert isinstance(call, ast.Call)
         func = call.name
         val = self.expr(call.args[0]) if call.args and func != "count" else None
-        incr_pos = {"quantize": 1, "lquantize": 4}.get(func)
+        incr_pos = {"quantize": 1, "lquantize": 4, "llquantize": 5}.get(func)
         incr = (
             self.expr(call.args[incr_pos])
             if incr_pos is not None and len(call.args) > incr_pos
@@ -810,12 +881,23 @@ class Compiler:
             a.ldx(8, R2, R0, 16)
             a.alu("+", R2, vr)
             a.stx(8, R0, 16, R2)
-        elif func in ("quantize", "lquantize"):
+        elif func == "stddev":
+            assert vr is not None
+            a.ldx(8, R2, R0, 8)
+            a.alu("+", R2, imm=1)
+            a.stx(8, R0, 8, R2)
+            a.ldx(8, R2, R0, 16)
+            a.alu("+", R2, vr)
+            a.stx(8, R0, 16, R2)
+            self.add_square_128(vr)
+        elif func in ("quantize", "lquantize", "llquantize"):
             assert vr is not None
             if func == "quantize":
                 self.quantize_bucket(vr)
-            else:
+            elif func == "lquantize":
                 self.lquantize_bucket(vr, *info.params)
+            else:
+                self.llquantize_bucket(vr, *info.params)
             # r1 = bucket index, bounded for the verifier
             a.alu("&", R1, imm=0x7FFF)
             a.jmp(">=", R1, skip, imm=lay.words)
@@ -832,6 +914,94 @@ class Compiler:
         a.place(skip)
         self.free(incr)
         self.free(val)
+
+    def add_square_128(self, vr: int) -> None:
+        """The entry's 128-bit sum of squares (words at r0+24, r0+32) += vr * vr."""
+        a = self.a
+        a.mov(R1, vr)
+        pos = a.new_label("sqabs")
+        a.jmp("s>=", R1, pos, imm=0)
+        a.neg(R1)
+        a.place(pos)
+        a.alu("=", R2, R1, wide=False)  # low half
+        a.alu(">>", R1, imm=32)  # high half
+        a.mov(R3, R2)
+        a.alu("*", R3, R2)  # lo*lo
+        a.mov(R4, R1)
+        a.alu("*", R4, R2)  # hi*lo
+        a.alu("*", R1, R1)  # hi*hi
+        a.mov(R2, R4)
+        a.alu("<<", R2, imm=33)  # 2*hi*lo << 32, low word
+        a.alu(">>", R4, imm=31)  # ... its high word
+        a.alu("+", R1, R4)
+        a.alu("+", R2, R3)
+        c1 = a.new_label("carry")
+        a.jmp(">=", R2, c1, src=R3)
+        a.alu("+", R1, imm=1)
+        a.place(c1)
+        # (r1:r2) = the square; add it to the stored words
+        a.ldx(8, R3, R0, 24)
+        a.alu("+", R3, R2)
+        c2 = a.new_label("carry")
+        a.jmp(">=", R3, c2, src=R2)
+        a.alu("+", R1, imm=1)
+        a.place(c2)
+        a.stx(8, R0, 24, R3)
+        a.ldx(8, R4, R0, 32)
+        a.alu("+", R4, R1)
+        a.stx(8, R0, 32, R4)
+
+    def llquantize_bucket(self, vr: int, factor: int, low: int, high: int, steps: int) -> None:
+        """r1 = the log-linear bin of vr (consume.aggregation.llquantize_bucket, unrolled
+        over the magnitudes low..high)."""
+        from pydtrace.consume.aggregation import llquantize_geometry
+
+        a = self.a
+        sf, bin0, _ = llquantize_geometry(factor, low, high, steps)
+        done, sign = a.new_label("lldone"), a.new_label("llsign")
+        a.movi(R1, bin0)
+        a.mov(R2, vr)
+        pos = a.new_label("llabs")
+        a.jmp("s>=", R2, pos, imm=0)
+        a.neg(R2)
+        a.place(pos)
+        top = factor**low
+        if top < 1 << 64:
+            a.ld_imm64(R3, _s64(top))
+            a.jmp("<", R2, done, src=R3)
+        else:
+            a.ja(done)
+        for mag in range(low, high + 1):
+            top *= factor
+            nxt = a.new_label("llmag")
+            if top < 1 << 64:
+                a.ld_imm64(R3, _s64(top))
+                a.jmp(">=", R2, nxt, src=R3)
+            a.mov(R4, R2)
+            if mag != 0:
+                a.ld_imm64(R3, _s64(max(1, top // steps)))
+                a.alu("/", R4, R3)
+            else:
+                a.alu("*", R4, imm=steps)
+                a.ld_imm64(R3, _s64(top))
+                a.alu("/", R4, R3)
+            a.alu("+", R4, imm=(mag - low) * (steps - sf) - sf + 1)
+            a.ja(sign)
+            a.place(nxt)
+            if top >= 1 << 64:
+                break
+        else:
+            a.movi(R4, (high + 1 - low) * (steps - sf) + 1)
+        a.place(sign)
+        a.mov(R1, R4)
+        neg = a.new_label("llneg")
+        a.jmp("s<", vr, neg, imm=0)
+        a.alu("+", R1, imm=bin0)
+        a.ja(done)
+        a.place(neg)
+        a.neg(R1)
+        a.alu("+", R1, imm=bin0)
+        a.place(done)
 
     def quantize_bucket(self, vr: int) -> None:
         """r1 = the power-of-two bucket of the value in vr (63 holds 0)."""
@@ -988,7 +1158,12 @@ class Compiler:
         a.place(end)
         yes = a.new_label("lcmp")
         a.movi(x.reg, 1)
-        a.jmp({"==": "==", "!=": "!=", "<": "s<", "<=": "s<=", ">": "s>", ">=": "s>="}[op], R0, yes, imm=0)
+        a.jmp(
+            {"==": "==", "!=": "!=", "<": "s<", "<=": "s<=", ">": "s>", ">=": "s>="}[op],
+            R0,
+            yes,
+            imm=0,
+        )
         a.movi(x.reg, 0)
         a.place(yes)
 
@@ -1113,10 +1288,66 @@ class Compiler:
             a.ldx(8, v.reg, R9, self.f_errno)
         elif name in ("ipl", "stackdepth", "ustackdepth"):
             a.movi(v.reg, 0)
+        elif name == "curthread":
+            a.call("get_current_task")
+            a.mov(v.reg, R0)
+        elif name == "ppid":
+            parent, tgid = _task_path("real_parent", "tgid")
+            a.call("get_current_task")
+            a.mov(v.reg, R0)
+            self.kernel_load(v.reg, v.reg, parent.offset, 8)
+            self.kernel_load(v.reg, v.reg, tgid.offset, 4)
         else:
             self.free(v)
             raise self.unsupported(f"the built-in variable {name}", e)
         return v
+
+    def kernel_load(self, out: int, addr: int, off: int, size: int) -> None:
+        """out = the unsigned size-byte value at kernel address addr+off (0 if unreadable)."""
+        a = self.a
+        a.st(8, R10, -16, 0)
+        a.mov(R3, addr)
+        a.alu("+", R3, imm=off)
+        a.mov(R1, R10)
+        a.alu("+", R1, imm=-16)
+        a.movi(R2, size)
+        a.call("probe_read_kernel")
+        a.ldx(size, out, R10, -16)
+
+    def progenyof(self, e: ast.Call) -> Value:
+        """1 if the current process is pid or one of its descendants: walk
+        task->real_parent (at most 64 levels) comparing tgids."""
+        a = self.a
+        parent, tgid = _task_path("real_parent", "tgid")
+        want = self.expr(e.args[0])
+        self.wrap(want.reg, T.INT)
+        loop, yes, no, end = (a.new_label(x) for x in ("ploop", "pyes", "pno", "pend"))
+        a.call("get_current_task")
+        a.stx(8, R10, -24, R0)
+        a.st(8, R10, -32, 0)
+        a.place(loop)
+        a.ldx(8, R3, R10, -24)
+        a.jmp("==", R3, no, imm=0)
+        self.kernel_load(R0, R3, tgid.offset, 4)
+        a.jmp("==", R0, no, imm=0)
+        a.alu("<<", R0, imm=32)
+        a.alu("s>>", R0, imm=32)
+        a.jmp("==", R0, yes, src=want.reg)
+        a.ldx(8, R3, R10, -24)
+        self.kernel_load(R0, R3, parent.offset, 8)
+        a.stx(8, R10, -24, R0)
+        a.ldx(8, R1, R10, -32)
+        a.alu("+", R1, imm=1)
+        a.stx(8, R10, -32, R1)
+        a.jmp("<", R1, loop, imm=64)
+        a.place(no)
+        a.movi(want.reg, 0)
+        a.ja(end)
+        a.place(yes)
+        a.movi(want.reg, 1)
+        a.place(end)
+        want.ctype = T.INT
+        return want
 
     def _x_ThisVar(self, e: ast.ThisVar) -> Value:
         v = self.alloc(e.ctype)  # type: ignore[attr-defined]
@@ -1136,7 +1367,9 @@ class Compiler:
         a = self.a
         depth = self.dkey_depth
         if depth >= DKEY_LEVELS:
-            raise self.unsupported("associative arrays subscripted this deep", keys[0] if keys else None)
+            raise self.unsupported(
+                "associative arrays subscripted this deep", keys[0] if keys else None
+            )
         base = self.f_dkey + depth * self.dkey_size
         self.dkey_depth += 1
         pos = 16
@@ -1205,9 +1438,11 @@ class Compiler:
         a.alu("+", R3, imm=self.f_dval)
         a.movi(R4, 0)
         a.call("map_update_elem")
-        a.jmp("s>=", R0, done, imm=0)
+        if self.dvar_capacity > 0:
+            a.jmp("s>=", R0, done, imm=0)
+        # no room: a drop that ends the clause, as dtrace's store does
         self.count_drop(DROP_DYN)
-        a.ja(done)
+        a.ja(self.next_clause)
         a.place(delete)
         if not t.is_string():
             a.ld_map(R1, "dvars")
@@ -1499,6 +1734,8 @@ class Compiler:
 
     def _x_Call(self, e: ast.Call) -> Value:
         a = self.a
+        if e.name == "progenyof":
+            return self.progenyof(e)
         if e.name == "copyinstr" and len(e.args) == 1:
             addr = self.expr(e.args[0])
             v, _ = self.new_string()
@@ -1509,6 +1746,80 @@ class Compiler:
             self.free(addr)
             return v
         raise self.unsupported(f"{e.name}()", e)
+
+
+_PROBE_STRINGS = ("probeprov", "probemod", "probefunc", "probename")
+
+
+def _probe_string(p: Any, which: str) -> str:
+    return {"probeprov": p.provider, "probemod": p.module, "probefunc": p.function,
+            "probename": p.name}[which]  # fmt: skip
+
+
+def _probe_constant_keys(prog: CheckedProgram) -> dict[str, dict[int, str]]:
+    """aggregation -> {key position: probefunc|probename|...} for the positions
+    where every use of the aggregation names the same probe-constant string."""
+    uses: dict[str, list[list[Any]]] = {}
+
+    def walk(stmts: list[Any]) -> None:
+        for st in stmts:
+            if isinstance(st, ast.ExprStmt):
+                e = st.expr
+                if isinstance(e, ast.Assign) and hasattr(e, "agg"):
+                    keys = e.target.args if isinstance(e.target, ast.Index) else []
+                    uses.setdefault(e.agg.name, []).append(keys)  # type: ignore[attr-defined]
+            elif isinstance(st, ast.If):
+                walk(st.then)
+                walk(st.other or [])
+            elif isinstance(st, ast.Block):
+                walk(st.body)
+
+    for c in prog.clauses:
+        walk(c.body)
+    out: dict[str, dict[int, str]] = {}
+    for name, sites in uses.items():
+        per: dict[int, str] = {}
+        for pos in range(len(sites[0])):
+            kinds = set()
+            for keys in sites:
+                k = keys[pos] if pos < len(keys) else None
+                ref = getattr(k, "ref", None)
+                if (
+                    isinstance(k, ast.Ident)
+                    and ref is not None
+                    and ref[0] == "builtin"
+                    and ref[1] in _PROBE_STRINGS
+                ):
+                    kinds.add(ref[1])
+                else:
+                    kinds.add(None)
+            if len(kinds) == 1 and None not in kinds:
+                per[pos] = kinds.pop()
+        if per:
+            out[name] = per
+    return out
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+def _s64(v: int) -> int:
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >> 63 else v
+
+
+def _task_path(*path: str) -> Any:
+    """The Accesses reading current->path (BTF); LoweringError without BTF."""
+    try:
+        from pydtrace.engines.ebpf.btf import BTFError, vmlinux
+
+        return vmlinux().resolve_path("task_struct", *path)
+    except (ImportError, OSError, BTFError) as e:
+        raise LoweringError(
+            f"the eBPF engine needs kernel BTF for {'->'.join(path)}: {e}"
+        ) from None
 
 
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -1570,8 +1881,10 @@ def _scalar(t: CType) -> bool:
     return t.is_int() or t.is_pointer() or t.is_string()
 
 
-def _dvar_entries(options: dict[str, Any], size: int = 24) -> int:
-    """Dynamic variable entries: dynvarsize over an entry's size (key + value + overhead)."""
+def _dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) -> int:
+    """How many dynamic variables fit, as dtrace sizes them: dynvarsize over
+    (largest key tuple + largest value); the user engine uses the same rule."""
+    from pydtrace.consume.aggregation import tuple_size
     from pydtrace.options import XoptError, parse_size
 
     value = options.get("dynvarsize") or (1 << 20)
@@ -1579,7 +1892,12 @@ def _dvar_entries(options: dict[str, Any], size: int = 24) -> int:
         n = value if isinstance(value, int) else parse_size(str(value))
     except XoptError:
         n = 1 << 20
-    return max(n // (size + 40), 16)
+    dyn = [v for v in prog.globals.values() if v.keys is not None] + list(prog.tlocals.values())
+    if not dyn:
+        return 0
+    size = max(strsize if v.type.is_string() else max(v.type.r.size, 1) for v in dyn)
+    keyed = [tuple_size(v.keys, strsize) for v in dyn if v.keys is not None]
+    return min(n // (max(keyed, default=0) + size), 1 << 20)
 
 
 def _aggentries(options: dict[str, Any]) -> int:

@@ -109,7 +109,9 @@ class EbpfEngine:
                 if kind == "tracepoint":
                     tracepoints += 1
                     try:
-                        self.attachments.append(perf.attach_tracepoint(fd, p.attach[1], p.attach[2]))
+                        self.attachments.append(
+                            perf.attach_tracepoint(fd, p.attach[1], p.attach[2])
+                        )
                     except tracefs.NoSuchEvent as e:
                         # a syscall this kernel does not trace (uselib...): it never fires
                         missing.append(str(e))
@@ -179,8 +181,10 @@ class EbpfEngine:
 
         for p in self.compiled.progs:
             if p.attach == ("run", name):
-                if end:  # END's clauses run even after exit()
-                    self.maps["globals"].update(0, bytes(self.maps["globals"].value_size))
+                if end:  # END's clauses run even after exit(): clear the draining word only
+                    g = self.maps["globals"]
+                    value = g.lookup(0) or bytes(g.value_size)
+                    g.update(0, bytes(8) + value[8:])
                 try:
                     prog_test_run(self.prog_fds[p.name], ctx=bytes(8))
                 except BPFError as e:
@@ -295,7 +299,8 @@ class EbpfEngine:
             words = struct.unpack_from("<4Q", raw, 0)
             for which, kind in ((codegen.DROP_RING, "DTRACEDROP_PRINCIPAL"),
                                 (codegen.DROP_AGG, "DTRACEDROP_AGGREGATION"),
-                                (codegen.DROP_DYN, "DTRACEDROP_DYNAMIC")):  # fmt: skip
+                                (codegen.DROP_DYN, "DTRACEDROP_DYNAMIC"),
+                                (codegen.DROP_DBLERROR, "DTRACEDROP_DBLERROR")):  # fmt: skip
                 new = words[which] - self.reported.get((which, cpu), 0)
                 if new > 0:
                     self.reported[(which, cpu)] = words[which]

@@ -134,10 +134,29 @@ class AggLayout:
         return out
 
 
-def agg_layout(spec: AggSpec, map_name: str, strsize: int) -> AggLayout:
-    keys = []
+@dataclass
+class ProbeNameSlot(Slot):
+    """A key that is constant per probe (probefunc, probename...): the BPF side
+    stores the probe id (8 bytes, cheap to hash); it reads back as the name."""
+
+    names: dict[int, str] = field(default_factory=dict)  # probe id -> the string
+
+    def read(self, buf: bytes) -> Any:
+        (pid,) = struct.unpack_from("<Q", buf, self.off)
+        return self.names.get(pid, "")
+
+
+def agg_layout(
+    spec: AggSpec, map_name: str, strsize: int, probe_keys: dict[int, dict[int, str]] | None = None
+) -> AggLayout:
+    """probe_keys: key position -> {probe id: string} for keys stored as probe ids."""
+    keys: list[Slot] = []
     off = 0
-    for t in spec.keytypes:
+    for pos, t in enumerate(spec.keytypes):
+        if probe_keys and pos in probe_keys:
+            keys.append(ProbeNameSlot(off, t, 8, probe_keys[pos]))
+            off += 8
+            continue
         size = strsize + 1 if t.is_string() else 8
         keys.append(Slot(off, t, size))
         off += align8(size)

@@ -202,6 +202,9 @@ class Tracer:
             try:
                 os.close(gate_w)
                 os.close(err_r)
+                for other in self.targets:  # an earlier child waits for EOF on its gate
+                    if other.gate >= 0:
+                        os.close(other.gate)
                 os.kill(os.getpid(), signal.SIGSTOP)
                 code = b""
                 while True:
