@@ -152,6 +152,11 @@ SAME = [
     " @l = llquantize(3000, 10, 0, 3, 10, 4); @m = llquantize(1000000, 2, 2, 20, 4);"
     " @m = llquantize(6, 2, 2, 20, 4); exit(0); }",
     'BEGIN { x = "abc"; printf("%d %d %d %d\\n", x == "abc", x < "abd", "abd" < x, x != "ab"); exit(0); }',
+    # deeper than the three temporary registers: spilled to the BPF stack
+    "BEGIN { a = 100; b = 7; c = 50; d = 900; e = 8; f = 3; g = 2; trace(((a+(b*(c-(d/(e+1)))))+f));"
+    " trace((a*(b+(c*(d-(e*(f+(g*(a-b))))))))/(f+(g*(e-(d%(c+1))))));"
+    " x = (a > b) ? (c*(d+(e*(f-g)))) : 0; trace(x); trace(a && (b*(c+(d*(e-f)))) ^^ 0);"
+    " @[a+(b*(c-(d/(e+1))))] = sum((a*(b+(c*(d-e))))); z = 0; trace(a+(b*(c-(d/z)))); } BEGIN { exit(0); }",
 ]
 
 
@@ -173,10 +178,10 @@ def test_fault_record_names_the_clause() -> None:
 
 
 def test_lowering_error_is_a_clear_message() -> None:
-    r = pydtrace("-x", "engine=ebpf", "-n", 'BEGIN { trace(strlen("ab")); }')
+    r = pydtrace("-x", "engine=ebpf", "-n", "BEGIN { trace(func(0)); }")
     assert r.status == 1
     assert r.err.endswith(
-        "pydtrace: could not enable tracing: the eBPF engine cannot compile strlen() yet (line 1)\n"
+        "pydtrace: could not enable tracing: the eBPF engine cannot compile func() yet (line 1)\n"
     )
 
 
@@ -260,3 +265,56 @@ def test_ppid_progenyof_curthread() -> None:
         lambda: None,
     )
     assert (out, err) == (f"{os.getppid()} 1 1 1 0 1\n\n", "")
+
+
+def test_system_and_freopen_records(tmp_path) -> None:
+    out_file = tmp_path / "f.txt"
+    src = (
+        'BEGIN { system("echo sys %d %s", 7, "x"); printf("a\\n"); '
+        f'freopen("{out_file}"); printf("b %d\\n", 2); freopen(""); printf("c\\n"); exit(0); }}'
+    )
+    r = pydtrace("-q", "-w", "-x", "engine=ebpf", "-n", src)
+    assert (r.status, r.out, r.err) == (0, "sys 7 x\na\nc\n\n", "")
+    assert out_file.read_text() == "b 2\n"
+
+
+def test_system_in_begin_runs_after_the_probes_are_enabled() -> None:
+    # dtrace consumes BEGIN's records once every probe is enabled: the command's
+    # own syscalls are seen (dtrace-utils variables/bvar/tst.probefunc.d)
+    src = 'BEGIN { system("sleep 0.1"); } syscall::*sleep:entry { trace(probefunc); exit(0); }'
+    r = pydtrace("-q", "-w", "-x", "engine=ebpf", "-n", src, timeout=20)
+    assert (r.status, r.out, r.err) in ((0, "clock_nanosleep\n", ""), (0, "nanosleep\n", ""))
+
+
+def _busy(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_profile_args_are_the_kernel_pc_or_the_user_pc() -> None:
+    # arg0 = the kernel pc when the CPU was in the kernel (idle included), else 0;
+    # arg1 = the user pc when it was in user mode, else 0 (from the sampled pt_regs)
+    out, err, status = run_in_thread(
+        "profile-997 { @[(arg0 != 0 && arg1 == 0 && (uint64_t)arg0 >= 0xffff800000000000) ? 1"
+        " : (arg1 != 0 && arg0 == 0 && (uint64_t)arg1 < 0x800000000000) ? 2 : 3] = count(); }"
+        ' END { printa("%d\\n", @); }',
+        lambda: _busy(0.5),
+    )
+    kinds = sorted(int(x) for x in out.split())
+    assert (kinds, err, status) == ([1, 2], "", 0)
+
+
+def test_dereferencing_a_bad_address_faults_into_error() -> None:
+    src = (
+        "BEGIN { x = 1; } BEGIN { trace(*(int *)0); } "
+        'BEGIN { printf("after %d\\n", *(char *)8 + 1); } '
+        'ERROR { printf("%d %d %d %d %d\\n", arg1, arg2, arg4, arg5, x); } BEGIN { exit(0); }'
+    )
+    r = pydtrace("-q", "-x", "engine=ebpf", "-n", src)
+    assert (r.status, r.out) == (0, "1 1 1 0 1\n1 2 1 8 1\n\n")
+    lines = [x.split(" at BPF pc")[0] for x in r.err.splitlines()]
+    assert lines == [
+        "pydtrace: error in dt_clause_1 for probe ID 1 (dtrace:::BEGIN): invalid address (0x0)",
+        "pydtrace: error in dt_clause_2 for probe ID 1 (dtrace:::BEGIN): invalid address (0x8)",
+    ]

@@ -201,8 +201,11 @@ def _started(tmp_path: Path, body: str, d: str, *opts: str) -> tuple[subprocess.
         tmp_path, f"import os\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\n" + body
     )
     env = dict(os.environ, PYTHONPATH=SRC)
+    # A process group of their own, whose parent (this test) is in another
+    # group of the same session: not orphaned, so the kernel does not
+    # discard SIGTSTP as it does for orphaned groups, however pytest was run.
     proc = subprocess.Popen(pydtrace("-q", *opts, "-c", cmd, "-n", d), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=os.setpgrp)  # fmt: skip
     wait_for(lambda: pidfile.exists() and pidfile.read_text() != "")
     return proc, int(pidfile.read_text())
 

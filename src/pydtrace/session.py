@@ -21,11 +21,9 @@ from pydtrace.lang.errors import DError
 DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "aggsize": 4 << 20}
 
 
-# Interim: programs of only dtrace/profile probes (BEGIN, END, tick, profile)
-# stay on the user engine unless -x engine=ebpf, until the tests that assert
-# user-engine details (tests/test_engine.py dynvarsize drops,
-# tests/test_subroutines.py tick arg0/arg1) pin their engine and the eBPF
-# engine's dynvarsize drops match (see /tmp/pydtrace-coord.md). True = eBPF.
+# Programs of only dtrace/profile probes (BEGIN, END, tick, profile) stay on
+# the user engine unless -x engine=ebpf, while the eBPF compiler lowers less of
+# D than the interpreter runs (see docs/ebpf-engine.md). True = eBPF for them too.
 EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = False
 
 

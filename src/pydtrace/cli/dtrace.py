@@ -24,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(pname, args[1:])
     except KeyboardInterrupt:
-        return 130
+        # Ctrl-C before tracing began (once it has, a handler ends tracing
+        # cleanly instead): nothing is attached, the program did not run
+        print(f"{pname}: interrupted before tracing began", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python from complaining at exit

@@ -21,7 +21,7 @@ from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.errors import EbpfError
 from pydtrace.lang.program import CheckedProgram
 
-AGG_ITEMS = ("printa", "clear", "trunc", "normalize", "denormalize")
+_HEADER = struct.Struct("<IIIIQ")  # kind, probe id, clause, cpu, action mask
 
 
 class EbpfEngine:
@@ -51,6 +51,11 @@ class EbpfEngine:
         self.attachments: list[Any] = []
         self.ring: Any = None
         self.reported: dict[tuple[int, int], int] = {}  # (counter, cpu) -> drops reported
+        # speculations: id -> records (probe, cpu, clause, layout, items) kept until commit
+        self.spec_bufs: dict[int, list[tuple]] = {}
+        self.specsize = _size_option(options, "specsize", 4 << 20)
+        self.spec_size_drops = 0
+        self.spec_reported = (0, 0)  # (DTRACEDROP_SPEC, DTRACEDROP_SPECUNAVAIL) reported
 
     # --- loading -------------------------------------------------------------------------
     def _open(self) -> None:
@@ -134,9 +139,7 @@ class EbpfEngine:
         """Release everything: attachments, the ring mapping, programs, maps."""
         from pydtrace.engines.ebpf.bpf import close_fd
 
-        for a in self.attachments:
-            a.close()
-        self.attachments = []
+        self._detach()
         if self.ring is not None:
             self.ring.close()
             self.ring = None
@@ -152,15 +155,15 @@ class EbpfEngine:
         try:
             self._open()
             self._run_named("BEGIN")
-            self.drain()
-            if not self.draining and not self.stopping.is_set():
+            # BEGIN's records are consumed once the probes are enabled, as in dtrace: a
+            # system() in BEGIN must see them (exit() in BEGIN is read from the globals)
+            if not self._exit_called() and not self.stopping.is_set():
                 self._attach()
                 self.attached.set()
                 self._release()
+                self.drain()
                 self._loop()
-            for a in self.attachments:
-                a.close()
-            self.attachments = []
+            self._detach()
             self.drain()
             self._run_named("END", end=True)
             self.drain()
@@ -170,6 +173,30 @@ class EbpfEngine:
         finally:
             self._release()  # never leave a -c child stopped
             self.close()
+
+    def _detach(self) -> None:
+        """Stop the probes' clauses (the draining word, which END's clauses do
+        not test), then close their attachments without waiting for the
+        kernel's teardown (perf.close_without_waiting)."""
+        if not self.attachments:
+            return
+        from pydtrace.engines.ebpf import perf
+
+        g = self.maps.get("globals")
+        try:
+            if g is not None:
+                value = g.lookup(0) or bytes(g.value_size)
+                g.update(0, (1).to_bytes(8, "little") + value[8:])
+        except OSError:
+            pass
+        perf.close_without_waiting(self.attachments)
+        self.attachments = []
+
+    def _exit_called(self) -> bool:
+        """The draining word exit() sets in the globals map."""
+        g = self.maps.get("globals")
+        value = g.lookup(0) if g is not None else None
+        return bool(value) and any(value[:8])
 
     def _release(self) -> None:
         if self.targets is not None and not self.released:
@@ -181,10 +208,6 @@ class EbpfEngine:
 
         for p in self.compiled.progs:
             if p.attach == ("run", name):
-                if end:  # END's clauses run even after exit(): clear the draining word only
-                    g = self.maps["globals"]
-                    value = g.lookup(0) or bytes(g.value_size)
-                    g.update(0, bytes(8) + value[8:])
                 try:
                     prog_test_run(self.prog_fds[p.name], ctx=bytes(8))
                 except BPFError as e:
@@ -219,34 +242,67 @@ class EbpfEngine:
 
     # --- records -------------------------------------------------------------------------
     def drain(self) -> None:
+        """Decode every waiting record (inside the ring callback: no copy), then
+        flush the consumer's output once for the batch."""
         if self.ring is None:
             return
-        bufs: list[bytes] = []
-        self.ring.drain(lambda mv: bufs.append(bytes(mv)))
-        for buf in bufs:
-            self.handle(buf)
+        self.ring.drain(self.handle)
+        self.consumer.flush()
 
-    def handle(self, buf: bytes) -> None:
-        kind, pid, clause, cpu = struct.unpack_from("<IIII", buf, 0)
+    def handle(self, buf: Any) -> None:
+        """One ring-buffer record (bytes or a memoryview valid during the call)."""
+        kind, pid, clause, cpu, mask = _HEADER.unpack_from(buf, 0)
         probe = self.compiled.probes.get(pid)
-        if kind == L.REC_FAULT:
-            pc, code, value = struct.unpack_from("<QQq", buf, 16)
-            self.consumer.fault(Fault(probe, cpu, clause, pc, code, value))
+        if kind != L.REC_DATA:
+            if kind == L.REC_FAULT:
+                pc, code, value = struct.unpack_from("<QQq", buf, 16)
+                self.consumer.fault(Fault(probe, cpu, clause, pc, code, value))
+            elif kind in (L.REC_COMMIT, L.REC_DISCARD):
+                (sid,) = struct.unpack_from("<Q", buf, 16)
+                recs = self.spec_bufs.pop(sid, None)
+                if recs and kind == L.REC_COMMIT:
+                    for r in recs:
+                        self.deliver(*r)
+            elif kind & 0xFF == L.REC_DATA:
+                lay = self.compiled.records.get(clause)
+                if lay is not None and probe is not None:
+                    items = lay.decode_all(buf) if mask == lay.full else lay.decode(buf, mask)
+                    self.speculate(kind >> L.SPEC_SHIFT, (probe, cpu, clause, lay, items))
             return
         lay = self.compiled.records.get(clause)
         if lay is None or probe is None:
             return
-        items = lay.decode(buf)
-        touched = [it for it in items if it[0] in AGG_ITEMS]
-        if touched:
+        items = lay.decode_all(buf) if mask == lay.full else lay.decode(buf, mask)
+        self.deliver(probe, cpu, clause, lay, items)
+
+    def speculate(self, sid: int, rec: tuple) -> None:
+        """Keep a speculative record, unless it would pass specsize: then it
+        is a DTRACEDROP_SPEC drop (as the user engine)."""
+        from pydtrace.consume.consumer import record_size
+
+        buf = self.spec_bufs.setdefault(sid, [])
+        items = rec[4]
+        if items:
+            strsize = self.compiled.strsize
+            used = sum(record_size(r[4], strsize) for r in buf)
+            if used + record_size(items, strsize) > self.specsize:
+                self.spec_size_drops += 1
+                return
+        buf.append(rec)
+
+    def deliver(self, probe: Any, cpu: int, clause: int, lay: Any, items: list) -> None:
+        """Give a decoded record to the consumer (with the aggregation work it needs)."""
+        if not lay.touches_aggs:
+            self.consumer.record(Record(probe, cpu, clause, items))
+        else:
             self.snapshot()
-        self.consumer.record(Record(probe, cpu, clause, items))
-        for it in touched:
-            if it[0] == "clear":
-                self._kernel_clear(it[1])
-            elif it[0] == "trunc":
-                self._kernel_trunc(it[1])
-        if any(it[0] == "exit" for it in items):
+            self.consumer.record(Record(probe, cpu, clause, items))
+            for it in items:
+                if it[0] == "clear":
+                    self._kernel_clear(it[1])
+                elif it[0] == "trunc":
+                    self._kernel_trunc(it[1])
+        if lay.exits and any(it[0] == "exit" for it in items):
             self.draining = True
 
     # --- aggregations ---------------------------------------------------------------------
@@ -305,6 +361,16 @@ class EbpfEngine:
                 if new > 0:
                     self.reported[(which, cpu)] = words[which]
                     self.consumer.drop(kind, new, cpu)
+        # speculation drops are counted for the whole session (as the user engine)
+        unavail = 0
+        at = getattr(self.compiled, "spec_unavail_off", None)
+        if at is not None:
+            g = self.maps["globals"].lookup(0)
+            (unavail,) = struct.unpack_from("<Q", g, at) if g else (0,)
+        size_done, unavail_done = self.spec_reported
+        self.consumer.drop("DTRACEDROP_SPEC", self.spec_size_drops - size_done)
+        self.consumer.drop("DTRACEDROP_SPECUNAVAIL", unavail - unavail_done)
+        self.spec_reported = (self.spec_size_drops, unavail)
 
 
 def _per_cpu(m: Any, value: bytes) -> list[bytes]:
@@ -325,3 +391,18 @@ def _origin_at(insns: list[Any], slot: int) -> Any:
 def disassemble(prog: CheckedProgram, options: dict[str, Any]) -> str:
     """`-S`: the BPF programs the engine would load for this program."""
     return codegen.disassemble_program(codegen.compile_program(prog, options))
+
+
+def _size_option(options: dict[str, Any], name: str, default: int) -> int:
+    """A size option as given (an int, or text such as "4k")."""
+    from pydtrace.options import XoptError, parse_size
+
+    value = options.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, int):
+        return value
+    try:
+        return parse_size(str(value))
+    except XoptError:
+        return default

@@ -25,6 +25,12 @@ from pydtrace.lang.types import CType
 
 REC_DATA = 1
 REC_FAULT = 2
+# speculations: a speculative clause's record has kind REC_DATA | sid << SPEC_SHIFT;
+# commit()/discard() write a SPEC_SIZE record (header, then u64 sid at 16)
+REC_COMMIT = 3
+REC_DISCARD = 4
+SPEC_SHIFT = 8
+SPEC_SIZE = 24
 HEADER = 24  # kind, probe, clause, cpu, action mask
 FAULT_SIZE = 40  # header (16) + pc, code, value
 
@@ -55,6 +61,7 @@ class Slot:
     off: int
     ctype: CType
     size: int  # 8 for scalars, strsize+1 for strings
+    idx: int = -1  # position in a record's decoded values (RecordLayout.values)
 
     def read(self, buf: bytes) -> Any:
         if self.ctype.is_string():
@@ -62,22 +69,115 @@ class Slot:
         return int_at(buf, self.off, self.ctype)
 
 
+AGG_KINDS = frozenset(("printa", "clear", "trunc", "normalize", "denormalize"))
+
+
+def _int_code(t: CType) -> str | None:
+    """The struct code reading an 8-byte slot as type t (low bytes first), None
+    when the value needs T.wrap (bool, other kinds)."""
+    r = t.r
+    if r.kind in ("ptr", "array"):
+        return "Q"
+    if r.kind == "enum":
+        return "i4x"
+    if r.kind == "int" and r is not T.BOOL.r and r.size in (1, 2, 4, 8):
+        code = {1: "b", 2: "h", 4: "i", 8: "q"}[r.size]
+        return (code if r.signed else code.upper()) + (f"{8 - r.size}x" if r.size < 8 else "")
+    return None
+
+
 @dataclass
 class RecordLayout:
-    """How one clause's record is laid out; builds the consumer's items back."""
+    """How one clause's record is laid out; builds the consumer's items back.
+
+    Builders take the record's decoded values (one per slot, in slot order:
+    ints already cut to their C type, strings decoded), so a record costs one
+    struct unpack plus the builders."""
 
     clause: int
     size: int = HEADER
     items: list[tuple[int, Builder]] = field(default_factory=list)  # (action bit, builder)
+    slots: list[Slot] = field(default_factory=list)
+    touches_aggs: bool = False  # an item reads or changes aggregations (snapshot first)
+    exits: bool = False  # an item is exit()
+    _plan: Any = None  # (struct, string indices, wrapped (idx, type), all-actions mask)
 
     def slot(self, ctype: CType, size: int) -> Slot:
-        s = Slot(self.size, ctype, size)
+        s = Slot(self.size, ctype, size, len(self.slots))
+        self.slots.append(s)
         self.size += align8(size)
         return s
 
-    def decode(self, buf: bytes) -> list[tuple]:
-        (mask,) = struct.unpack_from("<Q", buf, 16)
-        return [build(buf) for bit, build in self.items if mask >> bit & 1]
+    def add(self, bit: int, kind: str, build: Builder) -> None:
+        self.items.append((bit, build))
+        self.touches_aggs |= kind in AGG_KINDS
+        self.exits |= kind == "exit"
+
+    def _compile(self) -> Any:
+        # built on first use: codegen may retype a slot after creating it (exit's int)
+        codes, strs, wraps, at = ["<"], [], [], HEADER
+        for sl in self.slots:
+            if sl.off > at:
+                codes.append(f"{sl.off - at}x")
+            if sl.ctype.is_string():
+                codes.append(f"{sl.size}s")
+                strs.append(sl.idx)
+            else:
+                code = _int_code(sl.ctype)
+                if code is None:
+                    code = "q"
+                    if sl.ctype.is_int() or sl.ctype.is_pointer():
+                        wraps.append((sl.idx, sl.ctype))
+                codes.append(code)
+            at = sl.off + (sl.size if sl.ctype.is_string() else 8)
+        full = 0
+        for bit, _ in self.items:
+            full |= 1 << bit
+        st = struct.Struct("".join(codes))
+        simple = not strs and not wraps
+        builders = [b for _, b in self.items]
+        self._plan = (st, strs, wraps, full, builders, simple)
+        if simple and len(builders) == 1:  # the common printf/trace clause
+            unpack, only = st.unpack_from, builders[0]
+            self.decode_all = lambda buf: [only(unpack(buf, HEADER))]  # type: ignore[method-assign]
+        else:
+
+            def decode_all(buf: Any) -> list[tuple]:
+                vals = self.values(buf)
+                return [b(vals) for b in builders]
+
+            self.decode_all = decode_all  # type: ignore[method-assign]
+        self.full = full
+        return self._plan
+
+    def decode_all(self, buf: Any) -> list[tuple]:
+        """The items of a record where every action ran (mask == self.full);
+        replaced by a specialised function on first use."""
+        self._compile()
+        return self.decode_all(buf)
+
+    full: int = -1  # the mask when every action ran (set by _compile)
+
+    def values(self, buf: Any) -> Any:
+        """The slot values: a tuple when nothing needs fixing up, else a list."""
+        st, strs, wraps, _, _, simple = self._plan or self._compile()
+        if simple:
+            return st.unpack_from(buf, HEADER)
+        vals = list(st.unpack_from(buf, HEADER))
+        for i in strs:
+            vals[i] = vals[i].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        for i, t in wraps:
+            vals[i] = T.wrap(vals[i], t)
+        return vals
+
+    def decode(self, buf: Any, mask: int | None = None) -> list[tuple]:
+        if mask is None:
+            (mask,) = struct.unpack_from("<Q", buf, 16)
+        plan = self._plan or self._compile()
+        vals = self.values(buf)
+        if mask & plan[3] == plan[3]:  # every action ran (the usual case)
+            return [build(vals) for build in plan[4]]
+        return [build(vals) for bit, build in self.items if mask >> bit & 1]
 
 
 # --- aggregations ---------------------------------------------------------------------
@@ -154,7 +254,7 @@ def agg_layout(
     off = 0
     for pos, t in enumerate(spec.keytypes):
         if probe_keys and pos in probe_keys:
-            keys.append(ProbeNameSlot(off, t, 8, probe_keys[pos]))
+            keys.append(ProbeNameSlot(off, t, 8, names=probe_keys[pos]))
             off += 8
             continue
         size = strsize + 1 if t.is_string() else 8

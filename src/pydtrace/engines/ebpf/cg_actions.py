@@ -1,0 +1,229 @@
+"""Recording actions: trace, printf, printa, exit, system, freopen, setopt,
+clear/trunc/normalize... and the record slots they fill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydtrace.engines.ebpf import layout as L
+from pydtrace.engines.ebpf.cg_context import (
+    MAX_NSPEC,
+    CompilerBase,
+    Value,
+    _s32,
+)
+from pydtrace.engines.ebpf.errors import LoweringError
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, Insn
+from pydtrace.lang import ast
+from pydtrace.lang import types as T
+from pydtrace.lang.types import CType
+
+
+class ActionsMixin(CompilerBase):
+    def new_action(self, kind: str, build: Any) -> None:
+        """Register an item of the record; inside `if` its bit is set when it runs.
+        build(values) gets the record's decoded slot values (RecordLayout.values)."""
+        bit = self.actions
+        self.actions += 1
+        self.layout.add(bit, kind, build)
+        if self.cond_depth == 0:
+            self.static_mask |= 1 << bit
+        else:
+            a = self.a
+            word = 16 if bit < 32 else 20
+            a.ldx(4, R1, R9, word)
+            self._mark(a.insns[-1], "rec", word)
+            a.alu("|", R1, imm=_s32(1 << (bit % 32)))
+            a.stx(4, R9, word, R1)
+            self._mark(a.insns[-1], "rec", word)
+
+    def record_value(self, e: ast.Expr) -> L.Slot:
+        """Evaluate e into a new slot of the record."""
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        if t.is_char_array():
+            raise self.unsupported("char arrays", e)
+        v = self.expr(e)
+        if t.is_string():
+            slot = self.layout.slot(T.STRING, self.ssize)
+            self.copy_string_to(R9, slot.off, v.reg, area="rec")
+        elif t.is_int() or t.is_pointer():
+            self.wrap(v.reg, t)
+            slot = self.layout.slot(t, 8)
+            self.a.stx(8, R9, slot.off, v.reg)
+            self._mark(self.a.insns[-1], "rec", slot.off)
+        else:
+            raise self.unsupported(f"recording a value of type {t}", e)
+        self.free(v)
+        return slot
+
+    def action(self, e: ast.Call) -> None:
+        name = e.name
+        if name == "trace":
+            slot = self.record_value(e.args[0])
+            self.new_action("trace", lambda v, i=slot.idx, t=slot.ctype: ("trace", v[i], t))
+            return
+        if name == "printf":
+            fmt = e.format  # type: ignore[attr-defined]
+            slots = [self.record_value(x) for x in e.args[1:]]
+            pairs = [(s.idx, s.ctype) for s in slots]
+            self.new_action(
+                "printf", lambda v, f=fmt, ps=pairs: ("printf", f, [(v[i], t) for i, t in ps])
+            )
+            return
+        if name in ("system", "freopen"):
+            # printf-like records: the consumer formats the string, then runs / opens it
+            if not isinstance(e.args[0], ast.StrLit):
+                raise self.unsupported(f"{name}() with a format that is not a string literal", e)
+            from pydtrace.consume.printf import parse_format
+
+            fmt = parse_format(e.args[0].value)
+            slots = [self.record_value(x) for x in e.args[1:]]
+            pairs = [(s.idx, s.ctype) for s in slots]
+            self.new_action(
+                name, lambda v, n=name, f=fmt, ps=pairs: (n, f, [(v[i], t) for i, t in ps])
+            )
+            return
+        if name == "printa":
+            fmt = e.format  # type: ignore[attr-defined]
+            names = [x.name for x in e.aggs]  # type: ignore[attr-defined]
+            self.new_action("printa", lambda v, f=fmt, n=names: ("printa", f, n))
+            return
+        if name == "exit":
+            slot = self.record_value(e.args[0])
+            slot.ctype = T.INT
+            a = self.a
+            a.ld_map(R1, "globals", 0)
+            a.movi(R2, 1)
+            a.stx(8, R1, 0, R2)
+            self.new_action("exit", lambda v, i=slot.idx: ("exit", v[i]))
+            return
+        if name == "setopt":
+            # option names and values are literals in practice: kept in the builder
+            lits = [x.value if isinstance(x, ast.StrLit) else None for x in e.args]
+            slots = [
+                None if lit is not None else self.record_value(x) for x, lit in zip(e.args, lits)
+            ]
+            vals = [(lit, s) for lit, s in zip(lits, slots)]
+            vals += [(None, None)] * (2 - len(vals))
+            self.new_action("setopt", lambda v, ls=vals: ("setopt", *[
+                lit if s is None else v[s.idx] for lit, s in ls]))  # fmt: skip
+            return
+        if name in ("clear", "denormalize"):
+            aname = e.args[0].name  # type: ignore[attr-defined]
+            self.new_action(name, lambda v, n=name, g=aname: (n, g))
+            return
+        if name in ("trunc", "normalize"):
+            aname = e.args[0].name  # type: ignore[attr-defined]
+            slot = self.record_value(e.args[1]) if len(e.args) > 1 else None
+            self.new_action(
+                name, lambda v, n=name, g=aname, s=slot: (n, g, v[s.idx] if s else None)
+            )
+            return
+        if name == "speculate":
+            self.speculate(e)
+            return
+        if name in ("commit", "discard"):
+            self.commit(e, name == "commit")
+            return
+        raise self.unsupported(f"{name}()", e)
+
+    # --- speculations ----------------------------------------------------------------------
+    # The buffering is done in Python (engine.py): a kernel word per buffer says
+    # whether speculation() handed it out; a speculative clause's record carries
+    # its id in the kind word; commit()/discard() write a record that the engine
+    # applies in ring order, then free the buffer.
+    def spec_area(self) -> int:
+        """Offset in the globals of the nspec busy words (taken on first use),
+        after a u64 counting speculation() finding none free (read by the
+        engine at Compiled.spec_unavail_off)."""
+        off = getattr(self, "spec_off", None)
+        if off is None:
+            nspec = int(self.options.get("nspec", 1) or 0)
+            if nspec > MAX_NSPEC:
+                raise LoweringError(f"the eBPF engine handles at most {MAX_NSPEC} speculations "
+                                    f"(nspec={nspec})")  # fmt: skip
+            self.nspec = max(nspec, 0)
+            self.out.spec_unavail_off = self.globals_size  # type: ignore[attr-defined]
+            off = self.spec_off = self.globals_size + 8
+            self.globals_size += 8 + 8 * max(self.nspec, 1)
+        return off
+
+    def spec_word(self, index: int) -> None:
+        """r1 = &busy word of speculation index+1; register `index` (not r1)
+        holds id - 1, bounded by a check the verifier saw. Clobbers r2."""
+        a = self.a
+        a.mov(R2, index)
+        a.alu("<<", R2, imm=3)
+        a.ld_map(R1, "globals", self.spec_off)
+        a.alu("+", R1, src=R2)
+
+    def _call_speculation(self, e: ast.Call) -> Value:
+        """The first free buffer (atomically claimed), or 0 and a SPECUNAVAIL drop."""
+        a = self.a
+        off = self.spec_area()
+        out = self.alloc(T.INT)
+        done = a.new_label("spec_done")
+        for k in range(1, self.nspec + 1):
+            a.ld_map(R1, "globals", off + 8 * (k - 1))
+            a.movi(R0, 0)
+            a.movi(R2, 1)
+            a.emit(Insn(0xDB, R1, R2, 0, 0xF1))  # r0 = cmpxchg(*(u64 *)r1, r0, r2)
+            a.movi(out.reg, k)
+            a.jmp("==", R0, done, imm=0)
+        a.ld_map(R1, "globals", off - 8)
+        a.movi(R2, 1)
+        a.atomic_add(8, R1, 0, R2)
+        a.movi(out.reg, 0)
+        a.place(done)
+        return out
+
+    def speculate(self, e: ast.Call) -> None:
+        """An id that is not an active speculation ends the clause (as dtrace);
+        else the record's kind word carries it."""
+        a = self.a
+        self.spec_area()
+        v = self.expr(e.args[0])
+        a.mov(R3, v.reg)
+        a.alu("-", R3, imm=1)
+        a.jmp(">=", R3, self.next_clause, imm=self.nspec)  # 0, negative or > nspec
+        self.spec_word(R3)
+        a.ldx(8, R1, R1, 0)
+        a.jmp("==", R1, self.next_clause, imm=0)
+        a.mov(R1, v.reg)
+        a.alu("<<", R1, imm=L.SPEC_SHIFT)
+        a.alu("|", R1, imm=L.REC_DATA)
+        a.stx(4, R9, 0, R1)
+        self._mark(a.insns[-1], "rec", 0)
+        self.free(v)
+
+    def commit(self, e: ast.Call, committing: bool) -> None:
+        """An id above nspec (or negative) is an illegal operation; 0 and
+        inactive ids do nothing; else a commit/discard record, then the
+        buffer is free again."""
+        from pydtrace.consume.records import ILLOP
+
+        a = self.a
+        self.spec_area()
+        v = self.expr(e.args[0])
+        ok = a.new_label("spec_ok")
+        a.jmp("<=", v.reg, ok, imm=self.nspec)
+        self.fault(ILLOP)
+        a.place(ok)
+        skip = a.new_label("spec_none")
+        a.jmp("==", v.reg, skip, imm=0)
+        a.st(4, R10, -32, L.REC_COMMIT if committing else L.REC_DISCARD)
+        a.st(4, R10, -28, 0)
+        a.st(8, R10, -24, 0)
+        a.stx(8, R10, -16, v.reg)
+        a.ld_map(R1, "records")
+        a.mov(R2, R10)
+        a.alu("+", R2, imm=-32)
+        a.movi(R3, L.SPEC_SIZE)
+        a.movi(R4, 0)
+        a.call("ringbuf_output")
+        a.mov(R3, v.reg)
+        a.alu("-", R3, imm=1)
+        self.spec_word(R3)
+        a.st(8, R1, 0, 0)
+        a.place(skip)
+        self.free(v)

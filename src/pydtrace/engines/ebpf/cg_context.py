@@ -1,0 +1,453 @@
+"""Shared state of the BPF code generator: constants, the compiled-program
+specs, the frame layout, expression values, temporaries, and helpers the
+cg_* lowering modules share. Every cg_* module imports this one and no
+other cg_* module: they call each other through methods of the one
+Compiler object (cg_program.Compiler mixes them together).
+
+
+Each program looks up its per-CPU frame (a one-entry PERCPU_ARRAY holding the
+probe arguments, key buffers, string temporaries and the record being built),
+copies the probe's arguments into it, then runs the clauses of that probe in
+program order. A clause evaluates its predicate, runs its statements, and
+writes its record to the ring buffer with ringbuf_output. Faults jump to the
+clause's fault block, which writes a fault record and goes on with the next
+clause.
+
+Register use: r9 = the frame, r6-r8 = expression temporaries (they survive
+helper calls), r0-r5 = scratch within one operation.
+
+The semantics follow engines/user/interpreter.py: integers are computed in
+64-bit registers and cut to their C type when stored or recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydtrace.engines.ebpf import layout as L
+from pydtrace.engines.ebpf.errors import LoweringError
+from pydtrace.engines.ebpf.insn import R1, R2, R3, R9, R10, Insn
+from pydtrace.lang import ast
+from pydtrace.lang.program import CheckedProgram
+from pydtrace.lang.types import CType
+
+# program types and map types (kernel uapi numbers)
+PROG_TRACEPOINT, PROG_PERF_EVENT, PROG_RAW_TRACEPOINT = 5, 7, 17
+MAP_HASH, MAP_ARRAY, MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_RINGBUF = 1, 2, 5, 6, 27
+
+BADADDR, DIVZERO = 1, 4  # DTRACEFLT_ codes (consume.records)
+MAX_ARGS = 10
+
+# drop counters (u64 words of the `drops` per-CPU array)
+DROP_RING, DROP_AGG, DROP_DYN, DROP_DBLERROR = 0, 1, 2, 3
+
+TEMPS = (6, 7, 8)
+# spill slots for temporaries on the BPF stack (r10-4..-32 are scratch of single operations)
+SPILL_SLOTS = tuple(range(-40, -513, -8))
+DKEY_LEVELS = 2  # dynamic-variable key buffers: a subscript may itself read one (a[b[1]])
+
+# A syscall probe name (entry/return) matching at least this many syscalls is
+# served by one program on raw_syscalls (sys_enter/sys_exit) that maps the
+# syscall number to its probe, instead of one tracepoint program per syscall.
+RAW_SYSCALL_MIN = 16
+RAW_MAX_CLAUSES = 64
+# the dispatch map's value: u32 probe id (0 = not traced), u32 nargs, u64 clause mask, probefunc
+SYS_NAME = 16
+
+
+@dataclass
+class MapSpec:
+    name: str
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int = 0
+
+
+@dataclass
+class ProgSpec:
+    """One BPF program: what it serves and how it attaches."""
+
+    name: str
+    prog_type: int
+    probe: Any  # probes.catalogue.Probe
+    attach: tuple  # ('run', 'BEGIN'|'END') | ('tracepoint', group, event) | ('timer', period_ns, all cpus)
+    # | ('raw_tp', 'sys_enter'|'sys_exit')
+    insns: list[Insn]
+    probes: list[Any] = field(
+        default_factory=list
+    )  # every probe served (raw syscall programs: many)
+
+
+@dataclass
+class Compiled:
+    maps: list[MapSpec] = field(default_factory=list)
+    progs: list[ProgSpec] = field(default_factory=list)
+    records: dict[int, L.RecordLayout] = field(default_factory=dict)  # clause index -> layout
+    aggs: dict[str, L.AggLayout] = field(default_factory=dict)
+    probes: dict[int, Any] = field(default_factory=dict)
+    global_offsets: dict[str, int] = field(default_factory=dict)
+    strsize: int = 256
+    frame_size: int = 0
+    fills: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)  # initial map contents
+
+
+class Frame:
+    """Offsets inside the per-CPU frame value."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def take(self, n: int) -> int:
+        off = self.size
+        self.size += L.align8(n)
+        return off
+
+
+def _line(e: Any) -> int:
+    return getattr(e, "line", 0) or 0
+
+
+def _wide(t: CType) -> bool:
+    """Is t signed (computed as a signed 64-bit value)?"""
+    return t.is_signed()
+
+
+class Value:
+    """An expression's result: a temporary register; strings are a pointer to
+    a zero-padded strsize+1 byte buffer inside a map value."""
+
+    def __init__(self, reg: int, ctype: CType) -> None:
+        self._reg = reg
+        self.ctype = ctype
+        self.spill: int | None = None  # its stack slot (r10 offset) while spilled
+        self.region = 0  # the branch region it was made in (see CompilerBase.branch)
+
+    @property
+    def reg(self) -> int:
+        if self.spill is not None:
+            # a spilled value must be reloaded (CompilerBase.reload) before use
+            raise LoweringError("the eBPF engine cannot compile an expression this deep yet")
+        return self._reg
+
+    @reg.setter
+    def reg(self, r: int) -> None:
+        self._reg = r
+
+
+class CompilerBase:
+    """State shared by the lowering mixins; see cg_program.Compiler."""
+
+    def __init__(self, prog: CheckedProgram, options: dict[str, Any]) -> None:
+        self.prog = prog
+        self.options = options
+        self.strsize = int(options.get("strsize", 256) or 256)
+        self.ssize = self.strsize + 1  # bytes of a string buffer
+        self.out = Compiled(strsize=self.strsize)
+        self.frame = Frame()
+        # the frame's fixed areas
+        self.f_args = self.frame.take(8 * MAX_ARGS)
+        self.f_errno = self.frame.take(8)
+        self.f_keysize = 8
+        self.globals_size = 8  # offset 0: the draining flag set by exit()
+        self.global_off: dict[str, int] = {}
+        self.this_off: dict[str, int] = {}
+        self.nstrings = 0
+        self.boot_offset = time.time_ns() - time.monotonic_ns()
+
+    # Record and string areas are placed after every clause is compiled (their
+    # sizes are only known then); instructions address them with these markers
+    # in `off` and are patched once.
+    REC_MARK = 0x4000
+    STR_MARK = 0x6000
+
+    def _mark(self, insn: Insn, area: str, rel: int) -> None:
+        insn._area = (area, rel)  # type: ignore[attr-defined]
+
+    def rec_ptr(self, reg: int, rel: int) -> None:
+        """reg = pointer to the record area + rel."""
+        a = self.a
+        a.mov(reg, R9)
+        a.alu("+", reg, imm=0)
+        self._mark(a.insns[-1], "rec", rel)
+
+    def fault(self, code: int, value_reg: int | None = None) -> None:
+        """Jump to the clause's fault block with code, value and this pc."""
+        a = self.a
+        self.faults_used = True
+        if value_reg is not None:
+            a.mov(R2, value_reg)
+        else:
+            a.movi(R2, 0)
+        a.movi(R1, code)
+        a.movi(R3, a.pc + 2)
+        a.ja(self.fault_label)
+
+    def reset_temps(self) -> None:
+        """Per clause: every temporary register free, no spilled value."""
+        self.temps = list(TEMPS)  # free registers, next first
+        self.live: list[Value] = []  # values holding a register, oldest first
+        self.free_slots = list(SPILL_SLOTS)
+        self.region = 0
+        self.regions = 0
+
+    def alloc(self, ctype: CType) -> Value:
+        """A temporary register for a new value; when r6-r8 are all live, the
+        oldest live value of the current branch region is spilled to the stack."""
+        if not self.temps:
+            self.spill_one(())
+        v = Value(self.temps.pop(0), ctype)
+        v.region = self.region
+        self.live.append(v)
+        return v
+
+    def spill_one(self, keep: tuple[Value, ...]) -> None:
+        # only values made in the current region: code inside a branch must not
+        # spill a value the other path keeps in its register
+        cands = [v for v in self.live if v.region == self.region and v not in keep]
+        if not cands or not self.free_slots:
+            raise LoweringError(
+                f"the eBPF engine cannot compile an expression this deep yet (line {self._cur_line()})"
+            )
+        v = cands[0]
+        v.spill = self.free_slots.pop(0)
+        self.a.stx(8, R10, v.spill, v._reg)
+        self.live.remove(v)
+        self.temps.append(v._reg)
+
+    def reload(self, v: Value, *keep: Value) -> None:
+        """Bring a spilled value back into its own register (moving the value in
+        `keep` that holds that register elsewhere); no-op when v is not spilled."""
+        if v.spill is None:
+            return
+        a = self.a
+        if v._reg in self.temps:
+            self.temps.remove(v._reg)
+        else:
+            holder = next(w for w in self.live if w._reg == v._reg)
+            if holder.region != self.region:
+                raise LoweringError(
+                    f"the eBPF engine cannot compile an expression this deep yet (line {self._cur_line()})"
+                )
+            if not self.temps:
+                self.spill_one((holder, *keep))
+            r = self.temps.pop(0)
+            a.mov(r, holder._reg)
+            holder._reg = r
+        a.ldx(8, v._reg, R10, v.spill)
+        self.free_slots.insert(0, v.spill)
+        v.spill = None
+        self.live.append(v)
+
+    def claim(self, v: Value) -> None:
+        """Take v's register again after it was freed (its register is free)."""
+        self.temps.remove(v._reg)
+        self.live.append(v)
+
+    def branch(self) -> int:
+        """Enter code that runs on one path only; returns what end_branch needs."""
+        outer = self.region
+        self.regions += 1
+        self.region = self.regions
+        return outer
+
+    def end_branch(self, outer: int) -> None:
+        self.region = outer
+
+    def free(self, v: Value | None) -> None:
+        if v is None:
+            return
+        if v.spill is not None:
+            self.free_slots.insert(0, v.spill)
+            v.spill = None
+            return
+        self.live = [w for w in self.live if w is not v]
+        if v._reg not in self.temps:
+            self.temps.insert(0, v._reg)
+
+    def _cur_line(self) -> int:
+        o = self.a.origin
+        return o[2] if isinstance(o, tuple) else 0
+
+    def string_buf(self) -> int:
+        """A fresh string buffer's offset relative to the string area (one per use site)."""
+        off = self.strings_used * self.ssize
+        self.strings_used += 1
+        self.nstrings = max(self.nstrings, self.strings_used)
+        return off
+
+    def truth(self, v: Value) -> None:
+        pass  # any non-zero 64-bit value is true
+
+    def unsupported(self, what: str, e: Any) -> LoweringError:
+        return LoweringError(
+            f"the eBPF engine cannot compile {what} yet (line {_line(e) or self._cur_line()})"
+        )
+
+
+_PROBE_STRINGS = ("probeprov", "probemod", "probefunc", "probename")
+
+
+def _probe_string(p: Any, which: str) -> str:
+    return {"probeprov": p.provider, "probemod": p.module, "probefunc": p.function,
+            "probename": p.name}[which]  # fmt: skip
+
+
+def _probe_constant_keys(prog: CheckedProgram) -> dict[str, dict[int, str]]:
+    """aggregation -> {key position: probefunc|probename|...} for the positions
+    where every use of the aggregation names the same probe-constant string."""
+    uses: dict[str, list[list[Any]]] = {}
+
+    def walk(stmts: list[Any]) -> None:
+        for st in stmts:
+            if isinstance(st, ast.ExprStmt):
+                e = st.expr
+                if isinstance(e, ast.Assign) and hasattr(e, "agg"):
+                    keys = e.target.args if isinstance(e.target, ast.Index) else []
+                    uses.setdefault(e.agg.name, []).append(keys)  # type: ignore[attr-defined]
+            elif isinstance(st, ast.If):
+                walk(st.then)
+                walk(st.other or [])
+            elif isinstance(st, ast.Block):
+                walk(st.body)
+
+    for c in prog.clauses:
+        walk(c.body)
+    out: dict[str, dict[int, str]] = {}
+    for name, sites in uses.items():
+        per: dict[int, str] = {}
+        for pos in range(len(sites[0])):
+            kinds = set()
+            for keys in sites:
+                k = keys[pos] if pos < len(keys) else None
+                ref = getattr(k, "ref", None)
+                if (
+                    isinstance(k, ast.Ident)
+                    and ref is not None
+                    and ref[0] == "builtin"
+                    and ref[1] in _PROBE_STRINGS
+                ):
+                    kinds.add(ref[1])
+                else:
+                    kinds.add(None)
+            if len(kinds) == 1 and None not in kinds:
+                per[pos] = kinds.pop()
+        if per:
+            out[name] = per
+    return out
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+def _s64(v: int) -> int:
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >> 63 else v
+
+
+def _task_path(*path: str) -> Any:
+    """The Accesses reading current->path (BTF); LoweringError without BTF."""
+    try:
+        from pydtrace.engines.ebpf.btf import BTFError, vmlinux
+
+        return vmlinux().resolve_path("task_struct", *path)
+    except (ImportError, OSError, BTFError) as e:
+        raise LoweringError(
+            f"the eBPF engine needs kernel BTF for {'->'.join(path)}: {e}"
+        ) from None
+
+
+_FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _short_literal(e: Any, strsize: int) -> bytes | None:
+    """The bytes of a string literal short enough to compare unrolled."""
+    if isinstance(e, ast.StrLit):
+        data = e.value.encode("utf-8", "surrogateescape")[:strsize]
+        if len(data) <= 64:
+            return data
+    return None
+
+
+def _syscall_regs() -> dict[str, Any] | None:
+    """Where pt_regs keeps the syscall arguments and number on this machine;
+    None when unknown: each syscall then gets its own tracepoint. x86_64's
+    pt_regs is fixed ABI (no BTF parse, ~0.1 s at start-up); other
+    architectures ask BTF."""
+    import platform
+
+    m = platform.machine()
+    if m == "x86_64":  # di si dx r10 r8 r9, orig_ax
+        return {"args": [112, 104, 96, 56, 72, 64], "nr": 120, "size": 168}
+    try:
+        from pydtrace.engines.ebpf.btf import BTFError, vmlinux
+
+        b = vmlinux()
+        if m == "aarch64":
+            base = b.member_offset("pt_regs", "regs")
+            args = [b.member_offset("pt_regs", "orig_x0")] + [base + 8 * i for i in range(1, 6)]
+            nr = b.member_offset("pt_regs", "syscallno")
+        else:
+            return None
+    except (ImportError, OSError, BTFError):
+        return None
+    size = max(args + [nr]) + 8
+    return {"args": args, "nr": nr, "size": size} if size <= 168 else None
+
+
+def _bufsize(value: Any) -> int:
+    """The ring buffer's size: bufsize per possible CPU (dtrace's principal
+    buffers are per CPU; ours is one ring for all), rounded up to a power of
+    two (at least 64 KiB)."""
+    from pydtrace.engines.ebpf.maps import possible_cpus
+    from pydtrace.options import XoptError, parse_size
+
+    n = 4 << 20
+    if isinstance(value, int):
+        n = value
+    elif value:
+        try:
+            n = parse_size(str(value))
+        except XoptError:
+            pass
+    n *= max(1, len(possible_cpus()))
+    size = 1 << 16
+    while size < n:
+        size <<= 1
+    return size
+
+
+def _scalar(t: CType) -> bool:
+    return t.is_int() or t.is_pointer() or t.is_string()
+
+
+def _dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) -> int:
+    """How many dynamic variables fit, as dtrace sizes them: dynvarsize over
+    (largest key tuple + largest value); the user engine uses the same rule."""
+    from pydtrace.consume.aggregation import tuple_size
+    from pydtrace.options import XoptError, parse_size
+
+    value = options.get("dynvarsize") or (1 << 20)
+    try:
+        n = value if isinstance(value, int) else parse_size(str(value))
+    except XoptError:
+        n = 1 << 20
+    dyn = [v for v in prog.globals.values() if v.keys is not None] + list(prog.tlocals.values())
+    if not dyn:
+        return 0
+    size = max(strsize if v.type.is_string() else max(v.type.r.size, 1) for v in dyn)
+    keyed = [tuple_size(v.keys, strsize) for v in dyn if v.keys is not None]
+    return min(n // (max(keyed, default=0) + size), 1 << 20)
+
+
+def _aggentries(options: dict[str, Any]) -> int:
+    return 4096
+
+
+# [C3] speculations: the most buffers speculation() unrolls
+MAX_NSPEC = 64

@@ -1,0 +1,445 @@
+"""Expressions: dispatch on the AST node (`_x_<Node>`), constants, builtin
+variables, arithmetic, comparisons, casts, `*addr`, `?:`, assignment, and
+subroutine calls (`_call_<name>` methods of any cg_* mixin)."""
+
+from __future__ import annotations
+
+from pydtrace.engines.ebpf.cg_context import (
+    _FLIP,
+    DIVZERO,
+    MAX_ARGS,
+    SYS_NAME,
+    Value,
+    _short_literal,
+    _task_path,
+)
+from pydtrace.engines.ebpf.cg_memory import MemoryMixin
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
+from pydtrace.lang import ast
+from pydtrace.lang import types as T
+from pydtrace.lang.types import CType
+
+
+class ExprMixin(MemoryMixin):
+    def expr(self, e: ast.Expr) -> Value:
+        self.clause_memory_reset()
+        m = getattr(self, "_x_" + type(e).__name__, None)
+        if m is None:
+            raise self.unsupported(type(e).__name__.lower(), e)
+        return m(e)
+
+    def const(self, value: int, t: CType) -> Value:
+        v = self.alloc(t)
+        self.a.movi(v.reg, value)
+        return v
+
+    def _x_IntLit(self, e: ast.IntLit) -> Value:
+        return self.const(T.wrap(e.value, e.ctype), e.ctype)  # type: ignore[attr-defined]
+
+    _x_CharLit = _x_IntLit
+
+    def _x_Sizeof(self, e: ast.Sizeof) -> Value:
+        return self.const(e.value, e.ctype)  # type: ignore[attr-defined]
+
+    _x_Offsetof = _x_Sizeof
+
+    def builtin(self, name: str, e: ast.Expr) -> Value:
+        a = self.a
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        p = self.probe
+        if name.startswith("arg") and name[3:].isdigit():
+            i = int(name[3:])
+            v = self.alloc(t)
+            if i < MAX_ARGS:
+                a.ldx(8, v.reg, R9, self.f_args + 8 * i)
+            else:
+                a.movi(v.reg, 0)
+            return v
+        strings = {
+            "probeprov": p.provider,
+            "probemod": p.module,
+            "probefunc": p.function,
+            "probename": p.name,
+        }
+        if name == "probefunc" and self.group is not None:
+            v, _ = self.new_string()  # stays "" if the lookup could fail (it cannot)
+            a.mov(R2, R9)
+            a.alu("+", R2, imm=self.f_sys)
+            a.ld_map(R1, "sys_" + self.group[0])
+            a.call("map_lookup_elem")
+            missing = a.new_label("nofunc")
+            a.jmp("==", R0, missing, imm=0)
+            a.mov(v.reg, R0)
+            a.alu("+", v.reg, imm=SYS_NAME)
+            a.place(missing)
+            return v
+        if name in strings:
+            return self.const_string(strings[name])
+        if name in ("id", "epid"):
+            v = self.alloc(t)
+            self.probe_id_to(v.reg)
+            return v
+        if name == "execname":
+            v, _ = self.new_string()
+            a.mov(R1, v.reg)
+            a.movi(R2, 16)
+            a.call("get_current_comm")
+            return v
+        v = self.alloc(t)
+        if name in ("pid", "tid"):
+            a.call("get_current_pid_tgid")
+            a.mov(v.reg, R0)
+            if name == "pid":
+                a.alu(">>", v.reg, imm=32)
+            else:
+                a.alu("=", v.reg, v.reg, wide=False)
+        elif name in ("uid", "gid"):
+            a.call("get_current_uid_gid")
+            a.mov(v.reg, R0)
+            if name == "gid":
+                a.alu(">>", v.reg, imm=32)
+            else:
+                a.alu("=", v.reg, v.reg, wide=False)
+        elif name == "cpu":
+            a.call("get_smp_processor_id")
+            a.mov(v.reg, R0)
+        elif name == "timestamp":
+            a.call("ktime_get_ns")
+            a.mov(v.reg, R0)
+        elif name == "walltimestamp":
+            a.call("ktime_get_ns")
+            a.mov(v.reg, R0)
+            a.ld_imm64(R1, self.boot_offset)
+            a.alu("+", v.reg, R1)
+        elif name == "errno":
+            a.ldx(8, v.reg, R9, self.f_errno)
+        elif name in ("ipl", "stackdepth", "ustackdepth"):
+            a.movi(v.reg, 0)
+        elif name == "curthread":
+            a.call("get_current_task")
+            a.mov(v.reg, R0)
+        elif name == "ppid":
+            parent, tgid = _task_path("real_parent", "tgid")
+            a.call("get_current_task")
+            a.mov(v.reg, R0)
+            self.kernel_load(v.reg, v.reg, parent.offset, 8)
+            self.kernel_load(v.reg, v.reg, tgid.offset, 4)
+        else:
+            self.free(v)
+            raise self.unsupported(f"the built-in variable {name}", e)
+        return v
+
+    def kernel_load(self, out: int, addr: int, off: int, size: int) -> None:
+        """out = the unsigned size-byte value at kernel address addr+off (0 if unreadable)."""
+        a = self.a
+        a.st(8, R10, -16, 0)
+        a.mov(R3, addr)
+        a.alu("+", R3, imm=off)
+        a.mov(R1, R10)
+        a.alu("+", R1, imm=-16)
+        a.movi(R2, size)
+        a.call("probe_read_kernel")
+        a.ldx(size, out, R10, -16)
+
+    def _call_progenyof(self, e: ast.Call) -> Value:
+        """1 if the current process is pid or one of its descendants: walk
+        task->real_parent (at most 64 levels) comparing tgids."""
+        a = self.a
+        parent, tgid = _task_path("real_parent", "tgid")
+        want = self.expr(e.args[0])
+        self.wrap(want.reg, T.INT)
+        loop, yes, no, end = (a.new_label(x) for x in ("ploop", "pyes", "pno", "pend"))
+        a.call("get_current_task")
+        a.stx(8, R10, -24, R0)
+        a.st(8, R10, -32, 0)
+        a.place(loop)
+        a.ldx(8, R3, R10, -24)
+        a.jmp("==", R3, no, imm=0)
+        self.kernel_load(R0, R3, tgid.offset, 4)
+        a.jmp("==", R0, no, imm=0)
+        a.alu("<<", R0, imm=32)
+        a.alu("s>>", R0, imm=32)
+        a.jmp("==", R0, yes, src=want.reg)
+        a.ldx(8, R3, R10, -24)
+        self.kernel_load(R0, R3, parent.offset, 8)
+        a.stx(8, R10, -24, R0)
+        a.ldx(8, R1, R10, -32)
+        a.alu("+", R1, imm=1)
+        a.stx(8, R10, -32, R1)
+        a.jmp("<", R1, loop, imm=64)
+        a.place(no)
+        a.movi(want.reg, 0)
+        a.ja(end)
+        a.place(yes)
+        a.movi(want.reg, 1)
+        a.place(end)
+        want.ctype = T.INT
+        return want
+
+    def wrap(self, reg: int, t: CType) -> None:
+        """Cut a 64-bit value to integer type t (sign- or zero-extended back to 64 bits)."""
+        a = self.a
+        r = t.r
+        if r.kind == "enum":
+            size, signed = 4, True
+        elif r.kind == "int":
+            size, signed = r.size, r.signed
+            if r is T.BOOL:
+                skip = a.new_label("bool")
+                a.jmp("==", reg, skip, imm=0)
+                a.movi(reg, 1)
+                a.place(skip)
+                return
+        else:
+            return
+        if size >= 8:
+            return
+        bits = 64 - 8 * size
+        a.alu("<<", reg, imm=bits)
+        a.alu("s>>" if signed else ">>", reg, imm=bits)
+
+    def _x_Unary(self, e: ast.Unary) -> Value:
+        op = e.op
+        if op in ("++", "--"):
+            return self.incdec(e.operand, 1 if op == "++" else -1, prefix=True)
+        if op == "*":
+            return self.deref(e)
+        if op == "&":
+            v = self.address(e.operand)
+            v.ctype = e.ctype  # type: ignore[attr-defined]
+            return v
+        a = self.a
+        v = self.expr(e.operand)
+        if op == "-":
+            a.neg(v.reg)
+        elif op == "~":
+            a.alu("^", v.reg, imm=-1)
+        elif op == "!":
+            yes = a.new_label("not")
+            r = v.reg
+            a.mov(R1, r)
+            a.movi(r, 1)
+            a.jmp("==", R1, yes, imm=0)
+            a.movi(r, 0)
+            a.place(yes)
+        v.ctype = e.ctype  # type: ignore[attr-defined]
+        return v
+
+    def deref(self, e: ast.Unary) -> Value:
+        """*addr: scratch memory or kernel memory (cg_memory); an unreadable
+        address faults (invalid address, the address as value)."""
+        return self.load_lvalue(e)
+
+    def _x_Postfix(self, e: ast.Postfix) -> Value:
+        return self.incdec(e.operand, 1 if e.op == "++" else -1, prefix=False)
+
+    def incdec(self, target: ast.Expr, delta: int, prefix: bool) -> Value:
+        t: CType = target.ctype  # type: ignore[attr-defined]
+        if t.is_pointer():
+            delta *= max(1, t.r.target.r.size)  # type: ignore[union-attr]
+        a = self.a
+        old = self.expr(target)
+        new = self.alloc(t)
+        a.mov(new.reg, old.reg)
+        a.alu("+", new.reg, imm=delta)
+        self.wrap(new.reg, t)
+        self.store(target, new)
+        if prefix:
+            self.free(old)
+            return new
+        self.free(new)
+        return old
+
+    def _x_Binary(self, e: ast.Binary) -> Value:
+        op = e.op
+        a = self.a
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        if op in ("&&", "||", "^^"):
+            x = self.expr(e.left)
+            out = a.new_label("logic")
+            self.normalize(x.reg)
+            if op == "&&":
+                a.jmp("==", x.reg, out, imm=0)
+            elif op == "||":
+                a.jmp("!=", x.reg, out, imm=0)
+            if op != "^^":
+                # x is dead on this path: the right side may use its register
+                self.free(x)
+                outer = self.branch()
+            y = self.expr(e.right)
+            self.normalize(y.reg)
+            if op == "^^":
+                self.reload(x, y)
+                a.alu("^", x.reg, y.reg)
+            else:
+                a.mov(x.reg, y.reg)
+            self.free(y)
+            if op != "^^":
+                self.end_branch(outer)
+                self.claim(x)
+            a.place(out)
+            x.ctype = t
+            return x
+        if op == ",":
+            self.free(self.expr(e.left))
+            return self.expr(e.right)
+        if op in ("<", "<=", ">", ">=", "==", "!=") and getattr(e, "strcmp", False):
+            lit = _short_literal(e.right, self.strsize) or _short_literal(e.left, self.strsize)
+            if lit is not None and e.left.ctype.is_string() and e.right.ctype.is_string():  # type: ignore[attr-defined]
+                flip = _short_literal(e.right, self.strsize) is None
+                x = self.expr(e.left if not flip else e.right)
+                self.string_compare_literal(x, lit, _FLIP[op] if flip else op)
+                x.ctype = t
+                return x
+        if op in ("+", "-"):
+            p = self.pointer_arith(e)
+            if p is not None:
+                return p
+        x = self.expr(e.left)
+        y = self.expr(e.right)
+        self.reload(x, y)
+        if op in ("<", "<=", ">", ">=", "==", "!="):
+            if getattr(e, "strcmp", False):
+                if not (e.left.ctype.is_string() and e.right.ctype.is_string()):  # type: ignore[attr-defined]
+                    raise self.unsupported("comparing strings with pointers", e)
+                self.string_compare(x, y, op)
+            else:
+                ot: CType = getattr(e, "optype", T.LONG)
+                if not ot.is_signed():
+                    self.wrap(x.reg, ot)
+                    self.wrap(y.reg, ot)
+                jop = op if not ot.is_signed() or op in ("==", "!=") else "s" + op
+                r = x.reg
+                a.mov(R1, r)
+                yes = a.new_label("cmp")
+                a.movi(r, 1)
+                a.jmp(jop, R1, yes, src=y.reg)
+                a.movi(r, 0)
+                a.place(yes)
+            self.free(y)
+            x.ctype = t
+            return x
+        lt: CType = e.left.ctype  # type: ignore[attr-defined]
+        rt: CType = e.right.ctype  # type: ignore[attr-defined]
+        if t.is_pointer() or lt.is_pointer() or rt.is_pointer():
+            self.free(x)
+            self.free(y)
+            raise self.unsupported("pointer arithmetic", e)
+        if not t.is_int():
+            raise self.unsupported(f"operator {op} on {t}", e)
+        signed = t.is_signed()
+        if op in ("/", "%"):
+            ok = a.new_label("div")
+            a.jmp("!=", y.reg, ok, imm=0)
+            self.fault(DIVZERO)
+            a.place(ok)
+            if signed:
+                # magnitudes, then the sign when the operands' signs differ (as dtrace)
+                a.mov(R4, x.reg)
+                a.alu("^", R4, y.reg)
+                for r in (x.reg, y.reg):
+                    pos = a.new_label("abs")
+                    a.jmp("s>=", r, pos, imm=0)
+                    a.neg(r)
+                    a.place(pos)
+                a.alu(op, x.reg, y.reg)
+                pos = a.new_label("sign")
+                a.jmp("s>=", R4, pos, imm=0)
+                a.neg(x.reg)
+                a.place(pos)
+            else:
+                a.alu(op, x.reg, y.reg)
+        elif op in ("<<", ">>"):
+            a.alu("&", y.reg, imm=63)
+            a.alu("s>>" if op == ">>" and signed else op, x.reg, y.reg)
+        elif op in ("+", "-", "*", "&", "|", "^"):
+            a.alu(op, x.reg, y.reg)
+        else:
+            raise self.unsupported(f"operator {op}", e)
+        self.free(y)
+        x.ctype = t
+        return x
+
+    def normalize(self, reg: int) -> None:
+        """reg = reg != 0."""
+        a = self.a
+        skip = a.new_label("bool")
+        a.jmp("==", reg, skip, imm=0)
+        a.movi(reg, 1)
+        a.place(skip)
+
+    def _x_Cond(self, e: ast.Cond) -> Value:
+        a = self.a
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        if t.is_string():
+            raise self.unsupported("?: on strings", e)
+        c = self.expr(e.cond)
+        other = a.new_label("else")
+        end = a.new_label("fi")
+        a.jmp("==", c.reg, other, imm=0)
+        outer = self.branch()
+        x = self.expr(e.then)
+        a.mov(c.reg, x.reg)
+        self.free(x)
+        a.ja(end)
+        a.place(other)
+        self.end_branch(outer)
+        outer = self.branch()
+        y = self.expr(e.other)
+        a.mov(c.reg, y.reg)
+        self.free(y)
+        self.end_branch(outer)
+        a.place(end)
+        if t.is_int():
+            self.wrap(c.reg, t)
+        c.ctype = t
+        return c
+
+    def _x_Cast(self, e: ast.Cast) -> Value:
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        ot: CType = e.operand.ctype  # type: ignore[attr-defined]
+        if t.is_string() or ot.is_string() and not t.is_string():
+            if t.is_string() and ot.is_string():
+                return self.expr(e.operand)
+            if t.is_string() and (ot.is_pointer() or ot.is_int() or ot.is_array()):
+                return self.string_at(self.expr(e.operand))
+            raise self.unsupported(f"casts between strings and {ot if t.is_string() else t}", e)
+        v = self.expr(e.operand)
+        if t.is_void():
+            a = self.a
+            a.movi(v.reg, 0)
+        elif t.is_int() or t.is_pointer():
+            self.wrap(v.reg, t)
+        v.ctype = t
+        return v
+
+    def _x_Assign(self, e: ast.Assign) -> Value:
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        vt: CType = e.value.ctype  # type: ignore[attr-defined]
+        if e.op == "=":
+            if t.is_string() and not vt.is_string():
+                raise self.unsupported(f"assigning {vt} to a string", e)
+            v = self.expr(e.value)
+            if t.is_int():
+                self.wrap(v.reg, t)
+            self.store(e.target, v)
+            v.ctype = t
+            return v
+        bop = e.op[:-1]
+        fake = ast.Binary(bop, e.target, e.value, line=e.line)
+        fake.ctype = t  # type: ignore[attr-defined]
+        fake.pc = getattr(e, "pc", 0)  # type: ignore[attr-defined]
+        if t.is_arith():
+            fake.ctype = T.arith_conv(t, vt) if bop not in ("<<", ">>") else T.promote(t)  # type: ignore[attr-defined]
+        v = self._x_Binary(fake)
+        self.wrap(v.reg, t)
+        self.store(e.target, v)
+        v.ctype = t
+        return v
+
+    def _x_Call(self, e: ast.Call) -> Value:
+        """A subroutine: the method `_call_<name>` of any cg_* mixin lowers it."""
+        lower = getattr(self, "_call_" + e.name, None)
+        if lower is None:
+            raise self.unsupported(f"{e.name}()", e)
+        return lower(e)

@@ -1,0 +1,615 @@
+"""Whole-program and per-probe code: compile_program, the maps, one BPF
+program per probe (frame lookup, argument prologues, raw_syscalls dispatch),
+clauses (predicate, statements, record output, fault blocks, ERROR)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from pydtrace.consume.aggregation import AggSpec
+from pydtrace.engines.ebpf import layout as L
+from pydtrace.engines.ebpf.cg_actions import ActionsMixin
+from pydtrace.engines.ebpf.cg_aggs import AggsMixin
+from pydtrace.engines.ebpf.cg_context import (
+    DKEY_LEVELS,
+    DROP_DBLERROR,
+    DROP_RING,
+    MAP_ARRAY,
+    MAP_HASH,
+    MAP_PERCPU_ARRAY,
+    MAP_PERCPU_HASH,
+    MAP_RINGBUF,
+    MAX_ARGS,
+    PROG_PERF_EVENT,
+    PROG_RAW_TRACEPOINT,
+    PROG_TRACEPOINT,
+    RAW_MAX_CLAUSES,
+    RAW_SYSCALL_MIN,
+    SYS_NAME,
+    Compiled,
+    CompilerBase,
+    MapSpec,
+    ProgSpec,
+    _aggentries,
+    _bufsize,
+    _dvar_capacity,
+    _line,
+    _probe_constant_keys,
+    _probe_string,
+    _s32,
+    _scalar,
+    _syscall_regs,
+)
+from pydtrace.engines.ebpf.cg_expr import ExprMixin
+from pydtrace.engines.ebpf.cg_strings import StringsMixin
+from pydtrace.engines.ebpf.cg_vars import VarsMixin
+from pydtrace.engines.ebpf.errors import LoweringError
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, Assembler, Insn
+from pydtrace.lang import ast
+from pydtrace.lang.program import CheckedProgram, ClauseInfo
+
+
+class ProgramMixin(CompilerBase):
+    def compile(self) -> Compiled:
+        prog = self.prog
+        for name, v in prog.globals.items():
+            if v.array or not _scalar(v.type):
+                if v.keys is None and self._memory_variable("global", name, v):
+                    continue
+                raise LoweringError(
+                    f"the eBPF engine cannot compile global variable {name} of type {v.type} yet"
+                )
+            if v.keys is not None:
+                continue  # an associative array: a dynamic variable
+            size = self.ssize if v.type.is_string() else 8
+            self.global_off[name] = self.globals_size
+            self.globals_size += L.align8(size)
+        for name, v in prog.clocals.items():
+            if not _scalar(v.type):
+                if self._memory_variable("this", name, v):
+                    continue
+                raise LoweringError(
+                    f"the eBPF engine cannot compile this->{name} of type {v.type} yet"
+                )
+            self.this_off[name] = -1  # placed in the frame below
+        self.this_size = {
+            n: self.ssize if v.type.is_string() else 8
+            for n, v in prog.clocals.items()
+            if n in self.this_off
+        }
+        for name in self.this_off:
+            self.this_off[name] = self.frame.take(self.this_size[name])
+        # dynamic variables (self-> variables, associative arrays) share the `dvars`
+        # hash map: key = u64 variable id, u64 tid (0 for globals), then the
+        # subscripts (integers 8 bytes, strings strsize+1 bytes padded to 8)
+        self.dvar_id: dict[tuple[str, str], int] = {}
+        self.dkey_size, self.dval_size = 16, 8
+        for scope, table in (("global", prog.globals), ("self", prog.tlocals)):
+            for name, v in table.items():
+                if scope == "global" and v.keys is None:
+                    continue
+                shown = name if scope == "global" else f"self->{name}"
+                if v.array or not _scalar(v.type) or not all(_scalar(k) for k in v.keys or []):
+                    if self._memory_variable(scope, name, v):
+                        continue
+                    raise LoweringError(
+                        f"the eBPF engine cannot compile {shown} of type {v.type} yet"
+                    )
+                self.dvar_id[(scope, name)] = len(self.dvar_id) + 1
+                ksize = 16 + sum(self.key_width(k) for k in v.keys or [])
+                self.dkey_size = max(self.dkey_size, ksize)
+                if v.type.is_string():
+                    self.dval_size = max(self.dval_size, L.align8(self.ssize))
+        self.dkey_depth = 0
+        self.dvar_capacity = _dvar_capacity(prog, self.strsize, self.options)
+        if self.dvar_id:
+            self.f_dkey = self.frame.take(self.dkey_size * DKEY_LEVELS)
+            self.f_dval = self.frame.take(self.dval_size)
+        maxkey = 8
+        maxval = 8
+        # keys that are the same probe-constant string at every use: stored as the probe id
+        self.probe_keys: dict[str, dict[int, tuple[str, dict[int, str]]]] = {}
+        for aname, per_pos in _probe_constant_keys(prog).items():
+            self.probe_keys[aname] = {pos: (b, {}) for pos, b in per_pos.items()}
+        for a in prog.aggs.values():
+            spec = AggSpec(a.id, a.name, a.func, a.params, list(a.keys), a.valtype)
+            pk = {pos: names for pos, (_, names) in self.probe_keys.get(a.name, {}).items()}
+            lay = L.agg_layout(spec, f"agg{a.id}", self.strsize, pk)
+            self.out.aggs[a.name] = lay
+            maxkey = max(maxkey, lay.key_size)
+            maxval = max(maxval, lay.value_size)
+        self.f_key = self.frame.take(maxkey)
+        self.f_zero = self.frame.take(maxval)  # never written: initial aggregation values
+        self.f_rec = self.frame.take(0)  # sized after the clauses are compiled
+        self.out.global_offsets = dict(self.global_off)
+
+        # one program per probe, its clauses in program order
+        by_probe: dict[int, list[ClauseInfo]] = {}
+        for c in prog.clauses:
+            for p in c.probes:
+                by_probe.setdefault(p.id, []).append(c)
+                self.out.probes[p.id] = p
+        for per_pos in self.probe_keys.values():
+            for b, names in per_pos.values():
+                for pid, p in self.out.probes.items():
+                    names[pid] = _probe_string(p, b)
+        self.rec_max = L.FAULT_SIZE
+        progs = []
+        # ERROR's clauses run inline in every fault block (with their own argument area)
+        self.error_probe, self.error_clauses = None, []
+        self.in_error = False
+        for pid, clauses in by_probe.items():
+            probe = self.out.probes[pid]
+            if probe.provider == "dtrace" and probe.name == "ERROR":
+                self.error_probe, self.error_clauses = probe, clauses
+        if self.error_clauses:
+            self.f_eargs = self.frame.take(8 * MAX_ARGS)
+        groups = self.raw_syscall_groups(by_probe)
+        grouped = {p.id for g in groups.values() for p in g[0]}
+        for pid, clauses in sorted(by_probe.items()):
+            probe = self.out.probes[pid]
+            if probe is self.error_probe:
+                continue
+            if pid not in grouped:
+                progs.append((probe, clauses, None))
+        for name, (probes, clauses, masks) in groups.items():
+            progs.append((probes[0], clauses, (name, probes, masks)))
+        if groups:
+            self.f_regs = self.frame.take(168)  # a copy of the syscall's pt_regs
+            self.f_sys = self.frame.take(24)  # u32 nr (the dispatch key), probe id, clause mask
+        # the record area goes last so that string temporaries have fixed offsets
+        generated = [self.program(probe, clauses, group) for probe, clauses, group in progs]
+        self.f_rec = self.frame.take(self.rec_max)
+        self.f_str = self.frame.take(self.ssize * max(self.nstrings, 1))
+        # offsets of the record and string areas were symbolic until now
+        self.out.progs.extend(generated)
+        self._patch_areas()
+        self.out.frame_size = self.frame.size
+        bufsize = _bufsize(self.options.get("bufsize"))
+        o = self.out
+        o.maps = [
+            MapSpec("frame", MAP_PERCPU_ARRAY, 4, self.frame.size, 1),
+            MapSpec("globals", MAP_ARRAY, 4, self.globals_size, 1),
+            MapSpec("drops", MAP_PERCPU_ARRAY, 4, 8 * 4, 1),
+            MapSpec("records", MAP_RINGBUF, 0, 0, bufsize),
+        ]
+        if self.dvar_id:
+            o.maps.append(MapSpec("dvars", MAP_HASH, self.dkey_size, self.dval_size,
+                                  max(self.dvar_capacity, 1)))  # fmt: skip
+        for lay in o.aggs.values():
+            o.maps.append(MapSpec(lay.map_name, MAP_PERCPU_HASH, lay.key_size, lay.value_size,
+                                  _aggentries(self.options)))  # fmt: skip
+        for name, (probes, _, masks) in groups.items():
+            mname = "sys_" + name
+            o.maps.append(MapSpec(mname, MAP_ARRAY, 4, SYS_NAME + L.align8(self.ssize),
+                                  self.sys_entries))  # fmt: skip
+            fill = []
+            for p in probes:
+                nargs = min(len(getattr(p.data, "args", ()) or ()), 6)
+                head = struct.pack("<IIQ", p.id, nargs, masks[p.id])
+                fill.append((p.data.nr, head + p.function.encode()[: self.strsize]))
+            o.fills[mname] = fill
+        return o
+
+    def _memory_variable(self, scope: str, name: str, v: Any) -> bool:
+        """Whether cg_vars' memory_variable (arrays, structs, unions) placed v."""
+        place = getattr(self, "memory_variable", None)
+        return bool(place is not None and place(scope, name, v))
+
+    def raw_syscall_groups(self, by_probe: dict[int, list[ClauseInfo]]) -> dict[str, Any]:
+        """entry/return -> (probes, merged clauses, {probe id: clause mask}) for the
+        syscall probe names matching RAW_SYSCALL_MIN syscalls or more."""
+        out: dict[str, Any] = {}
+        for which in ("entry", "return"):
+            probes = [
+                self.out.probes[pid]
+                for pid in sorted(by_probe)
+                if self.out.probes[pid].provider == "syscall"
+                and self.out.probes[pid].name == which
+                and getattr(self.out.probes[pid].data, "nr", None) is not None
+            ]
+            if len(probes) < RAW_SYSCALL_MIN:
+                continue
+            merged = sorted({c.index: c for p in probes for c in by_probe[p.id]}.values(),
+                            key=lambda c: c.index)  # fmt: skip
+            if len(merged) > RAW_MAX_CLAUSES:
+                continue
+            pos = {c.index: k for k, c in enumerate(merged)}
+            masks = {p.id: sum(1 << pos[c.index] for c in by_probe[p.id]) for p in probes}
+            self.sys_entries = max(
+                getattr(self, "sys_entries", 1), max(p.data.nr for p in probes) + 1
+            )
+            out[which] = (probes, merged, masks)
+        if out:  # only then: the register offsets may need BTF on some machines
+            regs = _syscall_regs()
+            if regs is None:
+                return {}
+            self.sys_regs = regs
+        return out
+
+    def _patch_areas(self) -> None:
+        for spec in self.out.progs:
+            for i in spec.insns:
+                mark = getattr(i, "_area", None)
+                if mark is None:
+                    continue
+                area, rel = mark
+                base = self.f_rec if area == "rec" else self.f_str
+                if i.code == 0x07:  # r += imm
+                    i.imm = base + rel
+                else:
+                    i.off = base + rel
+                if not -(1 << 15) <= i.off < (1 << 15):
+                    raise LoweringError("the eBPF engine's frame is too large (lower strsize)")
+
+    def program(self, probe: Any, clauses: list[ClauseInfo], group: Any = None) -> ProgSpec:
+        a = Assembler()
+        self.a = a
+        self.probe = probe
+        self.group = group  # (entry|return, probes, masks) for a raw syscall program
+        prov, name = probe.provider, probe.name
+        if group is not None:
+            ptype = PROG_RAW_TRACEPOINT
+            attach = ("raw_tp", "sys_enter" if name == "entry" else "sys_exit")
+        elif prov == "dtrace" and name in ("BEGIN", "END"):
+            ptype, attach = PROG_RAW_TRACEPOINT, ("run", name)
+        elif prov == "profile":
+            from pydtrace.probes.profile import profile_period_ns
+
+            kp = profile_period_ns(name)
+            if kp is None:
+                raise LoweringError(f"the eBPF engine cannot attach {probe.fqn}")
+            ptype, attach = PROG_PERF_EVENT, ("timer", kp[1], kp[0] == "profile")
+        elif prov == "syscall":
+            if name not in ("entry", "return"):
+                raise LoweringError(f"the eBPF engine cannot attach {probe.fqn}")
+            event = ("sys_enter_" if name == "entry" else "sys_exit_") + probe.function
+            ptype, attach = PROG_TRACEPOINT, ("tracepoint", "syscalls", event)
+        else:
+            raise LoweringError(f"the eBPF engine cannot attach {probe.provider} probes yet")
+        a.origin = ("prologue", 0, 0)
+        a.mov(6, R1)
+        # frame = lookup(frame, &0)
+        a.st(4, R10, -4, 0)
+        a.mov(R2, R10)
+        a.alu("+", R2, imm=-4)
+        a.ld_map(R1, "frame")
+        a.call("map_lookup_elem")
+        done = a.new_label("out")
+        a.jmp("==", R0, done, imm=0)
+        a.mov(R9, R0)
+        self.prologue_args(ptype, probe)
+        if group is not None:
+            self.prologue_syscall(group, done)
+        for name, off in self.this_off.items():
+            for p in range(0, self.this_size[name], 8):
+                a.st(8, R9, off + p, 0)  # the frame's areas are 8-byte aligned
+        prologue = getattr(self, "memory_prologue", None)  # this-> arrays/structs (cg_memory)
+        if prologue is not None:
+            prologue()
+        is_end = self.is_end = prov == "dtrace" and probe.name == "END"
+        for k, c in enumerate(clauses):
+            self.clause(c, done, is_end, bit=k if group is not None else None)
+        a.origin = ("epilogue", 0, 0)
+        a.place(done)
+        a.movi(R0, 0)
+        a.exit()
+        insns = a.resolve()
+        if group is not None:
+            return ProgSpec(f"dt_sys_{group[0]}", ptype, probe, attach, insns, list(group[1]))
+        pname = f"dt_{probe.id}"
+        return ProgSpec(pname, ptype, probe, attach, insns, [probe])
+
+    def prologue_syscall(self, group: Any, done: str) -> None:
+        """raw_syscalls: ctx = (struct pt_regs *, nr | return value). Find the
+        syscall's probe in the dispatch map (untraced syscalls end here), then
+        its arguments (entry) or return value and errno (return)."""
+        a = self.a
+        which = group[0]
+        regs = self.sys_regs
+        fa = self.f_args
+        # a copy of pt_regs: the arguments, and the syscall number at return
+        a.mov(R1, R9)
+        a.alu("+", R1, imm=self.f_regs)
+        a.movi(R2, regs["size"])
+        a.ldx(8, R3, 6, 0)
+        a.call("probe_read_kernel")
+        a.jmp("!=", R0, done, imm=0)
+        if which == "entry":
+            a.ldx(8, R1, 6, 8)
+        else:
+            a.ldx(8, R1, R9, self.f_regs + regs["nr"])
+        a.jmp(">=", R1, done, imm=self.sys_entries)  # also -1 (no syscall)
+        a.stx(4, R9, self.f_sys, R1)
+        a.mov(R2, R9)
+        a.alu("+", R2, imm=self.f_sys)
+        a.ld_map(R1, "sys_" + which)
+        a.call("map_lookup_elem")
+        a.jmp("==", R0, done, imm=0)
+        a.ldx(4, R1, R0, 0)
+        a.jmp("==", R1, done, imm=0)
+        a.stx(8, R9, self.f_sys + 8, R1)
+        a.ldx(8, R1, R0, 8)
+        a.stx(8, R9, self.f_sys + 16, R1)
+        if which == "entry":
+            a.ldx(4, R4, R0, 4)  # nargs: the others stay 0, as with the syscall's tracepoint
+            end = a.new_label("args")
+            for i, off in enumerate(regs["args"]):
+                a.jmp("<=", R4, end, imm=i)
+                a.ldx(8, R1, R9, self.f_regs + off)
+                a.stx(8, R9, fa + 8 * i, R1)
+            a.place(end)
+        else:
+            a.ldx(8, R1, 6, 8)
+            a.stx(8, R9, fa, R1)
+            a.stx(8, R9, fa + 8, R1)
+            skip = a.new_label("noerr")
+            a.jmp("s>=", R1, skip, imm=0)
+            a.jmp("s<", R1, skip, imm=-4095)
+            a.neg(R1)
+            a.stx(8, R9, self.f_errno, R1)
+            a.place(skip)
+
+    def store_probe_id(self, scratch: int) -> None:
+        """The record header's probe id."""
+        a = self.a
+        if self.group is not None:
+            a.ldx(8, scratch, R9, self.f_sys + 8)
+            a.stx(4, R9, 4, scratch)
+        else:
+            a.st(4, R9, 4, self.probe.id)
+        self._mark(a.insns[-1], "rec", 4)
+
+    def probe_id_to(self, reg: int) -> None:
+        """reg = the firing probe's id (known at run time in a raw syscall program)."""
+        if self.group is not None:
+            self.a.ldx(8, reg, R9, self.f_sys + 8)
+        else:
+            self.a.movi(reg, self.probe.id)
+
+    def prologue_args(self, ptype: int, probe: Any) -> None:
+        a = self.a
+        fa = self.f_args
+        for i in range(MAX_ARGS):
+            a.st(8, R9, fa + 8 * i, 0)
+        a.st(8, R9, self.f_errno, 0)
+        if ptype == PROG_TRACEPOINT:
+            if probe.name == "entry":
+                sc = probe.data
+                n = min(len(getattr(sc, "args", ()) or ()), 6)
+                for i in range(n):
+                    a.ldx(8, R1, 6, 16 + 8 * i)
+                    a.stx(8, R9, fa + 8 * i, R1)
+            else:
+                # return: arg0 = arg1 = the return value; errno = -ret for -4095 <= ret < 0
+                a.ldx(8, R1, 6, 16)
+                a.stx(8, R9, fa, R1)
+                a.stx(8, R9, fa + 8, R1)
+                skip = a.new_label("noerr")
+                a.jmp("s>=", R1, skip, imm=0)
+                a.jmp("s<", R1, skip, imm=-4095)
+                a.neg(R1)
+                a.stx(8, R9, self.f_errno, R1)
+                a.place(skip)
+        elif ptype == PROG_PERF_EVENT:
+            # bpf_perf_event_data: pt_regs first (ip @128, cs @136); user mode iff cs & 3
+            a.ldx(8, R1, 6, 128)
+            a.ldx(8, R2, 6, 136)
+            user = a.new_label("user")
+            stored = a.new_label("pc")
+            a.jmp("&", R2, user, imm=3)
+            a.stx(8, R9, fa, R1)
+            a.ja(stored)
+            a.place(user)
+            a.stx(8, R9, fa + 8, R1)
+            a.place(stored)
+
+    def clause(self, c: ClauseInfo, done: str, is_end: bool, bit: int | None = None) -> None:
+        a = self.a
+        self.c = c
+        self.reset_temps()
+        self.strings_used = 0
+        self.layout = L.RecordLayout(c.index)
+        self.actions = 0
+        self.cond_depth = 0
+        self.static_mask = 0
+        self.next_clause = a.new_label("next")
+        self.fault_label = a.new_label("fault")
+        self.faults_used = False
+        a.origin = ("clause", c.index, c.line)
+        if bit is not None:  # a raw syscall program: does this clause serve the firing probe?
+            a.ldx(8, R1, R9, self.f_sys + 16)
+            a.alu(">>", R1, imm=bit)
+            a.alu("&", R1, imm=1)
+            a.jmp("==", R1, self.next_clause, imm=0)
+        if not is_end:
+            a.ld_map(R1, "globals", 0)
+            a.ldx(8, R1, R1, 0)
+            a.jmp("!=", R1, done, imm=0)
+        if c.predicate is not None:
+            a.origin = ("clause", c.index, _line(c.predicate) or c.line)
+            v = self.expr(c.predicate)
+            self.truth(v)
+            self.free(v)
+            a.jmp("==", v.reg, self.next_clause, imm=0)
+        # the record header: kind, probe, clause, cpu, then the action mask
+        mask_insn = None
+        # a speculating clause leaves a record even with no data of its own
+        records = c.records or _speculates(c.body)
+        if records:
+            # kind 0 (ignored by the engine) unless speculate() marks it
+            a.st(4, R9, 0, L.REC_DATA if c.records else 0)
+            self._mark(a.insns[-1], "rec", 0)
+            self.store_probe_id(R1)
+            a.st(4, R9, 8, c.index)
+            self._mark(a.insns[-1], "rec", 8)
+            a.call("get_smp_processor_id")
+            a.stx(4, R9, 12, R0)
+            self._mark(a.insns[-1], "rec", 12)
+            mask_insn = a.emit(Insn(0x62, R9, 0, 16, 0))  # *(u32 *)(r9 + rec+16) = mask
+            self._mark(mask_insn, "rec", 16)
+            mask_hi = a.emit(Insn(0x62, R9, 0, 20, 0))  # actions 32..63
+
+            self._mark(a.insns[-1], "rec", 20)
+        for s in c.body:
+            self.stmt(s)
+        if records:
+            a.origin = ("clause", c.index, c.line)
+            if self.actions > 64:
+                raise LoweringError(
+                    f"the eBPF engine cannot record more than 64 actions in one clause (line {c.line})"
+                )
+            assert mask_insn is not None
+            mask_insn.imm = _s32(self.static_mask & 0xFFFFFFFF)
+            mask_hi.imm = _s32(self.static_mask >> 32)
+            self.rec_max = max(self.rec_max, self.layout.size)
+            self.emit_output(self.layout.size)
+        self.out.records[c.index] = self.layout
+        if self.faults_used:
+            # fault: r1 = code, r2 = value, r3 = pc
+            a.ja(self.next_clause)
+            a.place(self.fault_label)
+            if self.in_error:  # a fault in an ERROR clause is only counted
+                self.count_drop(DROP_DBLERROR)
+            else:
+                self.emit_fault(done)
+        a.place(self.next_clause)
+
+    def emit_output(self, size: int) -> None:
+        a = self.a
+        a.ld_map(R1, "records")
+        self.rec_ptr(R2, 0)
+        a.movi(R3, size)
+        a.movi(R4, 0)
+        a.call("ringbuf_output")
+        ok = a.new_label("sent")
+        a.jmp("s>=", R0, ok, imm=0)
+        self.count_drop(DROP_RING)
+        a.place(ok)
+
+    def count_drop(self, which: int) -> None:
+        a = self.a
+        a.st(4, R10, -4, 0)
+        a.mov(R2, R10)
+        a.alu("+", R2, imm=-4)
+        a.ld_map(R1, "drops")
+        a.call("map_lookup_elem")
+        skip = a.new_label("nodrop")
+        a.jmp("==", R0, skip, imm=0)
+        a.movi(R1, 1)
+        a.atomic_add(8, R0, 8 * which, R1)
+        a.place(skip)
+
+    def emit_fault(self, done: str) -> None:
+        a = self.a
+        c = self.c
+        if self.error_clauses:
+            # ERROR's arguments: 0, epid, clause, pc, fault code, address
+            ea = self.f_eargs
+            for i in range(MAX_ARGS):
+                a.st(8, R9, ea + 8 * i, 0)
+            self.probe_id_to(R4)
+            a.stx(8, R9, ea + 8, R4)
+            a.st(8, R9, ea + 16, c.index)
+            a.stx(8, R9, ea + 24, R3)
+            a.stx(8, R9, ea + 32, R1)
+            a.stx(8, R9, ea + 40, R2)
+        a.st(4, R9, 0, L.REC_FAULT)
+        self._mark(a.insns[-1], "rec", 0)
+        self.store_probe_id(R4)
+        a.st(4, R9, 8, c.index)
+        self._mark(a.insns[-1], "rec", 8)
+        a.stx(8, R9, 16, R3)
+        self._mark(a.insns[-1], "rec", 16)
+        a.stx(8, R9, 24, R1)
+        self._mark(a.insns[-1], "rec", 24)
+        a.stx(8, R9, 32, R2)
+        self._mark(a.insns[-1], "rec", 32)
+        a.call("get_smp_processor_id")
+        a.stx(4, R9, 12, R0)
+        self._mark(a.insns[-1], "rec", 12)
+        self.emit_output(L.FAULT_SIZE)
+        if self.error_clauses:
+            self.run_error_clauses(done)
+
+    def run_error_clauses(self, done: str) -> None:
+        """Compile ERROR's clauses here, in the fault block, then go on with
+        the faulting probe's next clause."""
+        saved = dict(self.__dict__)
+        self.probe, self.group, self.in_error = self.error_probe, None, True
+        self.f_args = self.f_eargs
+        for ec in self.error_clauses:
+            self.clause(ec, done, self.is_end)  # after exit(), END's faults still reach ERROR
+        keep = ("rec_max", "nstrings")
+        for k in list(self.__dict__):
+            if k not in saved:
+                del self.__dict__[k]
+        self.__dict__.update({k: v for k, v in saved.items() if k not in keep})
+
+    def stmt(self, s: ast.Stmt) -> None:
+        a = self.a
+        a.origin = ("clause", self.c.index, _line(s) or self.c.line)
+        if isinstance(s, ast.ExprStmt):
+            e = s.expr
+            if isinstance(e, ast.Assign) and hasattr(e, "agg"):
+                self.aggregate(e)
+                return
+            b = getattr(e, "builtin", None) if isinstance(e, ast.Call) else None
+            if b is not None and b.kind == "action":
+                self.action(e)
+                return
+            self.free(self.expr(e))
+            return
+        if isinstance(s, ast.If):
+            v = self.expr(s.cond)
+            self.free(v)
+            other = a.new_label("else")
+            end = a.new_label("endif")
+            a.jmp("==", v.reg, other, imm=0)
+            self.cond_depth += 1
+            for x in s.then:
+                self.stmt(x)
+            a.ja(end)
+            a.place(other)
+            for x in s.other or []:
+                self.stmt(x)
+            self.cond_depth -= 1
+            a.place(end)
+            return
+        if isinstance(s, ast.Block):
+            for x in s.body:
+                self.stmt(x)
+            return
+        raise self.unsupported(type(s).__name__, s)
+
+
+class Compiler(ProgramMixin, ActionsMixin, AggsMixin, VarsMixin, StringsMixin, ExprMixin):
+    """The code generator: every lowering mixin over one shared state."""
+
+
+def compile_program(prog: CheckedProgram, options: dict[str, Any]) -> Compiled:
+    return Compiler(prog, options).compile()
+
+
+def disassemble_program(compiled: Compiled) -> str:
+    """The generated programs as `dtrace -S` shows them: one block per probe."""
+    from pydtrace.engines.ebpf.insn import disassemble
+
+    out = []
+    for p in compiled.progs:
+        out.append(f"\nDisassembly of {p.name} ({p.probe.fqn}):\n")
+        out.append(disassemble(p.insns))
+    return "".join(out)
+
+
+def _speculates(body: list[ast.Stmt]) -> bool:
+    """Whether a clause body calls speculate() (at its top level or in an if)."""
+    for s in body:
+        if isinstance(s, ast.ExprStmt):
+            e = s.expr
+            if isinstance(e, ast.Call) and e.name == "speculate":
+                return True
+        elif isinstance(s, ast.If) and (_speculates(s.then) or _speculates(s.other or [])):
+            return True
+    return False

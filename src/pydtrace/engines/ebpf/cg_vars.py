@@ -1,0 +1,213 @@
+"""Variables: globals, this->, self-> and associative arrays (the `dvars`
+hash map), and stores into them."""
+
+from __future__ import annotations
+
+from pydtrace.engines.ebpf import layout as L
+from pydtrace.engines.ebpf.cg_context import (
+    DKEY_LEVELS,
+    DROP_DYN,
+    MAX_ARGS,
+    CompilerBase,
+    Value,
+)
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9
+from pydtrace.lang import ast
+from pydtrace.lang.types import CType
+
+
+class VarsMixin(CompilerBase):
+    def _x_Ident(self, e: ast.Ident) -> Value:
+        kind, what = e.ref  # type: ignore[attr-defined]
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        a = self.a
+        if kind == "global" and (("global", e.name) in self.mem_regions()):
+            return self.address(e)  # an array/struct/union: its address
+        if kind == "global":
+            off = self.global_off[what.name]
+            v = self.alloc(t)
+            if t.is_string():
+                a.ld_map(v.reg, "globals", off)
+            else:
+                a.ld_map(v.reg, "globals", 0)
+                a.ldx(8, v.reg, v.reg, off)
+            return v
+        if kind == "const":
+            return self.const(what, t)
+        if kind == "inline":
+            inner = self.expr(what)
+            if t.is_int():
+                self.wrap(inner.reg, t)
+            return inner
+        if kind == "builtin":
+            return self.builtin(what, e)
+        raise self.unsupported(f"identifier {e.name}", e)
+
+    def is_memory_variable(self, e: ast.Expr) -> bool:
+        """Is e a global or this-> array/struct/union placed by cg_memory?"""
+        scope = "this" if isinstance(e, ast.ThisVar) else "global"
+        return (scope, getattr(e, "name", "")) in self.mem_regions()
+
+    def _x_ThisVar(self, e: ast.ThisVar) -> Value:
+        if ("this", e.name) in self.mem_regions():
+            return self.address(e)  # an array/struct/union: its address
+        v = self.alloc(e.ctype)  # type: ignore[attr-defined]
+        if v.ctype.is_string():  # the frame's buffer itself
+            self.a.mov(v.reg, R9)
+            self.a.alu("+", v.reg, imm=self.this_off[e.name])
+        else:
+            self.a.ldx(8, v.reg, R9, self.this_off[e.name])
+        return v
+
+    def key_width(self, t: CType) -> int:
+        return L.align8(self.ssize) if t.is_string() else 8
+
+    def dvar_key(self, scope: str, name: str, keys: list[ast.Expr]) -> int:
+        """Build a `dvars` key in the frame; returns its frame offset."""
+        a = self.a
+        depth = self.dkey_depth
+        if depth >= DKEY_LEVELS:
+            raise self.unsupported(
+                "associative arrays subscripted this deep", keys[0] if keys else None
+            )
+        base = self.f_dkey + depth * self.dkey_size
+        self.dkey_depth += 1
+        pos = 16
+        for k in keys:
+            t: CType = k.ctype  # type: ignore[attr-defined]
+            v = self.expr(k)
+            if t.is_string():
+                self.copy_string_to(R9, base + pos, v.reg)
+                for pad in range(self.ssize, self.key_width(t)):
+                    a.st(1, R9, base + pos + pad, 0)
+            else:
+                if t.is_int():
+                    self.wrap(v.reg, t)
+                a.stx(8, R9, base + pos, v.reg)
+            pos += self.key_width(t)
+            self.free(v)
+        self.dkey_depth -= 1
+        a.st(8, R9, base, self.dvar_id[(scope, name)])
+        if scope == "self":
+            a.call("get_current_pid_tgid")
+            a.alu("=", R0, R0, wide=False)
+            a.stx(8, R9, base + 8, R0)
+        else:
+            a.st(8, R9, base + 8, 0)
+        for p in range(pos, self.dkey_size, 8):
+            a.st(8, R9, base + p, 0)
+        return base
+
+    def dvar_load(self, scope: str, name: str, keys: list[ast.Expr], t: CType) -> Value:
+        """The variable's value; 0 (or "") when it does not exist."""
+        a = self.a
+        base = self.dvar_key(scope, name, keys)
+        if t.is_string():
+            v, _ = self.new_string()
+        else:
+            v = self.alloc(t)
+            a.movi(v.reg, 0)
+        a.ld_map(R1, "dvars")
+        a.mov(R2, R9)
+        a.alu("+", R2, imm=base)
+        a.call("map_lookup_elem")
+        unset = a.new_label("unset")
+        a.jmp("==", R0, unset, imm=0)
+        if t.is_string():
+            self.copy_string_to(v.reg, 0, R0)
+        else:
+            a.ldx(8, v.reg, R0, 0)
+        a.place(unset)
+        return v
+
+    def dvar_store(self, scope: str, name: str, keys: list[ast.Expr], v: Value, t: CType) -> None:
+        """Assign a dynamic variable; an integer 0 deletes it, as dtrace does."""
+        a = self.a
+        base = self.dvar_key(scope, name, keys)
+        done = a.new_label("dvdone")
+        delete = a.new_label("dvdel")
+        if t.is_string():
+            self.copy_string_to(R9, self.f_dval, v.reg)
+        else:
+            a.jmp("==", v.reg, delete, imm=0)
+            a.stx(8, R9, self.f_dval, v.reg)
+        a.ld_map(R1, "dvars")
+        a.mov(R2, R9)
+        a.alu("+", R2, imm=base)
+        a.mov(R3, R9)
+        a.alu("+", R3, imm=self.f_dval)
+        a.movi(R4, 0)
+        a.call("map_update_elem")
+        if self.dvar_capacity > 0:
+            a.jmp("s>=", R0, done, imm=0)
+        # no room: a drop that ends the clause, as dtrace's store does
+        self.count_drop(DROP_DYN)
+        a.ja(self.next_clause)
+        a.place(delete)
+        if not t.is_string():
+            a.ld_map(R1, "dvars")
+            a.mov(R2, R9)
+            a.alu("+", R2, imm=base)
+            a.call("map_delete_elem")
+        a.place(done)
+
+    def _x_SelfVar(self, e: ast.SelfVar) -> Value:
+        return self.dvar_load("self", e.name, [], e.ctype)  # type: ignore[attr-defined]
+
+    def _x_Index(self, e: ast.Index) -> Value:
+        kind, what = e.ref  # type: ignore[attr-defined]
+        if kind == "assoc":
+            return self.dvar_load(what.scope, what.name, e.args, what.type)
+        if kind == "args" and what is not None:
+            t: CType = e.ctype  # type: ignore[attr-defined]
+            v = self.alloc(t)
+            if what < MAX_ARGS:
+                self.a.ldx(8, v.reg, R9, self.f_args + 8 * what)
+                if t.is_int():
+                    self.wrap(v.reg, t)
+            else:
+                self.a.movi(v.reg, 0)
+            return v
+        if kind == "element":
+            return self.load_lvalue(e)
+        if kind == "strchar":
+            return self.string_char(e)
+        raise self.unsupported("this kind of subscript", e)
+
+    def store(self, target: ast.Expr, v: Value) -> None:
+        a = self.a
+        t: CType = target.ctype  # type: ignore[attr-defined]
+        if isinstance(target, ast.Ident | ast.ThisVar) and self.is_memory_variable(target):
+            self.store_lvalue(target, v)
+            return
+        if isinstance(target, ast.Ident) and target.ref[0] == "global":  # type: ignore[attr-defined]
+            off = self.global_off[target.name]
+            a.ld_map(R2, "globals", 0)
+            if t.is_string():
+                self.copy_string_to(R2, off, v.reg)
+            else:
+                a.stx(8, R2, off, v.reg)
+            return
+        if isinstance(target, ast.ThisVar):
+            if t.is_string():
+                self.copy_string_to(R9, self.this_off[target.name], v.reg)
+            else:
+                a.stx(8, R9, self.this_off[target.name], v.reg)
+            return
+        if isinstance(target, ast.SelfVar):
+            self.dvar_store("self", target.name, [], v, t)
+            return
+        if isinstance(target, ast.Index) and target.ref[0] == "assoc":  # type: ignore[attr-defined]
+            var = target.ref[1]  # type: ignore[attr-defined]
+            self.dvar_store(var.scope, var.name, target.args, v, var.type)
+            return
+        if (
+            isinstance(target, ast.Member)
+            or isinstance(target, ast.Unary)
+            and target.op == "*"
+            or isinstance(target, ast.Index)
+            and target.ref[0] == "element"  # type: ignore[attr-defined]
+        ):
+            self.store_lvalue(target, v)
+            return
+        raise self.unsupported(f"assignment to {type(target).__name__}", target)

@@ -1,0 +1,192 @@
+"""Speculations on the eBPF engine (buffered in Python, ids claimed in the
+kernel), its fast detach, and the fixed syscall register offsets: exact
+output, the same as the user-space engine's."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import pytest
+
+from conftest import need, pydtrace
+
+
+def _kernel_ok() -> bool:
+    if os.geteuid() != 0:
+        return False
+    try:
+        from pydtrace.engines.ebpf.bpf import BPFError
+        from pydtrace.engines.ebpf.maps import Map
+
+        Map.create(2, 4, 8, 1, name="probe").close()
+        return True
+    except (OSError, BPFError, ImportError):
+        return False
+
+
+KERNEL = _kernel_ok()
+
+
+def ebpf(*args: str):
+    need(KERNEL, "BPF maps cannot be created here (root and bpf(2) needed)")
+    return pydtrace("-x", "engine=ebpf", *args)
+
+
+def same(*args: str):
+    """Run on both engines; the outputs must be identical. Returns the eBPF run."""
+    e = ebpf(*args)
+    u = pydtrace("-x", "engine=ptrace", *args)
+    assert (e.status, e.out, e.err) == (u.status, u.out, u.err)
+    return e
+
+
+COMMIT = """#pragma D option quiet
+BEGIN { self->a = speculation(); self->b = speculation(); printf("ids %d %d\\n", self->a, self->b); }
+BEGIN { speculate(self->a); printf("spec a %d\\n", 1); }
+BEGIN { speculate(self->a); trace(2); }
+BEGIN { printf("plain\\n"); }
+BEGIN { commit(self->a); }
+BEGIN { printf("after commit\\n"); }
+BEGIN { speculate(self->a); printf("dead\\n"); }
+BEGIN { exit(0); }
+"""
+
+
+def test_commit_emits_the_buffered_records_in_order_and_frees_the_id() -> None:
+    r = same("-n", COMMIT)
+    assert r.status == 0
+    assert r.out == "ids 1 0\nplain\nspec a 1\n2after commit\n\n"
+    assert r.err == "pydtrace: 1 failed speculation (no speculative buffer available)\n"
+
+
+def test_discard_drops_them_and_the_id_is_handed_out_again() -> None:
+    src = """#pragma D option quiet
+    #pragma D option nspec=2
+    BEGIN { a = speculation(); b = speculation(); printf("%d %d\\n", a, b); }
+    BEGIN { speculate(a); printf("never\\n"); }
+    BEGIN { speculate(b); printf("kept\\n"); }
+    BEGIN { discard(a); }
+    BEGIN { commit(b); }
+    BEGIN { c = speculation(); printf("again %d\\n", c); exit(0); }
+    """
+    r = same("-n", src)
+    assert r.out == "1 2\nkept\nagain 1\n\n"
+    assert r.err == ""
+
+
+def test_a_speculating_clause_without_data_commits_its_probe_line() -> None:
+    src = "BEGIN { s = speculation(); } BEGIN { speculate(s); } BEGIN { commit(s); } BEGIN { exit(0); }"
+    r = same("-n", src)
+    # the speculating clause's record, committed, then exit's clause
+    assert r.out.splitlines() == [
+        "                   FUNCTION:NAME",
+        "                          :BEGIN ",
+        "                          :BEGIN ",
+        "",
+    ]
+
+
+def test_speculate_in_an_if_not_taken_leaves_no_record() -> None:
+    src = (
+        "BEGIN { s = speculation(); } BEGIN { if (0) { speculate(s); } } "
+        "BEGIN { if (1) { speculate(s); } } BEGIN { commit(s); } BEGIN { exit(0); }"
+    )
+    r = same("-n", src)
+    # one record committed (the if taken), then exit's clause; none for the other
+    assert r.out.splitlines()[1:] == [
+        "                          :BEGIN ",
+        "                          :BEGIN ",
+        "",
+    ]
+
+
+def test_commit_beyond_nspec_is_an_illegal_operation() -> None:
+    e = ebpf("-q", "-n", "BEGIN { commit(5); } BEGIN { exit(0); }")
+    assert e.status == 0
+    assert e.err.startswith(
+        "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): illegal operation at BPF pc "
+    )
+
+
+def test_records_past_specsize_are_speculative_drops() -> None:
+    src = """#pragma D option quiet
+    #pragma D option specsize=40
+    BEGIN { s = speculation(); }
+    BEGIN { speculate(s); printf("%d\\n", 1); }
+    BEGIN { speculate(s); printf("%d %d %d %d %d\\n", 1, 2, 3, 4, 5); }
+    BEGIN { commit(s); }
+    BEGIN { exit(0); }
+    """
+    r = same("-n", src)
+    assert r.out == "1\n\n"
+    assert r.err == "pydtrace: 1 speculative drop\n"
+
+
+def test_more_buffers_than_the_engine_unrolls_are_refused() -> None:
+    e = ebpf("-x", "nspec=65", "-n", "BEGIN { s = speculation(); }")
+    assert e.status == 1
+    assert e.err.endswith(
+        "could not enable tracing: the eBPF engine handles at most 64 speculations (nspec=65)\n"
+    )
+
+
+def test_probes_detached_before_end_count_exactly() -> None:
+    # a -c run with one syscall probe: the perf event is handed to a holder
+    # process; END and the aggregation still see exactly the target's reads
+    r = ebpf("-q", "-c", "/bin/echo hi", "-n",
+             "syscall::write:entry /pid == $target/ { @ = count(); } END { printa(\"%@d\\n\", @); }")  # fmt: skip
+    assert r.status == 0
+    assert r.out == "hi\n1\n\n"
+
+
+def test_x86_64_syscall_registers_are_constants_without_btf() -> None:
+    if platform.machine() != "x86_64":
+        pytest.skip("x86_64 only")
+    from pydtrace.engines.ebpf import btf
+    from pydtrace.engines.ebpf.cg_context import _syscall_regs
+
+    before = getattr(btf, "_vmlinux", None)
+    regs = _syscall_regs()
+    assert regs == {"args": [112, 104, 96, 56, 72, 64], "nr": 120, "size": 168}
+    assert getattr(btf, "_vmlinux", None) is before
+
+
+def _children() -> set[int]:
+    me = os.getpid()
+    out = set()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        out.add(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def test_tracepoint_detach_does_not_wait_for_the_kernel() -> None:
+    need(KERNEL, "BPF maps cannot be created here (root and bpf(2) needed)")
+    import time
+
+    from pydtrace.engines.ebpf import bpf as B
+    from pydtrace.engines.ebpf import perf
+
+    ret0 = bytes([0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])  # r0 = 0; exit
+    fd = B.prog_load(B.ProgType.TRACEPOINT, ret0, name="t_hold")
+    try:
+        before, kids = len(os.listdir("/proc/self/fd")), _children()
+        a = perf.attach_tracepoint(fd, "syscalls", "sys_enter_getppid")
+        t0 = time.monotonic()
+        a.close()  # the plain close waits for the kernel's grace period
+        waited = time.monotonic() - t0
+        b = perf.attach_tracepoint(fd, "syscalls", "sys_enter_getppid")
+        t0 = time.monotonic()
+        perf.close_without_waiting([b])
+        handed = time.monotonic() - t0
+        assert b.closed and len(os.listdir("/proc/self/fd")) == before
+        assert _children() == kids  # the holder is an orphan, not our child
+        assert handed < waited, (handed, waited)
+    finally:
+        B.close_fd(fd)
