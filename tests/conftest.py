@@ -56,6 +56,21 @@ def need(ok: bool, why: str) -> None:
     pytest.skip(why)
 
 
+def bpf_maps_ok() -> bool:
+    """Whether this process can create BPF maps (root and bpf(2)): the eBPF
+    engine's tests need it."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        from pydtrace.engines.ebpf.bpf import BPFError
+        from pydtrace.engines.ebpf.maps import Map
+
+        Map.create(2, 4, 8, 1, name="probe").close()
+        return True
+    except (OSError, BPFError, ImportError):
+        return False
+
+
 @pytest.fixture
 def run():
     return pydtrace

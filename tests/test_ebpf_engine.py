@@ -11,24 +11,10 @@ import time
 
 import pytest
 
-from conftest import need, pydtrace
+from conftest import bpf_maps_ok, need, pydtrace
 from pydtrace.session import Program, Session
 
-
-def _kernel_ok() -> bool:
-    if os.geteuid() != 0:
-        return False
-    try:
-        from pydtrace.engines.ebpf.bpf import BPFError
-        from pydtrace.engines.ebpf.maps import Map
-
-        Map.create(2, 4, 8, 1, name="probe").close()
-        return True
-    except (OSError, BPFError, ImportError):
-        return False
-
-
-KERNEL = _kernel_ok()
+KERNEL = bpf_maps_ok()
 
 
 @pytest.fixture(autouse=True)

@@ -88,22 +88,16 @@ class AggsMixin(CompilerBase):
             a.place(store)
             a.stx(8, R0, 8, vr)
             a.place(keep)
-        elif func == "avg":
+        elif func in ("avg", "stddev"):  # count, sum (and stddev's sum of squares)
             a.ldx(8, R2, R0, 8)
             a.alu("+", R2, imm=1)
             a.stx(8, R0, 8, R2)
             a.ldx(8, R2, R0, 16)
             a.alu("+", R2, vr)
             a.stx(8, R0, 16, R2)
-        elif func == "stddev":
-            assert vr is not None
-            a.ldx(8, R2, R0, 8)
-            a.alu("+", R2, imm=1)
-            a.stx(8, R0, 8, R2)
-            a.ldx(8, R2, R0, 16)
-            a.alu("+", R2, vr)
-            a.stx(8, R0, 16, R2)
-            self.add_square_128(vr)
+            if func == "stddev":
+                assert vr is not None
+                self.add_square_128(vr)
         elif func in ("quantize", "lquantize", "llquantize"):
             assert vr is not None
             if func == "quantize":

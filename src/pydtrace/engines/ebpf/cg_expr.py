@@ -86,17 +86,11 @@ class ExprMixin(MemoryMixin):
             a.call("get_current_comm")
             return v
         v = self.alloc(t)
-        if name in ("pid", "tid"):
-            a.call("get_current_pid_tgid")
+        if name in ("pid", "tid", "uid", "gid"):
+            # each helper returns two u32: pid (tgid) / gid above, tid / uid below
+            a.call("get_current_pid_tgid" if name in ("pid", "tid") else "get_current_uid_gid")
             a.mov(v.reg, R0)
-            if name == "pid":
-                a.alu(">>", v.reg, imm=32)
-            else:
-                a.alu("=", v.reg, v.reg, wide=False)
-        elif name in ("uid", "gid"):
-            a.call("get_current_uid_gid")
-            a.mov(v.reg, R0)
-            if name == "gid":
+            if name in ("pid", "gid"):
                 a.alu(">>", v.reg, imm=32)
             else:
                 a.alu("=", v.reg, v.reg, wide=False)

@@ -21,6 +21,7 @@ from typing import Any
 from pydtrace.consume.records import BADINDEX, BADSIZE, NOSCRATCH
 from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, Value
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R9, R10
+from pydtrace.engines.options import size_option
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
@@ -85,7 +86,7 @@ class MemoryMixin(CompilerBase):
                 [c.body for c in self.prog.clauses] + [c.predicate for c in self.prog.clauses],
                 _SCRATCH_FUNCS,
             ):
-                size = _scratchsize(self.options) - SCRATCH_BASE
+                size = size_option(self.options, "scratchsize", DEFAULT_SCRATCHSIZE) - SCRATCH_BASE
                 size = max(size, 0)
                 info = (self.frame.take(8), self.frame.take(max(size, 8)), size)
             self.frame.scratch = info  # type: ignore[attr-defined]
@@ -648,13 +649,7 @@ class MemoryMixin(CompilerBase):
             a.mov(R1, src.reg)
             a.alu("-", R1, imm=SCRATCH_BASE)
             a.jmp(">=", R1, kern_src, imm=max(size, 1))
-            a.ldx(8, R2, R9, top)
-            a.mov(R3, src.reg)
-            a.alu("+", R3, imm=1)
-            a.jmp(">", R3, bad_src, src=R2)
-            a.mov(R3, src.reg)
-            a.alu("+", R3, n.reg)
-            a.jmp(">", R3, bad_size, src=R2)
+            self._below_top(src.reg, n.reg, top, bad_src, bad_size)
             a.alu("+", R1, R9)
             a.alu("+", R1, imm=base)
             a.stx(8, R10, -24, R1)
@@ -663,13 +658,7 @@ class MemoryMixin(CompilerBase):
             a.stx(8, R10, -24, src.reg)
             a.place(src_ok)
         # the destination: start below top (else invalid address), end at most top
-        a.ldx(8, R2, R9, top)
-        a.mov(R3, dst.reg)
-        a.alu("+", R3, imm=1)
-        a.jmp(">", R3, bad_dst, src=R2)
-        a.mov(R3, dst.reg)
-        a.alu("+", R3, n.reg)
-        a.jmp(">", R3, bad_size, src=R2)
+        self._below_top(dst.reg, n.reg, top, bad_dst, bad_size)
         a.jmp("==", n.reg, done, imm=0)
         a.mov(R1, dst.reg)
         a.alu("-", R1, imm=SCRATCH_BASE)
@@ -704,21 +693,20 @@ class MemoryMixin(CompilerBase):
         dst.ctype = e.ctype  # type: ignore[attr-defined]
         return dst
 
+    def _below_top(self, addr: int, n: int, top: int, bad_addr: str, bad_size: str) -> None:
+        """Jump to bad_addr unless the scratch address addr lies below the
+        scratch top (the u64 at frame offset top), to bad_size unless addr + n
+        stays within it; clobbers r2, r3."""
+        a = self.a
+        a.ldx(8, R2, R9, top)
+        a.mov(R3, addr)
+        a.alu("+", R3, imm=1)
+        a.jmp(">", R3, bad_addr, src=R2)
+        a.mov(R3, addr)
+        a.alu("+", R3, n)
+        a.jmp(">", R3, bad_size, src=R2)
+
 
 def _unsigned(t: CType) -> CType:
     """The unsigned integer type as wide as t (a bit-field's container)."""
     return {1: T.UCHAR, 2: T.USHORT, 4: T.UINT}.get(scalar_size(t), T.ULONG)
-
-
-def _scratchsize(options: dict[str, Any]) -> int:
-    from pydtrace.options import XoptError, parse_size
-
-    value = options.get("scratchsize")
-    if value is None or value == "":
-        return DEFAULT_SCRATCHSIZE
-    if isinstance(value, int):
-        return value
-    try:
-        return parse_size(str(value))
-    except XoptError:
-        return DEFAULT_SCRATCHSIZE

@@ -341,15 +341,22 @@ class ProgramMixin(CompilerBase):
                 a.stx(8, R9, fa + 8 * i, R1)
             a.place(end)
         else:
-            a.ldx(8, R1, 6, 8)
-            a.stx(8, R9, fa, R1)
-            a.stx(8, R9, fa + 8, R1)
-            skip = a.new_label("noerr")
-            a.jmp("s>=", R1, skip, imm=0)
-            a.jmp("s<", R1, skip, imm=-4095)
-            a.neg(R1)
-            a.stx(8, R9, self.f_errno, R1)
-            a.place(skip)
+            self.return_args(8)
+
+    def return_args(self, ret_off: int) -> None:
+        """A syscall's return: arg0 = arg1 = the return value (the u64 at
+        ret_off in the context, r6); errno = -ret for -4095 <= ret < 0."""
+        a = self.a
+        fa = self.f_args
+        a.ldx(8, R1, 6, ret_off)
+        a.stx(8, R9, fa, R1)
+        a.stx(8, R9, fa + 8, R1)
+        skip = a.new_label("noerr")
+        a.jmp("s>=", R1, skip, imm=0)
+        a.jmp("s<", R1, skip, imm=-4095)
+        a.neg(R1)
+        a.stx(8, R9, self.f_errno, R1)
+        a.place(skip)
 
     def store_probe_id(self, scratch: int) -> None:
         """The record header's probe id."""
@@ -382,16 +389,7 @@ class ProgramMixin(CompilerBase):
                     a.ldx(8, R1, 6, 16 + 8 * i)
                     a.stx(8, R9, fa + 8 * i, R1)
             else:
-                # return: arg0 = arg1 = the return value; errno = -ret for -4095 <= ret < 0
-                a.ldx(8, R1, 6, 16)
-                a.stx(8, R9, fa, R1)
-                a.stx(8, R9, fa + 8, R1)
-                skip = a.new_label("noerr")
-                a.jmp("s>=", R1, skip, imm=0)
-                a.jmp("s<", R1, skip, imm=-4095)
-                a.neg(R1)
-                a.stx(8, R9, self.f_errno, R1)
-                a.place(skip)
+                self.return_args(16)
         elif ptype == PROG_PERF_EVENT:
             # bpf_perf_event_data: pt_regs first (ip @128, cs @136); user mode iff cs & 3
             a.ldx(8, R1, 6, 128)

@@ -82,7 +82,12 @@ class StringsMixin(CompilerBase):
         a.movi(R0, -1)
         a.place(end)
         # r0 = -1, 0, 1
-        yes = a.new_label("scmp")
+        self._compare_result(x, op, "scmp")
+
+    def _compare_result(self, x: Value, op: str, label: str) -> None:
+        """x.reg = 1 if r0 (-1, 0 or 1: how the left string compares) satisfies op, else 0."""
+        a = self.a
+        yes = a.new_label(label)
         a.movi(x.reg, 1)
         a.jmp(
             {"==": "==", "!=": "!=", "<": "s<", "<=": "s<=", ">": "s>", ">=": "s>="}[op],
@@ -109,16 +114,7 @@ class StringsMixin(CompilerBase):
         a.jmp(">", R4, end, src=R5)
         a.movi(R0, -1)
         a.place(end)
-        yes = a.new_label("lcmp")
-        a.movi(x.reg, 1)
-        a.jmp(
-            {"==": "==", "!=": "!=", "<": "s<", "<=": "s<=", ">": "s>", ">=": "s>="}[op],
-            R0,
-            yes,
-            imm=0,
-        )
-        a.movi(x.reg, 0)
-        a.place(yes)
+        self._compare_result(x, op, "lcmp")
 
     def _x_StrLit(self, e: ast.StrLit) -> Value:
         return self.const_string(e.value)
@@ -196,17 +192,30 @@ class StringsMixin(CompilerBase):
         self.a.stx(8, R9, off, reg)
         self.a.ldx(8, reg, R9, off)
 
+    def _next_byte(self, byte: int, base: int, idx: int, done: str) -> None:
+        """byte = base[idx], leaving the loop for done when idx reaches strsize
+        (the verifier's bound) or the byte is the NUL; clobbers r5."""
+        self._leave(">=", idx, done, imm=self.strsize)
+        a = self.a
+        a.mov(R5, base)
+        a.alu("+", R5, src=idx)
+        a.ldx(1, byte, R5, 0)
+        self._leave("==", byte, done, imm=0)
+
+    def _put_byte(self, base: int, idx: int, byte: int) -> None:
+        """base[idx] = byte; clobbers r5."""
+        a = self.a
+        a.mov(R5, base)
+        a.alu("+", R5, src=idx)
+        a.stx(1, R5, 0, byte)
+
     def _strlen_loop(self, out: int, src: int) -> None:
         """out = length of the string at src (at most strsize); clobbers r5."""
         a = self.a
         loop, done = a.new_label("slen"), a.new_label("slen_done")
         a.movi(out, 0)
         a.place(loop)
-        self._leave(">=", out, done, imm=self.strsize)
-        a.mov(R5, src)
-        a.alu("+", R5, src=out)
-        a.ldx(1, R5, R5, 0)
-        self._leave("==", R5, done, imm=0)
+        self._next_byte(R5, src, out, done)
         a.alu("+", out, imm=1)
         a.ja(loop)
         a.place(done)
@@ -227,14 +236,8 @@ class StringsMixin(CompilerBase):
         self._leave(">=", pos, done, imm=self.strsize)
         if limit is not None:
             self._leave("s<=", limit, done, imm=0)
-        self._leave(">=", start, done, imm=self.strsize)
-        a.mov(R5, src)
-        a.alu("+", R5, src=start)
-        a.ldx(1, R4, R5, 0)
-        self._leave("==", R4, done, imm=0)
-        a.mov(R5, dst)
-        a.alu("+", R5, src=pos)
-        a.stx(1, R5, 0, R4)
+        self._next_byte(R4, src, start, done)
+        self._put_byte(dst, pos, R4)
         a.alu("+", pos, imm=1)
         a.alu("+", start, imm=1)
         if limit is not None:
@@ -305,11 +308,7 @@ class StringsMixin(CompilerBase):
         a.movi(R3, -1)  # index of the match
         a.movi(R0, 0)
         a.place(loop)
-        self._leave(">=", R0, done, imm=self.strsize)
-        a.mov(R5, R1)
-        a.alu("+", R5, src=R0)
-        a.ldx(1, R4, R5, 0)
-        self._leave("==", R4, done, imm=0)
+        self._next_byte(R4, R1, R0, done)
         nxt = a.new_label("chr_next")
         a.jmp("!=", R4, nxt, src=R2)
         a.mov(R3, R0)
@@ -341,19 +340,13 @@ class StringsMixin(CompilerBase):
         loop, done = a.new_label("case"), a.new_label("case_done")
         a.movi(R0, 0)
         a.place(loop)
-        self._leave(">=", R0, done, imm=self.strsize)
-        a.mov(R5, R1)
-        a.alu("+", R5, src=R0)
-        a.ldx(1, R4, R5, 0)
-        self._leave("==", R4, done, imm=0)
+        self._next_byte(R4, R1, R0, done)
         keep = a.new_label("case_keep")
         a.jmp("<", R4, keep, imm=lo)
         a.jmp(">", R4, keep, imm=hi)
         a.alu("^", R4, imm=0x20)
         a.place(keep)
-        a.mov(R5, v.reg)
-        a.alu("+", R5, src=R0)
-        a.stx(1, R5, 0, R4)
+        self._put_byte(v.reg, R0, R4)
         a.alu("+", R0, imm=1)
         a.ja(loop)
         a.place(done)
@@ -430,9 +423,7 @@ class StringsMixin(CompilerBase):
         a.alu("+", R4, imm=ord("0"))
         skip = a.new_label("ll_cut")
         a.jmp(">=", R3, skip, imm=self.strsize)
-        a.mov(R5, v.reg)
-        a.alu("+", R5, src=R3)
-        a.stx(1, R5, 0, R4)
+        self._put_byte(v.reg, R3, R4)
         a.place(skip)
         a.jmp("<", R0, wr, imm=65)
         a.place(wdone)
@@ -473,11 +464,7 @@ class StringsMixin(CompilerBase):
         loop, done = a.new_label("tokd"), a.new_label("tokd_done")
         a.movi(R0, 0)
         a.place(loop)
-        self._leave(">=", R0, done, imm=self.strsize)
-        a.mov(R5, R1)
-        a.alu("+", R5, src=R0)
-        a.ldx(1, R3, R5, 0)
-        self._leave("==", R3, done, imm=0)
+        self._next_byte(R3, R1, R0, done)
         a.mov(R4, R3)
         a.alu(">>", R4, imm=3)
         a.alu("&", R3, imm=7)
@@ -504,11 +491,7 @@ class StringsMixin(CompilerBase):
         skip, end, start = a.new_label("tok_skip"), a.new_label("tok_end"), a.new_label("tok_at")
         nxt = a.new_label("tok_skip_next")
         a.place(skip)
-        self._leave(">=", R0, end, imm=self.strsize)
-        a.mov(R5, R1)
-        a.alu("+", R5, src=R0)
-        a.ldx(1, R3, R5, 0)
-        self._leave("==", R3, end, imm=0)
+        self._next_byte(R3, R1, R0, end)
         self._in_set(R3, bm, nxt)
         a.ja(start)
         a.place(nxt)
@@ -525,11 +508,7 @@ class StringsMixin(CompilerBase):
         a.mov(R2, R0)
         tok, tdone = a.new_label("tok"), a.new_label("tok_done")
         a.place(tok)
-        self._leave(">=", R0, tdone, imm=self.strsize)
-        a.mov(R5, R1)
-        a.alu("+", R5, src=R0)
-        a.ldx(1, R3, R5, 0)
-        self._leave("==", R3, tdone, imm=0)
+        self._next_byte(R3, R1, R0, tdone)
         nd = a.new_label("tok_more")
         self._in_set(R3, bm, nd, inside=False)
         a.ja(tdone)

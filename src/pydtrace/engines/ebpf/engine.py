@@ -19,6 +19,7 @@ from pydtrace.consume.records import Fault, Record
 from pydtrace.engines.ebpf import codegen
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.errors import EbpfError
+from pydtrace.engines.options import size_option
 from pydtrace.lang.program import CheckedProgram
 
 _HEADER = struct.Struct("<IIIIQ")  # kind, probe id, clause, cpu, action mask
@@ -53,7 +54,7 @@ class EbpfEngine:
         self.reported: dict[tuple[int, int], int] = {}  # (counter, cpu) -> drops reported
         # speculations: id -> records (probe, cpu, clause, layout, items) kept until commit
         self.spec_bufs: dict[int, list[tuple]] = {}
-        self.specsize = _size_option(options, "specsize", 4 << 20)
+        self.specsize = size_option(options, "specsize", 4 << 20)
         self.spec_size_drops = 0
         self.spec_reported = (0, 0)  # (DTRACEDROP_SPEC, DTRACEDROP_SPECUNAVAIL) reported
 
@@ -391,18 +392,3 @@ def _origin_at(insns: list[Any], slot: int) -> Any:
 def disassemble(prog: CheckedProgram, options: dict[str, Any]) -> str:
     """`-S`: the BPF programs the engine would load for this program."""
     return codegen.disassemble_program(codegen.compile_program(prog, options))
-
-
-def _size_option(options: dict[str, Any], name: str, default: int) -> int:
-    """A size option as given (an int, or text such as "4k")."""
-    from pydtrace.options import XoptError, parse_size
-
-    value = options.get(name)
-    if value is None or value == "":
-        return default
-    if isinstance(value, int):
-        return value
-    try:
-        return parse_size(str(value))
-    except XoptError:
-        return default

@@ -17,10 +17,10 @@ from typing import Any
 
 from pydtrace.consume.consumer import Consumer, record_size
 from pydtrace.consume.records import Fault, Record
+from pydtrace.engines.options import size_option
 from pydtrace.engines.user.interpreter import SKIP, Compiler, Firing, ProbeFault, State
 from pydtrace.engines.user.memory import DEFAULT_SCRATCHSIZE
 from pydtrace.lang.program import CheckedProgram
-from pydtrace.options import XoptError, parse_size
 
 
 class UserEngine:
@@ -34,9 +34,9 @@ class UserEngine:
             strsize,
             int(options.get("nspec", 1)),
             _int_option(options, "scratchsize", DEFAULT_SCRATCHSIZE),
-            _size_option(options, "dynvarsize", 1 << 20),
+            size_option(options, "dynvarsize", 1 << 20),
         )
-        self.specsize = _size_option(options, "specsize", 4 << 20)
+        self.specsize = size_option(options, "specsize", 4 << 20)
         self.reported: dict[str, int] = {}  # drops already reported, by kind
         consumer.aggs = self.state.aggs
         comp = Compiler(self.state, prog)
@@ -272,19 +272,6 @@ def _int_option(options: dict[str, Any], name: str, default: int) -> int:
     try:
         return int(options.get(name) or default)
     except (TypeError, ValueError):
-        return default
-
-
-def _size_option(options: dict[str, Any], name: str, default: int) -> int:
-    """A size option as given (an int, or text such as "4k")."""
-    value = options.get(name)
-    if value is None or value == "":
-        return default
-    if isinstance(value, int):
-        return value
-    try:
-        return parse_size(str(value))
-    except XoptError:
         return default
 
 
