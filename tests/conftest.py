@@ -47,6 +47,20 @@ def pydtrace(
     return Run(p.returncode, p.stdout, p.stderr)
 
 
+def ptrace_works() -> bool:
+    """Can this process start and trace a child with PTRACE_SEIZE?"""
+    try:
+        from pydtrace.engines.user.ptrace.tracer import Tracer
+
+        t = Tracer()
+        t.spawn(["/bin/true"])
+        t.release(t.targets[0], b"")
+        t.finish()
+        return True
+    except Exception:
+        return False
+
+
 def need(ok: bool, why: str) -> None:
     """Skip when the kernel lacks a feature; under PYDTRACE_REQUIRE_KERNEL=1 fail instead."""
     if ok:

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import need, pydtrace
+from conftest import need, ptrace_works, pydtrace
 
 WORKLOAD = """\
 import os
@@ -37,19 +37,6 @@ for off in (1, 10, 100, 1000, 5000):
 """
 
 
-def _ptrace_ok() -> bool:
-    try:
-        from pydtrace.engines.user.ptrace.tracer import Tracer
-
-        t = Tracer()
-        t.spawn(["/bin/true"])
-        t.release(t.targets[0], b"")
-        t.finish()
-        return True
-    except Exception:
-        return False
-
-
 def _bpf_ok() -> bool:
     try:
         from pydtrace.engines.ebpf.features import can_use_bpf
@@ -61,7 +48,7 @@ def _bpf_ok() -> bool:
 
 @pytest.fixture(scope="module")
 def cmd(tmp_path_factory: pytest.TempPathFactory) -> str:
-    need(sys.platform == "linux" and _ptrace_ok(), "ptrace with PTRACE_SEIZE unavailable")
+    need(sys.platform == "linux" and ptrace_works(), "ptrace with PTRACE_SEIZE unavailable")
     need(_bpf_ok(), "eBPF tracing is not allowed here")
     p = tmp_path_factory.mktemp("workload") / "work.py"
     p.write_text(WORKLOAD)

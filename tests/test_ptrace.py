@@ -12,27 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
+from conftest import need, ptrace_works
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-def _ptrace_works() -> bool:
-    try:
-        from pydtrace.engines.user.ptrace.tracer import Tracer
-
-        t = Tracer()
-        t.spawn(["/bin/true"])
-        t.release(t.targets[0], b"")
-        t.finish()
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture(autouse=True)
 def _kernel() -> None:
-    need(sys.platform == "linux" and _ptrace_works(), "ptrace with PTRACE_SEIZE unavailable")
+    need(sys.platform == "linux" and ptrace_works(), "ptrace with PTRACE_SEIZE unavailable")
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
+from conftest import need, ptrace_works
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 NOBODY = {"user": 65534, "group": 65534, "extra_groups": []}
@@ -23,9 +23,7 @@ NOBODY = {"user": 65534, "group": 65534, "extra_groups": []}
 
 @pytest.fixture(autouse=True)
 def _kernel() -> None:
-    from test_ptrace import _ptrace_works
-
-    need(sys.platform == "linux" and _ptrace_works(), "ptrace with PTRACE_SEIZE unavailable")
+    need(sys.platform == "linux" and ptrace_works(), "ptrace with PTRACE_SEIZE unavailable")
 
 
 def pydtrace(*args: str, **kw) -> list[str]:

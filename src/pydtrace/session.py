@@ -375,11 +375,10 @@ class Session:
         exits = sink.exit_numbers()
         every_exit = table is not None and len(exits) >= len(table.by_nr)
         tracer.exit_numbers = None if every_exit else exits
-        if table is not None and not (_traces_everything(sink, table) and every_exit):
+        every_call = table is not None and _traces_everything(sink, table)
+        if table is not None and not (every_call and every_exit):
             numbers = sink.traced_numbers() | sink.exec_numbers
-            code = encode(
-                build(None if _traces_everything(sink, table) else numbers, table.audit_arch)
-            )
+            code = encode(build(None if every_call else numbers, table.audit_arch))
         try:
             for t in tracer.targets:
                 if t.created:

@@ -200,7 +200,7 @@ _syscall = None
 _memlock_done = False
 
 
-def _libc_syscall():
+def libc_syscall():
     global _syscall
     if _syscall is None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -261,7 +261,7 @@ def bpf(cmd: int, attr: ctypes.Array, what: str | None = None) -> int:
     global _NR
     if _NR is None:
         _NR = _nr_bpf()
-    call = _libc_syscall()
+    call = libc_syscall()
     for _ in range(5):
         ret = call(_NR, cmd, attr, len(attr))
         if ret >= 0:

@@ -37,7 +37,6 @@ PERF_EVENT_IOC_SET_BPF = 0x40042408
 
 ATTR_SIZE = 112  # PERF_ATTR_SIZE_VER5
 _NR = {"x86_64": 298, "amd64": 298, "aarch64": 241, "arm64": 241}
-_fn = None
 
 
 class PerfError(OSError):
@@ -57,15 +56,6 @@ def _hint(err: int) -> str:
     if err == _errno.ENODEV:
         return " (CPU offline or event not supported)"
     return ""
-
-
-def _syscall():
-    global _fn
-    if _fn is None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        _fn = libc.syscall
-        _fn.restype = ctypes.c_long
-    return _fn
 
 
 def make_attr(
@@ -108,8 +98,10 @@ def perf_event_open(
         raise PerfError(
             _errno.ENOSYS, f"perf_event_open: unsupported architecture {os.uname().machine}"
         )
+    from pydtrace.engines.ebpf.bpf import libc_syscall
+
     c_long = ctypes.c_long
-    fd = _syscall()(
+    fd = libc_syscall()(
         c_long(nr), attr, c_long(pid), c_long(cpu), c_long(group_fd), c_long(PERF_FLAG_FD_CLOEXEC)
     )
     if fd < 0:

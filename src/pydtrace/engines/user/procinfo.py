@@ -94,9 +94,7 @@ def lwpsinfo(pid: int, tid: int) -> bytes:
     _put(buf, m, "pr_syscall", int(nr) if nr.lstrip(b"-").isdigit() and int(nr) >= 0 else 0)
     _put(buf, m, "pr_name", _read(base + "/comm").rstrip(b"\n"))
     _put(buf, m, "pr_clname", b"TS")
-    _timestruc(buf, m["pr_start"][0], _field(fields, 22) * 1_000_000_000 // _CLK_TCK)
-    cpu = (_field(fields, 14) + _field(fields, 15)) * 1_000_000_000 // _CLK_TCK
-    _timestruc(buf, m["pr_time"][0], cpu)
+    _times(buf, m, fields)
     return bytes(buf)
 
 
@@ -122,9 +120,7 @@ def psinfo(pid: int, tid: int | None = None) -> bytes:
         _put(buf, m, "pr_egid", gids[1])
     _put(buf, m, "pr_size", _kb(status.get("VmSize", "")))
     _put(buf, m, "pr_rssize", _kb(status.get("VmRSS", "")))
-    _timestruc(buf, m["pr_start"][0], _field(fields, 22) * 1_000_000_000 // _CLK_TCK)
-    cpu = (_field(fields, 14) + _field(fields, 15)) * 1_000_000_000 // _CLK_TCK
-    _timestruc(buf, m["pr_time"][0], cpu)
+    _times(buf, m, fields)
     child = (_field(fields, 16) + _field(fields, 17)) * 1_000_000_000 // _CLK_TCK
     _timestruc(buf, m["pr_ctime"][0], child)
     _put(buf, m, "pr_fname", _read(base + "/comm").rstrip(b"\n"))
@@ -138,11 +134,39 @@ def psinfo(pid: int, tid: int | None = None) -> bytes:
     return bytes(buf)
 
 
+def tgid_of(tid: int) -> int:
+    """The process (thread group) a thread belongs to; tid itself if unknown."""
+    try:
+        return int(_status(f"/proc/{tid}/status").get("Tgid", ""))
+    except ValueError:
+        return tid
+
+
+def parent_of(pid: int) -> int:
+    return _field(_stat_fields(f"/proc/{pid}/stat"), 4)
+
+
+def catches_signal(pid: int, sig: int) -> bool:
+    """Does the process have a handler for sig (SigCgt in /proc/PID/status)?"""
+    try:
+        caught = int(_status(f"/proc/{pid}/status").get("SigCgt", ""), 16)
+    except ValueError:
+        return False
+    return bool(caught >> (sig - 1) & 1)
+
+
 def _kb(text: str) -> int:
     try:
         return int(text.split()[0])
     except (IndexError, ValueError):
         return 0
+
+
+def _times(buf: bytearray, m: dict, fields: list[bytes]) -> None:
+    """pr_start and pr_time (user + system CPU), alike in both structures."""
+    _timestruc(buf, m["pr_start"][0], _field(fields, 22) * 1_000_000_000 // _CLK_TCK)
+    cpu = (_field(fields, 14) + _field(fields, 15)) * 1_000_000_000 // _CLK_TCK
+    _timestruc(buf, m["pr_time"][0], cpu)
 
 
 def _timestruc(buf: bytearray, off: int, ns: int) -> None:

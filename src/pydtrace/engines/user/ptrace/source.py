@@ -153,7 +153,7 @@ class Sink:
             tid = pid
         elif how == "tid":
             tid = _as_int(t.args[0])
-            pid = _tgid_of(tid)
+            pid = procinfo.tgid_of(tid)
         else:
             pid, tid = _as_int(t.args[0]), _as_int(t.args[1])
         self.proc("signal-send", t, [procinfo.lwpsinfo(pid, tid), procinfo.psinfo(pid, tid), sig])
@@ -163,9 +163,3 @@ def _as_int(v: int) -> int:
     """A pid_t argument: the low 32 bits, signed."""
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & 0x80000000 else v
-
-
-def _tgid_of(tid: int) -> int:
-    from pydtrace.engines.user.ptrace.tracer import _tgid
-
-    return _tgid(tid)

@@ -16,6 +16,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydtrace.engines.user.procinfo import catches_signal, parent_of, tgid_of
 from pydtrace.engines.user.ptrace import syscalls as sc
 
 OPTIONS = (
@@ -173,7 +174,7 @@ class Tracer:
     def _thread(self, tid: int, parent: Thread | None = None) -> Thread:
         t = self.threads.get(tid)
         if t is None:
-            pid = _tgid(tid)
+            pid = tgid_of(tid)
             t = Thread(tid, self.procs.get(pid) or Process(pid))
             self.procs.setdefault(pid, t.proc)
             if parent is not None:
@@ -185,10 +186,10 @@ class Tracer:
     def _newcomer(self, tid: int) -> Thread:
         """A thread seen before its creator's fork/clone event: it inherits
         from a thread of its own process, or of its parent process."""
-        pid = _tgid(tid)
+        pid = tgid_of(tid)
         kin = next((x for x in self.threads.values() if x.proc.pid == pid), None)
         if kin is None:
-            ppid = _ppid(pid)
+            ppid = parent_of(pid)
             kin = next((x for x in self.threads.values() if x.proc.pid == ppid), None)
         return self._thread(tid, kin)
 
@@ -339,7 +340,7 @@ class Tracer:
                     self.sink.proc("start" if t.tid == t.proc.pid else "lwp-start", t, [])
         elif sc.has_siginfo(tid):  # signal-delivery stop: pass the signal on unchanged
             if t.started and self.sink is not None and self.sink.wants("signal-handle"):
-                if _catches(t.proc.pid, sig):  # a handler will run, not the default action
+                if catches_signal(t.proc.pid, sig):  # a handler will run, not the default action
                     self.sink.proc("signal-handle", t, [sig])
             self._resume(t, sig)
             return
@@ -529,38 +530,6 @@ class Tracer:
                 pass
         for tid in [x.tid for x in self.threads.values() if x.proc.pid in pids]:
             self.threads.pop(tid, None)
-
-
-def _tgid(tid: int) -> int:
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("Tgid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return tid
-
-
-def _ppid(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return int(data[data.rfind(b")") + 2 :].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _catches(pid: int, sig: int) -> bool:
-    """Does the process have a handler for sig (SigCgt in /proc/PID/status)?"""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("SigCgt:"):
-                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
-    except (OSError, ValueError):
-        pass
-    return False
 
 
 def _grab_message(pid: int, e: OSError) -> str:
