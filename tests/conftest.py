@@ -47,6 +47,26 @@ def pydtrace(
     return Run(p.returncode, p.stdout, p.stderr)
 
 
+def both_engines(*args: str) -> tuple[Run, Run]:
+    """pydtrace ARGS on the eBPF engine, then on the user engine (ptrace):
+    the differential tests compare the two runs."""
+    return pydtrace("-x", "engine=ebpf", *args), pydtrace("-x", "engine=ptrace", *args)
+
+
+def no_fault_pc(text: str) -> str:
+    """Error text without the fault's program counter (a BPF instruction
+    number on eBPF, a clause position on the user engine)."""
+    return "\n".join(x.split(" at BPF pc")[0] for x in text.splitlines())
+
+
+def same_on_both_engines(*args: str) -> Run:
+    """Assert that pydtrace ARGS prints the same on both engines, and something."""
+    e, u = both_engines(*args)
+    assert (e.status, e.out, no_fault_pc(e.err)) == (u.status, u.out, no_fault_pc(u.err))
+    assert e.out.strip() or e.err.strip()
+    return e
+
+
 def ptrace_works() -> bool:
     """Can this process start and trace a child with PTRACE_SEIZE?"""
     try:

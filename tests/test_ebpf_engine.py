@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 import time
 
 import pytest
 
-from conftest import bpf_maps_ok, need, pydtrace
+from conftest import both_engines, bpf_maps_ok, need, pydtrace
 from pydtrace.session import Program, Session
 
 KERNEL = bpf_maps_ok()
@@ -148,8 +149,7 @@ SAME = [
 
 @pytest.mark.parametrize("src", SAME)
 def test_same_output_as_the_user_engine(src: str) -> None:
-    e = pydtrace("-x", "engine=ebpf", "-n", src)
-    u = pydtrace("-x", "engine=ptrace", "-n", src)
+    e, u = both_engines("-n", src)
     strip = lambda t: "\n".join(x.split(" at BPF pc")[0] for x in t.splitlines())  # noqa: E731
     assert (e.status, e.out, strip(e.err)) == (u.status, u.out, strip(u.err))
     assert e.out.strip() or e.err.strip()
@@ -304,3 +304,110 @@ def test_dereferencing_a_bad_address_faults_into_error() -> None:
         "pydtrace: error in dt_clause_1 for probe ID 1 (dtrace:::BEGIN): invalid address (0x0)",
         "pydtrace: error in dt_clause_2 for probe ID 1 (dtrace:::BEGIN): invalid address (0x8)",
     ]
+
+
+# --- limits and runtime behaviour (engineer C, session 3) -------------------------------
+def _many_actions() -> str:
+    """70 unconditional actions (one shared mask bit) around actions inside `if`
+    (one bit each), some of which do not run."""
+    body = " ".join(f'printf("%d ", {i});' for i in range(70))
+    conds = " ".join(f"if (x == {i % 3}) {{ trace({i}); }}" for i in range(10))
+    return f'BEGIN {{ x = 1; {body} {conds} printf("\\n"); trace(-1); exit(0); }}'
+
+
+def _many_aggs() -> str:
+    """40 aggregations (more than AGG_OWN_MAPS: they share maps, one per value
+    size), with int, string and tuple keys, printa/clear/trunc on a few."""
+    funcs = ["count()", "sum({})", "max({})", "quantize({})", "avg({})"]
+    stmts = []
+    for n in range(40):
+        key = ["[{}]", '["k"]', '[{}, "t"]', ""][n % 4]
+        stmts.append(f"@a{n}{key.format('i')} = {funcs[n % 5].format(n)};")
+        stmts.append(f"@a{n}{key.format(7)} = {funcs[n % 5].format(3)};")
+    return (
+        "BEGIN { i = 2; " + " ".join(stmts) + " printa(@a5); clear(@a1); trunc(@a2, 1);"
+        " printa(@a1); printa(@a2); exit(0); }"
+    )
+
+
+def _long_clause() -> str:
+    """One clause well past the 32K-slot reach of a BPF jump (islands), with
+    dynamic-variable lookups (their drops jump to the clause end) and a late fault
+    (to the fault block) that ERROR sees."""
+    stmts = " ".join(f"a[{i}] = a[{i - 1}] + {i}; b[{i % 7}] += a[{i}];" for i in range(1, 300))
+    return (
+        f'BEGIN {{ a[0] = 1; {stmts} printf("%d %d\\n", a[299], b[3]); z = 0; x = 1 / z; }}'
+        ' ERROR { printf("fault %d\\n", arg4); } BEGIN { exit(0); }'
+    )
+
+
+SAME_LIMITS = [
+    _many_actions(),
+    _many_aggs(),
+    _long_clause(),
+    # ERROR clauses with no fault anywhere (never compiled) and BEGIN's byte count
+    "BEGIN { trace(1); } ERROR { trace(2); } BEGIN { exit(0); }",
+    # nested subscripts: each level has its own key buffer
+    'BEGIN { a[1, 2] = 3; a[3, 2] = 1; b[3] = 2; printf("%d\\n", a[1, a[3, b[a[3, 2] + 2]]]);'
+    " exit(0); }",
+    # a small aggsize: the map holds one entry, new keys are aggregation drops
+    '#pragma D option aggsize=512\n#pragma D option strsize=200\nBEGIN { @["a"] = count();'
+    ' @["b"] = count(); @["c"] = count(); exit(0); }',
+]
+
+
+@pytest.mark.parametrize("src", SAME_LIMITS)
+def test_limits_give_the_same_output_as_the_user_engine(src: str, tmp_path) -> None:
+    script = tmp_path / "t.d"
+    script.write_text(src + "\n")
+    e = pydtrace("-q", "-x", "engine=ebpf", "-s", str(script), timeout=60)
+    u = pydtrace("-q", "-x", "engine=ptrace", "-s", str(script), timeout=60)
+
+    def strip(t: str) -> str:  # the pc and the CPU BEGIN ran on differ
+        return re.sub(r"on CPU \d+", "on CPU #", "\n".join(
+            x.split(" at BPF pc")[0] for x in t.splitlines()))  # fmt: skip
+
+    assert (e.status, e.out, strip(e.err)) == (u.status, u.out, strip(u.err))
+    assert e.out.strip()
+
+
+def test_timestamp_is_read_once_per_firing() -> None:
+    src = (
+        "inline uint64_t now = timestamp; BEGIN { t = timestamp; w = walltimestamp; x = 0;"
+        ' x += 1; x += 2; x += 3; printf("%d %d %d %d\\n", timestamp - t, now - t,'
+        " walltimestamp - w, walltimestamp > 1000000000000000000); }"
+        ' tick-10ms /n++ < 2/ { printf("%d %d\\n", timestamp - now, timestamp > t); }'
+        " tick-10ms /n >= 2/ { exit(0); }"
+    )
+    r = pydtrace("-q", "-x", "engine=ebpf", "-n", src)
+    assert (r.status, r.out) == (0, "0 0 0 1\n0 1\n0 1\n\n"), r.err
+
+
+def test_rand_gives_32_random_bits() -> None:
+    r = pydtrace("-q", "-x", "engine=ebpf", "-n",
+                 'BEGIN { i = 0; } tick-1ms /i++ < 20/ { printf("%d\\n", rand()); }'
+                 " tick-1ms /i >= 20/ { exit(0); }")  # fmt: skip
+    values = [int(x) for x in r.out.split()]
+    assert r.status == 0 and len(values) == 20, r.err
+    assert len(set(values)) > 15 and all(-(1 << 31) <= v < 1 << 31 for v in values)
+
+
+def test_begin_may_leave_at_most_bufsize_bytes() -> None:
+    # each record holds two 2049-byte strings: 15 fit in 64k, the 16th is a drop
+    clauses = " ".join(f'BEGIN {{ trace("{i}a"); trace("{i}b"); }}' for i in range(16))
+    src = (
+        f"#pragma D option strsize=2k\n#pragma D option bufsize=64k\n{clauses} BEGIN {{ exit(0); }}"
+    )
+    r = pydtrace("-q", "-x", "engine=ebpf", "-x", "droptags", "-n", src)
+    assert r.status == 0
+    assert "14a" in r.out and "15a" not in r.out
+    assert "[DTRACEDROP_PRINCIPAL] 1 drop on CPU " in r.err
+
+
+def test_statusrate_delays_noticing_exit() -> None:
+    src = (
+        "tick-100ms /n++ == 2/ { exit(0); ts = timestamp; }"
+        ' END { printf("%d\\n", (timestamp - ts) > 500000000); }'
+    )
+    r = pydtrace("-q", "-x", "engine=ebpf", "-x", "statusrate=1sec", "-n", src)
+    assert (r.status, r.out) == (0, "1\n\n"), r.err

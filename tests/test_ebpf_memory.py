@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import need, pydtrace
+from conftest import need, no_fault_pc, pydtrace, same_on_both_engines
 from test_ebpf_engine import KERNEL
 
 
 @pytest.fixture(autouse=True)
 def _need_bpf() -> None:
     need(KERNEL, "BPF maps cannot be created here (root and bpf(2) needed)")
-
-
-def _strip(text: str) -> str:
-    return "\n".join(x.split(" at BPF pc")[0] for x in text.splitlines())
 
 
 STRUCT = "struct foo { int a; char b; int c; long d; };"
@@ -95,10 +91,7 @@ SAME = [
 
 @pytest.mark.parametrize("src", SAME)
 def test_same_as_the_user_engine(src: str) -> None:
-    e = pydtrace("-q", "-x", "engine=ebpf", "-n", src)
-    u = pydtrace("-q", "-x", "engine=ptrace", "-n", src)
-    assert (e.status, e.out, _strip(e.err)) == (u.status, u.out, _strip(u.err))
-    assert e.out.strip() or e.err.strip()
+    e = same_on_both_engines("-q", "-n", src)
     assert "cannot compile" not in e.err
 
 
@@ -107,11 +100,11 @@ def test_alloca_values_and_fault_texts() -> None:
     assert (r.status, r.out, r.err) == (0, "8 16 24 48\n\n", "")
     r = pydtrace("-q", "-x", "engine=ebpf", "-n", SAME[4])
     assert r.out == "\n"
-    assert _strip(r.err) == (
+    assert no_fault_pc(r.err) == (
         "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): invalid address (0x18)"
     )
     r = pydtrace("-q", "-x", "engine=ebpf", "-n", SAME[9])
-    assert _strip(r.err) == (
+    assert no_fault_pc(r.err) == (
         "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): out of scratch space"
     )
 
@@ -124,14 +117,14 @@ def test_scratchsize_option_bounds_alloca() -> None:
     )
     r = pydtrace("-q", "-x", "engine=ebpf", "-x", "scratchsize=16", "-n", src)
     assert (r.status, r.out) == (0, "8\n")
-    assert _strip(r.err) == (
+    assert no_fault_pc(r.err) == (
         "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): out of scratch space"
     )
 
 
 def test_bcopy_bad_size_names_the_size() -> None:
     r = pydtrace("-q", "-x", "engine=ebpf", "-n", SAME[18])
-    assert _strip(r.err) == (
+    assert no_fault_pc(r.err) == (
         "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): invalid size (0x2)"
     )
 
@@ -159,9 +152,7 @@ COPYIN = [
 @pytest.mark.parametrize("src", COPYIN)
 def test_copyin_same_as_the_user_engine(src: str) -> None:
     cmd = "head -c0 /etc/hostname"
-    e = pydtrace("-q", "-x", "engine=ebpf", "-c", cmd, "-n", src)
-    u = pydtrace("-q", "-x", "engine=ptrace", "-c", cmd, "-n", src)
-    assert (e.status, e.out, _strip(e.err)) == (u.status, u.out, _strip(u.err))
+    e = same_on_both_engines("-q", "-c", cmd, "-n", src)
     assert "cannot compile" not in e.err
 
 

@@ -7,18 +7,13 @@ import sys
 
 import pytest
 
-from conftest import need, pydtrace
+from conftest import need, no_fault_pc, pydtrace, same_on_both_engines
 from pydtrace.engines.ebpf.codegen import compile_program
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.features import can_use_bpf
 from pydtrace.session import Program, Session
 
 OK, WHY = can_use_bpf()
-
-
-def _strip(t: str) -> str:
-    # the BPF pc of a fault differs from the user engine's pc
-    return "\n".join(x.split(" at BPF pc")[0] for x in t.splitlines())
 
 
 SAME = [
@@ -63,16 +58,64 @@ SAME = [
     "BEGIN { trace(substr(0, 1)); exit(0); } ERROR { exit(1); }",
     'BEGIN { trace(strtok(NULL, "!")); exit(1); } ERROR { exit(0); }',
     "BEGIN { trace(lltostr(5, 1)); exit(1); } ERROR { exit(0); }",
+    # strstr/index/rindex (rolling hash scan): found, absent, empty, start positions
+    'BEGIN { printf("[%s][%s][%s][%s][%s]\\n", strstr("bazbarbop", "barb"), strstr("", ""),'
+    ' strstr("abc", "x"), strstr("aaa", "aa"), strstr("ab", "abc")); exit(0); }',
+    'BEGIN { printf("%d %d %d %d %d %d\\n", index("foobarfoo", "foo"), index("foobarfoo", "foo", 1),'
+    ' index("abc", "", 5), index("abc", "", -3), index("abc", "c", 3), index("", "")); exit(0); }',
+    'BEGIN { printf("%d %d %d %d %d %d\\n", rindex("foobarfoo", "foo"), rindex("foobarfoo", "foo", 5),'
+    ' rindex("abc", "", -1), rindex("abc", ""), rindex("abcabc", "c", 2), rindex("x", "xy")); exit(0); }',
+    # a string compared with an integer (NULL): the integer reads as ""
+    'BEGIN { x = ""; y = "a"; printf("%d %d %d %d\\n", x == NULL, y == NULL, NULL != y,'
+    ' strtok("abc", "c") != NULL); exit(0); }',
+    # an integer assigned to a string reads the string at that address: NULL faults
+    'BEGIN { this->s = "hello"; this->s = NULL; trace(this->s); exit(1); } ERROR { exit(0); }',
+    # many string comparisons in one clause (verifier's pending-branch queue)
+    'BEGIN { a = "abc"; b = "abd"; printf("%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d\\n", a < b, a <= b,'
+    " a > b, a >= b, a == b, a != b, b < a, b <= a, b > a, b >= a, b == a, b != a, a < a, a <= a,"
+    " a > a, a >= a, a == a, a != a); exit(0); }",
+    # ?: nested deeper than r6-r8 (arms go through a stack slot)
+    "BEGIN { i = 2; j = 3; k = 4; trace(i + (j > 2 ? (k > 3 ? (i > 1 ? i * j * k : 1) + k : 2)"
+    ' : 3) + j); printf("[%s]\\n", i > 1 ? (j > 5 ? "x" : (k > 3 ? "y" : "z")) : "w"); exit(0); }',
+    # a char * where a string is expected: the string at that address
+    "BEGIN { x = (char *)alloca(8); y = (char *)alloca(4); x[0] = 'a'; x[1] = '/'; x[2] = 'b';"
+    " x[3] = 0; y[0] = '/'; y[1] = 0; printf(\"[%s][%d][%d][%s][%s]\\n\", basename(x), index(x, y),"
+    ' strlen(x), strstr(x, y), strtok(x, y)); printf("[%s]\\n", strtok(NULL, y)); exit(0); }',
+    'BEGIN { x = (char *)0; trace(strtok(x, ",")); exit(1); } ERROR { exit(0); }',
+    # strtok of a NULL string (strstr without a match) faults
+    'BEGIN { strtok(strstr("abc", "x"), "b"); exit(1); } ERROR { exit(0); }',
+    # inet_ntoa / link_ntop (ether, infiniband, bad type, bad address)
+    "BEGIN { p = (uint8_t *)alloca(20); p[0] = 192; p[1] = 168; p[2] = 0; p[3] = 7;"
+    ' printf("%s\\n", inet_ntoa((ipaddr_t *)p)); p[0] = 0; p[1] = 10; p[2] = 99; p[3] = 255;'
+    ' printf("%s\\n", inet_ntoa((ipaddr_t *)p)); p[19] = 0xab; p[5] = 0x0c;'
+    ' printf("%s\\n%s\\n", link_ntop(1, p), link_ntop(32, p)); exit(0); }',
+    "BEGIN { p = (uint8_t *)alloca(8); trace(link_ntop(7, p)); exit(1); } ERROR { exit(0); }",
+    "BEGIN { trace(link_ntop(1, (uint8_t *)8)); exit(1); } ERROR { exit(0); }",
+    # cleanpath: "", ".", "..", slashes, ".." popping, past the root, relative ".." kept
+    'BEGIN { printf("[%s][%s][%s][%s][%s][%s][%s][%s][%s]\\n", cleanpath(""), cleanpath("."),'
+    ' cleanpath(".."), cleanpath("/"), cleanpath("//"), cleanpath("///a//b/"), cleanpath("a/./b/../c"),'
+    ' cleanpath("../a/.."), cleanpath("/../x/./...")); printf("[%s][%s][%s][%s]\\n",'
+    ' cleanpath("a/b/../../.."), cleanpath("./"), cleanpath("/a/b/c/../../d"),'
+    ' cleanpath("abc/def/../ghi/./jkl/")); exit(0); }',
+    '#pragma D option strsize=8\nBEGIN { printf("[%s][%s]\\n", cleanpath("/abcdefg/../x"),'
+    ' cleanpath("a/b/c/d/e/f")); exit(0); }',
+    # inet_ntoa6: "::" for the first longest zero run, no leading zeros; NULL faults
+    'BEGIN { p = (uint8_t *)alloca(16); printf("[%s]", inet_ntoa6((void *)p)); p[15] = 1;'
+    ' printf("[%s]", inet_ntoa6((void *)p)); p[0] = 0xfe; p[1] = 0x80; printf("[%s]",'
+    ' inet_ntoa6((void *)p)); p[5] = 3; p[15] = 0; printf("[%s]", inet_ntoa6((void *)p));'
+    ' p[10] = 0xff; p[11] = 0xff; p[12] = 1; p[13] = 2; printf("[%s]", inet_ntoa6((void *)p));'
+    ' p[9] = 0x10; p[3] = 0xab; printf("[%s]\\n", inet_ntoa6((void *)p)); exit(0); }',
+    "BEGIN { trace(inet_ntoa6(NULL)); exit(1); } ERROR { exit(0); }",
+    # byte order and device numbers
+    'BEGIN { printf("%x %x %x %x %d %d\\n", htons(0x1234), htonl(0x12345678), htonll(0x0102030405060708),'
+    " ntohs(0xabcdef), getmajor(0x12345678), getminor(0x12345678)); exit(0); }",
 ]
 
 
 @pytest.mark.parametrize("src", SAME)
 def test_same_output_as_the_user_engine(src: str) -> None:
     need(OK, WHY)
-    e = pydtrace("-q", "-x", "engine=ebpf", "-n", src)
-    u = pydtrace("-q", "-x", "engine=ptrace", "-n", src)
-    assert (e.status, e.out, _strip(e.err)) == (u.status, u.out, _strip(u.err))
-    assert e.out.strip() or e.err.strip()
+    same_on_both_engines("-q", "-n", src)
 
 
 def test_exact_results() -> None:
@@ -94,17 +137,17 @@ def test_null_string_argument_faults_with_address_zero() -> None:
         "-q", "-x", "engine=ebpf", "-n", "BEGIN { strlen(0); exit(1); } ERROR { exit(0); }"
     )
     assert r.status == 0
-    assert _strip(r.err) == (
+    assert no_fault_pc(r.err) == (
         "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): invalid address (0x0)"
     )
 
 
-def test_strtok_of_a_variable_pointer_is_refused_by_name() -> None:
-    s = Session([Program("n", 'BEGIN { p = (char *)1; trace(strtok(p, ",")); }')])
+def test_strtok_of_a_char_array_is_refused_by_name() -> None:
+    s = Session([Program("n", 'char a[4]; BEGIN { trace(strtok(a, ",")); }')])
     s.compile()
     with pytest.raises(LoweringError) as ei:
         compile_program(s.checked, s.options)
-    assert str(ei.value) == "the eBPF engine cannot compile strtok() of a char * yet (line 1)"
+    assert str(ei.value) == "the eBPF engine cannot compile strtok() of a char [4] yet (line 1)"
 
 
 def test_copyinstr_with_a_length_matches_the_user_engine(tmp_path) -> None:  # noqa: ANN001
@@ -119,3 +162,25 @@ def test_copyinstr_with_a_length_matches_the_user_engine(tmp_path) -> None:  # n
     cmd = f"{sys.executable} -S {work}"
     runs = [pydtrace("-q", "-x", f"engine={en}", "-c", cmd, "-n", src) for en in ("ebpf", "ptrace")]
     assert [(r.status, r.out) for r in runs] == [(0, "[/tmp][][][/tmp/]\n[/][][][/]\n\n")] * 2
+
+
+def test_search_and_swap_exact_results() -> None:
+    need(OK, WHY)
+    r = pydtrace(
+        "-q",
+        "-x",
+        "engine=ebpf",
+        "-n",
+        'BEGIN { printf("[%s] %d %d %x %x %d\\n", strstr("abcabc", "ca"), index("abcabc", "bc", 2),'
+        ' rindex("abcabc", "bc"), htons(0x1234), htonl(1), "" == NULL); exit(0); }',
+    )
+    assert (r.status, r.out, r.err) == (0, "[cabc] 4 4 3412 1000000 1\n\n", "")
+    r = pydtrace(
+        "-q",
+        "-x",
+        "engine=ebpf",
+        "-n",
+        "BEGIN { p = (uint8_t *)alloca(8); p[0] = 10; p[3] = 200; p[5] = 0xfe;"
+        ' printf("%s %s\\n", inet_ntoa((ipaddr_t *)p), link_ntop(1, p)); exit(0); }',
+    )
+    assert (r.status, r.out, r.err) == (0, "10.0.0.200 0a:00:00:c8:00:fe\n\n", "")

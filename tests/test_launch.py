@@ -348,7 +348,7 @@ def test_default_engine_is_ebpf_and_falls_back_when_not_lowered(bpf: None) -> No
     me = threading.get_native_id()
     for expr, engine, value in (
         ("2 * 3", "EbpfEngine", "6"),
-        ('index("abc", "b")', "UserEngine", "1"),
+        ('strtoll("12")', "UserEngine", "12"),
     ):
         # a syscall probe and no -c/-p: only the eBPF engine can run it, but for
         # one not lowered the user engine would refuse; the message is eBPF's
@@ -363,7 +363,7 @@ def test_default_engine_is_ebpf_and_falls_back_when_not_lowered(bpf: None) -> No
             with pytest.raises(session.CompileError) as e:
                 s.run()
             assert e.value.message == (
-                "could not enable tracing: the eBPF engine cannot compile index() yet (line 1)"
+                "could not enable tracing: the eBPF engine cannot compile strtoll() yet (line 1)"
             )
         # BEGIN-only: the user engine can run it, so a LoweringError falls back
         out = io.StringIO()

@@ -6,7 +6,9 @@ from conftest import pydtrace
 
 
 def run_quiet(src: str) -> tuple[int, str, str]:
-    r = pydtrace("-q", "-n", src)
+    # the user engine's subroutines (the eBPF engine's are compared with them
+    # in test_ebpf_strings.py and test_ebpf_memory.py)
+    r = pydtrace("-q", "-x", "engine=ptrace", "-n", src)
     return r.status, r.out, r.err
 
 

@@ -21,10 +21,11 @@ from pydtrace.lang.errors import DError
 DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "aggsize": 4 << 20}
 
 
-# Programs of only dtrace/profile probes (BEGIN, END, tick, profile) stay on
-# the user engine unless -x engine=ebpf, while the eBPF compiler lowers less of
-# D than the interpreter runs (see docs/ebpf-engine.md). True = eBPF for them too.
-EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = False
+# Programs of only dtrace/profile probes (BEGIN, END, tick, profile) run on
+# eBPF by default too, now that it passes as much of dtrace-utils as the
+# interpreter (a program it cannot lower still falls back to the user engine).
+# False = keep them on the user engine unless -x engine=ebpf.
+EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = True
 
 
 class CompileError(Exception):

@@ -217,6 +217,18 @@ class Consumer:
     def quiet(self) -> bool:
         return bool(self.options.get("quiet"))
 
+    def prints_text_only(self) -> bool:
+        """True when a record's whole effect is its items' text on self.out
+        (quiet, no -F, no JSON, no buffer model, records not kept), so an
+        engine may format printf-only records itself and write the text."""
+        return (
+            self.quiet
+            and not self.keep
+            and not self.json
+            and not self.model_buffer
+            and not self.options.get("flowindent")
+        )
+
     # --- records ----------------------------------------------------------------
     def record(self, rec: Record) -> None:
         if self.keep:

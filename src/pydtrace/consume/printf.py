@@ -706,6 +706,44 @@ def _plan(fmt: Format, types: tuple[CType, ...]) -> Callable[[list], str] | None
     """A fast formatter for a format whose conversions are all bare %d/%i/%u
     or %s (the common printf), or None: one Python %-format over values
     converted by functions chosen once for their types."""
+    parts = _plan_parts(fmt, types)
+    if parts is None:
+        return None
+    pyfmt, funcs = parts
+    if not funcs:
+        return lambda args: pyfmt % ()
+
+    def run(args: list) -> str:
+        return pyfmt % tuple([f(v) for f, (v, _) in zip(funcs, args)])
+
+    return run
+
+
+def value_formatter(
+    fmt: Format, types: tuple[CType, ...], positions: tuple[int, ...]
+) -> Callable[[Any], str] | None:
+    """Like format_printf's fast plan, for an engine that has the argument
+    values in a sequence (a decoded record): positions[i] is where argument
+    i is. None when the format needs the general path."""
+    parts = _plan_parts(fmt, types)
+    if parts is None:
+        return None
+    pyfmt, funcs = parts
+    if not funcs:
+        text = pyfmt % ()
+        return lambda vals: text
+    if len(funcs) == 1:
+        (f,), (i,) = funcs, positions
+        return lambda vals: pyfmt % f(vals[i])
+    pairs = list(zip(funcs, positions))
+    return lambda vals: pyfmt % tuple([f(vals[i]) for f, i in pairs])
+
+
+def _plan_parts(
+    fmt: Format, types: tuple[CType, ...]
+) -> tuple[str, list[Callable[[Any], str]]] | None:
+    """The Python %-format and the per-argument text functions of a format
+    whose conversions are all bare %d/%i/%u or %s, or None."""
     pieces: list[str] = []
     funcs: list[Callable[[Any], str]] = []
     for part in fmt.parts:
@@ -726,14 +764,7 @@ def _plan(fmt: Format, types: tuple[CType, ...]) -> Callable[[list], str] | None
         pieces.append("%s")
     if len(funcs) != len(types):
         return None
-    pyfmt = "".join(pieces)
-    if not funcs:
-        return lambda args: pyfmt % ()
-
-    def run(args: list) -> str:
-        return pyfmt % tuple([f(v) for f, (v, _) in zip(funcs, args)])
-
-    return run
+    return "".join(pieces), funcs
 
 
 def _int_text(size: int, signed: bool) -> Callable[[Any], str]:

@@ -553,7 +553,12 @@ class Checker:
 
     def _predicate(self, c: ast.Clause) -> None:
         if c.predicate is not None:
-            pt = self._expr(c.predicate)
+            try:
+                pt = self._expr(c.predicate)
+            except DError as err:
+                if err.tag.startswith("D_OP_") and hasattr(c.predicate, "cook_line"):
+                    err.line = c.predicate.cook_line
+                raise
             if not pt.is_scalar():
                 line = getattr(c, "end_line", c.predicate.line)
                 raise DError("D_PRED_SCALAR", "predicate result must be of scalar type", line)
@@ -1213,7 +1218,14 @@ class Checker:
         return _int_literal_type(e)
 
     def _x_CharLit(self, e: ast.CharLit) -> CType:
-        return T.INT  # as in C, a character constant is an int: sizeof('c') is 4
+        # as in C, a character constant is an int (sizeof('c') is 4); dtrace
+        # types a longer multi-character one by its value, as an integer constant
+        v = e.value
+        if v <= 0x7FFFFFFF:
+            return T.INT
+        if v <= 0xFFFFFFFF:
+            return T.UINT
+        return T.LONG if v <= 0x7FFFFFFFFFFFFFFF else T.ULONG
 
     def _x_StrLit(self, e: ast.StrLit) -> CType:
         return T.STRING
@@ -1322,11 +1334,11 @@ class Checker:
                 raise DError(
                     "D_OP_ARITH", f"operator {op} requires an operand of arithmetic type", e.line
                 )
-            return T.promote(t)
+            return t  # D keeps the operand's type (no promotion to int)
         if op == "~":
             if not t.is_int():
                 raise DError("D_OP_INT", "operator ~ requires an operand of integral type", e.line)
-            return T.promote(t)
+            return t
         if op == "!":
             if not t.is_scalar():
                 raise DError("D_OP_SCALAR", "operator ! requires an operand of scalar type", e.line)
@@ -1397,7 +1409,7 @@ class Checker:
                     "D_OP_SCALAR", f"operator {op} requires operands of scalar type", e.line
                 )
             if lt.is_arith() and rt.is_arith():
-                e.optype = T.arith_conv(lt, rt)  # type: ignore[attr-defined]
+                e.optype = T.d_arith_conv(lt, rt)  # type: ignore[attr-defined]
             else:
                 e.optype = T.ULONG  # type: ignore[attr-defined]
             return T.INT
@@ -1407,15 +1419,15 @@ class Checker:
                     "D_OP_INT", f"operator {op} requires operands of integral type", e.line
                 )
             if op in ("<<", ">>"):
-                return T.promote(lt)
-            return T.arith_conv(lt, rt)
+                return lt  # the left operand's type, unpromoted (dt_cook_op2)
+            return T.d_arith_conv(lt, rt)
         # arithmetic
         if lt.is_arith() and rt.is_arith():
             if op in ("/", "%"):
                 c = self._const(e.right)
                 if c == 0:
                     raise DError("D_DIV_ZERO", "expression contains division by zero", e.line)
-            return T.arith_conv(lt, rt)
+            return T.d_arith_conv(lt, rt)
         if op in ("+", "-") and (lt.is_pointer() or lt.is_array()) and rt.is_int():
             pt = lt if lt.is_pointer() else T.pointer(lt.r.target)  # type: ignore[arg-type]
             if pt.r.target is not None and pt.r.target.is_void():
@@ -1580,7 +1592,7 @@ class Checker:
         if getattr(e.then, "actfunc", False) or getattr(e.other, "actfunc", False):
             raise DError("D_OP_ACT", "action cannot be used in a conditional context", e.line)
         if a.is_arith() and b.is_arith():
-            return T.arith_conv(a, b)
+            return T.d_arith_conv(a, b)
         if (a.is_string() or a.is_char_array()) and (b.is_string() or b.is_char_array()):
             return T.STRING
         if a.same(b):

@@ -159,6 +159,9 @@ class Parser:
             self.advance()
             predicate = self.expression()
             self.expect("EPRED")
+            # dtrace cooks the predicate with the next token read: operator errors
+            # (xyerror, the lexer's line) name that token's line
+            predicate.cook_line = self.peek().line  # type: ignore[attr-defined]
             if not self.at("{"):
                 raise DError(
                     "D_SYNTAX",

@@ -343,6 +343,21 @@ def arith_conv(a: CType, b: CType) -> CType:
     return signed  # the signed type is wider, so it holds every unsigned value
 
 
+def d_arith_conv(a: CType, b: CType) -> CType:
+    """D's conversion of two integer operands (dt_type_promote): no promotion
+    to int; the type of greater rank wins, rank being its bits plus one if
+    unsigned (so unsigned char + signed char stays unsigned char); on equal
+    rank, the left one. Enums count as int; floats follow C."""
+    a = INT if a.r.kind == "enum" else a
+    b = INT if b.r.kind == "enum" else b
+    ra, rb = a.r, b.r
+    if ra.kind != "int" or rb.kind != "int":
+        return arith_conv(a, b)
+    rank_a = ra.size * 8 + (not ra.signed)
+    rank_b = rb.size * 8 + (not rb.signed)
+    return b if rank_b > rank_a else a
+
+
 def unsigned_of(t: CType) -> CType:
     return {1: UCHAR, 2: USHORT, 4: UINT, 8: ULONG}[t.int_size()]
 

@@ -12,6 +12,7 @@ from pydtrace.engines.ebpf.cg_context import (
     Value,
     _s32,
 )
+from pydtrace.engines.ebpf.cg_memory import in_memory, type_size
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, Insn
 from pydtrace.lang import ast
@@ -37,12 +38,15 @@ class ActionsMixin(CompilerBase):
             a.stx(4, R9, word, R1)
             self._mark(a.insns[-1], "rec", word)
 
-    def record_value(self, e: ast.Expr) -> L.Slot:
-        """Evaluate e into a new slot of the record."""
+    def record_value(self, e: ast.Expr, null_faults: bool = False) -> L.Slot:
+        """Evaluate e into a new slot of the record; with null_faults, a NULL
+        string (strtok's or strstr's "no result") faults, as trace() does."""
         t: CType = e.ctype  # type: ignore[attr-defined]
         if t.is_char_array():
             raise self.unsupported("char arrays", e)
         v = self.expr(e)
+        if t.is_string() and null_faults:
+            self.check_null_string(v.reg)
         if t.is_string():
             slot = self.layout.slot(T.STRING, self.ssize)
             self.copy_string_to(R9, slot.off, v.reg, area="rec")
@@ -51,24 +55,70 @@ class ActionsMixin(CompilerBase):
             slot = self.layout.slot(t, 8)
             self.a.stx(8, R9, slot.off, v.reg)
             self._mark(self.a.insns[-1], "rec", slot.off)
+        elif t.r.kind == "float":  # its bits (layout reads them as a float/double)
+            slot = self.layout.slot(t, 8)
+            self.a.stx(8, R9, slot.off, v.reg)
+            self._mark(self.a.insns[-1], "rec", slot.off)
         else:
             raise self.unsupported(f"recording a value of type {t}", e)
         self.free(v)
         return slot
 
+    def record_block(self, addr: Value, size: int) -> list[int]:
+        """Copy size bytes at the D address in addr into new record slots (8-byte
+        words in a row); returns their value indexes (see block_bytes)."""
+        slots = [self.layout.slot(T.ULONG, 8) for _ in range(max(1, (size + 7) // 8))]
+        first = slots[0].off
+        self.read_block(lambda reg: self.rec_ptr(reg, first), addr, size)
+        return [sl.idx for sl in slots]
+
     def action(self, e: ast.Call) -> None:
         name = e.name
-        if name == "trace":
+        if name == "trace" and in_memory(e.args[0].ctype):  # type: ignore[attr-defined]
+            # a struct/union/array: its bytes, as the user engine records them
+            t: CType = e.args[0].ctype  # type: ignore[attr-defined]
+            if t.is_char_array():
+                raise self.unsupported("char arrays", e)
+            size = type_size(t)
+            v = self.expr(e.args[0])
+            idxs = self.record_block(v, size)
+            self.free(v)
+            self.new_action(
+                "trace", lambda v, ix=idxs, n=size, t=t: ("trace", block_bytes(v, ix, n), t)
+            )
+            return
+        if name == "print":
+            t = e.args[0].ctype  # type: ignore[attr-defined]
+            target = t.r.target if t.is_pointer() else None
+            if target is None:  # print() of a non-pointer: its value, as trace()
+                slot = self.record_value(e.args[0])
+                self.new_action("trace", lambda v, i=slot.idx, t=slot.ctype: ("trace", v[i], t))
+                return
+            size = type_size(target)
+            v = self.expr(e.args[0])
+            aslot = self.layout.slot(t, 8)
+            self.a.stx(8, R9, aslot.off, v.reg)
+            self._mark(self.a.insns[-1], "rec", aslot.off)
+            idxs = self.record_block(v, size) if size > 0 else []
+            self.free(v)
+            self.new_action("print", lambda v, i=aslot.idx, ix=idxs, n=size, t=target: (
+                "print", v[i], block_bytes(v, ix, n), t))  # fmt: skip
+            return
+        if name == "trace" and e.args[0].ctype.r.kind == "float":  # type: ignore[attr-defined]
+            # the user engine holds an unassigned float as the integer 0 (traced "0")
             slot = self.record_value(e.args[0])
+            self.new_action("trace", lambda v, i=slot.idx, t=slot.ctype: (
+                "trace", v[i] if v[i] else 0, t))  # fmt: skip
+            return
+        if name == "trace":
+            slot = self.record_value(e.args[0], null_faults=True)
             self.new_action("trace", lambda v, i=slot.idx, t=slot.ctype: ("trace", v[i], t))
             return
         if name == "printf":
             fmt = e.format  # type: ignore[attr-defined]
             slots = [self.record_value(x) for x in e.args[1:]]
             pairs = [(s.idx, s.ctype) for s in slots]
-            self.new_action(
-                "printf", lambda v, f=fmt, ps=pairs: ("printf", f, [(v[i], t) for i, t in ps])
-            )
+            self.new_action("printf", L.PrintfItem(fmt, pairs))
             return
         if name in ("system", "freopen"):
             # printf-like records: the consumer formats the string, then runs / opens it
@@ -227,3 +277,8 @@ class ActionsMixin(CompilerBase):
         a.st(8, R1, 0, 0)
         a.place(skip)
         self.free(v)
+
+
+def block_bytes(vals: Any, idxs: list[int], size: int) -> bytes:
+    """The bytes record_block copied, from its 8-byte slot values."""
+    return b"".join((vals[i] & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") for i in idxs)[:size]

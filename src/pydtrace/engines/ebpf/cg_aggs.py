@@ -20,7 +20,14 @@ class AggsMixin(CompilerBase):
         lay = self.out.aggs[info.name]
         target = e.target
         keys = target.args if isinstance(target, ast.Index) else []
-        if not keys:
+        own = self.agg_own_key.get(info.name)
+        if own is not None:  # a shared map: the tag, then this key, zero padded
+            a.st(8, R9, self.f_key, lay.tag)
+            for p in range(own, lay.key_size, 8):
+                a.st(8, R9, self.f_key + p, 0)
+            if not keys:
+                a.st(8, R9, self.f_key + 8, 0)
+        elif not keys:
             a.st(8, R9, self.f_key, 0)
         for k, slot in zip(keys, lay.keys):
             t: CType = k.ctype  # type: ignore[attr-defined]
@@ -31,6 +38,9 @@ class AggsMixin(CompilerBase):
             v = self.expr(k)
             if t.is_string():
                 self.copy_string_to(R9, self.f_key + slot.off, v.reg)
+                if own is not None:  # other aggregations' keys leave bytes here
+                    for pad in range(self.ssize, L.align8(self.ssize)):
+                        a.st(1, R9, self.f_key + slot.off + pad, 0)
             elif t.is_int() or t.is_pointer():
                 self.wrap(v.reg, slot.ctype if slot.ctype.is_int() else t)
                 a.stx(8, R9, self.f_key + slot.off, v.reg)

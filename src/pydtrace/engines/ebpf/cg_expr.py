@@ -4,6 +4,8 @@ subroutine calls (`_call_<name>` methods of any cg_* mixin)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydtrace.engines.ebpf.cg_context import (
     _FLIP,
     DIVZERO,
@@ -259,6 +261,7 @@ class ExprMixin(MemoryMixin):
             if op != "^^":
                 # x is dead on this path: the right side may use its register
                 self.free(x)
+                self.spill_region()
                 outer = self.branch()
             y = self.expr(e.right)
             self.normalize(y.reg)
@@ -278,6 +281,18 @@ class ExprMixin(MemoryMixin):
             self.free(self.expr(e.left))
             return self.expr(e.right)
         if op in ("<", "<=", ">", ">=", "==", "!=") and getattr(e, "strcmp", False):
+            ls, rs = e.left.ctype.is_string(), e.right.ctype.is_string()  # type: ignore[attr-defined]
+            if ls != rs:
+                # a string against an integer (NULL): the integer reads as "" (user engine)
+                x = self.expr(e.left)
+                y = self.expr(e.right)
+                self.reload(x, y)
+                if rs:
+                    x, y = y, x
+                self.free(y)
+                self.string_compare_literal(x, b"", op if ls else _FLIP[op])
+                x.ctype = t
+                return x
             lit = _short_literal(e.right, self.strsize) or _short_literal(e.left, self.strsize)
             if lit is not None and e.left.ctype.is_string() and e.right.ctype.is_string():  # type: ignore[attr-defined]
                 flip = _short_literal(e.right, self.strsize) is None
@@ -363,31 +378,46 @@ class ExprMixin(MemoryMixin):
         a.place(skip)
 
     def _x_Cond(self, e: ast.Cond) -> Value:
+        return self.select(e, lambda v: self.wrap(v.reg, v.ctype) if v.ctype.is_int() else None)
+
+    def spill_region(self) -> None:
+        """Spill every live value of the current region (before code on one path
+        only, so that it has all of r6-r8: values of the region cannot be spilled
+        inside it)."""
+        while any(v.region == self.region for v in self.live):
+            self.spill_one(())
+
+    def select(self, e: ast.Cond, fix: Any = None) -> Value:
+        """c ? x : y: each arm stores its value in a stack slot (no register is
+        held across the arms, so they may be as deep as the top level), read
+        back after the join."""
         a = self.a
         t: CType = e.ctype  # type: ignore[attr-defined]
-        if t.is_string():
-            raise self.unsupported("?: on strings", e)
         c = self.expr(e.cond)
-        other = a.new_label("else")
-        end = a.new_label("fi")
+        other, end = a.new_label("else"), a.new_label("fi")
+        self.free(c)
+        self.spill_region()
+        if not self.free_slots:
+            raise self.unsupported("an expression this deep", e)
+        slot = self.free_slots.pop(0)
         a.jmp("==", c.reg, other, imm=0)
-        outer = self.branch()
-        x = self.expr(e.then)
-        a.mov(c.reg, x.reg)
-        self.free(x)
-        a.ja(end)
-        a.place(other)
-        self.end_branch(outer)
-        outer = self.branch()
-        y = self.expr(e.other)
-        a.mov(c.reg, y.reg)
-        self.free(y)
-        self.end_branch(outer)
+        for arm, last in ((e.then, False), (e.other, True)):
+            outer = self.branch()
+            x = self.expr(arm)
+            a.stx(8, R10, slot, x.reg)
+            self.free(x)
+            self.end_branch(outer)
+            if not last:
+                a.ja(end)
+                a.place(other)
         a.place(end)
-        if t.is_int():
-            self.wrap(c.reg, t)
-        c.ctype = t
-        return c
+        v = self.alloc(t)
+        a.ldx(8, v.reg, R10, slot)
+        self.free_slots.insert(0, slot)
+        if fix is not None:
+            fix(v)
+        v.ctype = t
+        return v
 
     def _x_Cast(self, e: ast.Cast) -> Value:
         t: CType = e.ctype  # type: ignore[attr-defined]
@@ -412,8 +442,10 @@ class ExprMixin(MemoryMixin):
         vt: CType = e.value.ctype  # type: ignore[attr-defined]
         if e.op == "=":
             if t.is_string() and not vt.is_string():
-                raise self.unsupported(f"assigning {vt} to a string", e)
-            v = self.expr(e.value)
+                # the string at that address, as the user engine (NULL faults)
+                v = self.string_at(self.expr(e.value))
+            else:
+                v = self.expr(e.value)
             if t.is_int():
                 self.wrap(v.reg, t)
             self.store(e.target, v)

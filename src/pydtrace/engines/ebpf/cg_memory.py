@@ -99,19 +99,36 @@ class MemoryMixin(CompilerBase):
             regs = self.frame.regions = {}  # type: ignore[attr-defined]
         return regs
 
-    def memory_variable(self, scope: str, name: str, var: Any) -> bool:
-        """Place a global or this-> array/struct/union (cg_program asks while
-        laying out variables); False: not a memory variable we can place."""
-        t: CType = var.type
-        if var.keys is not None or not in_memory(t) or scope not in ("global", "this"):
-            return False
-        size = type_size(t)
-        regs = self.mem_regions()
+    def next_vaddr(self) -> int:
+        """The D address of the next memory variable (after the last, a gap between)."""
         vaddr = REGION_BASE
-        for r in regs.values():
+        for r in self.mem_regions().values():
             vaddr = max(
                 vaddr, r.vaddr + (max(r.size, 1) + 2 * REGION_GAP - 1) // REGION_GAP * REGION_GAP
             )
+        return vaddr
+
+    def memory_variable(self, scope: str, name: str, var: Any) -> bool:
+        """Place a variable cg_program cannot: global or this-> arrays/structs/
+        unions (memory regions), floats (8-byte words holding their bits),
+        self-> and associative arrays holding structs/unions/floats or keyed
+        by structs (dynamic variables); False: not one we can place."""
+        t: CType = var.type
+        if t.r.kind == "float" and not getattr(var, "array", False):
+            if scope == "global" and var.keys is None:
+                self.global_off[name] = self.globals_size
+                self.globals_size += 8
+                return True
+            if scope == "this":
+                self.this_off[name] = -1  # cg_program places it as an 8-byte scalar
+                return True
+        if scope == "self" or var.keys is not None:
+            return self.dynamic_variable(scope, name, var)
+        if not in_memory(t) or scope not in ("global", "this"):
+            return False
+        size = type_size(t)
+        regs = self.mem_regions()
+        vaddr = self.next_vaddr()
         if scope == "global":
             off = self.globals_size
             self.globals_size += (size + 7) // 8 * 8
@@ -120,6 +137,66 @@ class MemoryMixin(CompilerBase):
             off = self.frame.take(size)
             regs[(scope, name)] = Region(vaddr, size, "frame", off)
         return True
+
+    def dynamic_variable(self, scope: str, name: str, var: Any) -> bool:
+        """A self-> variable or associative array cg_program leaves to us: its
+        value a struct/union (copied through a frame area registered as a
+        memory region, so member loads read it) or a float, its keys scalars,
+        strings or structs/unions (their bytes)."""
+        t: CType = var.type
+        keys = list(var.keys or [])
+        if getattr(var, "array", False) and t.r.kind != "array":
+            return False
+        if not all(k.is_int() or k.is_pointer() or k.is_string() or in_memory(k) for k in keys):
+            return False
+        ok_value = t.is_int() or t.is_pointer() or t.is_string() or t.r.kind == "float"
+        if not ok_value and not (in_memory(t) and 0 < type_size(t) <= 256):
+            return False
+        if not hasattr(self, "dvar_id"):
+            return False  # cg_program's globals loop: the dvars loop places it
+        self.dvar_id[(scope, name)] = len(self.dvar_id) + 1
+        ksize = 16 + sum(self.key_width(k) for k in keys)
+        self.dkey_size = max(self.dkey_size, ksize)
+        if t.is_string():
+            self.dval_size = max(self.dval_size, (self.ssize + 7) // 8 * 8)
+        if in_memory(t):
+            size = type_size(t)
+            self.dval_size = max(self.dval_size, (size + 7) // 8 * 8)
+            vaddr = self.next_vaddr()
+            off = self.frame.take((size + 7) // 8 * 8)
+            self.mem_regions()[("dyn-" + scope, name)] = Region(vaddr, size, "frame", off)
+        return True
+
+    def read_block(self, dst: Any, addr: Value, size: int) -> None:
+        """Copy size bytes at the D address in addr (a memory region, scratch or
+        kernel memory; unreadable = invalid address) to where dst(reg) points
+        (dst emits `reg = destination pointer`)."""
+        a = self.a
+        read = a.new_label("bread")
+
+        def found(ptr: int, off: int) -> None:
+            if off:
+                a.alu("+", ptr, imm=off)
+            a.mov(R3, ptr)
+            a.ja(read)
+
+        self.region_ptr(addr.reg, size, found)
+        a.mov(R3, addr.reg)
+        a.place(read)
+        dst(R1)
+        a.movi(R2, size)
+        a.call("probe_read_kernel")
+        ok = a.new_label("bok")
+        a.jmp("==", R0, ok, imm=0)
+        self.fault(BADADDR, addr.reg)
+        a.place(ok)
+
+    def frame_dst(self, off: int) -> Any:
+        def dst(reg: int) -> None:
+            self.a.mov(reg, R9)
+            self.a.alu("+", reg, imm=off)
+
+        return dst
 
     def memory_prologue(self) -> None:
         """Per firing (the program's prologue): this-> memory variables start zeroed."""
@@ -379,6 +456,10 @@ class MemoryMixin(CompilerBase):
             self.free(i)
             return v
         t: CType = e.ctype  # type: ignore[attr-defined]
+        if isinstance(e, ast.Ident) and e.ref[0] == "inline":  # type: ignore[attr-defined]
+            return self.address(e.ref[1])  # type: ignore[attr-defined]
+        if isinstance(e, ast.Ident) and e.ref[0] == "xlarg" and in_memory(t):  # type: ignore[attr-defined]
+            return self.expr(e)  # a translator's struct parameter: the operand's address
         key = None
         if isinstance(e, ast.Ident) and e.ref[0] == "global":  # type: ignore[attr-defined]
             key = ("global", e.name)
@@ -387,6 +468,9 @@ class MemoryMixin(CompilerBase):
         r = self.mem_regions().get(key) if key else None
         if r is not None:
             return self.const(r.vaddr, t)
+        kind = e.ref[0] if isinstance(e, ast.Index) else None  # type: ignore[attr-defined]
+        if in_memory(t) and (isinstance(e, ast.SelfVar) or kind == "assoc"):
+            return self.expr(e)  # a dynamic struct: the address of its copy in the frame
         if in_memory(t) and not isinstance(e, (ast.Ident, ast.ThisVar, ast.SelfVar, ast.Index)):
             return self.expr(e)  # an expression of aggregate type yields its address
         raise self.unsupported(f"the address of {type(e).__name__.lower()}", e)
@@ -397,8 +481,8 @@ class MemoryMixin(CompilerBase):
         m = getattr(e, "member", None) if isinstance(e, ast.Member) else None
         if m is not None and m.bits:
             return self.load_bits(e, m)
-        if t.is_string():
-            raise self.unsupported("strings in memory", e)
+        if t.is_string():  # read up to strsize bytes, to the NUL
+            return self.string_at(self.address(e))
         v = self.address(e)
         if in_memory(t):
             v.ctype = t
@@ -452,10 +536,41 @@ class MemoryMixin(CompilerBase):
             self.copy_block(target, v, type_size(t))
             return
         if t.is_string():
-            raise self.unsupported(f"assigning a value of type {t} in memory", target)
+            self.store_string(target, v, type_size(t) or self.strsize)
+            return
         addr = self.address(target)
         self.reload(v, addr)
         self.mem_store(addr, v, t)
+        self.free(addr)
+
+    def store_string(self, target: ast.Expr, v: Value, size: int) -> None:
+        """A string stored in memory: its first size - 1 bytes then zeroes (the
+        string buffer is zero padded), as the user engine writes it; the
+        target must be scratch space or a D variable, else invalid address."""
+        if not 1 <= size <= self.ssize:
+            raise self.unsupported(f"storing a string of {size} bytes in memory", target)
+        a = self.a
+        addr = self.address(target)
+        self.reload(v, addr)
+        done, bad = a.new_label("sst"), a.new_label("sstbad")
+
+        def found(ptr: int, off: int) -> None:
+            a.alu("+", ptr, imm=off)
+            a.stx(8, R10, -8, ptr)
+            if size > 1:
+                a.movi(R2, size - 1)
+                a.mov(R3, v.reg)
+                a.call("probe_read_kernel")
+                a.ldx(8, R1, R10, -8)
+            a.st(1, R1, size - 1, 0)
+            a.ja(done)
+
+        self.region_ptr(addr.reg, size, found)
+        self.always(bad)
+        a.ja(done)
+        a.place(bad)
+        self.fault(BADADDR, addr.reg)
+        a.place(done)
         self.free(addr)
 
     def copy_block(self, target: ast.Expr, src: Value, size: int) -> None:
@@ -558,6 +673,70 @@ class MemoryMixin(CompilerBase):
         self.free(i)
         s.ctype = e.ctype  # type: ignore[attr-defined]
         return s
+
+    def _x_Xlate(self, e: Any) -> Value:
+        """xlate<T>(x): a fresh T in a frame area of its own (one per xlate in
+        the program, registered as a memory region), filled by the
+        translator's member expressions with x as the input parameter (kept in
+        a frame word while they run); the value is the area's D address (for
+        `xlate<T *>(p)->m` and `xlate<T>(s).m` alike)."""
+        node = e.translator
+        out: CType = node.out_type
+        size = max(type_size(out), 1)
+        stack = getattr(self, "_xl_stack", None)
+        if stack is None:
+            stack = self._xl_stack = []
+        if len(stack) >= 4:
+            raise self.unsupported("translations nested this deep", e)
+        a = self.a
+        regs = self.mem_regions()
+        key = ("xlate", str(id(e)))
+        r = regs.get(key)
+        if r is None:
+            r = regs[key] = Region(
+                self.next_vaddr(), size, "frame", self.frame.take((size + 7) // 8 * 8)
+            )
+        slot = getattr(self.frame, "xl_slots", None)
+        if slot is None:
+            slot = self.frame.xl_slots = []  # type: ignore[attr-defined]
+        while len(slot) <= len(stack):
+            slot.append(self.frame.take(8))
+        arg = slot[len(stack)]
+        v = self.expr(e.operand)
+        a.stx(8, R9, arg, v.reg)
+        self.free(v)
+        for p in range(0, (size + 7) // 8 * 8, 8):
+            a.st(8, R9, r.off + p, 0)
+        stack.append(arg)
+        try:
+            for name, expr in node.members:
+                m = out.member(name)
+                if m is None:
+                    continue
+                mt: CType = m.type
+                if m.bits or mt.is_string():
+                    raise self.unsupported(f"translating into a member of type {mt}", expr)
+                x = self.expr(expr)
+                if in_memory(mt):
+                    self.read_block(self.frame_dst(r.off + m.offset), x, type_size(mt))
+                else:
+                    n = scalar_size(mt)
+                    if n not in (1, 2, 4, 8):
+                        raise self.unsupported(f"translating into a member of type {mt}", expr)
+                    a.stx(n, R9, r.off + m.offset, x.reg)
+                self.free(x)
+        finally:
+            stack.pop()
+        return self.const(r.vaddr, e.ctype)
+
+    def xlate_arg(self, t: CType) -> Value:
+        """The operand of the translation being evaluated (a translator's parameter)."""
+        stack = getattr(self, "_xl_stack", None)
+        if not stack:
+            raise self.unsupported("a translator parameter outside xlate", None)
+        v = self.alloc(t)
+        self.a.ldx(8, v.reg, R9, stack[-1])
+        return v
 
     def _x_Member(self, e: ast.Member) -> Value:
         return self.load_lvalue(e)

@@ -45,23 +45,26 @@ from pydtrace.engines.ebpf.cg_expr import ExprMixin
 from pydtrace.engines.ebpf.cg_strings import StringsMixin
 from pydtrace.engines.ebpf.cg_vars import VarsMixin
 from pydtrace.engines.ebpf.errors import LoweringError
-from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, Assembler, Insn
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn
 from pydtrace.lang import ast
 from pydtrace.lang.program import CheckedProgram, ClauseInfo
+
+AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
+ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
 
 
 class ProgramMixin(CompilerBase):
     def compile(self) -> Compiled:
         prog = self.prog
         for name, v in prog.globals.items():
+            if v.keys is not None:
+                continue  # an associative array: a dynamic variable (placed below)
             if v.array or not _scalar(v.type):
-                if v.keys is None and self._memory_variable("global", name, v):
+                if self._memory_variable("global", name, v):
                     continue
                 raise LoweringError(
                     f"the eBPF engine cannot compile global variable {name} of type {v.type} yet"
                 )
-            if v.keys is not None:
-                continue  # an associative array: a dynamic variable
             size = self.ssize if v.type.is_string() else 8
             self.global_off[name] = self.globals_size
             self.globals_size += L.align8(size)
@@ -103,8 +106,12 @@ class ProgramMixin(CompilerBase):
                     self.dval_size = max(self.dval_size, L.align8(self.ssize))
         self.dkey_depth = 0
         self.dvar_capacity = _dvar_capacity(prog, self.strsize, self.options)
+        # key buffers: one per level of dynamic variables read inside subscripts
+        self.dkey_levels = max(
+            [DKEY_LEVELS] + [_dkey_levels(x) for c in prog.clauses for x in [c.predicate, *c.body]]
+        )
         if self.dvar_id:
-            self.f_dkey = self.frame.take(self.dkey_size * DKEY_LEVELS)
+            self.f_dkey = self.frame.take(self.dkey_size * self.dkey_levels)
             self.f_dval = self.frame.take(self.dval_size)
         maxkey = 8
         maxval = 8
@@ -117,8 +124,12 @@ class ProgramMixin(CompilerBase):
             pk = {pos: names for pos, (_, names) in self.probe_keys.get(a.name, {}).items()}
             lay = L.agg_layout(spec, f"agg{a.id}", self.strsize, pk)
             self.out.aggs[a.name] = lay
+        self.share_agg_maps()
+        for lay in self.out.aggs.values():
             maxkey = max(maxkey, lay.key_size)
             maxval = max(maxval, lay.value_size)
+        if any(_mentions([c.predicate, *c.body], _TIME_VARS) for c in prog.clauses):
+            self.f_ts = self.frame.take(8)  # timestamp, read once per firing (0 = not yet)
         self.f_key = self.frame.take(maxkey)
         self.f_zero = self.frame.take(maxval)  # never written: initial aggregation values
         self.f_rec = self.frame.take(0)  # sized after the clauses are compiled
@@ -159,7 +170,7 @@ class ProgramMixin(CompilerBase):
             self.f_regs = self.frame.take(168)  # a copy of the syscall's pt_regs
             self.f_sys = self.frame.take(24)  # u32 nr (the dispatch key), probe id, clause mask
         # the record area goes last so that string temporaries have fixed offsets
-        generated = [self.program(probe, clauses, group) for probe, clauses, group in progs]
+        generated = [self.program_fit(probe, clauses, group) for probe, clauses, group in progs]
         self.f_rec = self.frame.take(self.rec_max)
         self.f_str = self.frame.take(self.ssize * max(self.nstrings, 1))
         # offsets of the record and string areas were symbolic until now
@@ -178,8 +189,15 @@ class ProgramMixin(CompilerBase):
             o.maps.append(MapSpec("dvars", MAP_HASH, self.dkey_size, self.dval_size,
                                   max(self.dvar_capacity, 1)))  # fmt: skip
         for lay in o.aggs.values():
+            if any(m.name == lay.map_name for m in o.maps):
+                continue  # a shared map
             o.maps.append(MapSpec(lay.map_name, MAP_PERCPU_HASH, lay.key_size, lay.value_size,
-                                  _aggentries(self.options)))  # fmt: skip
+                                  self.agg_capacity()))  # fmt: skip
+        if getattr(self, "uses_vtime", False):
+            from pydtrace.engines.ebpf import cg_vtime
+
+            o.maps.append(cg_vtime.map_spec())
+            o.progs.append(cg_vtime.switch_program())
         for name, (probes, _, masks) in groups.items():
             mname = "sys_" + name
             o.maps.append(MapSpec(mname, MAP_ARRAY, 4, SYS_NAME + L.align8(self.ssize),
@@ -191,6 +209,41 @@ class ProgramMixin(CompilerBase):
                 fill.append((p.data.nr, head + p.function.encode()[: self.strsize]))
             o.fills[mname] = fill
         return o
+
+    def agg_capacity(self) -> int:
+        """Entries of an aggregation map: with aggsize set, dtrace's (and the user
+        engine's AggPool) aggsize / (largest key tuple + largest value), at most
+        _aggentries; a full map drops new keys (DTRACEDROP_AGGREGATION)."""
+        from pydtrace.consume.aggregation import data_size, tuple_size
+        from pydtrace.engines.options import size_option
+
+        aggsize = size_option(self.options, "aggsize", 0)
+        specs = [lay.spec for lay in self.out.aggs.values()]
+        if not aggsize or not specs:
+            return _aggentries(self.options)
+        tup = max(tuple_size(s.keytypes, self.strsize) for s in specs)
+        dat = max(data_size(s) for s in specs)
+        # never more than _aggentries: the maps are preallocated per CPU (the
+        # default aggsize, 4m, would mean ~130k entries per aggregation)
+        return max(min(aggsize // (tup + dat), _aggentries(self.options)), 1)
+
+    def share_agg_maps(self) -> None:
+        """More than AGG_OWN_MAPS aggregations (a program may use 64 maps): one
+        PERCPU_HASH per value size, key = u64 tag (the aggregation id), then
+        the aggregation's own key, zero padded to the group's largest."""
+        self.agg_own_key: dict[str, int] = {}
+        if len(self.out.aggs) <= AGG_OWN_MAPS:
+            return
+        groups: dict[int, list[L.AggLayout]] = {}
+        for lay in self.out.aggs.values():
+            groups.setdefault(lay.value_size, []).append(lay)
+        for vsize, lays in groups.items():
+            ksize = 8 + max(lay.key_size for lay in lays)
+            for lay in lays:
+                self.agg_own_key[lay.spec.name] = 8 + lay.key_size
+                for slot in lay.keys:
+                    slot.off += 8
+                lay.key_size, lay.map_name, lay.tag = ksize, f"aggs{vsize}", lay.spec.id
 
     def _memory_variable(self, scope: str, name: str, v: Any) -> bool:
         """Whether cg_vars' memory_variable (arrays, structs, unions) placed v."""
@@ -277,18 +330,42 @@ class ProgramMixin(CompilerBase):
         a.ld_map(R1, "frame")
         a.call("map_lookup_elem")
         done = a.new_label("out")
-        a.jmp("==", R0, done, imm=0)
+        if self.far:  # return here: `done` lies more than 32K slots ahead
+            found = a.new_label("frame")
+            a.jmp("!=", R0, found, imm=0)
+            a.exit()  # r0 = 0
+            a.place(found)
+        else:
+            a.jmp("==", R0, done, imm=0)
         a.mov(R9, R0)
+        # a program whose clauses never read arg0..9 / args[] skips copying them
+        # (for raw syscalls, the read of pt_regs: most of the cost of a firing)
+        self.wants_args = any(_reads_args([c.predicate, *c.body]) for c in clauses)
         self.prologue_args(ptype, probe)
         if group is not None:
             self.prologue_syscall(group, done)
         for name, off in self.this_off.items():
             for p in range(0, self.this_size[name], 8):
                 a.st(8, R9, off + p, 0)  # the frame's areas are 8-byte aligned
+        self.uses_ts = getattr(self, "f_ts", None) is not None and any(
+            _mentions(x, _TIME_VARS) for c in clauses + self.error_clauses
+            for x in [c.predicate, *c.body]
+        )  # fmt: skip
+        if self.uses_ts:
+            a.st(8, R9, self.f_ts, 0)
         prologue = getattr(self, "memory_prologue", None)  # this-> arrays/structs (cg_memory)
         if prologue is not None:
             prologue()
         is_end = self.is_end = prov == "dtrace" and probe.name == "END"
+        # BEGIN's and END's records wait for the consumer (BEGIN's until the probes are
+        # attached, END's until the end): like dtrace's principal buffer, one firing may
+        # leave at most bufsize bytes; more are DTRACEDROP_PRINCIPAL drops
+        # (only when its clauses could write more: program_fit)
+        self.budget = self.budget_on and attach[0] == "run"
+        if self.budget:
+            if getattr(self, "f_used", None) is None:
+                self.f_used = self.frame.take(8)  # record bytes written by this firing
+            a.st(8, R9, self.f_used, 0)
         for k, c in enumerate(clauses):
             self.clause(c, done, is_end, bit=k if group is not None else None)
         a.origin = ("epilogue", 0, 0)
@@ -301,6 +378,36 @@ class ProgramMixin(CompilerBase):
         pname = f"dt_{probe.id}"
         return ProgSpec(pname, ptype, probe, attach, insns, [probe])
 
+    def program_fit(self, probe: Any, clauses: list[ClauseInfo], group: Any) -> ProgSpec:
+        """program(), compiled again when it must be: `far` when a jump to the
+        program's end does not reach (more than 32K slots), `budget_on` when
+        BEGIN's/END's records could exceed bufsize (emit_output counts them)."""
+        self.far = self.budget_on = False
+        while True:
+            try:
+                spec = self.program(probe, clauses, group)
+            except AsmError as e:
+                if self.far or "too far" not in str(e):
+                    raise
+                self.far = True
+                continue
+            if self.budget_on or self.firing_bytes(probe, clauses) <= self.principal_size():
+                return spec
+            self.budget_on = True
+
+    def firing_bytes(self, probe: Any, clauses: list[ClauseInfo]) -> int:
+        """The most ring bytes one BEGIN/END firing may write (0 for other probes):
+        each clause's record and a fault record, with ERROR's records."""
+        if probe.provider != "dtrace" or probe.name not in ("BEGIN", "END"):
+            return 0
+
+        def rec(c: ClauseInfo) -> int:
+            lay = self.out.records.get(c.index)  # ERROR's: compiled only where a fault may be
+            return 16 + L.align8(lay.size if lay else 0) + L.FAULT_SIZE
+
+        err = sum(rec(ec) for ec in self.error_clauses)
+        return sum(rec(c) + err for c in clauses)
+
     def prologue_syscall(self, group: Any, done: str) -> None:
         """raw_syscalls: ctx = (struct pt_regs *, nr | return value). Find the
         syscall's probe in the dispatch map (untraced syscalls end here), then
@@ -310,12 +417,13 @@ class ProgramMixin(CompilerBase):
         regs = self.sys_regs
         fa = self.f_args
         # a copy of pt_regs: the arguments, and the syscall number at return
-        a.mov(R1, R9)
-        a.alu("+", R1, imm=self.f_regs)
-        a.movi(R2, regs["size"])
-        a.ldx(8, R3, 6, 0)
-        a.call("probe_read_kernel")
-        a.jmp("!=", R0, done, imm=0)
+        if which != "entry" or self.wants_args:
+            a.mov(R1, R9)
+            a.alu("+", R1, imm=self.f_regs)
+            a.movi(R2, regs["size"])
+            a.ldx(8, R3, 6, 0)
+            a.call("probe_read_kernel")
+            a.jmp("!=", R0, done, imm=0)
         if which == "entry":
             a.ldx(8, R1, 6, 8)
         else:
@@ -332,7 +440,9 @@ class ProgramMixin(CompilerBase):
         a.stx(8, R9, self.f_sys + 8, R1)
         a.ldx(8, R1, R0, 8)
         a.stx(8, R9, self.f_sys + 16, R1)
-        if which == "entry":
+        if which != "entry":
+            self.return_args(8)
+        elif self.wants_args:
             a.ldx(4, R4, R0, 4)  # nargs: the others stay 0, as with the syscall's tracepoint
             end = a.new_label("args")
             for i, off in enumerate(regs["args"]):
@@ -340,8 +450,6 @@ class ProgramMixin(CompilerBase):
                 a.ldx(8, R1, R9, self.f_regs + off)
                 a.stx(8, R9, fa + 8 * i, R1)
             a.place(end)
-        else:
-            self.return_args(8)
 
     def return_args(self, ret_off: int) -> None:
         """A syscall's return: arg0 = arg1 = the return value (the u64 at
@@ -378,18 +486,19 @@ class ProgramMixin(CompilerBase):
     def prologue_args(self, ptype: int, probe: Any) -> None:
         a = self.a
         fa = self.f_args
-        for i in range(MAX_ARGS):
-            a.st(8, R9, fa + 8 * i, 0)
+        if self.wants_args:
+            for i in range(MAX_ARGS):
+                a.st(8, R9, fa + 8 * i, 0)
         a.st(8, R9, self.f_errno, 0)
         if ptype == PROG_TRACEPOINT:
-            if probe.name == "entry":
+            if probe.name != "entry":
+                self.return_args(16)
+            elif self.wants_args:
                 sc = probe.data
                 n = min(len(getattr(sc, "args", ()) or ()), 6)
                 for i in range(n):
                     a.ldx(8, R1, 6, 16 + 8 * i)
                     a.stx(8, R9, fa + 8 * i, R1)
-            else:
-                self.return_args(16)
         elif ptype == PROG_PERF_EVENT:
             # bpf_perf_event_data: pt_regs first (ip @128, cs @136); user mode iff cs & 3
             a.ldx(8, R1, 6, 128)
@@ -409,12 +518,17 @@ class ProgramMixin(CompilerBase):
         self.reset_temps()
         self.strings_used = 0
         self.layout = L.RecordLayout(c.index)
-        self.actions = 0
+        self.actions = 1  # the next mask bit of an action inside `if` (new_action)
         self.cond_depth = 0
         self.static_mask = 0
         self.next_clause = a.new_label("next")
         self.fault_label = a.new_label("fault")
         self.faults_used = False
+        # jumps to the clause's end and fault block go through islands (see island())
+        self.clause_end, self.clause_fault = self.next_clause, self.fault_label
+        self.next_clause, self.fault_label = a.new_label("iend"), a.new_label("ifault")
+        self.islands: list[tuple[str, str, list[Insn]]] = []
+        self.island_at = len(a.insns)
         a.origin = ("clause", c.index, c.line)
         if bit is not None:  # a raw syscall program: does this clause serve the firing probe?
             a.ldx(8, R1, R9, self.f_sys + 16)
@@ -424,7 +538,14 @@ class ProgramMixin(CompilerBase):
         if not is_end:
             a.ld_map(R1, "globals", 0)
             a.ldx(8, R1, R1, 0)
-            a.jmp("!=", R1, done, imm=0)
+            if self.far:  # return here: `done` lies more than 32K slots ahead
+                go = a.new_label("run")
+                a.jmp("==", R1, go, imm=0)
+                a.movi(R0, 0)
+                a.exit()
+                a.place(go)
+            else:
+                a.jmp("!=", R1, done, imm=0)
         if c.predicate is not None:
             a.origin = ("clause", c.index, _line(c.predicate) or c.line)
             v = self.expr(c.predicate)
@@ -456,7 +577,8 @@ class ProgramMixin(CompilerBase):
             a.origin = ("clause", c.index, c.line)
             if self.actions > 64:
                 raise LoweringError(
-                    f"the eBPF engine cannot record more than 64 actions in one clause (line {c.line})"
+                    "the eBPF engine cannot record more than 63 actions inside `if` "
+                    f"in one clause (line {c.line})"
                 )
             assert mask_insn is not None
             mask_insn.imm = _s32(self.static_mask & 0xFFFFFFFF)
@@ -464,18 +586,73 @@ class ProgramMixin(CompilerBase):
             self.rec_max = max(self.rec_max, self.layout.size)
             self.emit_output(self.layout.size)
         self.out.records[c.index] = self.layout
+        self.settle_islands()
         if self.faults_used:
             # fault: r1 = code, r2 = value, r3 = pc
             a.ja(self.next_clause)
             a.place(self.fault_label)
+            a.place(self.last_fault)
             if self.in_error:  # a fault in an ERROR clause is only counted
                 self.count_drop(DROP_DBLERROR)
             else:
                 self.emit_fault(done)
         a.place(self.next_clause)
+        a.place(self.last_end)
+
+    def builtin(self, name: str, e: ast.Expr) -> Any:
+        """timestamp is read once per firing (the frame caches it, as dtrace's
+        mstate does), walltimestamp is that + the boot time; the other builtin
+        variables are cg_expr's."""
+        if name == "vtimestamp":
+            from pydtrace.engines.ebpf import cg_vtime
+
+            self.uses_vtime = True
+            v = self.alloc(e.ctype)  # type: ignore[attr-defined]
+            cg_vtime.load_vtimestamp(self, v.reg)
+            return v
+        if name not in ("timestamp", "walltimestamp"):
+            return super().builtin(name, e)  # type: ignore[misc]
+        a = self.a
+        v = self.alloc(e.ctype)  # type: ignore[attr-defined]
+        have = a.new_label("ts")
+        a.ldx(8, v.reg, R9, self.f_ts)
+        a.jmp("!=", v.reg, have, imm=0)
+        a.call("ktime_get_ns")
+        a.stx(8, R9, self.f_ts, R0)
+        a.mov(v.reg, R0)
+        a.place(have)
+        if name == "walltimestamp":
+            a.ld_imm64(R1, self.boot_offset)
+            a.alu("+", v.reg, R1)
+        return v
+
+    def _call_rand(self, e: ast.Call) -> Any:
+        """rand(): 32 random bits (bpf_get_prandom_u32), as the user engine's."""
+        v = self.alloc(e.ctype)  # type: ignore[attr-defined]
+        self.a.call("get_prandom_u32")
+        self.a.mov(v.reg, R0)
+        return v
+
+    def new_action(self, kind: str, build: Any) -> None:
+        """Mask bits: every unconditional action shares bit 0 (always set), each
+        action inside `if` has its own bit (1..63), so a clause may record any
+        number of unconditional actions."""
+        if self.cond_depth == 0:
+            nxt, self.actions = self.actions, 0
+            super().new_action(kind, build)  # type: ignore[misc]
+            self.actions = nxt
+        else:
+            super().new_action(kind, build)  # type: ignore[misc]
 
     def emit_output(self, size: int) -> None:
         a = self.a
+        full = a.new_label("full")
+        if self.budget:  # bytes the ring holds for this record: 8-byte header + data
+            a.ldx(8, R1, R9, self.f_used)
+            a.alu("+", R1, imm=8 + L.align8(size))
+            a.ld_imm64(R2, min(self.principal_size(), (1 << 63) - 1))
+            a.jmp(">", R1, full, src=R2)
+            a.stx(8, R9, self.f_used, R1)
         a.ld_map(R1, "records")
         self.rec_ptr(R2, 0)
         a.movi(R3, size)
@@ -483,8 +660,15 @@ class ProgramMixin(CompilerBase):
         a.call("ringbuf_output")
         ok = a.new_label("sent")
         a.jmp("s>=", R0, ok, imm=0)
+        a.place(full)
         self.count_drop(DROP_RING)
         a.place(ok)
+
+    def principal_size(self) -> int:
+        """bufsize: one CPU's principal buffer in dtrace (our ring holds one per CPU)."""
+        from pydtrace.engines.options import size_option
+
+        return size_option(self.options, "bufsize", 4 << 20)
 
     def count_drop(self, which: int) -> None:
         a = self.a
@@ -545,8 +729,52 @@ class ProgramMixin(CompilerBase):
                 del self.__dict__[k]
         self.__dict__.update({k: v for k, v in saved.items() if k not in keep})
 
+    def island(self) -> None:
+        """Between statements, every ISLAND_EVERY instructions, one island per
+        target: `ja over; e: ja <next island or the clause's end>; over:` (and
+        the same for the fault block). The code before an island jumps to it
+        (BPF jumps reach 32K slots; a clause may be longer); settle_islands()
+        turns the islands nothing jumps to into no-ops."""
+        a = self.a
+        if len(a.insns) - self.island_at < ISLAND_EVERY:
+            return
+        for kind in ("end", "fault"):
+            label = self.next_clause if kind == "end" else self.fault_label
+            nxt = a.new_label("i" + kind)
+            over = a.new_label("island")
+            a.ja(over)
+            a.place(label)
+            a.ja(nxt)
+            a.place(over)
+            self.islands.append((kind, label, a.insns[-2:]))
+            if kind == "end":
+                self.next_clause = nxt
+            else:
+                self.fault_label = nxt
+        self.island_at = len(a.insns)
+
+    def settle_islands(self) -> None:
+        """An island nothing jumps to becomes two `ja +0` (the verifier rejects
+        unreachable instructions); then the last segment's labels become the
+        clause's end and fault block."""
+        if self.islands:
+            used: dict[str, int] = {}
+            for i in self.a.insns:
+                if i.target is not None:
+                    used[i.target] = used.get(i.target, 0) + 1
+            for kind, label, insns in self.islands:  # in order: a dropped one frees the next
+                if used.get(label):
+                    self.faults_used |= kind == "fault"
+                    continue
+                used[insns[1].target] -= 1
+                for i in insns:
+                    i.target, i.off = None, 0
+        self.last_end, self.last_fault = self.next_clause, self.fault_label
+        self.next_clause, self.fault_label = self.clause_end, self.clause_fault
+
     def stmt(self, s: ast.Stmt) -> None:
         a = self.a
+        self.island()
         a.origin = ("clause", self.c.index, _line(s) or self.c.line)
         if isinstance(s, ast.ExprStmt):
             e = s.expr
@@ -611,3 +839,60 @@ def _speculates(body: list[ast.Stmt]) -> bool:
         elif isinstance(s, ast.If) and (_speculates(s.then) or _speculates(s.other or [])):
             return True
     return False
+
+
+_TIME_VARS = frozenset(("timestamp", "walltimestamp"))
+_ARG_VARS = frozenset(f"arg{i}" for i in range(10))
+
+
+def _reads_args(node: Any) -> bool:
+    """Whether an AST (sub)tree reads the probe's arguments (arg0..arg9, args[])."""
+    if isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "args":
+        return True
+    if isinstance(node, ast.Ident):
+        if node.name == "args":
+            return True
+        ref = getattr(node, "ref", None) or ("builtin", node.name)
+        if ref[0] == "inline":
+            return _reads_args(ref[1])
+        return ref[0] == "builtin" and ref[1] in _ARG_VARS
+    if isinstance(node, (list, tuple)):
+        return any(_reads_args(x) for x in node)
+    if isinstance(node, ast.Node):
+        return any(_reads_args(getattr(node, f)) for f in node.__dataclass_fields__
+                   if f not in ("line", "file"))  # fmt: skip
+    return False
+
+
+def _mentions(node: Any, names: frozenset[str]) -> bool:
+    """Whether an AST (sub)tree names one of `names` as an identifier."""
+    if isinstance(node, ast.Ident):
+        ref = getattr(node, "ref", None) or ("builtin", node.name)
+        if ref[0] == "inline":
+            return _mentions(ref[1], names)
+        return ref[0] == "builtin" and ref[1] in names
+    if isinstance(node, (list, tuple)):
+        return any(_mentions(x, names) for x in node)
+    if isinstance(node, ast.Node):
+        return any(_mentions(getattr(node, f), names) for f in node.__dataclass_fields__
+                   if f not in ("line", "file"))  # fmt: skip
+    return False
+
+
+def _dkey_levels(node: Any) -> int:
+    """How many `dvars` key buffers evaluating node needs at once (over-estimated:
+    every subscript counts): a[b[self->c]] needs 3."""
+    if isinstance(node, ast.Index):
+        inner = max([_dkey_levels(k) for k in node.args] or [0])
+        return max(_dkey_levels(node.base), 1 + inner)
+    if isinstance(node, ast.SelfVar):
+        return 1
+    if isinstance(node, ast.Ident):
+        ref = getattr(node, "ref", None)
+        return _dkey_levels(ref[1]) if ref and ref[0] == "inline" else 0
+    if isinstance(node, (list, tuple)):
+        return max([_dkey_levels(x) for x in node] or [0])
+    if isinstance(node, ast.Node):
+        return max([_dkey_levels(getattr(node, f)) for f in node.__dataclass_fields__
+                    if f not in ("line", "file")] or [0])  # fmt: skip
+    return 0

@@ -11,6 +11,7 @@ from pydtrace.engines.ebpf.cg_context import (
     CompilerBase,
     Value,
 )
+from pydtrace.engines.ebpf.cg_memory import in_memory, type_size
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9
 from pydtrace.lang import ast
 from pydtrace.lang.types import CType
@@ -32,6 +33,8 @@ class VarsMixin(CompilerBase):
                 a.ld_map(v.reg, "globals", 0)
                 a.ldx(8, v.reg, v.reg, off)
             return v
+        if kind == "xlarg":
+            return self.xlate_arg(t)
         if kind == "const":
             return self.const(what, t)
         if kind == "inline":
@@ -60,13 +63,15 @@ class VarsMixin(CompilerBase):
         return v
 
     def key_width(self, t: CType) -> int:
+        if in_memory(t):
+            return L.align8(type_size(t))
         return L.align8(self.ssize) if t.is_string() else 8
 
     def dvar_key(self, scope: str, name: str, keys: list[ast.Expr]) -> int:
         """Build a `dvars` key in the frame; returns its frame offset."""
         a = self.a
         depth = self.dkey_depth
-        if depth >= DKEY_LEVELS:
+        if depth >= getattr(self, "dkey_levels", DKEY_LEVELS):
             raise self.unsupported(
                 "associative arrays subscripted this deep", keys[0] if keys else None
             )
@@ -80,6 +85,11 @@ class VarsMixin(CompilerBase):
                 self.copy_string_to(R9, base + pos, v.reg)
                 for pad in range(self.ssize, self.key_width(t)):
                     a.st(1, R9, base + pos + pad, 0)
+            elif in_memory(t):  # a struct/union key: its bytes, zero padded
+                size = type_size(t)
+                for p in range(size // 8 * 8, self.key_width(t), 8):
+                    a.st(8, R9, base + pos + p, 0)
+                self.read_block(self.frame_dst(base + pos), v, size)
             else:
                 if t.is_int():
                     self.wrap(v.reg, t)
@@ -101,6 +111,8 @@ class VarsMixin(CompilerBase):
     def dvar_load(self, scope: str, name: str, keys: list[ast.Expr], t: CType) -> Value:
         """The variable's value; 0 (or "") when it does not exist."""
         a = self.a
+        if in_memory(t):
+            return self.dvar_load_block(scope, name, keys, t)
         base = self.dvar_key(scope, name, keys)
         if t.is_string():
             v, _ = self.new_string()
@@ -123,11 +135,17 @@ class VarsMixin(CompilerBase):
     def dvar_store(self, scope: str, name: str, keys: list[ast.Expr], v: Value, t: CType) -> None:
         """Assign a dynamic variable; an integer 0 deletes it, as dtrace does."""
         a = self.a
+        if t.r.kind == "float":
+            self.check_float(t, v, keys[0] if keys else None)
         base = self.dvar_key(scope, name, keys)
+        self.reload(v)
         done = a.new_label("dvdone")
         delete = a.new_label("dvdel")
         if t.is_string():
             self.copy_string_to(R9, self.f_dval, v.reg)
+        elif in_memory(t):  # 0 deletes, else the bytes at the address v
+            a.jmp("==", v.reg, delete, imm=0)
+            self.read_block(self.frame_dst(self.f_dval), v, type_size(t))
         else:
             a.jmp("==", v.reg, delete, imm=0)
             a.stx(8, R9, self.f_dval, v.reg)
@@ -144,12 +162,42 @@ class VarsMixin(CompilerBase):
         self.count_drop(DROP_DYN)
         a.ja(self.next_clause)
         a.place(delete)
-        if not t.is_string():
+        if not t.is_string():  # strings are never deleted (no jump here)
             a.ld_map(R1, "dvars")
             a.mov(R2, R9)
             a.alu("+", R2, imm=base)
             a.call("map_delete_elem")
         a.place(done)
+
+    def check_float(self, t: CType, v: Value, where: ast.Expr | None) -> None:
+        """Floats are stored as their bits: only a float of the same type can be
+        assigned (the eBPF engine does no floating-point arithmetic)."""
+        vt = v.ctype
+        if vt is None or vt.r.kind != "float" or vt.r.size != t.r.size:
+            raise self.unsupported(f"converting {vt} to {t} (no floating point in eBPF)", where)
+
+    def dvar_load_block(self, scope: str, name: str, keys: list[ast.Expr], t: CType) -> Value:
+        """A struct/union dynamic variable: its bytes copied to its frame area (a
+        memory region; zeroes when it does not exist); the value is that
+        area's D address."""
+        a = self.a
+        r = self.mem_regions()[("dyn-" + scope, name)]
+        base = self.dvar_key(scope, name, keys)
+        a.ld_map(R1, "dvars")
+        a.mov(R2, R9)
+        a.alu("+", R2, imm=base)
+        a.call("map_lookup_elem")
+        unset, done = a.new_label("unset"), a.new_label("dvld")
+        a.jmp("==", R0, unset, imm=0)
+        for p in range(0, L.align8(r.size), 8):
+            a.ldx(8, R1, R0, p)
+            a.stx(8, R9, r.off + p, R1)
+        a.ja(done)
+        a.place(unset)
+        for p in range(0, L.align8(r.size), 8):
+            a.st(8, R9, r.off + p, 0)
+        a.place(done)
+        return self.const(r.vaddr, t)
 
     def _x_SelfVar(self, e: ast.SelfVar) -> Value:
         return self.dvar_load("self", e.name, [], e.ctype)  # type: ignore[attr-defined]
@@ -177,6 +225,8 @@ class VarsMixin(CompilerBase):
     def store(self, target: ast.Expr, v: Value) -> None:
         a = self.a
         t: CType = target.ctype  # type: ignore[attr-defined]
+        if t.r.kind == "float":
+            self.check_float(t, v, target)
         if isinstance(target, ast.Ident | ast.ThisVar) and self.is_memory_variable(target):
             self.store_lvalue(target, v)
             return
@@ -201,6 +251,20 @@ class VarsMixin(CompilerBase):
             var = target.ref[1]  # type: ignore[attr-defined]
             self.dvar_store(var.scope, var.name, target.args, v, var.type)
             return
+        root = _dynamic_root(target)
+        if root is not None:  # a member of a dynamic struct: store into its copy, write it back
+            self.store_lvalue(target, v)
+            rt: CType = root.ctype  # type: ignore[attr-defined]
+            if isinstance(root, ast.SelfVar):
+                scope, name, keys = "self", root.name, []
+            else:
+                var = root.ref[1]  # type: ignore[attr-defined]
+                scope, name, keys = var.scope, var.name, root.args  # type: ignore[attr-defined]
+            r = self.mem_regions()[("dyn-" + scope, name)]
+            addr = self.const(r.vaddr, rt)
+            self.dvar_store(scope, name, keys, addr, rt)
+            self.free(addr)
+            return
         if (
             isinstance(target, ast.Member)
             or isinstance(target, ast.Unary)
@@ -211,3 +275,27 @@ class VarsMixin(CompilerBase):
             self.store_lvalue(target, v)
             return
         raise self.unsupported(f"assignment to {type(target).__name__}", target)
+
+
+def _dynamic_root(e: ast.Expr) -> ast.Expr | None:
+    """The self-> variable or associative array element (of struct type) whose
+    bytes the lvalue e (a member or array element inside it) lies in."""
+    root = e
+    while True:
+        if isinstance(root, ast.Member) and not root.arrow:
+            root = root.base
+        elif (
+            isinstance(root, ast.Index)
+            and root.ref[0] == "element"  # type: ignore[attr-defined]
+            and root.base.ctype.is_array()  # type: ignore[attr-defined]
+        ):
+            root = root.base
+        else:
+            break
+    if root is e or not in_memory(root.ctype):  # type: ignore[attr-defined]
+        return None
+    if isinstance(root, ast.SelfVar):
+        return root
+    if isinstance(root, ast.Index) and root.ref[0] == "assoc":  # type: ignore[attr-defined]
+        return root
+    return None

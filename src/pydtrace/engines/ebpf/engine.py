@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 from typing import Any
 
 from pydtrace.consume.aggregation import Aggregation
@@ -57,6 +58,11 @@ class EbpfEngine:
         self.specsize = size_option(options, "specsize", 4 << 20)
         self.spec_size_drops = 0
         self.spec_reported = (0, 0)  # (DTRACEDROP_SPEC, DTRACEDROP_SPECUNAVAIL) reported
+        # the fast path under -q: clause -> (mask, record -> its output text) for clauses
+        # whose only actions are plain printfs; their texts wait in _texts until the
+        # batch ends or a record that goes through the consumer comes
+        self._fast: dict[int, tuple[int, Any]] = {}
+        self._texts: list[str] = []
 
     # --- loading -------------------------------------------------------------------------
     def _open(self) -> None:
@@ -155,6 +161,11 @@ class EbpfEngine:
     def run(self) -> None:
         try:
             self._open()
+            if self.stopping.is_set():
+                # Ctrl-C while loading: nothing ran yet; the CLI reports it (exit 1)
+                raise KeyboardInterrupt
+            self._fast = self._fast_paths()
+            self.started_ns = time.monotonic_ns()  # status checks count from here
             self._run_named("BEGIN")
             # BEGIN's records are consumed once the probes are enabled, as in dtrace: a
             # system() in BEGIN must see them (exit() in BEGIN is read from the globals)
@@ -164,6 +175,7 @@ class EbpfEngine:
                 self._release()
                 self.drain()
                 self._loop()
+                self._status_delay()
             self._detach()
             self.drain()
             self._run_named("END", end=True)
@@ -174,6 +186,16 @@ class EbpfEngine:
         finally:
             self._release()  # never leave a -c child stopped
             self.close()
+
+    def _status_delay(self) -> None:
+        """With statusrate set, dtrace notices exit() at its next status check
+        (every statusrate from the start): wait until then, as it does."""
+        rate = self.options.get("statusrate")
+        if not self.draining or self.stopping.is_set() or not isinstance(rate, int) or rate <= 0:
+            return
+        since = time.monotonic_ns() - self.started_ns
+        wait = (-since) % rate
+        self.stopping.wait(wait / 1e9)
 
     def _detach(self) -> None:
         """Stop the probes' clauses (the draining word, which END's clauses do
@@ -248,11 +270,34 @@ class EbpfEngine:
         if self.ring is None:
             return
         self.ring.drain(self.handle)
+        self._write_texts()
         self.consumer.flush()
+
+    def _fast_paths(self) -> dict[int, tuple[int, Any]]:
+        """The clauses whose records can skip the consumer (see _fast)."""
+        if not self.consumer.prints_text_only():
+            return {}
+        table = {}
+        for clause, lay in self.compiled.records.items():
+            fast = lay.text_function()
+            if fast is not None:
+                table[clause] = fast
+        return table
+
+    def _write_texts(self) -> None:
+        if self._texts:
+            self.consumer.out.write("".join(self._texts))
+            self._texts = []
 
     def handle(self, buf: Any) -> None:
         """One ring-buffer record (bytes or a memoryview valid during the call)."""
         kind, pid, clause, cpu, mask = _HEADER.unpack_from(buf, 0)
+        if kind == L.REC_DATA:
+            fast = self._fast.get(clause)
+            if fast is not None and mask == fast[0]:
+                self._texts.append(fast[1](buf))
+                return
+        self._write_texts()
         probe = self.compiled.probes.get(pid)
         if kind != L.REC_DATA:
             if kind == L.REC_FAULT:
@@ -305,44 +350,65 @@ class EbpfEngine:
                     self._kernel_trunc(it[1])
         if lay.exits and any(it[0] == "exit" for it in items):
             self.draining = True
+        if any(it[0] in ("setopt", "freopen") for it in items):
+            self._fast = self._fast_paths()  # -q may have changed
 
     # --- aggregations ---------------------------------------------------------------------
     def snapshot(self) -> None:
-        """Read every aggregation map and merge the CPUs into the consumer's objects."""
+        """Read every aggregation map and merge the CPUs into the consumer's objects
+        (a map shared by several aggregations is read once, split by key tag)."""
+        by_map: dict[str, dict[Any, Any]] = {}
         for name, lay in self.compiled.aggs.items():
-            m = self.maps.get(lay.map_name)
+            by_map.setdefault(lay.map_name, {})[lay.tag] = (name, lay, {}, {})
+        for mname, members in by_map.items():
+            m = self.maps.get(mname)
             if m is None:
                 continue
-            agg = self.aggs[name]
-            data: dict[tuple, Any] = {}
-            percpu: dict[tuple, dict[int, Any]] = {}
+            shared = None not in members
             for raw_key, values in m.items():
+                tag = struct.unpack_from("<Q", raw_key, 0)[0] if shared else None
+                member = members.get(tag)
+                if member is None:
+                    continue
+                name, lay, data, percpu = member
                 key = lay.decode_key(raw_key)
                 states = {}
                 for cpu, raw in enumerate(values):
                     n, state = lay.decode_value(raw)
                     if n:
                         states[cpu] = state
-                data[key] = lay.merge(list(states.values())) if states else agg._initial()
+                data[key] = (
+                    lay.merge(list(states.values())) if states else self.aggs[name]._initial()
+                )
                 percpu[key] = states
-            agg.data = data
-            agg.percpu = percpu
+            for name, _, data, percpu in members.values():
+                agg = self.aggs[name]
+                agg.data = data
+                agg.percpu = percpu
 
-    def _kernel_clear(self, name: str) -> None:
+    def _agg_keys(self, name: str) -> tuple[Any, Any, list[bytes]]:
+        """(layout, map, the map's keys that belong to aggregation `name`)."""
         lay = self.compiled.aggs[name]
         m = self.maps[lay.map_name]
+        keys = list(m.keys())
+        if lay.tag is not None:
+            tag = struct.pack("<Q", lay.tag)
+            keys = [k for k in keys if bytes(k[:8]) == tag]
+        return lay, m, keys
+
+    def _kernel_clear(self, name: str) -> None:
+        lay, m, keys = self._agg_keys(name)
         zero = bytes(lay.value_size)
-        for key in m.keys():
+        for key in keys:
             try:
                 m.update(key, _per_cpu(m, zero))
             except OSError:
                 pass
 
     def _kernel_trunc(self, name: str) -> None:
-        lay = self.compiled.aggs[name]
-        m = self.maps[lay.map_name]
+        lay, m, keys = self._agg_keys(name)
         keep = set(self.aggs[name].data)
-        for key in m.keys():
+        for key in keys:
             if lay.decode_key(key) not in keep:
                 m.delete(key)
 

@@ -80,6 +80,8 @@ def _int_code(t: CType) -> str | None:
         return "Q"
     if r.kind == "enum":
         return "i4x"
+    if r.kind == "float":  # the bits of a float/double (a long double holds a double)
+        return "f4x" if r.size == 4 else "d"
     if r.kind == "int" and r is not T.BOOL.r and r.size in (1, 2, 4, 8):
         code = {1: "b", 2: "h", 4: "i", 8: "q"}[r.size]
         return (code if r.signed else code.upper()) + (f"{8 - r.size}x" if r.size < 8 else "")
@@ -179,6 +181,33 @@ class RecordLayout:
             return [build(vals) for build in plan[4]]
         return [build(vals) for bit, build in self.items if mask >> bit & 1]
 
+    def text_function(self) -> tuple[int, Callable[[Any], str]] | None:
+        """(mask, f) where f(record) is the record's whole output, for a
+        clause whose every action is a printf with a plain format (the
+        consumer's fast path under -q); None otherwise."""
+        from pydtrace.consume.printf import value_formatter
+
+        if not self.items or not all(isinstance(b, PrintfItem) for _, b in self.items):
+            return None
+        st, strs, wraps, full, _, simple = self._plan or self._compile()
+        texts = []
+        for _, b in self.items:
+            assert isinstance(b, PrintfItem)
+            idxs = tuple(i for i, _ in b.pairs)
+            f = value_formatter(b.fmt, tuple(t for _, t in b.pairs), idxs)
+            if f is None:
+                return None
+            texts.append(f)
+        if len(texts) == 1:
+            (text,) = texts
+            if simple:
+                unpack = st.unpack_from
+                return full, lambda buf: text(unpack(buf, HEADER))
+            values = self.values
+            return full, lambda buf: text(values(buf))
+        values = self.values
+        return full, lambda buf: "".join([f(v) for v in (values(buf),) for f in texts])
+
 
 # --- aggregations ---------------------------------------------------------------------
 VALUE_WORDS = {"count": 1, "sum": 1, "min": 1, "max": 1, "avg": 2, "stddev": 4}
@@ -193,6 +222,9 @@ class AggLayout:
     keys: list[Slot]
     key_size: int
     words: int  # data words after the update counter
+    # [C] in a map shared by several aggregations (cg_program.share_agg_maps): the
+    # key starts with this u64 tag (the aggregation's id); None = a map of its own
+    tag: int | None = None
 
     @property
     def value_size(self) -> int:
@@ -262,3 +294,17 @@ def agg_layout(
         off += align8(size)
     words = VALUE_WORDS.get(spec.func) or nbuckets(spec)
     return AggLayout(spec, map_name, keys, max(off, 8), words)
+
+
+class PrintfItem:
+    """The builder of a printf() item: its format and (slot index, type) per
+    argument, kept so the engine can format a record without building items."""
+
+    __slots__ = ("fmt", "pairs")
+
+    def __init__(self, fmt: Any, pairs: list[tuple[int, CType]]) -> None:
+        self.fmt = fmt
+        self.pairs = pairs
+
+    def __call__(self, v: Any) -> tuple:
+        return ("printf", self.fmt, [(v[i], t) for i, t in self.pairs])

@@ -517,7 +517,7 @@ class Compiler:
             "probename": lambda f: f.probe.name,
             "timestamp": _timestamp,
             "walltimestamp": _walltimestamp,
-            "vtimestamp": lambda f: time.thread_time_ns(),
+            "vtimestamp": _vtimestamp,
             "ipl": lambda f: 0,
             "stackdepth": lambda f: 0,
             "ustackdepth": lambda f: 0,
@@ -1152,6 +1152,16 @@ class Compiler:
 
 class _Skip(Exception):
     """The predicate was false."""
+
+
+def _vtimestamp(f: Firing) -> int:
+    """The firing thread's CPU time: a traced thread's from /proc (it is stopped),
+    the tracer's own (BEGIN, END, tick) from the clock of this thread."""
+    if f.tid == threading.get_native_id():
+        return time.thread_time_ns()
+    from pydtrace.engines.user.procinfo import cpu_time_ns
+
+    return cpu_time_ns(f.tid)
 
 
 def _timestamp(f: Firing) -> int:

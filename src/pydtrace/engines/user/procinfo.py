@@ -134,6 +134,14 @@ def psinfo(pid: int, tid: int | None = None) -> bytes:
     return bytes(buf)
 
 
+def cpu_time_ns(tid: int) -> int:
+    """A thread's time on a CPU (its first schedstat field, the scheduler's
+    sum_exec_runtime): exact for a stopped tracee, which was switched out;
+    0 when it cannot be read."""
+    data = _read(f"/proc/{tid}/schedstat").split()
+    return int(data[0]) if data else 0
+
+
 def tgid_of(tid: int) -> int:
     """The process (thread group) a thread belongs to; tid itself if unknown."""
     try:

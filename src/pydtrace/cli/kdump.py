@@ -1,0 +1,94 @@
+"""kdump(1): print a ktrace file.
+
+kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json]
+"""
+
+from __future__ import annotations
+
+import getopt
+import sys
+
+from pydtrace.ktrace.kdump import KdumpError, Options, dump, screen_width, trace_types
+
+USAGE = "usage: kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json]\n"
+
+
+def _number(opt: str, arg: str, low: int) -> int:
+    """OpenBSD's strtonum checks: `kdump: -p abc: invalid`."""
+    try:
+        n = int(arg, 10)
+    except ValueError:
+        raise KdumpError(f"{opt} {arg}: invalid") from None
+    if n < low:
+        raise KdumpError(f"{opt} {arg}: too small")
+    if n > 0x7FFFFFFF:
+        raise KdumpError(f"{opt} {arg}: too large")
+    return n
+
+
+def parse(argv: list[str]) -> tuple[str, Options]:
+    opts, args = getopt.getopt(argv, "dHlnRTXxf:m:p:t:", ["json"])
+    if args:
+        raise getopt.GetoptError(f"unexpected argument {args[0]}")
+    o = Options(width=screen_width())
+    path = "ktrace.out"
+    for k, v in opts:
+        if k == "-d":
+            o.decimal = True
+        elif k == "-H":
+            o.tids = True
+        elif k == "-l":
+            o.follow = True
+        elif k == "-n":
+            o.fancy = False
+        elif k == "-R":
+            o.relative = True
+        elif k == "-T":
+            o.absolute = True
+        elif k == "-x":
+            o.hexmode = 1
+        elif k == "-X":
+            o.hexmode = 2
+        elif k == "-f":
+            path = v
+        elif k == "-m":
+            o.maxdata = _number("-m", v, 0)
+        elif k == "-p":
+            o.pid = _number("-p", v, 1)
+        elif k == "-t":
+            o.types = trace_types(v)
+        elif k == "--json":
+            o.json = True
+    return path, o
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        path, opts = parse(argv)
+    except getopt.GetoptError as e:
+        sys.stderr.write(f"kdump: {e}\n{USAGE}")
+        return 1
+    except KdumpError as e:
+        sys.stderr.write(f"kdump: {e}\n")
+        return 1
+    out = sys.stdout.buffer
+    try:
+        return dump(path, opts, out)
+    except KdumpError as e:
+        out.flush()
+        sys.stderr.write(f"kdump: {e}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # the reader went away (kdump | head): stop quietly, as the C tool dies of SIGPIPE
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
