@@ -536,3 +536,58 @@ def test_speculation_forbids_exit_and_destructive_actions(tmp_path):
             capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src")},
         )  # fmt: skip
         assert (p.returncode, p.stderr) == (1, f"pydtrace: invalid probe specifier {prog}: {msg}\n")
+
+
+# --- D's integer conversions (dt_type_promote), not C's -------------------------------
+
+
+def _type_of(decls: str, expr: str) -> str:
+    prog = check(f"{decls} BEGIN {{ x = {expr}; }}")
+    return prog.globals["x"].type.name
+
+
+@pytest.mark.parametrize(
+    "decls, expr, want",
+    [
+        # no promotion to int: the operand of greater rank (bits, +1 if unsigned) wins
+        ("unsigned char C; char c;", "C + c", "unsigned char"),
+        ("char c;", "c + c", "char"),
+        ("short s; unsigned char C;", "s * C", "short"),
+        ("unsigned short S; short s;", "s - S", "unsigned short"),
+        ("int i; unsigned short S;", "S & i", "int"),
+        ("unsigned int I; long l;", "I + l", "long"),
+        ("char c;", "c + 1", "int"),  # an int constant is an int
+        ("char c;", "-c", "char"),  # unary operators keep the operand's type
+        ("unsigned short S;", "~S", "unsigned short"),
+        ("char c; long l;", "c << l", "char"),  # shifts take the left operand's type
+        ("char c; unsigned char C;", "c ? c : C", "unsigned char"),
+    ],
+)
+def test_integer_operands_convert_as_dtrace_does(decls: str, expr: str, want: str) -> None:
+    assert _type_of(decls, expr) == want
+
+
+def test_character_constants_longer_than_an_int_are_long() -> None:
+    assert _type_of("", "'abcd'") == "int"
+    assert _type_of("", "'\\377\\377\\377\\377'") == "unsigned int"
+    assert _type_of("", "'abcdefgh'") == "long"
+
+
+def test_operator_errors_in_a_predicate_name_the_line_after_it() -> None:
+    # dtrace cooks the predicate once it has read the next token (the `{` here)
+    src = 'BEGIN\n/"a" & "b"/\n{\n\texit(0);\n}'
+    assert error(src) == ("D_OP_INT", 3, "operator & requires operands of integral type")
+    assert error('BEGIN\n/"a" && 1/ {}')[:2] == ("D_OP_SCALAR", 2)
+
+
+def test_inline_with_parameters() -> None:
+    prog = check("inline int add[int x, int y] = x + y; BEGIN { z = add[1, 2]; }")
+    (stmt,) = prog.clauses[0].body
+    kind, body = stmt.expr.value.ref  # the inline's body with 1 and 2 put in
+    assert kind == "inline"
+    assert (body.op, body.left.value, body.right.value) == ("+", 1, 2)
+    assert error("inline int f[int x] = x; BEGIN { z = f[1, 2]; }") == (
+        "D_PROTO_LEN",
+        1,
+        "f[ ] prototype mismatch: 2 keys passed, 1 expected",
+    )

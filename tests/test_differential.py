@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import need, ptrace_works, pydtrace
+from conftest import need, ptrace_works, pydtrace, same_on_both_engines
 
 WORKLOAD = """\
 import os
@@ -204,3 +204,17 @@ def test_default_output_with_probe_names(cmd: str) -> None:
         + "\n",
         "pydtrace: description 'syscall::kill:entry ' matched 1 probe\n",
     )
+
+
+INLINE_ARRAYS = """\
+inline int add[int x, int y] = x + y;
+inline int twice[int x] = add[x, x];
+inline uint64_t later[int d] = timestamp + d;
+BEGIN { a = later[0]; b = later[0]; printf("%d %d %d %d\\n", add[2, 3], twice[4], a == b, add[1, 2] * 2); }
+BEGIN { exit(0); }
+"""
+
+
+def test_inlines_with_parameters_on_both_engines(cmd: str) -> None:  # cmd: the kernel checks
+    e = same_on_both_engines("-q", "-n", INLINE_ARRAYS)
+    assert e.out == "5 8 1 6\n\n"

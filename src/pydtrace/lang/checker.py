@@ -10,6 +10,7 @@ variables and aggregations, and clause numbering runs on.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,9 @@ class Checker:
         self.tags: dict[str, CType] = {}  # 'struct foo' -> type
         self.enumerators: dict[str, tuple[int, CType]] = {}
         self.inlines: dict[str, tuple[CType, ast.Expr]] = {}
+        # inline int f[int x, int y] = x + y: name -> (type, value, [(param, type)])
+        self.inline_arrays: dict[str, tuple[CType, ast.Expr, list[tuple[str, CType]]]] = {}
+        self._inline_params: dict[str, CType] = {}
         self._library_inlines()
         self._agg_lines: dict[str, int] = {}
         self.translators: list[tuple[CType, CType, ast.Translator]] = []  # (output, input, node)
@@ -430,8 +434,12 @@ class Checker:
         return t
 
     def _inline(self, node: ast.Inline) -> None:
-        t = self._derive(self._spec_type(node.spec), node.declarator)
         name = node.declarator.name or ""
+        d = node.declarator
+        if d.derived and isinstance(d.derived[0], ast.ArrayOf) and d.derived[0].keys:
+            self._inline_array(node, name, d.derived[0].keys)
+            return
+        t = self._derive(self._spec_type(node.spec), node.declarator)
         previous = self._ident_kind(name)
         if previous is not None:
             raise DError(
@@ -447,6 +455,44 @@ class Checker:
                 node.line,
             )
         self.inlines[name] = (t, node.value)
+
+    def _inline_array(self, node: ast.Inline, name: str, keys: list[ast.TypeName]) -> None:
+        """An inline with parameters: its value is checked with them bound, and
+        each use (`f[1, 2]`) is the value with the arguments put in their place."""
+        if self._ident_kind(name) is not None or name in self.inline_arrays:
+            raise DError("D_DECL_IDRED", f"identifier redefined: {name}", node.line)
+        t = self._spec_type(node.spec)
+        params = [(k.declarator.name or "", self.typename(k)) for k in keys]
+        self._inline_params = dict(params)
+        try:
+            vt = self._expr(node.value)
+        finally:
+            self._inline_params = {}
+        if not _assignable(t, vt, node.value):
+            raise DError(
+                "D_OP_INCOMPAT",
+                f'inline {name} definition uses incompatible types: "{t.name}" = "{vt.name}"',
+                node.line,
+            )
+        self.inline_arrays[name] = (t, node.value, params)
+
+    def _inline_call(self, e: ast.Index, name: str) -> CType:
+        t, value, params = self.inline_arrays[name]
+        if len(e.args) != len(params):
+            n = len(e.args)
+            raise DError(
+                "D_PROTO_LEN",
+                f"{name}[ ] prototype mismatch: {n} key{'s' if n != 1 else ''} passed,"
+                f" {len(params)} expected",
+                e.line,
+            )
+        for k in e.args:
+            self._expr(k)
+        bound = {p: a for (p, _), a in zip(params, e.args)}
+        body = _substitute(copy.deepcopy(value), bound)
+        self._expr(body)
+        e.ref = ("inline", body)  # type: ignore[attr-defined]
+        return t
 
     def _ident_kind(self, name: str) -> str | None:
         """How dtrace describes an existing global identifier (kind, then 'inline' or '')."""
@@ -1232,6 +1278,10 @@ class Checker:
 
     def _x_Ident(self, e: ast.Ident) -> CType:
         name = e.name
+        if name in self._inline_params:
+            # checked only for its type here: every use substitutes the argument
+            e.ref = ("const", 0)  # type: ignore[attr-defined]
+            return self._inline_params[name]
         if self._xlate_param is not None and name == self._xlate_param[0]:
             e.ref = ("xlarg", None)  # type: ignore[attr-defined]
             return self._xlate_param[1]
@@ -1743,6 +1793,8 @@ class Checker:
             )
         if isinstance(base, ast.Ident) and base.name == "args":
             return self._args(e)
+        if isinstance(base, ast.Ident) and base.name in self.inline_arrays:
+            return self._inline_call(e, base.name)
         if isinstance(base, ast.Ident | ast.SelfVar) and not (
             isinstance(base, ast.Ident) and (base.name in VARIABLES or base.name in self.inlines)
         ):
@@ -2053,3 +2105,15 @@ def _key_compatible(a: CType, b: CType) -> bool:
 
 def _probe_name(p: Any) -> str:
     return f"{p.provider}:{p.module}:{p.function}:{p.name}"
+
+
+def _substitute(node: Any, bound: dict[str, ast.Expr]) -> Any:
+    """node with each Ident named in `bound` replaced by a copy of its expression."""
+    if isinstance(node, ast.Ident) and node.name in bound:
+        return copy.deepcopy(bound[node.name])
+    if isinstance(node, list):
+        return [_substitute(x, bound) for x in node]
+    if isinstance(node, ast.Node):
+        for f in node.__dataclass_fields__:
+            setattr(node, f, _substitute(getattr(node, f), bound))
+    return node

@@ -841,12 +841,19 @@ def _speculates(body: list[ast.Stmt]) -> bool:
     return False
 
 
+def _inline_use(node: Any) -> bool:
+    """f[a, b] where f is an inline with parameters (its ref holds the body)."""
+    return isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "inline"
+
+
 _TIME_VARS = frozenset(("timestamp", "walltimestamp"))
 _ARG_VARS = frozenset(f"arg{i}" for i in range(10))
 
 
 def _reads_args(node: Any) -> bool:
     """Whether an AST (sub)tree reads the probe's arguments (arg0..arg9, args[])."""
+    if _inline_use(node):
+        return _reads_args(node.ref[1])
     if isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "args":
         return True
     if isinstance(node, ast.Ident):
@@ -866,6 +873,8 @@ def _reads_args(node: Any) -> bool:
 
 def _mentions(node: Any, names: frozenset[str]) -> bool:
     """Whether an AST (sub)tree names one of `names` as an identifier."""
+    if _inline_use(node):
+        return _mentions(node.ref[1], names)
     if isinstance(node, ast.Ident):
         ref = getattr(node, "ref", None) or ("builtin", node.name)
         if ref[0] == "inline":
@@ -882,6 +891,8 @@ def _mentions(node: Any, names: frozenset[str]) -> bool:
 def _dkey_levels(node: Any) -> int:
     """How many `dvars` key buffers evaluating node needs at once (over-estimated:
     every subscript counts): a[b[self->c]] needs 3."""
+    if _inline_use(node):
+        return _dkey_levels(node.ref[1])
     if isinstance(node, ast.Index):
         inner = max([_dkey_levels(k) for k in node.args] or [0])
         return max(_dkey_levels(node.base), 1 + inner)

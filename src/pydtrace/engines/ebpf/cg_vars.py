@@ -204,6 +204,12 @@ class VarsMixin(CompilerBase):
 
     def _x_Index(self, e: ast.Index) -> Value:
         kind, what = e.ref  # type: ignore[attr-defined]
+        if kind == "inline":  # an inline with parameters, its arguments put in
+            inner = self.expr(what)
+            t: CType = e.ctype  # type: ignore[attr-defined]
+            if t.is_int():
+                self.wrap(inner.reg, t)
+            return inner
         if kind == "assoc":
             return self.dvar_load(what.scope, what.name, e.args, what.type)
         if kind == "args" and what is not None:

@@ -565,6 +565,12 @@ class Compiler:
 
     def _x_Index(self, e: ast.Index) -> Fn:
         kind, v = e.ref  # type: ignore[attr-defined]
+        if kind == "inline":  # an inline with parameters, its arguments put in
+            inner = self.expr(v)
+            t = e.ctype  # type: ignore[attr-defined]
+            if t.is_int():
+                return lambda f: T.wrap(inner(f), t)
+            return inner
         if kind == "assoc":
             if in_memory(v.type):
                 return self.address(e)
