@@ -70,6 +70,11 @@ SAME = [
     " translator struct b < struct a A > { w = A.v + 1; };"
     " translator struct a < struct b B > { v = B.w * 10; };"
     ' struct a x; BEGIN { x.v = 4; printf("%d\\n", xlate<struct a>(xlate<struct b>(x)).v); exit(0); }',
+    # a translator with a string member (cut to strsize), read through the pointer
+    "#pragma D option strsize=4\nstruct in { int a; int b; }; struct out { int sum; string tag; int after; };"
+    ' translator struct out < struct in *p > { sum = p->a + p->b; tag = "toolong"; after = 7; };'
+    " BEGIN { v = (struct in *)alloca(sizeof (struct in)); v->a = 2; v->b = 40;"
+    ' x = xlate<struct out *>(v); printf("%d [%s] %d\n", x->sum, x->tag, x->after); exit(0); }',
     # an inline naming a struct variable; a string stored in scratch memory
     "struct r { int i; }; struct r g; inline struct r alias = g;"
     ' BEGIN { g.i = 12; printf("%d\\n", alias.i); exit(0); }',

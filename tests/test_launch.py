@@ -268,16 +268,25 @@ def test_c_messages_on_ebpf(bpf: None) -> None:
     assert (r.status, r.err) == (1, f"pydtrace: failed to grab pid {2**22 + 1}: No such process\n")
 
 
-def test_unlowered_program_falls_back_to_ptrace_silently(tmp_path: Path, bpf: None) -> None:
+def test_unlowered_program_is_refused_by_name_never_run_elsewhere(
+    tmp_path: Path, bpf: None
+) -> None:
     cmd = _trigger(tmp_path, "import os\nos.getppid()\nos.getppid()\n")
     # proc:::exec-success is a ptrace-engine probe: the eBPF engine cannot lower it
     src = ('proc:::exec-success /pid == $target/ { printf("exec\\n"); }'
            " syscall::getppid:entry /pid == $target/ { @ = count(); }")  # fmt: skip
     r = pydtrace("-q", "-c", cmd, "-n", src)
+    assert (r.status, r.out) == (1, "")
+    assert r.err == (
+        "pydtrace: could not enable tracing: the eBPF engine cannot attach proc probes yet;"
+        " -x engine=ptrace runs it on the user-space engine\n"
+    )
+    r = pydtrace("-q", "-x", "engine=ptrace", "-c", cmd, "-n", src)
     assert (r.status, r.err, r.out) == (0, "", "\n                2\n")
     r = pydtrace("-q", "-x", "engine=ebpf", "-c", cmd, "-n", src)
-    assert r.status == 1
-    assert r.err.startswith("pydtrace: could not enable tracing: ")
+    assert (r.status, r.err) == (
+        1, "pydtrace: could not enable tracing: the eBPF engine cannot attach proc probes yet\n"
+    )  # fmt: skip
 
 
 def test_forced_ptrace_without_target_is_refused() -> None:
@@ -339,7 +348,7 @@ def _run_until(s: object, poke) -> int:
     return box["status"]
 
 
-def test_default_engine_is_ebpf_and_falls_back_when_not_lowered(bpf: None) -> None:
+def test_default_engine_is_ebpf_and_refuses_what_it_cannot_lower(bpf: None) -> None:
     import io
 
     from pydtrace import session
@@ -348,7 +357,7 @@ def test_default_engine_is_ebpf_and_falls_back_when_not_lowered(bpf: None) -> No
     me = threading.get_native_id()
     for expr, engine, value in (
         ("2 * 3", "EbpfEngine", "6"),
-        ('strtoll("12")', "UserEngine", "12"),
+        ('strtoll("12")', None, "12"),  # not lowered: refused
     ):
         # a syscall probe and no -c/-p: only the eBPF engine can run it, but for
         # one not lowered the user engine would refuse; the message is eBPF's
@@ -365,13 +374,20 @@ def test_default_engine_is_ebpf_and_falls_back_when_not_lowered(bpf: None) -> No
             assert e.value.message == (
                 "could not enable tracing: the eBPF engine cannot compile strtoll() yet (line 1)"
             )
-        # BEGIN-only: the user engine can run it, so a LoweringError falls back
+        # BEGIN-only: eBPF too; one it cannot lower is refused with a hint
         out = io.StringIO()
         s = Session([Program("n", f"BEGIN {{ trace({expr}); exit(0); }}")], settings=[("quiet", None)],
                     out=out, err=io.StringIO(), testing=True)  # fmt: skip
-        assert s.run() == 0
-        want = engine if session.EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES else "UserEngine"
-        assert (type(s.engine).__name__, out.getvalue()) == (want, value + "\n")
+        if engine == "EbpfEngine":
+            assert s.run() == 0
+            assert (type(s.engine).__name__, out.getvalue()) == (engine, value + "\n")
+        else:
+            with pytest.raises(session.CompileError) as e:
+                s.run()
+            assert e.value.message == (
+                "could not enable tracing: the eBPF engine cannot compile strtoll() yet (line 1);"
+                " -x engine=ptrace runs it on the user-space engine"
+            )
 
 
 def test_c_with_a_begin_only_program_runs(tmp_path: Path, bpf: None) -> None:

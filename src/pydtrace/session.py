@@ -23,7 +23,8 @@ DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "agg
 
 # Programs of only dtrace/profile probes (BEGIN, END, tick, profile) run on
 # eBPF by default too, now that it passes as much of dtrace-utils as the
-# interpreter (a program it cannot lower still falls back to the user engine).
+# interpreter (a program it cannot lower is refused by name, with a hint to
+# use -x engine=ptrace where the user engine could run it).
 # False = keep them on the user engine unless -x engine=ebpf.
 EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = True
 
@@ -338,9 +339,12 @@ class Session:
             consumer.autoflush = False
             return ebpf, None
         except LoweringError as e:
+            # never a silent fallback to a slower engine: say what is missing,
+            # and how to run the program on the user engine when it can
+            hint = ""
             if engine is None and self._user_engine_can_run():
-                return None, None
-            return None, CompileError(f"could not enable tracing: {e}")
+                hint = "; -x engine=ptrace runs it on the user-space engine"
+            return None, CompileError(f"could not enable tracing: {e}{hint}")
         except EbpfError as e:
             return None, CompileError(f"could not enable tracing: {e}")
         except CompileError as e:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydtrace.consume.records import BADINDEX, BADSIZE, NOSCRATCH
 from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, Value
-from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R9, R10
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R5, R9, R10
 from pydtrace.engines.options import size_option
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
@@ -714,10 +714,19 @@ class MemoryMixin(CompilerBase):
                 if m is None:
                     continue
                 mt: CType = m.type
-                if m.bits or mt.is_string():
+                if m.bits:
                     raise self.unsupported(f"translating into a member of type {mt}", expr)
                 x = self.expr(expr)
-                if in_memory(mt):
+                if mt.is_string():  # the text, cut to the member's size
+                    n, pos = min(self.ssize, type_size(mt)), 0
+                    while pos < n:
+                        step = (
+                            8 if n - pos >= 8 else 4 if n - pos >= 4 else 2 if n - pos >= 2 else 1
+                        )
+                        a.ldx(step, R5, x.reg, pos)
+                        a.stx(step, R9, r.off + m.offset + pos, R5)
+                        pos += step
+                elif in_memory(mt):
                     self.read_block(self.frame_dst(r.off + m.offset), x, type_size(mt))
                 else:
                     n = scalar_size(mt)
