@@ -6,8 +6,10 @@ they record the same things."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from pydtrace.probes.syscalls import Syscall, table
 
@@ -90,3 +92,31 @@ def data_table(arch: str | None = None) -> dict[int, DataCall]:
 def exec_table(arch: str | None = None) -> dict[int, tuple[int, int, int]]:
     t = table(arch)
     return {t.by_name[name].nr: idx for name, idx in EXEC_CALLS.items() if name in t.by_name}
+
+
+# STRU records: call -> (when, struct name, pointer argument, size). The size
+# is bytes, or ("arg", i) an argument, ("ptr", i) the u32 an argument points
+# to (socklen_t *), or ("count", i, n) argument i elements of n bytes.
+# "in" structures are read at entry (what the caller passes), "out" at a
+# successful return (what the kernel filled in).
+_STAT = 144 if os.uname().machine == "x86_64" else 128
+STRUCT_CALLS: dict[str, tuple[str, str, int, Any]] = {
+    "stat": ("out", "stat", 1, _STAT),
+    "lstat": ("out", "stat", 1, _STAT),
+    "fstat": ("out", "stat", 1, _STAT),
+    "newfstatat": ("out", "stat", 2, _STAT),
+    "statx": ("out", "statx", 4, 256),
+    "connect": ("in", "sockaddr", 1, ("arg", 2)),
+    "bind": ("in", "sockaddr", 1, ("arg", 2)),
+    "accept": ("out", "sockaddr", 1, ("ptr", 2)),
+    "accept4": ("out", "sockaddr", 1, ("ptr", 2)),
+    "getsockname": ("out", "sockaddr", 1, ("ptr", 2)),
+    "getpeername": ("out", "sockaddr", 1, ("ptr", 2)),
+    "nanosleep": ("in", "timespec", 0, 16),
+    "clock_nanosleep": ("in", "timespec", 2, 16),
+    "poll": ("in", "pollfd", 0, ("count", 1, 8)),
+    "getrlimit": ("out", "rlimit", 1, 16),
+    "setrlimit": ("in", "rlimit", 1, 16),
+    "getrusage": ("out", "rusage", 1, 144),
+    "rt_sigaction": ("in", "sigaction", 1, 32),
+}

@@ -45,6 +45,19 @@ class RecordOptions:
         return letter in self.points
 
 
+def check_targets(pids: list[int]) -> None:
+    """Each -p/-g target must exist, be this user's to trace, and not be the recorder."""
+    for p in pids:
+        try:
+            os.kill(p, 0)
+        except ProcessLookupError:
+            raise RecordError(f"pid {p}: No such process") from None
+        except PermissionError:
+            raise RecordError(f"pid {p}: Operation not permitted") from None
+        if p == os.getpid():
+            raise RecordError(f"pid {p}: cannot trace the recorder itself")
+
+
 def realtime_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_REALTIME)
 

@@ -1,0 +1,608 @@
+"""The ptrace recorder: ktrace's engine for ordinary users.
+
+Built on the D engine's tracer (engines/user/ptrace/tracer.py): the tracer
+stops the tracees and calls a sink at each syscall entry and exit, new
+thread/child, exec and exit; the Recorder below is that sink and turns the
+stops into trace records. A command is started under a seccomp filter that
+stops only the calls the chosen trace points need (none with `-t c` absent
+and nothing else wanted); a running process (-p/-g) cannot be given a filter,
+so it stops at every call and the recorder ignores what it does not want.
+
+What ptrace cannot see: the CPU (records say -1), context switches (`w`),
+calls made through the vDSO. PSIG's handler is the address the process gave
+rt_sigaction while traced; a handler installed before tracing began is
+recorded as 2 ("caught, address unknown"); 0 is SIG_DFL, 1 SIG_IGN.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydtrace.engines.user.ptrace import syscalls as sc
+from pydtrace.engines.user.ptrace.tracer import Thread, TraceError, Tracer, read_memory
+from pydtrace.ktrace import calls
+from pydtrace.ktrace import format as F
+from pydtrace.ktrace.calls import STRUCT_CALLS
+from pydtrace.ktrace.recording import (
+    RecordError,
+    RecordOptions,
+    check_targets,
+    realtime_ns,
+    start_record,
+)
+
+HANDLER_UNKNOWN = 2  # PSIG handler of a signal caught by a handler set before tracing
+CLONE_VM, CLONE_VFORK, CLONE_THREAD = 0x100, 0x4000, 0x10000
+_MAX_STRINGS = 4096  # most argv/envp strings kept per exec
+_MAX_STRING = 65536
+_MAX_IOV = 1024
+_FLUSH_EVERY = 0.2  # seconds: an idle recording still reaches the file soon
+
+# header + payload of the records made at every stop, packed at once (format.HEADER, then
+# syscall_payload of six arguments / sysret_payload): the cost of `-t c` is in these
+_CALL = struct.Struct(F.HEADER.format + "ii6Q")
+_RET = struct.Struct(F.HEADER.format + "iiq")
+_RET_ERR = struct.Struct(F.HEADER.format + "ii")
+
+
+_now, _REALTIME = time.clock_gettime_ns, time.CLOCK_REALTIME
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+class Recorder:
+    """The tracer's sink: writes the records of the wanted trace points."""
+
+    def __init__(self, opts: RecordOptions, writer: F.Writer, table: Any) -> None:
+        self.opts, self.writer = opts, writer
+        self.maxdata = max(0, opts.maxdata)
+        w = opts.wants
+        self.calls_on, self.nami, self.gio = w("c"), w("n"), w("i")
+        self.psig_on, self.stru, self.user = w("s"), w("t"), w("u")
+        self.args_on, self.env_on, self.forks = w("x"), w("X"), w("f")
+        self.paths = calls.path_table() if self.nami else {}
+        self.data = calls.data_table() if self.gio else {}
+        self.execs = calls.exec_table() if (self.args_on or self.env_on) else {}
+        by = table.by_name
+        self.structs = (
+            {by[n].nr: s for n, s in STRUCT_CALLS.items() if n in by} if self.stru else {}
+        )
+        self.writev = by["writev"].nr if "writev" in by else -1
+        self.sigaction = by["rt_sigaction"].nr if "rt_sigaction" in by else -1
+        self.clone_nr = by["clone"].nr if "clone" in by else -1
+        self.clone3_nr = by["clone3"].nr if "clone3" in by else -1
+        self.vfork_nr = by["vfork"].nr if "vfork" in by else -1
+        self.all_numbers = set(table.by_nr)
+        self.comms: dict[int, bytes] = {}  # tid -> comm (refreshed at exec)
+        self.handlers: dict[int, dict[int, int]] = {}  # pid -> signal -> handler (rt_sigaction)
+        self.skip: set[int] = set()  # pids traced but not recorded (children without -i)
+        self.status: dict[int, int] = {}  # pid -> wait status, from its exit
+        self.out = writer.write_raw
+        self.buf, self.limit = writer.buf, writer.limit  # CALL/RET go straight in (whole records)
+        # the calls that need more than CALL at entry / RET at exit
+        self.entry_work = set(self.paths) | set(self.execs) | {self.writev, self.sigaction}
+        self.entry_work |= {nr for nr, s in self.structs.items() if s[0] == "in"}
+        self.exit_work = set(self.data) | {nr for nr, s in self.structs.items() if s[0] == "out"}
+
+    # --- which calls stop ------------------------------------------------------------
+    def stop_numbers(self) -> set[int] | None:
+        """The calls the seccomp filter must stop (None: all of them)."""
+        if self.calls_on:
+            return None
+        nrs = set(self.paths) | set(self.data) | set(self.execs) | set(self.structs)
+        if self.user and self.writev >= 0:
+            nrs.add(self.writev)
+        if self.psig_on and self.sigaction >= 0:
+            nrs.add(self.sigaction)
+        if self.forks:
+            nrs |= {n for n in (self.clone_nr, self.clone3_nr) if n >= 0}
+        return nrs
+
+    def exit_numbers(self) -> set[int] | None:
+        """The calls whose return must be seen (None: all of them)."""
+        if self.calls_on:
+            return None
+        nrs = set(self.data)
+        nrs |= {nr for nr, s in self.structs.items() if s[0] == "out"}
+        if self.forks:  # the fork event comes inside the call: its flags are in t.args then
+            nrs |= {n for n in (self.clone_nr, self.clone3_nr) if n >= 0}
+        return nrs
+
+    # --- writing ----------------------------------------------------------------------
+    def comm(self, t: Thread) -> bytes:
+        c = self.comms.get(t.tid)
+        if c is None:
+            try:
+                with open(f"/proc/{t.proc.pid}/task/{t.tid}/comm", "rb") as f:
+                    c = f.read().rstrip(b"\n")[:15]
+            except OSError:
+                c = b""
+            self.comms[t.tid] = c
+        return c
+
+    def emit(self, rtype: int, t: Thread, payload: bytes, ns: int) -> None:
+        self.out(
+            F.HEADER.pack(rtype, t.proc.pid, t.tid, -1, ns // 1_000_000_000, ns % 1_000_000_000,
+                          self.comm(t), 0, len(payload)) + payload
+        )  # fmt: skip
+
+    # --- the sink interface ---------------------------------------------------------------
+    def wants(self, kind: str) -> bool:
+        return False  # the tracer's derived proc events (psinfo) are not needed
+
+    def entry(self, t: Thread, nr: int, args: tuple[int, ...]) -> None:
+        pid = t.proc.pid
+        if pid in self.skip:
+            return
+        ns = _now(_REALTIME)
+        if self.calls_on:
+            comm = self.comms.get(t.tid) or self.comm(t)
+            buf = self.buf
+            buf += _CALL.pack(F.SYSCALL, pid, t.tid, -1, ns // 1_000_000_000, ns % 1_000_000_000,
+                              comm, 0, 56, nr, 48, *args)  # fmt: skip
+            if len(buf) > self.limit:
+                self.writer.flush()
+            if nr not in self.entry_work:
+                return
+        idx = self.paths.get(nr)
+        if idx:
+            for i in idx:
+                path = _string(t.tid, args[i])
+                if path is not None:
+                    self.emit(F.NAMEI, t, path, ns)
+        ex = self.execs.get(nr)
+        if ex is not None:
+            if self.args_on:
+                self.emit(F.EXECARGS, t, F.strings_payload(_strings(t.tid, args[ex[1]])), ns)
+            if self.env_on:
+                self.emit(F.EXECENV, t, F.strings_payload(_strings(t.tid, args[ex[2]])), ns)
+        s = self.structs.get(nr)
+        if s is not None and s[0] == "in":
+            self._struct(t, s, args, ns)
+        if nr == self.writev and self.user and _s32(args[0]) == calls.USER_FD and args[2] == 2:
+            iov = _iovecs(t.tid, args[1], 2)
+            if len(iov) == 2:
+                label = read_memory(t.tid, iov[0][0], min(iov[0][1], F.USER_ID_SIZE))
+                data = read_memory(t.tid, iov[1][0], min(iov[1][1], calls.USER_MAX))
+                label = label.split(b"\0", 1)[0].decode("utf-8", "replace")
+                self.emit(F.USER, t, F.user_payload(label, data), ns)
+        if nr == self.sigaction and args[1] and self.psig_on:
+            h = read_memory(t.tid, args[1], 8)
+            if len(h) == 8:
+                self.handlers.setdefault(t.proc.pid, {})[args[0] & 0xFFFFFFFF] = int.from_bytes(
+                    h, "little"
+                )
+
+    def exit(self, t: Thread, nr: int, rval: int) -> None:
+        pid = t.proc.pid
+        if pid in self.skip:
+            return
+        ns = _now(_REALTIME)
+        err = -rval if -4095 <= rval <= -1 else 0
+        if not err and nr in self.exit_work:
+            s = self.structs.get(nr)
+            if s is not None and s[0] == "out":
+                self._struct(t, s, t.args, ns)
+            dc = self.data.get(nr)
+            if dc is not None and rval > 0 and self.maxdata:
+                self._genio(t, dc, t.args, min(rval, self.maxdata), ns)
+        if self.calls_on:
+            comm = self.comms.get(t.tid) or self.comm(t)
+            sec, nsec = divmod(ns, 1_000_000_000)
+            buf = self.buf
+            if err:
+                buf += _RET_ERR.pack(F.SYSRET, pid, t.tid, -1, sec, nsec, comm, 0, 8, nr, err)
+            else:
+                buf += _RET.pack(F.SYSRET, pid, t.tid, -1, sec, nsec, comm, 0, 16, nr, 0, rval)
+            if len(buf) > self.limit:
+                self.writer.flush()
+
+    def proc(self, kind: str, t: Thread, args: list[Any]) -> None:
+        if kind == "exec-success":
+            self.comms.pop(t.tid, None)
+            caught = self.handlers.get(t.proc.pid)
+            if caught:  # exec resets caught signals to SIG_DFL, keeps ignored ones
+                self.handlers[t.proc.pid] = {s: h for s, h in caught.items() if h == 1}
+        elif kind in ("exit", "lwp-exit") and t.tid == t.proc.pid:
+            try:
+                st = sc.geteventmsg(t.tid) & 0xFFFFFFFF
+            except OSError:
+                return
+            self.status[t.proc.pid] = st
+            if self.forks and t.proc.pid not in self.skip:
+                self.emit(F.EXIT, t, F.exit_payload(_s32(st)), realtime_ns())
+
+    # --- events the tracer reports through Tracer hooks below --------------------------------
+    def created(self, t: Thread, c: Thread) -> None:
+        thread = c.proc.pid == t.proc.pid
+        if not thread:
+            if not self.opts.inherit or t.proc.pid in self.skip:
+                self.skip.add(c.proc.pid)
+                return
+            if t.proc.pid in self.handlers:
+                self.handlers[c.proc.pid] = dict(self.handlers[t.proc.pid])
+        if t.proc.pid in self.skip or not self.forks:
+            return
+        flags = CLONE_THREAD | CLONE_VM if thread else signal.SIGCHLD
+        if t.nr == self.clone_nr and t.args:
+            flags = t.args[0]
+        elif t.nr == self.clone3_nr and t.args:
+            raw = read_memory(t.tid, t.args[0], 8)
+            flags = int.from_bytes(raw, "little") if len(raw) == 8 else flags
+        elif t.nr == self.vfork_nr:
+            flags = CLONE_VM | CLONE_VFORK | signal.SIGCHLD
+        self.emit(F.FORK, t, F.fork_payload(c.proc.pid, c.tid, flags), realtime_ns())
+
+    def signal(self, t: Thread, sig: int, info: bytes) -> None:
+        if t.proc.pid in self.skip:
+            return
+        ns = realtime_ns()
+        blocked, caught, ignored = _sigmasks(t.proc.pid, t.tid)
+        bit = 1 << (sig - 1)
+        if caught & bit:
+            handler = self.handlers.get(t.proc.pid, {}).get(sig, HANDLER_UNKNOWN)
+            if handler in (0, 1):
+                handler = HANDLER_UNKNOWN
+        else:
+            handler = 1 if ignored & bit else 0
+        code = struct.unpack_from("<i", info, 8)[0]
+        self.emit(F.PSIG, t, F.psig_payload(sig, code, handler, blocked, info), ns)
+
+    # --- payload helpers -----------------------------------------------------------------
+    def _struct(
+        self, t: Thread, s: tuple[str, str, int, Any], args: tuple[int, ...], ns: int
+    ) -> None:
+        _, name, ptr, size = s
+        addr = args[ptr] if ptr < len(args) else 0
+        if not addr:
+            return
+        if isinstance(size, tuple):
+            if size[0] == "arg":
+                size = args[size[1]] & 0xFFFFFFFF
+            elif size[0] == "ptr":
+                raw = read_memory(t.tid, args[size[1]], 4) if args[size[1]] else b""
+                size = int.from_bytes(raw, "little") if len(raw) == 4 else 0
+            else:
+                size = min(args[size[1]] & 0xFFFFFFFF, 1024) * size[2]
+            size = min(size, 4096)
+        data = read_memory(t.tid, addr, size) if size else b""
+        if data:
+            self.emit(F.STRUCT, t, F.struct_payload(name, data), ns)
+
+    def _genio(self, t: Thread, dc: calls.DataCall, args: tuple[int, ...], n: int, ns: int) -> None:
+        fd = _s32(args[dc.fd])
+        if dc.buf >= 0:
+            runs = [(args[dc.buf], n)]
+        else:
+            if dc.msg >= 0:  # struct msghdr: msg_iov at 16, msg_iovlen at 24 (LP64)
+                raw = read_memory(t.tid, args[dc.msg], 32)
+                if len(raw) < 32:
+                    return
+                iov, cnt = struct.unpack_from("<QQ", raw, 16)
+            else:
+                iov, cnt = args[dc.iov], args[dc.iovcnt] & 0xFFFFFFFF
+            runs = []
+            for base, length in _iovecs(t.tid, iov, min(cnt, _MAX_IOV)):
+                if n <= 0:
+                    break
+                take = min(length, n)
+                if take:
+                    runs.append((base, take))
+                n -= take
+        for base, size in runs:
+            data = read_memory(t.tid, base, size)
+            for off in range(0, len(data), F.GIO_CHUNK):
+                chunk = data[off : off + F.GIO_CHUNK]
+                self.emit(F.GENIO, t, F.genio_payload(fd, dc.write, chunk), ns)
+
+
+def _string(tid: int, addr: int) -> bytes | None:
+    from pydtrace.engines.user.ptrace.tracer import read_string
+
+    return read_string(tid, addr, 4096) if addr else None
+
+
+def _strings(tid: int, addr: int) -> list[bytes]:
+    """A NULL-terminated array of string pointers (argv, envp)."""
+    out: list[bytes] = []
+    total = 0
+    while addr and len(out) < _MAX_STRINGS:
+        raw = read_memory(tid, addr, 8 * 64)
+        ptrs = struct.unpack_from(f"<{len(raw) // 8}Q", raw)
+        if not ptrs:
+            break
+        for p in ptrs:
+            if not p or len(out) >= _MAX_STRINGS:
+                return out
+            s = _string(tid, p) or b""
+            total += len(s)
+            out.append(s)
+            if total > _MAX_STRING * 16:
+                return out
+        addr += 8 * len(ptrs)
+    return out
+
+
+def _iovecs(tid: int, addr: int, count: int) -> list[tuple[int, int]]:
+    raw = read_memory(tid, addr, 16 * count) if addr and count else b""
+    n = len(raw) // 16
+    vals = struct.unpack_from(f"<{2 * n}Q", raw)
+    return [(vals[2 * i], vals[2 * i + 1]) for i in range(n)]
+
+
+def _sigmasks(pid: int, tid: int) -> tuple[int, int, int]:
+    """(blocked, caught, ignored) from /proc: SigBlk is the thread's, SigCgt/SigIgn the process's."""
+    vals = {"SigBlk": 0, "SigCgt": 0, "SigIgn": 0}
+    try:
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                key, _, v = line.partition(":")
+                if key in vals:
+                    vals[key] = int(v, 16)
+    except (OSError, ValueError):
+        pass
+    return vals["SigBlk"], vals["SigCgt"], vals["SigIgn"]
+
+
+_SIGINFO = ctypes.create_string_buffer(F.SIGINFO_SIZE)
+
+
+def _siginfo(tid: int) -> bytes | None:
+    """The pending siginfo of a signal-delivery stop; None for any other stop."""
+    try:
+        sc.ptrace(sc.PTRACE_GETSIGINFO, tid, 0, ctypes.addressof(_SIGINFO))
+    except OSError:
+        return None
+    return _SIGINFO.raw
+
+
+_SYSCALL_STOP = (signal.SIGTRAP | 0x80) << 8 | 0x7F  # the wait status of a syscall stop
+# ptrace(2) without argtypes (cheaper per call, which counts twice per traced call):
+# every integer passed here is small and non-negative, the buffer goes as a pointer
+_ptrace = ctypes.CDLL(None, use_errno=True).ptrace
+_ptrace.restype = ctypes.c_long
+_INFO = ctypes.create_string_buffer(88)
+_INFO_ADDR = ctypes.c_void_p(ctypes.addressof(_INFO))
+_INFO_OP = ctypes.c_uint8.from_buffer(_INFO)
+_ENTRY = struct.Struct("<B3xI16xQ6Q")  # op, arch, (pc, sp), nr, args
+_EXIT = struct.Struct("<B3xI16xq")  # op, arch, (pc, sp), rval
+
+
+class _Tracer(Tracer):
+    """The D engine's tracer with two more reports for the recorder: every
+    signal-delivery stop (the D engine only wants caught ones) and every new
+    child or thread (with the parent thread, for the FORK record); and a short
+    path for the syscall stops of an unfiltered thread (-p, or -t c), which
+    are nearly every stop and what the recording's speed depends on."""
+
+    rec: Recorder
+
+    def _handle(self, tid: int, status: int, hold_exec: int) -> None:
+        if status == _SYSCALL_STOP:
+            t = self.threads.get(tid)
+            if t is not None and not t.filtered and self._fast_syscall(t):
+                return
+        if os.WIFSTOPPED(status) and not status >> 16 and self.rec.psig_on:
+            sig = os.WSTOPSIG(status)
+            t = self.threads.get(tid)
+            if sig != signal.SIGTRAP | 0x80 and t is not None and t.started:
+                info = _siginfo(tid)
+                if info is not None:
+                    self.rec.signal(t, sig, info)
+        super()._handle(tid, status, hold_exec)
+
+    def _fast_syscall(self, t: Thread) -> bool:
+        """Tracer._syscall_stop for an unfiltered thread with the ptrace calls
+        made directly; False (nothing done) if the kernel will not say."""
+        if _ptrace(sc.PTRACE_GET_SYSCALL_INFO, t.tid, 88, _INFO_ADDR) < 0:
+            return False
+        op = _INFO_OP.value
+        if op == sc.OP_ENTRY:
+            vals = _ENTRY.unpack_from(_INFO)
+            t.nr, t.args = vals[2], vals[3:]
+            if t.started:
+                self.rec.entry(t, t.nr, t.args)
+        elif op == sc.OP_EXIT:
+            nr, t.nr = t.nr, -1
+            if nr >= 0 and t.started:
+                self.rec.exit(t, nr, _EXIT.unpack_from(_INFO)[2])
+        else:
+            return False
+        t.held = None
+        t.listening = False
+        _ptrace(sc.PTRACE_SYSCALL, t.tid, 0, 0)  # ESRCH: it died, its exit status will come
+        return True
+
+    def _created(self, t: Thread, c: Thread) -> None:
+        self.rec.created(t, c)
+
+    def _gone(self, tid: int, status: int) -> None:
+        self.rec.status.setdefault(tid, status)
+        super()._gone(tid, status)
+
+
+class _WakeUp(Exception):
+    """Raised by a signal handler to end a blocking wait for tracee events."""
+
+
+def _targets(opts: RecordOptions) -> list[int]:
+    """The pids -p/-g name, with their current descendants under -d."""
+    pids = list(opts.pids)
+    if opts.pgid is not None:
+        pids = [p for p in _all_pids() if _stat(p, 5) == opts.pgid]
+        if not pids:
+            raise RecordError(f"pgid {opts.pgid}: No such process")
+    check_targets(pids)
+    if opts.descend:
+        parents = {p: _stat(p, 4) for p in _all_pids()}
+        todo = list(pids)
+        while todo:
+            cur = todo.pop()
+            for child, ppid in parents.items():
+                if ppid == cur and child not in pids and child != os.getpid():
+                    pids.append(child)
+                    todo.append(child)
+    return pids
+
+
+def _all_pids() -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def _stat(pid: int, field: int) -> int:
+    """Field `field` (1-based, as proc(5) numbers them) of /proc/PID/stat; -1 if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return int(rest[field - 3])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def record(
+    opts: RecordOptions,
+    writer: F.Writer,
+    stop: threading.Event,
+    ready: Callable[[], None] | None = None,
+) -> int:
+    """Record with ptrace until the targets exit or `stop` is set (recording.py)."""
+    from pydtrace.engines.user.ptrace.seccomp import build, encode
+    from pydtrace.probes.syscalls import table as syscall_table
+
+    if "w" in opts.points:
+        raise RecordError(
+            "the ptrace engine cannot record context switches (-t w); use --engine ebpf"
+        )
+    table = syscall_table()
+    rec = Recorder(opts, writer, table)
+    tracer = _Tracer(rec)
+    tracer.rec = rec
+    pids = [] if opts.command else _targets(opts)
+    writer.write(start_record(opts))
+    main = threading.current_thread() is threading.main_thread()
+    old: dict[int, Any] = {}
+    if main:
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if signum == signal.SIGINT and opts.command:
+                return  # ^C is the command's to handle; we record what it does
+            stop.set()
+            if tracer.in_wait:
+                raise _WakeUp
+
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            old[s] = signal.signal(s, on_signal)
+    try:
+        if opts.command:
+            _start_command(opts, tracer, rec, table, build, encode)
+            target = tracer.targets[0].pid
+        else:
+            target = -1
+            for p in pids:
+                try:
+                    tracer.grab(p)
+                except TraceError as e:
+                    tracer.detach_all()
+                    msg = str(e).split("\n", 1)[0].replace("failed to grab ", "")
+                    raise RecordError(msg) from None
+        if ready is not None:
+            ready()
+        _loop(tracer, writer, stop, main)
+        if target > 0:
+            st = rec.status.get(target, 0)
+            return os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+        return 0
+    finally:
+        tracer.finish()  # never leave a tracee stopped; a created command ends with us
+        writer.flush()
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _start_command(opts: RecordOptions, tracer: _Tracer, rec: Recorder, table: Any,
+                   build: Any, encode: Any) -> None:  # fmt: skip
+    argv = list(opts.command or [])
+    saved = os.environ.get("LD_BIND_NOW")
+    if opts.bind_now:
+        os.environ["LD_BIND_NOW"] = "1"
+    try:
+        pid = tracer.spawn(argv)
+    finally:
+        if opts.bind_now:
+            if saved is None:
+                os.environ.pop("LD_BIND_NOW", None)
+            else:
+                os.environ["LD_BIND_NOW"] = saved
+    numbers = rec.stop_numbers()
+    tracer.exit_numbers = rec.exit_numbers()
+    code = b""
+    if numbers is not None:
+        code = encode(build(numbers, table.audit_arch))
+    # The command's own exec happens before tracing starts (the tracer holds
+    # it at its exec stop); record what OpenBSD shows for it: ARGS and ENV.
+    t = tracer.threads[pid]
+    rec.comms[pid] = b"ktrace"  # as OpenBSD, where ktrace itself execs the command
+    ns = realtime_ns()
+    if rec.args_on:
+        rec.emit(F.EXECARGS, t, F.strings_payload([a.encode() for a in argv]), ns)
+    if rec.env_on:
+        env = dict(os.environb)
+        if opts.bind_now:
+            env[b"LD_BIND_NOW"] = b"1"
+        rec.emit(F.EXECENV, t, F.strings_payload([k + b"=" + v for k, v in env.items()]), ns)
+    try:
+        tracer.release(tracer.targets[0], code)
+    except TraceError as e:
+        msg = str(e)
+        why = msg.split(": ", 1)[1] if ": " in msg else msg
+        tracer.finish()
+        raise RecordError(f"exec of '{argv[0]}' failed: {why}") from None
+    rec.comms.clear()  # recorded before the exec under the recorder's name
+
+
+def _loop(tracer: _Tracer, writer: F.Writer, stop: threading.Event, main: bool) -> None:
+    """Handle stops until the targets are gone or `stop` is set. The wait is
+    Tracer.step's, inlined with the syscall-stop short path: this loop runs
+    twice per traced call."""
+    tracer.resume_held()
+    last = time.monotonic()
+    threads, fast, waitpid, wall = tracer.threads, tracer._fast_syscall, os.waitpid, sc.WALL
+    while tracer.live and not stop.is_set():
+        try:
+            if not main or (writer.buf and time.monotonic() - last > _FLUSH_EVERY):
+                if tracer.step(block=False):
+                    continue
+                writer.flush()
+                last = time.monotonic()
+                if not main:  # no signal can wake a blocking wait: poll
+                    stop.wait(0.01)
+                    continue
+            tracer.in_wait = True
+            try:
+                tid, status = waitpid(-1, wall)
+            except ChildProcessError:
+                tracer.live.clear()
+                break
+            finally:
+                tracer.in_wait = False
+            if status == _SYSCALL_STOP:
+                t = threads.get(tid)
+                if t is not None and not t.filtered and fast(t):
+                    continue
+            tracer._handle(tid, status, -1)
+        except _WakeUp:
+            break
+        except OSError as e:
+            if e.errno != errno.EINTR:
+                raise
