@@ -4,6 +4,7 @@ record() on small programs of our own, then the exact lines kdump prints
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shutil
@@ -416,10 +417,47 @@ def test_lost_records_are_counted_on_the_next_record(tmp: Path, monkeypatch) -> 
     assert record(small, "c", [exe]) == 0
     recs = [r for r in F.read_records(small.read_bytes()) if r.type != F.START]
     lost = sum(r.lost for r in recs)
-    assert lost > 0 and len(recs) + lost <= n
+    # every event is either in the file or counted: drops after a CPU's last
+    # record come in LOST records at the end
+    kept = [r for r in recs if r.type != F.LOST]
+    assert lost > 0 and len(kept) + lost == n
+    assert all(r.payload == b"" and r.pid == -1 for r in recs if r.type == F.LOST)
     raw = small.read_bytes()
     dropped = [r for r in recs if r.lost]
     assert all(int.from_bytes(raw[r.offset : r.offset + 4], "little") & F.DROP for r in dropped)
+
+
+def test_drops_at_the_end_come_in_lost_records(tmp: Path, monkeypatch) -> None:
+    """A ring nobody reads while the process runs: once it is full (CALL and
+    RET records fill 4 KiB to less than one RET) every later record is
+    dropped, and no later record carries the count, so LOST records do."""
+    from pydtrace.ktrace import format as F
+    from pydtrace.ktrace import record_ebpf
+
+    def no_reading(s, targets, writer, stop) -> None:
+        while record_ebpf._alive(s.maps["traced"]):
+            time.sleep(0.02)
+
+    exe = cc(tmp, "few", """
+        #include <unistd.h>
+        int main(void) {
+            for (int i = 0; i < 2000; i++) getppid();
+            return 0;
+        }
+    """)  # fmt: skip
+    full = tmp / "full.out"
+    assert record(full, "c", [exe]) == 0
+    n = sum(1 for r in F.read_records(full.read_bytes()) if r.type != F.START)
+    monkeypatch.setattr(record_ebpf, "RING_BYTES", 4096)
+    monkeypatch.setattr(record_ebpf, "_loop", no_reading)
+    out = tmp / "t.out"
+    assert record(out, "c", [exe]) == 0
+    recs = [r for r in F.read_records(out.read_bytes()) if r.type != F.START]
+    ends = [r for r in recs if r.type == F.LOST]
+    assert ends and recs[-len(ends) :] == ends
+    assert sum(r.lost for r in recs) + len(recs) - len(ends) == n
+    lines = kdump("-f", str(out))
+    assert f"    -1 ktrace   Events dropped. ({ends[-1].lost} lost)" in lines[-2:]
 
 
 def test_pid_with_descendants_and_process_group(tmp: Path) -> None:
@@ -474,3 +512,145 @@ def test_structures(tmp: Path) -> None:
     stat = [x for x in lines if "struct stat {" in x and f"ino={st.st_ino}," in x]
     assert stat and f"dev={st.st_dev}," in stat[-1]
     assert lines[-1].startswith(line(pid, "st", "STRU", "struct pollfd"))
+
+
+def ktrace(*args: str) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run([sys.executable, "-m", "pydtrace.cli.ktrace", *args], capture_output=True,
+                       text=True, env=ENV, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert "Traceback" not in p.stderr
+    return p
+
+
+BOTH = """
+    #include <fcntl.h>
+    #include <signal.h>
+    #include <sys/socket.h>
+    #include <sys/uio.h>
+    #include <sys/wait.h>
+    #include <unistd.h>
+    static void on_usr1(int s) { (void)s; }
+    int main(int argc, char **argv) {
+        char buf[64];
+        int fd = open(argv[1], O_RDONLY);
+        int n = read(fd, buf, sizeof buf);
+        write(1, buf, n);
+        close(fd);
+        open("/nonexistent/file", O_RDONLY);
+        struct iovec iov[2] = {{"ab", 2}, {"cde", 3}};
+        writev(1, iov, 2);
+        int sv[2];
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        struct msghdr m = {0};
+        struct iovec one = {"xyz", 3};
+        m.msg_iov = &one;
+        m.msg_iovlen = 1;
+        sendmsg(sv[0], &m, 0);
+        signal(SIGUSR1, on_usr1);
+        kill(getpid(), SIGUSR1);
+        pid_t c = fork();
+        if (c == 0) { write(1, "child\\n", 6); _exit(3); }
+        int st;
+        waitpid(c, &st, 0);
+        return 7;
+    }
+"""
+
+
+def _per_process(lines: list[str]) -> list[list[str]]:
+    """Each process's records in order, pids numbered by first appearance and
+    what moves between runs masked: addresses, brk/mmap results, atimes."""
+    seen: dict[str, int] = {}
+    for x in lines:
+        if x[:6].strip().isdigit():
+            seen.setdefault(x.split()[0], len(seen))
+    out: list[list[str]] = [[] for _ in seen]
+    cur: list[str] = []
+    for x in lines:
+        if not x[:6].strip().isdigit():  # a continuation line (data, strings)
+            cur.append(x)
+            continue
+        n = seen[x.split()[0]]
+        cur = out[n]
+        x = f"P{n}" + x[6:]
+        for p, k in seen.items():
+            # a pid, not a struct field that happens to hold the same number
+            x = re.sub(rf"(?<![=.\w]){p}\b|(?<=pid=){p}\b", f"P{k}", x)
+        x = re.sub(r"\b(P\d+)/0x[0-9a-f]+", r"\1", x)
+        x = re.sub(r"\b\d{5,}/0x[0-9a-f]+|\b\d{7,}\b", "N", x)  # brk, mmap
+        x = re.sub(r"(atime=)[\d.]+", r"\1T", x)
+        cur.append(re.sub(r"0x[0-9a-f]{5,}", "ADDR", x))
+    return out
+
+
+def test_same_program_on_both_engines(tmp: Path) -> None:
+    """The eBPF and ptrace recorders give the same kdump lines per process,
+    apart from what genuinely differs: the order between processes, and
+    what only one engine sees (below)."""
+    exe = cc(tmp, "both", BOTH)
+    data = tmp / "data.txt"
+    data.write_text("hello\n")
+    got = {}
+    for engine in ("ebpf", "ptrace"):
+        out = tmp / f"{engine}.out"
+        p = ktrace("--engine", engine, "-t", "+X", "-f", str(out), exe, str(data))
+        assert p.returncode == 7, p.stderr
+        assert p.stdout == "hello\nabcdechild\n"
+        procs = _per_process(kdump("-f", str(out), mask=False))
+        assert len(procs) == 2
+        got[engine] = procs
+    e, t = got["ebpf"], got["ptrace"]
+    # the command's own execve CALL and NAMI before its ARGS, under ktrace's
+    # comm (as OpenBSD's), and the child's return from fork: eBPF records
+    # them; ptrace (today) does not, and is only held to that when it does
+    assert [x.split()[1:3] for x in e[0][:2]] == [["ktrace", "CALL"], ["ktrace", "NAMI"]]
+    assert e[1][0] == "P1 both     RET   clone 0"
+    if t[0][0].split()[2] != "CALL":
+        e[0] = e[0][2:]
+    if t[1][0] != e[1][0]:
+        e[1] = e[1][1:]
+    # SIGCHLD (ignored by default) is queued and delivered only because the
+    # parent is ptraced; without ptrace the kernel discards it at once
+    chld = "P0 both     PSIG  SIGCHLD SIG_DFL code=CLD_EXITED status=3 pid=P1 uid=0"
+    assert not any("PSIG  SIGCHLD" in x for x in e[0])
+    t[0] = [x for x in t[0] if x != chld]
+    for a, b in zip(e, t):
+        assert a == b, "\n".join(difflib.unified_diff(a, b, "ebpf", "ptrace", lineterm=""))
+    assert "P0 both     RET   openat -1 errno 2 No such file or directory" in e[0]
+    assert "P1 both     EXIT  status 3" in e[1]
+    assert e[0][-1] == "P0 both     EXIT  status 7"
+
+
+def _wait_for(path: Path, rtype: int, timeout: float = 10) -> None:
+    from pydtrace.ktrace import format as F
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists() and any(
+            getattr(r, "type", None) == rtype for r in F.read_records(path.read_bytes())
+        ):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no record of type {rtype} in {path}")
+
+
+def test_cli_attach_then_stop_with_C(tmp: Path) -> None:
+    """ktrace -p on the eBPF engine (the default as root) returns once
+    attached; ktrace -C stops it; the process runs on untouched."""
+    target = subprocess.Popen(["/bin/sh", "-c", "while :; do sleep 0.02; done"])
+    try:
+        out = tmp / "t.out"
+        p = ktrace("-t", "cf", "-f", str(out), "-p", str(target.pid))
+        assert (p.returncode, p.stderr) == (0, "")
+        _wait_for(out, 32)  # FORK: records reach the file while it runs
+        assert ktrace("-C").returncode == 0
+        time.sleep(0.3)
+        size = out.stat().st_size
+        time.sleep(0.3)
+        assert out.stat().st_size == size  # stopped
+        assert target.poll() is None
+        lines = kdump("-f", str(out))
+        assert b"engine=ebpf" in out.read_bytes()
+        assert any(x.startswith(f"{target.pid:6d} sh       FORK  child ") for x in lines)
+    finally:
+        target.kill()
+        target.wait()

@@ -54,6 +54,7 @@ EXECARGS = 10  # NUL-separated strings
 EXECENV = 11  # NUL-separated strings
 FORK = 32  # s32 child pid, s32 child tid, u64 clone flags
 EXIT = 33  # s32 wait status (as waitpid gives it)
+LOST = 34  # no payload: carries (DROP, lost) for events no later record of their CPU could
 START = 0x4B54  # the type a START record reads as (never written as such)
 
 TAGS = {
@@ -61,6 +62,7 @@ TAGS = {
     STRUCT: "STRU", USER: "USER", EXECARGS: "ARGS", EXECENV: "ENV ", FORK: "FORK",
     EXIT: "EXIT", START: "STRT",
 }  # fmt: skip
+TAGS[LOST] = "LOST"
 
 # trace-point letters (ktrace -t / kdump -t) -> the record types they cover
 POINTS = {

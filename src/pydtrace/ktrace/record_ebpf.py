@@ -35,6 +35,7 @@ RING_BYTES = 32 << 20  # a busy process's 1/10 s (dd bs=1: 100 MB/s of records)
 TRACED_MAX = 16384
 SAVED_MAX = 16384
 CALLS_MAX = 1024
+FLUSH_EVERY = 0.2  # seconds a record may wait in the writer's buffer
 HELD, TRACED = 2, 1
 
 
@@ -245,6 +246,7 @@ def record(
         if ready is not None:
             ready()
         _loop(s, targets, writer, stop)
+        _close_drops(s, writer)
         t = targets.targets[0] if opts.command and targets.targets else None
         if t is not None and t.status is not None:
             st = t.status
@@ -307,7 +309,7 @@ def _loop(s: Session, targets: Any, writer: F.Writer, stop: threading.Event) -> 
     for fd in targets.fds():
         poller.register(fd, select.POLLIN)
         watched[fd] = True
-    next_check = time.monotonic() + 0.5
+    next_check = next_flush = time.monotonic() + 0.5
     while not stop.is_set():
         try:
             events = poller.poll(200 if watched else 100)
@@ -318,13 +320,33 @@ def _loop(s: Session, targets: Any, writer: F.Writer, stop: threading.Event) -> 
                 poller.unregister(fd)
                 del watched[fd]
         take()
+        now = time.monotonic()
+        if buf and (not events or now >= next_flush):
+            writer.flush()  # kdump -l follows the file: never sit on records for long
+            next_flush = now + FLUSH_EVERY
         if not watched:
-            now = time.monotonic()
             if now >= next_check or not events:
                 next_check = now + 0.5
                 if not _alive(traced):
                     break
     take()
+    writer.flush()
+
+
+def _close_drops(s: Session, writer: F.Writer) -> None:
+    """Detach, copy what is left, then report the drops no record carried:
+    one LOST record per CPU whose count is still set (its last records were
+    dropped, e.g. a full ring when the process exited)."""
+    for a in s.attachments:
+        a.close()
+    s.attachments.clear()
+    while _drain(s.ring, writer.buf):
+        writer.flush()
+    sec, nsec = divmod(time.time_ns(), 1_000_000_000)
+    for cpu, value in enumerate(s.maps["scratch"].lookup(0) or []):
+        lost = int.from_bytes(value[P.DROPS : P.DROPS + 8], "little")
+        if lost:
+            writer.write(F.Record(F.LOST, -1, -1, b"", sec, nsec, "ktrace", cpu, lost))
     writer.flush()
 
 
