@@ -24,6 +24,17 @@ from conftest import bpf_maps_ok, need
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ENV = dict(os.environ, PYTHONPATH=SRC)
+USAGE = (
+    "usage: ktrace [-aBdi] [-f trfile] [-t trstr] [--engine ebpf|ptrace] command [args ...]\n"
+    "       ktrace [-aCcdi] [-f trfile] [-g pgid | -p pid] [-t trstr] [--engine ebpf|ptrace]\n"
+)
+
+
+def ktrace(*args: str) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run([sys.executable, "-m", "pydtrace.cli.ktrace", *args], capture_output=True,
+                       text=True, env=ENV, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert "Traceback" not in p.stderr
+    return p
 
 
 @pytest.fixture(autouse=True)
@@ -390,10 +401,36 @@ def test_a_running_process_until_stop(tmp: Path) -> None:
 def test_no_such_pid_and_no_such_command(tmp: Path) -> None:
     from pydtrace.ktrace.recording import RecordError
 
-    with pytest.raises(RecordError, match="^failed to execute /nonexistent/cmd: No such file"):
+    with pytest.raises(RecordError, match="^exec of '/nonexistent/cmd' failed: No such file"):
         record(tmp / "a.out", "c", ["/nonexistent/cmd"])
     with pytest.raises(RecordError, match="^pid 999999999: No such process$"):
         record(tmp / "b.out", "c", None, pids=[999999999])
+
+
+@pytest.mark.parametrize(
+    ("args", "err"),
+    [
+        (["no-such-command-xyz"], "ktrace: exec of 'no-such-command-xyz' failed: No such file or directory\n"),
+        (["-f", "/nonexistent/dir/t.out", "true"], "ktrace: /nonexistent/dir/t.out: No such file or directory\n"),
+        (["-p", "999999999"], "ktrace: pid 999999999: No such process\n"),
+        (["-g", "999999999"], "ktrace: pgid 999999999: No such process\n"),
+        (["-t", "cq", "true"], "ktrace: unknown facility in cq\n" + USAGE),
+    ],
+)  # fmt: skip
+def test_bad_input_on_the_cli(tmp: Path, args: list[str], err: str) -> None:
+    p = ktrace("--engine", "ebpf", *args)
+    assert (p.returncode, p.stdout, p.stderr) == (1, "", err)
+
+
+def test_an_ordinary_user_may_not_use_the_ebpf_engine(tmp: Path) -> None:
+    tmp.chmod(0o777)
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    p = subprocess.run([python, "-m", "pydtrace.cli.ktrace", "--engine", "ebpf", "-f",
+                        str(tmp / "t.out"), "true"], capture_output=True, text=True, env=ENV,
+                       timeout=60, user=65534, group=65534, extra_groups=[], cwd=str(tmp))  # fmt: skip
+    assert p.returncode == 1
+    assert p.stderr.startswith("ktrace: the ebpf engine cannot run here: eBPF tracing needs root")
+    assert "Traceback" not in p.stderr
 
 
 def test_lost_records_are_counted_on_the_next_record(tmp: Path, monkeypatch) -> None:
@@ -512,13 +549,6 @@ def test_structures(tmp: Path) -> None:
     stat = [x for x in lines if "struct stat {" in x and f"ino={st.st_ino}," in x]
     assert stat and f"dev={st.st_dev}," in stat[-1]
     assert lines[-1].startswith(line(pid, "st", "STRU", "struct pollfd"))
-
-
-def ktrace(*args: str) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([sys.executable, "-m", "pydtrace.cli.ktrace", *args], capture_output=True,
-                       text=True, env=ENV, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
-    assert "Traceback" not in p.stderr
-    return p
 
 
 BOTH = """

@@ -214,7 +214,7 @@ def record(
                 if opts.descend:
                     seed.update(dict.fromkeys(_descendants(pids), TRACED))
         except LaunchError as e:
-            raise RecordError(str(e).replace("failed to grab pid", "pid")) from None
+            raise RecordError(_launch_message(e, opts)) from None
         try:
             s.create_maps()
             calls = s.maps["calls"]
@@ -242,7 +242,7 @@ def record(
         try:
             targets.release()
         except LaunchError as e:
-            raise RecordError(str(e)) from None
+            raise RecordError(_launch_message(e, opts)) from None
         if ready is not None:
             ready()
         _loop(s, targets, writer, stop)
@@ -331,6 +331,16 @@ def _loop(s: Session, targets: Any, writer: F.Writer, stop: threading.Event) -> 
                     break
     take()
     writer.flush()
+
+
+def _launch_message(e: Exception, opts: RecordOptions) -> str:
+    """A launch error in ktrace's words (OpenBSD's, as the ptrace recorder's)."""
+    msg = str(e).replace("failed to grab pid", "pid")
+    name = opts.command[0] if opts.command else ""
+    head = f"failed to execute {name}: "
+    if name and msg.startswith(head):
+        msg = f"exec of '{name}' failed: {msg[len(head) :]}"
+    return msg
 
 
 def _close_drops(s: Session, writer: F.Writer) -> None:
