@@ -552,6 +552,7 @@ def test_structures(tmp: Path) -> None:
 
 
 BOTH = """
+    #define _GNU_SOURCE
     #include <fcntl.h>
     #include <signal.h>
     #include <sys/socket.h>
@@ -575,6 +576,22 @@ BOTH = """
         m.msg_iov = &one;
         m.msg_iovlen = 1;
         sendmsg(sv[0], &m, 0);
+        int dg[2];
+        socketpair(AF_UNIX, SOCK_DGRAM, 0, dg);
+        struct iovec two[2] = {{"one", 3}, {"-1", 2}}, three = {"two", 3};
+        struct mmsghdr out[2] = {0}, in[2] = {0};
+        out[0].msg_hdr.msg_iov = two;
+        out[0].msg_hdr.msg_iovlen = 2;
+        out[1].msg_hdr.msg_iov = &three;
+        out[1].msg_hdr.msg_iovlen = 1;
+        sendmmsg(dg[0], out, 2, 0);
+        char r1[16], r2[16];
+        struct iovec ra = {r1, sizeof r1}, rb = {r2, sizeof r2};
+        in[0].msg_hdr.msg_iov = &ra;
+        in[0].msg_hdr.msg_iovlen = 1;
+        in[1].msg_hdr.msg_iov = &rb;
+        in[1].msg_hdr.msg_iovlen = 1;
+        recvmmsg(dg[1], in, 2, 0, 0);
         signal(SIGUSR1, on_usr1);
         kill(getpid(), SIGUSR1);
         pid_t c = fork();
@@ -638,6 +655,18 @@ def test_same_program_on_both_engines(tmp: Path) -> None:
     for a, b in zip(e, t):
         assert a == b, "\n".join(difflib.unified_diff(a, b, "ebpf", "ptrace", lineterm=""))
     assert "P0 both     RET   openat -1 errno 2 No such file or directory" in e[0]
+    # each message of recvmmsg/sendmmsg is recorded, cut at its own length
+    k = e[0].index("P0 both     RET   sendmmsg 2")
+    assert e[0][k - 6 : k] == [
+        "P0 both     GIO   fd 5 wrote 3 bytes", '       "one"',
+        "P0 both     GIO   fd 5 wrote 2 bytes", '       "-1"',
+        "P0 both     GIO   fd 5 wrote 3 bytes", '       "two"',
+    ]  # fmt: skip
+    k = e[0].index("P0 both     RET   recvmmsg 2")
+    assert e[0][k - 4 : k] == [
+        "P0 both     GIO   fd 6 read 5 bytes", '       "one-1"',
+        "P0 both     GIO   fd 6 read 3 bytes", '       "two"',
+    ]  # fmt: skip
     assert "P1 both     EXIT  status 3" in e[1]
     assert e[0][-1] == "P0 both     EXIT  status 7"
 

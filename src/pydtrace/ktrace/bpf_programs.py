@@ -24,7 +24,8 @@ Limits (the verifier needs bounded loops, unrolled here):
     exec ARGS/ENV  at most STR_COUNT strings, each cut at STR_MAX bytes, the
                    record cut once it passes STR_AREA bytes
     GIO            at most GIO_PAGES records of 4096 bytes for a plain buffer
-                   and the first IOV_MAX iovec elements, IOV_PAGES records each
+                   and the first IOV_MAX iovec elements, IOV_PAGES records each;
+                   recvmmsg/sendmmsg: the first MMSG_MAX messages, each so
     NAMI           paths cut at PATH_MAX_LEN bytes
     STRU           at most STRUCT_MAX bytes, at most 1023 elements (pollfd)
 """
@@ -43,6 +44,7 @@ PATH_MAX_LEN = 4096
 GIO_PAGES = 64
 IOV_MAX = 8
 IOV_PAGES = 4
+MMSG_MAX = 8
 USER_LABEL = F.USER_ID_SIZE
 STRUCT_MAX = 4096
 ST_IN, ST_OUT = 1, 2  # structs map: when the structure is read
@@ -59,7 +61,7 @@ REGS_SIZE = 72
 DROPS = REGS_OFF + REGS_SIZE
 TMP = DROPS + 8  # GIO's loop state: in map memory the verifier keeps no ranges of
 # it, so the unrolled iovec loop's paths merge instead of multiplying
-SCRATCH_SIZE = TMP + 48
+SCRATCH_SIZE = TMP + 64  # TMP+48: the next mmsghdr, TMP+56: messages left
 
 # calls map flags
 CF_PATHS = 0x3F  # bit i: argument i is a path
@@ -70,6 +72,7 @@ CF_IOV = 1 << 11  # fd, iov, iovcnt
 CF_MSG = 1 << 12  # fd, msghdr
 CF_WRITE = 1 << 13
 CF_WRITEV = 1 << 14  # the USER record convention (calls.py)
+CF_MMSG = 1 << 15  # fd, mmsghdr array (recvmmsg/sendmmsg: the call returns its length)
 
 CLONE_THREAD_FLAGS = 0x10000 | 0x800 | 0x100  # CLONE_THREAD | CLONE_SIGHAND | CLONE_VM
 SIGCHLD = 17
@@ -608,6 +611,7 @@ def gio(g: Gen, maxdata: int) -> None:
     """GIO records for a data call that moved r6 > 0 bytes (flags at r10-24)."""
     a = g.a
     skip, iov, msg, run = a.new_label("gs"), a.new_label("gi"), a.new_label("gm"), a.new_label("gr")
+    mmsg = a.new_label("gmm")
     a.jmp("s<=", R6, skip, imm=0)
     a.ldx(8, R1, R8, 8)  # fd, direction
     a.stx(4, R7, PAY, R1)
@@ -628,6 +632,9 @@ def gio(g: Gen, maxdata: int) -> None:
     a.alu("&", R1, imm=CF_MSG)
     a.jmp("!=", R1, msg, imm=0)
     a.ldx(8, R1, R10, -24)
+    a.alu("&", R1, imm=CF_MMSG)
+    a.jmp("!=", R1, mmsg, imm=0)
+    a.ldx(8, R1, R10, -24)
     a.alu("&", R1, imm=CF_BUF)
     a.jmp("==", R1, skip, imm=0)
     a.ldx(8, R1, R8, 16)
@@ -635,17 +642,8 @@ def gio(g: Gen, maxdata: int) -> None:
     _chunks(g, min(GIO_PAGES, -(-maxdata // F.GIO_CHUNK)), TMP + 32, TMP + 24, None)
     a.ja(skip)
     a.place(msg)  # struct msghdr: msg_iov at 16, msg_iovlen at 24
-    a.mov(R1, R7)
-    a.alu("+", R1, imm=TMP)
-    a.movi(R2, 16)
     a.ldx(8, R3, R8, 16)
-    a.alu("+", R3, imm=16)
-    a.call("probe_read_user")
-    a.jmp("!=", R0, skip, imm=0)
-    a.ldx(8, R1, R7, TMP + 0)
-    a.stx(8, R7, TMP + 16, R1)
-    a.ldx(8, R1, R7, TMP + 8)
-    a.stx(8, R7, TMP + 40, R1)
+    _read_msghdr_iov(g, skip)
     a.ja(run)
     a.place(iov)
     a.ldx(8, R1, R8, 16)
@@ -654,19 +652,76 @@ def gio(g: Gen, maxdata: int) -> None:
     a.stx(8, R7, TMP + 40, R1)  # elements left
     a.place(run)
     pages = min(IOV_PAGES, -(-maxdata // F.GIO_CHUNK))
+    _iov_elements(g, pages, skip)
+    a.ja(skip)
+    # recvmmsg/sendmmsg: r6 messages; each has its msghdr, then its msg_len
+    # (u32 at 56 of the 64-byte mmsghdr), the bytes it moved: its own budget
+    a.place(mmsg)
+    a.ldx(8, R1, R8, 16)
+    a.stx(8, R7, TMP + 48, R1)
+    a.stx(8, R7, TMP + 56, R6)
+    for _ in range(MMSG_MAX):
+        done = a.new_label("mm")
+        a.ldx(8, R1, R7, TMP + 56)
+        a.jmp("==", R1, skip, imm=0)
+        a.alu("-", R1, imm=1)
+        a.stx(8, R7, TMP + 56, R1)
+        a.mov(R1, R7)  # msg_len (and the padding after it) first: TMP is reused below
+        a.alu("+", R1, imm=TMP)
+        a.movi(R2, 8)
+        a.ldx(8, R3, R7, TMP + 48)
+        a.alu("+", R3, imm=56)
+        a.call("probe_read_user")
+        a.jmp("!=", R0, skip, imm=0)
+        a.ldx(4, R1, R7, TMP)
+        ok = a.new_label("ml")
+        a.jmp("<=", R1, ok, imm=maxdata)
+        a.movi(R1, maxdata)
+        a.place(ok)
+        a.stx(8, R7, TMP + 32, R1)
+        a.ldx(8, R3, R7, TMP + 48)  # this message's msghdr; then on to the next
+        a.mov(R1, R3)
+        a.alu("+", R1, imm=64)
+        a.stx(8, R7, TMP + 48, R1)
+        _read_msghdr_iov(g, skip)
+        _iov_elements(g, pages, done)
+        a.place(done)
+    a.place(skip)
+
+
+def _read_msghdr_iov(g: Gen, fail: str) -> None:
+    """The msg_iov and msg_iovlen of the struct msghdr at user address r3
+    into TMP+16 (the iovec array) and TMP+40 (elements left)."""
+    a = g.a
+    a.mov(R1, R7)
+    a.alu("+", R1, imm=TMP)
+    a.movi(R2, 16)
+    a.alu("+", R3, imm=16)
+    a.call("probe_read_user")
+    a.jmp("!=", R0, fail, imm=0)
+    a.ldx(8, R1, R7, TMP + 0)
+    a.stx(8, R7, TMP + 16, R1)
+    a.ldx(8, R1, R7, TMP + 8)
+    a.stx(8, R7, TMP + 40, R1)
+
+
+def _iov_elements(g: Gen, pages: int, done: str) -> None:
+    """GIO records from the first IOV_MAX iovec elements at TMP+16 (TMP+40
+    of them) while the budget at TMP+32 lasts; then on to `done`."""
+    a = g.a
     for _ in range(IOV_MAX):
         a.ldx(8, R1, R7, TMP + 40)
-        a.jmp("==", R1, skip, imm=0)
+        a.jmp("==", R1, done, imm=0)
         a.alu("-", R1, imm=1)
         a.stx(8, R7, TMP + 40, R1)
         a.ldx(8, R1, R7, TMP + 32)
-        a.jmp("==", R1, skip, imm=0)
+        a.jmp("==", R1, done, imm=0)
         a.mov(R1, R7)
         a.alu("+", R1, imm=TMP)  # iov_base, iov_len
         a.movi(R2, 16)
         a.ldx(8, R3, R7, TMP + 16)
         a.call("probe_read_user")
-        a.jmp("!=", R0, skip, imm=0)
+        a.jmp("!=", R0, done, imm=0)
         a.ldx(8, R1, R7, TMP + 16)
         a.alu("+", R1, imm=16)
         a.stx(8, R7, TMP + 16, R1)
@@ -678,7 +733,6 @@ def gio(g: Gen, maxdata: int) -> None:
         a.place(le)
         a.stx(8, R7, TMP + 8, R1)
         _chunks(g, pages, TMP + 8, TMP, TMP + 32)
-    a.place(skip)
 
 
 def user(g: Gen) -> None:

@@ -24,7 +24,8 @@ _PATH_NAMES = frozenset(
 class DataCall:
     """A call whose data becomes GIO records: `fd` argument index, where the
     data is (`buf` + `count` argument indices, or `iov` + `iovcnt` for an
-    iovec array, or `msg` for a msghdr), and its direction."""
+    iovec array, or `msg` for a msghdr, or `mmsg` for an array of mmsghdr
+    whose length the call returns), and its direction."""
 
     fd: int
     write: bool
@@ -33,6 +34,7 @@ class DataCall:
     iov: int = -1
     iovcnt: int = -1
     msg: int = -1
+    mmsg: int = -1
 
 
 # by ABI name; the data a read-side call moved is its return value's worth
@@ -51,7 +53,12 @@ DATA_CALLS = {
     "sendto": DataCall(0, True, buf=1, count=2),
     "recvmsg": DataCall(0, False, msg=1),
     "sendmsg": DataCall(0, True, msg=1),
+    # each message of the ones the call returns: its own GIO records, cut at
+    # its msg_len and at the data limit
+    "recvmmsg": DataCall(0, False, mmsg=1),
+    "sendmmsg": DataCall(0, True, mmsg=1),
 }
+MMSGHDR_SIZE = 64  # struct mmsghdr (LP64): struct msghdr (56), unsigned msg_len, padding
 
 EXEC_CALLS = {"execve": (0, 1, 2), "execveat": (1, 2, 3)}  # ABI name -> (path, argv, envp)
 

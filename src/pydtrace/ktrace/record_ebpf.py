@@ -47,7 +47,8 @@ def _call_flags(arch: str | None = None) -> dict[int, int]:
     for nr, idx in C.path_table(arch).items():
         out[nr] = out.get(nr, 0) | sum(1 << i for i in idx if i < 6)
     for nr, dc in C.data_table(arch).items():
-        kind = P.CF_IOV if dc.iov >= 0 else P.CF_MSG if dc.msg >= 0 else P.CF_BUF
+        kind = (P.CF_IOV if dc.iov >= 0 else P.CF_MSG if dc.msg >= 0
+                else P.CF_MMSG if dc.mmsg >= 0 else P.CF_BUF)  # fmt: skip
         out[nr] = out.get(nr, 0) | kind | (P.CF_WRITE if dc.write else 0)
     for nr, (path, _, _) in C.exec_table(arch).items():
         out[nr] = out.get(nr, 0) | P.CF_EXEC | (P.CF_EXECAT if path == 1 else 0)

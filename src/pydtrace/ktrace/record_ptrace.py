@@ -46,6 +46,7 @@ CLONE_VM, CLONE_VFORK, CLONE_THREAD = 0x100, 0x4000, 0x10000
 _MAX_STRINGS = 4096  # most argv/envp strings kept per exec
 _MAX_STRING = 65536
 _MAX_IOV = 1024
+_MAX_MMSG = 1024  # messages of one recvmmsg/sendmmsg whose data is recorded
 _FLUSH_EVERY = 0.2  # seconds: an idle recording still reaches the file soon
 _SPIN = 20  # non-blocking waits (about 0.5 us each) before a blocking one
 
@@ -234,8 +235,17 @@ class Recorder:
         if s is not None and s[0] == "out":
             self._struct(t, s, t.args, ns)
         dc = self.data.get(nr)
-        if dc is not None and rval > 0 and self.maxdata:
+        if dc is None or rval <= 0 or not self.maxdata:
+            return
+        if dc.mmsg < 0:
             self._genio(t, dc, t.args, min(rval, self.maxdata), ns)
+            return
+        vec = read_memory(t.tid, t.args[dc.mmsg], calls.MMSGHDR_SIZE * min(rval, _MAX_MMSG))
+        for off in range(0, len(vec) - calls.MMSGHDR_SIZE + 1, calls.MMSGHDR_SIZE):
+            iov, cnt = struct.unpack_from("<QQ", vec, off + 16)
+            (size,) = struct.unpack_from("<I", vec, off + 56)
+            if size:
+                self._genio(t, dc, t.args, min(size, self.maxdata), ns, (iov, cnt))
 
     def proc(self, kind: str, t: Thread, args: list[Any]) -> None:
         if kind == "exec-success":
@@ -318,12 +328,17 @@ class Recorder:
         if data:
             self.emit(F.STRUCT, t, F.struct_payload(name, data), ns)
 
-    def _genio(self, t: Thread, dc: calls.DataCall, args: tuple[int, ...], n: int, ns: int) -> None:
+    def _genio(self, t: Thread, dc: calls.DataCall, args: tuple[int, ...], n: int, ns: int,
+               vector: tuple[int, int] | None = None) -> None:  # fmt: skip
+        """GIO records of the first n bytes a call moved; `vector` is the
+        (iovec array, count) of one message of recvmmsg/sendmmsg."""
         fd = _s32(args[dc.fd])
         if dc.buf >= 0:
             runs = [(args[dc.buf], n)]
         else:
-            if dc.msg >= 0:  # struct msghdr: msg_iov at 16, msg_iovlen at 24 (LP64)
+            if vector is not None:
+                iov, cnt = vector
+            elif dc.msg >= 0:  # struct msghdr: msg_iov at 16, msg_iovlen at 24 (LP64)
                 raw = read_memory(t.tid, args[dc.msg], 32)
                 if len(raw) < 32:
                     return
