@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import need, ptrace_works
+from ktrace_programs import IO
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 NOBODY = {"user": 65534, "group": 65534, "extra_groups": []}
@@ -99,33 +100,6 @@ def block(lines: list[str], want: list[str]) -> None:
 
 def pid_of(lines: list[str], comm: str) -> int:
     return next(int(x.split()[0]) for x in lines if x.split()[1:2] == [comm])
-
-
-IO = """
-    #include <fcntl.h>
-    #include <string.h>
-    #include <sys/socket.h>
-    #include <sys/uio.h>
-    #include <unistd.h>
-    int main(int argc, char **argv) {
-        char buf[64];
-        int fd = open(argv[1], O_RDONLY);
-        int n = read(fd, buf, sizeof buf);
-        write(1, buf, n);
-        close(fd);
-        open("/nonexistent/file", O_RDONLY);
-        struct iovec iov[2] = {{"ab", 2}, {"cde", 3}};
-        writev(1, iov, 2);
-        int sv[2];
-        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-        struct msghdr m = {0};
-        struct iovec one = {"xyz", 3};
-        m.msg_iov = &one;
-        m.msg_iovlen = 1;
-        sendmsg(sv[0], &m, 0);
-        return 7;
-    }
-"""
 
 
 def test_open_read_write_close_with_data_in_three_forms(tmp: Path) -> None:
