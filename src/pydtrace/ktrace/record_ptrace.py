@@ -48,7 +48,6 @@ _MAX_STRING = 65536
 _MAX_IOV = 1024
 _MAX_MMSG = 1024  # messages of one recvmmsg/sendmmsg whose data is recorded
 _FLUSH_EVERY = 0.2  # seconds: an idle recording still reaches the file soon
-_SPIN = 20  # non-blocking waits (about 0.5 us each) before a blocking one
 
 # header + payload of the records made at every stop, packed at once (format.HEADER, then
 # syscall_payload of six arguments / sysret_payload): the cost of `-t c` is in these
@@ -670,11 +669,11 @@ def _loop(tracer: _Tracer, writer: F.Writer, stop: threading.Event, main: bool) 
         old_alarm = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, _FLUSH_EVERY, _FLUSH_EVERY)
     n = 0
-    # With a CPU to spare, ask a few times without sleeping before blocking:
-    # a tracee's next stop mostly comes within microseconds, and catching it
-    # awake saves the sleep and the wake-up (dd bs=1 under -t c: 3.2 s -> 2.1 s).
-    # One CPU would be taken from the tracee itself: no spinning there.
-    spin = _SPIN if len(os.sched_getaffinity(0)) > 1 else 0
+    # With a CPU to spare, ask a few times without sleeping before blocking
+    # (Tracer.spin): a tracee's next stop mostly comes within microseconds,
+    # and catching it awake saves the sleep and the wake-up (dd bs=1 under
+    # -t c: 3.2 s -> 2.1 s).
+    spin = tracer.spin
     nohang = wall | os.WNOHANG
     try:
         while tracer.live:
