@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,9 +32,9 @@ USAGE = (
 )
 
 
-def ktrace(*args: str) -> subprocess.CompletedProcess[str]:
+def ktrace(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     p = subprocess.run([sys.executable, "-m", "pydtrace.cli.ktrace", *args], capture_output=True,
-                       text=True, env=ENV, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+                       text=True, env=ENV, timeout=60, stdin=subprocess.DEVNULL, **kw)  # fmt: skip
     assert "Traceback" not in p.stderr
     return p
 
@@ -393,7 +394,7 @@ def test_no_such_pid_and_no_such_command(tmp: Path) -> None:
     ],
 )  # fmt: skip
 def test_bad_input_on_the_cli(tmp: Path, args: list[str], err: str) -> None:
-    p = ktrace("--engine", "ebpf", *args)
+    p = ktrace("--engine", "ebpf", *args, cwd=str(tmp))  # ktrace.out goes there
     assert (p.returncode, p.stdout, p.stderr) == (1, "", err)
 
 
