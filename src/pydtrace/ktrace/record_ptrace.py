@@ -442,7 +442,7 @@ class _Tracer(Tracer):
 
     rec: Recorder
 
-    def _handle(self, tid: int, status: int, hold_exec: int) -> None:
+    def handle(self, tid: int, status: int, hold_exec: int = -1) -> None:
         if status == _SYSCALL_STOP:
             t = self.threads.get(tid)
             if t is not None and not t.filtered and self._fast_syscall(t):
@@ -454,7 +454,7 @@ class _Tracer(Tracer):
                 info = _siginfo(tid)
                 if info is not None:
                     self.rec.signal(t, sig, info)
-        super()._handle(tid, status, hold_exec)
+        super().handle(tid, status, hold_exec)
 
     def _fast_syscall(self, t: Thread) -> bool:
         """Tracer._syscall_stop for an unfiltered thread with the ptrace calls
@@ -482,7 +482,7 @@ class _Tracer(Tracer):
         _ptrace(sc.PTRACE_SYSCALL, t.tid, 0, 0)  # ESRCH: it died, its exit status will come
         return True
 
-    def _seccomp_stop(self, t: Thread) -> None:
+    def on_seccomp_stop(self, t: Thread) -> None:
         if not t.started and t.tid == self.rec.pending:  # the command's exec, filtered
             try:
                 info = sc.get_syscall_info(t.tid)
@@ -490,14 +490,14 @@ class _Tracer(Tracer):
                 info = None
             if info is not None and info.nr in self.rec.exec_nrs:
                 self.rec.command_exec(t, info.nr, info.args)
-        super()._seccomp_stop(t)
+        super().on_seccomp_stop(t)
 
-    def _created(self, t: Thread, c: Thread) -> None:
+    def on_created(self, t: Thread, c: Thread) -> None:
         self.rec.created(t, c)
 
-    def _gone(self, tid: int, status: int) -> None:
+    def on_gone(self, tid: int, status: int) -> None:
         self.rec.status.setdefault(tid, status)
-        super()._gone(tid, status)
+        super().on_gone(tid, status)
 
 
 class _WakeUp(Exception):
@@ -754,12 +754,12 @@ def _loop(tracer: _Tracer, writer: F.Writer, stop: threading.Event, main: bool) 
                                     buf += ret_pack(sysret, t.proc.pid, tid, -1, ns // 1_000_000_000,
                                                     ns % 1_000_000_000, comm, 0, 16, nr, 0, rval)  # fmt: skip
                         else:
-                            tracer._handle(tid, status, -1)
+                            tracer.handle(tid, status)
                             continue
                         if len(buf) > limit:
                             flush()
                         continue
-                tracer._handle(tid, status, -1)
+                tracer.handle(tid, status)
             except _WakeUp:
                 break
             except OSError as e:

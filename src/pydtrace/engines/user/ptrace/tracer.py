@@ -313,12 +313,14 @@ class Tracer:
             self.in_wait = False
         if tid == 0:
             return False
-        self._handle(tid, status, hold_exec)
+        self.handle(tid, status, hold_exec)
         return True
 
-    def _handle(self, tid: int, status: int, hold_exec: int) -> None:
+    def handle(self, tid: int, status: int, hold_exec: int = -1) -> None:
+        """Act on one wait status of a tracee (step() is waitpid + this; a
+        caller with its own wait loop calls it directly)."""
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            self._gone(tid, status)
+            self.on_gone(tid, status)
             return
         if not os.WIFSTOPPED(status):
             return
@@ -342,7 +344,7 @@ class Tracer:
         elif event == sc.EVENT_EXIT:
             self._exiting(t)
         elif event == sc.EVENT_SECCOMP:
-            self._seccomp_stop(t)
+            self.on_seccomp_stop(t)
             return
         elif event == sc.EVENT_STOP:
             if sig in _STOPSIGS:  # group stop: stay stopped, keep job control working
@@ -381,7 +383,9 @@ class Tracer:
         else:
             self._resume(t, 0)
 
-    def _seccomp_stop(self, t: Thread) -> None:
+    def on_seccomp_stop(self, t: Thread) -> None:
+        """Hook: t stopped at a call our seccomp filter traces; reports its
+        entry and resumes it (to its exit stop when that is wanted)."""
         try:
             info = sc.get_syscall_info(t.tid)
         except OSError:
@@ -404,10 +408,13 @@ class Tracer:
             c = self._thread(child, t)
             c.filtered, c.started = t.filtered, t.started
             if t.started and self.sink is not None:
-                self._created(t, c)
+                self.on_created(t, c)
         self._resume(t, 0)
 
-    def _created(self, t: Thread, c: Thread) -> None:
+    def on_created(self, t: Thread, c: Thread) -> None:
+        """Hook: thread t (reported) created c, a thread or a process. The D
+        engine fires proc:::create/lwp-create; the ktrace recorder overrides
+        it to write FORK."""
         from pydtrace.engines.user import procinfo
 
         if c.proc.pid == t.proc.pid:
@@ -451,7 +458,8 @@ class Tracer:
             else:
                 self.sink.proc("lwp-exit", t, [])
 
-    def _gone(self, tid: int, status: int) -> None:
+    def on_gone(self, tid: int, status: int) -> None:
+        """Hook: thread tid has been reaped with wait status `status`."""
         self.threads.pop(tid, None)
         if tid in self.live:
             self.live.discard(tid)
