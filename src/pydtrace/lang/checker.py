@@ -577,6 +577,13 @@ class Checker:
         self._probe_args = (
             list(argsets[0]) if argsets and all(a == argsets[0] for a in argsets) else None
         )
+        # `args->field`: probes whose data gives a struct pointer (sdt tracepoints)
+        # (one probe: different tracepoints never share the struct; asking
+        # for it may read a tracefs format file)
+        one = probes and all(p is probes[0] for p in probes)
+        self._probe_argstruct = (
+            getattr(getattr(probes[0], "data", None), "args_type", None) if one else None
+        )
         self._speculating = self._committed = self._recorded = False
         self._pc = 0
         # dtrace types the actions before the predicate, so an action may create
@@ -596,6 +603,7 @@ class Checker:
         info.records = self._recorded or not c.body
         self.prog.clauses.append(info)
         self._clause = None
+        self._probe_argstruct = None
 
     def _predicate(self, c: ast.Clause) -> None:
         if c.predicate is not None:
@@ -1314,6 +1322,9 @@ class Checker:
                 else f"function '{name}' may not be referenced as scalar",
                 e.line,
             )
+        if name == "args" and getattr(self, "_probe_argstruct", None) is not None:
+            e.ref = ("builtin", "args")  # type: ignore[attr-defined]
+            return self._probe_argstruct
         if "`" in name:
             raise DError(
                 "D_SYM_NOKERNEL",

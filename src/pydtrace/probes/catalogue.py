@@ -170,6 +170,11 @@ class Catalogue:
         for prov in list(self.providers.values()):
             if not gmatch(desc.provider, prov.name):
                 continue
+            expand = getattr(prov, "expand", None)  # providers whose probes are made on demand
+            if expand is not None:
+                for t in expand(desc.module, desc.function, desc.name):
+                    self._insert(prov.name, t)
+                continue
             if (prov.name, desc.module, desc.function, desc.name) in self._byfqn:
                 continue
             t = prov.create(desc.module, desc.function, desc.name)
@@ -187,6 +192,11 @@ class Catalogue:
         return self._byid.get(id)
 
     def all(self) -> list[Probe]:
+        for prov in list(self.providers.values()):  # on-demand providers list everything
+            expand = getattr(prov, "expand", None)
+            if expand is not None:
+                for t in expand("", "", "", types=False):
+                    self._insert(prov.name, t)
         return list(self._probes)
 
     def __iter__(self) -> Iterator[Probe]:
@@ -314,4 +324,8 @@ def default_catalogue() -> Catalogue:
         providers.append(SyscallProvider())
     except UnknownArch:
         pass  # no syscall table for this machine: the provider is simply absent
+    from pydtrace.probes.io import IoProvider
+    from pydtrace.probes.sdt import SdtProvider
+
+    providers += [SdtProvider(), IoProvider()]  # probes made on demand (expand)
     return Catalogue(providers)

@@ -36,9 +36,10 @@ def format_probe_info(p: Probe, attrs: tuple[Attr, Attr]) -> str:
     out = _attr_block("Probe Description Attributes", attrs[0])
     out += _attr_block("Argument Attributes", attrs[1])
     out += "\n\tArgument Types\n"
-    for i, t in enumerate(p.argtypes):
+    argtypes = p.argtypes or _lazy_argtypes(p)
+    for i, t in enumerate(argtypes):
         out += f"\t\targs[{i}]: {t}\n"
-    if not p.argtypes:
+    if not argtypes:
         out += "\t\tNone\n"
     return out + "\n"
 
@@ -63,3 +64,11 @@ def _attrs(p: Probe, catalogue: Catalogue | None) -> tuple[Attr, Attr]:
     if catalogue is not None:
         return catalogue.probe_attributes(p)
     return probe_attrs(p, default_attrs(p.provider))
+
+
+def _lazy_argtypes(p: Probe) -> tuple:
+    """Argument types a provider reads only when asked (sdt: the format file)."""
+    try:
+        return tuple(getattr(p.data, "argtypes", ()) or ())
+    except (OSError, ValueError):
+        return ()

@@ -77,6 +77,10 @@ class ExprMixin(MemoryMixin):
             return v
         if name in strings:
             return self.const_string(strings[name])
+        if name == "args":  # sdt's args->field (cg_tracepoint)
+            from pydtrace.engines.ebpf import cg_tracepoint
+
+            return cg_tracepoint.args_pointer(self, t)
         if name in ("id", "epid"):
             v = self.alloc(t)
             self.probe_id_to(v.reg)

@@ -319,6 +319,10 @@ class ProgramMixin(CompilerBase):
                 raise LoweringError(f"the eBPF engine cannot attach {probe.fqn}")
             event = ("sys_enter_" if name == "entry" else "sys_exit_") + probe.function
             ptype, attach = PROG_TRACEPOINT, ("tracepoint", "syscalls", event)
+        elif prov in ("sdt", "io"):  # kernel tracepoints (cg_tracepoint)
+            from pydtrace.engines.ebpf import cg_tracepoint
+
+            ptype, attach = cg_tracepoint.attach(probe)
         else:
             raise LoweringError(f"the eBPF engine cannot attach {probe.provider} probes yet")
         a.origin = ("prologue", 0, 0)
@@ -356,6 +360,10 @@ class ProgramMixin(CompilerBase):
         prologue = getattr(self, "memory_prologue", None)  # this-> arrays/structs (cg_memory)
         if prologue is not None:
             prologue()
+        if prov in ("sdt", "io"):  # args in a memory region memory_prologue zeroes
+            from pydtrace.engines.ebpf import cg_tracepoint
+
+            cg_tracepoint.prologue(self, probe)
         is_end = self.is_end = prov == "dtrace" and probe.name == "END"
         # BEGIN's and END's records wait for the consumer (BEGIN's until the probes are
         # attached, END's until the end): like dtrace's principal buffer, one firing may
@@ -490,7 +498,9 @@ class ProgramMixin(CompilerBase):
             for i in range(MAX_ARGS):
                 a.st(8, R9, fa + 8 * i, 0)
         a.st(8, R9, self.f_errno, 0)
-        if ptype == PROG_TRACEPOINT:
+        if probe.provider in ("sdt", "io"):
+            pass  # arguments from the tracepoint's record: after memory_prologue (program())
+        elif ptype == PROG_TRACEPOINT:
             if probe.name != "entry":
                 self.return_args(16)
             elif self.wants_args:
