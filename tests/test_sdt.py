@@ -81,10 +81,12 @@ def test_args_by_index_and_argN(tmp_path: Path) -> None:
         "-n", "sdt:signal::signal_generate /arg4 == $target/ "
               '{ printf("%d %s %d\\n", args[0], stringof(args[3]), args[4] == $target); }',
         "-n", "sdt:task::task_rename /args[0] == $target/ "
-              '{ printf("%s\\n", stringof(args[2])); }',
+              '{ printf("%s %s\\n", args[1], stringof(args[2])); }',
     )  # fmt: skip
     assert r.status == 0, r.err
-    assert r.out == "sigs\nrenamed-sdt\n10 renamed-sdt 1\n12 renamed-sdt 1\n10 renamed-sdt 1\n\n"
+    assert r.out == (
+        "pydtrace sigs\nsigs renamed-sdt\n10 renamed-sdt 1\n12 renamed-sdt 1\n10 renamed-sdt 1\n\n"
+    )
 
 
 def test_data_loc_string_and_pointer_field(tmp_path: Path) -> None:

@@ -137,3 +137,18 @@ def test_syscall_probes_without_a_target_are_refused():
         "pydtrace: could not enable tracing: syscall probes need a target process (-c or -p) on the "
         "ptrace engine; system-wide tracing needs the eBPF engine"
     )
+
+
+def test_kernel_only_probes_are_refused_on_the_user_engine(tmp_path):
+    """sdt/io probes have no user-space source: with -c on the ptrace engine
+    the run is refused, not left to trace nothing, and the command is not
+    left behind."""
+    mark = tmp_path / "ran"
+    r = pydtrace("-x", "engine=ptrace", "-c", f"touch {mark}", "-n",
+                 "sdt:sched::sched_switch { @ = count(); }")  # fmt: skip
+    assert r.status == 1
+    assert r.err.splitlines()[-1] == (
+        "pydtrace: could not enable tracing: sdt probes need the eBPF engine; the user-space "
+        "engine fires only dtrace, proc, profile, syscall probes"
+    )
+    assert not mark.exists()

@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "agg
 # use -x engine=ptrace where the user engine could run it).
 # False = keep them on the user engine unless -x engine=ebpf.
 EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = True
+# what the user-space engine fires: itself (dtrace, profile), from ptrace (syscall, proc)
+USER_ENGINE_PROVIDERS = frozenset({"dtrace", "profile", "syscall", "proc"})
 
 
 class CompileError(Exception):
@@ -281,11 +283,18 @@ class Session:
         return not self._ptrace_targets and self._bpf_allowed()[0]
 
     def _user_engine_can_run(self) -> bool:
-        """The user-space engine runs dtrace/profile probes itself; anything
-        else (syscall, proc) needs ptrace targets."""
+        """The user-space engine runs dtrace/profile probes itself; syscall
+        and proc need ptrace targets; the other providers need the kernel."""
+        if self._beyond_user_engine():
+            return False
         if self.commands or self.pids:
             return True
         return not self._kernel_providers()
+
+    def _beyond_user_engine(self) -> list[str]:
+        """The providers of this program the user-space engine cannot fire."""
+        used = {p.provider for c in self.checked.clauses for p in c.probes}
+        return sorted(used - USER_ENGINE_PROVIDERS)
 
     def _kernel_providers(self) -> list[str]:
         return sorted(
@@ -321,6 +330,11 @@ class Session:
             if not ok:
                 if self._user_engine_can_run():
                     return None, None
+                beyond = self._beyond_user_engine()
+                if beyond:
+                    return None, CompileError(
+                        f"could not enable tracing: {', '.join(beyond)} probes need the eBPF engine: {why}"
+                    )
                 kernel = ", ".join(self._kernel_providers())
                 return None, CompileError(
                     f"could not enable tracing: {kernel} probes without -c or -p need the eBPF engine: {why}"
@@ -484,6 +498,12 @@ class Session:
         consumer.keep = keep_records
         self.consumer = consumer
         ebpf, refusal = self._make_ebpf(consumer)
+        beyond = self._beyond_user_engine() if ebpf is None and refusal is None else []
+        if beyond:  # never a run that silently traces nothing
+            refusal = CompileError(
+                f"could not enable tracing: {', '.join(beyond)} probes need the eBPF engine; "
+                f"the user-space engine fires only {', '.join(sorted(USER_ENGINE_PROVIDERS))} probes"
+            )
         if self.tracer is not None:
             self._release_targets()  # an exec failure is reported before anything else
         if not self.options.get("quiet"):

@@ -42,9 +42,10 @@ class ActionsMixin(CompilerBase):
         """Evaluate e into a new slot of the record; with null_faults, a NULL
         string (strtok's or strstr's "no result") faults, as trace() does."""
         t: CType = e.ctype  # type: ignore[attr-defined]
-        if t.is_char_array():
-            raise self.unsupported("char arrays", e)
         v = self.expr(e)
+        if t.is_char_array():  # printf("%s", comm): its characters, as a string
+            v = self.string_at(v)
+            t = T.STRING
         if t.is_string() and null_faults:
             self.check_null_string(v.reg)
         if t.is_string():

@@ -8,6 +8,12 @@ as a thread comes on a CPU, keeps (switch-in time, sum_exec_runtime then)
 in an LRU hash keyed by tid. While the thread runs, its CPU time is that
 sum plus the time since it switched in. A thread not seen switching in
 since tracing began (running since before) falls back to sum_exec_runtime.
+
+The time since switch-in is wall time: it includes interrupts and, in a
+virtual machine, time stolen by the host, which the kernel leaves out of
+sum_exec_runtime. So the next switch-in can find a smaller sum than a value
+already given out; each entry also keeps the last value given out for its
+thread, and vtimestamp never goes back below it.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ def offsets() -> tuple[int, int]:
 
 
 def map_spec() -> MapSpec:
-    return MapSpec(MAP_NAME, MAP_LRU_HASH, 4, 16, ENTRIES)
+    # tid -> (switched in at, CPU time then, the last vtimestamp given out)
+    return MapSpec(MAP_NAME, MAP_LRU_HASH, 4, 24, ENTRIES)
 
 
 def switch_program() -> ProgSpec:
@@ -69,11 +76,29 @@ def switch_program() -> ProgSpec:
     a.call("probe_read_kernel")
     a.call("ktime_get_ns")
     a.stx(8, R10, -24, R0)
+    a.ld_map(R1, MAP_NAME)  # a known thread: its last value stays
+    a.mov(R2, R10)
+    a.alu("+", R2, imm=-8)
+    a.call("map_lookup_elem")
+    new = a.new_label("vt_new")
+    a.jmp("==", R0, new, imm=0)
+    a.ldx(8, R1, R10, -24)
+    a.stx(8, R0, 0, R1)
+    a.ldx(8, R1, R10, -16)
+    a.stx(8, R0, 8, R1)
+    a.movi(R0, 0)
+    a.exit()
+    a.place(new)
+    a.ldx(8, R1, R10, -16)  # value = (now, sum, 0) at -40..-17
+    a.stx(8, R10, -32, R1)
+    a.ldx(8, R1, R10, -24)
+    a.stx(8, R10, -40, R1)
+    a.st(8, R10, -24, 0)
     a.ld_map(R1, MAP_NAME)
     a.mov(R2, R10)
     a.alu("+", R2, imm=-8)
     a.mov(R3, R10)
-    a.alu("+", R3, imm=-24)
+    a.alu("+", R3, imm=-40)
     a.movi(R4, 0)
     a.call("map_update_elem")
     a.movi(R0, 0)
@@ -95,6 +120,7 @@ def load_vtimestamp(cg: Any, out: int) -> None:
     a.alu("+", R2, imm=-8)
     a.call("map_lookup_elem")
     a.jmp("==", R0, fallback, imm=0)
+    a.stx(8, R10, -24, R0)  # the entry
     a.ldx(8, R1, R0, 0)
     a.stx(8, R10, -16, R1)  # switched in at
     a.ldx(8, out, R0, 8)  # CPU time until then
@@ -102,6 +128,13 @@ def load_vtimestamp(cg: Any, out: int) -> None:
     a.alu("+", out, R0)
     a.ldx(8, R1, R10, -16)
     a.alu("-", out, R1)
+    a.ldx(8, R2, R10, -24)
+    a.ldx(8, R1, R2, 16)  # never below the last value given out
+    keep = a.new_label("vt_keep")
+    a.jmp(">=", out, keep, R1)
+    a.mov(out, R1)
+    a.place(keep)
+    a.stx(8, R2, 16, out)
     a.ja(end)
     a.place(fallback)
     a.call("get_current_task")
