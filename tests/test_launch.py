@@ -272,20 +272,21 @@ def test_unlowered_program_is_refused_by_name_never_run_elsewhere(
     tmp_path: Path, bpf: None
 ) -> None:
     cmd = _trigger(tmp_path, "import os\nos.getppid()\nos.getppid()\n")
-    # proc:::exec-success is a ptrace-engine probe: the eBPF engine cannot lower it
-    src = ('proc:::exec-success /pid == $target/ { printf("exec\\n"); }'
+    # strtoll() is not lowered on the eBPF engine
+    src = ('proc:::exec-success /pid == $target/ { printf("exec %d\\n", strtoll("1")); }'
            " syscall::getppid:entry /pid == $target/ { @ = count(); }")  # fmt: skip
     r = pydtrace("-q", "-c", cmd, "-n", src)
     assert (r.status, r.out) == (1, "")
     assert r.err == (
-        "pydtrace: could not enable tracing: the eBPF engine cannot attach proc probes yet;"
-        " -x engine=ptrace runs it on the user-space engine\n"
+        "pydtrace: could not enable tracing: the eBPF engine cannot compile strtoll() yet"
+        " (line 1); -x engine=ptrace runs it on the user-space engine\n"
     )
     r = pydtrace("-q", "-x", "engine=ptrace", "-c", cmd, "-n", src)
     assert (r.status, r.err, r.out) == (0, "", "\n                2\n")
     r = pydtrace("-q", "-x", "engine=ebpf", "-c", cmd, "-n", src)
     assert (r.status, r.err) == (
-        1, "pydtrace: could not enable tracing: the eBPF engine cannot attach proc probes yet\n"
+        1,
+        "pydtrace: could not enable tracing: the eBPF engine cannot compile strtoll() yet (line 1)\n",
     )  # fmt: skip
 
 

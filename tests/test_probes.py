@@ -133,10 +133,10 @@ def test_match_globs_and_empty_fields() -> None:
     assert ticks == ["tick-1", "tick-10", "tick-100", "tick-500", "tick-1000", "tick-5000"]
     everything = c.match(ProbeDesc())
     assert len(everything) == len(c.all())
-    # sdt and io probes are made on demand (and exist only where tracefs does)
-    assert len([p for p in everything if p.provider not in ("sdt", "io")]) == 16 + 2 * len(
-        table().calls
-    )
+    # sdt, io, proc and sched probes are made on demand (sdt/io only where tracefs is)
+    assert len(
+        [p for p in everything if p.provider not in ("sdt", "io", "proc", "sched")]
+    ) == 16 + 2 * len(table().calls)
 
 
 def test_profile_on_demand() -> None:

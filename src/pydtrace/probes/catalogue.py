@@ -328,4 +328,8 @@ def default_catalogue() -> Catalogue:
     from pydtrace.probes.sdt import SdtProvider
 
     providers += [SdtProvider(), IoProvider()]  # probes made on demand (expand)
+    from pydtrace.probes.proc import ProcProvider
+    from pydtrace.probes.sched import SchedProvider
+
+    providers += [ProcProvider(), SchedProvider()]  # on demand too (probes/proc.py)
     return Catalogue(providers)

@@ -81,6 +81,10 @@ class ExprMixin(MemoryMixin):
             from pydtrace.engines.ebpf import cg_tracepoint
 
             return cg_tracepoint.args_pointer(self, t)
+        if name in ("curpsinfo", "curlwpsinfo"):  # filled by the prologue (cg_proc)
+            from pydtrace.engines.ebpf import cg_proc
+
+            return cg_proc.builtin(self, name, t)
         if name in ("id", "epid"):
             v = self.alloc(t)
             self.probe_id_to(v.reg)

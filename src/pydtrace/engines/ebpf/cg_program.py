@@ -323,6 +323,10 @@ class ProgramMixin(CompilerBase):
             from pydtrace.engines.ebpf import cg_tracepoint
 
             ptype, attach = cg_tracepoint.attach(probe)
+        elif prov in ("proc", "sched"):  # raw tracepoints / a timer (cg_proc)
+            from pydtrace.engines.ebpf import cg_proc
+
+            ptype, attach = cg_proc.attach(probe)
         else:
             raise LoweringError(f"the eBPF engine cannot attach {probe.provider} probes yet")
         a.origin = ("prologue", 0, 0)
@@ -364,6 +368,9 @@ class ProgramMixin(CompilerBase):
             from pydtrace.engines.ebpf import cg_tracepoint
 
             cg_tracepoint.prologue(self, probe)
+        from pydtrace.engines.ebpf import cg_proc
+
+        cg_proc.prologue(self, probe, clauses)  # proc/sched filters and args, curpsinfo
         is_end = self.is_end = prov == "dtrace" and probe.name == "END"
         # BEGIN's and END's records wait for the consumer (BEGIN's until the probes are
         # attached, END's until the end): like dtrace's principal buffer, one firing may

@@ -7,22 +7,7 @@ import signal
 from collections.abc import Iterable
 from typing import Any
 
-from pydtrace.probes.catalogue import ProbeTuple, Provider
-
-# The proc provider's probes this engine fires, with dtrace's argument types.
-PROC_ARGS: dict[str, tuple[str, ...]] = {
-    "create": ("psinfo_t *",),
-    "exec": ("string",),
-    "exec-failure": ("int",),
-    "exec-success": (),
-    "exit": ("int",),
-    "lwp-create": ("lwpsinfo_t *", "psinfo_t *"),
-    "lwp-exit": (),
-    "lwp-start": (),
-    "signal-handle": ("int",),
-    "signal-send": ("lwpsinfo_t *", "psinfo_t *", "int"),
-    "start": (),
-}
+from pydtrace.probes.proc import PROC_ARGS, ProcProvider  # noqa: F401 (the provider moved there)
 
 # Calls that send a signal: their number, and the argument holding the target
 # and the signal.  tgkill/rt_tgsigqueueinfo name a thread (tgid, tid, sig).
@@ -34,27 +19,6 @@ SENDERS = {
     "rt_tgsigqueueinfo": ("tgid-tid", 2),
 }
 EXECS = ("execve", "execveat")
-
-
-class ProcProvider(Provider):
-    name = "proc"
-
-    def probes(self) -> Iterable[ProbeTuple]:
-        from pydtrace.lang import types as T
-        from pydtrace.lang.procfs import library_types
-
-        lib = library_types()
-
-        def ctype(text: str) -> Any:
-            if text == "string":
-                return T.STRING
-            if text == "int":
-                return T.INT
-            return T.pointer(lib[text.rstrip(" *")])
-
-        return [
-            ("vmlinux", "", name, tuple(ctype(a) for a in args)) for name, args in PROC_ARGS.items()
-        ]
 
 
 def add_providers(cat: Any) -> None:

@@ -1,0 +1,110 @@
+"""The sched provider on the eBPF engine (scheduler tracepoints and a tick
+timer; engines/ebpf/cg_proc.py): exact counts for a program that sleeps a
+known number of times, wakeup's woken thread, and the refused probes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import bpf_maps_ok, need, pydtrace
+
+
+@pytest.fixture(autouse=True)
+def _kernel() -> None:
+    need(bpf_maps_ok(), "needs root and bpf(2)")
+    need(os.path.exists("/sys/kernel/btf/vmlinux"), "no kernel BTF")
+
+
+def cc(tmp: Path, name: str, source: str) -> str:
+    need(shutil.which("cc") is not None, "no C compiler")
+    src = tmp / f"{name}.c"
+    src.write_text(textwrap.dedent(source))
+    exe = tmp / name
+    subprocess.run(["cc", "-O1", "-o", str(exe), str(src)], check=True)
+    return str(exe)
+
+
+SLEEPER = """
+#include <sched.h>
+#include <time.h>
+int main(void) {
+    struct timespec ts = {0, 20000000}, a, b;
+    for (int i = 0; i < 5; i++)
+        nanosleep(&ts, 0);
+    for (int i = 0; i < 3; i++)
+        sched_yield();
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000000L + b.tv_nsec - a.tv_nsec < 300000000L);
+    return 0;
+}
+"""
+
+SCHED_D = """
+syscall::clock_nanosleep:entry /pid == $target/ { self->in = 1; }
+syscall::clock_nanosleep:return /pid == $target/ { self->in = 0; }
+sched:::sleep /self->in/ { @["sleep"] = count(); }
+sched:::dequeue /self->in/ {
+    @dq[args[0]->pr_lwpid == tid, args[1]->pr_pid == pid, args[2]->cpu_id == cpu, args[3]] = count();
+}
+sched:::off-cpu /self->in/ { @["off-cpu"] = count(); }
+sched:::preempt /self->in/ { @["preempt in sleep"] = count(); }
+sched:::wakeup /args[1]->pr_pid == $target && stringof(args[1]->pr_fname) == "sleeper"/ {
+    @wk[args[0]->pr_lwpid == $target, args[1]->pr_ppid == $pid] = count();
+}
+sched:::enqueue /args[1]->pr_pid == $target && stringof(args[1]->pr_fname) == "sleeper"/ {
+    @eq[args[2]->cpu_id >= 0] = count();
+}
+sched:::surrender /pid == $target/ {
+    @sur[args[0]->pr_lwpid == tid, curlwpsinfo->pr_lwpid == tid, curpsinfo->pr_pid == pid] = count();
+}
+sched:::tick /pid == $target/ {
+    @tick[args[1]->pr_pid == pid, curlwpsinfo->pr_sname, stringof(curpsinfo->pr_fname) == "sleeper"] = count();
+}
+sched:::tick /pid == $target/ { @ticks = count(); }
+END { printa("%s %@d\\n", @); printa("dequeue %d %d %d %d %@d\\n", @dq); printa("wakeup %d %d %@d\\n", @wk);
+      printa("enqueue %d %@d\\n", @eq); printa("surrender %d %d %d %@d\\n", @sur);
+      printa("tick %d %c %d\\n", @tick); printa("%@d\\n", @ticks); }
+"""
+
+
+def test_sleeps_wakeups_yields_and_ticks(tmp_path: Path) -> None:
+    exe = cc(tmp_path, "sleeper", SLEEPER)
+    r = pydtrace("-q", "-c", exe, "-n", SCHED_D.replace("$pid", str(os.getpid())))
+    assert r.status == 0, r.err
+    lines = r.out.strip("\n").split("\n")
+    ticks = int(lines.pop())  # 100 Hz over 300 ms of spinning
+    assert 15 <= ticks <= 40, r.out
+    assert lines == [
+        "off-cpu 5",
+        "sleep 5",
+        "dequeue 1 1 1 0 5",
+        "wakeup 1 0 5",  # woken by the timer, not by us
+        "enqueue 1 5",
+        "surrender 1 1 1 3",
+        "tick 1 R 1",
+    ]
+
+
+def test_probes_linux_cannot_give_are_refused() -> None:
+    r = pydtrace("-q", "-n", "sched:::on-cpu { exit(0); }")
+    assert (r.status, r.err.strip()) == (
+        1,
+        "pydtrace: could not enable tracing: the eBPF engine cannot attach "
+        "sched:vmlinux::on-cpu (no tracepoint for it)",
+    )
+
+
+def test_sched_argument_types() -> None:
+    r = pydtrace("-lv", "-n", "sched:::dequeue")
+    assert r.status == 0, r.err
+    assert (
+        "\t\targs[0]: lwpsinfo_t *\n\t\targs[1]: psinfo_t *\n\t\targs[2]: cpuinfo_t *\n"
+        "\t\targs[3]: int\n"
+    ) in r.out
