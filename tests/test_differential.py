@@ -165,6 +165,12 @@ CASES = [
         f' syscall::chdir:return /self->in/ {{ printf("%d\\n", errno); self->in = 0; }}',
         "2\n0\n2\n0\n2\n\n",
     ),
+    # the firing's process, thread and CPU
+    (
+        f"syscall::getppid:entry {T} {{ @[curcpu->cpu_id == cpu, curcpu->cpu_chip, curcpu->cpu_lgrp,"
+        " curpsinfo->pr_pid == pid, curlwpsinfo->pr_lwpid == tid] = count(); }",
+        "\n        1        0        0        1        1                7\n",
+    ),
 ]
 
 

@@ -19,6 +19,10 @@ def test_library_values():
     assert lib["PCAP_IP"] == ("int", 12)
     assert lib["O_CREAT"] == ("int", 0o100)
     assert lib["R_PC"] == lib["R_RIP"]
+    # proc:::exit's reason (siginfo's si_code for SIGCHLD)
+    assert [
+        lib[f"CLD_{n}"] for n in ("EXITED", "KILLED", "DUMPED", "TRAPPED", "STOPPED", "CONTINUED")
+    ] == [("int", i) for i in range(1, 7)]
 
 
 def test_constants_in_programs():

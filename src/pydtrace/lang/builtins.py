@@ -15,6 +15,7 @@ VARIABLES: dict[str, str] = {
     **{f"arg{i}": "int64_t" for i in range(10)},
     "caller": "uintptr_t",
     "cpu": "processorid_t",
+    "curcpu": "cpuinfo_t *",
     "curthread": "void *",
     "curlwpsinfo": "lwpsinfo_t *",
     "curpsinfo": "psinfo_t *",

@@ -1,5 +1,7 @@
 """The process-information types of D's library: psinfo_t, lwpsinfo_t and
-timestruc_t, as curpsinfo, curlwpsinfo and the proc provider's args[] see them.
+timestruc_t, as curpsinfo, curlwpsinfo and the proc provider's args[] see
+them, and cpuinfo_t, as curcpu and the sched provider's args[] see it
+(cpu_info, a kernel pointer in dtrace, stays 0 here: one node, one chip).
 
 The member layouts are those dtrace for Linux declares (Solaris' /proc
 structures, kept for compatibility). They are written here as D and checked
@@ -11,10 +13,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-TYPE_NAMES = ("timestruc_t", "lwpsinfo_t", "psinfo_t")
+TYPE_NAMES = ("timestruc_t", "lwpsinfo_t", "psinfo_t", "cpuinfo_t")
 
 # Built-in variables whose type is one of these, by name.
-VARIABLE_TYPES = {"curpsinfo": "psinfo_t *", "curlwpsinfo": "lwpsinfo_t *"}
+VARIABLE_TYPES = {
+    "curpsinfo": "psinfo_t *",
+    "curlwpsinfo": "lwpsinfo_t *",
+    "curcpu": "cpuinfo_t *",
+}
 
 _SOURCE = """
 typedef struct timestruc {
@@ -86,6 +92,14 @@ typedef struct psinfo {
     int pr_filler[1];
     lwpsinfo_t pr_lwp;
 } psinfo_t;
+
+typedef struct cpuinfo {
+    int cpu_id;
+    int cpu_pset;
+    int cpu_chip;
+    int cpu_lgrp;
+    uintptr_t cpu_info;
+} cpuinfo_t;
 """
 
 
@@ -98,7 +112,7 @@ def library_types() -> dict[str, Any]:
     checker = Checker(lambda text, line: [])
     checker.check(parse(_SOURCE, from_file=True))
     found: dict[str, Any] = {n: checker.typedefs[n] for n in TYPE_NAMES}
-    for tag in ("struct timestruc", "struct lwpsinfo", "struct psinfo"):
+    for tag in ("struct timestruc", "struct lwpsinfo", "struct psinfo", "struct cpuinfo"):
         found[tag] = checker.tags[tag]
     return found
 

@@ -9,30 +9,14 @@ from typing import Any
 from pydtrace.probes.catalogue import PROVIDER_ATTRIBUTES
 from pydtrace.probes.proc import TableProvider
 
-# dtrace's cpuinfo_t (sched.d); cpu_info, a kernel pointer there, stays 0 here
-_SOURCE = """
-typedef struct cpuinfo {
-    int cpu_id;
-    int cpu_pset;
-    int cpu_chip;
-    int cpu_lgrp;
-    uintptr_t cpu_info;
-} cpuinfo_t;
-"""
-
 
 @cache
 def library_types() -> dict[str, Any]:
-    """cpuinfo_t and struct cpuinfo as CTypes."""
-    from pydtrace.lang.checker import Checker
-    from pydtrace.lang.parser import parse
+    """cpuinfo_t and struct cpuinfo as CTypes (D's library: lang/procfs.py)."""
+    from pydtrace.lang.procfs import library_types as procfs_types
 
-    checker = Checker(lambda text, line: [])
-    checker.check(parse(_SOURCE, from_file=True))
-    return {
-        "cpuinfo_t": checker.typedefs["cpuinfo_t"],
-        "struct cpuinfo": checker.tags["struct cpuinfo"],
-    }
+    lib = procfs_types()
+    return {"cpuinfo_t": lib["cpuinfo_t"], "struct cpuinfo": lib["struct cpuinfo"]}
 
 
 # probe name -> dtrace's argument types (those Linux's tracepoints can give)

@@ -81,7 +81,7 @@ class ExprMixin(MemoryMixin):
             from pydtrace.engines.ebpf import cg_tracepoint
 
             return cg_tracepoint.args_pointer(self, t)
-        if name in ("curpsinfo", "curlwpsinfo"):  # filled by the prologue (cg_proc)
+        if name in ("curpsinfo", "curlwpsinfo", "curcpu"):  # filled by the prologue (cg_proc)
             from pydtrace.engines.ebpf import cg_proc
 
             return cg_proc.builtin(self, name, t)

@@ -116,14 +116,17 @@ def region(cg: Any) -> Region:
     regs = cg.mem_regions()
     r = regs.get(REGION)
     if r is None:
-        # + exec's path + a cpuinfo_t
-        size = 2 * _sizes()[0] + (cg.strsize + 8) // 8 * 8 + CPUINFO_SIZE
+        # + exec's path + curcpu's cpuinfo_t + the sched args' cpuinfo_t (last)
+        size = 2 * _sizes()[0] + (cg.strsize + 8) // 8 * 8 + 2 * CPUINFO_SIZE
         r = regs[REGION] = Region(cg.next_vaddr(), size, "frame", cg.frame.take(size))
     return r
 
 
 def builtin(cg: Any, name: str, t: Any) -> Any:
-    """curpsinfo / curlwpsinfo: addresses of the area prologue() filled."""
+    """curpsinfo / curlwpsinfo / curcpu: addresses of the area prologue() filled."""
+    if name == "curcpu":
+        r = region(cg)
+        return cg.const(r.vaddr + r.size - 2 * CPUINFO_SIZE, t)
     size, ps, _ = _sizes()
     at = region(cg).vaddr + size
     if name == "curlwpsinfo":
@@ -265,9 +268,16 @@ def prologue(cg: Any, probe: Any, clauses: list[Any]) -> None:
 
     a = cg.a
     wants_cur = any(_mentions([c.predicate, *c.body], CUR_VARS) for c in clauses)
-    if probe.provider not in ("proc", "sched") and not wants_cur:
+    wants_cpu = any(_mentions([c.predicate, *c.body], frozenset({"curcpu"})) for c in clauses)
+    if probe.provider not in ("proc", "sched") and not (wants_cur or wants_cpu):
         return
     r = region(cg)
+    if wants_cpu:  # one node: pset, chip and lgrp 0, as the pset/chip/lgrp variables
+        cpu = r.off + r.size - 2 * CPUINFO_SIZE
+        for off in range(0, CPUINFO_SIZE, 8):
+            a.st(8, R9, cpu + off, 0)
+        a.call("get_smp_processor_id")
+        a.stx(4, R9, cpu, R0)
     size = _sizes()[0]
     skip, go = a.new_label("pskip"), a.new_label("pgo")
     if probe.provider in ("proc", "sched"):

@@ -527,7 +527,25 @@ class Compiler:
         }
         if name in ("curpsinfo", "curlwpsinfo"):
             return self.procinfo(name == "curpsinfo")
+        if name == "curcpu":
+            return self.cpuinfo()
         return simple.get(name, lambda f: 0)
+
+    def cpuinfo(self) -> Fn:
+        """curcpu: a cpuinfo_t of the firing's CPU (one node: pset, chip and
+        lgrp 0, as the pset/chip/lgrp variables), for the firing's lifetime."""
+        import struct
+
+        mem = self.st.mem
+
+        def place(f: Firing) -> int:
+            data = struct.pack("<iiiiQ", f.cpu, 0, 0, 0, 0)
+            addr = mem.alloc(len(data))
+            mem.write(addr, data)
+            f.owned.append(addr)
+            return addr
+
+        return place
 
     def procinfo(self, process: bool) -> Fn:
         """curpsinfo/curlwpsinfo: a psinfo_t/lwpsinfo_t of the firing thread,
