@@ -142,10 +142,8 @@ def test_every_proc_probe_on_a_process_tree(tmp_path: Path) -> None:
 
 def test_same_proc_events_on_the_ptrace_engine(tmp_path: Path) -> None:
     """Differential: the probes both engines fire give the same lines; eBPF
-    also sees the -c child's own exec (system-wide), signal-clear, the fatal
-    signal's signal-handle, and fires lwp-start/lwp-exit for a process's
-    first/last thread too (as Solaris and dtrace-utils), which the ptrace
-    engine does not."""
+    also sees the -c child's own exec (system-wide), signal-clear and the
+    fatal signal's signal-handle, which the ptrace engine does not."""
     need(ptrace_works(), "ptrace unavailable")
     ebpf, base = _tree_events(tmp_path, "-x", "engine=ebpf")
     user, _ = _tree_events(tmp_path, "-x", "engine=ptrace")
@@ -155,13 +153,7 @@ def test_same_proc_events_on_the_ptrace_engine(tmp_path: Path) -> None:
         f"1 {base} signal-clear 12",
         f"0 {base} signal-handle 15",
     )
-    lines = ebpf.splitlines()
-    lines = [
-        x for i, x in enumerate(lines)
-        if x not in only_ebpf
-        and not (x.endswith(" lwp-start") and lines[i - 1] == x.replace("lwp-start", "start"))
-        and not (x.endswith(" lwp-exit") and lines[i + 1].startswith(x.replace("lwp-exit", "exit")))
-    ]  # fmt: skip
+    lines = [x for x in ebpf.splitlines() if x not in only_ebpf]
     assert lines == user.splitlines()
 
 

@@ -121,13 +121,16 @@ def test_proc_probes_of_a_process_tree(tmp_path: Path) -> None:
         f"1 {base} lwp-exit\n"
         f"1 {base} create 1\n"
         f"0 {base} start\n"
+        f"0 {base} lwp-start\n"  # a process's first thread: start, then lwp-start
         f"0 {base} exec /nonexistent-pydtrace\n"
         f"0 {base} exec-failure 2\n"
         f"0 {base} exec /bin/true\n"
         "0 true exec-success\n"
+        "0 true lwp-exit\n"  # its last thread: lwp-exit, then exit
         "0 true exit 1\n"
         f"1 {base} signal-send 10 1 1\n"
         f"1 {base} signal-handle 10\n"
+        f"1 {base} lwp-exit\n"
         f"1 {base} exit 1\n\n"
     )
 

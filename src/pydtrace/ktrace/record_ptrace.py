@@ -253,6 +253,8 @@ class Recorder:
             if caught:  # exec resets caught signals to SIG_DFL, keeps ignored ones
                 self.handlers[t.proc.pid] = {s: h for s, h in caught.items() if h == 1}
         elif kind in ("exit", "lwp-exit") and t.tid == t.proc.pid:
+            if t.proc.pid in self.status:  # the leader's lwp-exit, then the process's exit
+                return
             try:
                 st = sc.geteventmsg(t.tid) & 0xFFFFFFFF
             except OSError:

@@ -353,7 +353,9 @@ class Tracer:
             if t.fresh:  # a new thread's first stop: it is about to run
                 t.fresh = False
                 if t.started and self.sink is not None:
-                    self.sink.proc("start" if t.tid == t.proc.pid else "lwp-start", t, [])
+                    if t.tid == t.proc.pid:  # a process's first thread: both, as dtrace
+                        self.sink.proc("start", t, [])
+                    self.sink.proc("lwp-start", t, [])
         elif sc.has_siginfo(tid):  # signal-delivery stop: pass the signal on unchanged
             if t.started and self.sink is not None and self.sink.wants("signal-handle"):
                 if catches_signal(t.proc.pid, sig):  # a handler will run, not the default action
@@ -450,13 +452,12 @@ class Tracer:
             except OSError:
                 st = 0
             last = sum(1 for x in self.threads.values() if x.proc is t.proc) <= 1
+            self.sink.proc("lwp-exit", t, [])  # every thread; the last one then exit
             if last:
                 reason = _CLD_EXITED
                 if os.WIFSIGNALED(st):
                     reason = _CLD_DUMPED if os.WCOREDUMP(st) else _CLD_KILLED
                 self.sink.proc("exit", t, [reason])
-            else:
-                self.sink.proc("lwp-exit", t, [])
 
     def on_gone(self, tid: int, status: int) -> None:
         """Hook: thread tid has been reaped with wait status `status`."""
