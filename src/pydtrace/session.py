@@ -248,6 +248,11 @@ class Session:
                 self.launcher = None
                 raise CompileError(str(e)) from None
             self.macro_values["target"] = launcher.pids[0]
+            from pydtrace.probes.pid import hold
+
+            for t in launcher.targets:  # pid/usdt probes resolve a held child's objects
+                if t.created:
+                    hold(t.pid, t.argv)
             return
         from pydtrace.engines.user.ptrace.tracer import TraceError, Tracer
 

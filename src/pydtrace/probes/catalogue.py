@@ -167,6 +167,10 @@ class Catalogue:
     # --- lookup -------------------------------------------------------------
     def match(self, desc: ProbeDesc) -> list[Probe]:
         """Probes matching desc, in id order; providers may create some first."""
+        if desc.provider[-1:].isdigit():  # pid<N>, usdt <provider><N>: that process's
+            from pydtrace.probes.pid import match_process  # module aliases: a.out, libc
+
+            return match_process(self, desc)
         for prov in list(self.providers.values()):
             if not gmatch(desc.provider, prov.name):
                 continue

@@ -327,6 +327,10 @@ class ProgramMixin(CompilerBase):
             from pydtrace.engines.ebpf import cg_proc
 
             ptype, attach = cg_proc.attach(probe)
+        elif getattr(probe.data, "is_uprobe", False):  # pid<N>, usdt (cg_uprobe)
+            from pydtrace.engines.ebpf import cg_uprobe
+
+            ptype, attach = cg_uprobe.attach(probe)
         else:
             raise LoweringError(f"the eBPF engine cannot attach {probe.provider} probes yet")
         a.origin = ("prologue", 0, 0)
@@ -507,6 +511,10 @@ class ProgramMixin(CompilerBase):
         a.st(8, R9, self.f_errno, 0)
         if probe.provider in ("sdt", "io"):
             pass  # arguments from the tracepoint's record: after memory_prologue (program())
+        elif getattr(probe.data, "is_uprobe", False):  # pid/usdt: pt_regs (cg_uprobe)
+            from pydtrace.engines.ebpf import cg_uprobe
+
+            cg_uprobe.prologue_args(self, probe)
         elif ptype == PROG_TRACEPOINT:
             if probe.name != "entry":
                 self.return_args(16)

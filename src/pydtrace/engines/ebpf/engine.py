@@ -129,6 +129,8 @@ class EbpfEngine:
                         missing.append(str(e))
                 elif kind == "raw_tp":
                     self.attachments.append(perf.attach_raw_tracepoint(fd, p.attach[1]))
+                elif kind == "uprobe":  # pid/usdt: (path, offset, ret, pid, refctr)
+                    self.attachments.append(perf.attach_uprobe(fd, *p.attach[1:]))
                 elif kind == "timer":
                     period, every = p.attach[1], p.attach[2]
                     if every:

@@ -293,3 +293,41 @@ def _spawn_holder(fds: list[int], rd: int) -> bool:
         return shell.wait(5) == 0
     except (OSError, ValueError, subprocess.SubprocessError):
         return False
+
+
+def _uprobe_pmu() -> tuple[int, int]:
+    """(perf type of the uprobe PMU, its retprobe config bit), from sysfs."""
+    base = "/sys/bus/event_source/devices/uprobe"
+    try:
+        with open(f"{base}/type") as f:
+            type_ = int(f.read())
+        with open(f"{base}/format/retprobe") as f:
+            bit = int(f.read().strip().split(":")[1])  # "config:0"
+    except (OSError, ValueError, IndexError):
+        raise PerfError(
+            _errno.ENOENT, "this kernel has no uprobe PMU (CONFIG_UPROBE_EVENTS)"
+        ) from None
+    return type_, bit
+
+
+def attach_uprobe(
+    prog_fd: int, path: str, offset: int, retprobe: bool, pid: int, ref_ctr_offset: int = 0
+) -> Attachment:
+    """Run a KPROBE-typed program at file offset `offset` of `path` in process pid
+    (a uretprobe when retprobe). The uprobe PMU's probe belongs to the fd: the
+    kernel removes it when the fd closes, even after kill -9 (nothing in
+    uprobe_events). ref_ctr_offset: a USDT semaphore's file offset, counted up
+    while attached (config bits 32-63)."""
+    type_, bit = _uprobe_pmu()
+    what = f"uprobe {path}:{offset:#x}{' (return)' if retprobe else ''} in pid {pid}"
+    cpath = ctypes.create_string_buffer(os.fsencode(path))
+    config = (1 << bit if retprobe else 0) | (ref_ctr_offset << 32)
+    attr = make_attr(type_, config, sample_period=1, wakeup_events=1,
+                     config1=ctypes.addressof(cpath), config2=offset)  # fmt: skip
+    try:
+        fd = perf_event_open(attr, pid, -1, what=what)
+    except PerfError as e:
+        if e.errno == _errno.ESRCH:
+            e.message = f"cannot trace pid {pid}: No such process"
+        raise
+    return attach_bpf(fd, prog_fd, what)

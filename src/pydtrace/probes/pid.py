@@ -1,0 +1,270 @@
+"""The pid provider (`pid<N>:module:function:entry|return|<hex offset>`) and the
+process model it shares with usdt (probes/usdt.py): a process's ELF objects.
+
+Probes are made on demand for one process: Catalogue.match() calls
+add_process_providers() for a description whose provider ends in digits
+(`pid$target` is `pid1234` by then; `p*d1234` works too). Every probe carries a
+UprobeSpec: what engines/ebpf/cg_uprobe.py needs to attach and decode it.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from pydtrace.lang.errors import DError
+from pydtrace.probes.catalogue import Provider
+from pydtrace.probes.glob import gmatch, is_glob
+from pydtrace.symbols.elf import ElfError, open_elf
+
+# -c targets held before exec: pid -> argv (filled by the session)
+HELD: dict[int, list[str]] = {}
+ENTRY_ARGS = 10  # arg0..arg9, as every probe
+
+
+@dataclass(frozen=True)
+class UprobeSpec:
+    """Where a probe is (path, file offset) and what it reads."""
+
+    pid: int
+    path: str
+    offset: int  # file offset (what the uprobe PMU takes)
+    ret: bool = False
+    refctr: int = 0  # file offset of a USDT semaphore (0: none)
+    usdt_args: tuple[str, ...] | None = None  # None: a function's registers (pid)
+    is_uprobe: bool = True  # the code generator's marker
+
+
+@dataclass(frozen=True)
+class Obj:
+    name: str  # basename, dtrace's module name
+    path: str
+    is_exe: bool
+
+
+def hold(pid: int, argv: list[str]) -> None:
+    """Record a -c child held before exec: its objects come from argv[0]'s ELF."""
+    HELD[pid] = list(argv)
+
+
+def _which(cmd: str) -> str | None:
+    if "/" in cmd:
+        return os.path.abspath(cmd)
+    return shutil.which(cmd)
+
+
+def _ld_dirs() -> list[str]:
+    """The dynamic loader's default search path: ld.so.conf (with includes), then
+    the built-in directories."""
+    dirs: list[str] = []
+
+    def conf(path: str) -> None:
+        try:
+            lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+        except OSError:
+            return
+        for ln in lines:
+            ln = ln.split("#", 1)[0].strip()
+            if ln.startswith("include "):
+                for p in sorted(_glob.glob(ln.split(None, 1)[1])):
+                    conf(p)
+            elif ln:
+                dirs.append(ln)
+
+    conf("/etc/ld.so.conf")
+    machine = os.uname().machine
+    dirs += [f"/lib/{machine}-linux-gnu", f"/usr/lib/{machine}-linux-gnu", "/lib64", "/usr/lib64"]
+    return dirs + ["/lib", "/usr/lib"]
+
+
+def _needed(exe: str) -> list[str]:
+    """Libraries an executable loads at start, found as ld.so would (DT_RUNPATH of the
+    object needing it, LD_LIBRARY_PATH, ld.so.conf, built-in dirs), breadth first."""
+    env = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    system = _ld_dirs()
+    out: list[str] = []
+    seen: set[str] = set()
+    queue = [exe]
+    while queue:
+        try:
+            elf = open_elf(queue.pop(0))
+        except ElfError:
+            continue
+        for lib in elf.needed:
+            if lib in seen:
+                continue
+            seen.add(lib)
+            for d in (elf.runpath if "/" not in lib else [""]) + env + system:
+                path = os.path.join(d, lib)
+                if os.path.isfile(path):
+                    real = os.path.realpath(path)
+                    out.append(real)
+                    queue.append(real)
+                    break
+    interp = open_elf(exe).interp if os.path.exists(exe) else None
+    if interp and os.path.exists(interp):
+        out.append(os.path.realpath(interp))
+    return out
+
+
+def process_objects(pid: int) -> list[Obj]:
+    """The ELF objects of a process: its executable first, then its libraries.
+
+    A -c target is still held before exec (its maps are the forked pydtrace's):
+    its objects are argv[0] and the DT_NEEDED closure resolved like the loader.
+    Resolving from the files rather than letting the target run to its entry
+    point keeps the target untouched until tracing starts; uprobes are set on
+    the files (inode + offset) and the kernel arms them when exec maps them.
+    Libraries loaded later with dlopen() need the process running (-p).
+    """
+    if pid in HELD:
+        exe = _which(HELD[pid][0])
+        if exe is None:
+            return []
+        exe = os.path.realpath(exe)
+        objs = [Obj(os.path.basename(exe), exe, True)]
+        return objs + [Obj(os.path.basename(p), p, False) for p in _needed(exe)]
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+            maps = f.read().splitlines()
+    except OSError as e:
+        raise DError("D_PROC_GRAB", f"failed to grab process {pid}: {e.strerror}") from None
+    objs = [Obj(os.path.basename(exe), exe, True)]
+    seen = {exe}
+    for ln in maps:
+        parts = ln.split(None, 5)
+        if len(parts) < 6 or "x" not in parts[1] or not parts[5].startswith("/"):
+            continue
+        path = parts[5]
+        if path in seen or path.endswith(" (deleted)"):
+            continue
+        seen.add(path)
+        root = f"/proc/{pid}/root{path}"  # the file as the process sees it (containers)
+        objs.append(Obj(os.path.basename(path), root if os.path.exists(root) else path, False))
+    return objs
+
+
+def module_matches(pattern: str, obj: Obj) -> bool:
+    """dtrace's module names: `a.out` is the executable; `libc`, `libc.so` name
+    libc.so.6 (a prefix ending at a dot); globs match the basename."""
+    if not pattern:
+        return True
+    if is_glob(pattern):
+        return gmatch(pattern, obj.name) or (obj.is_exe and gmatch(pattern, "a.out"))
+    if pattern == obj.name or (obj.is_exe and pattern == "a.out"):
+        return True
+    return obj.name.startswith(pattern + ".") or pattern == obj.path
+
+
+def _pid_of(provider: str) -> int | None:
+    m = re.search(r"(\d+)$", provider)
+    return int(m.group(1)) if m else None
+
+
+class PidProvider(Provider):
+    """pid<N>: entry, return and function+offset probes on uprobes."""
+
+    def __init__(self, pid: int, objs: list[Obj]) -> None:
+        self.name = f"pid{pid}"
+        self.pid = pid
+        self.objs = objs
+
+    def expand(
+        self, module: str, function: str, name: str, types: bool = True, strict: bool = False
+    ) -> list[tuple]:
+        """Probes for module/function/name; strict (a description naming this
+        process) reports a name that can never be a pid probe."""
+        valid = not name or is_glob(name) or name in ("entry", "return")
+        if not valid and not re.fullmatch(r"[0-9a-fA-F]+", name):
+            if strict:
+                raise DError(
+                    "D_PROC_NAME",
+                    f"invalid probe name '{name}' (pid probes are entry, return or a "
+                    "hexadecimal offset)",
+                )
+            return []
+        out: list[tuple] = []
+        for obj in self.objs:
+            if not module_matches(module, obj):
+                continue
+            try:
+                elf = open_elf(obj.path)
+                funcs = elf.functions()
+            except ElfError:
+                continue
+            done: set[str] = set()
+            for sym in funcs:
+                if sym.name in done or not gmatch(function or "*", sym.name):
+                    continue
+                done.add(sym.name)
+                try:
+                    off = elf.addr_to_offset(sym.addr)
+                except ElfError:
+                    continue
+                names = ["entry", "return"] if not name or is_glob(name) else [name]
+                for n in names:
+                    if name and not gmatch(name, n):
+                        continue
+                    if n in ("entry", "return"):
+                        spec = UprobeSpec(self.pid, obj.path, off, ret=n == "return")
+                    else:
+                        delta = int(n, 16)
+                        if sym.size and delta >= sym.size:
+                            if not strict or is_glob(function):
+                                continue
+                            raise DError(
+                                "D_PROC_OFF",
+                                f"offset 0x{delta:x} outside of {obj.name}`{sym.name}'s "
+                                f"{sym.size} bytes",
+                            )
+                        n = f"{delta:x}"
+                        spec = UprobeSpec(self.pid, obj.path, off + delta)
+                    out.append((obj.name, sym.name, n, None, spec))
+        return out
+
+
+def match_process(cat: Any, desc: Any) -> list[Any]:
+    """Catalogue.match() for a description naming a process (`pid123`, `p*d123`,
+    `myprov123`): the probes the process's providers make for it. Their module
+    is the object's basename even when the description said `a.out` or `libc`."""
+    add_process_providers(cat, desc.provider)
+    found: dict[int, Any] = {}
+    for prov in list(cat.providers.values()):
+        if isinstance(prov, PidProvider | _usdt_class()) and gmatch(desc.provider, prov.name):
+            strict = isinstance(prov, PidProvider) and not is_glob(desc.provider)
+            for t in prov.expand(desc.module, desc.function, desc.name, strict=strict):
+                p = cat._insert(prov.name, t)
+                found[p.id] = p
+    return [found[k] for k in sorted(found)]
+
+
+def _usdt_class() -> type:
+    from pydtrace.probes.usdt import UsdtProvider
+
+    return UsdtProvider
+
+
+def add_process_providers(cat: object, provider: str) -> None:
+    """Add pid<N> and the usdt providers of process N to the catalogue, once."""
+    pid = _pid_of(provider)
+    if pid is None or f"pid{pid}" in getattr(cat, "providers", {}):
+        return
+    if provider == "pid0":
+        raise DError("D_PROC_BADPID", "pid0 does not contain a valid pid")
+    if pid <= 0 or (pid not in HELD and not os.path.exists(f"/proc/{pid}")):
+        if not is_glob(provider) and provider.startswith("pid"):
+            raise DError("D_PROC_GRAB", f"failed to grab process {pid}")
+        return
+    if pid == os.getpid():
+        return  # ourselves: never set breakpoints in the tracer
+    objs = process_objects(pid)
+    cat.add_provider(PidProvider(pid, objs))  # type: ignore[attr-defined]
+    from pydtrace.probes.usdt import usdt_providers
+
+    for p in usdt_providers(pid, objs):
+        cat.add_provider(p)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Symbol tables of the kernel and of ELF files."""
