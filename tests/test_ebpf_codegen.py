@@ -140,13 +140,13 @@ def test_program_attachments() -> None:
     "src, message",
     [
         ("BEGIN { trace(func(0)); }", "the eBPF engine cannot compile func() yet (line 1)"),
-        ("BEGIN { ustack(); }", "the eBPF engine cannot compile ustack() yet (line 1)"),
+        ("BEGIN { @[ufunc(0)] = count(); }", "the eBPF engine cannot compile ufunc() yet (line 1)"),
         (
             "double d; BEGIN { d = 1; }",
             "the eBPF engine cannot compile converting int to double (no floating point in eBPF)"
             " yet (line 1)",
         ),
-        ("BEGIN\n{\n\tstack();\n}", "the eBPF engine cannot compile stack() yet (line 3)"),
+        ("BEGIN\n{\n\traise(9);\n}", "the eBPF engine cannot compile raise() yet (line 3)"),
     ],
 )
 def test_constructs_not_lowered_are_refused_by_name(src: str, message: str) -> None:

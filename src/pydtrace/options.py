@@ -273,11 +273,12 @@ _SIZE = ("aggsize", "bpflogsize", "bufsize", "dynvarsize", "jstackstrsize", "spe
 _RATE = ("cleanrate", "statusrate", "aggrate", "switchrate")
 _BOOL_RUNTIME = (
     "bpflog destructive grabanon noresolve aggsortkey aggsortrev flowindent quiet"
-    " quietresize rawbytes stackindent"
+    " quietresize rawbytes"
 ).split()
 _INT_RUNTIME = (
-    "cpu jstackframes maxframes nspec stackframes ustackframes aggsortkeypos aggsortpos".split()
-)
+    "cpu jstackframes maxframes nspec stackframes ustackframes aggsortkeypos aggsortpos"
+    " stackindent"  # the spaces before each frame of a printed stack
+).split()
 RUNTIME_OPTIONS = (
     "aggsize bpflog bpflogsize bufsize bufpolicy bufresize cleanrate cpu destructive"
     " dynvarsize grabanon jstackframes jstackstrsize lockmem maxframes nspec pcapsize"

@@ -28,6 +28,7 @@ from .aggregation import (
     s64,
     stddev_of,
 )
+from .stacks import StackKey, format_stack
 
 if TYPE_CHECKING:
     from .printf import Conversion, Format
@@ -119,6 +120,9 @@ def _fmt_bytes_key(value: object, options: dict) -> str:
 def format_key_elem(value: object, ctype: CType | None, options: dict | None = None) -> str:
     """One key element as printed by default: width by the element's size."""
     options = options or {}
+    if isinstance(value, StackKey):
+        indent = options.get("stackindent")
+        return format_stack(value, int(indent) if indent is not None else 14)
     if isinstance(value, int) and not isinstance(value, bool):
         size = 8
         if ctype is not None and ctype.is_int():

@@ -336,9 +336,17 @@ class Consumer:
             size = self.options.get("printsize")
             w(format_print(item[1], item[2], item[3], int(size) if size else None))
         elif kind == "stack":
-            w("\n")
+            from pydtrace.consume.stacks import StackKey, format_stack
+
+            if isinstance(item[1], StackKey):
+                indent = self.options.get("stackindent")
+                w(format_stack(item[1], int(indent) if indent is not None else 14))
+            else:
+                w("\n")  # an engine that records no frames
         elif kind == "sym":
-            w(" %16x" % (item[2] & 0xFFFFFFFFFFFFFFFF) if not quiet else "%x" % item[2])
+            from pydtrace.consume.stacks import format_symbol
+
+            w("  %-50s" % format_symbol(item[1], item[2], item[4] if len(item) > 4 else -1))
 
     def _rawbytes(self) -> bool:
         return bool(self.options.get("rawbytes"))

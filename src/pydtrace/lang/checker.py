@@ -1224,6 +1224,8 @@ class Checker:
                 )
         if p.ret in ("_symaddr", "_usymaddr"):
             return e.args[0].ctype  # type: ignore[attr-defined]
+        if b.name in ("ustack", "jstack"):
+            return T.USTACK
         return self._proto_type(p.ret)
 
     def _library_types(self, name: str) -> bool:

@@ -147,7 +147,8 @@ LDOUBLE = CType("float", "long double", 16, True)
 VOID = CType("void", "void", 0)
 STRING = CType("string", "string", 256)  # size follows strsize at check time
 AGG = CType("agg", "aggregation", 8)  # the value of `@a` used outside an aggregation statement
-STACK = CType("stack", "stack", 8)  # stack(), ustack() records
+STACK = CType("stack", "stack", 8)  # stack() records
+USTACK = CType("stack", "ustack", 8)  # ustack() records: the frames of one process
 
 
 def pointer(t: CType) -> CType:

@@ -170,6 +170,12 @@ class ActionsMixin(CompilerBase):
                 name, lambda v, n=name, g=aname, s=slot: (n, g, v[s.idx] if s else None)
             )
             return
+        if name in ("stack", "ustack", "jstack"):
+            self.stack_action(e)  # cg_stack
+            return
+        if name in ("sym", "usym", "func", "ufunc", "mod", "umod", "uaddr"):
+            self.sym_action(e)
+            return
         if name == "speculate":
             self.speculate(e)
             return

@@ -35,6 +35,9 @@ class AggsMixin(CompilerBase):
                 self.probe_id_to(R1)
                 a.stx(8, R9, self.f_key + slot.off, R1)
                 continue
+            if isinstance(slot, L.StackSlot):
+                self.stack_key(k, slot)  # cg_stack
+                continue
             v = self.expr(k)
             if t.is_string():
                 self.copy_string_to(R9, self.f_key + slot.off, v.reg)

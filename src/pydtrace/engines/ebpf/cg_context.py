@@ -45,7 +45,11 @@ DROP_RING, DROP_AGG, DROP_DYN, DROP_DBLERROR = 0, 1, 2, 3
 
 TEMPS = (6, 7, 8)
 # spill slots for temporaries on the BPF stack (r10-4..-32 are scratch of single operations)
-SPILL_SLOTS = tuple(range(-40, -513, -8))
+SPILL_SLOTS = tuple(range(-40, -505, -8))
+# the program's context pointer, kept where the verifier still knows it as one
+# (a stack slot; in the frame map it would be a plain number): bpf_get_stack
+# needs it (cg_stack)
+CTX_SLOT = -512
 DKEY_LEVELS = 2  # dynamic-variable key buffers: a subscript may itself read one (a[b[1]])
 
 # A syscall probe name (entry/return) matching at least this many syscalls is

@@ -12,6 +12,7 @@ from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_actions import ActionsMixin
 from pydtrace.engines.ebpf.cg_aggs import AggsMixin
 from pydtrace.engines.ebpf.cg_context import (
+    CTX_SLOT,
     DKEY_LEVELS,
     DROP_DBLERROR,
     DROP_RING,
@@ -42,6 +43,7 @@ from pydtrace.engines.ebpf.cg_context import (
     _syscall_regs,
 )
 from pydtrace.engines.ebpf.cg_expr import ExprMixin
+from pydtrace.engines.ebpf.cg_stack import StackMixin, calls_stack
 from pydtrace.engines.ebpf.cg_strings import StringsMixin
 from pydtrace.engines.ebpf.cg_vars import VarsMixin
 from pydtrace.engines.ebpf.errors import LoweringError
@@ -122,7 +124,9 @@ class ProgramMixin(CompilerBase):
         for a in prog.aggs.values():
             spec = AggSpec(a.id, a.name, a.func, a.params, list(a.keys), a.valtype)
             pk = {pos: names for pos, (_, names) in self.probe_keys.get(a.name, {}).items()}
-            lay = L.agg_layout(spec, f"agg{a.id}", self.strsize, pk)
+            opts = self.options
+            frames = (int(opts.get("stackframes") or 20), int(opts.get("ustackframes") or 100))
+            lay = L.agg_layout(spec, f"agg{a.id}", self.strsize, pk, frames)
             self.out.aggs[a.name] = lay
         self.share_agg_maps()
         for lay in self.out.aggs.values():
@@ -335,6 +339,8 @@ class ProgramMixin(CompilerBase):
             raise LoweringError(f"the eBPF engine cannot attach {probe.provider} probes yet")
         a.origin = ("prologue", 0, 0)
         a.mov(6, R1)
+        if calls_stack([[c.predicate, *c.body] for c in clauses]):
+            a.stx(8, R10, CTX_SLOT, R1)  # bpf_get_stack's context (cg_stack)
         # frame = lookup(frame, &0)
         a.st(4, R10, -4, 0)
         a.mov(R2, R10)
@@ -835,7 +841,9 @@ class ProgramMixin(CompilerBase):
         raise self.unsupported(type(s).__name__, s)
 
 
-class Compiler(ProgramMixin, ActionsMixin, AggsMixin, VarsMixin, StringsMixin, ExprMixin):
+class Compiler(
+    ProgramMixin, ActionsMixin, AggsMixin, StackMixin, VarsMixin, StringsMixin, ExprMixin
+):
     """The code generator: every lowering mixin over one shared state."""
 
 

@@ -45,6 +45,11 @@ class EbpfEngine:
             name: Aggregation(lay.spec) for name, lay in self.compiled.aggs.items()
         }
         consumer.aggs = self.aggs
+        # -c/-p targets' mappings are read again while they run: user stacks
+        # resolve through them after the process has exited
+        from pydtrace.engines.ebpf.cg_stack import calls_ustack
+
+        self._ustack_keys = calls_ustack([[c.predicate, *c.body] for c in prog.clauses])
         self.stopping = threading.Event()
         self.attached = threading.Event()  # set once every probe is attached (tests wait on it)
         self.draining = False
@@ -254,6 +259,12 @@ class EbpfEngine:
                 ready = []
             self.drain()
             self.report_drops()
+            if self._ustack_keys and self.targets is not None:
+                from pydtrace.symbols.process import refresh
+
+                for t in self.targets.targets:  # their ustack() keys resolve after they end
+                    if not t.ended:
+                        refresh(t.pid)
             for fd, _ in ready:
                 if fd != ring_fd and fd in watched:
                     self.targets.gone(fd)

@@ -46,7 +46,7 @@ PSEUDO_MAP_VALUE = 2
 # helper ids used by the code generator, with the names the disassembler prints
 HELPERS = {
     1: "map_lookup_elem", 2: "map_update_elem", 3: "map_delete_elem", 5: "ktime_get_ns",
-    7: "get_prandom_u32", 8: "get_smp_processor_id", 14: "get_current_pid_tgid", 15: "get_current_uid_gid",
+    7: "get_prandom_u32", 67: "get_stack", 8: "get_smp_processor_id", 14: "get_current_pid_tgid", 15: "get_current_uid_gid",
     16: "get_current_comm", 35: "get_current_task", 112: "probe_read_user",
     113: "probe_read_kernel", 114: "probe_read_user_str", 115: "probe_read_kernel_str",
     130: "ringbuf_output", 131: "ringbuf_reserve", 132: "ringbuf_submit",

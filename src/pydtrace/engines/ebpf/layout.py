@@ -278,16 +278,54 @@ class ProbeNameSlot(Slot):
         return self.names.get(pid, "")
 
 
+@dataclass
+class StackSlot(Slot):
+    """A stack in an aggregation key: for ustack() the pid (8 bytes), then
+    `frames` 8-byte return addresses (0 past the last); reads back as a
+    consume.stacks.StackKey."""
+
+    frames: int = 0
+
+    @property
+    def user(self) -> bool:
+        return self.ctype.name == "ustack"
+
+    def read(self, buf: bytes) -> Any:
+        from pydtrace.consume.stacks import StackKey, remember
+
+        at = self.off + (8 if self.user else 0)
+        pcs = struct.unpack_from(f"<{self.frames}Q", buf, at)
+        n = pcs.index(0) if 0 in pcs else len(pcs)
+        pid = struct.unpack_from("<q", buf, self.off)[0] if self.user else -1
+        key = StackKey(self.ctype.name, pcs[:n], pid)
+        remember(key)
+        return key
+
+
+# a stack in an aggregation key keeps this many frames at most: BPF hash keys
+# are at most 512 bytes (the kernel builds them on its 512-byte stack)
+KEY_FRAMES = 48
+
+
 def agg_layout(
-    spec: AggSpec, map_name: str, strsize: int, probe_keys: dict[int, dict[int, str]] | None = None
-) -> AggLayout:
-    """probe_keys: key position -> {probe id: string} for keys stored as probe ids."""
+    spec: AggSpec, map_name: str, strsize: int, probe_keys: dict[int, dict[int, str]] | None = None,
+    frames: tuple[int, int] = (20, 100),
+) -> AggLayout:  # fmt: skip
+    """probe_keys: key position -> {probe id: string} for keys stored as probe ids;
+    frames: (stackframes, ustackframes), cut at KEY_FRAMES in a key."""
     keys: list[Slot] = []
     off = 0
     for pos, t in enumerate(spec.keytypes):
         if probe_keys and pos in probe_keys:
             keys.append(ProbeNameSlot(off, t, 8, names=probe_keys[pos]))
             off += 8
+            continue
+        if t.r.kind == "stack":
+            user = t.name == "ustack"
+            n = min(frames[1] if user else frames[0], KEY_FRAMES)
+            size = 8 * n + (8 if user else 0)
+            keys.append(StackSlot(off, t, size, frames=n))
+            off += size
             continue
         size = strsize + 1 if t.is_string() else 8
         keys.append(Slot(off, t, size))

@@ -388,7 +388,7 @@ class Compiler:
             return lambda f: f.items.append(("stack", name, []))
         if name in ("sym", "usym", "func", "ufunc", "mod", "umod", "uaddr"):
             a0, t0 = args[0], types[0]
-            return lambda f: f.items.append(("sym", name, a0(f), t0))
+            return lambda f: f.items.append(("sym", name, a0(f), t0, f.pid))
         if name == "tracemem":
             pc = e.pc  # type: ignore[attr-defined]
             a0 = args[0]

@@ -1,0 +1,90 @@
+"""Stacks and addresses as dtrace prints them: stack(), ustack() (records and
+aggregation keys), sym/func/mod and usym/ufunc/umod/uaddr, and the folded
+form flame-graph tools read.
+
+A frame prints as `module`function+0xoff` (no `+0x0` at a function's
+start), `module`0xaddr` when only the object is known, `0xaddr` otherwise;
+each on its own line after `stackindent` (14) spaces, after a newline.
+Kernel frames resolve through /proc/kallsyms, user frames through the
+process's mappings and ELF files (symbols/)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+STACK_INDENT = 14
+
+
+class StackKey(NamedTuple):
+    """A stack as a value: which kind, its frames (innermost first), and for
+    a user stack the process it belongs to."""
+
+    kind: str  # "stack" or "ustack"
+    frames: tuple[int, ...]
+    pid: int = -1
+
+
+def frame_name(kind: str, pc: int, pid: int) -> str:
+    """One frame, dtrace's way."""
+    if kind == "stack":
+        from pydtrace.symbols.kallsyms import kernel_symbols
+
+        found = kernel_symbols().lookup(pc)
+        if found is None:
+            return "0x%x" % pc
+        mod, name, off = found
+        return f"{mod}`{name}+0x{off:x}" if off else f"{mod}`{name}"
+    from pydtrace.symbols.process import process_symbols
+
+    obj, name, off = process_symbols(pid).lookup(pc)
+    if name is not None:
+        return f"{obj}`{name}+0x{off:x}" if off else f"{obj}`{name}"
+    return f"{obj}`0x{pc:x}" if obj else "0x%x" % pc
+
+
+def format_stack(key: StackKey, indent: int = STACK_INDENT) -> str:
+    """A newline, then each frame on a line of its own (to the first 0)."""
+    out = ["\n"]
+    for pc in key.frames:
+        if not pc:
+            break
+        out.append(" " * indent + frame_name(key.kind, pc, key.pid) + "\n")
+    return "".join(out)
+
+
+def remember(key: StackKey) -> None:
+    """Snapshot a user stack's process now, while it may still be running."""
+    if key.kind == "ustack" and key.pid > 0:
+        from pydtrace.symbols.process import process_symbols
+
+        process_symbols(key.pid)
+
+
+def format_symbol(kind: str, addr: int, pid: int) -> str:
+    """sym/func/mod, usym/ufunc/umod/uaddr: the text dtrace prints (before
+    its `  %-50s` padding)."""
+    addr &= 0xFFFFFFFFFFFFFFFF
+    if kind in ("sym", "func", "mod"):
+        from pydtrace.symbols.kallsyms import kernel_symbols
+
+        found = kernel_symbols().lookup(addr)
+        if found is None:
+            return "0x%x" % addr
+        mod, name, _ = found
+        return mod if kind == "mod" else f"{mod}`{name}"
+    from pydtrace.symbols.process import process_symbols
+
+    obj, name, off = process_symbols(pid).lookup(addr)
+    if kind == "umod":
+        return obj or "0x%x" % addr
+    if name is None:
+        return f"{obj}`0x{addr:x}" if obj else "0x%x" % addr
+    if kind == "uaddr":
+        return f"{obj}`{name}+0x{off:x}" if off else f"{obj}`{name}"
+    return f"{obj}`{name}"
+
+
+def folded(execname: str, key: StackKey) -> str:
+    """One stack as flame-graph tools read it: `comm;outer;...;inner`."""
+    names = [frame_name(key.kind, pc, key.pid) for pc in key.frames if pc]
+    return ";".join([execname, *reversed(names)])

@@ -1,0 +1,132 @@
+"""Stacks and code addresses: stack(), ustack() (as actions and as
+aggregation keys) and sym/func/mod, usym/ufunc/umod/uaddr.
+
+The frames come from bpf_get_stack, written straight into the record (or
+the key buffer): for a kernel stack from the context's registers, for a
+user stack (BPF_F_USER_STACK) by walking the thread's frame pointers, as
+the kernel's perf callchains do (code built without frame pointers gives
+short user stacks, as under bpftrace and perf). The unused tail is zeroed
+first, so a stack ends at its first 0. User stacks carry the pid: the
+consumer resolves them through that process's mappings (symbols/process.py)
+and keeps the snapshot, so a process that exits early still resolves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydtrace.engines.ebpf import layout as L
+from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
+from pydtrace.lang import ast
+from pydtrace.lang import types as T
+
+BPF_F_USER_STACK = 1 << 8
+STACK_CALLS = frozenset({"stack", "ustack", "jstack"})
+USER_CALLS = frozenset({"ustack", "jstack", "usym", "ufunc", "umod", "uaddr"})
+# frames of the probe machinery on top of a kernel stack taken in a tracepoint
+# or perf-event program (bpf_get_stack's skip count)
+KERNEL_SKIP = 0
+
+
+class StackMixin(CompilerBase):
+    def stack_frames(self, e: ast.Call, user: bool) -> int:
+        """stack(n) / ustack(n): n; else the stackframes / ustackframes option."""
+        if e.args:
+            n = getattr(e.args[0], "value", None)
+            if not isinstance(n, int):
+                raise self.unsupported(f"{e.name}() with a frame count that is not a constant", e)
+            return max(1, n)
+        opt = "ustackframes" if user else "stackframes"
+        return int(self.options.get(opt) or (100 if user else 20))
+
+    def get_stack(self, dst: Any, zero: Any, nframes: int, user: bool) -> None:
+        """Zero nframes words, then bpf_get_stack into them: dst(reg) points a
+        register at the first word, zero(i) stores 0 in word i."""
+        a = self.a
+        for i in range(nframes):
+            zero(i)
+        a.ldx(8, R1, R10, CTX_SLOT)
+        dst(R2)
+        a.movi(R3, 8 * nframes)
+        a.movi(R4, BPF_F_USER_STACK if user else KERNEL_SKIP)
+        a.call("get_stack")
+
+    def stack_action(self, e: ast.Call) -> None:
+        """stack()/ustack() as an action: the frames (and pid) in the record."""
+        from pydtrace.consume.stacks import StackKey, remember
+
+        a = self.a
+        user = e.name != "stack"
+        n = self.stack_frames(e, user)
+        pslot = None
+        if user:
+            pslot = self.layout.slot(T.LONG, 8)
+            a.call("get_current_pid_tgid")
+            a.alu(">>", R0, imm=32)
+            a.stx(8, R9, pslot.off, R0)
+            self._mark(a.insns[-1], "rec", pslot.off)
+        slots = [self.layout.slot(T.ULONG, 8) for _ in range(n)]
+        first = slots[0].off
+
+        def zero(i: int) -> None:
+            a.st(8, R9, first + 8 * i, 0)
+            self._mark(a.insns[-1], "rec", first + 8 * i)
+
+        self.get_stack(lambda reg: self.rec_ptr(reg, first), zero, n, user)
+        idxs = [s.idx for s in slots]
+        kind = "ustack" if user else "stack"
+
+        def build(v: Any, ix: list[int] = idxs, p: Any = pslot, k: str = kind) -> tuple:
+            pcs = [v[i] for i in ix]
+            end = pcs.index(0) if 0 in pcs else len(pcs)
+            key = StackKey(k, tuple(pcs[:end]), v[p.idx] if p is not None else -1)
+            remember(key)
+            return ("stack", key)
+
+        self.new_action("stack", build)
+
+    def stack_key(self, k: ast.Call, slot: L.StackSlot) -> None:
+        """A stack() / ustack() aggregation key into the key buffer."""
+        a = self.a
+        at = self.f_key + slot.off
+        if slot.user:
+            a.call("get_current_pid_tgid")
+            a.alu(">>", R0, imm=32)
+            a.stx(8, R9, at, R0)
+            at += 8
+
+        def dst(reg: int) -> None:
+            a.mov(reg, R9)
+            a.alu("+", reg, imm=at)
+
+        self.get_stack(dst, lambda i: a.st(8, R9, at + 8 * i, 0), slot.frames, slot.user)
+
+    def sym_action(self, e: ast.Call) -> None:
+        """sym(addr) and the rest: the address (and for the user ones the pid)."""
+        a = self.a
+        slot = self.record_value(e.args[0])
+        pslot = self.layout.slot(T.LONG, 8)
+        a.call("get_current_pid_tgid")
+        a.alu(">>", R0, imm=32)
+        a.stx(8, R9, pslot.off, R0)
+        self._mark(a.insns[-1], "rec", pslot.off)
+        self.new_action("sym", lambda v, n=e.name, i=slot.idx, t=slot.ctype, p=pslot.idx: (
+            "sym", n, v[i], t, v[p]))  # fmt: skip
+
+
+def calls_stack(node: Any, names: frozenset[str] = STACK_CALLS) -> bool:
+    """Whether an AST (sub)tree calls stack()/ustack()/jstack() (or `names`)."""
+    if isinstance(node, ast.Call) and node.name in names:
+        return True
+    if isinstance(node, (list, tuple)):
+        return any(calls_stack(x, names) for x in node)
+    if isinstance(node, ast.Node):
+        return any(calls_stack(getattr(node, f), names) for f in node.__dataclass_fields__
+                   if f not in ("line", "file"))  # fmt: skip
+    return False
+
+
+def calls_ustack(node: Any) -> bool:
+    """Whether user stacks or addresses are recorded (they need process maps)."""
+    return calls_stack(node, USER_CALLS)

@@ -1,0 +1,52 @@
+"""Kernel symbols from /proc/kallsyms: address -> (module, function, offset).
+
+dtrace names a kernel frame `module`function+0xoff`, the module being
+`vmlinux` for the kernel itself and the loadable module's name otherwise.
+kallsyms gives every text symbol with its address (root only: others see
+zeros) and, for a module's symbols, `[name]`; the sizes are not given, so a
+symbol is taken to reach the next one.
+"""
+
+from __future__ import annotations
+
+import bisect
+from functools import cache
+
+KALLSYMS = "/proc/kallsyms"
+_TEXT = frozenset("tTwW")
+
+
+class KernelSymbols:
+    def __init__(self, path: str = KALLSYMS) -> None:
+        addrs: list[int] = []
+        names: list[tuple[str, str]] = []
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) < 3 or parts[1] not in _TEXT:
+                        continue
+                    addr = int(parts[0], 16)
+                    if not addr:
+                        continue  # addresses hidden from this user
+                    mod = parts[3][1:-1] if len(parts) > 3 else "vmlinux"
+                    addrs.append(addr)
+                    names.append((mod, parts[2]))
+        except OSError:
+            pass
+        order = sorted(range(len(addrs)), key=addrs.__getitem__)
+        self._addrs = [addrs[i] for i in order]
+        self._names = [names[i] for i in order]
+
+    def lookup(self, addr: int) -> tuple[str, str, int] | None:
+        """(module, function, offset) of the text symbol holding addr."""
+        i = bisect.bisect_right(self._addrs, addr) - 1
+        if i < 0:
+            return None
+        mod, name = self._names[i]
+        return mod, name, addr - self._addrs[i]
+
+
+@cache
+def kernel_symbols() -> KernelSymbols:
+    return KernelSymbols()

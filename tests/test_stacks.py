@@ -1,0 +1,126 @@
+"""stack(), ustack() and the symbol actions on the eBPF engine: frames of
+programs of our own, resolved through their ELF files (with and without
+PIE, in a shared library of our own), as records and as aggregation keys,
+and resolved after the process has exited."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import bpf_maps_ok, need, pydtrace
+
+CHAIN = """
+    #include <unistd.h>
+    __attribute__((noinline)) void inner(void) { getppid(); }
+    __attribute__((noinline)) void outer(void) { inner(); }
+    int main(void) {
+        for (int i = 0; i < 3; i++) outer();
+        usleep(200000);  /* still running when the first records are read */
+        return 0;
+    }
+"""
+
+
+@pytest.fixture(autouse=True)
+def _kernel() -> None:
+    need(bpf_maps_ok(), "needs root and bpf(2)")
+    need(shutil.which("cc") is not None, "no C compiler")
+
+
+def cc(tmp: Path, name: str, source: str, *flags: str) -> str:
+    src = tmp / f"{name}.c"
+    src.write_text(textwrap.dedent(source))
+    exe = tmp / name
+    subprocess.run(["cc", "-O0", "-fno-omit-frame-pointer", *flags, "-o", str(exe), str(src)],
+                   check=True)  # fmt: skip
+    return str(exe)
+
+
+def names(text: str) -> list[str]:
+    """The frames of printed stacks without their offsets."""
+    return [re.sub(r"\+0x[0-9a-f]+$", "", x.strip()) for x in text.splitlines() if "`" in x]
+
+
+GETPPID = "syscall::getppid:entry /pid == $target/"
+# a frame-pointer walk from inside getppid (a leaf without a frame of its own)
+# finds its caller's caller first: inner's frame is the one skipped
+FRAMES = ["libc.so.6`getppid", "{0}`outer", "{0}`main", "libc.so.6`__libc_start_call_main"]
+
+
+@pytest.mark.parametrize("pie", ["-no-pie", "-pie"])
+def test_ustack_as_a_key_resolves_after_the_process_exited(tmp_path: Path, pie: str) -> None:
+    exe = cc(tmp_path, "chain", CHAIN, pie)
+    r = pydtrace("-q", "-c", exe, "-n", f"{GETPPID} {{ @[ustack()] = count(); }}")
+    assert r.status == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[:2] == ["", ""]
+    assert names(r.out)[:4] == [f.format("chain") for f in FRAMES]
+    assert all(x.startswith(" " * 14 + x.strip()) for x in lines[2:6])
+    assert lines[-1] == "                3"
+
+
+def test_ustack_and_stack_records(tmp_path: Path) -> None:
+    exe = cc(tmp_path, "chain", CHAIN, "-pie")
+    r = pydtrace("-q", "-c", exe, "-n", f"{GETPPID} {{ ustack(); stack(); exit(0); }}")
+    assert r.status == 0, r.err
+    user, kernel = r.out.split("\n\n")[:2]
+    assert names(user)[:4] == [f.format("chain") for f in FRAMES]
+    k = names(kernel)
+    assert "vmlinux`do_syscall_64" in k and k[-1].startswith("vmlinux`entry_SYSCALL_64")
+    assert all(
+        re.fullmatch(r" {14}vmlinux`\w[\w.]*\+0x[0-9a-f]+", x) for x in kernel.splitlines() if x
+    )
+
+
+def test_ustack_with_a_frame_limit_and_stackindent(tmp_path: Path) -> None:
+    exe = cc(tmp_path, "chain", CHAIN)
+    r = pydtrace(
+        "-q", "-x", "stackindent=4", "-c", exe, "-n", f"{GETPPID} {{ ustack(2); exit(0); }}"
+    )
+    assert r.status == 0, r.err
+    frames = [x for x in r.out.splitlines() if "`" in x]
+    assert [re.sub(r"\+0x[0-9a-f]+$", "", x) for x in frames] == [
+        "    libc.so.6`getppid", "    chain`outer"]  # fmt: skip
+
+
+def test_frames_in_a_shared_library_of_our_own(tmp_path: Path) -> None:
+    lib = tmp_path / "libhop.so"
+    (tmp_path / "hop.c").write_text(
+        "#include <unistd.h>\n__attribute__((noinline)) void hop(void) { getppid(); getppid(); }\n"
+    )
+    subprocess.run(["cc", "-O0", "-fno-omit-frame-pointer", "-shared", "-fPIC", "-o", str(lib),
+                    str(tmp_path / "hop.c")], check=True)  # fmt: skip
+    exe = tmp_path / "user"
+    (tmp_path / "user.c").write_text(
+        "#include <unistd.h>\nvoid hop(void);\n__attribute__((noinline)) void via(void) { hop(); }\n"
+        "int main(void) { via(); usleep(200000); return 0; }\n"
+    )
+    subprocess.run(["cc", "-O0", "-fno-omit-frame-pointer", "-o", str(exe), str(tmp_path / "user.c"),
+                    f"-L{tmp_path}", "-lhop", f"-Wl,-rpath,{tmp_path}"], check=True)  # fmt: skip
+    r = pydtrace("-q", "-c", str(exe), "-n", f"{GETPPID} {{ ustack(3); }}")
+    assert r.status == 0, r.err
+    assert names(r.out) == ["libc.so.6`getppid", "user`via", "user`main"] * 2
+
+
+def test_symbol_actions(tmp_path: Path) -> None:
+    exe = cc(tmp_path, "busy", """
+        __attribute__((noinline)) long spin(long n) {
+            long s = 0;
+            for (long i = 0; i < n; i++) s += i ^ (s >> 3);
+            return s;
+        }
+        int main(void) { long t = 0; for (int k = 0; k < 30; k++) t += spin(10000000); return (int)(t & 1); }
+    """)  # fmt: skip
+    r = pydtrace("-q", "-c", exe, "-n",
+                 "profile-997 /pid == $target && arg1 && !x/ { x = 1; uaddr(arg1); usym(arg1);"
+                 ' ufunc(arg1); umod(arg1); printf("\\n"); exit(0); }')  # fmt: skip
+    assert r.status == 0, r.err
+    fields = [r.out[i : i + 52] for i in range(0, 52 * 4, 52)]
+    assert re.fullmatch(r"  busy`spin\+0x[0-9a-f]+ +", fields[0])
+    assert fields[1:] == ["  %-50s" % "busy`spin", "  %-50s" % "busy`spin", "  %-50s" % "busy"]
