@@ -124,3 +124,19 @@ def test_symbol_actions(tmp_path: Path) -> None:
     fields = [r.out[i : i + 52] for i in range(0, 52 * 4, 52)]
     assert re.fullmatch(r"  busy`spin\+0x[0-9a-f]+ +", fields[0])
     assert fields[1:] == ["  %-50s" % "busy`spin", "  %-50s" % "busy`spin", "  %-50s" % "busy"]
+
+
+@pytest.mark.parametrize(
+    ("src", "err"),
+    [
+        ("BEGIN { stack(-1); }", "[D_STACK_SIZE] line 1: stack( ) argument #1 must be a non-zero positive integer constant"),
+        ("BEGIN { ustack(0, 200); }", "[D_USTACK_FRAMES] line 1: ustack( ) argument #1 must be a non-zero positive integer constant"),
+        ("BEGIN { ustack(5, -1); }", "[D_USTACK_STRSIZE] line 1: ustack( ) argument #2 must be a positive integer constant"),
+    ],
+)  # fmt: skip
+def test_frame_counts_are_positive_constants(tmp_path: Path, src: str, err: str) -> None:
+    script = tmp_path / "s.d"
+    script.write_text(src + "\n")
+    r = pydtrace("-x", "errtags", "-s", str(script))
+    assert r.status == 1
+    assert r.err == f"pydtrace: failed to compile script {script}: {err}\n"

@@ -1222,11 +1222,30 @@ class Checker:
                     f"{b.name}( ) argument #{i + 1} is incompatible with prototype:\n\tprototype: {shown}\n\t argument: {at.name}",
                     e.line,
                 )
+        if b.name in ("stack", "ustack", "jstack") and e.args:
+            self._stack_args(e, b.name)
         if p.ret in ("_symaddr", "_usymaddr"):
             return e.args[0].ctype  # type: ignore[attr-defined]
         if b.name in ("ustack", "jstack"):
             return T.USTACK
         return self._proto_type(p.ret)
+
+    def _stack_args(self, e: ast.Call, name: str) -> None:
+        """stack(n), ustack(n[, strsize]): constants, as dtrace requires."""
+        n = self._const(e.args[0])
+        if n is None or n <= 0:
+            tag = "D_STACK_SIZE" if name == "stack" else "D_USTACK_FRAMES"
+            raise DError(
+                tag, f"{name}( ) argument #1 must be a non-zero positive integer constant", e.line
+            )
+        if len(e.args) > 1:
+            size = self._const(e.args[1])
+            if size is None or size < 0:
+                raise DError(
+                    "D_USTACK_STRSIZE",
+                    f"{name}( ) argument #2 must be a positive integer constant",
+                    e.line,
+                )
 
     def _library_types(self, name: str) -> bool:
         """Enter D's process-information types when a program first names one."""
