@@ -59,7 +59,9 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=50000)
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
-    env = dict(os.environ, PYTHONPATH=SRC)
+    # as installed programs run: from cached bytecode (no PYTHONDONTWRITEBYTECODE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = SRC
     dd = ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={a.count}"]
     d = tempfile.mkdtemp(prefix="ktrace-bench-")
     rows: dict[str, list[float]] = {"untraced": []}

@@ -57,7 +57,9 @@ def main() -> int:
     src, exe = tmp / "hot.c", tmp / "hot"
     src.write_text(PROG)
     subprocess.run(["cc", "-O1", "-o", str(exe), str(src)], check=True)
-    env = dict(os.environ, PYTHONPATH=SRC)
+    # as installed programs run: from cached bytecode (no PYTHONDONTWRITEBYTECODE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = SRC
     cmd = f"{exe} {o.count}"
     rows: dict[str, list[str]] = {"untraced": [str(exe), str(o.count)]}
     if shutil.which("bpftrace"):

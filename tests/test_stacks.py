@@ -140,3 +140,17 @@ def test_frame_counts_are_positive_constants(tmp_path: Path, src: str, err: str)
     r = pydtrace("-x", "errtags", "-s", str(script))
     assert r.status == 1
     assert r.err == f"pydtrace: failed to compile script {script}: {err}\n"
+
+
+def test_folded_output_for_flame_graphs(tmp_path: Path) -> None:
+    """-x folded: stackcollapse's lines (outermost frame first, no offsets,
+    rows that fold alike added up), nothing else on stdout."""
+    exe = cc(tmp_path, "chain", CHAIN)
+    r = pydtrace(
+        "-q", "-x", "folded", "-c", exe, "-n", f"{GETPPID} {{ @[execname, ustack()] = count(); }}"
+    )
+    assert r.status == 0, r.err
+    assert (
+        r.out
+        == "chain;libc.so.6`__libc_start_call_main;chain`main;chain`outer;libc.so.6`getppid 3\n"
+    )

@@ -241,6 +241,7 @@ _FLAG_ONLY = (
     "aggpercpu argref core cpp cpphdrs defaultargs debug empty errtags kdefs knodefs"
     " nolibs pspec strip udefs unodefs verbose zdefs"
     " json"  # pydtrace's own: JSON lines output
+    " folded"  # pydtrace's own: aggregations as folded stacks (flame graphs)
 ).split()
 _ANY_VALUE = ("droptags", "lazyload", "linknommap")
 _STRING = (

@@ -28,7 +28,7 @@ from .aggregation import (
     s64,
     stddev_of,
 )
-from .stacks import StackKey, format_stack
+from .stacks import StackKey, format_stack, frame_name
 
 if TYPE_CHECKING:
     from .printf import Conversion, Format
@@ -400,7 +400,28 @@ def sort_keys(aggs: list[Aggregation], options: dict) -> list[tuple]:
 
 def format_aggregation(agg: Aggregation, options: dict) -> str:
     """All rows of one aggregation in the default format and order."""
+    if _opt_set(options, "folded") and agg.spec.func in ("count", "sum"):
+        return format_folded(agg, options)
     return "".join(format_row(agg, k, options) for k in sort_keys([agg], options))
+
+
+def format_folded(agg: Aggregation, options: dict) -> str:
+    """-x folded: the rows as flame-graph tools read them (Brendan Gregg's
+    stackcollapse form): the key's parts joined by ';', a stack's frames
+    outermost first and without offsets, a space, the value; rows that fold
+    to the same line are added up."""
+    rows: dict[str, int] = {}
+    for key in sort_keys([agg], options):
+        parts: list[str] = []
+        for k in key:
+            if isinstance(k, StackKey):
+                names = [frame_name(k.kind, pc, k.pid) for pc in k.frames]
+                parts.extend(n.split("+0x", 1)[0] for n in reversed(names))
+            else:
+                parts.append(str(k).split("\0", 1)[0].replace(";", ":"))
+        line = ";".join(parts)
+        rows[line] = rows.get(line, 0) + _u64_div(agg.data[key], agg.normal)
+    return "".join(f"{line} {n}\n" for line, n in rows.items())
 
 
 def _format_joined_default(aggs: list[Aggregation], options: dict) -> str:

@@ -481,7 +481,8 @@ class Consumer:
             return
         from pydtrace.consume.aggprint import format_exit
 
-        self.out.write("\n")
+        if not self.options.get("folded"):  # folded rows only: flame-graph tools read them
+            self.out.write("\n")
         self.out.write(
             format_exit(sorted(self.aggs.values(), key=lambda a: a.spec.id), self.options)
         )
