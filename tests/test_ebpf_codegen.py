@@ -139,8 +139,14 @@ def test_program_attachments() -> None:
 @pytest.mark.parametrize(
     "src, message",
     [
-        ("BEGIN { trace(func(0)); }", "the eBPF engine cannot compile func() yet (line 1)"),
-        ("BEGIN { @[ufunc(0)] = count(); }", "the eBPF engine cannot compile ufunc() yet (line 1)"),
+        (
+            'BEGIN { trace(strtoll("12")); }',
+            "the eBPF engine cannot compile strtoll() yet (line 1)",
+        ),
+        (
+            "BEGIN { trace(ucaller); }",
+            "the eBPF engine cannot compile the built-in variable ucaller yet (line 1)",
+        ),
         (
             "double d; BEGIN { d = 1; }",
             "the eBPF engine cannot compile converting int to double (no floating point in eBPF)"

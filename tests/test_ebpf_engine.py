@@ -164,10 +164,10 @@ def test_fault_record_names_the_clause() -> None:
 
 
 def test_lowering_error_is_a_clear_message() -> None:
-    r = pydtrace("-x", "engine=ebpf", "-n", "BEGIN { trace(func(0)); }")
+    r = pydtrace("-x", "engine=ebpf", "-n", 'BEGIN { trace(strtoll("12")); }')
     assert r.status == 1
     assert r.err.endswith(
-        "pydtrace: could not enable tracing: the eBPF engine cannot compile func() yet (line 1)\n"
+        "pydtrace: could not enable tracing: the eBPF engine cannot compile strtoll() yet (line 1)\n"
     )
 
 

@@ -108,17 +108,21 @@ def test_frames_in_a_shared_library_of_our_own(tmp_path: Path) -> None:
     assert names(r.out) == ["libc.so.6`getppid", "user`via", "user`main"] * 2
 
 
-def test_symbol_actions(tmp_path: Path) -> None:
-    exe = cc(tmp_path, "busy", """
+BUSY = """
         __attribute__((noinline)) long spin(long n) {
             long s = 0;
             for (long i = 0; i < n; i++) s += i ^ (s >> 3);
             return s;
         }
         int main(void) { long t = 0; for (int k = 0; k < 30; k++) t += spin(10000000); return (int)(t & 1); }
-    """)  # fmt: skip
+"""
+
+
+def test_symbol_actions(tmp_path: Path) -> None:
+    exe = cc(tmp_path, "busy", BUSY)
     r = pydtrace("-q", "-c", exe, "-n",
-                 "profile-997 /pid == $target && arg1 && !x/ { x = 1; uaddr(arg1); usym(arg1);"
+                 "profile-997 /pid == $target && arg1 && arg1 < 0x700000000000 && !x/ { x = 1;"  # in busy
+                 " uaddr(arg1); usym(arg1);"
                  ' ufunc(arg1); umod(arg1); printf("\\n"); exit(0); }')  # fmt: skip
     assert r.status == 0, r.err
     fields = [r.out[i : i + 52] for i in range(0, 52 * 4, 52)]
@@ -154,3 +158,19 @@ def test_folded_output_for_flame_graphs(tmp_path: Path) -> None:
         r.out
         == "chain;libc.so.6`__libc_start_call_main;chain`main;chain`outer;libc.so.6`getppid 3\n"
     )
+
+
+def test_symbols_as_aggregation_keys_name_one_row_each(tmp_path: Path) -> None:
+    """Samples anywhere in spin() are one ufunc() key and one umod() key, as
+    dtrace's consumer folds the addresses; uaddr() keeps them apart."""
+    exe = cc(tmp_path, "busy", BUSY)
+    r = pydtrace("-q", "-c", exe, "-n", "profile-997 /pid == $target && arg1 && arg1 < 0x700000000000/ "
+                 "{ @f[ufunc(arg1)] = count(); @m[umod(arg1)] = count(); @a[uaddr(arg1)] = count(); }")  # fmt: skip
+    assert r.status == 0, r.err
+    rows = [x for x in r.out.splitlines() if x]
+    f = [x for x in rows if re.fullmatch(r"  busy`spin +\d+", x)]
+    m = [x for x in rows if re.fullmatch(r"  busy +\d+", x)]
+    a = [x for x in rows if re.fullmatch(r"  busy`spin\+0x[0-9a-f]+ +\d+", x)]
+    assert len(f) == len(m) == 1 and len(a) > 1
+    total = int(f[0].split()[-1])
+    assert int(m[0].split()[-1]) == total == sum(int(x.split()[-1]) for x in a)

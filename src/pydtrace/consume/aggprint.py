@@ -28,7 +28,7 @@ from .aggregation import (
     s64,
     stddev_of,
 )
-from .stacks import StackKey, format_stack, frame_name
+from .stacks import StackKey, SymKey, format_stack, format_symbol, frame_name
 
 if TYPE_CHECKING:
     from .printf import Conversion, Format
@@ -123,6 +123,8 @@ def format_key_elem(value: object, ctype: CType | None, options: dict | None = N
     if isinstance(value, StackKey):
         indent = options.get("stackindent")
         return format_stack(value, int(indent) if indent is not None else 14)
+    if isinstance(value, SymKey):
+        return "  %-50s" % format_symbol(value.kind, value.addr, value.pid)
     if isinstance(value, int) and not isinstance(value, bool):
         size = 8
         if ctype is not None and ctype.is_int():
@@ -417,6 +419,8 @@ def format_folded(agg: Aggregation, options: dict) -> str:
             if isinstance(k, StackKey):
                 names = [frame_name(k.kind, pc, k.pid) for pc in k.frames]
                 parts.extend(n.split("+0x", 1)[0] for n in reversed(names))
+            elif isinstance(k, SymKey):
+                parts.append(format_symbol(k.kind, k.addr, k.pid))
             else:
                 parts.append(str(k).split("\0", 1)[0].replace(";", ":"))
         line = ";".join(parts)

@@ -24,6 +24,15 @@ class StackKey(NamedTuple):
     pid: int = -1
 
 
+class SymKey(NamedTuple):
+    """sym(addr) and the rest as a value (an aggregation key): which one, the
+    address, and for the user ones the process it belongs to."""
+
+    kind: str  # "sym", "ufunc", ...
+    addr: int
+    pid: int = -1
+
+
 def frame_name(kind: str, pc: int, pid: int) -> str:
     """One frame, dtrace's way."""
     if kind == "stack":
@@ -82,6 +91,32 @@ def format_symbol(kind: str, addr: int, pid: int) -> str:
     if kind == "uaddr":
         return f"{obj}`{name}+0x{off:x}" if off else f"{obj}`{name}"
     return f"{obj}`{name}"
+
+
+def canonical_address(kind: str, addr: int, pid: int) -> int:
+    """The address a sym()-family key stands for, so that keys naming the
+    same thing are one (as dtrace's consumer does): a function's start for
+    sym/func/usym/ufunc, the object's first mapping for mod/umod, the
+    address itself for uaddr (or when nothing holds it)."""
+    addr &= 0xFFFFFFFFFFFFFFFF
+    if kind == "uaddr":
+        return addr
+    if kind in ("sym", "func", "mod"):
+        from pydtrace.symbols.kallsyms import kernel_symbols
+
+        found = kernel_symbols().lookup(addr)
+        if found is None:
+            return addr
+        mod, _, off = found
+        return kernel_symbols().module_start(mod) if kind == "mod" else addr - off
+    from pydtrace.symbols.process import process_symbols
+
+    ps = process_symbols(pid)  # the mappings now, while the process may still run
+    obj, name, off = ps.lookup(addr)
+    if kind == "umod":
+        m = ps.mapping(addr)
+        return ps.object_start(m.path) if m is not None else addr
+    return addr - off if name is not None else addr
 
 
 def folded(execname: str, key: StackKey) -> str:

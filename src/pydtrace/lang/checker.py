@@ -1225,7 +1225,7 @@ class Checker:
         if b.name in ("stack", "ustack", "jstack") and e.args:
             self._stack_args(e, b.name)
         if p.ret in ("_symaddr", "_usymaddr"):
-            return e.args[0].ctype  # type: ignore[attr-defined]
+            return T.SYMADDR[b.name]
         if b.name in ("ustack", "jstack"):
             return T.USTACK
         return self._proto_type(p.ret)

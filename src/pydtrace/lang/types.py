@@ -149,6 +149,10 @@ STRING = CType("string", "string", 256)  # size follows strsize at check time
 AGG = CType("agg", "aggregation", 8)  # the value of `@a` used outside an aggregation statement
 STACK = CType("stack", "stack", 8)  # stack() records
 USTACK = CType("stack", "ustack", 8)  # ustack() records: the frames of one process
+SYMBOL_FUNCS = ("sym", "func", "mod", "usym", "ufunc", "umod", "uaddr")
+# sym(addr) and the rest as values: the address, typed so that an aggregation
+# key prints it resolved (named _sym, _ufunc... ; an unsigned long otherwise)
+SYMADDR = {f: CType("int", f"_{f}", 8, False, base=ULONG) for f in SYMBOL_FUNCS}
 
 
 def pointer(t: CType) -> CType:

@@ -37,6 +37,16 @@ class KernelSymbols:
         order = sorted(range(len(addrs)), key=addrs.__getitem__)
         self._addrs = [addrs[i] for i in order]
         self._names = [names[i] for i in order]
+        self._starts: dict[str, int] | None = None
+
+    def module_start(self, module: str) -> int:
+        """The lowest text address of a module (or of vmlinux)."""
+        starts = self._starts
+        if starts is None:
+            starts = self._starts = {}
+            for addr, (mod, _) in zip(self._addrs, self._names):
+                starts.setdefault(mod, addr)
+        return starts.get(module, 0)
 
     def lookup(self, addr: int) -> tuple[str, str, int] | None:
         """(module, function, offset) of the text symbol holding addr."""

@@ -48,6 +48,10 @@ class ProcessSymbols:
                 return m
         return None
 
+    def object_start(self, path: str) -> int:
+        """The lowest address at which path is mapped."""
+        return min(m.start for m in self.maps if m.path == path)
+
     def lookup(self, addr: int) -> tuple[str, str | None, int]:
         """(object basename, function or None, offset from the function,
         or the address itself when no function holds it); ("", None, addr)

@@ -38,6 +38,9 @@ class AggsMixin(CompilerBase):
             if isinstance(slot, L.StackSlot):
                 self.stack_key(k, slot)  # cg_stack
                 continue
+            if isinstance(slot, L.SymSlot):
+                self.symbol_key(k, slot)  # cg_stack
+                continue
             v = self.expr(k)
             if t.is_string():
                 self.copy_string_to(R9, self.f_key + slot.off, v.reg)

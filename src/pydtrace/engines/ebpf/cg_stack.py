@@ -102,6 +102,20 @@ class StackMixin(CompilerBase):
 
         self.get_stack(dst, lambda i: a.st(8, R9, at + 8 * i, 0), slot.frames, slot.user)
 
+    def symbol_key(self, k: ast.Call, slot: L.SymSlot) -> None:
+        """sym(addr) and the rest as an aggregation key: pid (0 for the
+        kernel ones), then the address."""
+        a = self.a
+        v = self.expr(k)
+        a.stx(8, R9, self.f_key + slot.off + 8, v.reg)
+        self.free(v)
+        if slot.ctype.name.startswith("_u"):
+            a.call("get_current_pid_tgid")
+            a.alu(">>", R0, imm=32)
+            a.stx(8, R9, self.f_key + slot.off, R0)
+        else:
+            a.st(8, R9, self.f_key + slot.off, 0)
+
     def sym_action(self, e: ast.Call) -> None:
         """sym(addr) and the rest: the address (and for the user ones the pid)."""
         a = self.a
@@ -113,6 +127,18 @@ class StackMixin(CompilerBase):
         self._mark(a.insns[-1], "rec", pslot.off)
         self.new_action("sym", lambda v, n=e.name, i=slot.idx, t=slot.ctype, p=pslot.idx: (
             "sym", n, v[i], t, v[p]))  # fmt: skip
+
+
+def _symbol_value(self: Any, e: ast.Call) -> Any:
+    """sym(addr) and the rest used as a value: the address, typed _sym,
+    _ufunc... (an aggregation key of that type prints resolved)."""
+    v = self.expr(e.args[0])
+    v.ctype = e.ctype  # type: ignore[attr-defined]
+    return v
+
+
+for _name in T.SYMBOL_FUNCS:
+    setattr(StackMixin, f"_call_{_name}", _symbol_value)
 
 
 def calls_stack(node: Any, names: frozenset[str] = STACK_CALLS) -> bool:

@@ -390,6 +390,10 @@ class EbpfEngine:
                     n, state = lay.decode_value(raw)
                     if n:
                         states[cpu] = state
+                if key in percpu:  # another raw key that reads back the same (sym(): the
+                    # addresses of one function), as dtrace's consumer merges them
+                    for cpu, st in percpu[key].items():
+                        states[cpu] = lay.merge([states[cpu], st]) if cpu in states else st
                 data[key] = (
                     lay.merge(list(states.values())) if states else self.aggs[name]._initial()
                 )

@@ -302,6 +302,23 @@ class StackSlot(Slot):
         return key
 
 
+@dataclass
+class SymSlot(Slot):
+    """sym(addr) and the rest in an aggregation key: the pid (user ones), then
+    the address; reads back as a consume.stacks.SymKey."""
+
+    def read(self, buf: bytes) -> Any:
+        from pydtrace.consume.stacks import SymKey, canonical_address
+
+        pid, addr = struct.unpack_from("<qQ", buf, self.off)
+        kind = self.ctype.name[1:]
+        if not kind.startswith("u"):
+            pid = -1
+        return SymKey(kind, canonical_address(kind, addr, pid), pid)
+
+
+SYMADDR_NAMES = frozenset(t.name for t in T.SYMADDR.values())
+
 # a stack in an aggregation key keeps this many frames at most: BPF hash keys
 # are at most 512 bytes (the kernel builds them on its 512-byte stack)
 KEY_FRAMES = 48
@@ -319,6 +336,10 @@ def agg_layout(
         if probe_keys and pos in probe_keys:
             keys.append(ProbeNameSlot(off, t, 8, names=probe_keys[pos]))
             off += 8
+            continue
+        if t.name in SYMADDR_NAMES:
+            keys.append(SymSlot(off, t, 16))
+            off += 16
             continue
         if t.r.kind == "stack":
             user = t.name == "ustack"
