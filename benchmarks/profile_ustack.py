@@ -25,8 +25,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed_output as timed  # benchmarks/timing.py, beside this script
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 PROG = r"""
@@ -40,15 +41,6 @@ int main(int argc, char **argv) {
     return s == 42;
 }
 """
-
-
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    p = subprocess.run(argv, env=env, capture_output=True, text=True)
-    took = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({p.returncode}): {p.stderr.strip()[-300:]}")
-    return took, p.stdout
 
 
 def main() -> int:

@@ -28,3 +28,25 @@ def median_time(cmd: list[str], runs: int) -> float:
                 f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-300:]}"
             )
     return statistics.median(times)
+
+
+def timed_output(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """(seconds, stdout) of one run of argv; RuntimeError with its stderr if it fails."""
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({p.returncode}): {p.stderr.strip()[-300:]}")
+    return took, p.stdout
+
+
+def report_added(med: dict[str, float], head: str) -> None:
+    """Print wall and added time per row (over "untraced") and pydtrace/bpftrace."""
+    base = med["untraced"]
+    print(head)
+    print(f"{'':10} {'wall s':>8} {'added s':>8}")
+    for name, t in med.items():
+        print(f"{name:10} {t:8.3f} {t - base:8.3f}")
+    if "bpftrace" in med:
+        ratio = (med["pydtrace"] - base) / max(med["bpftrace"] - base, 1e-9)
+        print(f"ratio pydtrace/bpftrace (added time): {ratio:.2f}")

@@ -24,8 +24,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import report_added  # benchmarks/timing.py, beside this script
+from timing import timed_output as timed
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 PROG = r"""
@@ -37,15 +39,6 @@ int main(int argc, char **argv) {
     return s == 0;
 }
 """
-
-
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    p = subprocess.run(argv, env=env, capture_output=True, text=True)
-    took = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({p.returncode}): {p.stderr.strip()[-300:]}")
-    return took, p.stdout
 
 
 def main() -> int:
@@ -78,14 +71,7 @@ def main() -> int:
                 if o.count not in counts:
                     raise RuntimeError(f"{name} counted {out.strip()!r}, not {o.count}")
         med[name] = statistics.median(times)
-    base = med["untraced"]
-    print(f"{o.count} calls, median of {o.runs} runs")
-    print(f"{'':10} {'wall s':>8} {'added s':>8}")
-    for name, t in med.items():
-        print(f"{name:10} {t:8.3f} {t - base:8.3f}")
-    if "bpftrace" in med:
-        ratio = (med["pydtrace"] - base) / max(med["bpftrace"] - base, 1e-9)
-        print(f"ratio pydtrace/bpftrace (added time): {ratio:.2f}")
+    report_added(med, f"{o.count} calls, median of {o.runs} runs")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -108,3 +108,16 @@ def bpf_maps_ok() -> bool:
 @pytest.fixture
 def run():
     return pydtrace
+
+
+def compile_c(tmp: Path, name: str, source: str, *flags: str) -> str:
+    """A C program of a test's own, built with cc -O1 (plus flags) in tmp."""
+    import shutil
+    import textwrap
+
+    need(shutil.which("cc") is not None, "no C compiler")
+    src = tmp / f"{name}.c"
+    src.write_text(textwrap.dedent(source))
+    exe = tmp / name
+    subprocess.run(["cc", "-O1", "-o", str(exe), str(src), *flags], check=True)
+    return str(exe)

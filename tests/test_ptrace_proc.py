@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import compile_c as cc
 from conftest import need, ptrace_works
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -34,15 +35,6 @@ def run(*args: str, timeout: float = 30, **kw) -> subprocess.CompletedProcess[st
     env = dict(os.environ, PYTHONPATH=SRC)
     return subprocess.run(pydtrace(*args), capture_output=True, text=True, env=env,
                           timeout=timeout, **kw)  # fmt: skip
-
-
-def cc(tmp: Path, name: str, source: str, *flags: str) -> str:
-    need(shutil.which("cc") is not None, "no C compiler")
-    src = tmp / f"{name}.c"
-    src.write_text(textwrap.dedent(source))
-    exe = tmp / name
-    subprocess.run(["cc", "-O1", "-o", str(exe), str(src), *flags], check=True)
-    return str(exe)
 
 
 def script(tmp: Path, body: str) -> str:

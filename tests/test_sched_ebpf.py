@@ -5,29 +5,18 @@ known number of times, wakeup's woken thread, and the refused probes."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from conftest import bpf_maps_ok, need, pydtrace
+from conftest import compile_c as cc
 
 
 @pytest.fixture(autouse=True)
 def _kernel() -> None:
     need(bpf_maps_ok(), "needs root and bpf(2)")
     need(os.path.exists("/sys/kernel/btf/vmlinux"), "no kernel BTF")
-
-
-def cc(tmp: Path, name: str, source: str) -> str:
-    need(shutil.which("cc") is not None, "no C compiler")
-    src = tmp / f"{name}.c"
-    src.write_text(textwrap.dedent(source))
-    exe = tmp / name
-    subprocess.run(["cc", "-O1", "-o", str(exe), str(src)], check=True)
-    return str(exe)
 
 
 SLEEPER = """

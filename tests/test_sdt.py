@@ -4,14 +4,12 @@ engine, args->field and args[N] typed from tracefs format files, -l / -lv."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from conftest import bpf_maps_ok, need, pydtrace
+from conftest import compile_c as cc
 from pydtrace.lang import types as T
 from pydtrace.probes import sdt, tracefs
 
@@ -27,15 +25,6 @@ def _tracefs_ok() -> bool:
 def _kernel():
     need(bpf_maps_ok(), "needs root and bpf(2)")
     need(_tracefs_ok(), "no tracefs task:task_rename")
-
-
-def cc(tmp: Path, name: str, source: str) -> str:
-    need(shutil.which("cc") is not None, "no C compiler")
-    src = tmp / f"{name}.c"
-    src.write_text(textwrap.dedent(source))
-    exe = tmp / name
-    subprocess.run(["cc", "-O1", "-o", str(exe), str(src)], check=True)
-    return str(exe)
 
 
 SIGNALS = """
