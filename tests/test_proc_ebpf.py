@@ -113,6 +113,7 @@ def test_every_proc_probe_on_a_process_tree(tmp_path: Path) -> None:
         "0 true exec-success\n"
         "0 true lwp-exit\n"  # the last thread exits too (before exit)
         "0 true exit 1\n"  # CLD_EXITED
+        "0 true signal-discard\n"  # its SIGCHLD: the parent leaves it SIG_DFL
         f"1 {base} create 1\n"
         f"0 {base} start\n"
         f"0 {base} lwp-start\n"
@@ -120,6 +121,7 @@ def test_every_proc_probe_on_a_process_tree(tmp_path: Path) -> None:
         f"0 {base} signal-handle 15\n"  # fatal: the kernel delivers it as SIGKILL
         f"0 {base} lwp-exit\n"
         f"0 {base} exit 2\n"  # CLD_KILLED
+        f"0 {base} signal-discard\n"
         f"1 {base} signal-send 10 1 1\n"
         f"1 {base} signal-handle 10\n"
         f"1 {base} signal-send 12 1 1\n"
@@ -131,8 +133,9 @@ def test_every_proc_probe_on_a_process_tree(tmp_path: Path) -> None:
 
 def test_same_proc_events_on_the_ptrace_engine(tmp_path: Path) -> None:
     """Differential: the probes both engines fire give the same lines; eBPF
-    also sees the -c child's own exec (system-wide), signal-clear and the
-    fatal signal's signal-handle, which the ptrace engine does not."""
+    also sees the -c child's own exec (system-wide), signal-clear,
+    signal-discard and the fatal signal's signal-handle, which the ptrace
+    engine does not."""
     need(ptrace_works(), "ptrace unavailable")
     ebpf, base = _tree_events(tmp_path, "-x", "engine=ebpf")
     user, _ = _tree_events(tmp_path, "-x", "engine=ptrace")
@@ -141,6 +144,8 @@ def test_same_proc_events_on_the_ptrace_engine(tmp_path: Path) -> None:
         f"1 {base} exec-success",
         f"1 {base} signal-clear 12",
         f"0 {base} signal-handle 15",
+        "0 true signal-discard",  # a ptraced parent gets every signal: none is discarded
+        f"0 {base} signal-discard",
     )
     lines = [x for x in ebpf.splitlines() if x not in only_ebpf]
     assert lines == user.splitlines()
@@ -200,5 +205,25 @@ def test_proc_probes_listed_with_types() -> None:
     r = pydtrace("-l", "-P", "proc")
     assert [x.split()[-1] for x in r.out.splitlines()[1:]] == [
         "create", "exec", "exec-failure", "exec-success", "lwp-create", "lwp-exit", "exit",
-        "signal-clear", "signal-handle", "signal-send", "start", "lwp-start",
+        "signal-clear", "signal-discard", "signal-handle", "signal-send", "start", "lwp-start",
     ]  # fmt: skip
+
+
+def test_signal_discard(tmp_path: Path) -> None:
+    """A signal its target ignores (SIG_IGN, or SIG_DFL of SIGCHLD) is
+    discarded as it is sent: signal-discard, with signal-send's arguments."""
+    exe = cc(tmp_path, "disc", """
+        #include <signal.h>
+        #include <unistd.h>
+        int main(void) {
+            signal(SIGUSR2, SIG_IGN);
+            kill(getpid(), SIGUSR2);
+            kill(getpid(), SIGCHLD);
+            kill(getpid(), 0);
+            return 0;
+        }
+    """)  # fmt: skip
+    r = pydtrace("-q", "-c", exe, "-n", "proc:::signal-discard /args[1]->pr_pid == $target/"
+                 ' { printf("%d %d %d\\n", args[2], pid == $target, args[0]->pr_lwpid == $target); }')  # fmt: skip
+    assert r.status == 0, r.err
+    assert r.out == "12 1 1\n17 1 1\n\n"

@@ -26,6 +26,7 @@ PROC_ARGS: dict[str, tuple[str, ...]] = {
     "lwp-exit": (),
     "exit": ("int",),
     "signal-clear": ("int",),
+    "signal-discard": ("lwpsinfo_t *", "psinfo_t *", "int"),
     "signal-handle": ("int",),
     "signal-send": ("lwpsinfo_t *", "psinfo_t *", "int"),
     "start": (),

@@ -51,6 +51,7 @@ PROC = {
     "exit": "sched_process_exit",
     "lwp-exit": "sched_process_exit",
     "signal-send": "signal_generate",
+    "signal-discard": "signal_generate",
     "signal-handle": "signal_deliver",
     "signal-clear": "sys_exit",
 }
@@ -450,9 +451,11 @@ def _probe(cg: Any, probe: Any, r: Region, skip: str) -> None:
                 a.movi(R1, CLD_KILLED)
                 a.place(out)
                 a.stx(8, R9, fa, R1)
-        elif n == "signal-send":  # signal_generate(sig, info, task, group, result)
+        elif n in ("signal-send", "signal-discard"):
+            # signal_generate(sig, info, task, group, result): TRACE_SIGNAL_DELIVERED
+            # 0 (sent), TRACE_SIGNAL_IGNORED 1 (discarded: ignored by the target)
             _ctx(cg, R1, 4)
-            a.jmp("!=", R1, skip, imm=0)  # TRACE_SIGNAL_DELIVERED only
+            a.jmp("!=", R1, skip, imm=0 if n == "signal-send" else 1)
             if args:
                 _task_args(cg, r, 2)
                 _ctx(cg, R1, 0)
