@@ -503,12 +503,20 @@ class Session:
         consumer.keep = keep_records
         self.consumer = consumer
         ebpf, refusal = self._make_ebpf(consumer)
-        beyond = self._beyond_user_engine() if ebpf is None and refusal is None else []
+        user_engine = ebpf is None and refusal is None and self.checked is not None
+        beyond = self._beyond_user_engine() if user_engine else []
         if beyond:  # never a run that silently traces nothing
             refusal = CompileError(
                 f"could not enable tracing: {', '.join(beyond)} probes need the eBPF engine; "
                 f"the user-space engine fires only {', '.join(sorted(USER_ENGINE_PROVIDERS))} probes"
             )
+        elif user_engine:
+            stack = _stack_call(self.checked)
+            if stack is not None:  # it records no frames: never an empty stack printed
+                refusal = CompileError(
+                    f"could not enable tracing: the user-space engine cannot record {stack.name}() "
+                    f"(line {stack.line}); the eBPF engine records stacks"
+                )
         if self.tracer is not None:
             self._release_targets()  # an exec failure is reported before anything else
         if not self.options.get("quiet"):
@@ -601,6 +609,30 @@ class Session:
             self.tracer.finish()
         if self.launcher is not None:
             self.launcher.finish()
+
+
+def _stack_call(checked: Any) -> Any:
+    """The first stack()/ustack()/jstack() call of the program, or None."""
+    from pydtrace.lang import ast
+
+    def find(node: Any) -> Any:
+        if isinstance(node, ast.Call) and node.name in ("stack", "ustack", "jstack"):
+            return node
+        if isinstance(node, (list, tuple)):
+            for x in node:
+                hit = find(x)
+                if hit is not None:
+                    return hit
+            return None
+        if isinstance(node, ast.Node):
+            for f in node.__dataclass_fields__:
+                if f not in ("line", "file"):
+                    hit = find(getattr(node, f))
+                    if hit is not None:
+                        return hit
+        return None
+
+    return find([[c.predicate, *(c.body or [])] for c in checked.clauses])
 
 
 def _syscall_table() -> Any:
