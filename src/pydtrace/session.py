@@ -613,26 +613,10 @@ class Session:
 
 def _stack_call(checked: Any) -> Any:
     """The first stack()/ustack()/jstack() call of the program, or None."""
-    from pydtrace.lang import ast
+    from pydtrace.lang.ast import find_call
 
-    def find(node: Any) -> Any:
-        if isinstance(node, ast.Call) and node.name in ("stack", "ustack", "jstack"):
-            return node
-        if isinstance(node, (list, tuple)):
-            for x in node:
-                hit = find(x)
-                if hit is not None:
-                    return hit
-            return None
-        if isinstance(node, ast.Node):
-            for f in node.__dataclass_fields__:
-                if f not in ("line", "file"):
-                    hit = find(getattr(node, f))
-                    if hit is not None:
-                        return hit
-        return None
-
-    return find([[c.predicate, *(c.body or [])] for c in checked.clauses])
+    clauses = [[c.predicate, *(c.body or [])] for c in checked.clauses]
+    return find_call(clauses, ("stack", "ustack", "jstack"))
 
 
 def _syscall_table() -> Any:

@@ -8,7 +8,7 @@ identifier kinds are decided later by the checker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 
 
 @dataclass
@@ -286,3 +286,21 @@ class Clause(Node):
 @dataclass
 class Program(Node):
     items: list[Clause | Decl | Inline | Pragma | Translator | ProviderDef]
+
+
+def find_call(node: object, names: frozenset[str] | tuple[str, ...]) -> Call | None:
+    """The first call of one of `names` in the tree under node (a node or a
+    list of nodes), in source order; None if there is none."""
+    if isinstance(node, Call) and node.name in names:
+        return node
+    if isinstance(node, (list, tuple)):
+        children: list[object] = list(node)
+    elif is_dataclass(node) and not isinstance(node, type):
+        children = [getattr(node, f.name) for f in fields(node)]
+    else:
+        return None
+    for child in children:
+        found = find_call(child, names)
+        if found is not None:
+            return found
+    return None

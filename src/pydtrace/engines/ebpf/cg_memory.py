@@ -15,7 +15,6 @@ engine's unmapped addresses. Stores outside [8, top) fault the same way.
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
 from typing import Any
 
 from pydtrace.consume.records import BADINDEX, BADSIZE, NOSCRATCH
@@ -44,13 +43,7 @@ class Region:
 
 def _calls(node: Any, names: tuple[str, ...]) -> bool:
     """Does the AST under node call one of names?"""
-    if isinstance(node, ast.Call) and node.name in names:
-        return True
-    if isinstance(node, list):
-        return any(_calls(x, names) for x in node)
-    if is_dataclass(node) and not isinstance(node, type):
-        return any(_calls(getattr(node, f.name), names) for f in fields(node))
-    return False
+    return ast.find_call(node, names) is not None
 
 
 def scalar_size(t: CType) -> int:

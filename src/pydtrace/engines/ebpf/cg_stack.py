@@ -141,18 +141,11 @@ for _name in T.SYMBOL_FUNCS:
     setattr(StackMixin, f"_call_{_name}", _symbol_value)
 
 
-def calls_stack(node: Any, names: frozenset[str] = STACK_CALLS) -> bool:
-    """Whether an AST (sub)tree calls stack()/ustack()/jstack() (or `names`)."""
-    if isinstance(node, ast.Call) and node.name in names:
-        return True
-    if isinstance(node, (list, tuple)):
-        return any(calls_stack(x, names) for x in node)
-    if isinstance(node, ast.Node):
-        return any(calls_stack(getattr(node, f), names) for f in node.__dataclass_fields__
-                   if f not in ("line", "file"))  # fmt: skip
-    return False
+def calls_stack(node: Any) -> bool:
+    """Whether an AST (sub)tree calls stack()/ustack()/jstack()."""
+    return ast.find_call(node, STACK_CALLS) is not None
 
 
 def calls_ustack(node: Any) -> bool:
     """Whether user stacks or addresses are recorded (they need process maps)."""
-    return calls_stack(node, USER_CALLS)
+    return ast.find_call(node, USER_CALLS) is not None
