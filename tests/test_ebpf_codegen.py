@@ -144,10 +144,6 @@ def test_program_attachments() -> None:
             "the eBPF engine cannot compile strtoll() yet (line 1)",
         ),
         (
-            "BEGIN { trace(ucaller); }",
-            "the eBPF engine cannot compile the built-in variable ucaller yet (line 1)",
-        ),
-        (
             "double d; BEGIN { d = 1; }",
             "the eBPF engine cannot compile converting int to double (no floating point in eBPF)"
             " yet (line 1)",

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from conftest import need, pydtrace
 from pydtrace.consume import printf as pf
 from pydtrace.consume.printf import (
     Conversion,
@@ -386,8 +387,28 @@ def test_floats() -> None:
 # --- formatting: addresses, times, stacks --------------------------------------------------
 
 
+def test_kernel_addresses_print_as_symbols() -> None:
+    """%a: module`function+0xoff from /proc/kallsyms (root reads its addresses)."""
+    need(os.geteuid() == 0, "kallsyms shows addresses to root only")
+    with open("/proc/kallsyms") as f:
+        addr = next(int(x.split()[0], 16) for x in f if x.split()[1:3] == ["T", "schedule"])
+    assert (
+        out("%a|%a", (addr + 5, T.ULONG), (addr, T.ULONG))
+        == "vmlinux`schedule+0x5|vmlinux`schedule"
+    )
+
+
+def test_percent_A_takes_an_integer_only_with_a_target() -> None:
+    src = 'BEGIN { printf("%A\\n", 0x10); exit(0); }'
+    r = pydtrace("-q", "-c", "true", "-n", src)
+    assert (r.status, r.out) == (0, "0x10\n\n"), r.err
+    r = pydtrace("-q", "-n", src)
+    assert r.status == 1
+    assert "printf( ) argument #2 is incompatible with conversion #1 prototype" in r.err
+
+
 def test_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert out("%a", (0xFFFFFFFF81000010, T.ULONG)) == "0xffffffff81000010"
+    assert out("%a", (0x10, T.ULONG)) == "0x10"  # below the kernel: no symbol holds it
     assert out("[%20A]", (0x401000, T.typedef("_usymaddr_t", T.ULONG))) == "[            0x401000]"
     seen: list[tuple[int, bool]] = []
 

@@ -81,12 +81,70 @@ def test_sleeps_wakeups_yields_and_ticks(tmp_path: Path) -> None:
     ]
 
 
+SWITCHER = """
+#include <time.h>
+#include <unistd.h>
+int main(void) {
+    struct timespec ts = {0, 10000000};
+    for (int i = 0; i < 4; i++)
+        nanosleep(&ts, 0);
+    if (setgid(65533) || setuid(65534))
+        return 1;
+    for (int i = 0; i < 3; i++)
+        nanosleep(&ts, 0);
+    return 0;
+}
+"""
+
+# on-cpu and off-cpu of one thread must alternate, on-cpu first (the new
+# process comes on before it can go off); on-cpu sees the incoming thread's
+# ids, names and psinfo
+ON_CPU_D = """
+self int on;
+sched:::on-cpu /pid == $target/ {
+    @bad["on while on"] = sum(self->on == 1); self->on = 1;
+    @on[uid, gid, tid == pid, curlwpsinfo->pr_lwpid == tid, curpsinfo->pr_pid == pid,
+        curlwpsinfo->pr_sname, curthread == curlwpsinfo->pr_addr] = count();
+    @cpu[cpu == curcpu->cpu_id] = count();
+}
+sched:::off-cpu /pid == $target/ { @bad["off while off"] = sum(self->on == 0); self->on = 0; }
+sched:::on-cpu /pid == $target && execname == "switcher"/ { @named = count(); }
+END { printa("%s %@d\\n", @bad); printa("%d %d %d %d %d %c %d %@d\\n", @on);
+      printa("cpu %d %@d\\n", @cpu); printa("named %@d\\n", @named); }
+"""
+
+
+def test_on_cpu_runs_as_the_incoming_thread(tmp_path: Path) -> None:
+    exe = cc(tmp_path, "switcher", SWITCHER)
+    r = pydtrace("-q", "-c", exe, "-n", ON_CPU_D)
+    assert r.status == 0, r.err
+    lines = r.out.strip("\n").split("\n")
+    assert lines[:2] == ["off while off 0", "on while on 0"], r.out
+    counts = {tuple(x.split()[:-1]): int(x.split()[-1]) for x in lines[2:]}
+    # 1 start + 4 sleeps before setuid, 3 after: at least that many switches in
+    assert counts[("0", "0", "1", "1", "1", "R", "1")] >= 5, r.out
+    assert counts[("65534", "65533", "1", "1", "1", "R", "1")] >= 3, r.out
+    total = sum(v for k, v in counts.items() if len(k) == 7)
+    assert counts[("cpu", "1")] == total, r.out
+    assert counts[("named",)] >= 7, r.out
+
+
+def test_on_cpu_refuses_what_belongs_to_the_outgoing_thread() -> None:
+    r = pydtrace("-q", "-n", "sched:::on-cpu { @[ustack()] = count(); }")
+    assert (r.status, r.err.strip()) == (
+        1,
+        "pydtrace: could not enable tracing: ustack() cannot be used in sched:::on-cpu on "
+        "the eBPF engine: the probe fires at the switch, where the stack, user memory and "
+        "signals are those of the thread going off the CPU",
+    )
+
+
 def test_probes_linux_cannot_give_are_refused() -> None:
-    r = pydtrace("-q", "-n", "sched:::on-cpu { exit(0); }")
+    r = pydtrace("-q", "-n", "sched:::remain-cpu { exit(0); }")
     assert (r.status, r.err.strip()) == (
         1,
         "pydtrace: could not enable tracing: the eBPF engine cannot attach "
-        "sched:vmlinux::on-cpu (no tracepoint for it)",
+        "sched:vmlinux::remain-cpu (no tracepoint for it)",
     )
 
 

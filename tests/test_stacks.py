@@ -78,6 +78,65 @@ def test_ustack_and_stack_records(tmp_path: Path) -> None:
     )
 
 
+SYSCALL_FRAMES = ["vmlinux`do_syscall_64", "vmlinux`entry_SYSCALL_64_after_hwframe"]
+
+
+@pytest.mark.parametrize(
+    "probe", [GETPPID, 'syscall::*:entry /pid == $target && probefunc == "getppid"/']
+)
+def test_kernel_stacks_start_at_the_probe_site(tmp_path: Path, probe: str) -> None:
+    """No frame of the probe machinery (the BPF program, bpf_trace_run2,
+    perf_syscall_enter...) in stack(), its frame count or caller: from the
+    syscall's own tracepoint and from the raw_syscalls program alike."""
+    exe = cc(tmp_path, "chain", CHAIN)
+    r = pydtrace("-q", "-c", exe, "-n",
+                 f"{probe} {{ stack(); stack(1); func(caller); @[stack(2)] = count(); exit(0); }}")  # fmt: skip
+    assert r.status == 0, r.err
+    full, one, rest = r.out.split("\n\n")[:3]
+    assert names(full) == SYSCALL_FRAMES
+    assert names(one) == SYSCALL_FRAMES  # stack(1), then func(caller)
+    assert one.splitlines()[1] == "  %-50s" % SYSCALL_FRAMES[1]
+    assert names(rest) == SYSCALL_FRAMES and rest.splitlines()[-1] == "                1"
+
+
+def test_caller_of_a_scheduler_tracepoint(tmp_path: Path) -> None:
+    exe = cc(tmp_path, "chain", CHAIN)
+    r = pydtrace("-q", "-c", exe, "-n",
+                 "syscall::clock_nanosleep:entry /pid == $target/ { self->in = 1; }"
+                 " syscall::clock_nanosleep:return /pid == $target/ { self->in = 0; }"
+                 " sched:::sleep /self->in/ { @s[stack(2)] = count(); @c[func(caller)] = count(); }"
+                 ' END { printa("%k%@d\\n", @s); printa("%a %@d\\n", @c); }')  # fmt: skip
+    assert r.status == 0, r.err
+    # usleep: __schedule holds the tracepoint, schedule called it
+    out = re.sub(r"\+0x[0-9a-f]+", "", r.out)
+    assert out == (
+        f"\n{' ' * 14}vmlinux`__schedule\n{' ' * 14}vmlinux`schedule\n1\nvmlinux`schedule 1\n\n"
+    ), r.out
+
+
+def test_ucaller_and_uregs(tmp_path: Path) -> None:
+    exe = cc(tmp_path, "chain", CHAIN)
+    r = pydtrace("-q", "-c", exe, "-n",
+                 f"{GETPPID} {{ ustack(2); uaddr(uregs[R_PC]); uaddr(ucaller);"
+                 ' printf("\\n%d %d %d\\n", uregs[R_ERR], (long)uregs[R_RAX], uregs[R_SP] != 0);'
+                 " exit(0); }")  # fmt: skip
+    assert r.status == 0, r.err
+    lines = r.out.splitlines()
+    frames = [x.strip() for x in lines[1:3]]
+    assert names("\n".join(frames)) == ["libc.so.6`getppid", "chain`outer"]
+    # the first frame is where the thread is (its pc), ucaller the second
+    assert lines[3] == "  %-50s  %-50s" % tuple(frames)
+    assert lines[4] == "110 -38 1"  # orig_ax: getppid's number; rax: -ENOSYS on entry
+
+
+def test_uregs_index_must_be_a_constant_in_range(tmp_path: Path) -> None:
+    for src, err in (("BEGIN { trace(uregs[26]); }", "uregs[]: index out of bounds (26)"),
+                     ("BEGIN { trace(uregs[arg0]); }", "uregs[ ] index must be an integer constant")):  # fmt: skip
+        r = pydtrace("-x", "errtags", "-n", src)
+        assert (r.status, r.err) == (
+            1, f"pydtrace: invalid probe specifier {src}: [D_UREGS_IDX] {err}\n")  # fmt: skip
+
+
 def test_ustack_with_a_frame_limit_and_stackindent(tmp_path: Path) -> None:
     exe = cc(tmp_path, "chain", CHAIN)
     r = pydtrace(
@@ -106,6 +165,44 @@ def test_frames_in_a_shared_library_of_our_own(tmp_path: Path) -> None:
     r = pydtrace("-q", "-c", str(exe), "-n", f"{GETPPID} {{ ustack(3); }}")
     assert r.status == 0, r.err
     assert names(r.out) == ["libc.so.6`getppid", "user`via", "user`main"] * 2
+
+
+def test_processes_gone_before_printing_resolve(tmp_path: Path) -> None:
+    """Not targets, gone within a millisecond, printed at the end: their
+    mappings come from the kernel's mmap records (engines/ebpf/mmaps.py), as
+    does a library loaded with dlopen after the process started."""
+    lib = tmp_path / "libhop.so"
+    (tmp_path / "hop.c").write_text(
+        "#include <unistd.h>\n__attribute__((noinline)) static void hop2(void) { getppid(); }\n"
+        "__attribute__((noinline)) void hop(void) { hop2(); }\n"
+    )
+    subprocess.run(["cc", "-O0", "-fno-omit-frame-pointer", "-shared", "-fPIC", "-o", str(lib),
+                    str(tmp_path / "hop.c")], check=True)  # fmt: skip
+    # (a walk from inside getppid skips its caller's frame: see FRAMES)
+    exe = cc(tmp_path, "brief", f"""
+        #include <dlfcn.h>
+        #include <unistd.h>
+        __attribute__((noinline)) static void direct2(void) {{ getppid(); }}
+        __attribute__((noinline)) void direct(void) {{ direct2(); }}
+        int main(void) {{
+            direct();
+            void *h = dlopen("{lib}", RTLD_NOW);
+            if (!h) return 1;
+            ((void (*)(void))dlsym(h, "hop"))();
+            return 0;
+        }}""", "-ldl")  # fmt: skip
+    script = tmp_path / "run.sh"
+    script.write_text(f"#!/bin/sh\nsleep 0.3\n{exe}\n{exe}\nsleep 0.3\n")
+    script.chmod(0o755)
+    r = pydtrace("-q", "-c", str(script), "-n",
+                 'syscall::getppid:entry /execname == "brief"/ { @[ustack(2)] = count(); }'
+                 ' END { printa("%k%@d\\n", @); }')  # fmt: skip
+    assert r.status == 0, r.err
+    rows = sorted(x.strip("\n") for x in re.sub(r"\+0x[0-9a-f]+", "", r.out).split("\n\n"))
+    frame = " " * 14 + "{}\n"
+    direct = frame.format("libc.so.6`getppid") + frame.format("brief`direct") + "1"
+    hop = frame.format("libc.so.6`getppid") + frame.format("libhop.so`hop") + "1"
+    assert rows == ["", direct, direct, hop, hop], r.out  # two processes, one row each
 
 
 BUSY = """

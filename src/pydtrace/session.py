@@ -144,7 +144,11 @@ class Session:
             desc_attrs.append(_description_attributes(cat, desc))
             return probes
 
-        checker = Checker(lookup, strsize=int(self.options.get("strsize", 256)))
+        checker = Checker(
+            lookup,
+            strsize=int(self.options.get("strsize", 256)),
+            has_target="target" in self.macro_values,
+        )
         values = {"pid": os.getpid(), "ppid": os.getppid(), "uid": os.getuid(), "gid": os.getgid(),
                   "euid": os.geteuid(), "egid": os.getegid(), "pgid": os.getpgid(0), "sid": os.getsid(0)}  # fmt: skip
         values.update(self.macro_values)

@@ -23,6 +23,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from pydtrace.consume.stacks import StackKey, SymKey, format_stack
 from pydtrace.lang.errors import DError
 from pydtrace.lang.types import BUILTIN_TYPEDEFS, CType
 
@@ -540,13 +541,19 @@ def _raw_bytes(value: object) -> bytes:
     return str(value).encode("utf-8", "surrogateescape")
 
 
-def addr_to_str(addr: int, user: bool) -> str:
-    """%a/%A text: the symbol when the hook knows it, else the bare hex address."""
+def addr_to_str(addr: int, user: bool, pid: int = -1) -> str:
+    """%a/%A text: the symbol when the hook knows it, else a kernel address's
+    frame (module`function+0xoff) or, given its process, a user address's;
+    else the bare hex address."""
     addr &= 0xFFFFFFFFFFFFFFFF
     if symbolize is not None:
         name = symbolize(addr, user)
         if name is not None:
             return name
+    if not user or pid > 0:
+        from pydtrace.consume.stacks import frame_name
+
+        return frame_name("ustack" if user else "stack", addr, pid)
     return f"0x{addr:x}"
 
 
@@ -652,6 +659,8 @@ def format_one(
     if kind in ("addr", "uaddr"):
         if isinstance(value, str):
             text = value  # already symbolized by the caller
+        elif isinstance(value, SymKey):  # a sym()/func()... key: the address it stands for
+            text = addr_to_str(value.addr, value.kind.startswith("u"), value.pid)
         else:
             assert isinstance(value, int)
             text = addr_to_str(_c_int(value, size, False), kind == "uaddr")
@@ -673,6 +682,8 @@ def _fmt_stack(value: object, width: int, prec: int, left: bool) -> str:
     (otherwise each frame is right-aligned in the width)."""
     if isinstance(value, str):
         return value
+    if isinstance(value, StackKey):  # a stack()/ustack() key
+        return format_stack(value)
     frames = list(value)  # type: ignore[call-overload]
     indent = width if left else 0
     fw = 0 if left else width

@@ -13,6 +13,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 STACK_INDENT = 14
+# kernel frames taken beyond what stack(n) asks for: a stack taken in a BPF
+# program starts in the probe machinery (the program, bpf_trace_runN...),
+# which the consumer drops (kernel_frames)
+MACHINERY_ROOM = 6
 
 
 class StackKey(NamedTuple):
@@ -31,6 +35,22 @@ class SymKey(NamedTuple):
     kind: str  # "sym", "ufunc", ...
     addr: int
     pid: int = -1
+
+
+def kernel_frames(pcs: tuple[int, ...], keep: int) -> tuple[int, ...]:
+    """A kernel stack from the probe's site on: the leading frames of the
+    probe machinery dropped, cut at the first 0 and at `keep` frames."""
+    from pydtrace.symbols.kallsyms import is_machinery, kernel_symbols
+
+    end = pcs.index(0) if 0 in pcs else len(pcs)
+    ks = kernel_symbols()
+    start = 0
+    while start < end:
+        found = ks.lookup(pcs[start])
+        if found is None or not is_machinery(found[0], found[1]):
+            break
+        start += 1
+    return pcs[start : min(end, start + keep)]
 
 
 def frame_name(kind: str, pc: int, pid: int) -> str:

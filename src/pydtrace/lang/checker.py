@@ -50,10 +50,20 @@ LOGIC_OPS = {"&&", "||", "^^"}
 
 ProbeLookup = Callable[[str, int], list[Any]]
 
+UREGS_COUNT = 26  # uregs[0..20]: pt_regs words; 21..25: ds, es, fsbase, gsbase, trap_nr
+
 
 class Checker:
-    def __init__(self, lookup: ProbeLookup, *, strsize: int = 256, scratchsize: int = 256) -> None:
+    def __init__(
+        self,
+        lookup: ProbeLookup,
+        *,
+        strsize: int = 256,
+        scratchsize: int = 256,
+        has_target: bool = False,
+    ) -> None:
         self.lookup = lookup
+        self.has_target = has_target  # -c/-p: printf's %A takes a plain integer
         self.scratchsize = scratchsize  # usable scratch bytes (the option's value less 8)
         self.prog = CheckedProgram()
         self.typedefs: dict[str, CType] = dict(T.BUILTIN_TYPEDEFS)
@@ -1078,7 +1088,7 @@ class Checker:
                 pass
         try:
             fmt = parse_format(fmt_node.value, "printf")
-            check_printf(fmt, argtypes, "printf")
+            check_printf(fmt, argtypes, "printf", has_target=self.has_target)
         except DError as err:
             err.line = err.line or e.line
             raise
@@ -1143,7 +1153,7 @@ class Checker:
         if fmt is not None:
             try:
                 parsed = parse_format(fmt, "printa")
-                check_printf(parsed, list(first.keys), "printa")
+                check_printf(parsed, list(first.keys), "printa", has_target=self.has_target)
             except DError as err:
                 err.line = err.line or e.line
                 raise
@@ -1825,6 +1835,8 @@ class Checker:
             )
         if isinstance(base, ast.Ident) and base.name == "args":
             return self._args(e)
+        if isinstance(base, ast.Ident) and base.name == "uregs":
+            return self._uregs(e)
         if isinstance(base, ast.Ident) and base.name in self.inline_arrays:
             return self._inline_call(e, base.name)
         if isinstance(base, ast.Ident | ast.SelfVar) and not (
@@ -1893,6 +1905,21 @@ class Checker:
         raise DError(
             "D_ARR_BADREF", "operator [ ] may not be applied to operand of this type", e.line
         )
+
+    def _uregs(self, e: ast.Index) -> CType:
+        """uregs[R_xxx]: a saved user register, by a constant index (the
+        R_ names of the D library: x86_64 pt_regs order, then 21-25 the
+        segment and trap words dtrace-utils reads from task->thread)."""
+        e.base.ref = ("builtin", "uregs")  # type: ignore[attr-defined]
+        e.base.ctype = T.VOID  # type: ignore[attr-defined]
+        it = self._expr(e.args[0])
+        c = self._const(e.args[0])
+        if not it.is_int() or c is None:
+            raise DError("D_UREGS_IDX", "uregs[ ] index must be an integer constant", e.line)
+        if not 0 <= c < UREGS_COUNT:
+            raise DError("D_UREGS_IDX", f"uregs[]: index out of bounds ({c})", e.line)
+        e.ref = ("uregs", c)  # type: ignore[attr-defined]
+        return T.ULONG
 
     def _args(self, e: ast.Index) -> CType:
         e.base.ref = ("builtin", "args")  # type: ignore[attr-defined]

@@ -295,16 +295,25 @@ class ElfFile:
         return list(self._functions)
 
     def function_at(self, addr: int) -> Symbol | None:
-        """The function holding addr: [addr, addr+size), or the nearest below if sizeless."""
+        """The function holding addr: [addr, addr+size), or the nearest below if
+        sizeless and in the same section (a sizeless _init or _fini does not
+        own the whole text after it)."""
         i = bisect.bisect_right(self._addrs, addr) - 1
         while i >= 0:
             s = self._functions[i]
-            if addr < s.addr + s.size or not s.size:
+            if addr < s.addr + s.size or (not s.size and addr < self._section_end(s.addr)):
                 return s
             i -= 1
             if i >= 0 and self._functions[i].addr != s.addr:
                 return None
         return None
+
+    def _section_end(self, addr: int) -> int:
+        """The end of the loaded section holding addr (addr itself if none does)."""
+        for s in self._sections:
+            if s.addr <= addr < s.addr + s.size and s.addr:
+                return s.addr + s.size
+        return addr
 
     @cached_property
     def _addrs(self) -> list[int]:

@@ -10,10 +10,21 @@ symbol is taken to reach the next one.
 from __future__ import annotations
 
 import bisect
+import re
+from collections.abc import Callable
 from functools import cache
 
 KALLSYMS = "/proc/kallsyms"
 _TEXT = frozenset("tTwW")
+# the probe machinery itself: a kernel stack taken in a BPF program starts in
+# the program (module `bpf`), then in these, before the probe's own site
+MACHINERY = re.compile(
+    r"bpf_trace_run\d+|__bpf_trace_\w+|perf_syscall_(enter|exit)|syscall_trace_enter|syscall_exit_work"
+)
+
+
+def is_machinery(mod: str, name: str) -> bool:
+    return mod == "bpf" or (mod == "vmlinux" and MACHINERY.fullmatch(name) is not None)
 
 
 class KernelSymbols:
@@ -47,6 +58,25 @@ class KernelSymbols:
             for addr, (mod, _) in zip(self._addrs, self._names):
                 starts.setdefault(mod, addr)
         return starts.get(module, 0)
+
+    def ranges(self, want: Callable[[str, str], bool]) -> list[tuple[int, int]]:
+        """[start, end) of the functions want(module, name) selects, each
+        reaching the next symbol; neighbours merged (across the __pfx_
+        padding before each function, which holds no code)."""
+        out: list[tuple[int, int]] = []
+        addrs = self._addrs
+        for i, (mod, name) in enumerate(self._names):
+            if i + 1 == len(addrs):
+                break
+            if not want(mod, name):
+                if name.startswith("__pfx_") and out and out[-1][1] == addrs[i]:
+                    out[-1] = (out[-1][0], addrs[i + 1])
+                continue
+            if out and out[-1][1] == addrs[i]:
+                out[-1] = (out[-1][0], addrs[i + 1])
+            else:
+                out.append((addrs[i], addrs[i + 1]))
+        return out
 
     def lookup(self, addr: int) -> tuple[str, str, int] | None:
         """(module, function, offset) of the text symbol holding addr."""

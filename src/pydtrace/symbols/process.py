@@ -6,11 +6,19 @@ process that has exited by the time its output is printed still resolves
 (the consumer asks as soon as a record or aggregation key names it).
 Addresses resolve through the mapping's file offset: PIE executables and
 shared libraries need no other bias.
+
+A process too short-lived for that (gone before its first record is read)
+resolves through the kernel's own account of its mappings: the eBPF engine
+feeds every exec, fork and executable mmap in the system to note_exec,
+note_fork and note_mmap (engines/ebpf/mmaps.py), as perf record does. They
+also keep snapshots up to date with libraries loaded later (dlopen).
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydtrace.symbols.elf import ElfError, open_elf
@@ -25,9 +33,11 @@ class Mapping:
 
 
 class ProcessSymbols:
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, read: bool = True) -> None:
         self.pid = pid
         self.maps: list[Mapping] = []
+        if not read:
+            return
         try:
             with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
                 for line in f:
@@ -46,7 +56,16 @@ class ProcessSymbols:
         for m in self.maps:
             if m.start <= addr < m.end:
                 return m
+        if _catch_up is not None and _catch_up():  # an mmap not read yet: read them, once
+            for m in self.maps:
+                if m.start <= addr < m.end:
+                    return m
         return None
+
+    def add(self, m: Mapping) -> None:
+        """A new mapping: it replaces what it overlaps (newest first)."""
+        if m not in self.maps:
+            self.maps = [m, *(x for x in self.maps if x.end <= m.start or x.start >= m.end)]
 
     def object_start(self, path: str) -> int:
         """The lowest address at which path is mapped."""
@@ -72,13 +91,24 @@ class ProcessSymbols:
 
 
 _procs: dict[int, ProcessSymbols] = {}
+# pids seen only through events (not asked about yet): the mappings since
+# their exec (or since tracing began), kept for the most recent pids
+_events: OrderedDict[int, ProcessSymbols] = OrderedDict()
+EVENT_PIDS = 8192
+# reads the events waiting in the kernel; True if there were any (mmaps.py)
+_catch_up: Callable[[], bool] | None = None
 
 
 def process_symbols(pid: int) -> ProcessSymbols:
-    """The snapshot of pid's mappings, taken on first use and kept."""
+    """The snapshot of pid's mappings, taken on first use and kept: from
+    /proc while the process lives, else from the events noted for it."""
     p = _procs.get(pid)
     if p is None:
-        p = _procs[pid] = ProcessSymbols(pid)
+        p = ProcessSymbols(pid)
+        noted = _events.pop(pid, None)
+        if not p.maps and noted is not None:
+            p = noted
+        _procs[pid] = p
     return p
 
 
@@ -88,3 +118,38 @@ def refresh(pid: int) -> None:
     p = ProcessSymbols(pid)
     if p.maps:
         _procs[pid] = p
+
+
+def _noted(pid: int) -> ProcessSymbols:
+    p = _procs.get(pid) or _events.get(pid)
+    if p is None:
+        p = _events[pid] = ProcessSymbols(pid, read=False)
+        if len(_events) > EVENT_PIDS:
+            _events.popitem(last=False)
+    return p
+
+
+def note_mmap(pid: int, start: int, length: int, offset: int, path: str) -> None:
+    """The kernel mapped part of a file executable in pid."""
+    if path.startswith("/"):
+        _noted(pid).add(Mapping(start, start + length, offset, path))
+
+
+def note_exec(pid: int) -> None:
+    """pid ran exec: its old mappings are gone (the new image's follow)."""
+    _procs.pop(pid, None)
+    _events.pop(pid, None)
+    _noted(pid)
+
+
+def note_fork(parent: int, child: int) -> None:
+    """A new process starts with its parent's mappings."""
+    p = _procs.get(parent) or _events.get(parent)
+    if p is not None and child not in _procs:
+        c = _noted(child)
+        c.maps = list(p.maps)
+
+
+def set_catch_up(fn: Callable[[], bool] | None) -> None:
+    global _catch_up
+    _catch_up = fn

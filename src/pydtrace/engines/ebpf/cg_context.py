@@ -28,7 +28,7 @@ from typing import Any
 
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.errors import LoweringError
-from pydtrace.engines.ebpf.insn import R1, R2, R3, R9, R10, Insn
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R9, R10, Insn
 from pydtrace.lang import ast
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.lang.types import CType
@@ -161,6 +161,13 @@ class CompilerBase:
         self.this_off: dict[str, int] = {}
         self.nstrings = 0
         self.boot_offset = time.time_ns() - time.monotonic_ns()
+        # sched:::on-cpu fires in the thread going off the CPU and its clauses run as
+        # the thread coming on (cg_proc): `incoming` is set for that program, and
+        # f_incoming holds that thread's task, pid_tgid and uid_gid words
+        self.incoming = False
+        self.f_incoming: int | None = None
+        self.f_callers: int | None = None  # frames read for caller/ucaller (cg_stack)
+        self.attach: tuple[Any, ...] = ()  # the program's attachment (cg_program)
 
     # Record and string areas are placed after every clause is compiled (their
     # sizes are only known then); instructions address them with these markers
@@ -177,6 +184,37 @@ class CompilerBase:
         a.mov(reg, R9)
         a.alu("+", reg, imm=0)
         self._mark(a.insns[-1], "rec", rel)
+
+    # -- the current thread (every builtin that names it goes through these)
+
+    def current_task(self, out: int) -> None:
+        """out = the current task_struct's address."""
+        if self.incoming:
+            self.a.ldx(8, out, R9, self.f_incoming)
+            return
+        self.a.call("get_current_task")
+        if out != R0:
+            self.a.mov(out, R0)
+
+    def current_ids(self, which: str) -> None:
+        """r0 = tgid << 32 | tid (which "pid") or gid << 32 | uid ("uid"), as
+        get_current_pid_tgid / get_current_uid_gid give them."""
+        if self.incoming:
+            self.a.ldx(8, R0, R9, self.f_incoming + (8 if which == "pid" else 16))
+        else:
+            self.a.call("get_current_pid_tgid" if which == "pid" else "get_current_uid_gid")
+
+    def current_comm(self, dst: int) -> None:
+        """The 16-byte comm of the current thread to the address in register dst."""
+        a = self.a
+        a.mov(R1, dst)
+        a.movi(R2, 16)
+        if not self.incoming:
+            a.call("get_current_comm")
+            return
+        a.ldx(8, R3, R9, self.f_incoming)
+        a.alu("+", R3, imm=_task_path("comm")[-1].offset)
+        a.call("probe_read_kernel")
 
     def fault(self, code: int, value_reg: int | None = None) -> None:
         """Jump to the clause's fault block with code, value and this pc."""
@@ -300,9 +338,8 @@ def _probe_string(p: Any, which: str) -> str:
             "probename": p.name}[which]  # fmt: skip
 
 
-def _probe_constant_keys(prog: CheckedProgram) -> dict[str, dict[int, str]]:
-    """aggregation -> {key position: probefunc|probename|...} for the positions
-    where every use of the aggregation names the same probe-constant string."""
+def _agg_key_uses(prog: CheckedProgram) -> dict[str, list[list[Any]]]:
+    """aggregation -> the key expressions of each assignment to it."""
     uses: dict[str, list[list[Any]]] = {}
 
     def walk(stmts: list[Any]) -> None:
@@ -320,8 +357,30 @@ def _probe_constant_keys(prog: CheckedProgram) -> dict[str, dict[int, str]]:
 
     for c in prog.clauses:
         walk(c.body)
+    return uses
+
+
+def _stack_key_frames(prog: CheckedProgram) -> dict[str, dict[int, int]]:
+    """aggregation -> {key position: frames} where its keys are stack(n) /
+    ustack(n) calls with a frame count (the most any use asks for)."""
+    out: dict[str, dict[int, int]] = {}
+    for name, sites in _agg_key_uses(prog).items():
+        for keys in sites:
+            for pos, k in enumerate(keys):
+                if not (isinstance(k, ast.Call) and k.name in ("stack", "ustack", "jstack")):
+                    continue
+                n = getattr(k.args[0], "value", None) if k.args else None
+                if isinstance(n, int) and n > 0:
+                    per = out.setdefault(name, {})
+                    per[pos] = max(per.get(pos, 0), n)
+    return out
+
+
+def _probe_constant_keys(prog: CheckedProgram) -> dict[str, dict[int, str]]:
+    """aggregation -> {key position: probefunc|probename|...} for the positions
+    where every use of the aggregation names the same probe-constant string."""
     out: dict[str, dict[int, str]] = {}
-    for name, sites in uses.items():
+    for name, sites in _agg_key_uses(prog).items():
         per: dict[int, str] = {}
         for pos in range(len(sites[0])):
             kinds = set()

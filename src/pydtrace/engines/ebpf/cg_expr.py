@@ -89,16 +89,16 @@ class ExprMixin(MemoryMixin):
             v = self.alloc(t)
             self.probe_id_to(v.reg)
             return v
+        if name in ("caller", "ucaller"):
+            return self.load_caller(name == "ucaller")
         if name == "execname":
             v, _ = self.new_string()
-            a.mov(R1, v.reg)
-            a.movi(R2, 16)
-            a.call("get_current_comm")
+            self.current_comm(v.reg)
             return v
         v = self.alloc(t)
         if name in ("pid", "tid", "uid", "gid"):
             # each helper returns two u32: pid (tgid) / gid above, tid / uid below
-            a.call("get_current_pid_tgid" if name in ("pid", "tid") else "get_current_uid_gid")
+            self.current_ids("pid" if name in ("pid", "tid") else "uid")
             a.mov(v.reg, R0)
             if name in ("pid", "gid"):
                 a.alu(">>", v.reg, imm=32)
@@ -120,12 +120,10 @@ class ExprMixin(MemoryMixin):
         elif name in ("ipl", "stackdepth", "ustackdepth"):
             a.movi(v.reg, 0)
         elif name == "curthread":
-            a.call("get_current_task")
-            a.mov(v.reg, R0)
+            self.current_task(v.reg)
         elif name == "ppid":
             parent, tgid = _task_path("real_parent", "tgid")
-            a.call("get_current_task")
-            a.mov(v.reg, R0)
+            self.current_task(v.reg)
             self.kernel_load(v.reg, v.reg, parent.offset, 8)
             self.kernel_load(v.reg, v.reg, tgid.offset, 4)
         else:
@@ -153,7 +151,7 @@ class ExprMixin(MemoryMixin):
         want = self.expr(e.args[0])
         self.wrap(want.reg, T.INT)
         loop, yes, no, end = (a.new_label(x) for x in ("ploop", "pyes", "pno", "pend"))
-        a.call("get_current_task")
+        self.current_task(R0)
         a.stx(8, R10, -24, R0)
         a.st(8, R10, -32, 0)
         a.place(loop)

@@ -18,6 +18,7 @@ from pydtrace.engines.ebpf.cg_context import PROG_PERF_EVENT, PROG_RAW_TRACEPOIN
 from pydtrace.engines.ebpf.cg_memory import Region
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R6, R9, R10
+from pydtrace.lang import ast
 
 REGION = ("proc", "psinfo")
 PR_MODEL_LP64 = 2
@@ -25,9 +26,13 @@ CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 TICK_HZ = 100  # sched:::tick: a timer on every CPU (Linux has no tick tracepoint)
 # probes that fire on every hit of their tracepoint (no jump to the prologue's skip)
 UNFILTERED = frozenset(
-    {"exec-success", "lwp-exit", "signal-handle", "off-cpu", "wakeup", "enqueue", "tick"}
+    {"exec-success", "lwp-exit", "signal-handle", "on-cpu", "off-cpu", "wakeup", "enqueue", "tick"}
 )
 CUR_VARS = frozenset({"curpsinfo", "curlwpsinfo"})
+# what sched:::on-cpu refuses: it runs as the incoming thread, in the outgoing one
+ON_CPU_CALLS = frozenset({"stack", "ustack", "jstack", "copyin", "copyinstr", "copyinto",
+                          "copyout", "copyoutstr", "raise", "stop"})  # fmt: skip
+ON_CPU_VARS = ("uregs", "ucaller", "caller")
 
 CPUINFO_SIZE = 24  # cpuinfo_t (probes/sched.py): cpu_id first
 
@@ -56,6 +61,7 @@ PROC = {
     "signal-clear": "sys_exit",
 }
 SCHED = {
+    "on-cpu": "sched_switch",
     "off-cpu": "sched_switch",
     "sleep": "sched_switch",
     "preempt": "sched_switch",
@@ -282,11 +288,12 @@ def prologue(cg: Any, probe: Any, clauses: list[Any]) -> None:
     size = _sizes()[0]
     skip, go = a.new_label("pskip"), a.new_label("pgo")
     if probe.provider in ("proc", "sched"):
-        _probe(cg, probe, r, skip)
+        _probe(cg, probe, r, skip, clauses)
     if wants_cur:
-        a.call("get_current_task")
+        cg.current_task(R0)
         a.stx(8, R10, S_TASK, R0)
-        _fill(cg, r.off + size, current=True)
+        # the incoming thread's arguments lie in another address space
+        _fill(cg, r.off + size, current=not cg.incoming)
     if probe.provider in ("proc", "sched") and probe.name not in UNFILTERED:
         a.ja(go)
         a.place(skip)
@@ -305,7 +312,7 @@ def _task_args(cg: Any, r: Region, ctx_index: int | None, lwp_first: bool = True
     lwp_first, args[0] (psinfo_t *)."""
     a = cg.a
     if ctx_index is None:
-        a.call("get_current_task")
+        cg.current_task(R0)
         a.stx(8, R10, S_TASK, R0)
     else:
         _ctx(cg, R1, ctx_index)
@@ -321,6 +328,44 @@ def _task_args(cg: Any, r: Region, ctx_index: int | None, lwp_first: bool = True
     else:
         a.ld_imm64(R1, r.vaddr)
         a.stx(8, R9, fa, R1)
+
+
+def _incoming(cg: Any, clauses: list[Any]) -> None:
+    """sched:::on-cpu, at sched_switch(preempt, prev, next, prev_state): from
+    here on the clauses run as next (CompilerBase.current_*). Keep its task,
+    tgid << 32 | tid and gid << 32 | uid in the frame, as the helpers give them."""
+    a = cg.a
+    if cg.f_incoming is None:
+        cg.f_incoming = cg.frame.take(24)
+    f = cg.f_incoming
+    _ctx(cg, R1, 2)
+    a.stx(8, R9, f, R1)
+    a.stx(8, R10, S_TASK, R1)
+    from pydtrace.engines.ebpf.cg_program import _mentions
+
+    nodes = [[c.predicate, *c.body] for c in clauses]
+    bad = ast.find_call(nodes, ON_CPU_CALLS)
+    what = (
+        f"{bad.name}()"
+        if bad
+        else next((v for v in ON_CPU_VARS if _mentions(nodes, frozenset({v}))), "")
+    )
+    if what:  # the stack, user memory and signals are still the outgoing thread's
+        raise LoweringError(
+            f"{what} cannot be used in sched:::on-cpu on the eBPF engine: the probe fires "
+            "at the switch, where the stack, user memory and signals are those of the "
+            "thread going off the CPU"
+        )
+    for at, high, low in ((f + 8, ("tgid",), ("pid",)),
+                          (f + 16, ("cred", "gid", "val"), ("cred", "uid", "val"))):  # fmt: skip
+        _load(cg, *high)
+        a.alu("<<", R0, imm=32)
+        a.stx(8, R9, at, R0)
+        _load(cg, *low)
+        a.ldx(8, R1, R9, at)
+        a.alu("|", R1, R0)
+        a.stx(8, R9, at, R1)
+    cg.incoming = True
 
 
 def _syscall_nr(cg: Any) -> None:
@@ -350,7 +395,7 @@ def _is_thread(cg: Any, ctx_index: int | None) -> None:
     """R0 = 1 when the task (ctx[i] or current) is not its process's leader."""
     a = cg.a
     if ctx_index is None:
-        a.call("get_current_task")
+        cg.current_task(R0)
         a.stx(8, R10, S_TASK, R0)
     else:
         _ctx(cg, R1, ctx_index)
@@ -369,7 +414,7 @@ def _is_thread(cg: Any, ctx_index: int | None) -> None:
     a.place(end)
 
 
-def _probe(cg: Any, probe: Any, r: Region, skip: str) -> None:
+def _probe(cg: Any, probe: Any, r: Region, skip: str, clauses: list[Any]) -> None:
     a = cg.a
     n = probe.name
     fa = cg.f_args
@@ -479,6 +524,9 @@ def _probe(cg: Any, probe: Any, r: Region, skip: str) -> None:
         return
     # sched
     cpuinfo = r.off + r.size - CPUINFO_SIZE
+    if n == "on-cpu":
+        _incoming(cg, clauses)
+        return
     if n in ("off-cpu", "sleep", "preempt", "dequeue"):
         # sched_switch(preempt, prev, next, prev_state), in prev: sleep and
         # dequeue when prev blocks (prev_state != TASK_RUNNING), preempt when not

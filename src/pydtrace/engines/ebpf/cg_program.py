@@ -40,6 +40,7 @@ from pydtrace.engines.ebpf.cg_context import (
     _probe_string,
     _s32,
     _scalar,
+    _stack_key_frames,
     _syscall_regs,
 )
 from pydtrace.engines.ebpf.cg_expr import ExprMixin
@@ -121,12 +122,14 @@ class ProgramMixin(CompilerBase):
         self.probe_keys: dict[str, dict[int, tuple[str, dict[int, str]]]] = {}
         for aname, per_pos in _probe_constant_keys(prog).items():
             self.probe_keys[aname] = {pos: (b, {}) for pos, b in per_pos.items()}
+        stack_keys = _stack_key_frames(prog)
         for a in prog.aggs.values():
             spec = AggSpec(a.id, a.name, a.func, a.params, list(a.keys), a.valtype)
             pk = {pos: names for pos, (_, names) in self.probe_keys.get(a.name, {}).items()}
             opts = self.options
             frames = (int(opts.get("stackframes") or 20), int(opts.get("ustackframes") or 100))
-            lay = L.agg_layout(spec, f"agg{a.id}", self.strsize, pk, frames)
+            lay = L.agg_layout(spec, f"agg{a.id}", self.strsize, pk, frames,
+                               stack_keys.get(a.name, {}))  # fmt: skip
             self.out.aggs[a.name] = lay
         self.share_agg_maps()
         for lay in self.out.aggs.values():
@@ -305,6 +308,7 @@ class ProgramMixin(CompilerBase):
         self.a = a
         self.probe = probe
         self.group = group  # (entry|return, probes, masks) for a raw syscall program
+        self.incoming = False  # sched:::on-cpu sets it (cg_proc)
         prov, name = probe.provider, probe.name
         if group is not None:
             ptype = PROG_RAW_TRACEPOINT
@@ -337,9 +341,11 @@ class ProgramMixin(CompilerBase):
             ptype, attach = cg_uprobe.attach(probe)
         else:
             raise LoweringError(f"the eBPF engine cannot attach {probe.provider} probes yet")
+        self.attach = attach
         a.origin = ("prologue", 0, 0)
         a.mov(6, R1)
-        if calls_stack([[c.predicate, *c.body] for c in clauses]):
+        nodes = [[c.predicate, *c.body] for c in clauses]
+        if calls_stack(nodes) or _mentions(nodes, _CALLER_VARS):
             a.stx(8, R10, CTX_SLOT, R1)  # bpf_get_stack's context (cg_stack)
         # frame = lookup(frame, &0)
         a.st(4, R10, -4, 0)
@@ -902,6 +908,9 @@ def _reads_args(node: Any) -> bool:
         return any(_reads_args(getattr(node, f)) for f in node.__dataclass_fields__
                    if f not in ("line", "file"))  # fmt: skip
     return False
+
+
+_CALLER_VARS = frozenset({"caller", "ucaller"})  # read with bpf_get_stack (cg_stack)
 
 
 def _mentions(node: Any, names: frozenset[str]) -> bool:

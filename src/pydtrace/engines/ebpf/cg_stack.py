@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydtrace.engines.ebpf import layout as L
-from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase
+from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, _task_path
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
@@ -24,9 +24,9 @@ from pydtrace.lang import types as T
 BPF_F_USER_STACK = 1 << 8
 STACK_CALLS = frozenset({"stack", "ustack", "jstack"})
 USER_CALLS = frozenset({"ustack", "jstack", "usym", "ufunc", "umod", "uaddr"})
-# frames of the probe machinery on top of a kernel stack taken in a tracepoint
-# or perf-event program (bpf_get_stack's skip count)
-KERNEL_SKIP = 0
+CALLER_FRAMES = 8  # kernel frames read for `caller` (machinery, the site, its caller)
+PT_REGS_WORDS = 21  # x86_64 struct pt_regs, the R_ indexes of uregs[] (lang/dlib.py)
+THREAD_WORDS = ("ds", "es", "fsbase", "gsbase", "trap_nr")  # uregs[21..25]
 
 
 class StackMixin(CompilerBase):
@@ -40,7 +40,7 @@ class StackMixin(CompilerBase):
         opt = "ustackframes" if user else "stackframes"
         return int(self.options.get(opt) or (100 if user else 20))
 
-    def get_stack(self, dst: Any, zero: Any, nframes: int, user: bool) -> None:
+    def get_stack(self, dst: Any, zero: Any, nframes: int, user: bool, skip: int = 0) -> None:
         """Zero nframes words, then bpf_get_stack into them: dst(reg) points a
         register at the first word, zero(i) stores 0 in word i."""
         a = self.a
@@ -49,20 +49,78 @@ class StackMixin(CompilerBase):
         a.ldx(8, R1, R10, CTX_SLOT)
         dst(R2)
         a.movi(R3, 8 * nframes)
-        a.movi(R4, BPF_F_USER_STACK if user else KERNEL_SKIP)
+        a.movi(R4, BPF_F_USER_STACK if user else skip)
         a.call("get_stack")
+
+    def load_uregs(self, idx: int) -> Any:
+        """uregs[idx]: the user registers the kernel saved on entry (task_pt_regs),
+        0..20 in pt_regs order; 21..25 ds, es, fsbase, gsbase, trap_nr of
+        task->thread, as dtrace-utils reads them."""
+        a = self.a
+        v = self.alloc(T.ULONG)
+        if idx < PT_REGS_WORDS:
+            a.call("get_current_task_btf")  # task_pt_regs takes a BTF task pointer
+            a.mov(R1, R0)
+            a.call("task_pt_regs")
+            self.kernel_load(v.reg, R0, 8 * idx, 8)
+            return v
+        (acc,) = _task_path("thread", THREAD_WORDS[idx - PT_REGS_WORDS])
+        self.current_task(R0)
+        self.kernel_load(v.reg, R0, acc.offset, acc.size)
+        return v
+
+    def load_caller(self, user: bool) -> Any:
+        """caller: the return address into the function that called the
+        probe's site (the first kernel frame below the probe machinery);
+        ucaller: the user stack's second frame, as dtrace-utils gives it."""
+        a = self.a
+        v = self.alloc(T.ULONG)
+        if self.f_callers is None:
+            self.f_callers = self.frame.take(8 * CALLER_FRAMES)
+        buf = self.f_callers
+
+        def dst(reg: int) -> None:
+            a.mov(reg, R9)
+            a.alu("+", reg, imm=buf)
+
+        def zero(i: int) -> None:
+            a.st(8, R9, buf + 8 * i, 0)
+
+        if user:
+            self.get_stack(dst, zero, 2, True)
+            a.ldx(8, v.reg, R9, buf + 8)
+            return v
+        raw = self.attach[0] == "raw_tp"  # frame 0 is the BPF program itself
+        self.get_stack(dst, zero, CALLER_FRAMES, False, skip=1 if raw else 0)
+        ranges = machinery_ranges(self.attach[1] if raw else None)
+        done = a.new_label("caller")
+        for i in range(CALLER_FRAMES - 1):
+            nxt = a.new_label("cframe")
+            a.ldx(8, R1, R9, buf + 8 * i)
+            for lo, hi in ranges:  # kernel text: imm32 sign-extends to the address
+                below = a.new_label("cbelow")
+                a.jmp("<", R1, below, imm=lo)
+                a.jmp("<", R1, nxt, imm=hi)
+                a.place(below)
+            a.ldx(8, v.reg, R9, buf + 8 * (i + 1))  # frame i is the site
+            a.ja(done)
+            a.place(nxt)
+        a.movi(v.reg, 0)
+        a.place(done)
+        return v
 
     def stack_action(self, e: ast.Call) -> None:
         """stack()/ustack() as an action: the frames (and pid) in the record."""
-        from pydtrace.consume.stacks import StackKey, remember
+        from pydtrace.consume.stacks import MACHINERY_ROOM, StackKey, kernel_frames, remember
 
         a = self.a
         user = e.name != "stack"
-        n = self.stack_frames(e, user)
+        keep = self.stack_frames(e, user)
+        n = keep if user else keep + MACHINERY_ROOM
         pslot = None
         if user:
             pslot = self.layout.slot(T.LONG, 8)
-            a.call("get_current_pid_tgid")
+            self.current_ids("pid")
             a.alu(">>", R0, imm=32)
             a.stx(8, R9, pslot.off, R0)
             self._mark(a.insns[-1], "rec", pslot.off)
@@ -78,9 +136,11 @@ class StackMixin(CompilerBase):
         kind = "ustack" if user else "stack"
 
         def build(v: Any, ix: list[int] = idxs, p: Any = pslot, k: str = kind) -> tuple:
-            pcs = [v[i] for i in ix]
+            pcs = tuple(v[i] for i in ix)
+            if p is None:
+                return ("stack", StackKey(k, kernel_frames(pcs, keep)))
             end = pcs.index(0) if 0 in pcs else len(pcs)
-            key = StackKey(k, tuple(pcs[:end]), v[p.idx] if p is not None else -1)
+            key = StackKey(k, pcs[:end], v[p.idx])
             remember(key)
             return ("stack", key)
 
@@ -91,7 +151,7 @@ class StackMixin(CompilerBase):
         a = self.a
         at = self.f_key + slot.off
         if slot.user:
-            a.call("get_current_pid_tgid")
+            self.current_ids("pid")
             a.alu(">>", R0, imm=32)
             a.stx(8, R9, at, R0)
             at += 8
@@ -110,7 +170,7 @@ class StackMixin(CompilerBase):
         a.stx(8, R9, self.f_key + slot.off + 8, v.reg)
         self.free(v)
         if slot.ctype.name.startswith("_u"):
-            a.call("get_current_pid_tgid")
+            self.current_ids("pid")
             a.alu(">>", R0, imm=32)
             a.stx(8, R9, self.f_key + slot.off, R0)
         else:
@@ -121,7 +181,7 @@ class StackMixin(CompilerBase):
         a = self.a
         slot = self.record_value(e.args[0])
         pslot = self.layout.slot(T.LONG, 8)
-        a.call("get_current_pid_tgid")
+        self.current_ids("pid")
         a.alu(">>", R0, imm=32)
         a.stx(8, R9, pslot.off, R0)
         self._mark(a.insns[-1], "rec", pslot.off)
@@ -149,3 +209,30 @@ def calls_stack(node: Any) -> bool:
 def calls_ustack(node: Any) -> bool:
     """Whether user stacks or addresses are recorded (they need process maps)."""
     return ast.find_call(node, USER_CALLS) is not None
+
+
+def machinery_ranges(raw_tp: str | None) -> list[tuple[int, int]]:
+    """[start, end) of the kernel functions of the probe machinery that can
+    lead a stack taken in a program on raw tracepoint raw_tp (or on a perf
+    tracepoint or event: None): bpf_trace_runN, the tracepoint's own
+    __bpf_trace_<class> thunk, and the syscall tracepoints' callers. Only
+    kernel text (the top 2 GiB: 32-bit immediates reach it)."""
+    from pydtrace.symbols.kallsyms import MACHINERY, kernel_symbols
+
+    def thunk_of(name: str) -> bool:  # __bpf_trace_<raw_tp> or of its event class
+        c = name[len("__bpf_trace_") :]
+        return raw_tp is not None and (
+            c == raw_tp
+            or raw_tp.startswith(c + "_")
+            or (c.endswith("_template") and raw_tp.startswith(c[: -len("_template")]))
+        )
+
+    def want(mod: str, name: str) -> bool:
+        if mod != "vmlinux" or MACHINERY.fullmatch(name) is None:
+            return False
+        return thunk_of(name) if name.startswith("__bpf_trace_") else True
+
+    return [(lo, hi) for lo, hi in kernel_symbols().ranges(want) if lo >= KERNEL_TEXT]
+
+
+KERNEL_TEXT = 0xFFFFFFFF80000000

@@ -99,7 +99,7 @@ class VarsMixin(CompilerBase):
         self.dkey_depth -= 1
         a.st(8, R9, base, self.dvar_id[(scope, name)])
         if scope == "self":
-            a.call("get_current_pid_tgid")
+            self.current_ids("pid")
             a.alu("=", R0, R0, wide=False)
             a.stx(8, R9, base + 8, R0)
         else:
@@ -228,6 +228,8 @@ class VarsMixin(CompilerBase):
             return self.load_lvalue(e)
         if kind == "strchar":
             return self.string_char(e)
+        if kind == "uregs":
+            return self.load_uregs(what)
         raise self.unsupported("this kind of subscript", e)
 
     def store(self, target: ast.Expr, v: Value) -> None:

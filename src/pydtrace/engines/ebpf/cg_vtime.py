@@ -113,6 +113,10 @@ def load_vtimestamp(cg: Any, out: int) -> None:
     _, sum_off = offsets()
     a = cg.a
     fallback, end = a.new_label("vt_task"), a.new_label("vt_end")
+    if cg.incoming:  # sched:::on-cpu: the thread coming on has not run since its sum
+        cg.current_task(R0)
+        cg.kernel_load(out, R0, sum_off, 8)
+        return
     a.call("get_current_pid_tgid")
     a.stx(4, R10, -8, R0)  # the tid is the low half
     a.ld_map(R1, MAP_NAME)

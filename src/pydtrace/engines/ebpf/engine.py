@@ -50,6 +50,7 @@ class EbpfEngine:
         from pydtrace.engines.ebpf.cg_stack import calls_ustack
 
         self._ustack_keys = calls_ustack([[c.predicate, *c.body] for c in prog.clauses])
+        self._mmaps: Any = None  # every process's mappings, as the kernel makes them (mmaps.py)
         self.stopping = threading.Event()
         self.attached = threading.Event()  # set once every probe is attached (tests wait on it)
         self.draining = False
@@ -97,6 +98,10 @@ class EbpfEngine:
                 raise EbpfError(self._verifier_message(p, e)) from None
             except BPFError as e:
                 raise EbpfError(str(e)) from None
+        from pydtrace.symbols.kallsyms import kernel_symbols
+
+        if kernel_symbols.cache_info().currsize:  # read while compiling: without our programs
+            kernel_symbols.cache_clear()  # (module `bpf`, the first frames of kernel stacks)
         try:
             self.ring = RingBuffer(self.maps["records"].fd)
         except OSError as e:
@@ -154,6 +159,11 @@ class EbpfEngine:
         from pydtrace.engines.ebpf.bpf import close_fd
 
         self._detach()
+        if self._mmaps is not None:
+            from pydtrace.engines.ebpf import mmaps
+
+            mmaps.stop(self._mmaps)
+            self._mmaps = None
         if self.ring is not None:
             self.ring.close()
             self.ring = None
@@ -172,6 +182,10 @@ class EbpfEngine:
                 # Ctrl-C while loading: nothing ran yet; the CLI reports it (exit 1)
                 raise KeyboardInterrupt
             self._fast = self._fast_paths()
+            if self._ustack_keys:
+                from pydtrace.engines.ebpf import maps, mmaps
+
+                self._mmaps = mmaps.start(maps.online_cpus())
             self.started_ns = time.monotonic_ns()  # status checks count from here
             self._run_named("BEGIN")
             # BEGIN's records are consumed once the probes are enabled, as in dtrace: a
@@ -282,6 +296,8 @@ class EbpfEngine:
         flush the consumer's output once for the batch."""
         if self.ring is None:
             return
+        if self._mmaps is not None:  # the mappings before the records that name them
+            self._mmaps.read()
         self.ring.drain(self.handle)
         self._write_texts()
         self.consumer.flush()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydtrace.consume.aggregation import U128, AggSpec, nbuckets, s64
+from pydtrace.consume.stacks import MACHINERY_ROOM
 from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
 
@@ -285,19 +286,22 @@ class StackSlot(Slot):
     consume.stacks.StackKey."""
 
     frames: int = 0
+    keep: int = 0  # frames printed: a kernel stack takes MACHINERY_ROOM more
 
     @property
     def user(self) -> bool:
         return self.ctype.name == "ustack"
 
     def read(self, buf: bytes) -> Any:
-        from pydtrace.consume.stacks import StackKey, remember
+        from pydtrace.consume.stacks import StackKey, kernel_frames, remember
 
         at = self.off + (8 if self.user else 0)
         pcs = struct.unpack_from(f"<{self.frames}Q", buf, at)
-        n = pcs.index(0) if 0 in pcs else len(pcs)
-        pid = struct.unpack_from("<q", buf, self.off)[0] if self.user else -1
-        key = StackKey(self.ctype.name, pcs[:n], pid)
+        if self.user:
+            n = pcs.index(0) if 0 in pcs else len(pcs)
+            key = StackKey("ustack", pcs[:n], struct.unpack_from("<q", buf, self.off)[0])
+        else:
+            key = StackKey("stack", kernel_frames(pcs, self.keep))
         remember(key)
         return key
 
@@ -326,10 +330,11 @@ KEY_FRAMES = 48
 
 def agg_layout(
     spec: AggSpec, map_name: str, strsize: int, probe_keys: dict[int, dict[int, str]] | None = None,
-    frames: tuple[int, int] = (20, 100),
+    frames: tuple[int, int] = (20, 100), stack_frames: dict[int, int] | None = None,
 ) -> AggLayout:  # fmt: skip
     """probe_keys: key position -> {probe id: string} for keys stored as probe ids;
-    frames: (stackframes, ustackframes), cut at KEY_FRAMES in a key."""
+    frames: (stackframes, ustackframes) for a stack key without a frame count,
+    stack_frames: key position -> the count stack(n) gives; cut at KEY_FRAMES."""
     keys: list[Slot] = []
     off = 0
     for pos, t in enumerate(spec.keytypes):
@@ -343,9 +348,11 @@ def agg_layout(
             continue
         if t.r.kind == "stack":
             user = t.name == "ustack"
-            n = min(frames[1] if user else frames[0], KEY_FRAMES)
+            keep = (stack_frames or {}).get(pos) or (frames[1] if user else frames[0])
+            keep = min(keep, KEY_FRAMES)
+            n = keep if user else min(keep + MACHINERY_ROOM, KEY_FRAMES)
             size = 8 * n + (8 if user else 0)
-            keys.append(StackSlot(off, t, size, frames=n))
+            keys.append(StackSlot(off, t, size, frames=n, keep=keep))
             off += size
             continue
         size = strsize + 1 if t.is_string() else 8
