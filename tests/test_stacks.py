@@ -117,16 +117,25 @@ def test_caller_of_a_scheduler_tracepoint(tmp_path: Path) -> None:
 def test_ucaller_and_uregs(tmp_path: Path) -> None:
     exe = cc(tmp_path, "chain", CHAIN)
     r = pydtrace("-q", "-c", exe, "-n",
-                 f"{GETPPID} {{ ustack(2); uaddr(uregs[R_PC]); uaddr(ucaller);"
-                 ' printf("\\n%d %d %d\\n", uregs[R_ERR], (long)uregs[R_RAX], uregs[R_SP] != 0);'
-                 " exit(0); }")  # fmt: skip
+                 f"{GETPPID} {{ ustack(2); uaddr(uregs[R_PC]); uaddr(ucaller); exit(0); }}")  # fmt: skip
     assert r.status == 0, r.err
     lines = r.out.splitlines()
     frames = [x.strip() for x in lines[1:3]]
     assert names("\n".join(frames)) == ["libc.so.6`getppid", "chain`outer"]
     # the first frame is where the thread is (its pc), ucaller the second
     assert lines[3] == "  %-50s  %-50s" % tuple(frames)
-    assert lines[4] == "110 -38 1"  # orig_ax: getppid's number; rax: -ENOSYS on entry
+
+
+@pytest.mark.parametrize("engine", ["ebpf", "ptrace"])
+def test_uregs_on_both_engines(tmp_path: Path, engine: str) -> None:
+    exe = cc(tmp_path, "chain", CHAIN)
+    r = pydtrace("-q", "-x", f"engine={engine}", "-c", exe, "-n",
+                 f'{GETPPID} {{ printf("%d %d %d %d %d\\n", uregs[R_ERR], (long)uregs[R_RAX],'
+                 " uregs[R_SP] > 0x7f0000000000, uregs[R_FS] > 0x7f0000000000, uregs[R_CS]); exit(0); }")  # fmt: skip
+    assert r.status == 0, r.err
+    # orig_ax: getppid's number; rax: -ENOSYS on entry; the stack and the TLS
+    # base in user space; the 64-bit user code segment (__USER_CS)
+    assert r.out == "110 -38 1 1 51\n\n"
 
 
 def test_uregs_index_must_be_a_constant_in_range(tmp_path: Path) -> None:

@@ -67,6 +67,23 @@ class Firing:
         self.owned: list[int] = []  # memory regions that live only as long as this firing
 
 
+# uregs[21..25] (R_DS, R_ES, R_FS, R_GS, R_TRAPNO) in user_regs_struct; no trap number
+_UREGS_EXTRA = (23, 24, 21, 22, None)
+
+
+def _uregs(f: Firing, i: int) -> int:
+    """uregs[i] of the stopped thread that fired (0 for pydtrace's own probes)."""
+    if f.process is None:
+        return 0
+    from pydtrace.engines.user.ptrace.syscalls import get_regs
+
+    at = i if i < 21 else _UREGS_EXTRA[i - 21]
+    try:
+        return get_regs(f.tid)[at] if at is not None else 0
+    except OSError:
+        return 0
+
+
 def _signal(f: Firing, sig: int, thread: bool) -> None:
     """stop()/raise(): signal the traced process (or thread) that fired.
     Firings of pydtrace's own (BEGIN, tick) have no traced process to signal."""
@@ -608,6 +625,8 @@ class Compiler:
             if t.is_int():
                 return lambda f: T.wrap(f.args[i], t) if i < len(f.args) else 0
             return lambda f: f.args[i] if i < len(f.args) else 0
+        if kind == "uregs":
+            return lambda f, i=v: _uregs(f, i)
         if kind == "strchar":
             base = self.expr(e.base)
             idx = self.expr(e.args[0])

@@ -25,6 +25,7 @@ _libc.process_vm_readv.restype = ctypes.c_ssize_t
 
 # requests
 PTRACE_CONT = 7
+PTRACE_GETREGS = 12
 PTRACE_KILL = 8
 PTRACE_DETACH = 0x11
 PTRACE_SYSCALL = 0x18
@@ -131,6 +132,16 @@ def get_syscall_info(tid: int) -> SyscallInfo:
     elif op == OP_EXIT:
         info.rval, info.is_error = _EXIT.unpack_from(raw, 24)
     return info
+
+
+_REGS_BUF = ctypes.create_string_buffer(27 * 8)  # struct user_regs_struct (x86_64)
+
+
+def get_regs(tid: int) -> tuple[int, ...]:
+    """A stopped thread's user_regs_struct: pt_regs' 21 words, then fs_base,
+    gs_base, ds, es, fs, gs."""
+    ptrace(PTRACE_GETREGS, tid, 0, ctypes.addressof(_REGS_BUF))
+    return struct.unpack("<27Q", _REGS_BUF.raw)
 
 
 def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
