@@ -101,3 +101,34 @@ def test_argument_strings_decode() -> None:
     assert parse_arg("-4@$5") == (-4, "imm", 5)
     assert parse_arg("8@-16(%rbp)") == (8, "mem", (-16, 32, None, 1))
     assert parse_arg("4@8(%rax,%rbx,4)") == (4, "mem", (8, 80, 40, 4))
+
+
+PY_SCRIPT = """\
+def f(n):
+    return n + 1
+for i in range(5):
+    f(i)
+"""
+
+
+def test_python_line_probes(tmp_path: Path) -> None:
+    """Debian's python3 carries stapsdt notes (provider python); their `__`
+    names are D's hyphens, as `dtrace -h` writes them."""
+    py = "/usr/bin/python3"
+    need(os.path.exists(py), "no /usr/bin/python3")
+    notes = subprocess.run(["readelf", "-n", os.path.realpath(py)], capture_output=True, text=True)
+    need("function__entry" in notes.stdout, "this python3 has no USDT notes")
+    script = tmp_path / "five.py"
+    script.write_text(PY_SCRIPT)
+    r = pydtrace("-q", "-c", f"{py} {script}", "-n",
+                 'python$target:::line /copyinstr(arg0) == "' + str(script) + '"/'
+                 ' { @[copyinstr(arg1), arg2] = count(); }'
+                 ' END { printa("%s %d %@d\\n", @); }')  # fmt: skip
+    assert r.status == 0, r.err
+    # <module>'s loop line runs 6 times (5 iterations and the end), f's body 5
+    assert sorted(r.out.split("\n")) == sorted(
+        ["", "", "<module> 1 1", "<module> 3 6", "<module> 4 5", "f 2 5"]
+    ), r.out
+    listing = pydtrace("-l", "-n", "python$target:::function-entry", "-c", f"{py} {script}")
+    assert listing.status == 0, listing.err
+    assert listing.out.splitlines()[1].split()[-1] == "function-entry"

@@ -1,6 +1,9 @@
 """USDT probes from .note.stapsdt (sys/sdt.h) as `<provider><pid>:module:function:name`.
 
-The function is the ELF function holding the probe's pc; the semaphore (when the
+A `__` in a note's probe name is a `-` in D (`python:::function-entry` for the
+note `function__entry`), as `dtrace -h` writes a D name's hyphens as double
+underscores in the C macros. The function is the ELF function holding the
+probe's pc; the semaphore (when the
 probe has one) is counted up by the kernel while the uprobe is attached (the
 uprobe PMU's ref_ctr_offset). Arguments are the note's strings (`-4@%edi`),
 decoded at firing time by engines/ebpf/cg_uprobe.py.
@@ -49,5 +52,6 @@ def usdt_providers(pid: int, objs: list[Obj]) -> list[UsdtProvider]:
                 continue
             fn = elf.function_at(p.pc)
             spec = UprobeSpec(pid, obj.path, off, refctr=refctr, usdt_args=tuple(p.args.split()))
-            found.setdefault(p.provider, []).append((obj, fn.name if fn else "", p.name, spec))
+            name = p.name.replace("__", "-")
+            found.setdefault(p.provider, []).append((obj, fn.name if fn else "", name, spec))
     return [UsdtProvider(prov, pid, probes) for prov, probes in found.items()]
