@@ -154,15 +154,15 @@ def test_kernel_only_probes_are_refused_on_the_user_engine(tmp_path):
     assert not mark.exists()
 
 
-def test_stacks_are_refused_on_the_user_engine(tmp_path):
-    """The user-space engine records no frames: ustack() is refused by name,
+def test_kernel_stacks_are_refused_on_the_user_engine(tmp_path):
+    """The user-space engine sees no kernel frames: stack() is refused by name,
     not printed as an empty stack, and the command never runs."""
     mark = tmp_path / "ran"
     r = pydtrace("-x", "engine=ptrace", "-c", f"touch {mark}", "-n",
-                 "syscall::getppid:entry { ustack(); }")  # fmt: skip
+                 "syscall::getppid:entry { stack(); }")  # fmt: skip
     assert r.status == 1
     assert r.err.splitlines()[-1] == (
-        "pydtrace: could not enable tracing: the user-space engine cannot record ustack() "
-        "(line 1); the eBPF engine records stacks"
+        "pydtrace: could not enable tracing: the user-space engine cannot record stack() "
+        "(line 1); the eBPF engine records kernel stacks"
     )
     assert not mark.exists()

@@ -138,6 +138,26 @@ def test_uregs_on_both_engines(tmp_path: Path, engine: str) -> None:
     assert r.out == "110 -38 1 1 51\n\n"
 
 
+def test_ustack_is_the_same_on_both_engines(tmp_path: Path) -> None:
+    """The ptrace engine walks the stopped thread's frame pointers as the
+    kernel's callchain does: the same frames, offsets and counts; %A and
+    ufunc() of ucaller name the caller in $target."""
+    exe = cc(tmp_path, "chain", CHAIN, "-pie")
+    prog = (f'{GETPPID} {{ @[ustack()] = count(); ustack(2); printf("%A\\n", ucaller); }}'
+            " END { printa(@); }")  # fmt: skip
+    outs = []
+    for engine in ("ebpf", "ptrace"):
+        r = pydtrace("-q", "-x", f"engine={engine}", "-c", exe, "-n", prog)
+        assert r.status == 0, (engine, r.err)
+        outs.append(r.out)
+    assert outs[0] == outs[1]
+    one = outs[0].split("\n\n")[1]  # the second firing's record
+    assert names(one) == [f.format("chain") for f in FRAMES[:2]] + ["chain`outer"]
+    assert one.splitlines()[-1] == one.splitlines()[-2].strip()  # %A: ustack's second frame
+    assert names(outs[0].split("\n\n\n")[-1])[:4] == [f.format("chain") for f in FRAMES]
+    assert outs[0].endswith("\n                3\n\n")
+
+
 def test_uregs_index_must_be_a_constant_in_range(tmp_path: Path) -> None:
     for src, err in (("BEGIN { trace(uregs[26]); }", "uregs[]: index out of bounds (26)"),
                      ("BEGIN { trace(uregs[arg0]); }", "uregs[ ] index must be an integer constant")):  # fmt: skip

@@ -519,7 +519,7 @@ class Session:
             if stack is not None:  # it records no frames: never an empty stack printed
                 refusal = CompileError(
                     f"could not enable tracing: the user-space engine cannot record {stack.name}() "
-                    f"(line {stack.line}); the eBPF engine records stacks"
+                    f"(line {stack.line}); the eBPF engine records kernel stacks"
                 )
         if self.tracer is not None:
             self._release_targets()  # an exec failure is reported before anything else
@@ -540,6 +540,9 @@ class Session:
             raise CompileError("could not enable tracing: Destructive actions not allowed")
         if refusal is not None:
             raise refusal
+        from pydtrace.consume import printf
+
+        printf.target_pid = self.macro_values.get("target", -1)
         if ebpf is not None:
             return self._run_ebpf(ebpf, consumer)
         if self.tracer is None:
@@ -616,11 +619,12 @@ class Session:
 
 
 def _stack_call(checked: Any) -> Any:
-    """The first stack()/ustack()/jstack() call of the program, or None."""
+    """The first stack() call of the program (kernel frames, which ptrace cannot
+    see), or None; ustack() walks the stopped thread's frame pointers."""
     from pydtrace.lang.ast import find_call
 
     clauses = [[c.predicate, *(c.body or [])] for c in checked.clauses]
-    return find_call(clauses, ("stack", "ustack", "jstack"))
+    return find_call(clauses, ("stack",))
 
 
 def _syscall_table() -> Any:

@@ -27,9 +27,9 @@ from pydtrace.consume.stacks import StackKey, SymKey, format_stack
 from pydtrace.lang.errors import DError
 from pydtrace.lang.types import BUILTIN_TYPEDEFS, CType
 
-# Symbol lookup for %a (user=False) and %A (user=True): return "mod`sym+0x10" or None.
-# An engine with a symbol table (kallsyms, a process's ELF maps) plugs itself in here.
-symbolize: Callable[[int, bool], str | None] | None = None
+# The process a bare %A address resolves in: $target under -c/-p (as dtrace
+# does), set by the session; -1 prints the address in hex.
+target_pid: int = -1
 
 FLAG_CHARS = "#0- +'"
 
@@ -542,14 +542,11 @@ def _raw_bytes(value: object) -> bytes:
 
 
 def addr_to_str(addr: int, user: bool, pid: int = -1) -> str:
-    """%a/%A text: the symbol when the hook knows it, else a kernel address's
-    frame (module`function+0xoff) or, given its process, a user address's;
-    else the bare hex address."""
+    """%a/%A text: a kernel address's frame (module`function+0xoff) or, given
+    its process (else $target's), a user address's; else the bare hex address."""
     addr &= 0xFFFFFFFFFFFFFFFF
-    if symbolize is not None:
-        name = symbolize(addr, user)
-        if name is not None:
-            return name
+    if user and pid <= 0:
+        pid = target_pid
     if not user or pid > 0:
         from pydtrace.consume.stacks import frame_name
 
@@ -868,7 +865,7 @@ __all__ = [
     "format_printf",
     "format_printa",
     "format_one",
-    "symbolize",
+    "target_pid",
     "addr_to_str",
     "escape_bytes",
     "format_time_y",

@@ -39,7 +39,7 @@ class UserEngine:
         self.specsize = size_option(options, "specsize", 4 << 20)
         self.reported: dict[str, int] = {}  # drops already reported, by kind
         consumer.aggs = self.state.aggs
-        comp = Compiler(self.state, prog)
+        comp = Compiler(self.state, prog, options)
         # probe id -> [(clause info, compiled clause)] in program order
         self.by_probe: dict[int, list[tuple[Any, Callable[[Firing], None]]]] = {}
         self.probes: dict[int, Any] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -82,6 +83,39 @@ def _uregs(f: Firing, i: int) -> int:
         return get_regs(f.tid)[at] if at is not None else 0
     except OSError:
         return 0
+
+
+def _ustack(f: Firing, n: int) -> Any:
+    """The user stack of the stopped thread that fired: its pc, then the
+    return addresses found by walking the frame pointers, as the kernel's
+    perf callchains (and so the eBPF engine's ustack()) do."""
+    from pydtrace.consume.stacks import StackKey, remember
+
+    frames: list[int] = []
+    if f.process is not None:
+        from pydtrace.engines.user.ptrace.syscalls import get_regs, process_vm_readv
+
+        try:
+            regs = get_regs(f.tid)
+        except OSError:
+            regs = ()
+        if regs:
+            frames.append(regs[16])  # rip
+            fp = regs[4]  # rbp
+            while len(frames) < n and fp and not fp % 8:
+                data = process_vm_readv(f.tid, fp, 16)
+                if len(data) < 16:
+                    break
+                nxt, ret = struct.unpack("<QQ", data)
+                if not ret:
+                    break
+                frames.append(ret)
+                if nxt <= fp:  # the stack grows down: callers' frames lie above
+                    break
+                fp = nxt
+    key = StackKey("ustack", tuple(frames[:n]), f.pid if f.process is not None else -1)
+    remember(key)
+    return key
 
 
 def _signal(f: Firing, sig: int, thread: bool) -> None:
@@ -215,9 +249,12 @@ def _zero(t: CType | None) -> Any:
 class Compiler:
     """Turns annotated AST into closures over a State."""
 
-    def __init__(self, state: State, prog: CheckedProgram) -> None:
+    def __init__(
+        self, state: State, prog: CheckedProgram, options: dict[str, Any] | None = None
+    ) -> None:
         self.st = state
         self.prog = prog
+        self.options = options or {}
 
     # --- clauses ---------------------------------------------------------------
     def clause(self, c: ClauseInfo) -> Callable[[Firing], None]:
@@ -401,7 +438,10 @@ class Compiler:
         if name == "chill":
             a0 = args[0]
             return lambda f: time.sleep(max(0, a0(f)) / 1e9)
-        if name in ("stack", "ustack", "jstack"):
+        if name in ("ustack", "jstack"):
+            frames = self.frame_count(e)
+            return lambda f: f.items.append(("stack", _ustack(f, frames)))
+        if name == "stack":  # the session refuses it: no kernel frames here
             return lambda f: f.items.append(("stack", name, []))
         if name in ("sym", "usym", "func", "ufunc", "mod", "umod", "uaddr"):
             a0, t0 = args[0], types[0]
@@ -539,7 +579,7 @@ class Compiler:
             "stackdepth": lambda f: 0,
             "ustackdepth": lambda f: 0,
             "caller": lambda f: 0,
-            "ucaller": lambda f: 0,
+            "ucaller": lambda f: (_ustack(f, 2).frames[1:] or (0,))[0],
             "curthread": lambda f: 0,
         }
         if name in ("curpsinfo", "curlwpsinfo"):
@@ -551,8 +591,6 @@ class Compiler:
     def cpuinfo(self) -> Fn:
         """curcpu: a cpuinfo_t of the firing's CPU (one node: pset, chip and
         lgrp 0, as the pset/chip/lgrp variables), for the firing's lifetime."""
-        import struct
-
         mem = self.st.mem
 
         def place(f: Firing) -> int:
@@ -1163,8 +1201,19 @@ class Compiler:
 
         return get
 
+    def frame_count(self, e: ast.Call) -> int:
+        """ustack(n)'s n, else the ustackframes option."""
+        n = getattr(e.args[0], "value", None) if e.args else None
+        if isinstance(n, int) and n > 0:
+            return n
+        return int(self.options.get("ustackframes") or 100)
+
     def _x_Call(self, e: ast.Call) -> Fn:
         from pydtrace.engines.user import subroutines
+
+        if e.name in ("ustack", "jstack"):  # an aggregation key
+            frames = self.frame_count(e)
+            return lambda f: _ustack(f, frames)
 
         args = self.call_args(e)
         impl = subroutines.lookup(e.name)
