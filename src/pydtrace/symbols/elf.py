@@ -13,6 +13,7 @@ import os
 import struct
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 ET_EXEC, ET_DYN = 2, 3
 PT_LOAD, PT_INTERP, PT_DYNAMIC = 1, 3, 2
@@ -22,14 +23,14 @@ DT_NEEDED, DT_FLAGS_1, DT_RUNPATH, DT_RPATH, DT_STRTAB = 1, 0x6FFFFFFB, 29, 15, 
 DF_1_PIE = 0x08000000
 NT_GNU_BUILD_ID, NT_STAPSDT = 3, 3
 DEBUG_ROOT = "/usr/lib/debug/.build-id"
+_SYM = struct.Struct("<IBxHQQ")  # Elf64_Sym: name, info, (other), shndx, value, size
 
 
 class ElfError(Exception):
     """A file that is not an ELF64 little-endian object we can read."""
 
 
-@dataclass(frozen=True)
-class Symbol:
+class Symbol(NamedTuple):  # a tuple: libc alone has ~10,000 of them to build
     name: str
     addr: int
     size: int
@@ -249,16 +250,18 @@ class ElfFile:
     # -- symbols ------------------------------------------------------------------------
     def _symtab(self, typ: int) -> list[Symbol]:
         out = []
+        funcs = (STT_FUNC, STT_GNU_IFUNC)
         for s in self._sections:
-            if s.type != typ or not s.entsize:
+            if s.type != typ or s.entsize != _SYM.size:
                 continue
             strsec = self._sections[s.link]
-            d = self._d
-            for off in range(s.offset, s.offset + s.size, s.entsize):
-                st_name, st_info, _o, shndx, value, size = struct.unpack_from("<IBBHQQ", d, off)
-                if value == 0 or (st_info & 0xF) not in (STT_FUNC, STT_GNU_IFUNC) or shndx == 0:
-                    continue
-                out.append(Symbol(self._cstr(strsec.offset + st_name), value, size))
+            # whole-section slices: bytes.index and iter_unpack beat per-symbol mmap reads
+            strs = bytes(self._d[strsec.offset : strsec.offset + strsec.size])
+            table = bytes(self._d[s.offset : s.offset + s.size - s.size % _SYM.size])
+            for st_name, st_info, shndx, value, size in _SYM.iter_unpack(table):
+                if value and shndx and (st_info & 0xF) in funcs:
+                    name = strs[st_name : strs.find(b"\0", st_name)]
+                    out.append(Symbol(name.decode("utf-8", "replace"), value, size))
         return out
 
     def _debug_files(self) -> list[ElfFile]:

@@ -274,11 +274,12 @@ class EbpfEngine:
             self.drain()
             self.report_drops()
             if self._ustack_keys and self.targets is not None:
-                from pydtrace.symbols.process import refresh
+                from pydtrace.symbols.process import preload, refresh
 
                 for t in self.targets.targets:  # their ustack() keys resolve after they end
                     if not t.ended:
                         refresh(t.pid)
+                        preload(t.pid)
             for fd, _ in ready:
                 if fd != ring_fd and fd in watched:
                     self.targets.gone(fd)
