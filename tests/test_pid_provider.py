@@ -102,13 +102,103 @@ def test_counts_and_offset_probe(prog: str) -> None:
     assert "entry 1000\n" in r.out and "offset 1000\n" in r.out
 
 
+def _objdump_offsets(path: str, func: str, upto: str = "") -> list[str]:
+    """The hex offsets of func's instructions as objdump disassembles them
+    (up to and without the first whose mnemonic is upto)."""
+    need(shutil.which("objdump") is not None, "no objdump (binutils)")
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    body = out.split(f"<{func}>:\n", 1)[1].split("\n\n", 1)[0]
+    insns = [ln.split(":", 1) for ln in body.splitlines() if ":" in ln]
+    addrs = [int(a, 16) for a, _ in insns]
+    if upto:
+        addrs = addrs[: [text.split()[0] for _, text in insns].index(upto)]
+    return [f"{a - addrs[0]:x}" for a in addrs]
+
+
 def test_listing(prog: str) -> None:
+    """An empty name is entry, return and every instruction, as dtrace lists them."""
     r = pydtrace("-l", "-n", "pid$target:a.out:add3:", "-c", prog)
     assert r.status == 0, r.err
     rows = [ln.split() for ln in r.out.splitlines()]
     assert rows[0] == ["ID", "PROVIDER", "MODULE", "FUNCTION", "NAME"]
-    assert [row[2:] for row in rows[1:]] == [["prog", "add3", "entry"], ["prog", "add3", "return"]]
+    names = ["entry", "return"] + _objdump_offsets(prog, "add3")
+    assert len(names) > 10
+    assert [row[2:] for row in rows[1:]] == [["prog", "add3", n] for n in names]
     assert all(row[1].startswith("pid") and row[1][3:].isdigit() for row in rows[1:])
+    r = pydtrace("-l", "-n", "pid$target:a.out:add3:1*", "-c", prog)
+    assert [row.split()[4] for row in r.out.splitlines()[1:]] == [
+        n for n in names if n.startswith("1")
+    ]
+
+
+def _count_by(prog: str, desc: str, key: str, n: int) -> tuple[str, dict[str, str]]:
+    """Run `prog n` under `desc { @[key] = count(); }`: (its output, the counts)."""
+    r = pydtrace("-q", "-n", f"{desc} {{ @[{key}] = count(); }}", "-n",
+                 'END { printa("%s %@d\\n", @); }', "-c", f"{prog} {n}", timeout=120)  # fmt: skip
+    assert r.status == 0, r.err
+    lines = r.out.splitlines()
+    return lines[0], dict(ln.split() for ln in lines[1:] if ln)
+
+
+def test_every_instruction_fires(prog: str) -> None:
+    """Each instruction probe of a function called 1000 times fires 1000 times,
+    and the program's own output is what it prints untraced."""
+    out, counts = _count_by(prog, "pid$target:a.out:add3:", "probename", 1000)
+    assert out == "506536"
+    assert sorted(counts) == sorted(["entry", "return"] + _objdump_offsets(prog, "add3"))
+    assert set(counts.values()) == {"1000"}
+
+
+def test_whole_executable_leaves_the_program_alone(prog: str) -> None:
+    """pid$target:a.out:: probes _start too, which is jumped to with argc at the
+    stack top: no return probe there (a uretprobe would overwrite argc)."""
+    out, counts = _count_by(prog, "pid$target:a.out::", "probefunc", 10)
+    assert out == "151"  # the loop ran 10 times: argv intact
+    assert counts["add3"] == str(10 * (2 + len(_objdump_offsets(prog, "add3"))))
+    # entry and each instruction up to the call of __libc_start_main (then hlt)
+    assert int(counts["_start"]) == 1 + len(_objdump_offsets(prog, "_start", upto="hlt"))
+
+
+def test_every_libc_function_leaves_the_program_alone(prog: str) -> None:
+    """An entry probe on each of libc's ~7,000 functions: the program computes
+    what it does untraced (a probe on an EVEX instruction the kernel emulates
+    as a branch would skip it: memset's first instruction on AVX-512 CPUs), and
+    nothing fires in the forked pydtrace before exec (its execve call)."""
+    out, counts = _count_by(prog, "pid$target:libc.so.6::entry", "probefunc", 1000)
+    assert out == "506536"
+    assert counts["malloc"] == "2"  # ours and stdout's buffer
+    assert counts["free"] == "1"
+    assert "execve" not in counts and "__execvpe" not in counts
+    # f@@GLIBC_2.2.5 and f@GLIBC_2.2.5 at f's address are f (no second probe)
+    assert not [f for f in counts if "@" in f]
+
+
+def test_too_many_probes_is_an_error_and_the_command_never_runs(prog: str) -> None:
+    code = (
+        "import runpy, sys\n"
+        "import pydtrace.engines.ebpf.cg_program as cg\n"
+        "cg.MAX_UPROBES = 3\n"
+        "sys.argv = ['pydtrace'] + sys.argv[1:]\n"
+        "runpy.run_module('pydtrace', run_name='__main__')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    for desc, ok in (("add3:entry,pid$target:a.out:many:entry", True), ("add3:", False)):
+        p = subprocess.run(
+            [sys.executable, "-c", code, "-q", "-n", f"pid$target:a.out:{desc} {{ n++; }}", "-c", prog],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        if ok:
+            assert (p.returncode, p.stdout) == (0, "81\n\n"), p.stderr  # dtrace ends with a newline
+            continue
+        n = 2 + len(_objdump_offsets(prog, "add3"))
+        assert (p.returncode, p.stdout, p.stderr) == (
+            1,
+            "",  # the held command was killed before exec: it printed nothing
+            f"pydtrace: could not enable tracing: {n} pid and usdt probes are more than "
+            "the 3 the eBPF engine enables at once: name fewer functions, or entry and "
+            "return only\n",
+        )
 
 
 def test_libc_by_short_names(prog: str) -> None:
@@ -174,6 +264,20 @@ def test_errors(prog: str) -> None:
     assert r.status == 1 and r.err.endswith("failed to grab process 999999\n")
     r = pydtrace("-n", "pid$target:a.out:main:zz", "-c", prog)
     assert r.status == 1 and "invalid probe name 'zz'" in r.err and "Traceback" not in r.err
+    # a breakpoint inside an instruction would change it: refused
+    r = pydtrace("-n", "pid$target:a.out:add3:2", "-c", prog)
+    assert (r.status, r.err.splitlines()[-1]) == (
+        1,
+        "pydtrace: invalid probe specifier pid$target:a.out:add3:2: "
+        "prog`add3: offset 0x2 is not aligned on an instruction",
+    )
+    r = pydtrace("-n", "pid$target:a.out:add3:400", "-c", prog)
+    assert r.status == 1 and r.err.endswith("prog`add3: offset 0x400 outside of the function's "
+                                            "32 bytes\n"), r.err  # fmt: skip
+    r = pydtrace("-n", "pid$target:a.out:_start:return", "-c", prog)
+    assert r.status == 1 and r.err.endswith(
+        "prog`_start is the entry point, never called: it has no return probe\n"
+    )
 
 
 def test_kill_9_leaves_nothing(tmp_path: Path, prog: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from pydtrace.lang.errors import DError
 from pydtrace.probes.catalogue import Provider
 from pydtrace.probes.glob import gmatch, is_glob
+from pydtrace.symbols import x86
 from pydtrace.symbols.elf import ElfError, open_elf
 
 # -c targets held before exec: pid -> argv (filled by the session)
@@ -36,6 +37,9 @@ class UprobeSpec:
     ret: bool = False
     refctr: int = 0  # file offset of a USDT semaphore (0: none)
     usdt_args: tuple[str, ...] | None = None  # None: a function's registers (pid)
+    # a -c child still held before exec: the probe must not fire in the forked
+    # pydtrace's code that runs until execve (cg_uprobe's exec gate)
+    held: bool = False
     is_uprobe: bool = True  # the code generator's marker
 
 
@@ -198,6 +202,8 @@ class PidProvider(Provider):
             except ElfError:
                 continue
             done: set[str] = set()
+            one_function = bool(function) and not is_glob(function)
+            held = self.pid in HELD
             for sym in funcs:
                 if sym.name in done or not gmatch(function or "*", sym.name):
                     continue
@@ -206,26 +212,89 @@ class PidProvider(Provider):
                     off = elf.addr_to_offset(sym.addr)
                 except ElfError:
                     continue
-                names = ["entry", "return"] if not name or is_glob(name) else [name]
-                for n in names:
-                    if name and not gmatch(name, n):
-                        continue
-                    if n in ("entry", "return"):
-                        spec = UprobeSpec(self.pid, obj.path, off, ret=n == "return")
-                    else:
-                        delta = int(n, 16)
-                        if sym.size and delta >= sym.size:
-                            if not strict or is_glob(function):
-                                continue
-                            raise DError(
-                                "D_PROC_OFF",
-                                f"offset 0x{delta:x} outside of {obj.name}`{sym.name}'s "
-                                f"{sym.size} bytes",
-                            )
-                        n = f"{delta:x}"
-                        spec = UprobeSpec(self.pid, obj.path, off + delta)
-                    out.append((obj.name, sym.name, n, None, spec))
+                # a uretprobe swaps the return address at the stack top, but an entry
+                # point is jumped to with argc there: never give one a return probe
+                called = sym.addr != elf.entry
+                # entry and return probes both sit on the first instruction
+                at_entry = _first_probeable(elf, sym)
+                if not name or is_glob(name):
+                    for n in (("entry", "return") if called else ("entry",)) if at_entry else ():
+                        if gmatch(name or "*", n):
+                            spec = UprobeSpec(self.pid, obj.path, off, ret=n == "return", held=held)
+                            out.append((obj.name, sym.name, n, None, spec))
+                    # every instruction whose hex offset the glob matches, as dtrace
+                    for delta in _instructions(elf, sym):
+                        if gmatch(name or "*", f"{delta:x}"):
+                            spec = UprobeSpec(self.pid, obj.path, off + delta, held=held)
+                            out.append((obj.name, sym.name, f"{delta:x}", None, spec))
+                elif name == "return" and not called:
+                    if strict and one_function:
+                        raise DError(
+                            "D_PROC_CREATEFAIL",
+                            f"{obj.name}`{sym.name} is the entry point, never called: "
+                            "it has no return probe",
+                        )
+                elif name in ("entry", "return") and not at_entry:
+                    if strict and one_function:
+                        raise DError("D_PROC_INSN", f"{obj.name}`{sym.name}: uprobes cannot "
+                                     f"trace its first instruction, so neither its {name}")  # fmt: skip
+                elif name in ("entry", "return"):
+                    spec = UprobeSpec(self.pid, obj.path, off, ret=name == "return", held=held)
+                    out.append((obj.name, sym.name, name, None, spec))
+                else:
+                    delta = int(name, 16)
+                    why = _offset_refused(elf, sym, delta)
+                    if why:
+                        if not (strict and one_function):
+                            continue
+                        raise DError(why[0], f"{obj.name}`{sym.name}: {why[1]}")
+                    spec = UprobeSpec(self.pid, obj.path, off + delta, held=held)
+                    out.append((obj.name, sym.name, f"{delta:x}", None, spec))
         return out
+
+
+def _instructions(elf: Any, sym: Any) -> list[int]:
+    """Offsets of sym's instructions that can carry a uprobe (x86.probeable)."""
+    if not sym.size:
+        return []
+    try:
+        code = elf.code(sym.addr, sym.size)
+    except ElfError:
+        return []
+    return [i for i in x86.boundaries(code) if x86.probeable(code, i)]
+
+
+def _first_probeable(elf: Any, sym: Any) -> bool:
+    """Can sym's first instruction carry a uprobe (its entry and return probes)?"""
+    if not sym.size:
+        return True  # no extent to decode: taken on trust, as an explicit offset is
+    try:
+        code = elf.code(sym.addr, min(sym.size, 16))
+        return x86.probeable(code, 0)
+    except (ElfError, ValueError, IndexError):
+        return True  # cut off or not code: the kernel has the last word
+
+
+def _offset_refused(elf: Any, sym: Any, delta: int) -> tuple[str, str] | None:
+    """Why sym+delta cannot be probed: outside the function, inside an instruction
+    (a breakpoint there would change the instruction), or on one the kernel's
+    uprobes refuse. None when it can."""
+    if sym.size and delta >= sym.size:
+        return "D_PROC_OFF", f"offset 0x{delta:x} outside of the function's {sym.size} bytes"
+    if not sym.size:
+        return None  # no extent to decode: taken on the user's word, as dtrace does
+    try:
+        code = elf.code(sym.addr, sym.size)
+    except ElfError:
+        return None
+    starts = x86.boundaries(code)
+    if delta not in starts:
+        if starts and delta < starts[-1] + x86.length(code, starts[-1]):
+            return "D_PROC_ALIGN", f"offset 0x{delta:x} is not aligned on an instruction"
+        return None  # past what decodes (data or padding): the user's word
+    if not x86.probeable(code, delta):
+        return "D_PROC_INSN", f"uprobes cannot trace the instruction at offset 0x{delta:x}"
+    return None
 
 
 def match_process(cat: Any, desc: Any) -> list[Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydtrace.probes.catalogue import Provider
 from pydtrace.probes.glob import gmatch
-from pydtrace.probes.pid import Obj, UprobeSpec, module_matches
+from pydtrace.probes.pid import HELD, Obj, UprobeSpec, module_matches
 from pydtrace.symbols.elf import ElfError, open_elf
 
 
@@ -51,7 +51,8 @@ def usdt_providers(pid: int, objs: list[Obj]) -> list[UsdtProvider]:
             except ElfError:
                 continue
             fn = elf.function_at(p.pc)
-            spec = UprobeSpec(pid, obj.path, off, refctr=refctr, usdt_args=tuple(p.args.split()))
+            spec = UprobeSpec(pid, obj.path, off, refctr=refctr, usdt_args=tuple(p.args.split()),
+                              held=pid in HELD)  # fmt: skip
             name = p.name.replace("__", "-")
             found.setdefault(p.provider, []).append((obj, fn.name if fn else "", name, spec))
     return [UsdtProvider(prov, pid, probes) for prov, probes in found.items()]

@@ -192,6 +192,11 @@ class ElfFile:
                 return addr - vaddr + off
         raise ElfError(f"address {addr:#x} is not in a loaded segment of {self.path}.")
 
+    def code(self, addr: int, size: int) -> bytes:
+        """The file's bytes of [addr, addr + size) (a function's instructions)."""
+        off = self.addr_to_offset(addr)
+        return bytes(self._d[off : off + size])
+
     def offset_to_addr(self, off: int) -> int:
         for typ, _f, poff, vaddr, filesz, _m in self.segments:
             if typ == PT_LOAD and poff <= off < poff + filesz:
@@ -289,9 +294,16 @@ class ElfFile:
             syms += extra._symtab(SHT_SYMTAB)
         seen: dict[tuple[str, int], Symbol] = {}
         for s in syms:
+            if "@@" in s.name:  # a debug file's `f@@GLIBC_2.2.5`: the default version is f
+                s = Symbol(s.name.split("@@")[0], s.addr, s.size)
             key = (s.name, s.addr)
             if key not in seen or (s.size and not seen[key].size):
                 seen[key] = s
+        # `f@GLIBC_2.2.5` where f is at the same address is f again; at another
+        # address it is an older version's own code and keeps its name
+        for name, addr in [k for k in seen if "@" in k[0]]:
+            if (name.split("@")[0], addr) in seen:
+                del seen[name, addr]
         return sorted(seen.values(), key=lambda s: (s.addr, s.name))
 
     def functions(self) -> list[Symbol]:

@@ -47,13 +47,16 @@ from pydtrace.engines.ebpf.cg_expr import ExprMixin
 from pydtrace.engines.ebpf.cg_stack import StackMixin, calls_stack
 from pydtrace.engines.ebpf.cg_strings import StringsMixin
 from pydtrace.engines.ebpf.cg_vars import VarsMixin
-from pydtrace.engines.ebpf.errors import LoweringError
+from pydtrace.engines.ebpf.errors import EbpfError, LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn
 from pydtrace.lang import ast
 from pydtrace.lang.program import CheckedProgram, ClauseInfo
 
 AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
+# pid/usdt probes enabled at once: each is a program and a uprobe (about 0.5 ms
+# each to build and attach); `pid$target:libc.so.6::` asks for ~550,000
+MAX_UPROBES = 50000
 
 
 class ProgramMixin(CompilerBase):
@@ -176,6 +179,19 @@ class ProgramMixin(CompilerBase):
         if groups:
             self.f_regs = self.frame.take(168)  # a copy of the syscall's pt_regs
             self.f_sys = self.frame.take(24)  # u32 nr (the dispatch key), probe id, clause mask
+        uprobes = sum(1 for probe, _, _ in progs if getattr(probe.data, "is_uprobe", False))
+        if uprobes > MAX_UPROBES:
+            raise EbpfError(
+                f"{uprobes} pid and usdt probes are more than the {MAX_UPROBES} the eBPF engine "
+                "enables at once: name fewer functions, or entry and return only"
+            )
+        # a word per held -c child, set once it has exec'd (cg_uprobe's exec gate)
+        self.exec_gates: dict[int, int] = {}
+        for probe, _, _ in progs:
+            spec = probe.data
+            if getattr(spec, "is_uprobe", False) and spec.held and spec.pid not in self.exec_gates:
+                self.exec_gates[spec.pid] = self.globals_size
+                self.globals_size += 8
         # the record area goes last so that string temporaries have fixed offsets
         generated = [self.program_fit(probe, clauses, group) for probe, clauses, group in progs]
         self.f_rec = self.frame.take(self.rec_max)
@@ -200,6 +216,10 @@ class ProgramMixin(CompilerBase):
                 continue  # a shared map
             o.maps.append(MapSpec(lay.map_name, MAP_PERCPU_HASH, lay.key_size, lay.value_size,
                                   self.agg_capacity()))  # fmt: skip
+        if self.exec_gates:
+            from pydtrace.engines.ebpf import cg_uprobe
+
+            o.progs.append(cg_uprobe.exec_gate_program(self.exec_gates))
         if getattr(self, "uses_vtime", False):
             from pydtrace.engines.ebpf import cg_vtime
 

@@ -21,6 +21,7 @@ from pydtrace.engines.ebpf.cg_context import MAX_ARGS
 from pydtrace.engines.ebpf.errors import LoweringError
 
 PROG_KPROBE = 2
+PROG_RAW_TRACEPOINT = 17
 R0, R1, R2, R3, R6, R9 = 0, 1, 2, 3, 6, 9
 
 # struct pt_regs (x86-64) offsets
@@ -100,6 +101,36 @@ def _cut(cg: Any, reg: int, size: int) -> None:
     cg.a.alu("s>>" if size < 0 else ">>", reg, imm=sh)
 
 
+class _ExecProbe:
+    """What exec_gate_program's ProgSpec names (it serves no D probe)."""
+
+    fqn = "the exec gate of -c targets (sched_process_exec)"
+    id = 0
+
+
+def exec_gate_program(gates: dict[int, int]) -> Any:
+    """On sched_process_exec: globals[off] = 1 when the process is the held -c
+    child gates maps to off. Until then that child runs the forked pydtrace's
+    code (and its libc) on the way to execve: its probes wait for the exec, as
+    dtrace's created process starts stopped after it."""
+    from pydtrace.engines.ebpf.cg_context import ProgSpec
+    from pydtrace.engines.ebpf.insn import Assembler
+
+    a = Assembler()
+    a.call("get_current_pid_tgid")
+    a.alu(">>", R0, imm=32)
+    for pid, off in sorted(gates.items()):
+        other = a.new_label("xgate")
+        a.jmp("!=", R0, other, imm=pid)
+        a.ld_map(R1, "globals", off)
+        a.st(8, R1, 0, 1)
+        a.place(other)
+    a.movi(R0, 0)
+    a.exit()
+    return ProgSpec("dt_exec_gate", PROG_RAW_TRACEPOINT, _ExecProbe(),
+                    ("raw_tp", "sched_process_exec"), a.resolve(), [])  # fmt: skip
+
+
 def prologue_args(cg: Any, probe: Any) -> None:
     a = cg.a
     s = probe.data
@@ -107,7 +138,15 @@ def prologue_args(cg: Any, probe: Any) -> None:
     ok = a.new_label("upid")
     a.call("get_current_pid_tgid")
     a.alu(">>", R0, imm=32)
-    a.jmp("==", R0, ok, imm=s.pid)
+    if s.held:  # and only once it has exec'd (exec_gate_program)
+        other = a.new_label("uheld")
+        a.jmp("!=", R0, other, imm=s.pid)
+        a.ld_map(R1, "globals", cg.exec_gates[s.pid])
+        a.ldx(8, R1, R1, 0)
+        a.jmp("!=", R1, ok, imm=0)
+        a.place(other)
+    else:
+        a.jmp("==", R0, ok, imm=s.pid)
     a.movi(R0, 0)
     a.exit()
     a.place(ok)

@@ -93,6 +93,7 @@ class EbpfEngine:
                 self.prog_fds[p.name] = prog_load(
                     p.prog_type, encode(p.insns, fds), name=p.name,
                     log_level=1 if self.options.get("bpflog") else 0,
+                    expected_attach_type=_expected_attach_type(p.attach),
                 )  # fmt: skip
             except VerifierError as e:
                 raise EbpfError(self._verifier_message(p, e)) from None
@@ -140,7 +141,8 @@ class EbpfEngine:
                 elif kind == "raw_tp":
                     self.attachments.append(perf.attach_raw_tracepoint(fd, p.attach[1]))
                 elif kind == "uprobe":  # pid/usdt: (path, offset, ret, pid, refctr)
-                    self.attachments.append(perf.attach_uprobe(fd, *p.attach[1:]))
+                    multi = _expected_attach_type(p.attach) != 0
+                    self.attachments.append(perf.attach_uprobe(fd, *p.attach[1:], multi=multi))
                 elif kind == "timer":
                     period, every = p.attach[1], p.attach[2]
                     if every:
@@ -197,6 +199,8 @@ class EbpfEngine:
                 self.drain()
                 self._loop()
                 self._status_delay()
+            # exit() in BEGIN: the command still runs, briefly, as dtrace continues it
+            self._release()
             self._detach()
             self.drain()
             self._run_named("END", end=True)
@@ -205,7 +209,8 @@ class EbpfEngine:
             self.snapshot()
             self.consumer.finish()
         finally:
-            self._release()  # never leave a -c child stopped
+            # on a failure before the probes were enabled a -c child is not released:
+            # the session's finish() kills it unexecuted, as dtrace does
             self.close()
 
     def _status_delay(self) -> None:
@@ -478,6 +483,17 @@ def _per_cpu(m: Any, value: bytes) -> list[bytes]:
     from pydtrace.engines.ebpf.maps import possible_cpus
 
     return [value] * len(possible_cpus())
+
+
+def _expected_attach_type(attach: tuple[Any, ...]) -> int:
+    """uprobes attach as uprobe_multi links where the kernel has them (their
+    programs must say so when loaded), else as perf events (0)."""
+    from pydtrace.engines.ebpf.bpf import AttachType
+    from pydtrace.engines.ebpf.features import has_uprobe_multi
+
+    if attach[0] == "uprobe" and has_uprobe_multi():
+        return AttachType.TRACE_UPROBE_MULTI
+    return 0
 
 
 def _origin_at(insns: list[Any], slot: int) -> Any:

@@ -145,6 +145,26 @@ def has_perf_event_programs() -> bool:
     return _loads(ProgType.PERF_EVENT, _RET0, "probe_perf")
 
 
+@cache
+def has_uprobe_multi() -> bool:
+    """uprobe_multi links (v6.6): pid and usdt probes attach as BPF links, whose
+    removal does not make each uprobe wait in turn (see bpf.uprobe_multi_link).
+    Asked of a pid that cannot exist: such a kernel answers ESRCH before
+    registering anything, an older one EINVAL for the attach type."""
+    try:
+        fd = _bpf.prog_load(ProgType.KPROBE, _RET0, name="probe_umulti",
+                            expected_attach_type=_bpf.AttachType.TRACE_UPROBE_MULTI)  # fmt: skip
+    except (BPFError, OSError):
+        return False
+    try:
+        _bpf.close_fd(_bpf.uprobe_multi_link(fd, "/proc/self/exe", [0], False, 0x3FFFFFFF, None))
+        return True  # not expected: the pid exists after all
+    except BPFError as e:
+        return e.errno == _errno.ESRCH
+    finally:
+        _bpf.close_fd(fd)
+
+
 def _cap_eff() -> int:
     try:
         with open("/proc/self/status") as f:
@@ -197,4 +217,5 @@ def features() -> dict[str, bool]:
         "signed_division": has_signed_division(),
         "bpf_loop": has_bpf_loop(),
         "perf_event_programs": has_perf_event_programs(),
+        "uprobe_multi": has_uprobe_multi(),
     }

@@ -248,6 +248,10 @@ def close_without_waiting(items: list[Attachment]) -> None:
     it. The caller must have stopped the programs from doing anything first:
     they may run until the holder is gone. Without /bin/sh, the fds are
     closed by a few threads at once."""
+    # a uprobe's removal waits for grace periods too (~0.1 s each): many (a pid
+    # provider glob) close from threads at once, whose waits overlap; the holder
+    # would leave a -p target's breakpoints in place for as long
+    _close_in_parallel([a for a in items if a.what.startswith("uprobe ")], 1024)
     for a in items:
         if not a.what.startswith("tracepoint "):  # only these wait in the kernel
             a.close()
@@ -263,10 +267,18 @@ def close_without_waiting(items: list[Attachment]) -> None:
     finally:
         os.close(rd)
         os.close(wr)  # the holder's `read` ends: it exits holding the last references
+    _close_in_parallel(items, 4)
+
+
+def _close_in_parallel(items: list[Attachment], threads: int = 64) -> None:
+    """Close items from up to `threads` threads (os.close lets go of the GIL)."""
+    if len(items) < 2:
+        return
     import threading
 
-    workers = [threading.Thread(target=lambda part=items[k::4]: [a.close() for a in part])
-               for k in range(min(4, len(items)))]  # fmt: skip
+    n = min(threads, len(items))
+    workers = [threading.Thread(target=lambda part=items[k::n]: [a.close() for a in part])
+               for k in range(n)]  # fmt: skip
     for w in workers:
         w.start()
     for w in workers:
@@ -311,15 +323,30 @@ def _uprobe_pmu() -> tuple[int, int]:
 
 
 def attach_uprobe(
-    prog_fd: int, path: str, offset: int, retprobe: bool, pid: int, ref_ctr_offset: int = 0
+    prog_fd: int,
+    path: str,
+    offset: int,
+    retprobe: bool,
+    pid: int,
+    ref_ctr_offset: int = 0,
+    multi: bool = False,
 ) -> Attachment:
     """Run a KPROBE-typed program at file offset `offset` of `path` in process pid
-    (a uretprobe when retprobe). The uprobe PMU's probe belongs to the fd: the
-    kernel removes it when the fd closes, even after kill -9 (nothing in
-    uprobe_events). ref_ctr_offset: a USDT semaphore's file offset, counted up
-    while attached (config bits 32-63)."""
-    type_, bit = _uprobe_pmu()
+    (a uretprobe when retprobe): as a uprobe_multi link when multi (the program
+    was loaded for one), else on the uprobe PMU. Either way the probe belongs to
+    the fd: the kernel removes it when the fd closes, even after kill -9 (nothing
+    in uprobe_events). ref_ctr_offset: a USDT semaphore's file offset, counted up
+    while attached."""
     what = f"uprobe {path}:{offset:#x}{' (return)' if retprobe else ''} in pid {pid}"
+    if multi:
+        from pydtrace.engines.ebpf.bpf import BPFError, uprobe_multi_link
+
+        refs = [ref_ctr_offset] if ref_ctr_offset else None
+        try:
+            return Attachment(uprobe_multi_link(prog_fd, path, [offset], retprobe, pid, refs), what)
+        except BPFError as e:
+            raise PerfError(e.errno, _uprobe_refusal(e.errno, what, pid)) from None
+    type_, bit = _uprobe_pmu()
     cpath = ctypes.create_string_buffer(os.fsencode(path))
     config = (1 << bit if retprobe else 0) | (ref_ctr_offset << 32)
     attr = make_attr(type_, config, sample_period=1, wakeup_events=1,
@@ -327,7 +354,18 @@ def attach_uprobe(
     try:
         fd = perf_event_open(attr, pid, -1, what=what)
     except PerfError as e:
-        if e.errno == _errno.ESRCH:
-            e.message = f"cannot trace pid {pid}: No such process"
+        if e.errno in (_errno.ESRCH, _ENOTSUPP):
+            e.message = _uprobe_refusal(e.errno, what, pid)
         raise
     return attach_bpf(fd, prog_fd, what)
+
+
+_ENOTSUPP = 524  # kernel-internal: what uprobes answer for an instruction they cannot step
+
+
+def _uprobe_refusal(err: int, what: str, pid: int) -> str:
+    if err == _errno.ESRCH:
+        return f"cannot trace pid {pid}: No such process"
+    if err == _ENOTSUPP:
+        return f"cannot open {what}: the kernel's uprobes cannot trace that instruction"
+    return f"cannot open {what}: {os.strerror(err)}{_hint(err)}"
