@@ -109,10 +109,31 @@ def _needed(exe: str) -> list[str]:
                     out.append(real)
                     queue.append(real)
                     break
-    interp = open_elf(exe).interp if os.path.exists(exe) else None
+    try:
+        interp = open_elf(exe).interp
+    except ElfError:
+        interp = None
     if interp and os.path.exists(interp):
         out.append(os.path.realpath(interp))
     return out
+
+
+def _script_interpreter(path: str) -> str:
+    """The program exec runs for path: a `#!` script's interpreter (followed
+    as the kernel does, at most 4 deep), else path itself."""
+    for _ in range(4):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(256)
+        except OSError:
+            return path
+        if not head.startswith(b"#!"):
+            return path
+        words = head[2:].split(b"\n", 1)[0].split()
+        if not words:
+            return path
+        path = os.path.realpath(os.fsdecode(words[0]))
+    return path
 
 
 def process_objects(pid: int) -> list[Obj]:
@@ -129,7 +150,7 @@ def process_objects(pid: int) -> list[Obj]:
         exe = _which(HELD[pid][0])
         if exe is None:
             return []
-        exe = os.path.realpath(exe)
+        exe = _script_interpreter(os.path.realpath(exe))
         objs = [Obj(os.path.basename(exe), exe, True)]
         return objs + [Obj(os.path.basename(p), p, False) for p in _needed(exe)]
     try:
@@ -192,6 +213,8 @@ class PidProvider(Provider):
                     "hexadecimal offset)",
                 )
             return []
+        if function == "-":
+            return self._address(module, name, strict)
         out: list[tuple] = []
         for obj in self.objs:
             if not module_matches(module, obj):
@@ -201,13 +224,21 @@ class PidProvider(Provider):
                 funcs = elf.functions()
             except ElfError:
                 continue
-            done: set[str] = set()
+            done: set[int] = set()
             one_function = bool(function) and not is_glob(function)
             held = self.pid in HELD
+            if strict and one_function and module and not is_glob(module):
+                if not any(s.name == function for s in funcs):
+                    raise DError("D_PROC_FUNC",
+                                 f"failed to lookup '{function}' in module '{module}'")  # fmt: skip
+            primary = elf.primary
             for sym in funcs:
-                if sym.name in done or not gmatch(function or "*", sym.name):
+                # aliases share one probe, named as dtrace names it (ElfFile.primary):
+                # pid$1:a.out:_go:entry is the probe go:entry when _go is a weak go
+                if sym.addr in done or not gmatch(function or "*", sym.name):
                     continue
-                done.add(sym.name)
+                done.add(sym.addr)
+                sym = sym._replace(name=primary[sym.addr])
                 try:
                     off = elf.addr_to_offset(sym.addr)
                 except ElfError:
@@ -251,6 +282,30 @@ class PidProvider(Provider):
                     spec = UprobeSpec(self.pid, obj.path, off + delta, held=held)
                     out.append((obj.name, sym.name, f"{delta:x}", None, spec))
         return out
+
+    def _address(self, module: str, name: str, strict: bool) -> list[tuple]:
+        """`pid$target:a.out:-:4011d6`: the name is an address in the executable
+        (its link-time virtual address), as dtrace's '-' function."""
+        exe = next((o for o in self.objs if o.is_exe), None)
+        if exe is None or (module and (is_glob(module) or not module_matches(module, exe))):
+            if not strict:
+                return []
+            raise DError("D_PROC_LIB", "only the a.out module is valid with the '-' function")
+        if not name or is_glob(name) or name in ("entry", "return"):
+            if not strict:
+                return []
+            raise DError("D_PROC_NAME",
+                         "only individual addresses may be specified with the '-' function")  # fmt: skip
+        try:
+            off = open_elf(exe.path).addr_to_offset(int(name, 16))
+        except ElfError as e:
+            if not strict:
+                return []
+            raise DError(
+                "D_PROC_OFF", f"address 0x{int(name, 16):x} is not in {exe.name}: {e}"
+            ) from None
+        spec = UprobeSpec(self.pid, exe.path, off, held=self.pid in HELD)
+        return [(exe.name, "-", f"{int(name, 16):x}", None, spec)]
 
 
 def _instructions(elf: Any, sym: Any) -> list[int]:

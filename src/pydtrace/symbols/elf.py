@@ -18,6 +18,7 @@ from typing import NamedTuple
 ET_EXEC, ET_DYN = 2, 3
 PT_LOAD, PT_INTERP, PT_DYNAMIC = 1, 3, 2
 SHT_SYMTAB, SHT_NOTE, SHT_DYNSYM, SHT_NOBITS = 2, 7, 11, 8
+SHT_GNU_VERSYM = 0x6FFFFFFF
 STT_FUNC, STT_GNU_IFUNC = 2, 10
 DT_NEEDED, DT_FLAGS_1, DT_RUNPATH, DT_RPATH, DT_STRTAB = 1, 0x6FFFFFFB, 29, 15, 5
 DF_1_PIE = 0x08000000
@@ -34,6 +35,20 @@ class Symbol(NamedTuple):  # a tuple: libc alone has ~10,000 of them to build
     name: str
     addr: int
     size: int
+    bind: int = 1  # STB_LOCAL 0, STB_GLOBAL 1, STB_WEAK 2, or COMPAT
+
+
+COMPAT = 16  # a .dynsym symbol of a hidden (older) version: `cfree` next to free
+
+
+def _preference(s: Symbol) -> tuple[int, int, int, int, str]:
+    """Of the names at one address, the one dtrace shows (libproc's order): a
+    sized symbol, global or weak before local (and, ours, before an old
+    version's alias, else `free` would show as its compat alias cfree), fewer
+    leading underscores, the smaller, then by name."""
+    rank = {1: 0, 2: 0, 0: 1}.get(s.bind, 2)
+    under = len(s.name) - len(s.name.lstrip("_"))
+    return (0 if s.size else 1, rank, under, s.size, s.name)
 
 
 @dataclass(frozen=True)
@@ -263,11 +278,23 @@ class ElfFile:
             # whole-section slices: bytes.index and iter_unpack beat per-symbol mmap reads
             strs = bytes(self._d[strsec.offset : strsec.offset + strsec.size])
             table = bytes(self._d[s.offset : s.offset + s.size - s.size % _SYM.size])
-            for st_name, st_info, shndx, value, size in _SYM.iter_unpack(table):
+            hidden = self._hidden_versions(s) if typ == SHT_DYNSYM else None
+            for i, (st_name, st_info, shndx, value, size) in enumerate(_SYM.iter_unpack(table)):
                 if value and shndx and (st_info & 0xF) in funcs:
                     name = strs[st_name : strs.find(b"\0", st_name)]
-                    out.append(Symbol(name.decode("utf-8", "replace"), value, size))
+                    bind = COMPAT if hidden is not None and i in hidden else st_info >> 4
+                    out.append(Symbol(name.decode("utf-8", "replace"), value, size, bind))
         return out
+
+    def _hidden_versions(self, dynsym: _Section) -> set[int]:
+        """Indexes of dynsym entries whose version is hidden (.gnu.version's
+        0x8000 bit): kept for old binaries, never what a name links to now."""
+        index = self._sections.index(dynsym)
+        for v in self._sections:
+            if v.type == SHT_GNU_VERSYM and v.link == index:
+                data = bytes(self._d[v.offset : v.offset + v.size - v.size % 2])
+                return {i for i, (x,) in enumerate(struct.iter_unpack("<H", data)) if x & 0x8000}
+        return set()
 
     def _debug_files(self) -> list[ElfFile]:
         out = []
@@ -295,19 +322,33 @@ class ElfFile:
         seen: dict[tuple[str, int], Symbol] = {}
         for s in syms:
             if "@@" in s.name:  # a debug file's `f@@GLIBC_2.2.5`: the default version is f
-                s = Symbol(s.name.split("@@")[0], s.addr, s.size)
+                s = s._replace(name=s.name.split("@@")[0])
             key = (s.name, s.addr)
             if key not in seen or (s.size and not seen[key].size):
+                if key in seen and seen[key].bind == COMPAT:
+                    s = s._replace(bind=COMPAT)
                 seen[key] = s
+            elif s.bind == COMPAT:  # the .symtab's copy of a compat .dynsym symbol
+                seen[key] = seen[key]._replace(bind=COMPAT)
         # `f@GLIBC_2.2.5` where f is at the same address is f again; at another
         # address it is an older version's own code and keeps its name
         for name, addr in [k for k in seen if "@" in k[0]]:
             if (name.split("@")[0], addr) in seen:
                 del seen[name, addr]
-        return sorted(seen.values(), key=lambda s: (s.addr, s.name))
+        # aliases sorted by preference: the first at an address names it (primary)
+        return sorted(seen.values(), key=lambda s: (s.addr, _preference(s)))
 
     def functions(self) -> list[Symbol]:
         return list(self._functions)
+
+    @cached_property
+    def primary(self) -> dict[int, str]:
+        """address -> the name dtrace gives the function there (_preference):
+        `go` for a global go and a weak _go, as pid probes and stacks show it."""
+        out: dict[int, str] = {}
+        for s in self._functions:
+            out.setdefault(s.addr, s.name)
+        return out
 
     def function_at(self, addr: int) -> Symbol | None:
         """The function holding addr: [addr, addr+size), or the nearest below if
@@ -317,7 +358,8 @@ class ElfFile:
         while i >= 0:
             s = self._functions[i]
             if addr < s.addr + s.size or (not s.size and addr < self._section_end(s.addr)):
-                return s
+                name = self.primary[s.addr]
+                return s if s.name == name else s._replace(name=name)
             i -= 1
             if i >= 0 and self._functions[i].addr != s.addr:
                 return None

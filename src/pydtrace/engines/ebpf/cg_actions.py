@@ -121,6 +121,9 @@ class ActionsMixin(CompilerBase):
             pairs = [(s.idx, s.ctype) for s in slots]
             self.new_action("printf", L.PrintfItem(fmt, pairs))
             return
+        if name in ("raise", "stop"):
+            self.signal_action(e)
+            return
         if name in ("system", "freopen"):
             # printf-like records: the consumer formats the string, then runs / opens it
             if not isinstance(e.args[0], ast.StrLit):
@@ -252,6 +255,28 @@ class ActionsMixin(CompilerBase):
         a.stx(4, R9, 0, R1)
         self._mark(a.insns[-1], "rec", 0)
         self.free(v)
+
+    def signal_action(self, e: ast.Call) -> None:
+        """raise(sig): the signal to the firing thread, sent by the kernel when the
+        probe returns (bpf_send_signal_thread); a number outside 1..64 is an
+        illegal operation, as on the user engine. stop(): SIGSTOP to its process."""
+        from pydtrace.consume.records import ILLOP
+
+        a = self.a
+        if e.name == "stop":
+            a.movi(R1, 19)  # SIGSTOP
+            a.call("send_signal")
+            return
+        v = self.expr(e.args[0])
+        bad, ok = a.new_label("sig_bad"), a.new_label("sig_ok")
+        a.jmp("s<=", v.reg, bad, imm=0)
+        a.jmp("s<", v.reg, ok, imm=65)  # _NSIG
+        a.place(bad)
+        self.fault(ILLOP, v.reg)
+        a.place(ok)
+        a.mov(R1, v.reg)
+        self.free(v)
+        a.call("send_signal_thread")
 
     def commit(self, e: ast.Call, committing: bool) -> None:
         """An id above nspec (or negative) is an illegal operation; 0 and

@@ -193,7 +193,12 @@ class EbpfEngine:
             # BEGIN's records are consumed once the probes are enabled, as in dtrace: a
             # system() in BEGIN must see them (exit() in BEGIN is read from the globals)
             if not self._exit_called() and not self.stopping.is_set():
+                # probes attach one at a time: no clause runs until all are attached,
+                # as dtrace enables them at once (a syscall probe's raise() must not
+                # beat the pid probe that the signal handler's call should fire)
+                self._set_draining(1)
                 self._attach()
+                self._set_draining(0)
                 self.attached.set()
                 self._release()
                 self.drain()
@@ -231,15 +236,19 @@ class EbpfEngine:
             return
         from pydtrace.engines.ebpf import perf
 
+        self._set_draining(1)
+        perf.close_without_waiting(self.attachments)
+        self.attachments = []
+
+    def _set_draining(self, on: int) -> None:
+        """The globals' first word, which every clause but END's tests first."""
         g = self.maps.get("globals")
         try:
             if g is not None:
                 value = g.lookup(0) or bytes(g.value_size)
-                g.update(0, (1).to_bytes(8, "little") + value[8:])
+                g.update(0, on.to_bytes(8, "little") + value[8:])
         except OSError:
             pass
-        perf.close_without_waiting(self.attachments)
-        self.attachments = []
 
     def _exit_called(self) -> bool:
         """The draining word exit() sets in the globals map."""
