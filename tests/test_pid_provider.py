@@ -266,6 +266,7 @@ def test_errors(prog: str) -> None:
         ("pid$target:libc:-:800", "only the a.out module is valid with the '-' function"),
         ("pid$target::-:", "only individual addresses may be specified with the '-' function"),
         ("pid$target::-:1*", "only individual addresses may be specified with the '-' function"),
+        ("pid$target::-:3", "address 0x3 is not in prog's code"),  # the ELF header
     ):
         r = pydtrace("-n", desc, "-c", prog)
         assert (r.status, r.err) == (1, f"pydtrace: invalid probe specifier {desc}: {why}\n")

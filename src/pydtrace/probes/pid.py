@@ -296,16 +296,18 @@ class PidProvider(Provider):
                 return []
             raise DError("D_PROC_NAME",
                          "only individual addresses may be specified with the '-' function")  # fmt: skip
+        addr = int(name, 16)
         try:
-            off = open_elf(exe.path).addr_to_offset(int(name, 16))
-        except ElfError as e:
+            elf = open_elf(exe.path)
+            off = elf.addr_to_offset(addr) if elf.in_code(addr) else -1
+        except ElfError:
+            off = -1
+        if off < 0:
             if not strict:
                 return []
-            raise DError(
-                "D_PROC_OFF", f"address 0x{int(name, 16):x} is not in {exe.name}: {e}"
-            ) from None
+            raise DError("D_PROC_OFF", f"address 0x{addr:x} is not in {exe.name}'s code")
         spec = UprobeSpec(self.pid, exe.path, off, held=self.pid in HELD)
-        return [(exe.name, "-", f"{int(name, 16):x}", None, spec)]
+        return [(exe.name, "-", f"{addr:x}", None, spec)]
 
 
 def _instructions(elf: Any, sym: Any) -> list[int]:

@@ -207,6 +207,11 @@ class ElfFile:
                 return addr - vaddr + off
         raise ElfError(f"address {addr:#x} is not in a loaded segment of {self.path}.")
 
+    def in_code(self, addr: int) -> bool:
+        """Is addr in an executable loaded segment (PF_X)?"""
+        return any(typ == PT_LOAD and flags & 1 and vaddr <= addr < vaddr + filesz
+                   for typ, flags, _o, vaddr, filesz, _m in self.segments)  # fmt: skip
+
     def code(self, addr: int, size: int) -> bytes:
         """The file's bytes of [addr, addr + size) (a function's instructions)."""
         off = self.addr_to_offset(addr)
