@@ -139,6 +139,20 @@ def test_uregs_on_both_engines(tmp_path: Path, engine: str) -> None:
     assert r.out == "110 -38 1 1 51\n\n"
 
 
+@pytest.mark.parametrize("engine", ["ebpf", "ptrace"])
+def test_maxframes_caps_every_stack(tmp_path: Path, engine: str) -> None:
+    """-x maxframes=N cuts ustack(), ustack(95) and ustack keys to N frames."""
+    exe = cc(tmp_path, "chain", CHAIN)
+    r = pydtrace("-q", "-x", f"engine={engine}", "-x", "maxframes=2", "-c", exe, "-n",
+                 f"{GETPPID} {{ ustack(); ustack(95); @[ustack(50)] = count(); }}"
+                 ' END { printa("%k%@d\\n", @); }')  # fmt: skip
+    assert r.status == 0, r.err
+    one = names(r.out.split("\n\n")[0])
+    assert one == [f.format("chain") for f in FRAMES[:2]], r.out
+    assert names(r.out) == [f.format("chain") for f in FRAMES[:2]] * 7  # 3 firings x 2, the key
+    assert r.out.endswith("3\n\n")
+
+
 def test_ustack_is_the_same_on_both_engines(tmp_path: Path) -> None:
     """The ptrace engine walks the stopped thread's frame pointers as the
     kernel's callchain does: the same frames, offsets and counts; %A and

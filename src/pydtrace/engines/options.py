@@ -20,3 +20,10 @@ def size_option(options: dict[str, Any], name: str, default: int) -> int:
         return parse_size(str(value))
     except XoptError:
         return default
+
+
+def capped_frames(options: dict[str, Any], n: int) -> int:
+    """A stack()/ustack() frame count cut to the maxframes option, as dtrace
+    does (`-x maxframes=25`: ustack(95) records 25 frames)."""
+    cap = options.get("maxframes")
+    return min(n, int(cap)) if isinstance(cap, int) and cap > 0 else n

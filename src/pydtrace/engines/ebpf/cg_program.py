@@ -49,6 +49,7 @@ from pydtrace.engines.ebpf.cg_strings import StringsMixin
 from pydtrace.engines.ebpf.cg_vars import VarsMixin
 from pydtrace.engines.ebpf.errors import EbpfError, LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn
+from pydtrace.engines.options import capped_frames
 from pydtrace.lang import ast
 from pydtrace.lang.program import CheckedProgram, ClauseInfo
 
@@ -130,9 +131,10 @@ class ProgramMixin(CompilerBase):
             spec = AggSpec(a.id, a.name, a.func, a.params, list(a.keys), a.valtype)
             pk = {pos: names for pos, (_, names) in self.probe_keys.get(a.name, {}).items()}
             opts = self.options
-            frames = (int(opts.get("stackframes") or 20), int(opts.get("ustackframes") or 100))
-            lay = L.agg_layout(spec, f"agg{a.id}", self.strsize, pk, frames,
-                               stack_keys.get(a.name, {}))  # fmt: skip
+            frames = (capped_frames(opts, int(opts.get("stackframes") or 20)),
+                      capped_frames(opts, int(opts.get("ustackframes") or 100)))  # fmt: skip
+            counts = {pos: capped_frames(opts, n) for pos, n in stack_keys.get(a.name, {}).items()}
+            lay = L.agg_layout(spec, f"agg{a.id}", self.strsize, pk, frames, counts)
             self.out.aggs[a.name] = lay
         self.share_agg_maps()
         for lay in self.out.aggs.values():

@@ -18,6 +18,7 @@ from typing import Any
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, _task_path
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
+from pydtrace.engines.options import capped_frames
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 
@@ -36,9 +37,9 @@ class StackMixin(CompilerBase):
             n = getattr(e.args[0], "value", None)
             if not isinstance(n, int):
                 raise self.unsupported(f"{e.name}() with a frame count that is not a constant", e)
-            return max(1, n)
+            return capped_frames(self.options, max(1, n))
         opt = "ustackframes" if user else "stackframes"
-        return int(self.options.get(opt) or (100 if user else 20))
+        return capped_frames(self.options, int(self.options.get(opt) or (100 if user else 20)))
 
     def get_stack(self, dst: Any, zero: Any, nframes: int, user: bool, skip: int = 0) -> None:
         """Zero nframes words, then bpf_get_stack into them: dst(reg) points a

@@ -1202,11 +1202,13 @@ class Compiler:
         return get
 
     def frame_count(self, e: ast.Call) -> int:
-        """ustack(n)'s n, else the ustackframes option."""
+        """ustack(n)'s n, else the ustackframes option; at most maxframes."""
+        from pydtrace.engines.options import capped_frames
+
         n = getattr(e.args[0], "value", None) if e.args else None
         if isinstance(n, int) and n > 0:
-            return n
-        return int(self.options.get("ustackframes") or 100)
+            return capped_frames(self.options, n)
+        return capped_frames(self.options, int(self.options.get("ustackframes") or 100))
 
     def _x_Call(self, e: ast.Call) -> Fn:
         from pydtrace.engines.user import subroutines
