@@ -314,6 +314,30 @@ def test_aliases_share_one_probe_named_as_dtrace_does(tmp_path: Path) -> None:
     assert [ln.split()[3] for ln in r.out.splitlines()[1:]] == ["go", "_lo"]
 
 
+LOCKED = r"""
+__attribute__((naked)) void locked(int *p) { __asm__("lock incl (%rdi)\n\tret"); }
+int main(void) { int n = 0; locked(&n); return n - 1; }
+"""
+
+
+def test_a_function_starting_with_a_locked_instruction(tmp_path: Path) -> None:
+    """uprobes refuse a lock prefix: no entry or return probe (an error when
+    named alone), its other instructions still probed."""
+    exe = build(tmp_path, "locked", LOCKED)
+    r = pydtrace("-l", "-n", "pid$target:a.out:locked:", "-c", exe)
+    names = [ln.split()[-1] for ln in r.out.splitlines()[1:]]
+    assert names == [o for o in _objdump_offsets(exe, "locked") if o != "0"], r.out
+    assert names[0] == "3"  # ret, after the 3 bytes of lock incl (%rdi)
+    r = pydtrace("-n", "pid$target:a.out:locked:entry", "-c", exe)
+    assert (r.status, r.err) == (1, "pydtrace: invalid probe specifier pid$target:a.out:locked:"
+                                 "entry: locked`locked: uprobes cannot trace its first "
+                                 "instruction, where entry probes sit\n")  # fmt: skip
+    r = pydtrace("-n", "pid$target:a.out:locked:0", "-c", exe)
+    assert r.status == 1 and r.err.endswith("uprobes cannot trace the instruction at offset 0x0\n")
+    r = pydtrace("-q", "-n", 'pid$target:a.out:locked:3 { printf("ret\\n"); }', "-c", exe)
+    assert (r.status, r.out) == (0, "ret\n\n"), r.err
+
+
 def test_dash_function_names_an_address(prog: str) -> None:
     """pid$target::-:ADDR: the executable's link-time address (nm's), as dtrace."""
     nm = subprocess.run(["nm", prog], capture_output=True, text=True, check=True).stdout

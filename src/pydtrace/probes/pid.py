@@ -268,7 +268,7 @@ class PidProvider(Provider):
                 elif name in ("entry", "return") and not at_entry:
                     if strict and one_function:
                         raise DError("D_PROC_INSN", f"{obj.name}`{sym.name}: uprobes cannot "
-                                     f"trace its first instruction, so neither its {name}")  # fmt: skip
+                                     f"trace its first instruction, where {name} probes sit")  # fmt: skip
                 elif name in ("entry", "return"):
                     spec = UprobeSpec(self.pid, obj.path, off, ret=name == "return", held=held)
                     out.append((obj.name, sym.name, name, None, spec))
