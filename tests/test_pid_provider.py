@@ -395,6 +395,29 @@ def test_raise_and_every_probe_enabled_at_once(tmp_path: Path) -> None:
     assert r.err.count("illegal operation") == 2, r.err
 
 
+def test_ctrl_c_while_attaching(prog: str) -> None:
+    """SIGINT while thousands of uprobes attach: attaching stops, the held -c
+    command is killed before it execs (it prints nothing), END runs, exit 0."""
+    desc = "pid$target:libc.so.6::entry"
+    n = len(pydtrace("-l", "-n", desc, "-c", prog).out.splitlines()) - 1
+    assert n > 3000
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    d = subprocess.Popen(
+        [sys.executable, "-m", "pydtrace", "-q", "-n", f"{desc} {{ @ = count(); }}",
+         "-n", 'END { printf("end\\n"); }', "-c", f"{prog} 3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while d.poll() is None and time.monotonic() < deadline:
+        # a program fd per probe, then a link fd per probe: interrupt among the links
+        if len(os.listdir(f"/proc/{d.pid}/fd")) > n + 300:
+            os.kill(d.pid, signal.SIGINT)
+            break
+        time.sleep(0.001)
+    out, err = d.communicate(timeout=60)
+    assert (d.returncode, out) == (0, "end\n\n"), err
+
+
 def test_kill_9_leaves_nothing(tmp_path: Path, prog: str) -> None:
     src = tmp_path / "forever.c"
     src.write_text(

@@ -59,6 +59,9 @@ class Targets:
         if pid == 0:  # the child: plain system calls only, never back into the caller
             code = errno.ENOEXEC
             try:
+                # Ctrl-C at the terminal reaches the held child too: it dies of it, as
+                # the command would, rather than raise KeyboardInterrupt in our code
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
                 os.close(gate_w)
                 os.close(err_r)
                 go = os.read(gate_r, 1)

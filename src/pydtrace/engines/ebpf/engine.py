@@ -126,6 +126,8 @@ class EbpfEngine:
         missing: list[str] = []
         tracepoints = 0
         for p in self.compiled.progs:
+            if self.stopping.is_set():
+                return  # Ctrl-C: a pid glob's thousands of uprobes take seconds
             kind = p.attach[0]
             fd = self.prog_fds[p.name]
             try:
@@ -198,14 +200,17 @@ class EbpfEngine:
                 # beat the pid probe that the signal handler's call should fire)
                 self._set_draining(1)
                 self._attach()
-                self._set_draining(0)
-                self.attached.set()
-                self._release()
-                self.drain()
-                self._loop()
-                self._status_delay()
-            # exit() in BEGIN: the command still runs, briefly, as dtrace continues it
-            self._release()
+                # Ctrl-C while attaching: no clause ran and a -c child never ran (the
+                # session kills it unexecuted); END runs as after any Ctrl-C
+                if not self.stopping.is_set():
+                    self._set_draining(0)
+                    self.attached.set()
+                    self._release()
+                    self.drain()
+                    self._loop()
+                    self._status_delay()
+            elif self._exit_called():
+                self._release()  # exit() in BEGIN: the command still runs, as dtrace continues it
             self._detach()
             self.drain()
             self._run_named("END", end=True)
