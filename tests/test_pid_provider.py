@@ -174,6 +174,22 @@ def test_every_libc_function_leaves_the_program_alone(prog: str) -> None:
     assert not [f for f in counts if "@" in f]
 
 
+def test_a_file_s_entry_probes_share_one_program(prog: str) -> None:
+    """libc's ~7,000 entry probes are one program on one uprobe_multi link, the
+    attach cookie naming the probe: probefunc, arguments and counts per probe."""
+    desc = "pid$target:libc.so.6::entry"
+    r = pydtrace("-e", "-S", "-n", f"{desc} {{ @ = count(); }}", "-c", prog)
+    assert [ln.split()[2] for ln in r.err.splitlines() if ln.startswith("Disassembly of")] == [
+        "dt_sys_u0", "dt_exec_gate"]  # fmt: skip
+    r = pydtrace("-q", "-n", f'{desc} /probefunc == "malloc" && arg0 == 1234/ {{ printf("%s %s'
+                 ' %s %d\\n", probemod, probefunc, probename, arg0); }',
+                 "-n", "pid$target:libc.so.6::return /probefunc == \"free\"/ { @ = count(); }",
+                 "-c", f"{prog} 2")  # fmt: skip
+    assert r.status == 0, r.err
+    assert sorted(r.out.split("\n")) == ["", "", " " * 16 + "1", "51",
+                                          "libc.so.6 malloc entry 1234"], r.out  # fmt: skip
+
+
 def test_too_many_probes_is_an_error_and_the_command_never_runs(prog: str) -> None:
     code = (
         "import runpy, sys\n"
@@ -195,9 +211,9 @@ def test_too_many_probes_is_an_error_and_the_command_never_runs(prog: str) -> No
         assert (p.returncode, p.stdout, p.stderr) == (
             1,
             "",  # the held command was killed before exec: it printed nothing
-            f"pydtrace: could not enable tracing: {n} pid and usdt probes are more than "
-            "the 3 the eBPF engine enables at once: name fewer functions, or entry and "
-            "return only\n",
+            f"pydtrace: could not enable tracing: {n} pid and usdt programs (one per "
+            "instruction or usdt probe) are more than the 3 the eBPF engine loads at once: "
+            "name fewer functions, or entry and return only\n",
         )
 
 
@@ -398,7 +414,7 @@ def test_raise_and_every_probe_enabled_at_once(tmp_path: Path) -> None:
 def test_ctrl_c_while_attaching(prog: str) -> None:
     """SIGINT while thousands of uprobes attach: attaching stops, the held -c
     command is killed before it execs (it prints nothing), END runs, exit 0."""
-    desc = "pid$target:libc.so.6::entry"
+    desc = "pid$target:libc.so.6:str*:[1-9]*"  # instruction probes: a program and a link each
     n = len(pydtrace("-l", "-n", desc, "-c", prog).out.splitlines()) - 1
     assert n > 3000
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))

@@ -659,20 +659,28 @@ UPROBE_MULTI_RETURN = 1  # link_create.uprobe_multi.flags
 
 
 def uprobe_multi_link(
-    prog_fd: int, path: str, offsets: list[int], ret: bool, pid: int, ref_ctrs: list[int] | None
+    prog_fd: int,
+    path: str,
+    offsets: list[int],
+    ret: bool,
+    pid: int,
+    ref_ctrs: list[int] | None,
+    cookies: list[int] | None = None,
 ) -> int:
     """LINK_CREATE of a TRACE_UPROBE_MULTI program at file offsets of path in process
-    pid (0: every process); returns the link fd. The uprobes belong to the link:
+    pid (0: every process); returns the link fd. cookies[i] is what
+    bpf_get_attach_cookie answers at offsets[i]. The uprobes belong to the link:
     closing it removes them, and its removal waits for a grace period that other
     links' removals, from other threads, share (a perf-event uprobe's does not)."""
     n = len(offsets)
     cpath = ctypes.create_string_buffer(os.fsencode(path))
     offs = (ctypes.c_uint64 * n)(*offsets)
     refs = (ctypes.c_uint64 * n)(*ref_ctrs) if ref_ctrs else None
+    cook = (ctypes.c_uint64 * n)(*cookies) if cookies else None
     attr = ctypes.create_string_buffer(64)
     struct.pack_into("<IIII", attr, 0, prog_fd, 0, AttachType.TRACE_UPROBE_MULTI, 0)
-    struct.pack_into("<QQQQIII", attr, 16, _addr(cpath), _addr(offs), _addr(refs), 0, n,
-                     UPROBE_MULTI_RETURN if ret else 0, pid)  # fmt: skip
+    struct.pack_into("<QQQQIII", attr, 16, _addr(cpath), _addr(offs), _addr(refs), _addr(cook),
+                     n, UPROBE_MULTI_RETURN if ret else 0, pid)  # fmt: skip
     return bpf(Cmd.LINK_CREATE, attr)
 
 

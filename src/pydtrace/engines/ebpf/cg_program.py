@@ -55,8 +55,9 @@ from pydtrace.lang.program import CheckedProgram, ClauseInfo
 
 AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
-# pid/usdt probes enabled at once: each is a program and a uprobe (about 0.5 ms
-# each to build and attach); `pid$target:libc.so.6::` asks for ~550,000
+# pid/usdt programs loaded at once (about 0.5 ms each to build and attach): one per
+# instruction or usdt probe, one per file for its entry or its return probes
+# (uprobe_groups); `pid$target:libc.so.6::` asks for ~320,000
 MAX_UPROBES = 50000
 
 
@@ -169,6 +170,7 @@ class ProgramMixin(CompilerBase):
         if self.error_clauses:
             self.f_eargs = self.frame.take(8 * MAX_ARGS)
         groups = self.raw_syscall_groups(by_probe)
+        groups.update(self.uprobe_groups(by_probe))
         grouped = {p.id for g in groups.values() for p in g[0]}
         for pid, clauses in sorted(by_probe.items()):
             probe = self.out.probes[pid]
@@ -184,8 +186,9 @@ class ProgramMixin(CompilerBase):
         uprobes = sum(1 for probe, _, _ in progs if getattr(probe.data, "is_uprobe", False))
         if uprobes > MAX_UPROBES:
             raise EbpfError(
-                f"{uprobes} pid and usdt probes are more than the {MAX_UPROBES} the eBPF engine "
-                "enables at once: name fewer functions, or entry and return only"
+                f"{uprobes} pid and usdt programs (one per instruction or usdt probe) are more"
+                f" than the {MAX_UPROBES} the eBPF engine loads at once: name fewer functions,"
+                " or entry and return only"
             )
         # a word per held -c child, set once it has exec'd (cg_uprobe's exec gate)
         self.exec_gates: dict[int, int] = {}
@@ -229,13 +232,17 @@ class ProgramMixin(CompilerBase):
             o.progs.append(cg_vtime.switch_program())
         for name, (probes, _, masks) in groups.items():
             mname = "sys_" + name
+            uprobes = name.startswith("u")  # keyed by attach cookie, not syscall number
+            entries = len(probes) if uprobes else self.sys_entries
             o.maps.append(MapSpec(mname, MAP_ARRAY, 4, SYS_NAME + L.align8(self.ssize),
-                                  self.sys_entries))  # fmt: skip
+                                  entries))  # fmt: skip
             fill = []
-            for p in probes:
+            for k, p in enumerate(probes):
                 nargs = min(len(getattr(p.data, "args", ()) or ()), 6)
                 head = struct.pack("<IIQ", p.id, nargs, masks[p.id])
-                fill.append((p.data.nr, head + p.function.encode()[: self.strsize]))
+                fill.append(
+                    (k if uprobes else p.data.nr, head + p.function.encode()[: self.strsize])
+                )
             o.fills[mname] = fill
         return o
 
@@ -293,12 +300,10 @@ class ProgramMixin(CompilerBase):
             ]
             if len(probes) < RAW_SYSCALL_MIN:
                 continue
-            merged = sorted({c.index: c for p in probes for c in by_probe[p.id]}.values(),
-                            key=lambda c: c.index)  # fmt: skip
-            if len(merged) > RAW_MAX_CLAUSES:
+            served = _merged_clauses(probes, by_probe)
+            if served is None:
                 continue
-            pos = {c.index: k for k, c in enumerate(merged)}
-            masks = {p.id: sum(1 << pos[c.index] for c in by_probe[p.id]) for p in probes}
+            merged, masks = served
             self.sys_entries = max(
                 getattr(self, "sys_entries", 1), max(p.data.nr for p in probes) + 1
             )
@@ -309,6 +314,60 @@ class ProgramMixin(CompilerBase):
                 return {}
             self.sys_regs = regs
         return out
+
+    def uprobe_groups(self, by_probe: dict[int, list[ClauseInfo]]) -> dict[str, Any]:
+        """`u<k>` -> (probes, merged clauses, masks) for the entry or return probes of
+        one file that differ only in the function (`pid$target:libc.so.6::entry`):
+        one program and one uprobe_multi link for them all, the attach cookie of
+        each offset indexing its probe in the group's map (as raw syscall groups
+        do with the syscall number). Needs uprobe_multi links (6.6)."""
+        from pydtrace.engines.ebpf.features import has_uprobe_multi
+
+        buckets: dict[tuple, list[Any]] = {}
+        for pid in sorted(by_probe):
+            p = self.out.probes[pid]
+            s = p.data
+            if (
+                getattr(s, "is_uprobe", False)
+                and s.usdt_args is None
+                and not s.refctr
+                and (p.name in ("entry", "return"))
+            ):
+                key = (p.provider, p.module, p.name, s.path, s.ret, s.pid, s.held)
+                buckets.setdefault(key, []).append(p)
+        out: dict[str, Any] = {}
+        for probes in buckets.values():
+            served = _merged_clauses(probes, by_probe)
+            if len(probes) < RAW_SYSCALL_MIN or served is None or not has_uprobe_multi():
+                continue
+            out[f"u{len(out)}"] = (probes, *served)
+        return out
+
+    def prologue_uprobe_group(self, group: Any, done: str) -> None:
+        """A uprobe group's firing: the attach cookie (the probe's index in the
+        group) finds its probe id and clause mask in the group's map."""
+        a = self.a
+        a.mov(R1, 6)
+        a.call("get_attach_cookie")
+        a.mov(R1, R0)
+        self.group_entry("sys_" + group[0], done)
+
+    def group_entry(self, map_name: str, done: str) -> None:
+        """r1 = a group's key (syscall number, attach cookie): its map entry's
+        probe id and clause mask into the frame (f_sys), r0 = the entry; to done
+        when the key serves no probe."""
+        a = self.a
+        a.stx(4, R9, self.f_sys, R1)
+        a.mov(R2, R9)
+        a.alu("+", R2, imm=self.f_sys)
+        a.ld_map(R1, map_name)
+        a.call("map_lookup_elem")
+        a.jmp("==", R0, done, imm=0)
+        a.ldx(4, R1, R0, 0)
+        a.jmp("==", R1, done, imm=0)
+        a.stx(8, R9, self.f_sys + 8, R1)
+        a.ldx(8, R1, R0, 8)
+        a.stx(8, R9, self.f_sys + 16, R1)
 
     def _patch_areas(self) -> None:
         for spec in self.out.progs:
@@ -332,7 +391,11 @@ class ProgramMixin(CompilerBase):
         self.group = group  # (entry|return, probes, masks) for a raw syscall program
         self.incoming = False  # sched:::on-cpu sets it (cg_proc)
         prov, name = probe.provider, probe.name
-        if group is not None:
+        if group is not None and getattr(probe.data, "is_uprobe", False):
+            from pydtrace.engines.ebpf import cg_uprobe
+
+            ptype, attach = cg_uprobe.group_attach(group[1])
+        elif group is not None:
             ptype = PROG_RAW_TRACEPOINT
             attach = ("raw_tp", "sys_enter" if name == "entry" else "sys_exit")
         elif prov == "dtrace" and name in ("BEGIN", "END"):
@@ -388,7 +451,9 @@ class ProgramMixin(CompilerBase):
         # (for raw syscalls, the read of pt_regs: most of the cost of a firing)
         self.wants_args = any(_reads_args([c.predicate, *c.body]) for c in clauses)
         self.prologue_args(ptype, probe)
-        if group is not None:
+        if group is not None and attach[0] == "uprobe_multi":
+            self.prologue_uprobe_group(group, done)
+        elif group is not None:
             self.prologue_syscall(group, done)
         for name, off in self.this_off.items():
             for p in range(0, self.this_size[name], 8):
@@ -482,17 +547,7 @@ class ProgramMixin(CompilerBase):
         else:
             a.ldx(8, R1, R9, self.f_regs + regs["nr"])
         a.jmp(">=", R1, done, imm=self.sys_entries)  # also -1 (no syscall)
-        a.stx(4, R9, self.f_sys, R1)
-        a.mov(R2, R9)
-        a.alu("+", R2, imm=self.f_sys)
-        a.ld_map(R1, "sys_" + which)
-        a.call("map_lookup_elem")
-        a.jmp("==", R0, done, imm=0)
-        a.ldx(4, R1, R0, 0)
-        a.jmp("==", R1, done, imm=0)
-        a.stx(8, R9, self.f_sys + 8, R1)
-        a.ldx(8, R1, R0, 8)
-        a.stx(8, R9, self.f_sys + 16, R1)
+        self.group_entry("sys_" + which, done)
         if which != "entry":
             self.return_args(8)
         elif self.wants_args:
@@ -888,6 +943,19 @@ def disassemble_program(compiled: Compiled) -> str:
         out.append(f"\nDisassembly of {p.name} ({p.probe.fqn}):\n")
         out.append(disassemble(p.insns))
     return "".join(out)
+
+
+def _merged_clauses(
+    probes: list[Any], by_probe: dict[int, list[ClauseInfo]]
+) -> tuple[list[ClauseInfo], dict[int, int]] | None:
+    """The clauses of a group's probes in program order, and each probe's mask
+    of those it runs; None when they are more than a mask's 64 bits."""
+    merged = sorted({c.index: c for p in probes for c in by_probe[p.id]}.values(),
+                    key=lambda c: c.index)  # fmt: skip
+    if len(merged) > RAW_MAX_CLAUSES:
+        return None
+    pos = {c.index: k for k, c in enumerate(merged)}
+    return merged, {p.id: sum(1 << pos[c.index] for c in by_probe[p.id]) for p in probes}
 
 
 def _speculates(body: list[ast.Stmt]) -> bool:

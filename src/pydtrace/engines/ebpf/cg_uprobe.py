@@ -81,6 +81,14 @@ def attach(probe: Any) -> tuple[int, tuple[Any, ...]]:
     return PROG_KPROBE, ("uprobe", s.path, s.offset, s.ret, s.pid, s.refctr)
 
 
+def group_attach(probes: list[Any]) -> tuple[int, tuple[Any, ...]]:
+    """One uprobe_multi link for a group (cg_program.uprobe_groups): every probe's
+    offset, with its index in the group as the cookie."""
+    s = probes[0].data
+    offsets = [p.data.offset for p in probes]
+    return PROG_KPROBE, ("uprobe_multi", s.path, offsets, s.ret, s.pid, list(range(len(probes))))
+
+
 def _read_user(cg: Any, slot: int, size: int) -> None:
     """*(frame + slot) = `size` bytes of user memory at r3 (zero when unreadable)."""
     a = cg.a

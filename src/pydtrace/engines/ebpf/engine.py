@@ -142,6 +142,8 @@ class EbpfEngine:
                         missing.append(str(e))
                 elif kind == "raw_tp":
                     self.attachments.append(perf.attach_raw_tracepoint(fd, p.attach[1]))
+                elif kind == "uprobe_multi":  # a pid group: (path, offsets, ret, pid, cookies)
+                    self.attachments.append(perf.attach_uprobe_multi(fd, *p.attach[1:]))
                 elif kind == "uprobe":  # pid/usdt: (path, offset, ret, pid, refctr)
                     multi = _expected_attach_type(p.attach) != 0
                     self.attachments.append(perf.attach_uprobe(fd, *p.attach[1:], multi=multi))
@@ -505,7 +507,7 @@ def _expected_attach_type(attach: tuple[Any, ...]) -> int:
     from pydtrace.engines.ebpf.bpf import AttachType
     from pydtrace.engines.ebpf.features import has_uprobe_multi
 
-    if attach[0] == "uprobe" and has_uprobe_multi():
+    if attach[0] in ("uprobe", "uprobe_multi") and has_uprobe_multi():
         return AttachType.TRACE_UPROBE_MULTI
     return 0
 

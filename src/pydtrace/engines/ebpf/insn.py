@@ -52,7 +52,7 @@ HELPERS = {
     130: "ringbuf_output", 131: "ringbuf_reserve", 132: "ringbuf_submit",
     133: "ringbuf_discard", 125: "ktime_get_boot_ns", 182: "strncmp",
     158: "get_current_task_btf", 175: "task_pt_regs", 109: "send_signal",
-    117: "send_signal_thread",
+    117: "send_signal_thread", 174: "get_attach_cookie",
 }  # fmt: skip
 HELPER_IDS = {v: k for k, v in HELPERS.items()}
 

@@ -360,6 +360,22 @@ def attach_uprobe(
     return attach_bpf(fd, prog_fd, what)
 
 
+def attach_uprobe_multi(
+    prog_fd: int, path: str, offsets: list[int], retprobe: bool, pid: int, cookies: list[int]
+) -> Attachment:
+    """One uprobe_multi link for a program serving many probes of one file: the
+    cookie at each offset tells the program which probe fired."""
+    from pydtrace.engines.ebpf.bpf import BPFError, uprobe_multi_link
+
+    what = (f"uprobe {path}: {len(offsets)} offsets{' (return)' if retprobe else ''}"
+            f" in pid {pid}")  # fmt: skip
+    try:
+        return Attachment(uprobe_multi_link(prog_fd, path, offsets, retprobe, pid, None, cookies),
+                          what)  # fmt: skip
+    except BPFError as e:
+        raise PerfError(e.errno, _uprobe_refusal(e.errno, what, pid)) from None
+
+
 _ENOTSUPP = 524  # kernel-internal: what uprobes answer for an instruction they cannot step
 
 
