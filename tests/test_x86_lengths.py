@@ -77,6 +77,9 @@ def test_invalid_and_cut_off() -> None:
         ("c5 fe 6f 07", False),  # VEX opcode 6F: looked up as outs
         ("c5 fa 10 07", True),  # vmovss (%rdi),%xmm0: 10 is fine
         ("8e d0", False),  # mov %eax,%ss
+        ("0f 05", False),  # syscall: accepted by the kernel, but it breaks the process
+        ("0f 34", False),  # sysenter
+        ("0f 0b", True),  # ud2
         # VEX/EVEX opcodes the kernel would emulate as jcc/call/jmp/nop
         ("62 e2 7d 48 7a c6", False),  # vpbroadcastb %esi,%zmm16 (as jp)
         ("62 e1 fe 48 7f 07", False),  # vmovdqu64 %zmm16,(%rdi) (as jg)

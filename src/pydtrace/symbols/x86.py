@@ -178,6 +178,10 @@ def probeable(code: bytes, start: int) -> bool:
             return False
     elif op == 0x8E and (code[i + 1] >> 3) & 7 == 2:
         return False  # mov to %ss masks the single-step trap
+    elif op == 0x0F and code[i + 1] in (0x05, 0x34):
+        # syscall/sysenter stepped out of line: the kernel accepts them, but the
+        # process is not the same after (brk's syscall probed: malloc crashes)
+        return False
     return op not in _UPROBE_BAD_OPS
 
 

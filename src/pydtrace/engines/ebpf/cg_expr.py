@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import (
     _FLIP,
     DIVZERO,
@@ -63,7 +64,11 @@ class ExprMixin(MemoryMixin):
             "probefunc": p.function,
             "probename": p.name,
         }
-        if name == "probefunc" and self.group is not None:
+        # a group's probefunc (and an instruction group's probename) are in its map
+        dynamic = self.group is not None and (
+            name == "probefunc" or (name == "probename" and self.group[0].startswith("i"))
+        )
+        if dynamic:
             v, _ = self.new_string()  # stays "" if the lookup could fail (it cannot)
             a.mov(R2, R9)
             a.alu("+", R2, imm=self.f_sys)
@@ -72,7 +77,8 @@ class ExprMixin(MemoryMixin):
             missing = a.new_label("nofunc")
             a.jmp("==", R0, missing, imm=0)
             a.mov(v.reg, R0)
-            a.alu("+", v.reg, imm=SYS_NAME)
+            off = SYS_NAME + (L.align8(self.ssize) if name == "probename" else 0)
+            a.alu("+", v.reg, imm=off)
             a.place(missing)
             return v
         if name in strings:

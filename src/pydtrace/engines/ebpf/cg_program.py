@@ -56,8 +56,8 @@ from pydtrace.lang.program import CheckedProgram, ClauseInfo
 AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
 # pid/usdt programs loaded at once (about 0.5 ms each to build and attach): one per
-# instruction or usdt probe, one per file for its entry or its return probes
-# (uprobe_groups); `pid$target:libc.so.6::` asks for ~320,000
+# usdt probe, one per pid probe outside a group (uprobe_groups: a file's entry,
+# return or instruction probes, 16 or more, share one)
 MAX_UPROBES = 50000
 
 
@@ -186,9 +186,8 @@ class ProgramMixin(CompilerBase):
         uprobes = sum(1 for probe, _, _ in progs if getattr(probe.data, "is_uprobe", False))
         if uprobes > MAX_UPROBES:
             raise EbpfError(
-                f"{uprobes} pid and usdt programs (one per instruction or usdt probe) are more"
-                f" than the {MAX_UPROBES} the eBPF engine loads at once: name fewer functions,"
-                " or entry and return only"
+                f"{uprobes} programs for pid and usdt probes are more than the {MAX_UPROBES}"
+                " the eBPF engine loads at once: name fewer functions or probes"
             )
         # a word per held -c child, set once it has exec'd (cg_uprobe's exec gate)
         self.exec_gates: dict[int, int] = {}
@@ -232,17 +231,19 @@ class ProgramMixin(CompilerBase):
             o.progs.append(cg_vtime.switch_program())
         for name, (probes, _, masks) in groups.items():
             mname = "sys_" + name
-            uprobes = name.startswith("u")  # keyed by attach cookie, not syscall number
+            uprobes = name[0] in "ui"  # keyed by attach cookie, not syscall number
             entries = len(probes) if uprobes else self.sys_entries
-            o.maps.append(MapSpec(mname, MAP_ARRAY, 4, SYS_NAME + L.align8(self.ssize),
+            names = 2 if name[0] == "i" else 1  # probefunc, and an instruction's probename
+            o.maps.append(MapSpec(mname, MAP_ARRAY, 4, SYS_NAME + names * L.align8(self.ssize),
                                   entries))  # fmt: skip
             fill = []
             for k, p in enumerate(probes):
                 nargs = min(len(getattr(p.data, "args", ()) or ()), 6)
-                head = struct.pack("<IIQ", p.id, nargs, masks[p.id])
-                fill.append(
-                    (k if uprobes else p.data.nr, head + p.function.encode()[: self.strsize])
-                )
+                value = struct.pack("<IIQ", p.id, nargs, masks[p.id])
+                value += p.function.encode()[: self.strsize].ljust(L.align8(self.ssize), b"\0")
+                if names == 2:
+                    value += p.name.encode()[: self.strsize]
+                fill.append((k if uprobes else p.data.nr, value))
             o.fills[mname] = fill
         return o
 
@@ -327,20 +328,17 @@ class ProgramMixin(CompilerBase):
         for pid in sorted(by_probe):
             p = self.out.probes[pid]
             s = p.data
-            if (
-                getattr(s, "is_uprobe", False)
-                and s.usdt_args is None
-                and not s.refctr
-                and (p.name in ("entry", "return"))
-            ):
-                key = (p.provider, p.module, p.name, s.path, s.ret, s.pid, s.held)
+            if getattr(s, "is_uprobe", False) and s.usdt_args is None and not s.refctr:
+                # entry, return, or instructions (`i` groups: probename from the map too)
+                kind = p.name if p.name in ("entry", "return") else ""
+                key = (p.provider, p.module, kind, s.path, s.ret, s.pid, s.held)
                 buckets.setdefault(key, []).append(p)
         out: dict[str, Any] = {}
-        for probes in buckets.values():
+        for key, probes in buckets.items():
             served = _merged_clauses(probes, by_probe)
             if len(probes) < RAW_SYSCALL_MIN or served is None or not has_uprobe_multi():
                 continue
-            out[f"u{len(out)}"] = (probes, *served)
+            out[f"{'u' if key[2] else 'i'}{len(out)}"] = (probes, *served)
         return out
 
     def prologue_uprobe_group(self, group: Any, done: str) -> None:
