@@ -240,8 +240,9 @@ class ProgramMixin(CompilerBase):
             for k, p in enumerate(probes):
                 nargs = min(len(getattr(p.data, "args", ()) or ()), 6)
                 value = struct.pack("<IIQ", p.id, nargs, masks[p.id])
-                value += p.function.encode()[: self.strsize].ljust(L.align8(self.ssize), b"\0")
-                if names == 2:
+                value += p.function.encode()[: self.strsize]
+                if names == 2:  # the probename after probefunc's whole area
+                    value = value.ljust(SYS_NAME + L.align8(self.ssize), b"\0")
                     value += p.name.encode()[: self.strsize]
                 fill.append((k if uprobes else p.data.nr, value))
             o.fills[mname] = fill
