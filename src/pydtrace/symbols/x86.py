@@ -162,8 +162,9 @@ _UPROBE_VEX_AS_BRANCH = frozenset(list(range(0x70, 0x80)) + [0x90, 0xE8, 0xE9, 0
 
 
 def probeable(code: bytes, start: int) -> bool:
-    """Whether a uprobe may be set on the instruction at code[start] (the kernel
-    answers ENOTSUPP for the rest, once the process maps the code)."""
+    """Whether a uprobe may be set on the instruction at code[start]: not one the
+    kernel refuses (ENOTSUPP, once the process maps the code), nor one it accepts
+    but would step wrongly (VEX/EVEX taken for branches, syscall/sysenter)."""
     i = start
     while code[i] in _PREFIXES:
         if code[i] in _UPROBE_BAD_PREFIXES:

@@ -318,11 +318,12 @@ class ProgramMixin(CompilerBase):
         return out
 
     def uprobe_groups(self, by_probe: dict[int, list[ClauseInfo]]) -> dict[str, Any]:
-        """`u<k>` -> (probes, merged clauses, masks) for the entry or return probes of
-        one file that differ only in the function (`pid$target:libc.so.6::entry`):
-        one program and one uprobe_multi link for them all, the attach cookie of
-        each offset indexing its probe in the group's map (as raw syscall groups
-        do with the syscall number). Needs uprobe_multi links (6.6)."""
+        """`u<k>` -> (probes, merged clauses, masks) for the entry or the return
+        probes of one file (`pid$target:libc.so.6::entry`), `i<k>` for its
+        instruction probes (their probename is in the map too): one program and
+        one uprobe_multi link for them all, the attach cookie of each offset
+        indexing its probe in the group's map (as raw syscall groups do with the
+        syscall number). Needs uprobe_multi links (6.6)."""
         from pydtrace.engines.ebpf.features import has_uprobe_multi
 
         buckets: dict[tuple, list[Any]] = {}
@@ -387,7 +388,9 @@ class ProgramMixin(CompilerBase):
         a = Assembler()
         self.a = a
         self.probe = probe
-        self.group = group  # (entry|return, probes, masks) for a raw syscall program
+        # (name, probes, masks) for a program serving many probes: raw syscalls
+        # (entry|return) or a uprobe group (u<k>, i<k>: uprobe_groups)
+        self.group = group
         self.incoming = False  # sched:::on-cpu sets it (cg_proc)
         prov, name = probe.provider, probe.name
         if group is not None and getattr(probe.data, "is_uprobe", False):

@@ -17,11 +17,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydtrace.engines.ebpf.cg_context import MAX_ARGS
+from pydtrace.engines.ebpf.cg_context import MAX_ARGS, PROG_RAW_TRACEPOINT, ProgSpec
 from pydtrace.engines.ebpf.errors import LoweringError
+from pydtrace.engines.ebpf.insn import Assembler
 
 PROG_KPROBE = 2
-PROG_RAW_TRACEPOINT = 17
 R0, R1, R2, R3, R6, R9 = 0, 1, 2, 3, 6, 9
 
 # struct pt_regs (x86-64) offsets
@@ -116,14 +116,11 @@ class _ExecProbe:
     id = 0
 
 
-def exec_gate_program(gates: dict[int, int]) -> Any:
+def exec_gate_program(gates: dict[int, int]) -> ProgSpec:
     """On sched_process_exec: globals[off] = 1 when the process is the held -c
     child gates maps to off. Until then that child runs the forked pydtrace's
     code (and its libc) on the way to execve: its probes wait for the exec, as
     dtrace's created process starts stopped after it."""
-    from pydtrace.engines.ebpf.cg_context import ProgSpec
-    from pydtrace.engines.ebpf.insn import Assembler
-
     a = Assembler()
     a.call("get_current_pid_tgid")
     a.alu(">>", R0, imm=32)

@@ -251,7 +251,7 @@ def close_without_waiting(items: list[Attachment]) -> None:
     # a uprobe's removal waits for grace periods too (~0.1 s each): many (a pid
     # provider glob) close from threads at once, whose waits overlap; the holder
     # would leave a -p target's breakpoints in place for as long
-    _close_in_parallel([a for a in items if a.what.startswith("uprobe ")], 1024)
+    _close_in_parallel([a for a in items if a.what.startswith("uprobe ")], 256)
     for a in items:
         if not a.what.startswith("tracepoint "):  # only these wait in the kernel
             a.close()
@@ -339,13 +339,8 @@ def attach_uprobe(
     while attached."""
     what = f"uprobe {path}:{offset:#x}{' (return)' if retprobe else ''} in pid {pid}"
     if multi:
-        from pydtrace.engines.ebpf.bpf import BPFError, uprobe_multi_link
-
         refs = [ref_ctr_offset] if ref_ctr_offset else None
-        try:
-            return Attachment(uprobe_multi_link(prog_fd, path, [offset], retprobe, pid, refs), what)
-        except BPFError as e:
-            raise PerfError(e.errno, _uprobe_refusal(e.errno, what, pid)) from None
+        return _uprobe_link(what, prog_fd, path, [offset], retprobe, pid, refs, None)
     type_, bit = _uprobe_pmu()
     cpath = ctypes.create_string_buffer(os.fsencode(path))
     config = (1 << bit if retprobe else 0) | (ref_ctr_offset << 32)
@@ -365,12 +360,18 @@ def attach_uprobe_multi(
 ) -> Attachment:
     """One uprobe_multi link for a program serving many probes of one file: the
     cookie at each offset tells the program which probe fired."""
-    from pydtrace.engines.ebpf.bpf import BPFError, uprobe_multi_link
-
     what = (f"uprobe {path}: {len(offsets)} offsets{' (return)' if retprobe else ''}"
             f" in pid {pid}")  # fmt: skip
+    return _uprobe_link(what, prog_fd, path, offsets, retprobe, pid, None, cookies)
+
+
+def _uprobe_link(what: str, prog_fd: int, path: str, offsets: list[int], retprobe: bool,
+                 pid: int, refs: list[int] | None, cookies: list[int] | None) -> Attachment:  # fmt: skip
+    """bpf.uprobe_multi_link as an Attachment; a refusal as PerfError."""
+    from pydtrace.engines.ebpf.bpf import BPFError, uprobe_multi_link
+
     try:
-        return Attachment(uprobe_multi_link(prog_fd, path, offsets, retprobe, pid, None, cookies),
+        return Attachment(uprobe_multi_link(prog_fd, path, offsets, retprobe, pid, refs, cookies),
                           what)  # fmt: skip
     except BPFError as e:
         raise PerfError(e.errno, _uprobe_refusal(e.errno, what, pid)) from None
