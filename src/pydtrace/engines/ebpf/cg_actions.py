@@ -10,11 +10,10 @@ from pydtrace.engines.ebpf.cg_context import (
     MAX_NSPEC,
     CompilerBase,
     Value,
-    _s32,
 )
 from pydtrace.engines.ebpf.cg_memory import in_memory, type_size
 from pydtrace.engines.ebpf.errors import LoweringError
-from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, Insn
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, Insn, s32
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
@@ -34,7 +33,7 @@ class ActionsMixin(CompilerBase):
             word = 16 if bit < 32 else 20
             a.ldx(4, R1, R9, word)
             self._mark(a.insns[-1], "rec", word)
-            a.alu("|", R1, imm=_s32(1 << (bit % 32)))
+            a.alu("|", R1, imm=s32(1 << (bit % 32)))
             a.stx(4, R9, word, R1)
             self._mark(a.insns[-1], "rec", word)
 

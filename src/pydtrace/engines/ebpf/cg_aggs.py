@@ -6,9 +6,8 @@ from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import (
     DROP_AGG,
     CompilerBase,
-    _s64,
 )
-from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, s64
 from pydtrace.lang import ast
 from pydtrace.lang.types import CType
 
@@ -191,7 +190,7 @@ class AggsMixin(CompilerBase):
         a.place(pos)
         top = factor**low
         if top < 1 << 64:
-            a.ld_imm64(R3, _s64(top))
+            a.ld_imm64(R3, s64(top))
             a.jmp("<", R2, done, src=R3)
         else:
             a.ja(done)
@@ -199,15 +198,15 @@ class AggsMixin(CompilerBase):
             top *= factor
             nxt = a.new_label("llmag")
             if top < 1 << 64:
-                a.ld_imm64(R3, _s64(top))
+                a.ld_imm64(R3, s64(top))
                 a.jmp(">=", R2, nxt, src=R3)
             a.mov(R4, R2)
             if mag != 0:
-                a.ld_imm64(R3, _s64(max(1, top // steps)))
+                a.ld_imm64(R3, s64(max(1, top // steps)))
                 a.alu("/", R4, R3)
             else:
                 a.alu("*", R4, imm=steps)
-                a.ld_imm64(R3, _s64(top))
+                a.ld_imm64(R3, s64(top))
                 a.alu("/", R4, R3)
             a.alu("+", R4, imm=(mag - low) * (steps - sf) - sf + 1)
             a.ja(sign)

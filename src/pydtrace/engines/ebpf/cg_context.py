@@ -29,7 +29,6 @@ from typing import Any
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R9, R10, Insn
-from pydtrace.lang import ast
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.lang.types import CType
 
@@ -111,13 +110,9 @@ class Frame:
         return off
 
 
-def _line(e: Any) -> int:
+def line_of(e: Any) -> int:
+    """The source line of an AST node (0 when it has none)."""
     return getattr(e, "line", 0) or 0
-
-
-def _wide(t: CType) -> bool:
-    """Is t signed (computed as a signed 64-bit value)?"""
-    return t.is_signed()
 
 
 class Value:
@@ -213,7 +208,7 @@ class CompilerBase:
             a.call("get_current_comm")
             return
         a.ldx(8, R3, R9, self.f_incoming)
-        a.alu("+", R3, imm=_task_path("comm")[-1].offset)
+        a.alu("+", R3, imm=task_path("comm")[-1].offset)
         a.call("probe_read_kernel")
 
     def fault(self, code: int, value_reg: int | None = None) -> None:
@@ -326,94 +321,17 @@ class CompilerBase:
 
     def unsupported(self, what: str, e: Any) -> LoweringError:
         return LoweringError(
-            f"the eBPF engine cannot compile {what} yet (line {_line(e) or self._cur_line()})"
+            f"the eBPF engine cannot compile {what} yet (line {line_of(e) or self._cur_line()})"
         )
 
 
-_PROBE_STRINGS = ("probeprov", "probemod", "probefunc", "probename")
-
-
-def _probe_string(p: Any, which: str) -> str:
+def probe_string(p: Any, which: str) -> str:
+    """A probe's probeprov, probemod, probefunc or probename."""
     return {"probeprov": p.provider, "probemod": p.module, "probefunc": p.function,
             "probename": p.name}[which]  # fmt: skip
 
 
-def _agg_key_uses(prog: CheckedProgram) -> dict[str, list[list[Any]]]:
-    """aggregation -> the key expressions of each assignment to it."""
-    uses: dict[str, list[list[Any]]] = {}
-
-    def walk(stmts: list[Any]) -> None:
-        for st in stmts:
-            if isinstance(st, ast.ExprStmt):
-                e = st.expr
-                if isinstance(e, ast.Assign) and hasattr(e, "agg"):
-                    keys = e.target.args if isinstance(e.target, ast.Index) else []
-                    uses.setdefault(e.agg.name, []).append(keys)  # type: ignore[attr-defined]
-            elif isinstance(st, ast.If):
-                walk(st.then)
-                walk(st.other or [])
-            elif isinstance(st, ast.Block):
-                walk(st.body)
-
-    for c in prog.clauses:
-        walk(c.body)
-    return uses
-
-
-def _stack_key_frames(prog: CheckedProgram) -> dict[str, dict[int, int]]:
-    """aggregation -> {key position: frames} where its keys are stack(n) /
-    ustack(n) calls with a frame count (the most any use asks for)."""
-    out: dict[str, dict[int, int]] = {}
-    for name, sites in _agg_key_uses(prog).items():
-        for keys in sites:
-            for pos, k in enumerate(keys):
-                if not (isinstance(k, ast.Call) and k.name in ("stack", "ustack", "jstack")):
-                    continue
-                n = getattr(k.args[0], "value", None) if k.args else None
-                if isinstance(n, int) and n > 0:
-                    per = out.setdefault(name, {})
-                    per[pos] = max(per.get(pos, 0), n)
-    return out
-
-
-def _probe_constant_keys(prog: CheckedProgram) -> dict[str, dict[int, str]]:
-    """aggregation -> {key position: probefunc|probename|...} for the positions
-    where every use of the aggregation names the same probe-constant string."""
-    out: dict[str, dict[int, str]] = {}
-    for name, sites in _agg_key_uses(prog).items():
-        per: dict[int, str] = {}
-        for pos in range(len(sites[0])):
-            kinds = set()
-            for keys in sites:
-                k = keys[pos] if pos < len(keys) else None
-                ref = getattr(k, "ref", None)
-                if (
-                    isinstance(k, ast.Ident)
-                    and ref is not None
-                    and ref[0] == "builtin"
-                    and ref[1] in _PROBE_STRINGS
-                ):
-                    kinds.add(ref[1])
-                else:
-                    kinds.add(None)
-            if len(kinds) == 1 and None not in kinds:
-                per[pos] = kinds.pop()
-        if per:
-            out[name] = per
-    return out
-
-
-def _s32(v: int) -> int:
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v >> 31 else v
-
-
-def _s64(v: int) -> int:
-    v &= (1 << 64) - 1
-    return v - (1 << 64) if v >> 63 else v
-
-
-def _task_path(*path: str) -> Any:
+def task_path(*path: str) -> Any:
     """The Accesses reading current->path (BTF); LoweringError without BTF."""
     try:
         from pydtrace.engines.ebpf.btf import BTFError, vmlinux
@@ -423,18 +341,6 @@ def _task_path(*path: str) -> Any:
         raise LoweringError(
             f"the eBPF engine needs kernel BTF for {'->'.join(path)}: {e}"
         ) from None
-
-
-_FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-
-
-def _short_literal(e: Any, strsize: int) -> bytes | None:
-    """The bytes of a string literal short enough to compare unrolled."""
-    if isinstance(e, ast.StrLit):
-        data = e.value.encode("utf-8", "surrogateescape")[:strsize]
-        if len(data) <= 64:
-            return data
-    return None
 
 
 def _syscall_regs() -> dict[str, Any] | None:
@@ -463,7 +369,7 @@ def _syscall_regs() -> dict[str, Any] | None:
     return {"args": args, "nr": nr, "size": size} if size <= 168 else None
 
 
-def _bufsize(value: Any) -> int:
+def ring_size(value: Any) -> int:
     """The ring buffer's size: bufsize per possible CPU (dtrace's principal
     buffers are per CPU; ours is one ring for all), rounded up to a power of
     two (at least 64 KiB)."""
@@ -485,11 +391,12 @@ def _bufsize(value: Any) -> int:
     return size
 
 
-def _scalar(t: CType) -> bool:
+def is_scalar(t: CType) -> bool:
+    """Whether a variable of type t is one 8-byte word or a string buffer."""
     return t.is_int() or t.is_pointer() or t.is_string()
 
 
-def _dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) -> int:
+def dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) -> int:
     """How many dynamic variables fit, as dtrace sizes them: dynvarsize over
     (largest key tuple + largest value); the user engine uses the same rule."""
     from pydtrace.consume.aggregation import tuple_size
@@ -508,7 +415,7 @@ def _dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) 
     return min(n // (max(keyed, default=0) + size), 1 << 20)
 
 
-def _aggentries(options: dict[str, Any]) -> int:
+def aggentries(options: dict[str, Any]) -> int:
     return 4096
 
 

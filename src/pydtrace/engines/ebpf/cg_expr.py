@@ -8,19 +8,29 @@ from typing import Any
 
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import (
-    _FLIP,
     DIVZERO,
     MAX_ARGS,
     SYS_NAME,
     Value,
-    _short_literal,
-    _task_path,
+    task_path,
 )
 from pydtrace.engines.ebpf.cg_memory import MemoryMixin
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
+
+# an operator with its operands swapped: x < y is y > x
+_FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _short_literal(e: Any, strsize: int) -> bytes | None:
+    """The bytes of a string literal short enough to compare unrolled."""
+    if isinstance(e, ast.StrLit):
+        data = e.value.encode("utf-8", "surrogateescape")[:strsize]
+        if len(data) <= 64:
+            return data
+    return None
 
 
 class ExprMixin(MemoryMixin):
@@ -128,7 +138,7 @@ class ExprMixin(MemoryMixin):
         elif name == "curthread":
             self.current_task(v.reg)
         elif name == "ppid":
-            parent, tgid = _task_path("real_parent", "tgid")
+            parent, tgid = task_path("real_parent", "tgid")
             self.current_task(v.reg)
             self.kernel_load(v.reg, v.reg, parent.offset, 8)
             self.kernel_load(v.reg, v.reg, tgid.offset, 4)
@@ -153,7 +163,7 @@ class ExprMixin(MemoryMixin):
         """1 if the current process is pid or one of its descendants: walk
         task->real_parent (at most 64 levels) comparing tgids."""
         a = self.a
-        parent, tgid = _task_path("real_parent", "tgid")
+        parent, tgid = task_path("real_parent", "tgid")
         want = self.expr(e.args[0])
         self.wrap(want.reg, T.INT)
         loop, yes, no, end = (a.new_label(x) for x in ("ploop", "pyes", "pno", "pend"))

@@ -271,7 +271,7 @@ def _psargs(cg: Any, dst: int, room: int) -> None:
 def prologue(cg: Any, probe: Any, clauses: list[Any]) -> None:
     """Filter the firing (proc/sched) and fill the argument area and argN;
     fill curpsinfo's area when a clause names curpsinfo/curlwpsinfo."""
-    from pydtrace.engines.ebpf.cg_program import _mentions
+    from pydtrace.engines.ebpf.cg_queries import mentions as _mentions
 
     a = cg.a
     wants_cur = any(_mentions([c.predicate, *c.body], CUR_VARS) for c in clauses)
@@ -341,7 +341,7 @@ def _incoming(cg: Any, clauses: list[Any]) -> None:
     _ctx(cg, R1, 2)
     a.stx(8, R9, f, R1)
     a.stx(8, R10, S_TASK, R1)
-    from pydtrace.engines.ebpf.cg_program import _mentions
+    from pydtrace.engines.ebpf.cg_queries import mentions as _mentions
 
     nodes = [[c.predicate, *c.body] for c in clauses]
     bad = ast.find_call(nodes, ON_CPU_CALLS)

@@ -32,23 +32,29 @@ from pydtrace.engines.ebpf.cg_context import (
     CompilerBase,
     MapSpec,
     ProgSpec,
-    _aggentries,
-    _bufsize,
-    _dvar_capacity,
-    _line,
-    _probe_constant_keys,
-    _probe_string,
-    _s32,
-    _scalar,
-    _stack_key_frames,
     _syscall_regs,
+    aggentries,
+    dvar_capacity,
+    is_scalar,
+    line_of,
+    probe_string,
+    ring_size,
 )
 from pydtrace.engines.ebpf.cg_expr import ExprMixin
+from pydtrace.engines.ebpf.cg_queries import (
+    CALLER_VARS,
+    TIME_VARS,
+    dkey_levels,
+    mentions,
+    probe_constant_keys,
+    reads_args,
+    stack_key_frames,
+)
 from pydtrace.engines.ebpf.cg_stack import StackMixin, calls_stack
 from pydtrace.engines.ebpf.cg_strings import StringsMixin
 from pydtrace.engines.ebpf.cg_vars import VarsMixin
 from pydtrace.engines.ebpf.errors import EbpfError, LoweringError
-from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn, s32
 from pydtrace.engines.options import capped_frames
 from pydtrace.lang import ast
 from pydtrace.lang.program import CheckedProgram, ClauseInfo
@@ -67,7 +73,7 @@ class ProgramMixin(CompilerBase):
         for name, v in prog.globals.items():
             if v.keys is not None:
                 continue  # an associative array: a dynamic variable (placed below)
-            if v.array or not _scalar(v.type):
+            if v.array or not is_scalar(v.type):
                 if self._memory_variable("global", name, v):
                     continue
                 raise LoweringError(
@@ -77,7 +83,7 @@ class ProgramMixin(CompilerBase):
             self.global_off[name] = self.globals_size
             self.globals_size += L.align8(size)
         for name, v in prog.clocals.items():
-            if not _scalar(v.type):
+            if not is_scalar(v.type):
                 if self._memory_variable("this", name, v):
                     continue
                 raise LoweringError(
@@ -101,7 +107,7 @@ class ProgramMixin(CompilerBase):
                 if scope == "global" and v.keys is None:
                     continue
                 shown = name if scope == "global" else f"self->{name}"
-                if v.array or not _scalar(v.type) or not all(_scalar(k) for k in v.keys or []):
+                if v.array or not is_scalar(v.type) or not all(is_scalar(k) for k in v.keys or []):
                     if self._memory_variable(scope, name, v):
                         continue
                     raise LoweringError(
@@ -113,10 +119,10 @@ class ProgramMixin(CompilerBase):
                 if v.type.is_string():
                     self.dval_size = max(self.dval_size, L.align8(self.ssize))
         self.dkey_depth = 0
-        self.dvar_capacity = _dvar_capacity(prog, self.strsize, self.options)
+        self.dvar_capacity = dvar_capacity(prog, self.strsize, self.options)
         # key buffers: one per level of dynamic variables read inside subscripts
         self.dkey_levels = max(
-            [DKEY_LEVELS] + [_dkey_levels(x) for c in prog.clauses for x in [c.predicate, *c.body]]
+            [DKEY_LEVELS] + [dkey_levels(x) for c in prog.clauses for x in [c.predicate, *c.body]]
         )
         if self.dvar_id:
             self.f_dkey = self.frame.take(self.dkey_size * self.dkey_levels)
@@ -125,9 +131,9 @@ class ProgramMixin(CompilerBase):
         maxval = 8
         # keys that are the same probe-constant string at every use: stored as the probe id
         self.probe_keys: dict[str, dict[int, tuple[str, dict[int, str]]]] = {}
-        for aname, per_pos in _probe_constant_keys(prog).items():
+        for aname, per_pos in probe_constant_keys(prog).items():
             self.probe_keys[aname] = {pos: (b, {}) for pos, b in per_pos.items()}
-        stack_keys = _stack_key_frames(prog)
+        stack_keys = stack_key_frames(prog)
         for a in prog.aggs.values():
             spec = AggSpec(a.id, a.name, a.func, a.params, list(a.keys), a.valtype)
             pk = {pos: names for pos, (_, names) in self.probe_keys.get(a.name, {}).items()}
@@ -141,7 +147,7 @@ class ProgramMixin(CompilerBase):
         for lay in self.out.aggs.values():
             maxkey = max(maxkey, lay.key_size)
             maxval = max(maxval, lay.value_size)
-        if any(_mentions([c.predicate, *c.body], _TIME_VARS) for c in prog.clauses):
+        if any(mentions([c.predicate, *c.body], TIME_VARS) for c in prog.clauses):
             self.f_ts = self.frame.take(8)  # timestamp, read once per firing (0 = not yet)
         self.f_key = self.frame.take(maxkey)
         self.f_zero = self.frame.take(maxval)  # never written: initial aggregation values
@@ -157,7 +163,7 @@ class ProgramMixin(CompilerBase):
         for per_pos in self.probe_keys.values():
             for b, names in per_pos.values():
                 for pid, p in self.out.probes.items():
-                    names[pid] = _probe_string(p, b)
+                    names[pid] = probe_string(p, b)
         self.rec_max = L.FAULT_SIZE
         progs = []
         # ERROR's clauses run inline in every fault block (with their own argument area)
@@ -204,7 +210,7 @@ class ProgramMixin(CompilerBase):
         self.out.progs.extend(generated)
         self._patch_areas()
         self.out.frame_size = self.frame.size
-        bufsize = _bufsize(self.options.get("bufsize"))
+        bufsize = ring_size(self.options.get("bufsize"))
         o = self.out
         o.maps = [
             MapSpec("frame", MAP_PERCPU_ARRAY, 4, self.frame.size, 1),
@@ -251,19 +257,19 @@ class ProgramMixin(CompilerBase):
     def agg_capacity(self) -> int:
         """Entries of an aggregation map: with aggsize set, dtrace's (and the user
         engine's AggPool) aggsize / (largest key tuple + largest value), at most
-        _aggentries; a full map drops new keys (DTRACEDROP_AGGREGATION)."""
+        aggentries; a full map drops new keys (DTRACEDROP_AGGREGATION)."""
         from pydtrace.consume.aggregation import data_size, tuple_size
         from pydtrace.engines.options import size_option
 
         aggsize = size_option(self.options, "aggsize", 0)
         specs = [lay.spec for lay in self.out.aggs.values()]
         if not aggsize or not specs:
-            return _aggentries(self.options)
+            return aggentries(self.options)
         tup = max(tuple_size(s.keytypes, self.strsize) for s in specs)
         dat = max(data_size(s) for s in specs)
-        # never more than _aggentries: the maps are preallocated per CPU (the
+        # never more than aggentries: the maps are preallocated per CPU (the
         # default aggsize, 4m, would mean ~130k entries per aggregation)
-        return max(min(aggsize // (tup + dat), _aggentries(self.options)), 1)
+        return max(min(aggsize // (tup + dat), aggentries(self.options)), 1)
 
     def share_agg_maps(self) -> None:
         """More than AGG_OWN_MAPS aggregations (a program may use 64 maps): one
@@ -432,7 +438,7 @@ class ProgramMixin(CompilerBase):
         a.origin = ("prologue", 0, 0)
         a.mov(6, R1)
         nodes = [[c.predicate, *c.body] for c in clauses]
-        if calls_stack(nodes) or _mentions(nodes, _CALLER_VARS):
+        if calls_stack(nodes) or mentions(nodes, CALLER_VARS):
             a.stx(8, R10, CTX_SLOT, R1)  # bpf_get_stack's context (cg_stack)
         # frame = lookup(frame, &0)
         a.st(4, R10, -4, 0)
@@ -451,7 +457,7 @@ class ProgramMixin(CompilerBase):
         a.mov(R9, R0)
         # a program whose clauses never read arg0..9 / args[] skips copying them
         # (for raw syscalls, the read of pt_regs: most of the cost of a firing)
-        self.wants_args = any(_reads_args([c.predicate, *c.body]) for c in clauses)
+        self.wants_args = any(reads_args([c.predicate, *c.body]) for c in clauses)
         self.prologue_args(ptype, probe)
         if group is not None and attach[0] == "uprobe_multi":
             self.prologue_uprobe_group(group, done)
@@ -461,7 +467,7 @@ class ProgramMixin(CompilerBase):
             for p in range(0, self.this_size[name], 8):
                 a.st(8, R9, off + p, 0)  # the frame's areas are 8-byte aligned
         self.uses_ts = getattr(self, "f_ts", None) is not None and any(
-            _mentions(x, _TIME_VARS) for c in clauses + self.error_clauses
+            mentions(x, TIME_VARS) for c in clauses + self.error_clauses
             for x in [c.predicate, *c.body]
         )  # fmt: skip
         if self.uses_ts:
@@ -663,7 +669,7 @@ class ProgramMixin(CompilerBase):
             else:
                 a.jmp("!=", R1, done, imm=0)
         if c.predicate is not None:
-            a.origin = ("clause", c.index, _line(c.predicate) or c.line)
+            a.origin = ("clause", c.index, line_of(c.predicate) or c.line)
             v = self.expr(c.predicate)
             self.truth(v)
             self.free(v)
@@ -697,8 +703,8 @@ class ProgramMixin(CompilerBase):
                     f"in one clause (line {c.line})"
                 )
             assert mask_insn is not None
-            mask_insn.imm = _s32(self.static_mask & 0xFFFFFFFF)
-            mask_hi.imm = _s32(self.static_mask >> 32)
+            mask_insn.imm = s32(self.static_mask & 0xFFFFFFFF)
+            mask_hi.imm = s32(self.static_mask >> 32)
             self.rec_max = max(self.rec_max, self.layout.size)
             self.emit_output(self.layout.size)
         self.out.records[c.index] = self.layout
@@ -891,7 +897,7 @@ class ProgramMixin(CompilerBase):
     def stmt(self, s: ast.Stmt) -> None:
         a = self.a
         self.island()
-        a.origin = ("clause", self.c.index, _line(s) or self.c.line)
+        a.origin = ("clause", self.c.index, line_of(s) or self.c.line)
         if isinstance(s, ast.ExprStmt):
             e = s.expr
             if isinstance(e, ast.Assign) and hasattr(e, "agg"):
@@ -970,74 +976,3 @@ def _speculates(body: list[ast.Stmt]) -> bool:
         elif isinstance(s, ast.If) and (_speculates(s.then) or _speculates(s.other or [])):
             return True
     return False
-
-
-def _inline_use(node: Any) -> bool:
-    """f[a, b] where f is an inline with parameters (its ref holds the body)."""
-    return isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "inline"
-
-
-_TIME_VARS = frozenset(("timestamp", "walltimestamp"))
-_ARG_VARS = frozenset(f"arg{i}" for i in range(10))
-
-
-def _reads_args(node: Any) -> bool:
-    """Whether an AST (sub)tree reads the probe's arguments (arg0..arg9, args[])."""
-    if _inline_use(node):
-        return _reads_args(node.ref[1])
-    if isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "args":
-        return True
-    if isinstance(node, ast.Ident):
-        if node.name == "args":
-            return True
-        ref = getattr(node, "ref", None) or ("builtin", node.name)
-        if ref[0] == "inline":
-            return _reads_args(ref[1])
-        return ref[0] == "builtin" and ref[1] in _ARG_VARS
-    if isinstance(node, (list, tuple)):
-        return any(_reads_args(x) for x in node)
-    if isinstance(node, ast.Node):
-        return any(_reads_args(getattr(node, f)) for f in node.__dataclass_fields__
-                   if f not in ("line", "file"))  # fmt: skip
-    return False
-
-
-_CALLER_VARS = frozenset({"caller", "ucaller"})  # read with bpf_get_stack (cg_stack)
-
-
-def _mentions(node: Any, names: frozenset[str]) -> bool:
-    """Whether an AST (sub)tree names one of `names` as an identifier."""
-    if _inline_use(node):
-        return _mentions(node.ref[1], names)
-    if isinstance(node, ast.Ident):
-        ref = getattr(node, "ref", None) or ("builtin", node.name)
-        if ref[0] == "inline":
-            return _mentions(ref[1], names)
-        return ref[0] == "builtin" and ref[1] in names
-    if isinstance(node, (list, tuple)):
-        return any(_mentions(x, names) for x in node)
-    if isinstance(node, ast.Node):
-        return any(_mentions(getattr(node, f), names) for f in node.__dataclass_fields__
-                   if f not in ("line", "file"))  # fmt: skip
-    return False
-
-
-def _dkey_levels(node: Any) -> int:
-    """How many `dvars` key buffers evaluating node needs at once (over-estimated:
-    every subscript counts): a[b[self->c]] needs 3."""
-    if _inline_use(node):
-        return _dkey_levels(node.ref[1])
-    if isinstance(node, ast.Index):
-        inner = max([_dkey_levels(k) for k in node.args] or [0])
-        return max(_dkey_levels(node.base), 1 + inner)
-    if isinstance(node, ast.SelfVar):
-        return 1
-    if isinstance(node, ast.Ident):
-        ref = getattr(node, "ref", None)
-        return _dkey_levels(ref[1]) if ref and ref[0] == "inline" else 0
-    if isinstance(node, (list, tuple)):
-        return max([_dkey_levels(x) for x in node] or [0])
-    if isinstance(node, ast.Node):
-        return max([_dkey_levels(getattr(node, f)) for f in node.__dataclass_fields__
-                    if f not in ("line", "file")] or [0])  # fmt: skip
-    return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydtrace.engines.ebpf import layout as L
-from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, _task_path
+from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, task_path
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
 from pydtrace.engines.options import capped_frames
 from pydtrace.lang import ast
@@ -65,7 +65,7 @@ class StackMixin(CompilerBase):
             a.call("task_pt_regs")
             self.kernel_load(v.reg, R0, 8 * idx, 8)
             return v
-        (acc,) = _task_path("thread", THREAD_WORDS[idx - PT_REGS_WORDS])
+        (acc,) = task_path("thread", THREAD_WORDS[idx - PT_REGS_WORDS])
         self.current_task(R0)
         self.kernel_load(v.reg, R0, acc.offset, acc.size)
         return v

@@ -119,7 +119,7 @@ class Assembler:
         """dst op= src (a register) or imm; wide=False is the 32-bit form (zero-extends)."""
         cls = ALU64 if wide else ALU
         if src is None:
-            self.emit(Insn(cls | ALU_OPS[op] | K, dst, 0, 0, _s32(imm)))
+            self.emit(Insn(cls | ALU_OPS[op] | K, dst, 0, 0, s32(imm)))
         else:
             self.emit(Insn(cls | ALU_OPS[op] | X, dst, src))
 
@@ -128,7 +128,7 @@ class Assembler:
 
     def movi(self, dst: int, value: int) -> None:
         """dst = value, using the two-slot load only when the value needs it."""
-        v = _s64(value)
+        v = s64(value)
         if -(1 << 31) <= v < (1 << 31):
             self.alu("=", dst, imm=v)
         else:
@@ -139,7 +139,7 @@ class Assembler:
 
     def ld_imm64(self, dst: int, value: int) -> None:
         v = value & 0xFFFFFFFFFFFFFFFF
-        self.emit(Insn(LD | DW | IMM, dst, 0, 0, _s32(v & 0xFFFFFFFF), hi=_s32(v >> 32)))
+        self.emit(Insn(LD | DW | IMM, dst, 0, 0, s32(v & 0xFFFFFFFF), hi=s32(v >> 32)))
 
     def ld_map(self, dst: int, name: str, value_off: int | None = None) -> None:
         """dst = the map (for helper calls), or with value_off a pointer into an array map's
@@ -160,7 +160,7 @@ class Assembler:
 
     def st(self, size: int, dst: int, off: int, imm: int) -> None:
         """*(size *)(dst + off) = imm."""
-        self.emit(Insn(ST | BYTES_SIZE[size] | MEM, dst, 0, off, _s32(imm)))
+        self.emit(Insn(ST | BYTES_SIZE[size] | MEM, dst, 0, off, s32(imm)))
 
     def atomic_add(self, size: int, dst: int, off: int, src: int) -> None:
         """lock *(size *)(dst + off) += src."""
@@ -170,7 +170,7 @@ class Assembler:
     def jmp(self, op: str, dst: int, label: str, src: int | None = None, imm: int = 0) -> None:
         """if dst op src/imm goto label."""
         if src is None:
-            self.emit(Insn(JMP | JMP_OPS[op] | K, dst, 0, 0, _s32(imm), target=label))
+            self.emit(Insn(JMP | JMP_OPS[op] | K, dst, 0, 0, s32(imm), target=label))
         else:
             self.emit(Insn(JMP | JMP_OPS[op] | X, dst, src, target=label))
 
@@ -304,11 +304,13 @@ def disassemble(insns: list[Insn]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _s32(v: int) -> int:
+def s32(v: int) -> int:
+    """v cut to 32 bits, as a signed number (an instruction's imm)."""
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v >> 31 else v
 
 
-def _s64(v: int) -> int:
+def s64(v: int) -> int:
+    """v cut to 64 bits, as a signed number (LD_IMM64's value)."""
     v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v >> 63 else v

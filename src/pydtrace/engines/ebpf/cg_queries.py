@@ -1,0 +1,149 @@
+"""What the code generator asks of a checked program's AST before lowering
+it: which builtin variables a clause names, whether it reads the probe's
+arguments, how many dynamic-variable key buffers a subscript needs, and
+which aggregation keys are stacks or probe-constant strings.
+
+Pure queries over `lang.ast` nodes (looking through inline uses); no cg_*
+module is imported, so every lowering module may use them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydtrace.lang import ast
+from pydtrace.lang.program import CheckedProgram
+
+TIME_VARS = frozenset(("timestamp", "walltimestamp"))
+CALLER_VARS = frozenset({"caller", "ucaller"})  # read with bpf_get_stack (cg_stack)
+_ARG_VARS = frozenset(f"arg{i}" for i in range(10))
+_PROBE_STRINGS = ("probeprov", "probemod", "probefunc", "probename")
+
+
+def _inline_use(node: Any) -> bool:
+    """f[a, b] where f is an inline with parameters (its ref holds the body)."""
+    return isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "inline"
+
+
+def reads_args(node: Any) -> bool:
+    """Whether an AST (sub)tree reads the probe's arguments (arg0..arg9, args[])."""
+    if _inline_use(node):
+        return reads_args(node.ref[1])
+    if isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "args":
+        return True
+    if isinstance(node, ast.Ident):
+        if node.name == "args":
+            return True
+        ref = getattr(node, "ref", None) or ("builtin", node.name)
+        if ref[0] == "inline":
+            return reads_args(ref[1])
+        return ref[0] == "builtin" and ref[1] in _ARG_VARS
+    if isinstance(node, (list, tuple)):
+        return any(reads_args(x) for x in node)
+    if isinstance(node, ast.Node):
+        return any(reads_args(getattr(node, f)) for f in node.__dataclass_fields__
+                   if f not in ("line", "file"))  # fmt: skip
+    return False
+
+
+def mentions(node: Any, names: frozenset[str]) -> bool:
+    """Whether an AST (sub)tree names one of `names` as an identifier."""
+    if _inline_use(node):
+        return mentions(node.ref[1], names)
+    if isinstance(node, ast.Ident):
+        ref = getattr(node, "ref", None) or ("builtin", node.name)
+        if ref[0] == "inline":
+            return mentions(ref[1], names)
+        return ref[0] == "builtin" and ref[1] in names
+    if isinstance(node, (list, tuple)):
+        return any(mentions(x, names) for x in node)
+    if isinstance(node, ast.Node):
+        return any(mentions(getattr(node, f), names) for f in node.__dataclass_fields__
+                   if f not in ("line", "file"))  # fmt: skip
+    return False
+
+
+def dkey_levels(node: Any) -> int:
+    """How many `dvars` key buffers evaluating node needs at once (over-estimated:
+    every subscript counts): a[b[self->c]] needs 3."""
+    if _inline_use(node):
+        return dkey_levels(node.ref[1])
+    if isinstance(node, ast.Index):
+        inner = max([dkey_levels(k) for k in node.args] or [0])
+        return max(dkey_levels(node.base), 1 + inner)
+    if isinstance(node, ast.SelfVar):
+        return 1
+    if isinstance(node, ast.Ident):
+        ref = getattr(node, "ref", None)
+        return dkey_levels(ref[1]) if ref and ref[0] == "inline" else 0
+    if isinstance(node, (list, tuple)):
+        return max([dkey_levels(x) for x in node] or [0])
+    if isinstance(node, ast.Node):
+        return max([dkey_levels(getattr(node, f)) for f in node.__dataclass_fields__
+                    if f not in ("line", "file")] or [0])  # fmt: skip
+    return 0
+
+
+def _agg_key_uses(prog: CheckedProgram) -> dict[str, list[list[Any]]]:
+    """aggregation -> the key expressions of each assignment to it."""
+    uses: dict[str, list[list[Any]]] = {}
+
+    def walk(stmts: list[Any]) -> None:
+        for st in stmts:
+            if isinstance(st, ast.ExprStmt):
+                e = st.expr
+                if isinstance(e, ast.Assign) and hasattr(e, "agg"):
+                    keys = e.target.args if isinstance(e.target, ast.Index) else []
+                    uses.setdefault(e.agg.name, []).append(keys)  # type: ignore[attr-defined]
+            elif isinstance(st, ast.If):
+                walk(st.then)
+                walk(st.other or [])
+            elif isinstance(st, ast.Block):
+                walk(st.body)
+
+    for c in prog.clauses:
+        walk(c.body)
+    return uses
+
+
+def stack_key_frames(prog: CheckedProgram) -> dict[str, dict[int, int]]:
+    """aggregation -> {key position: frames} where its keys are stack(n) /
+    ustack(n) calls with a frame count (the most any use asks for)."""
+    out: dict[str, dict[int, int]] = {}
+    for name, sites in _agg_key_uses(prog).items():
+        for keys in sites:
+            for pos, k in enumerate(keys):
+                if not (isinstance(k, ast.Call) and k.name in ("stack", "ustack", "jstack")):
+                    continue
+                n = getattr(k.args[0], "value", None) if k.args else None
+                if isinstance(n, int) and n > 0:
+                    per = out.setdefault(name, {})
+                    per[pos] = max(per.get(pos, 0), n)
+    return out
+
+
+def probe_constant_keys(prog: CheckedProgram) -> dict[str, dict[int, str]]:
+    """aggregation -> {key position: probefunc|probename|...} for the positions
+    where every use of the aggregation names the same probe-constant string."""
+    out: dict[str, dict[int, str]] = {}
+    for name, sites in _agg_key_uses(prog).items():
+        per: dict[int, str] = {}
+        for pos in range(len(sites[0])):
+            kinds = set()
+            for keys in sites:
+                k = keys[pos] if pos < len(keys) else None
+                ref = getattr(k, "ref", None)
+                if (
+                    isinstance(k, ast.Ident)
+                    and ref is not None
+                    and ref[0] == "builtin"
+                    and ref[1] in _PROBE_STRINGS
+                ):
+                    kinds.add(ref[1])
+                else:
+                    kinds.add(None)
+            if len(kinds) == 1 and None not in kinds:
+                per[pos] = kinds.pop()
+        if per:
+            out[name] = per
+    return out
