@@ -216,7 +216,7 @@ class ActionsMixin(CompilerBase):
         a.ld_map(R1, "globals", self.spec_off)
         a.alu("+", R1, src=R2)
 
-    def _call_speculation(self, e: ast.Call) -> Value:
+    def lower_speculation(self, e: ast.Call) -> Value:
         """The first free buffer (atomically claimed), or 0 and a SPECUNAVAIL drop."""
         a = self.a
         off = self.spec_area()

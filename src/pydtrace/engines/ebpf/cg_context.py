@@ -29,6 +29,7 @@ from typing import Any
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R9, R10, Insn
+from pydtrace.lang import ast
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.lang.types import CType
 
@@ -318,6 +319,11 @@ class CompilerBase:
 
     def truth(self, v: Value) -> None:
         pass  # any non-zero 64-bit value is true
+
+    def check_nargs(self, e: ast.Call, lo: int, hi: int) -> None:
+        """A subroutine called with lo..hi arguments; else it cannot be compiled."""
+        if not lo <= len(e.args) <= hi:
+            raise self.unsupported(f"{e.name}() with {len(e.args)} arguments", e)
 
     def unsupported(self, what: str, e: Any) -> LoweringError:
         return LoweringError(

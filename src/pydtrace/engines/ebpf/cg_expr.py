@@ -11,10 +11,11 @@ from pydtrace.engines.ebpf.cg_context import (
     DIVZERO,
     MAX_ARGS,
     SYS_NAME,
+    CompilerBase,
     Value,
     task_path,
 )
-from pydtrace.engines.ebpf.cg_memory import MemoryMixin
+from pydtrace.engines.ebpf.cg_subroutines import SUBROUTINES
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
@@ -33,7 +34,7 @@ def _short_literal(e: Any, strsize: int) -> bytes | None:
     return None
 
 
-class ExprMixin(MemoryMixin):
+class ExprMixin(CompilerBase):
     def expr(self, e: ast.Expr) -> Value:
         self.clause_memory_reset()
         m = getattr(self, "_x_" + type(e).__name__, None)
@@ -158,41 +159,6 @@ class ExprMixin(MemoryMixin):
         a.movi(R2, size)
         a.call("probe_read_kernel")
         a.ldx(size, out, R10, -16)
-
-    def _call_progenyof(self, e: ast.Call) -> Value:
-        """1 if the current process is pid or one of its descendants: walk
-        task->real_parent (at most 64 levels) comparing tgids."""
-        a = self.a
-        parent, tgid = task_path("real_parent", "tgid")
-        want = self.expr(e.args[0])
-        self.wrap(want.reg, T.INT)
-        loop, yes, no, end = (a.new_label(x) for x in ("ploop", "pyes", "pno", "pend"))
-        self.current_task(R0)
-        a.stx(8, R10, -24, R0)
-        a.st(8, R10, -32, 0)
-        a.place(loop)
-        a.ldx(8, R3, R10, -24)
-        a.jmp("==", R3, no, imm=0)
-        self.kernel_load(R0, R3, tgid.offset, 4)
-        a.jmp("==", R0, no, imm=0)
-        a.alu("<<", R0, imm=32)
-        a.alu("s>>", R0, imm=32)
-        a.jmp("==", R0, yes, src=want.reg)
-        a.ldx(8, R3, R10, -24)
-        self.kernel_load(R0, R3, parent.offset, 8)
-        a.stx(8, R10, -24, R0)
-        a.ldx(8, R1, R10, -32)
-        a.alu("+", R1, imm=1)
-        a.stx(8, R10, -32, R1)
-        a.jmp("<", R1, loop, imm=64)
-        a.place(no)
-        a.movi(want.reg, 0)
-        a.ja(end)
-        a.place(yes)
-        a.movi(want.reg, 1)
-        a.place(end)
-        want.ctype = T.INT
-        return want
 
     def wrap(self, reg: int, t: CType) -> None:
         """Cut a 64-bit value to integer type t (sign- or zero-extended back to 64 bits)."""
@@ -400,7 +366,9 @@ class ExprMixin(MemoryMixin):
         a.place(skip)
 
     def _x_Cond(self, e: ast.Cond) -> Value:
-        return self.select(e, lambda v: self.wrap(v.reg, v.ctype) if v.ctype.is_int() else None)
+        """c ? x : y: the value of the arm taken, as select() leaves it (on
+        strings the pointer of that arm's buffer: nothing is copied)."""
+        return self.select(e)
 
     def spill_region(self) -> None:
         """Spill every live value of the current region (before code on one path
@@ -486,8 +454,8 @@ class ExprMixin(MemoryMixin):
         return v
 
     def _x_Call(self, e: ast.Call) -> Value:
-        """A subroutine: the method `_call_<name>` of any cg_* mixin lowers it."""
-        lower = getattr(self, "_call_" + e.name, None)
+        """A subroutine: cg_subroutines.SUBROUTINES names its lowering."""
+        lower = SUBROUTINES.get(e.name)
         if lower is None:
             raise self.unsupported(f"{e.name}()", e)
-        return lower(e)
+        return lower(self, e)  # type: ignore[arg-type]

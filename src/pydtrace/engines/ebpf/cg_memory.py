@@ -219,14 +219,14 @@ class MemoryMixin(CompilerBase):
             for p in range(0, size, 8):
                 a.st(min(8, size - p) if size - p in (1, 2, 4) else 8, R9, base + p, 0)
 
-    def _call_alloca(self, e: ast.Call) -> Value:
+    def lower_alloca(self, e: ast.Call) -> Value:
         """Scratch memory, 8-byte aligned; too big = "out of scratch space"."""
         v = self.expr(e.args[0])
         self.alloca_value(v)
         v.ctype = e.ctype  # type: ignore[attr-defined]
         return v
 
-    def _call_copyin(self, e: ast.Call) -> Value:
+    def lower_copyin(self, e: ast.Call) -> Value:
         """copyin(uaddr, n): n bytes of the current process's memory in fresh
         scratch space; unreadable = invalid address (the user address)."""
         src = self.expr(e.args[0])
@@ -244,7 +244,7 @@ class MemoryMixin(CompilerBase):
         n.ctype = e.ctype  # type: ignore[attr-defined]
         return n
 
-    def _call_copyinto(self, e: ast.Call) -> Value:
+    def lower_copyinto(self, e: ast.Call) -> Value:
         """copyinto(uaddr, n, dst): into allocated scratch space at dst."""
         src = self.expr(e.args[0])
         n = self.expr(e.args[1])
@@ -788,7 +788,7 @@ class MemoryMixin(CompilerBase):
             return x
         return None
 
-    def _call_bcopy(self, e: ast.Call) -> Value:
+    def lower_bcopy(self, e: ast.Call) -> Value:
         """bcopy(src, dst, n): dst must be scratch memory (else invalid
         address); a bad source start is an invalid address, a bad end a bad
         size, as the user engine checks."""

@@ -9,8 +9,6 @@ from typing import Any
 
 from pydtrace.consume.aggregation import AggSpec
 from pydtrace.engines.ebpf import layout as L
-from pydtrace.engines.ebpf.cg_actions import ActionsMixin
-from pydtrace.engines.ebpf.cg_aggs import AggsMixin
 from pydtrace.engines.ebpf.cg_context import (
     CTX_SLOT,
     DKEY_LEVELS,
@@ -40,7 +38,6 @@ from pydtrace.engines.ebpf.cg_context import (
     probe_string,
     ring_size,
 )
-from pydtrace.engines.ebpf.cg_expr import ExprMixin
 from pydtrace.engines.ebpf.cg_queries import (
     CALLER_VARS,
     TIME_VARS,
@@ -50,14 +47,12 @@ from pydtrace.engines.ebpf.cg_queries import (
     reads_args,
     stack_key_frames,
 )
-from pydtrace.engines.ebpf.cg_stack import StackMixin, calls_stack
-from pydtrace.engines.ebpf.cg_strings import StringsMixin
-from pydtrace.engines.ebpf.cg_vars import VarsMixin
+from pydtrace.engines.ebpf.cg_stack import calls_stack
 from pydtrace.engines.ebpf.errors import EbpfError, LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn, s32
 from pydtrace.engines.options import capped_frames
 from pydtrace.lang import ast
-from pydtrace.lang.program import CheckedProgram, ClauseInfo
+from pydtrace.lang.program import ClauseInfo
 
 AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
@@ -748,13 +743,6 @@ class ProgramMixin(CompilerBase):
             a.alu("+", v.reg, R1)
         return v
 
-    def _call_rand(self, e: ast.Call) -> Any:
-        """rand(): 32 random bits (bpf_get_prandom_u32), as the user engine's."""
-        v = self.alloc(e.ctype)  # type: ignore[attr-defined]
-        self.a.call("get_prandom_u32")
-        self.a.mov(v.reg, R0)
-        return v
-
     def new_action(self, kind: str, build: Any) -> None:
         """Mask bits: every unconditional action shares bit 0 (always set), each
         action inside `if` has its own bit (1..63), so a clause may record any
@@ -930,27 +918,6 @@ class ProgramMixin(CompilerBase):
                 self.stmt(x)
             return
         raise self.unsupported(type(s).__name__, s)
-
-
-class Compiler(
-    ProgramMixin, ActionsMixin, AggsMixin, StackMixin, VarsMixin, StringsMixin, ExprMixin
-):
-    """The code generator: every lowering mixin over one shared state."""
-
-
-def compile_program(prog: CheckedProgram, options: dict[str, Any]) -> Compiled:
-    return Compiler(prog, options).compile()
-
-
-def disassemble_program(compiled: Compiled) -> str:
-    """The generated programs as `dtrace -S` shows them: one block per probe."""
-    from pydtrace.engines.ebpf.insn import disassemble
-
-    out = []
-    for p in compiled.progs:
-        out.append(f"\nDisassembly of {p.name} ({p.probe.fqn}):\n")
-        out.append(disassemble(p.insns))
-    return "".join(out)
 
 
 def _merged_clauses(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydtrace.engines.ebpf import layout as L
-from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, task_path
+from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, Value, task_path
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
 from pydtrace.engines.options import capped_frames
 from pydtrace.lang import ast
@@ -177,6 +177,13 @@ class StackMixin(CompilerBase):
         else:
             a.st(8, R9, self.f_key + slot.off, 0)
 
+    def lower_symbol(self, e: ast.Call) -> Value:
+        """sym(addr) and the rest used as a value: the address, typed _sym,
+        _ufunc... (an aggregation key of that type prints resolved)."""
+        v = self.expr(e.args[0])
+        v.ctype = e.ctype  # type: ignore[attr-defined]
+        return v
+
     def sym_action(self, e: ast.Call) -> None:
         """sym(addr) and the rest: the address (and for the user ones the pid)."""
         a = self.a
@@ -188,18 +195,6 @@ class StackMixin(CompilerBase):
         self._mark(a.insns[-1], "rec", pslot.off)
         self.new_action("sym", lambda v, n=e.name, i=slot.idx, t=slot.ctype, p=pslot.idx: (
             "sym", n, v[i], t, v[p]))  # fmt: skip
-
-
-def _symbol_value(self: Any, e: ast.Call) -> Any:
-    """sym(addr) and the rest used as a value: the address, typed _sym,
-    _ufunc... (an aggregation key of that type prints resolved)."""
-    v = self.expr(e.args[0])
-    v.ctype = e.ctype  # type: ignore[attr-defined]
-    return v
-
-
-for _name in T.SYMBOL_FUNCS:
-    setattr(StackMixin, f"_call_{_name}", _symbol_value)
 
 
 def calls_stack(node: Any) -> bool:

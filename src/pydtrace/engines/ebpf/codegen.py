@@ -1,12 +1,26 @@
-"""Code generation facade: a checked D program becomes BPF programs.
+"""Code generation: a checked D program becomes BPF programs.
 
-The generator lives in the cg_* modules (see docs/ebpf-engine.md):
-cg_context (shared state, temporaries), cg_program (programs, clauses),
-cg_expr, cg_vars, cg_strings, cg_actions, cg_aggs. Callers import from here.
+`Compiler` below is the whole generator: the lowering parts (mixins over one
+shared state, cg_context.CompilerBase) listed in one place. The other parts:
+
+- cg_context: shared state, constants, specs (MapSpec, ProgSpec, Compiled),
+  values and temporaries
+- cg_queries: questions asked of the AST before lowering (which builtin
+  variables a clause names, whether it reads arguments, ...)
+- cg_subroutines: the subroutine table (name -> lowering function), with the
+  lowerings of cg_string_subroutines and cg_int_subroutines
+- cg_proc, cg_tracepoint, cg_uprobe, cg_vtime: provider-specific attaching,
+  prologues and builtin variables
+
+See docs/ebpf-engine.md. Callers import from here.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydtrace.engines.ebpf.cg_actions import ActionsMixin
+from pydtrace.engines.ebpf.cg_aggs import AggsMixin
 from pydtrace.engines.ebpf.cg_context import (
     DROP_AGG,
     DROP_DBLERROR,
@@ -25,7 +39,14 @@ from pydtrace.engines.ebpf.cg_context import (
     MapSpec,
     ProgSpec,
 )
-from pydtrace.engines.ebpf.cg_program import Compiler, compile_program, disassemble_program
+from pydtrace.engines.ebpf.cg_expr import ExprMixin
+from pydtrace.engines.ebpf.cg_memory import MemoryMixin
+from pydtrace.engines.ebpf.cg_program import ProgramMixin
+from pydtrace.engines.ebpf.cg_stack import StackMixin
+from pydtrace.engines.ebpf.cg_strings import StringsMixin
+from pydtrace.engines.ebpf.cg_vars import VarsMixin
+from pydtrace.engines.ebpf.insn import disassemble
+from pydtrace.lang.program import CheckedProgram
 
 __all__ = [
     "DROP_AGG",
@@ -48,3 +69,34 @@ __all__ = [
     "compile_program",
     "disassemble_program",
 ]
+
+
+class Compiler(
+    # the whole program: maps, one BPF program per probe, prologues, clauses,
+    # statements, record output, fault blocks, ERROR (it overrides builtin()
+    # for timestamps and new_action() for the action mask, calling super())
+    ProgramMixin,
+    ActionsMixin,  # recording actions (trace, printf, exit...) and speculations
+    AggsMixin,  # aggregations: keys, per-CPU values, quantize buckets
+    StackMixin,  # stack()/ustack(), caller, uregs[], sym()/usym()...
+    VarsMixin,  # globals, this->, self->, associative arrays, stores
+    StringsMixin,  # string buffers, literals, copies, comparisons
+    ExprMixin,  # expressions: dispatch, builtin variables, operators, casts, calls
+    MemoryMixin,  # alloca scratch, loads and stores through pointers, members
+):
+    """The code generator: its parts over one shared state (CompilerBase)."""
+
+
+def compile_program(prog: CheckedProgram, options: dict[str, Any]) -> Compiled:
+    """The maps and BPF programs of a checked program; LoweringError when
+    the eBPF engine cannot compile it."""
+    return Compiler(prog, options).compile()
+
+
+def disassemble_program(compiled: Compiled) -> str:
+    """The generated programs as `dtrace -S` shows them: one block per probe."""
+    out = []
+    for p in compiled.progs:
+        out.append(f"\nDisassembly of {p.name} ({p.probe.fqn}):\n")
+        out.append(disassemble(p.insns))
+    return "".join(out)
