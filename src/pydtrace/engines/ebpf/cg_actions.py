@@ -1,5 +1,6 @@
 """Recording actions: trace, printf, printa, exit, system, freopen, setopt,
-clear/trunc/normalize... and the record slots they fill."""
+clear/trunc/normalize... and the record slots they fill; speculations
+(speculation() as a value is lower_speculation, in cg_subroutines' table)."""
 
 from __future__ import annotations
 

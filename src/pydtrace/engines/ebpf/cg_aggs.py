@@ -1,4 +1,5 @@
-"""Aggregations: key building, per-CPU value updates, quantize buckets."""
+"""Aggregations: `@a[keys] = f(args)` statements (ProgramMixin.stmt hands
+them here): key building, per-CPU value updates, quantize buckets."""
 
 from __future__ import annotations
 

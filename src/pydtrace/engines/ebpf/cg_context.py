@@ -1,9 +1,9 @@
 """Shared state of the BPF code generator: constants, the compiled-program
 specs, the frame layout, expression values, temporaries, and helpers the
-cg_* lowering modules share. Every cg_* module imports this one and no
-other cg_* module: they call each other through methods of the one
-Compiler object (cg_program.Compiler mixes them together).
-
+cg_* lowering modules share. The lowering parts are mixins over
+CompilerBase that call each other through methods of the one Compiler
+object (codegen.Compiler lists them); a cg_* module imports another only
+for a function or constant it holds, never cg_program or codegen.
 
 Each program looks up its per-CPU frame (a one-entry PERCPU_ARRAY holding the
 probe arguments, key buffers, string temporaries and the record being built),
@@ -139,7 +139,7 @@ class Value:
 
 
 class CompilerBase:
-    """State shared by the lowering mixins; see cg_program.Compiler."""
+    """State shared by the lowering mixins; see codegen.Compiler."""
 
     def __init__(self, prog: CheckedProgram, options: dict[str, Any]) -> None:
         self.prog = prog
@@ -172,7 +172,7 @@ class CompilerBase:
     STR_MARK = 0x6000
 
     def _mark(self, insn: Insn, area: str, rel: int) -> None:
-        insn._area = (area, rel)  # type: ignore[attr-defined]
+        insn.area = (area, rel)
 
     def rec_ptr(self, reg: int, rel: int) -> None:
         """reg = pointer to the record area + rel."""

@@ -1,6 +1,8 @@
-"""Expressions: dispatch on the AST node (`_x_<Node>`), constants, builtin
+"""Expressions: dispatch on the AST node (`_x_<Node>` methods: here, and
+_x_Ident/_x_ThisVar/_x_SelfVar/_x_Index in cg_vars, _x_Member/_x_Stringof/
+_x_Xlate in cg_memory, _x_StrLit in cg_strings), constants, builtin
 variables, arithmetic, comparisons, casts, `*addr`, `?:`, assignment, and
-subroutine calls (`_call_<name>` methods of any cg_* mixin)."""
+subroutine calls (the lowering cg_subroutines.SUBROUTINES names)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """D's memory model on BPF: alloca() scratch space, loads and stores through
-pointers, `&`, member access, pointer subscripts and arithmetic, bcopy.
+pointers, `&`, member access, pointer subscripts and arithmetic; the
+subroutines alloca, copyin, copyinto and bcopy (lower_*, in cg_subroutines'
+table).
 
 Addresses follow the user engine (engines/user/memory.py) so traced pointers
 print the same: scratch addresses start at 8 (dtrace's numbering) and cover

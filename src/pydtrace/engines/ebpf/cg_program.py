@@ -1,4 +1,4 @@
-"""Whole-program and per-probe code: compile_program, the maps, one BPF
+"""Whole-program and per-probe code (ProgramMixin.compile): the maps, one BPF
 program per probe (frame lookup, argument prologues, raw_syscalls dispatch),
 clauses (predicate, statements, record output, fault blocks, ERROR)."""
 
@@ -373,7 +373,7 @@ class ProgramMixin(CompilerBase):
     def _patch_areas(self) -> None:
         for spec in self.out.progs:
             for i in spec.insns:
-                mark = getattr(i, "_area", None)
+                mark = i.area
                 if mark is None:
                     continue
                 area, rel = mark

@@ -1,5 +1,6 @@
 """Stacks and code addresses: stack(), ustack() (as actions and as
-aggregation keys) and sym/func/mod, usym/ufunc/umod/uaddr.
+aggregation keys), sym/func/mod, usym/ufunc/umod/uaddr (as actions, and as
+values: lower_symbol, in cg_subroutines' table), caller/ucaller, uregs[].
 
 The frames come from bpf_get_stack, written straight into the record (or
 the key buffer): for a kernel stack from the context's registers, for a

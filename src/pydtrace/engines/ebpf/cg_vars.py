@@ -1,5 +1,6 @@
 """Variables: globals, this->, self-> and associative arrays (the `dvars`
-hash map), and stores into them."""
+hash map), reading them (_x_Ident, _x_ThisVar, _x_SelfVar, _x_Index) and
+stores into them."""
 
 from __future__ import annotations
 

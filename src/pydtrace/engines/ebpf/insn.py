@@ -70,6 +70,9 @@ class Insn:
     map: str | None = None  # LD_IMM64 of a map: the map's name (its fd comes at load time)
     hi: int = 0  # LD_IMM64: the upper 32 bits (second slot's imm)
     origin: object = None  # what the code generator was compiling (for error messages)
+    # (area, offset in it): a frame offset whose area's base is known only at
+    # the end of code generation (CompilerBase._mark, ProgramMixin._patch_areas)
+    area: tuple[str, int] | None = None
 
     @property
     def slots(self) -> int:
