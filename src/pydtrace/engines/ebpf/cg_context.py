@@ -3,7 +3,8 @@ specs, the frame layout, expression values, temporaries, and helpers the
 cg_* lowering modules share. The lowering parts are mixins over
 CompilerBase that call each other through methods of the one Compiler
 object (codegen.Compiler lists them); a cg_* module imports another only
-for a function or constant it holds, never cg_program or codegen.
+for a function or constant it holds, never cg_program or codegen (but
+for type hints: the subroutine modules' `cg: Compiler`).
 
 Each program looks up its per-CPU frame (a one-entry PERCPU_ARRAY holding the
 probe arguments, key buffers, string temporaries and the record being built),
