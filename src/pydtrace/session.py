@@ -113,7 +113,8 @@ class Session:
         from pydtrace.lang.checker import Checker
         from pydtrace.lang.macros import Macros
         from pydtrace.lang.parser import parse
-        from pydtrace.probes.catalogue import default_catalogue, parse_probe_desc
+        from pydtrace.probes.catalogue import parse_probe_desc
+        from pydtrace.probes.providers import default_catalogue
 
         self.catalogue = cat = default_catalogue()
         if self.commands or self.pids:
@@ -252,7 +253,7 @@ class Session:
                 self.launcher = None
                 raise CompileError(str(e)) from None
             self.macro_values["target"] = launcher.pids[0]
-            from pydtrace.probes.pid import hold
+            from pydtrace.probes.process import hold
 
             for t in launcher.targets:  # pid/usdt probes resolve a held child's objects
                 if t.created:

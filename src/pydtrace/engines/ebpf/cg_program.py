@@ -403,7 +403,7 @@ class ProgramMixin(CompilerBase):
         elif prov == "dtrace" and name in ("BEGIN", "END"):
             ptype, attach = PROG_RAW_TRACEPOINT, ("run", name)
         elif prov == "profile":
-            from pydtrace.probes.profile import profile_period_ns
+            from pydtrace.probes.providers.profile import profile_period_ns
 
             kp = profile_period_ns(name)
             if kp is None:

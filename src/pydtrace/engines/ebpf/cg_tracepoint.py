@@ -26,7 +26,7 @@ from pydtrace.engines.ebpf.cg_memory import Region
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R1, R2, R3, R4, R6, R9
 from pydtrace.probes import tracefs
-from pydtrace.probes.sdt import DATA_LOC_SIZE
+from pydtrace.probes.providers.sdt import DATA_LOC_SIZE
 
 REGION = ("tracepoint", "args")
 MAX_RECORD = 2048  # PERF_MAX_TRACE_SIZE: the context bytes a program may read
@@ -142,7 +142,7 @@ def _sdt(cg: Any, info: Any) -> None:
 def _io_layout() -> tuple[dict, dict, dict, int, tuple[int, int, int]]:
     """Member offsets of bufinfo_t, devinfo_t, fileinfo_t, the area size, and
     where each structure starts in it."""
-    from pydtrace.probes.io import library_types
+    from pydtrace.probes.providers.io import library_types
 
     lib = library_types()
     offs = []
@@ -170,7 +170,7 @@ def _put(cg: Any, off: int, t: Any, reg: int) -> None:
 
 
 def _io(cg: Any, probe: Any) -> None:
-    from pydtrace.probes.io import INFO_STRSIZE, block_devices
+    from pydtrace.probes.providers.io import INFO_STRSIZE, block_devices
 
     a = cg.a
     group, event = probe.data

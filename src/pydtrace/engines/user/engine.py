@@ -199,7 +199,7 @@ class UserEngine:
         )
 
     def _timers(self) -> list[list[Any]]:
-        from pydtrace.probes.profile import profile_period_ns
+        from pydtrace.probes.providers.profile import profile_period_ns
 
         timers = []
         now = time.monotonic_ns()

@@ -7,7 +7,7 @@ import signal
 from collections.abc import Iterable
 from typing import Any
 
-from pydtrace.probes.proc import PROC_ARGS, ProcProvider  # noqa: F401 (the provider moved there)
+from pydtrace.probes.providers.proc import PROC_ARGS, ProcProvider  # noqa: F401 (the provider moved there)
 
 # Calls that send a signal: their number, and the argument holding the target
 # and the signal.  tgkill/rt_tgsigqueueinfo name a thread (tgid, tid, sig).
