@@ -31,9 +31,8 @@ class UprobeSpec:
     refctr: int = 0  # file offset of a USDT semaphore (0: none)
     usdt_args: tuple[str, ...] | None = None  # None: a function's registers (pid)
     # a -c child still held before exec: the probe must not fire in the forked
-    # pydtrace's code that runs until execve (cg_uprobe's exec gate)
+    # pydtrace's code that runs until execve (the eBPF engine's exec gate)
     held: bool = False
-    is_uprobe: bool = True  # the code generator's marker
 
 
 @dataclass(frozen=True)
