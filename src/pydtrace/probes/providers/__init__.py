@@ -18,16 +18,13 @@ add_process_providers() instead of being listed in PROVIDERS.
 from __future__ import annotations
 
 from pydtrace.probes.catalogue import Catalogue, Provider
-from pydtrace.probes.process import process_id, process_objects, traceable
 from pydtrace.probes.providers.dtrace import DtraceProvider
 from pydtrace.probes.providers.io import IoProvider
-from pydtrace.probes.providers.pid import PidProvider
 from pydtrace.probes.providers.proc import ProcProvider
 from pydtrace.probes.providers.profile import ProfileProvider
 from pydtrace.probes.providers.sched import SchedProvider
 from pydtrace.probes.providers.sdt import SdtProvider
 from pydtrace.probes.providers.syscall import SyscallProvider
-from pydtrace.probes.providers.usdt import usdt_providers
 
 # Every catalogue's providers, in the order their probes get ids (BEGIN=1,
 # END=2, ERROR=3, as in dtrace).
@@ -44,6 +41,11 @@ PROVIDERS: tuple[type[Provider], ...] = (
 
 def add_process_providers(cat: Catalogue, provider: str) -> None:
     """Add pid<N> and the usdt providers of process N to the catalogue, once."""
+    # imported here: ELF reading costs every run's start-up, and few name a process
+    from pydtrace.probes.process import process_id, process_objects, traceable
+    from pydtrace.probes.providers.pid import PidProvider
+    from pydtrace.probes.providers.usdt import usdt_providers
+
     pid = process_id(provider)
     if pid is None or f"pid{pid}" in cat.providers or not traceable(pid, provider):
         return
