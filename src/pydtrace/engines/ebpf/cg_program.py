@@ -310,7 +310,7 @@ class ProgramMixin(CompilerBase):
         self.a = a
         self.probe = probe
         # (name, probes, masks) for a program serving many probes: raw syscalls
-        # (entry|return) or a uprobe group (u<k>, i<k>: uprobe_groups)
+        # (entry|return) or a uprobe group (u<k>, i<k>): the providers' groups()
         self.group = group
         self.incoming = False  # sched:::on-cpu sets it (providers/sched.py)
         impl = self.provider(probe)  # a group's probes share one provider
