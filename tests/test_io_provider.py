@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import bpf_maps_ok, need, pydtrace
-from pydtrace.probes import io, tracefs
+from pydtrace.probes import tracefs
+from pydtrace.probes.providers import io
 
 DIO = r"""
     #define _GNU_SOURCE

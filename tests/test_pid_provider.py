@@ -205,8 +205,8 @@ def test_a_file_s_entry_probes_share_one_program(prog: str) -> None:
 def test_too_many_probes_is_an_error_and_the_command_never_runs(prog: str) -> None:
     code = (
         "import runpy, sys\n"
-        "import pydtrace.engines.ebpf.cg_program as cg\n"
-        "cg.MAX_UPROBES = 3\n"
+        "import pydtrace.engines.ebpf.providers.uprobe as uprobe\n"
+        "uprobe.MAX_UPROBES = 3\n"
         "sys.argv = ['pydtrace'] + sys.argv[1:]\n"
         "runpy.run_module('pydtrace', run_name='__main__')\n"
     )

@@ -10,12 +10,12 @@ from pydtrace.probes.catalogue import (
     Catalogue,
     ProbeDesc,
     Provider,
-    default_catalogue,
     parse_probe_desc,
 )
 from pydtrace.probes.glob import gmatch, is_glob
 from pydtrace.probes.listing import HEADER, format_listing
-from pydtrace.probes.profile import parse_period, profile_period_ns
+from pydtrace.probes.providers import default_catalogue
+from pydtrace.probes.providers.profile import parse_period, profile_period_ns
 from pydtrace.probes.syscalls import table
 
 

@@ -1,5 +1,5 @@
 """The proc provider on the eBPF engine (system-wide, raw tracepoints;
-engines/ebpf/cg_proc.py): every probe on a process tree built at test time,
+engines/ebpf/providers/proc.py): every probe on a process tree built at test time,
 exact arguments, curpsinfo/curlwpsinfo, and the same program on the ptrace
 engine (differential)."""
 

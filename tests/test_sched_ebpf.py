@@ -1,5 +1,5 @@
 """The sched provider on the eBPF engine (scheduler tracepoints and a tick
-timer; engines/ebpf/cg_proc.py): exact counts for a program that sleeps a
+timer; engines/ebpf/providers/sched.py): exact counts for a program that sleeps a
 known number of times, wakeup's woken thread, and the refused probes."""
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import pytest
 from conftest import bpf_maps_ok, need, pydtrace
 from conftest import compile_c as cc
 from pydtrace.lang import types as T
-from pydtrace.probes import sdt, tracefs
+from pydtrace.probes import tracefs
+from pydtrace.probes.providers import sdt
 
 
 def _tracefs_ok() -> bool:
@@ -148,7 +149,8 @@ def test_format_types() -> None:
 
 def test_begin_does_not_read_tracefs_formats() -> None:
     tracefs._formats.clear()
-    from pydtrace.probes.catalogue import ProbeDesc, default_catalogue
+    from pydtrace.probes.catalogue import ProbeDesc
+    from pydtrace.probes.providers import default_catalogue
 
     cat = default_catalogue()
     assert [p.fqn for p in cat.match(ProbeDesc("dtrace", "", "", "BEGIN"))] == ["dtrace:::BEGIN"]

@@ -8,10 +8,12 @@ import pytest
 
 from conftest import need
 from pydtrace.lang import types as T
-from pydtrace.probes.catalogue import Catalogue, ProbeDesc, default_catalogue, parse_probe_desc
-from pydtrace.probes.dtrace_provider import DtraceProvider
+from pydtrace.probes.catalogue import Catalogue, ProbeDesc, parse_probe_desc
 from pydtrace.probes.listing import format_listing
-from pydtrace.probes.profile import ProfileProvider
+from pydtrace.probes.providers import default_catalogue
+from pydtrace.probes.providers.dtrace import DtraceProvider
+from pydtrace.probes.providers.profile import ProfileProvider
+from pydtrace.probes.providers.syscall import SyscallProvider, ctype
 from pydtrace.probes.syscalls import (
     AUDIT_ARCH_AARCH64,
     AUDIT_ARCH_X86_64,
@@ -19,7 +21,6 @@ from pydtrace.probes.syscalls import (
     table,
 )
 from pydtrace.probes.syscalls.generate import parse_format
-from pydtrace.probes.syscalls.provider import SyscallProvider, ctype
 
 TRACEFS = Path("/sys/kernel/tracing/events/syscalls")
 

@@ -93,7 +93,7 @@ def test_listing(tmp_path: Path) -> None:
 
 
 def test_argument_strings_decode() -> None:
-    from pydtrace.engines.ebpf.cg_uprobe import parse_arg
+    from pydtrace.engines.ebpf.providers.usdt import parse_arg
 
     assert parse_arg("-4@%edi") == (-4, "reg", (112, 4))
     assert parse_arg("8@%r12") == (8, "reg", (24, 8))

@@ -27,8 +27,6 @@ DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "agg
 # use -x engine=ptrace where the user engine could run it).
 # False = keep them on the user engine unless -x engine=ebpf.
 EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = True
-# what the user-space engine fires: itself (dtrace, profile), from ptrace (syscall, proc)
-USER_ENGINE_PROVIDERS = frozenset({"dtrace", "profile", "syscall", "proc"})
 
 
 class CompileError(Exception):
@@ -113,13 +111,11 @@ class Session:
         from pydtrace.lang.checker import Checker
         from pydtrace.lang.macros import Macros
         from pydtrace.lang.parser import parse
-        from pydtrace.probes.catalogue import default_catalogue, parse_probe_desc
+        from pydtrace.probes.catalogue import parse_probe_desc
+        from pydtrace.probes.providers import default_catalogue
 
         self.catalogue = cat = default_catalogue()
         if self.commands or self.pids:
-            from pydtrace.engines.user.ptrace.source import add_providers
-
-            add_providers(cat)
             self._start_targets()
         state = {"kind": "s"}
 
@@ -252,7 +248,7 @@ class Session:
                 self.launcher = None
                 raise CompileError(str(e)) from None
             self.macro_values["target"] = launcher.pids[0]
-            from pydtrace.probes.pid import hold
+            from pydtrace.probes.process import hold
 
             for t in launcher.targets:  # pid/usdt probes resolve a held child's objects
                 if t.created:
@@ -302,12 +298,19 @@ class Session:
 
     def _beyond_user_engine(self) -> list[str]:
         """The providers of this program the user-space engine cannot fire."""
-        used = {p.provider for c in self.checked.clauses for p in c.probes}
-        return sorted(used - USER_ENGINE_PROVIDERS)
+        from pydtrace.engines.user.providers import SUPPORTED
+
+        return sorted(
+            {p.provider for c in self.checked.clauses for p in c.probes if p.kind not in SUPPORTED}
+        )
 
     def _kernel_providers(self) -> list[str]:
+        """The providers of this program the user-space engine cannot fire
+        without ptrace targets (-c/-p)."""
+        from pydtrace.engines.user.providers import UNTRACED
+
         return sorted(
-            {p.provider for c in self.checked.clauses for p in c.probes} - {"dtrace", "profile"}
+            {p.provider for c in self.checked.clauses for p in c.probes if p.kind not in UNTRACED}
         )
 
     def _make_ebpf(self, consumer: Any) -> tuple[Any, Exception | None]:
@@ -510,9 +513,11 @@ class Session:
         user_engine = ebpf is None and refusal is None and self.checked is not None
         beyond = self._beyond_user_engine() if user_engine else []
         if beyond:  # never a run that silently traces nothing
+            from pydtrace.engines.user.providers import SUPPORTED as user_providers
+
             refusal = CompileError(
                 f"could not enable tracing: {', '.join(beyond)} probes need the eBPF engine; "
-                f"the user-space engine fires only {', '.join(sorted(USER_ENGINE_PROVIDERS))} probes"
+                f"the user-space engine fires only {', '.join(sorted(user_providers))} probes"
             )
         elif user_engine:
             stack = _stack_call(self.checked)

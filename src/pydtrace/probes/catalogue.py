@@ -6,11 +6,14 @@ in enumeration order, so with the dtrace provider first BEGIN=1, END=2,
 ERROR=3 as in dtrace.  Matching follows dtrace-utils' dt_probe_iter: each
 provider whose name matches the description may first create probes, then
 every field is glob-matched (an empty field matches anything).
+
+The providers themselves are in probes/providers/ (one module each); that
+package's default_catalogue() assembles them in dtrace's order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pydtrace.lang.errors import DError
@@ -87,6 +90,13 @@ class Probe:
     name: str
     argtypes: tuple[CType, ...] = field(default=(), compare=False)
     data: object = field(default=None, compare=False)  # provider-specific
+    # the provider's implementation, which engines' tables are keyed by: the
+    # provider's name, but "pid" and "usdt" for pid<N> and usdt <name><N>
+    kind: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", self.provider)
 
     @property
     def fqn(self) -> str:
@@ -117,9 +127,17 @@ ProbeTuple = tuple
 
 
 class Provider:
-    """Base class: a named provider with pre-listed and on-demand probes."""
+    """Base class: a named provider with pre-listed and on-demand probes.
+
+    A provider whose probes are made on demand has instead an
+    `expand(module, function, name, types=True)` method yielding probe tuples
+    (Catalogue.match and all() call it); a per-process one (pid<N>, usdt)
+    sets per_process and its expand() also takes `strict`.
+    """
 
     name: str = ""
+    kind: str = ""  # Probe.kind of its probes; "" = the name
+    per_process = False  # made for one process: a name ending in its pid
     attributes: ProviderAttrs | None = None
 
     def probes(self) -> Iterable[ProbeTuple]:
@@ -135,12 +153,20 @@ class Provider:
         return default_attrs(self.name)
 
 
+# Adds the providers of the process a provider name ends in (pid<N> and the
+# usdt providers of N) to a catalogue, once; raises DError when N cannot be traced.
+ProcessProviders = Callable[["Catalogue", str], None]
+
+
 class Catalogue:
-    def __init__(self, providers: list[Provider]) -> None:
+    def __init__(
+        self, providers: list[Provider], process_providers: ProcessProviders | None = None
+    ) -> None:
         self._probes: list[Probe] = []
         self._byid: dict[int, Probe] = {}
         self._byfqn: dict[tuple[str, str, str, str], Probe] = {}
         self.providers: dict[str, Provider] = {}
+        self.process_providers = process_providers
         for p in providers:
             self.add_provider(p)
 
@@ -151,6 +177,7 @@ class Catalogue:
             self._insert(prov.name, t)
 
     def _insert(self, provider: str, t: ProbeTuple) -> Probe:
+        prov = self.providers[provider]
         module, function, name = t[0], t[1], t[2]
         key = (provider, module, function, name)
         old = self._byfqn.get(key)
@@ -158,7 +185,8 @@ class Catalogue:
             return old
         argtypes = tuple(t[3]) if len(t) > 3 and t[3] is not None else ()
         data = t[4] if len(t) > 4 else None
-        probe = Probe(len(self._probes) + 1, provider, module, function, name, argtypes, data)
+        probe = Probe(len(self._probes) + 1, provider, module, function, name, argtypes, data,
+                      prov.kind or provider)  # fmt: skip
         self._probes.append(probe)
         self._byid[probe.id] = probe
         self._byfqn[key] = probe
@@ -167,10 +195,8 @@ class Catalogue:
     # --- lookup -------------------------------------------------------------
     def match(self, desc: ProbeDesc) -> list[Probe]:
         """Probes matching desc, in id order; providers may create some first."""
-        if desc.provider[-1:].isdigit():  # pid<N>, usdt <provider><N>: that process's
-            from pydtrace.probes.pid import match_process  # module aliases: a.out, libc
-
-            return match_process(self, desc)
+        if desc.provider[-1:].isdigit():  # pid<N>, usdt <provider><N>
+            return self._match_process(desc)
         for prov in list(self.providers.values()):
             if not gmatch(desc.provider, prov.name):
                 continue
@@ -188,6 +214,23 @@ class Catalogue:
             p = self._byfqn.get(desc.fields())
             return [p] if p is not None else []
         return [p for p in self._probes if _matches(p, desc)]
+
+    def _match_process(self, desc: ProbeDesc) -> list[Probe]:
+        """match() for a description naming a process (`pid123`, `p*d123`,
+        `myprov123`): the probes that process's providers make for it. Their
+        module is the object's basename even when the description said `a.out`
+        or `libc` (the process's module aliases)."""
+        if self.process_providers is not None:
+            self.process_providers(self, desc.provider)
+        strict = not is_glob(desc.provider)  # a missing function is an error
+        found: dict[int, Probe] = {}
+        for prov in list(self.providers.values()):
+            if prov.per_process and gmatch(desc.provider, prov.name):
+                expand = prov.expand  # type: ignore[attr-defined]
+                for t in expand(desc.module, desc.function, desc.name, strict=strict):
+                    p = self._insert(prov.name, t)
+                    found[p.id] = p
+        return [found[k] for k in sorted(found)]
 
     def lookup(self, provider: str, module: str, function: str, name: str) -> Probe | None:
         return self._byfqn.get((provider, module, function, name))
@@ -314,26 +357,3 @@ def _expand(
     if len(var) > 1 and macros is not None and var[1:] in macros:
         return head + str(macros[var[1:]])
     raise _pdesc_error(text, MSG_BADMACRO)
-
-
-def default_catalogue() -> Catalogue:
-    """The dtrace, profile and syscall providers (engines add their own, e.g. proc)."""
-    from pydtrace.probes.dtrace_provider import DtraceProvider
-    from pydtrace.probes.profile import ProfileProvider
-    from pydtrace.probes.syscalls import UnknownArch
-    from pydtrace.probes.syscalls.provider import SyscallProvider
-
-    providers: list[Provider] = [DtraceProvider(), ProfileProvider()]
-    try:
-        providers.append(SyscallProvider())
-    except UnknownArch:
-        pass  # no syscall table for this machine: the provider is simply absent
-    from pydtrace.probes.io import IoProvider
-    from pydtrace.probes.sdt import SdtProvider
-
-    providers += [SdtProvider(), IoProvider()]  # probes made on demand (expand)
-    from pydtrace.probes.proc import ProcProvider
-    from pydtrace.probes.sched import SchedProvider
-
-    providers += [ProcProvider(), SchedProvider()]  # on demand too (probes/proc.py)
-    return Catalogue(providers)

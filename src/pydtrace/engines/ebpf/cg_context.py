@@ -159,7 +159,7 @@ class CompilerBase:
         self.nstrings = 0
         self.boot_offset = time.time_ns() - time.monotonic_ns()
         # sched:::on-cpu fires in the thread going off the CPU and its clauses run as
-        # the thread coming on (cg_proc): `incoming` is set for that program, and
+        # the thread coming on (providers/sched.py): `incoming` is set for that program, and
         # f_incoming holds that thread's task, pid_tgid and uid_gid words
         self.incoming = False
         self.f_incoming: int | None = None

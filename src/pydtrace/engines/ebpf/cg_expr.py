@@ -96,14 +96,10 @@ class ExprMixin(CompilerBase):
             return v
         if name in strings:
             return self.const_string(strings[name])
-        if name == "args":  # sdt's args->field (cg_tracepoint)
-            from pydtrace.engines.ebpf import cg_tracepoint
+        if name in ("args", "curpsinfo", "curlwpsinfo", "curcpu"):  # the probe's provider's
+            from pydtrace.engines.ebpf.providers import builtin
 
-            return cg_tracepoint.args_pointer(self, t)
-        if name in ("curpsinfo", "curlwpsinfo", "curcpu"):  # filled by the prologue (cg_proc)
-            from pydtrace.engines.ebpf import cg_proc
-
-            return cg_proc.builtin(self, name, t)
+            return builtin(self, name, t)
         if name in ("id", "epid"):
             v = self.alloc(t)
             self.probe_id_to(v.reg)

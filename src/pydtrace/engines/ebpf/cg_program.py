@@ -9,6 +9,7 @@ from typing import Any
 
 from pydtrace.consume.aggregation import AggSpec
 from pydtrace.engines.ebpf import layout as L
+from pydtrace.engines.ebpf import psinfo
 from pydtrace.engines.ebpf.cg_context import (
     CTX_SLOT,
     DKEY_LEVELS,
@@ -20,17 +21,11 @@ from pydtrace.engines.ebpf.cg_context import (
     MAP_PERCPU_HASH,
     MAP_RINGBUF,
     MAX_ARGS,
-    PROG_PERF_EVENT,
-    PROG_RAW_TRACEPOINT,
-    PROG_TRACEPOINT,
-    RAW_MAX_CLAUSES,
-    RAW_SYSCALL_MIN,
     SYS_NAME,
     Compiled,
     CompilerBase,
     MapSpec,
     ProgSpec,
-    _syscall_regs,
     aggentries,
     dvar_capacity,
     is_scalar,
@@ -48,18 +43,15 @@ from pydtrace.engines.ebpf.cg_queries import (
     stack_key_frames,
 )
 from pydtrace.engines.ebpf.cg_stack import calls_stack
-from pydtrace.engines.ebpf.errors import EbpfError, LoweringError
+from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn, s32
+from pydtrace.engines.ebpf.providers import PROVIDERS, EbpfProvider, provider_of
 from pydtrace.engines.options import capped_frames
 from pydtrace.lang import ast
 from pydtrace.lang.program import ClauseInfo
 
 AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
-# pid/usdt programs loaded at once (about 0.5 ms each to build and attach): one per
-# usdt probe, one per pid probe outside a group (uprobe_groups: a file's entry,
-# return or instruction probes, 16 or more, share one)
-MAX_UPROBES = 50000
 
 
 class ProgramMixin(CompilerBase):
@@ -170,8 +162,10 @@ class ProgramMixin(CompilerBase):
                 self.error_probe, self.error_clauses = probe, clauses
         if self.error_clauses:
             self.f_eargs = self.frame.take(8 * MAX_ARGS)
-        groups = self.raw_syscall_groups(by_probe)
-        groups.update(self.uprobe_groups(by_probe))
+        # probes one program serves (raw syscalls, a file's uprobes: engines/ebpf/providers)
+        groups: dict[str, Any] = {}
+        for impl in PROVIDERS.values():
+            groups.update(impl.groups(self, by_probe))
         grouped = {p.id for g in groups.values() for p in g[0]}
         for pid, clauses in sorted(by_probe.items()):
             probe = self.out.probes[pid]
@@ -184,19 +178,8 @@ class ProgramMixin(CompilerBase):
         if groups:
             self.f_regs = self.frame.take(168)  # a copy of the syscall's pt_regs
             self.f_sys = self.frame.take(24)  # u32 nr (the dispatch key), probe id, clause mask
-        uprobes = sum(1 for probe, _, _ in progs if getattr(probe.data, "is_uprobe", False))
-        if uprobes > MAX_UPROBES:
-            raise EbpfError(
-                f"{uprobes} programs for pid and usdt probes are more than the {MAX_UPROBES}"
-                " the eBPF engine loads at once: name fewer functions or probes"
-            )
-        # a word per held -c child, set once it has exec'd (cg_uprobe's exec gate)
-        self.exec_gates: dict[int, int] = {}
-        for probe, _, _ in progs:
-            spec = probe.data
-            if getattr(spec, "is_uprobe", False) and spec.held and spec.pid not in self.exec_gates:
-                self.exec_gates[spec.pid] = self.globals_size
-                self.globals_size += 8
+        for impl in PROVIDERS.values():
+            impl.prepare(self, progs)
         # the record area goes last so that string temporaries have fixed offsets
         generated = [self.program_fit(probe, clauses, group) for probe, clauses, group in progs]
         self.f_rec = self.frame.take(self.rec_max)
@@ -221,10 +204,8 @@ class ProgramMixin(CompilerBase):
                 continue  # a shared map
             o.maps.append(MapSpec(lay.map_name, MAP_PERCPU_HASH, lay.key_size, lay.value_size,
                                   self.agg_capacity()))  # fmt: skip
-        if self.exec_gates:
-            from pydtrace.engines.ebpf import cg_uprobe
-
-            o.progs.append(cg_uprobe.exec_gate_program(self.exec_gates))
+        for impl in PROVIDERS.values():
+            impl.finish(self, o)
         if getattr(self, "uses_vtime", False):
             from pydtrace.engines.ebpf import cg_vtime
 
@@ -232,20 +213,20 @@ class ProgramMixin(CompilerBase):
             o.progs.append(cg_vtime.switch_program())
         for name, (probes, _, masks) in groups.items():
             mname = "sys_" + name
-            uprobes = name[0] in "ui"  # keyed by attach cookie, not syscall number
-            entries = len(probes) if uprobes else self.sys_entries
-            names = 2 if name[0] == "i" else 1  # probefunc, and an instruction's probename
+            # the probes' keys (syscall number, attach cookie), the map's size, and
+            # the names an entry keeps (probefunc, and an instruction's probename)
+            keys, entries, names = self.provider(probes[0]).group_map(self, name, probes)
             o.maps.append(MapSpec(mname, MAP_ARRAY, 4, SYS_NAME + names * L.align8(self.ssize),
                                   entries))  # fmt: skip
             fill = []
-            for k, p in enumerate(probes):
+            for key, p in zip(keys, probes):
                 nargs = min(len(getattr(p.data, "args", ()) or ()), 6)
                 value = struct.pack("<IIQ", p.id, nargs, masks[p.id])
                 value += p.function.encode()[: self.strsize]
                 if names == 2:  # the probename after probefunc's whole area
                     value = value.ljust(SYS_NAME + L.align8(self.ssize), b"\0")
                     value += p.name.encode()[: self.strsize]
-                fill.append((k if uprobes else p.data.nr, value))
+                fill.append((key, value))
             o.fills[mname] = fill
         return o
 
@@ -289,69 +270,9 @@ class ProgramMixin(CompilerBase):
         place = getattr(self, "memory_variable", None)
         return bool(place is not None and place(scope, name, v))
 
-    def raw_syscall_groups(self, by_probe: dict[int, list[ClauseInfo]]) -> dict[str, Any]:
-        """entry/return -> (probes, merged clauses, {probe id: clause mask}) for the
-        syscall probe names matching RAW_SYSCALL_MIN syscalls or more."""
-        out: dict[str, Any] = {}
-        for which in ("entry", "return"):
-            probes = [
-                self.out.probes[pid]
-                for pid in sorted(by_probe)
-                if self.out.probes[pid].provider == "syscall"
-                and self.out.probes[pid].name == which
-                and getattr(self.out.probes[pid].data, "nr", None) is not None
-            ]
-            if len(probes) < RAW_SYSCALL_MIN:
-                continue
-            served = _merged_clauses(probes, by_probe)
-            if served is None:
-                continue
-            merged, masks = served
-            self.sys_entries = max(
-                getattr(self, "sys_entries", 1), max(p.data.nr for p in probes) + 1
-            )
-            out[which] = (probes, merged, masks)
-        if out:  # only then: the register offsets may need BTF on some machines
-            regs = _syscall_regs()
-            if regs is None:
-                return {}
-            self.sys_regs = regs
-        return out
-
-    def uprobe_groups(self, by_probe: dict[int, list[ClauseInfo]]) -> dict[str, Any]:
-        """`u<k>` -> (probes, merged clauses, masks) for the entry or the return
-        probes of one file (`pid$target:libc.so.6::entry`), `i<k>` for its
-        instruction probes (their probename is in the map too): one program and
-        one uprobe_multi link for them all, the attach cookie of each offset
-        indexing its probe in the group's map (as raw syscall groups do with the
-        syscall number). Needs uprobe_multi links (6.6)."""
-        from pydtrace.engines.ebpf.features import has_uprobe_multi
-
-        buckets: dict[tuple, list[Any]] = {}
-        for pid in sorted(by_probe):
-            p = self.out.probes[pid]
-            s = p.data
-            if getattr(s, "is_uprobe", False) and s.usdt_args is None and not s.refctr:
-                # entry, return, or instructions (`i` groups: probename from the map too)
-                kind = p.name if p.name in ("entry", "return") else ""
-                key = (p.provider, p.module, kind, s.path, s.ret, s.pid, s.held)
-                buckets.setdefault(key, []).append(p)
-        out: dict[str, Any] = {}
-        for key, probes in buckets.items():
-            served = _merged_clauses(probes, by_probe)
-            if len(probes) < RAW_SYSCALL_MIN or served is None or not has_uprobe_multi():
-                continue
-            out[f"{'u' if key[2] else 'i'}{len(out)}"] = (probes, *served)
-        return out
-
-    def prologue_uprobe_group(self, group: Any, done: str) -> None:
-        """A uprobe group's firing: the attach cookie (the probe's index in the
-        group) finds its probe id and clause mask in the group's map."""
-        a = self.a
-        a.mov(R1, 6)
-        a.call("get_attach_cookie")
-        a.mov(R1, R0)
-        self.group_entry("sys_" + group[0], done)
+    def provider(self, probe: Any) -> EbpfProvider:
+        """How this engine fires the probe's provider (engines/ebpf/providers)."""
+        return provider_of(probe)
 
     def group_entry(self, map_name: str, done: str) -> None:
         """r1 = a group's key (syscall number, attach cookie): its map entry's
@@ -390,45 +311,11 @@ class ProgramMixin(CompilerBase):
         self.a = a
         self.probe = probe
         # (name, probes, masks) for a program serving many probes: raw syscalls
-        # (entry|return) or a uprobe group (u<k>, i<k>: uprobe_groups)
+        # (entry|return) or a uprobe group (u<k>, i<k>): the providers' groups()
         self.group = group
-        self.incoming = False  # sched:::on-cpu sets it (cg_proc)
-        prov, name = probe.provider, probe.name
-        if group is not None and getattr(probe.data, "is_uprobe", False):
-            from pydtrace.engines.ebpf import cg_uprobe
-
-            ptype, attach = cg_uprobe.group_attach(group[1])
-        elif group is not None:
-            ptype = PROG_RAW_TRACEPOINT
-            attach = ("raw_tp", "sys_enter" if name == "entry" else "sys_exit")
-        elif prov == "dtrace" and name in ("BEGIN", "END"):
-            ptype, attach = PROG_RAW_TRACEPOINT, ("run", name)
-        elif prov == "profile":
-            from pydtrace.probes.profile import profile_period_ns
-
-            kp = profile_period_ns(name)
-            if kp is None:
-                raise LoweringError(f"the eBPF engine cannot attach {probe.fqn}")
-            ptype, attach = PROG_PERF_EVENT, ("timer", kp[1], kp[0] == "profile")
-        elif prov == "syscall":
-            if name not in ("entry", "return"):
-                raise LoweringError(f"the eBPF engine cannot attach {probe.fqn}")
-            event = ("sys_enter_" if name == "entry" else "sys_exit_") + probe.function
-            ptype, attach = PROG_TRACEPOINT, ("tracepoint", "syscalls", event)
-        elif prov in ("sdt", "io"):  # kernel tracepoints (cg_tracepoint)
-            from pydtrace.engines.ebpf import cg_tracepoint
-
-            ptype, attach = cg_tracepoint.attach(probe)
-        elif prov in ("proc", "sched"):  # raw tracepoints / a timer (cg_proc)
-            from pydtrace.engines.ebpf import cg_proc
-
-            ptype, attach = cg_proc.attach(probe)
-        elif getattr(probe.data, "is_uprobe", False):  # pid<N>, usdt (cg_uprobe)
-            from pydtrace.engines.ebpf import cg_uprobe
-
-            ptype, attach = cg_uprobe.attach(probe)
-        else:
-            raise LoweringError(f"the eBPF engine cannot attach {probe.provider} probes yet")
+        self.incoming = False  # sched:::on-cpu sets it (providers/sched.py)
+        impl = self.provider(probe)  # a group's probes share one provider
+        ptype, attach = impl.group_attach(group) if group is not None else impl.attach(probe)
         self.attach = attach
         a.origin = ("prologue", 0, 0)
         a.mov(6, R1)
@@ -453,11 +340,9 @@ class ProgramMixin(CompilerBase):
         # a program whose clauses never read arg0..9 / args[] skips copying them
         # (for raw syscalls, the read of pt_regs: most of the cost of a firing)
         self.wants_args = any(reads_args([c.predicate, *c.body]) for c in clauses)
-        self.prologue_args(ptype, probe)
-        if group is not None and attach[0] == "uprobe_multi":
-            self.prologue_uprobe_group(group, done)
-        elif group is not None:
-            self.prologue_syscall(group, done)
+        self.prologue_args(impl, probe)
+        if group is not None:
+            impl.group_prologue(self, group, done)
         for name, off in self.this_off.items():
             for p in range(0, self.this_size[name], 8):
                 a.st(8, R9, off + p, 0)  # the frame's areas are 8-byte aligned
@@ -470,14 +355,9 @@ class ProgramMixin(CompilerBase):
         prologue = getattr(self, "memory_prologue", None)  # this-> arrays/structs (cg_memory)
         if prologue is not None:
             prologue()
-        if prov in ("sdt", "io"):  # args in a memory region memory_prologue zeroes
-            from pydtrace.engines.ebpf import cg_tracepoint
-
-            cg_tracepoint.prologue(self, probe)
-        from pydtrace.engines.ebpf import cg_proc
-
-        cg_proc.prologue(self, probe, clauses)  # proc/sched filters and args, curpsinfo
-        is_end = self.is_end = prov == "dtrace" and probe.name == "END"
+        impl.prologue(self, probe, clauses)  # args in a memory region memory_prologue zeroes
+        psinfo.prologue(self, probe, clauses, impl)  # curpsinfo; proc/sched filters and args
+        is_end = self.is_end = probe.provider == "dtrace" and probe.name == "END"
         # BEGIN's and END's records wait for the consumer (BEGIN's until the probes are
         # attached, END's until the end): like dtrace's principal buffer, one firing may
         # leave at most bufsize bytes; more are DTRACEDROP_PRINCIPAL drops
@@ -529,54 +409,6 @@ class ProgramMixin(CompilerBase):
         err = sum(rec(ec) for ec in self.error_clauses)
         return sum(rec(c) + err for c in clauses)
 
-    def prologue_syscall(self, group: Any, done: str) -> None:
-        """raw_syscalls: ctx = (struct pt_regs *, nr | return value). Find the
-        syscall's probe in the dispatch map (untraced syscalls end here), then
-        its arguments (entry) or return value and errno (return)."""
-        a = self.a
-        which = group[0]
-        regs = self.sys_regs
-        fa = self.f_args
-        # a copy of pt_regs: the arguments, and the syscall number at return
-        if which != "entry" or self.wants_args:
-            a.mov(R1, R9)
-            a.alu("+", R1, imm=self.f_regs)
-            a.movi(R2, regs["size"])
-            a.ldx(8, R3, 6, 0)
-            a.call("probe_read_kernel")
-            a.jmp("!=", R0, done, imm=0)
-        if which == "entry":
-            a.ldx(8, R1, 6, 8)
-        else:
-            a.ldx(8, R1, R9, self.f_regs + regs["nr"])
-        a.jmp(">=", R1, done, imm=self.sys_entries)  # also -1 (no syscall)
-        self.group_entry("sys_" + which, done)
-        if which != "entry":
-            self.return_args(8)
-        elif self.wants_args:
-            a.ldx(4, R4, R0, 4)  # nargs: the others stay 0, as with the syscall's tracepoint
-            end = a.new_label("args")
-            for i, off in enumerate(regs["args"]):
-                a.jmp("<=", R4, end, imm=i)
-                a.ldx(8, R1, R9, self.f_regs + off)
-                a.stx(8, R9, fa + 8 * i, R1)
-            a.place(end)
-
-    def return_args(self, ret_off: int) -> None:
-        """A syscall's return: arg0 = arg1 = the return value (the u64 at
-        ret_off in the context, r6); errno = -ret for -4095 <= ret < 0."""
-        a = self.a
-        fa = self.f_args
-        a.ldx(8, R1, 6, ret_off)
-        a.stx(8, R9, fa, R1)
-        a.stx(8, R9, fa + 8, R1)
-        skip = a.new_label("noerr")
-        a.jmp("s>=", R1, skip, imm=0)
-        a.jmp("s<", R1, skip, imm=-4095)
-        a.neg(R1)
-        a.stx(8, R9, self.f_errno, R1)
-        a.place(skip)
-
     def store_probe_id(self, scratch: int) -> None:
         """The record header's probe id."""
         a = self.a
@@ -594,40 +426,16 @@ class ProgramMixin(CompilerBase):
         else:
             self.a.movi(reg, self.probe.id)
 
-    def prologue_args(self, ptype: int, probe: Any) -> None:
+    def prologue_args(self, impl: EbpfProvider, probe: Any) -> None:
+        """arg0..arg9 zeroed (when a clause reads them) and errno, then the
+        provider's arguments from the context."""
         a = self.a
         fa = self.f_args
         if self.wants_args:
             for i in range(MAX_ARGS):
                 a.st(8, R9, fa + 8 * i, 0)
         a.st(8, R9, self.f_errno, 0)
-        if probe.provider in ("sdt", "io"):
-            pass  # arguments from the tracepoint's record: after memory_prologue (program())
-        elif getattr(probe.data, "is_uprobe", False):  # pid/usdt: pt_regs (cg_uprobe)
-            from pydtrace.engines.ebpf import cg_uprobe
-
-            cg_uprobe.prologue_args(self, probe)
-        elif ptype == PROG_TRACEPOINT:
-            if probe.name != "entry":
-                self.return_args(16)
-            elif self.wants_args:
-                sc = probe.data
-                n = min(len(getattr(sc, "args", ()) or ()), 6)
-                for i in range(n):
-                    a.ldx(8, R1, 6, 16 + 8 * i)
-                    a.stx(8, R9, fa + 8 * i, R1)
-        elif ptype == PROG_PERF_EVENT:
-            # bpf_perf_event_data: pt_regs first (ip @128, cs @136); user mode iff cs & 3
-            a.ldx(8, R1, 6, 128)
-            a.ldx(8, R2, 6, 136)
-            user = a.new_label("user")
-            stored = a.new_label("pc")
-            a.jmp("&", R2, user, imm=3)
-            a.stx(8, R9, fa, R1)
-            a.ja(stored)
-            a.place(user)
-            a.stx(8, R9, fa + 8, R1)
-            a.place(stored)
+        impl.args(self, probe)
 
     def clause(self, c: ClauseInfo, done: str, is_end: bool, bit: int | None = None) -> None:
         a = self.a
@@ -918,19 +726,6 @@ class ProgramMixin(CompilerBase):
                 self.stmt(x)
             return
         raise self.unsupported(type(s).__name__, s)
-
-
-def _merged_clauses(
-    probes: list[Any], by_probe: dict[int, list[ClauseInfo]]
-) -> tuple[list[ClauseInfo], dict[int, int]] | None:
-    """The clauses of a group's probes in program order, and each probe's mask
-    of those it runs; None when they are more than a mask's 64 bits."""
-    merged = sorted({c.index: c for p in probes for c in by_probe[p.id]}.values(),
-                    key=lambda c: c.index)  # fmt: skip
-    if len(merged) > RAW_MAX_CLAUSES:
-        return None
-    pos = {c.index: k for k, c in enumerate(merged)}
-    return merged, {p.id: sum(1 << pos[c.index] for c in by_probe[p.id]) for p in probes}
 
 
 def _speculates(body: list[ast.Stmt]) -> bool:

@@ -220,7 +220,7 @@ class VarsMixin(CompilerBase):
                 self.a.ldx(8, v.reg, R9, self.f_args + 8 * what)
                 if t.is_int():
                     self.wrap(v.reg, t)
-                elif t.is_string():  # a string argument is a D address (proc:::exec, cg_proc)
+                elif t.is_string():  # a string argument is a D address (proc:::exec)
                     return self.string_at(v)
             else:
                 self.a.movi(v.reg, 0)

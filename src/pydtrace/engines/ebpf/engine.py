@@ -19,6 +19,7 @@ from pydtrace.consume.aggregation import Aggregation
 from pydtrace.consume.records import Fault, Record
 from pydtrace.engines.ebpf import codegen
 from pydtrace.engines.ebpf import layout as L
+from pydtrace.engines.ebpf.attach import OPENERS, expected_attach_type
 from pydtrace.engines.ebpf.errors import EbpfError
 from pydtrace.engines.options import size_option
 from pydtrace.lang.program import CheckedProgram
@@ -93,7 +94,7 @@ class EbpfEngine:
                 self.prog_fds[p.name] = prog_load(
                     p.prog_type, encode(p.insns, fds), name=p.name,
                     log_level=1 if self.options.get("bpflog") else 0,
-                    expected_attach_type=_expected_attach_type(p.attach),
+                    expected_attach_type=expected_attach_type(p.attach),
                 )  # fmt: skip
             except VerifierError as e:
                 raise EbpfError(self._verifier_message(p, e)) from None
@@ -120,7 +121,6 @@ class EbpfEngine:
         return text
 
     def _attach(self) -> None:
-        from pydtrace.engines.ebpf import perf
         from pydtrace.probes import tracefs
 
         missing: list[str] = []
@@ -128,33 +128,15 @@ class EbpfEngine:
         for p in self.compiled.progs:
             if self.stopping.is_set():
                 return  # Ctrl-C: a pid glob's thousands of uprobes take seconds
-            kind = p.attach[0]
-            fd = self.prog_fds[p.name]
+            opener = OPENERS.get(p.attach[0])
+            if opener is None:
+                continue  # "run": BEGIN and END, which the engine runs itself
+            tracepoints += p.attach[0] == "tracepoint"
             try:
-                if kind == "tracepoint":
-                    tracepoints += 1
-                    try:
-                        self.attachments.append(
-                            perf.attach_tracepoint(fd, p.attach[1], p.attach[2])
-                        )
-                    except tracefs.NoSuchEvent as e:
-                        # a syscall this kernel does not trace (uselib...): it never fires
-                        missing.append(str(e))
-                elif kind == "raw_tp":
-                    self.attachments.append(perf.attach_raw_tracepoint(fd, p.attach[1]))
-                elif kind == "uprobe_multi":  # a pid group: (path, offsets, ret, pid, cookies)
-                    self.attachments.append(perf.attach_uprobe_multi(fd, *p.attach[1:]))
-                elif kind == "uprobe":  # pid/usdt: (path, offset, ret, pid, refctr)
-                    multi = _expected_attach_type(p.attach) != 0
-                    self.attachments.append(perf.attach_uprobe(fd, *p.attach[1:], multi=multi))
-                elif kind == "timer":
-                    period, every = p.attach[1], p.attach[2]
-                    if every:
-                        self.attachments.extend(perf.open_clocks(fd, period))
-                    else:
-                        from pydtrace.engines.ebpf.maps import online_cpus
-
-                        self.attachments.append(perf.open_clock(fd, period, online_cpus()[0]))
+                self.attachments.extend(opener(self.prog_fds[p.name], p.attach))
+            except tracefs.NoSuchEvent as e:
+                # a syscall this kernel does not trace (uselib...): it never fires
+                missing.append(str(e))
             except (OSError, tracefs.TracefsError) as e:
                 raise EbpfError(str(e)) from None
         if missing and len(missing) == tracepoints and len(self.attachments) == 0:
@@ -499,17 +481,6 @@ def _per_cpu(m: Any, value: bytes) -> list[bytes]:
     from pydtrace.engines.ebpf.maps import possible_cpus
 
     return [value] * len(possible_cpus())
-
-
-def _expected_attach_type(attach: tuple[Any, ...]) -> int:
-    """uprobes attach as uprobe_multi links where the kernel has them (their
-    programs must say so when loaded), else as perf events (0)."""
-    from pydtrace.engines.ebpf.bpf import AttachType
-    from pydtrace.engines.ebpf.features import has_uprobe_multi
-
-    if attach[0] in ("uprobe", "uprobe_multi") and has_uprobe_multi():
-        return AttachType.TRACE_UPROBE_MULTI
-    return 0
 
 
 def _origin_at(insns: list[Any], slot: int) -> Any:

@@ -199,19 +199,18 @@ class UserEngine:
         )
 
     def _timers(self) -> list[list[Any]]:
-        from pydtrace.probes.profile import profile_period_ns
+        """The probes this engine's clock fires (profile's: engines/user/providers)."""
+        from pydtrace.engines.user.providers import provider_of
 
         timers = []
         now = time.monotonic_ns()
         for p in self.probes.values():
-            if p.provider != "profile":
+            timer = provider_of(p).timer(p)
+            if timer is None:
                 continue
-            kp = profile_period_ns(p.name)
-            if kp is None:
-                continue
-            kind, period = kp
+            period, every = timer
             # [next due time, period, probe, fire on every CPU?]
-            timers.append([now + period, period, p, kind == "profile"])
+            timers.append([now + period, period, p, every])
         return timers
 
     def _loop(self, timers: list[list[Any]]) -> None:

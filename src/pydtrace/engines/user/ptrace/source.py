@@ -7,7 +7,7 @@ import signal
 from collections.abc import Iterable
 from typing import Any
 
-from pydtrace.probes.proc import PROC_ARGS, ProcProvider  # noqa: F401 (the provider moved there)
+from pydtrace.engines.user.providers import provider_of
 
 # Calls that send a signal: their number, and the argument holding the target
 # and the signal.  tgkill/rt_tgsigqueueinfo name a thread (tgid, tid, sig).
@@ -21,12 +21,6 @@ SENDERS = {
 EXECS = ("execve", "execveat")
 
 
-def add_providers(cat: Any) -> None:
-    """Put the proc provider, which this engine implements, in the catalogue."""
-    if "proc" not in cat.providers:
-        cat.add_provider(ProcProvider())
-
-
 class Sink:
     """Receives tracer events and fires the matching enabled probes."""
 
@@ -35,25 +29,13 @@ class Sink:
         self.entry_probes: dict[int, Any] = {}
         self.return_probes: dict[int, Any] = {}
         self.proc_probes: dict[str, Any] = {}
-        for p in probes:
-            if p.provider == "syscall":
-                sys = table.by_name.get(p.function) if table is not None else None
-                if sys is None:
-                    continue
-                (self.entry_probes if p.name == "entry" else self.return_probes)[sys.nr] = p
-            elif p.provider == "proc":
-                self.proc_probes[p.name] = p
         by_name = table.by_name if table is not None else {}
         self.exec_numbers = {by_name[n].nr for n in EXECS if n in by_name}
         self.senders = {by_name[n].nr: how for n, how in SENDERS.items() if n in by_name}
         self.proc_entries: set[int] = set()  # calls whose entry a proc probe needs
         self.proc_exits: set[int] = set()  # calls whose return a proc probe needs
-        if "exec" in self.proc_probes:
-            self.proc_entries |= self.exec_numbers
-        if "exec-failure" in self.proc_probes:
-            self.proc_exits |= self.exec_numbers
-        if "signal-send" in self.proc_probes:
-            self.proc_exits |= set(self.senders)
+        for p in probes:  # each provider says what its probes need (engines/user/providers)
+            provider_of(p).enable(self, p, table)
 
     def traced_numbers(self) -> set[int]:
         """Every call that must stop the tracee."""

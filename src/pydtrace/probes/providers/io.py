@@ -4,7 +4,7 @@ Every probe has dtrace's three arguments: args[0] a `bufinfo_t *`, args[1]
 a `devinfo_t *`, args[2] a `fileinfo_t *` (the structures and B_* flags of
 dtrace's io.d). Linux has no kprobes here, so each probe is one block-layer
 tracepoint (TRACEPOINTS); the eBPF engine translates its record into the
-three structures in the prologue (engines/ebpf/cg_tracepoint.py). Device
+three structures in the prologue (engines/ebpf/providers/io.py). Device
 names come from /sys/class/block and /proc/devices when the program is
 compiled. docs/kernel-tracepoints.md has the field-by-field mapping.
 """

@@ -1,23 +1,10 @@
 """The sched provider's probes (eBPF engine only: scheduler tracepoints,
-engines/ebpf/cg_proc.py; docs/proc-sched.md)."""
+engines/ebpf/providers/sched.py; docs/proc-sched.md)."""
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 from pydtrace.probes.catalogue import PROVIDER_ATTRIBUTES
-from pydtrace.probes.proc import TableProvider
-
-
-@cache
-def library_types() -> dict[str, Any]:
-    """cpuinfo_t and struct cpuinfo as CTypes (D's library: lang/procfs.py)."""
-    from pydtrace.lang.procfs import library_types as procfs_types
-
-    lib = procfs_types()
-    return {"cpuinfo_t": lib["cpuinfo_t"], "struct cpuinfo": lib["struct cpuinfo"]}
-
+from pydtrace.probes.providers.table_provider import TableProvider
 
 # probe name -> dtrace's argument types (those Linux's tracepoints can give)
 SCHED_ARGS: dict[str, tuple[str, ...]] = {

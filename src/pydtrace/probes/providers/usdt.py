@@ -6,18 +6,21 @@ underscores in the C macros. The function is the ELF function holding the
 probe's pc; the semaphore (when the
 probe has one) is counted up by the kernel while the uprobe is attached (the
 uprobe PMU's ref_ctr_offset). Arguments are the note's strings (`-4@%edi`),
-decoded at firing time by engines/ebpf/cg_uprobe.py.
+decoded at firing time by engines/ebpf/providers/usdt.py.
 """
 
 from __future__ import annotations
 
 from pydtrace.probes.catalogue import Provider
 from pydtrace.probes.glob import gmatch
-from pydtrace.probes.pid import HELD, Obj, UprobeSpec, module_matches
+from pydtrace.probes.process import HELD, Obj, UprobeSpec, module_matches
 from pydtrace.symbols.elf import ElfError, open_elf
 
 
 class UsdtProvider(Provider):
+    kind = "usdt"
+    per_process = True
+
     def __init__(self, provider: str, pid: int, probes: list[tuple]) -> None:
         self.name = f"{provider}{pid}"
         self.pid = pid

@@ -1,148 +1,42 @@
-"""Prologues of the sdt and io providers: TRACEPOINT programs whose context
-(r6) is the tracepoint's raw record, fields at their `format` offsets.
-
-Both build their arguments in one frame area registered as a memory region
-(cg_memory), so D reads them as ordinary memory: `args` / args[N] are D
-addresses inside it, and member loads, strings and stringof() work unchanged.
-
-- sdt: the record's fixed part is copied (8-byte loads from the context at
-  8-aligned offsets, which the verifier accepts for any offset below the
-  trace size limit), each `__data_loc` string is read after it with
-  probe_read_kernel_str; args[N] = a scalar field's value or the address of
-  an array / string.
-- io: bufinfo_t, devinfo_t and fileinfo_t are written from the block
-  tracepoint's record (probes/io.py names the events); device names are
-  compiled in from the devices present when the program is compiled.
-
-The area is filled only by programs whose clauses read the arguments.
+"""io:::start, done, wait-start, wait-done on the eBPF engine: a TRACEPOINT
+program on the block tracepoint (probes/providers/io.py names them) whose
+prologue writes bufinfo_t, devinfo_t and fileinfo_t into the argument area
+(tracepoint_area.py) from its record; device names are compiled in from the
+devices present when the program is compiled.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydtrace.engines.ebpf.cg_context import MAX_ARGS, PROG_TRACEPOINT
-from pydtrace.engines.ebpf.cg_memory import Region
-from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R1, R2, R3, R4, R6, R9
+from pydtrace.engines.ebpf.providers import tracepoint_area
+from pydtrace.engines.ebpf.providers.base import EbpfProvider
 from pydtrace.probes import tracefs
-from pydtrace.probes.sdt import DATA_LOC_SIZE
-
-REGION = ("tracepoint", "args")
-MAX_RECORD = 2048  # PERF_MAX_TRACE_SIZE: the context bytes a program may read
 
 B_READ, B_WRITE, B_ASYNC, B_PHYS = 0x40, 0x100, 0x400, 0x20
 UNKNOWN = "<unknown>"
 
 
-def attach(probe: Any) -> tuple[int, tuple[str, str, str]]:
-    """(program type, attachment) of an sdt or io probe."""
-    group, event = _event(probe)
-    try:
-        tracefs.event_id(group, event)
-    except tracefs.TracefsError as e:
-        raise LoweringError(f"cannot attach {probe.fqn}: {e}") from None
-    return PROG_TRACEPOINT, ("tracepoint", group, event)
+class IoProvider(EbpfProvider):
+    name = "io"
 
+    def attach(self, probe: Any) -> tuple[int, tuple[Any, ...]]:
+        group, event = probe.data
+        return tracepoint_area.attach(probe, group, event)
 
-def _event(probe: Any) -> tuple[str, str]:
-    if probe.provider == "sdt":
-        return probe.data.group, probe.data.event
-    return probe.data  # io: ("block", event)
-
-
-# --- the argument area -----------------------------------------------------------
-def _area_size(probe: Any) -> int:
-    if probe.provider == "sdt":
-        return probe.data.args.size
-    if probe.provider == "io":
+    def args_area(self, probe: Any) -> int:
         return _io_layout()[3]
-    return 0
+
+    def prologue(self, cg: Any, probe: Any, clauses: list[Any]) -> None:
+        if cg.wants_args:
+            _io(cg, probe)
 
 
-def region(cg: Any) -> Region:
-    """The frame area of this program's arguments (one, sized for every sdt
-    and io probe of the program; each firing fills it anew)."""
-    regs = cg.mem_regions()
-    r = regs.get(REGION)
-    if r is None:
-        size = max(
-            [_area_size(p) for c in cg.prog.clauses for p in c.probes] + [8]
-        )  # fmt: skip
-        size = (size + 7) // 8 * 8
-        r = regs[REGION] = Region(cg.next_vaddr(), size, "frame", cg.frame.take(size))
-    return r
-
-
-def args_pointer(cg: Any, t: Any) -> Any:
-    """The value of `args` (sdt): the address of the argument struct."""
-    if cg.probe.provider != "sdt":
-        raise cg.unsupported("args outside an sdt probe", None)
-    return cg.const(region(cg).vaddr, t)
-
-
-def prologue(cg: Any, probe: Any) -> None:
-    """Fill the argument area and argN (cg_program.prologue_args has zeroed them)."""
-    if not cg.wants_args:
-        return
-    if probe.provider == "sdt":
-        _sdt(cg, probe.data.args)
-    else:
-        _io(cg, probe)
-
-
-def _sdt(cg: Any, info: Any) -> None:
-    a = cg.a
-    r = region(cg)
-    base = r.off
-    # the first 8 bytes (common_*) are not the program's to read, and reading
-    # past the record's end makes attaching fail (EACCES): aligned loads up to it
-    end = min(info.record_size, MAX_RECORD)
-    off = 8
-    while off < end:
-        step = next(k for k in (8, 4, 2, 1) if k <= end - off and off % k == 0)
-        a.ldx(step, R1, R6, off)
-        a.stx(step, R9, base + off, R1)
-        off += step
-    for f in info.fields:
-        if f.kind != "string":
-            continue
-        dst = base + f.mem_off
-        a.st(1, R9, dst, 0)
-        empty = a.new_label("noloc")
-        a.ldx(4, R3, R9, base + f.rec_off)  # offset | length << 16
-        a.mov(R4, R3)
-        a.alu(">>", R4, imm=16)
-        a.jmp("==", R4, empty, imm=0)
-        a.alu("&", R3, imm=0xFFFF)
-        if f.rel_loc:  # relative to the end of the field
-            a.alu("+", R3, imm=f.rec_off + f.size)
-        a.alu("+", R3, R6)
-        a.mov(R1, R9)
-        a.alu("+", R1, imm=dst)
-        a.movi(R2, DATA_LOC_SIZE)
-        a.call("probe_read_kernel_str")
-        a.place(empty)
-    fa = cg.f_args
-    for i, f in enumerate(info.fields[:MAX_ARGS]):
-        if f.kind == "int" and f.size in (1, 2, 4, 8):
-            a.ldx(f.size, R1, R9, base + f.rec_off)
-            if f.signed:
-                cg.wrap(R1, f.ctype)
-        elif f.kind == "array":
-            a.ld_imm64(R1, r.vaddr + f.rec_off)
-        elif f.kind == "string":
-            a.ld_imm64(R1, r.vaddr + f.mem_off)
-        else:
-            continue
-        a.stx(8, R9, fa + 8 * i, R1)
-
-
-# --- io ---------------------------------------------------------------------------
 def _io_layout() -> tuple[dict, dict, dict, int, tuple[int, int, int]]:
     """Member offsets of bufinfo_t, devinfo_t, fileinfo_t, the area size, and
     where each structure starts in it."""
-    from pydtrace.probes.io import library_types
+    from pydtrace.probes.providers.io import library_types
 
     lib = library_types()
     offs = []
@@ -170,12 +64,12 @@ def _put(cg: Any, off: int, t: Any, reg: int) -> None:
 
 
 def _io(cg: Any, probe: Any) -> None:
-    from pydtrace.probes.io import INFO_STRSIZE, block_devices
+    from pydtrace.probes.providers.io import INFO_STRSIZE, block_devices
 
     a = cg.a
     group, event = probe.data
     fmt = tracefs.event_format(group, event)
-    r = region(cg)
+    r = tracepoint_area.region(cg)
     buf, dev, fil, size, (ob, od, of) = _io_layout()
     base = r.off
     for off in range(0, size, 8):

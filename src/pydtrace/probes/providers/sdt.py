@@ -15,7 +15,7 @@ Arguments, typed from the format file:
   strings as the address of their bytes (typed `char [N]` / `char *`).
 
 The eBPF engine builds that struct in its per-CPU frame in the prologue
-(engines/ebpf/cg_tracepoint.py).
+(engines/ebpf/providers/sdt.py).
 """
 
 from __future__ import annotations
