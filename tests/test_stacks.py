@@ -99,6 +99,35 @@ def test_kernel_stacks_start_at_the_probe_site(tmp_path: Path, probe: str) -> No
     assert names(rest) == SYSCALL_FRAMES and rest.splitlines()[-1] == "                1"
 
 
+@pytest.mark.parametrize(
+    "probe", [GETPPID, 'syscall::*:entry /pid == $target && probefunc == "getppid"/']
+)
+def test_kernel_stacks_start_at_the_probe_site_beside_another_tracer(
+    tmp_path: Path, probe: str
+) -> None:
+    """With a second program on sys_enter (another tracer's, here a second
+    pydtrace), the kernel runs the tracepoint's probes through
+    __traceiter_sys_enter: machinery too, never a frame of stack() or caller."""
+    exe = cc(tmp_path, "chain", CHAIN)
+    import os
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    other = subprocess.Popen([sys.executable, "-m", "pydtrace", "-n", "syscall:::entry /0/ {}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        assert "matched" in (other.stderr.readline() if other.stderr else "")  # attached
+        r = pydtrace("-q", "-c", exe, "-n", f"{probe} {{ stack(); func(caller); exit(0); }}")
+    finally:
+        other.terminate()
+        other.wait(timeout=30)
+    assert r.status == 0, r.err
+    assert names(r.out) == [*SYSCALL_FRAMES, SYSCALL_FRAMES[1]]
+    assert r.out.splitlines()[-1] == "  %-50s" % SYSCALL_FRAMES[1]  # func(caller)
+
+
 def test_caller_of_a_scheduler_tracepoint(tmp_path: Path) -> None:
     exe = cc(tmp_path, "chain", CHAIN)
     r = pydtrace("-q", "-c", exe, "-n",

@@ -18,8 +18,11 @@ KALLSYMS = "/proc/kallsyms"
 _TEXT = frozenset("tTwW")
 # the probe machinery itself: a kernel stack taken in a BPF program starts in
 # the program (module `bpf`), then in these, before the probe's own site
+# (__traceiter_<event> runs when more than one program, ours or another
+# tracer's, is attached to the tracepoint)
 MACHINERY = re.compile(
-    r"bpf_trace_run\d+|__bpf_trace_\w+|perf_syscall_(enter|exit)|syscall_trace_enter|syscall_exit_work"
+    r"bpf_trace_run\d+|__bpf_trace_\w+|__traceiter_\w+|perf_syscall_(enter|exit)"
+    r"|syscall_trace_enter|syscall_exit_work"
 )
 
 

@@ -94,7 +94,7 @@ class StackMixin(CompilerBase):
             return v
         raw = self.attach[0] == "raw_tp"  # frame 0 is the BPF program itself
         self.get_stack(dst, zero, CALLER_FRAMES, False, skip=1 if raw else 0)
-        ranges = machinery_ranges(self.attach[1] if raw else None)
+        ranges = machinery_ranges(self.attach[1] if raw else None, self.attach)
         done = a.new_label("caller")
         for i in range(CALLER_FRAMES - 1):
             nxt = a.new_label("cframe")
@@ -208,13 +208,25 @@ def calls_ustack(node: Any) -> bool:
     return ast.find_call(node, USER_CALLS) is not None
 
 
-def machinery_ranges(raw_tp: str | None) -> list[tuple[int, int]]:
+def machinery_ranges(raw_tp: str | None, attach: tuple[Any, ...] = ()) -> list[tuple[int, int]]:
     """[start, end) of the kernel functions of the probe machinery that can
     lead a stack taken in a program on raw tracepoint raw_tp (or on a perf
     tracepoint or event: None): bpf_trace_runN, the tracepoint's own
-    __bpf_trace_<class> thunk, and the syscall tracepoints' callers. Only
-    kernel text (the top 2 GiB: 32-bit immediates reach it)."""
+    __bpf_trace_<class> thunk and __traceiter_<event> (there when several
+    programs share the tracepoint), and the syscall tracepoints' callers.
+    Only kernel text (the top 2 GiB: 32-bit immediates reach it)."""
     from pydtrace.symbols.kallsyms import MACHINERY, kernel_symbols
+
+    # the events whose __traceiter_ may lead: a syscall's perf tracepoint is
+    # fired from sys_enter/sys_exit's
+    if raw_tp is not None:
+        events = {raw_tp}
+    elif attach[:2] == ("tracepoint", "syscalls"):
+        events = {"sys_enter", "sys_exit"}
+    elif attach[:1] == ("tracepoint",):
+        events = {attach[2]}
+    else:
+        events = set()
 
     def thunk_of(name: str) -> bool:  # __bpf_trace_<raw_tp> or of its event class
         c = name[len("__bpf_trace_") :]
@@ -227,6 +239,8 @@ def machinery_ranges(raw_tp: str | None) -> list[tuple[int, int]]:
     def want(mod: str, name: str) -> bool:
         if mod != "vmlinux" or MACHINERY.fullmatch(name) is None:
             return False
+        if name.startswith("__traceiter_"):
+            return name[len("__traceiter_") :] in events
         return thunk_of(name) if name.startswith("__bpf_trace_") else True
 
     return [(lo, hi) for lo, hi in kernel_symbols().ranges(want) if lo >= KERNEL_TEXT]
