@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 
 from conftest import pydtrace
-from pydtrace.session import CompileError, Program, Session
+from pydtrace.lang.errors import CompileError
+from pydtrace.session import Program, Session
 
 
 def compile_script(tmp_path, text: str, **kw) -> Session:

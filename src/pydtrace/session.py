@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from pydtrace.lang.errors import DError
+from pydtrace.lang.errors import CompileError, DError
 
 # Option defaults as dtrace(1) and libdtrace set them.
 DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "aggsize": 4 << 20}
@@ -29,15 +29,6 @@ DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "agg
 EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = True
 # what the user-space engine fires: itself (dtrace, profile), from ptrace (syscall, proc)
 USER_ENGINE_PROVIDERS = frozenset({"dtrace", "profile", "syscall", "proc"})
-
-
-class CompileError(Exception):
-    """A program failed to compile; str() is dtrace's full message (without the program name)."""
-
-    def __init__(self, message: str, tag: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.tag = tag
 
 
 @dataclass

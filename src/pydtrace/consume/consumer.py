@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from pydtrace.consume.aggprint import _rawbytes
 from pydtrace.consume.aggregation import AggPool, Aggregation
 from pydtrace.consume.records import Fault, Record
+from pydtrace.lang.errors import CompileError
 from pydtrace.lang.types import CType
 
 # trace() formats: (non-quiet, quiet) by (size, signed)
@@ -355,7 +356,7 @@ class Consumer:
         """setopt() as dtrace's consumer applies it: only dynamic options may
         change while tracing; a refusal is reported as an error of the
         clause that asked, and tracing goes on."""
-        from pydtrace.cli.options import XoptError, validate_xopt
+        from pydtrace.options import XoptError, validate_xopt
 
         shown = "1" if value is None else value  # a bare toggle is passed as "1"
         try:
@@ -463,8 +464,6 @@ class Consumer:
         aggsize = self.options.get("aggsize")
         pool = AggPool.for_aggs(list(aggs.values()), int(aggsize) if aggsize else None, strsize)
         if pool.capacity == 0:
-            from pydtrace.session import CompileError
-
             raise CompileError("could not enable tracing: Enabling exceeds size of buffer")
         self._pool = pool
 
