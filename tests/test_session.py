@@ -167,3 +167,20 @@ def test_kernel_stacks_are_refused_on_the_user_engine(tmp_path):
         "(line 1); the eBPF engine records kernel stacks"
     )
     assert not mark.exists()
+
+
+def test_api_options_are_parsed_once_by_the_option_table():
+    """Text values given to the Python API are validated as -x values are:
+    sizes in bytes, on/off words as flags; a bad one is a CompileError."""
+    s = Session([Program("n", "BEGIN {}")], settings=[("bufsize", "4k"), ("quiet", "no")])
+    assert s.options["bufsize"] == 4096
+    assert s.options["quiet"] is False
+    assert s.options["strsize"] == 256  # the defaults stay
+    try:
+        Session([Program("n", "BEGIN {}")], settings=[("dynvarsize", "lots")])
+    except CompileError as e:
+        assert e.message == (
+            "failed to set option 'dynvarsize' to 'lots': Invalid value for specified option"
+        )
+    else:
+        raise AssertionError("accepted")

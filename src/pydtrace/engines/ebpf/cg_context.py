@@ -468,16 +468,9 @@ def _bufsize(value: Any) -> int:
     buffers are per CPU; ours is one ring for all), rounded up to a power of
     two (at least 64 KiB)."""
     from pydtrace.engines.ebpf.maps import possible_cpus
-    from pydtrace.options import XoptError, parse_size
+    from pydtrace.options import DEFAULTS, size_option
 
-    n = 4 << 20
-    if isinstance(value, int):
-        n = value
-    elif value:
-        try:
-            n = parse_size(str(value))
-        except XoptError:
-            pass
+    n = size_option({"bufsize": value}, "bufsize", DEFAULTS["bufsize"])
     n *= max(1, len(possible_cpus()))
     size = 1 << 16
     while size < n:
@@ -493,13 +486,9 @@ def _dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) 
     """How many dynamic variables fit, as dtrace sizes them: dynvarsize over
     (largest key tuple + largest value); the user engine uses the same rule."""
     from pydtrace.consume.aggregation import tuple_size
-    from pydtrace.options import XoptError, parse_size
+    from pydtrace.options import size_option
 
-    value = options.get("dynvarsize") or (1 << 20)
-    try:
-        n = value if isinstance(value, int) else parse_size(str(value))
-    except XoptError:
-        n = 1 << 20
+    n = size_option(options, "dynvarsize", 0) or 1 << 20
     dyn = [v for v in prog.globals.values() if v.keys is not None] + list(prog.tlocals.values())
     if not dyn:
         return 0
@@ -509,6 +498,8 @@ def _dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) 
 
 
 def _aggentries(options: dict[str, Any]) -> int:
+    """The most entries of one aggregation map.  No option sets it (dtrace
+    has none), for the maps are preallocated per CPU; options is unused."""
     return 4096
 
 

@@ -1203,7 +1203,7 @@ class Compiler:
 
     def frame_count(self, e: ast.Call) -> int:
         """ustack(n)'s n, else the ustackframes option; at most maxframes."""
-        from pydtrace.engines.options import capped_frames
+        from pydtrace.options import capped_frames
 
         n = getattr(e.args[0], "value", None) if e.args else None
         if isinstance(n, int) and n > 0:
