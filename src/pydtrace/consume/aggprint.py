@@ -76,7 +76,7 @@ def _u64_div(v: int, normal: int) -> int:
     return s64((v & U64) // (normal & U64 or 1))
 
 
-def _rawbytes(data: bytes) -> str:
+def hex_dump(data: bytes) -> str:
     """dtrace's hex dump of a byte record."""
     if not data:
         return ""
@@ -114,7 +114,7 @@ def _fmt_bytes_key(value: object, options: dict) -> str:
     # Not text (or empty): dtrace dumps the whole record, NUL padding included.
     size = _opt_int(options, "strsize") or 256
     rec = text + b"\0" * max(size - len(text), 0)
-    return _rawbytes(rec)
+    return hex_dump(rec)
 
 
 def format_key_elem(value: object, ctype: CType | None, options: dict | None = None) -> str:

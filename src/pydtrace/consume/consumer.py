@@ -13,7 +13,7 @@ import subprocess
 import sys
 from typing import Any, TextIO
 
-from pydtrace.consume.aggprint import _rawbytes
+from pydtrace.consume.aggprint import hex_dump
 from pydtrace.consume.aggregation import AggPool, Aggregation
 from pydtrace.consume.records import Fault, Record
 from pydtrace.lang.errors import CompileError
@@ -537,17 +537,17 @@ def format_trace(
     form and strings as their whole strsize buffer.
     """
     if isinstance(value, (bytes, bytearray)):
-        return _rawbytes(bytes(value))
+        return hex_dump(bytes(value))
     if isinstance(value, str):
         if rawbytes:
-            return _rawbytes(_string_record(value, strsize))
+            return hex_dump(_string_record(value, strsize))
         return value if quiet else "  %-33s" % value
     if ctype.is_int() or ctype.is_pointer():
         size = ctype.int_size() if ctype.is_int() else 8
         if size not in (1, 2, 4, 8):
             size = 8
         if rawbytes:
-            return _rawbytes((value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+            return hex_dump((value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
         signed = ctype.is_signed() if ctype.is_int() else False
         bits = 8 * size
         value &= (1 << bits) - 1

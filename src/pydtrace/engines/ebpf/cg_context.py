@@ -29,6 +29,7 @@ from typing import Any
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R9, R10, Insn
+from pydtrace.engines.ebpf.pt_regs import syscall_regs
 from pydtrace.lang import ast
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.lang.types import CType
@@ -437,30 +438,8 @@ def _short_literal(e: Any, strsize: int) -> bytes | None:
     return None
 
 
-def _syscall_regs() -> dict[str, Any] | None:
-    """Where pt_regs keeps the syscall arguments and number on this machine;
-    None when unknown: each syscall then gets its own tracepoint. x86_64's
-    pt_regs is fixed ABI (no BTF parse, ~0.1 s at start-up); other
-    architectures ask BTF."""
-    import platform
-
-    m = platform.machine()
-    if m == "x86_64":  # di si dx r10 r8 r9, orig_ax
-        return {"args": [112, 104, 96, 56, 72, 64], "nr": 120, "size": 168}
-    try:
-        from pydtrace.engines.ebpf.btf import BTFError, vmlinux
-
-        b = vmlinux()
-        if m == "aarch64":
-            base = b.member_offset("pt_regs", "regs")
-            args = [b.member_offset("pt_regs", "orig_x0")] + [base + 8 * i for i in range(1, 6)]
-            nr = b.member_offset("pt_regs", "syscallno")
-        else:
-            return None
-    except (ImportError, OSError, BTFError):
-        return None
-    size = max(args + [nr]) + 8
-    return {"args": args, "nr": nr, "size": size} if size <= 168 else None
+# cg_program's name for it
+_syscall_regs = syscall_regs
 
 
 def _bufsize(value: Any) -> int:
