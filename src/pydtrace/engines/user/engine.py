@@ -17,7 +17,8 @@ from typing import Any
 
 from pydtrace.consume.consumer import Consumer, record_size
 from pydtrace.consume.records import Fault, Record
-from pydtrace.engines.user.interpreter import SKIP, Compiler, Firing, ProbeFault, State
+from pydtrace.engines.user.faults import ProbeFault
+from pydtrace.engines.user.interpreter import SKIP, Compiler, Firing, State
 from pydtrace.engines.user.memory import DEFAULT_SCRATCHSIZE
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.options import size_option

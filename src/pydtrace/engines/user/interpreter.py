@@ -19,6 +19,7 @@ from typing import Any
 
 from pydtrace.consume.aggregation import Aggregation, AggSpec
 from pydtrace.consume.records import BADADDR, BADINDEX, DIVZERO, ILLOP, Record
+from pydtrace.engines.user.faults import ProbeFault
 from pydtrace.engines.user.memory import (
     DEFAULT_SCRATCHSIZE,
     Memory,
@@ -33,14 +34,6 @@ from pydtrace.lang.types import CType
 
 Fn = Callable[["Firing"], Any]
 MASK64 = 0xFFFFFFFFFFFFFFFF
-
-
-class ProbeFault(Exception):
-    def __init__(self, code: int, value: int, pc: int) -> None:
-        super().__init__(code)
-        self.code = code
-        self.value = value
-        self.pc = pc
 
 
 class Firing:
