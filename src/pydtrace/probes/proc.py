@@ -37,7 +37,7 @@ PROC_ARGS: dict[str, tuple[str, ...]] = {
 def ctype(text: str) -> Any:
     """The CType of an argument type named in PROC_ARGS (or sched's table)."""
     from pydtrace.lang import types as T
-    from pydtrace.lang.procfs import library_types
+    from pydtrace.lang.checker import library_types
 
     if text == "string":
         return T.STRING

@@ -13,7 +13,7 @@ from pydtrace.probes.proc import TableProvider
 @cache
 def library_types() -> dict[str, Any]:
     """cpuinfo_t and struct cpuinfo as CTypes (D's library: lang/procfs.py)."""
-    from pydtrace.lang.procfs import library_types as procfs_types
+    from pydtrace.lang.checker import library_types as procfs_types
 
     lib = procfs_types()
     return {"cpuinfo_t": lib["cpuinfo_t"], "struct cpuinfo": lib["struct cpuinfo"]}

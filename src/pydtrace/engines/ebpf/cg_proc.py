@@ -112,7 +112,7 @@ def _nrs(names: tuple[str, ...]) -> list[int]:
 
 # --- the area -----------------------------------------------------------------------
 def _sizes() -> tuple[int, dict[str, tuple[int, Any]], dict[str, tuple[int, Any]]]:
-    from pydtrace.lang.procfs import library_types, member_offsets
+    from pydtrace.lang.checker import library_types, member_offsets
 
     size = library_types()["psinfo_t"].r.size
     return (size + 7) // 8 * 8, member_offsets("psinfo_t"), member_offsets("lwpsinfo_t")
