@@ -533,9 +533,7 @@ class Session:
             raise CompileError("could not enable tracing: Destructive actions not allowed")
         if refusal is not None:
             raise refusal
-        from pydtrace.consume import printf
-
-        printf.target_pid = self.macro_values.get("target", -1)
+        consumer.target_pid = self.macro_values.get("target", -1)
         if ebpf is not None:
             return self._run_ebpf(ebpf, consumer)
         if self.tracer is None:

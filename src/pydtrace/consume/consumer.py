@@ -198,6 +198,9 @@ class Consumer:
         self.pname = pname
         self.testing = testing
         self.json = json_out
+        # the process a bare %A address resolves in: $target under -c/-p, as
+        # dtrace does (the session sets it once its targets are known)
+        self.target_pid = -1
         self.exit_status: int | None = None
         self.header_done = False
         self.records: list[Record] = []  # kept for the Python API
@@ -300,13 +303,13 @@ class Consumer:
                 )
             )
         elif kind == "printf":
-            w(_format_printf()(item[1], item[2]))
+            w(_format_printf()(item[1], item[2], self.target_pid))
         elif kind == "printa":
             from pydtrace.consume.aggprint import format_printa
 
             aggs = [self.aggs[n] for n in item[2]]
             self._check_agg_drops()
-            w(format_printa(item[1], aggs, self.options))
+            w(format_printa(item[1], aggs, self.options, self.target_pid))
             for a in aggs:
                 a.printed = True
         elif kind == "exit":
@@ -324,13 +327,14 @@ class Consumer:
         elif kind == "system":
             from pydtrace.consume.printf import format_printf
 
-            cmd = format_printf(item[1], item[2]) if item[1] is not None else ""
+            cmd = format_printf(item[1], item[2], self.target_pid) if item[1] is not None else ""
             self.out.flush()
             subprocess.run(["/bin/sh", "-c", cmd], stdout=self.out, check=False)
         elif kind == "freopen":
             from pydtrace.consume.printf import format_printf
 
-            self._freopen(format_printf(item[1], item[2]) if item[1] is not None else "")
+            path = format_printf(item[1], item[2], self.target_pid) if item[1] is not None else ""
+            self._freopen(path)
         elif kind == "print":
             from pydtrace.consume.print import format_print
 
@@ -498,7 +502,8 @@ class Consumer:
             if kind == "trace":
                 data.append({"action": "trace", "value": item[1]})
             elif kind == "printf":
-                data.append({"action": "printf", "text": format_printf(item[1], item[2])})
+                text = format_printf(item[1], item[2], self.target_pid)
+                data.append({"action": "printf", "text": text})
             elif kind == "exit":
                 self.exit_status = item[1]
                 data.append({"action": "exit", "status": item[1]})
