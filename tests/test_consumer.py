@@ -154,7 +154,7 @@ def test_full_aggregation_buffer_drops_new_keys_and_reports_them():
 
 
 def test_aggregation_buffer_too_small_for_one_entry_is_refused():
-    from pydtrace.session import CompileError
+    from pydtrace.lang.errors import CompileError
 
     c, _, _ = consumer(aggsize=8)
     with pytest.raises(

@@ -130,10 +130,10 @@ def test_x86_64_syscall_registers_are_constants_without_btf() -> None:
     if platform.machine() != "x86_64":
         pytest.skip("x86_64 only")
     from pydtrace.engines.ebpf import btf
-    from pydtrace.engines.ebpf.cg_context import _syscall_regs
+    from pydtrace.engines.ebpf.pt_regs import syscall_regs
 
     before = getattr(btf, "_vmlinux", None)
-    regs = _syscall_regs()
+    regs = syscall_regs()
     assert regs == {"args": [112, 104, 96, 56, 72, 64], "nr": 120, "size": 168}
     assert getattr(btf, "_vmlinux", None) is before
 

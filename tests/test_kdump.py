@@ -629,3 +629,47 @@ def test_kdump_prints_any_records(recs) -> None:
     for r in recs:
         pj.record(r)
     assert [json.loads(ln)["pid"] for ln in js.getvalue().splitlines()] == [r.pid for r in recs]
+
+
+def test_bad_bytes_are_an_invalid_record(tmp_path: Path) -> None:
+    """A payload its format rules out (too short for its type) is shown, and
+    kdump goes on: that is the file's fault, not ours."""
+    f = write_trace(tmp_path / "t", [rec(F.SYSRET, b"\1\0"), rec(F.EXIT, b""), ret("close")])
+    status, out, err = kdump("-f", str(f))
+    assert (status, err) == (0, "")
+    assert [ln[16:] for ln in out.splitlines()] == [
+        "RET   invalid record (2 bytes)",
+        "EXIT  invalid record (0 bytes)",
+        "RET   close 0",
+    ]
+    status, out, err = kdump("--json", "-f", str(f))
+    assert (status, err) == (0, "")
+    lines = out.splitlines()[1:]  # after the START
+    assert [json.loads(ln).get("invalid") for ln in lines] == [True, True, None]
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_a_decoder_bug_is_an_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    json_out: bool,
+) -> None:  # fmt: skip
+    """Any other exception of the decoder is a bug: the records before it are
+    printed, then one line (no traceback) and exit status 70 (EX_SOFTWARE),
+    never `invalid record`."""
+    from pydtrace.cli import kdump as cli
+
+    f = write_trace(tmp_path / "t", [call("close", 3), ret("close")])
+
+    def broken(self: D.Decoder, code: int, error: int, retval: int) -> str:
+        raise KeyError("no such table")
+
+    monkeypatch.setattr(D.Decoder, "ret", broken)
+    status = cli.main([*(["--json"] if json_out else []), "-f", str(f)])
+    out, err = capsys.readouterr()
+    assert status == 70
+    offset = [r.offset for r in F.read_records(f.read_bytes())][2]
+    assert err == (
+        f"kdump: internal error: decoding the RET record at offset {offset}: "
+        "KeyError: 'no such table'\n"
+    )
+    assert len(out.splitlines()) == 1 + json_out  # the CALL before it (and the START)

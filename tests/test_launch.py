@@ -303,7 +303,8 @@ def test_no_engine_can_run_it_without_privilege(monkeypatch: pytest.MonkeyPatch)
     import io
 
     from pydtrace.engines.ebpf import features
-    from pydtrace.session import CompileError, Program, Session
+    from pydtrace.lang.errors import CompileError
+    from pydtrace.session import Program, Session
 
     monkeypatch.setattr(features, "can_use_bpf", lambda: (False, "eBPF tracing needs root"))
     out, err = io.StringIO(), io.StringIO()

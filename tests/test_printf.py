@@ -9,7 +9,6 @@ import time
 import pytest
 
 from conftest import need, pydtrace
-from pydtrace.consume import printf as pf
 from pydtrace.consume.printf import (
     Conversion,
     check_printf,
@@ -22,10 +21,10 @@ from pydtrace.lang import types as T
 from pydtrace.lang.errors import DError
 
 
-def out(fmt: str, *args: tuple[object, T.CType]) -> str:
+def out(fmt: str, *args: tuple[object, T.CType], target_pid: int = -1) -> str:
     f = parse_format(fmt)
     check_printf(f, [t for _, t in args])
-    return format_printf(f, list(args))
+    return format_printf(f, list(args), target_pid)
 
 
 def i32(v: int) -> tuple[int, T.CType]:
@@ -408,7 +407,7 @@ def test_percent_A_takes_an_integer_only_with_a_target() -> None:
     assert "printf( ) argument #2 is incompatible with conversion #1 prototype" in r.err
 
 
-def test_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_addresses() -> None:
     assert out("%a", (0x10, T.ULONG)) == "0x10"  # below the kernel: no symbol holds it
     assert out("[%20A]", (0x401000, T.typedef("_usymaddr_t", T.ULONG))) == "[            0x401000]"
     usym = T.typedef("_usymaddr_t", T.ULONG)
@@ -416,8 +415,7 @@ def test_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
     # with a target (-c/-p), a bare %A address resolves in that process
     libc = ctypes.CDLL(None)
     getpid = ctypes.cast(libc.getpid, ctypes.c_void_p).value
-    monkeypatch.setattr(pf, "target_pid", os.getpid())
-    assert out("%A|%A", (getpid, usym), (getpid + 1, usym)) == (
+    assert out("%A|%A", (getpid, usym), (getpid + 1, usym), target_pid=os.getpid()) == (
         "libc.so.6`getpid|libc.so.6`getpid+0x1"
     )
 

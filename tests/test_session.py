@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import io
+import threading
+from pathlib import Path
 
-from conftest import pydtrace
-from pydtrace.session import CompileError, Program, Session
+import pytest
+
+from conftest import bpf_maps_ok, compile_c, need, ptrace_works, pydtrace
+from pydtrace.lang.errors import CompileError
+from pydtrace.session import Program, Session
 
 
 def compile_script(tmp_path, text: str, **kw) -> Session:
@@ -166,3 +171,85 @@ def test_kernel_stacks_are_refused_on_the_user_engine(tmp_path):
         "(line 1); the eBPF engine records kernel stacks"
     )
     assert not mark.exists()
+
+
+def test_api_options_are_parsed_once_by_the_option_table():
+    """Text values given to the Python API are validated as -x values are:
+    sizes in bytes, on/off words as flags; a bad one is a CompileError."""
+    s = Session([Program("n", "BEGIN {}")], settings=[("bufsize", "4k"), ("quiet", "no")])
+    assert s.options["bufsize"] == 4096
+    assert s.options["quiet"] is False
+    assert s.options["strsize"] == 256  # the defaults stay
+    try:
+        Session([Program("n", "BEGIN {}")], settings=[("dynvarsize", "lots")])
+    except CompileError as e:
+        assert e.message == (
+            "failed to set option 'dynvarsize' to 'lots': Invalid value for specified option"
+        )
+    else:
+        raise AssertionError("accepted")
+
+
+# A -c target of its own for each session: it hands write(2) the address of
+# its own function, which a bare %A resolves in $target.
+MARKER = """
+    #include <unistd.h>
+    void NAME_mark(void) {}
+    int main(void) {
+        for (int i = 0; i < 3; i++) {
+            write(-1, (const void *)NAME_mark, 0);
+            usleep(100000);  /* the two sessions trace at the same time */
+        }
+        return 0;
+    }
+"""
+MARKED = 'syscall::write:entry /pid == $target && (int)arg0 == -1/ { printf("%s %A\\n", execname, arg1); }'
+
+
+@pytest.mark.parametrize("engine", ["ebpf", "ptrace"])
+def test_two_sessions_run_side_by_side(tmp_path: Path, engine: str) -> None:
+    """Two Sessions in two threads of one process, each with its own -c
+    target and options, print what each would print alone: $target (the
+    process %A resolves in), quiet and flowindent are each session's own."""
+    need(bpf_maps_ok() if engine == "ebpf" else ptrace_works(), f"the {engine} engine")
+    sessions = []
+    for name, settings in (("alpha", [("quiet", None)]), ("beta", [("flowindent", None)])):
+        exe = compile_c(tmp_path, f"{name}_session", MARKER.replace("NAME", name))
+        sessions.append(
+            Session(
+                [Program("n", MARKED)],
+                settings=[("engine", engine), *settings],
+                commands=[exe],
+                out=io.StringIO(),
+                err=io.StringIO(),
+                testing=True,
+            )  # fmt: skip
+        )
+    both_compiled = threading.Barrier(2, timeout=30)
+    statuses: dict[int, int | BaseException] = {}
+
+    def run(i: int, s: Session) -> None:
+        try:
+            s.compile()  # starts the held -c child: $target is known from here
+            both_compiled.wait()
+            statuses[i] = s.run()
+        except BaseException as e:  # reported below, with the other's output
+            statuses[i] = e
+            both_compiled.abort()
+
+    threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    alpha, beta = sessions
+    assert statuses == {0: 0, 1: 0}, (statuses, beta.err.getvalue())
+    assert alpha.out.getvalue() == "alpha_session alpha_session`alpha_mark\n" * 3 + "\n"
+    assert alpha.err.getvalue() == ""
+    assert beta.out.getvalue() == (
+        "FUNCTION                                 \n"
+        " => write                                 beta_session beta_session`beta_mark\n\n"
+        "   => write                               beta_session beta_session`beta_mark\n\n"
+        "     => write                             beta_session beta_session`beta_mark\n\n\n"
+    )
+    assert beta.err.getvalue() == "pydtrace: description 'syscall::write:entry ' matched 1 probe\n"

@@ -13,12 +13,17 @@ __version__ = "0.1.0"
 __all__ = ["trace", "Session", "Program", "Result", "CompileError", "__version__"]
 
 if TYPE_CHECKING:
-    from pydtrace.session import CompileError, Program, Result, Session, trace
+    from pydtrace.lang.errors import CompileError
+    from pydtrace.session import Program, Result, Session, trace
 
 
 def __getattr__(name: str) -> Any:
     # Imported lazily so that `pydtrace` starts fast.
-    if name in ("trace", "Session", "Program", "Result", "CompileError"):
+    if name == "CompileError":
+        from pydtrace.lang.errors import CompileError
+
+        return CompileError
+    if name in ("trace", "Session", "Program", "Result"):
         from pydtrace import session
 
         return getattr(session, name)

@@ -1,13 +1,19 @@
-"""dtrace's options: the table of names, and each value checked and
-normalized the way libdtrace's dt_options.c does (sizes take k/m/g/t, rates
-take time units with a bare number meaning nanoseconds and `hz` a frequency,
-flags take no value). Used by the command line, `#pragma D option` and
-setopt() alike.
+"""dtrace's options: the table of names and defaults, and each value checked
+and normalized the way libdtrace's dt_options.c does (sizes take k/m/g/t,
+rates take time units with a bare number meaning nanoseconds and `hz` a
+frequency, flags take no value). Used by the command line, `#pragma D
+option`, setopt() and the Python API alike: a value is parsed here, once, and
+the session's options dict holds only normalized values, which the engines
+and the consumer read (size_option, capped_frames).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
+
+from pydtrace.lang.errors import CompileError
 
 U64_MAX = (1 << 64) - 1
 
@@ -30,6 +36,44 @@ E_NOREG = "Insufficient registers to generate code"
 E_VERSINVAL = "Version is not properly formatted or is too large"
 E_VERSUNDEF = "Requested version is not supported by compiler"
 E_OVERFLOW = "Value too large for defined data type"
+
+
+# Option defaults as dtrace(1) and libdtrace set them.
+DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "aggsize": 4 << 20}
+
+
+def session_options(settings: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A session's options: DEFAULTS, then each setting in order.  A value
+    given as text (the Python API: `("bufsize", "4m")`) is validated here; one
+    validate_xopt already normalized (the command line's) is taken as it is,
+    and a bare name (None) is set."""
+    options = dict(DEFAULTS)
+    for name, value in settings:
+        if isinstance(value, str):
+            try:
+                _, value = validate_xopt(name, value)
+            except XoptError as e:
+                msg = f"failed to set option '{name}' to '{value}': {e.reason}"
+                raise CompileError(msg) from None
+        options[name] = True if value is None else value
+    return options
+
+
+def size_option(options: dict[str, Any], name: str, default: int) -> int:
+    """A size option of a session's (normalized) options; default when unset."""
+    value = options.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, int):
+        raise TypeError(f"option {name}: {value!r} is not a validated size")
+    return value
+
+
+def capped_frames(options: dict[str, Any], n: int) -> int:
+    """A stack()/ustack() frame count cut to the maxframes option, as dtrace
+    does (`-x maxframes=25`: ustack(95) records 25 frames)."""
+    cap = options.get("maxframes")
+    return min(n, int(cap)) if isinstance(cap, int) and cap > 0 else n
 
 
 def env_xopts(environ: dict[str, str] | None = None) -> list[tuple[str, object]]:

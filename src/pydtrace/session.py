@@ -15,11 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from pydtrace.lang.errors import DError
-
-# Option defaults as dtrace(1) and libdtrace set them.
-DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "aggsize": 4 << 20}
-
+from pydtrace.lang.errors import CompileError, DError
+from pydtrace.options import session_options
 
 # Programs of only dtrace/profile probes (BEGIN, END, tick, profile) run on
 # eBPF by default too, now that it passes as much of dtrace-utils as the
@@ -27,15 +24,6 @@ DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "agg
 # use -x engine=ptrace where the user engine could run it).
 # False = keep them on the user engine unless -x engine=ebpf.
 EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = True
-
-
-class CompileError(Exception):
-    """A program failed to compile; str() is dtrace's full message (without the program name)."""
-
-    def __init__(self, message: str, tag: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.tag = tag
 
 
 @dataclass
@@ -54,6 +42,13 @@ class Result:
 
 
 class Session:
+    """One or more D programs compiled together and run once, with their own
+    options and -c/-p targets; several may run in one process.
+
+    settings: (name, value) pairs in order, as validate_xopt normalizes them
+    (the command line's) or as text to validate (`("bufsize", "4m")`); a bad
+    one raises CompileError."""
+
     def __init__(
         self,
         programs: list[Program],
@@ -77,9 +72,7 @@ class Session:
     ) -> None:
         self.programs = programs
         self.settings = list(settings or [])
-        self.options: dict[str, Any] = dict(DEFAULTS)
-        for name, value in settings or []:
-            self.options[name] = True if value is None else value
+        self.options: dict[str, Any] = session_options(self.settings)
         self.operands = operands or []
         self.cpp = cpp or bool(self.options.get("cpp"))
         self.defines = defines or []
@@ -545,9 +538,7 @@ class Session:
             raise CompileError("could not enable tracing: Destructive actions not allowed")
         if refusal is not None:
             raise refusal
-        from pydtrace.consume import printf
-
-        printf.target_pid = self.macro_values.get("target", -1)
+        consumer.target_pid = self.macro_values.get("target", -1)
         if ebpf is not None:
             return self._run_ebpf(ebpf, consumer)
         if self.tracer is None:
@@ -733,10 +724,15 @@ def trace(
     settings = list((options or {}).items())
     if quiet:
         settings.append(("quiet", None))
-    s = Session(
-        [Program("n", program)], settings=settings, operands=args, out=out, err=err, testing=False
-    )
     try:
+        s = Session(
+            [Program("n", program)],
+            settings=settings,
+            operands=args,
+            out=out,
+            err=err,
+            testing=False,
+        )
         status = s.run(keep_records=True)
     except CompileError as e:
         return Result(1, out.getvalue(), err.getvalue() + f"pydtrace: {e.message}\n")

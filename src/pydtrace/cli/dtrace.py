@@ -67,7 +67,8 @@ def _main(pname: str, argv: list[str]) -> int:
     if not o.programs and not o.list_probes:
         err.write(f"{pname}: no probes specified\n")
         return 1
-    from pydtrace.session import CompileError, Program, Session
+    from pydtrace.lang.errors import CompileError
+    from pydtrace.session import Program, Session
 
     out = sys.stdout
     if o.output is not None:

@@ -8,9 +8,17 @@ from __future__ import annotations
 import getopt
 import sys
 
-from pydtrace.ktrace.kdump import KdumpError, Options, dump, screen_width, trace_types
+from pydtrace.ktrace.kdump import (
+    DecoderBug,
+    KdumpError,
+    Options,
+    dump,
+    screen_width,
+    trace_types,
+)
 
 USAGE = "usage: kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json]\n"
+EX_SOFTWARE = 70  # sysexits.h: an internal software error
 
 
 def _number(opt: str, arg: str, low: int) -> int:
@@ -79,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         out.flush()
         sys.stderr.write(f"kdump: {e}\n")
         return 1
+    except DecoderBug as e:
+        out.flush()
+        sys.stderr.write(f"kdump: internal error: {str(e).replace(chr(10), ' ')}\n")
+        return EX_SOFTWARE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -26,6 +26,7 @@ USAGE = (
     "       ktrace [-aCcdi] [-f trfile] [-g pgid | -p pid] [-t trstr] [--engine ebpf|ptrace]\n"
 )
 ENGINES = ("ebpf", "ptrace")
+EX_SOFTWARE = 70  # sysexits.h: an internal software error
 
 
 class _Usage(Exception):
@@ -51,14 +52,28 @@ def points(trstr: str) -> str | None:
 
 
 def default_engine() -> str:
-    """eBPF when this process may use it and its recorder is installed, else ptrace."""
+    """eBPF when this process may use it and its recorder is installed, else
+    ptrace.  Only those answers choose ptrace: any other exception is a bug,
+    raised for the caller to report, never a silent change of engine."""
     try:
         importlib.import_module("pydtrace.ktrace.record_ebpf")
         from pydtrace.engines.ebpf.features import can_use_bpf
+    except ModuleNotFoundError as e:
+        if e.name != "pydtrace.ktrace.record_ebpf":
+            raise
+        return "ptrace"  # this installation has no eBPF recorder
+    try:
+        ok, _ = can_use_bpf()
+    except OSError:
+        return "ptrace"  # the kernel refused the check itself: no eBPF here
+    return "ebpf" if ok else "ptrace"
 
-        return "ebpf" if can_use_bpf()[0] else "ptrace"
-    except Exception:
-        return "ptrace"
+
+def internal_error(e: BaseException) -> int:
+    """A bug: one line on stderr (no traceback) and EX_SOFTWARE."""
+    text = f"{type(e).__name__}: {e}".replace("\n", " ")
+    sys.stderr.write(f"ktrace: internal error: {text}\n")
+    return EX_SOFTWARE
 
 
 def recorder(engine: str):  # noqa: ANN201 - a module
@@ -141,7 +156,10 @@ def _main(args: list[str]) -> int:
         raise _Usage
     o.command = cmd or None
     o.inherit = inherit or bool(cmd)
-    o.engine = engine or default_engine()
+    try:
+        o.engine = engine or default_engine()
+    except Exception as e:
+        return internal_error(e)
     module = recorder(o.engine)
     try:
         writer = F.Writer(trfile, append=append)

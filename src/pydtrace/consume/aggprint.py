@@ -76,7 +76,7 @@ def _u64_div(v: int, normal: int) -> int:
     return s64((v & U64) // (normal & U64 or 1))
 
 
-def _rawbytes(data: bytes) -> str:
+def hex_dump(data: bytes) -> str:
     """dtrace's hex dump of a byte record."""
     if not data:
         return ""
@@ -114,7 +114,7 @@ def _fmt_bytes_key(value: object, options: dict) -> str:
     # Not text (or empty): dtrace dumps the whole record, NUL padding included.
     size = _opt_int(options, "strsize") or 256
     rec = text + b"\0" * max(size - len(text), 0)
-    return _rawbytes(rec)
+    return hex_dump(rec)
 
 
 def format_key_elem(value: object, ctype: CType | None, options: dict | None = None) -> str:
@@ -461,7 +461,9 @@ def _printa_scalar(agg: Aggregation, data: object, conv: Conversion) -> tuple[in
     return v // normal, ctype
 
 
-def _format_row_with(fmt: Format, aggs: list[Aggregation], key: tuple, options: dict) -> str:
+def _format_row_with(
+    fmt: Format, aggs: list[Aggregation], key: tuple, options: dict, target_pid: int
+) -> str:
     from .printf import format_printa as printf_row
 
     rep = next(a for a in sorted(aggs, key=lambda a: a.spec.id) if key in a.data)
@@ -491,12 +493,15 @@ def _format_row_with(fmt: Format, aggs: list[Aggregation], key: tuple, options: 
             d = _entry(last, key)
             extra = [_printa_scalar(last, d, c) for c in aggconvs[len(aggs) :]]
             vals = vals + extra
-    return printf_row(fmt, keyvals, vals)
+    return printf_row(fmt, keyvals, vals, target_pid)
 
 
-def format_printa(fmt: Format | None, aggs: list[Aggregation], options: dict) -> str:
+def format_printa(
+    fmt: Format | None, aggs: list[Aggregation], options: dict, target_pid: int = -1
+) -> str:
     """printa(@a...) without a format ("\\n" then default rows) or with one (the
-    format applied once per key, no leading newline). Marks what it printed."""
+    format applied once per key, no leading newline; a bare %A resolves in
+    target_pid). Marks what it printed."""
     if fmt is None:
         if len(aggs) == 1:
             text = format_aggregation(aggs[0], options)
@@ -510,7 +515,7 @@ def format_printa(fmt: Format | None, aggs: list[Aggregation], options: dict) ->
     if keys:
         for a in aggs:
             a.printed = True
-    return "".join(_format_row_with(fmt, aggs, k, options) for k in keys)
+    return "".join(_format_row_with(fmt, aggs, k, options, target_pid) for k in keys)
 
 
 def format_exit(aggs: list[Aggregation], options: dict) -> str:

@@ -13,9 +13,10 @@ import subprocess
 import sys
 from typing import Any, TextIO
 
-from pydtrace.consume.aggprint import _rawbytes
+from pydtrace.consume.aggprint import hex_dump
 from pydtrace.consume.aggregation import AggPool, Aggregation
 from pydtrace.consume.records import Fault, Record
+from pydtrace.lang.errors import CompileError
 from pydtrace.lang.types import CType
 
 # trace() formats: (non-quiet, quiet) by (size, signed)
@@ -197,6 +198,9 @@ class Consumer:
         self.pname = pname
         self.testing = testing
         self.json = json_out
+        # the process a bare %A address resolves in: $target under -c/-p, as
+        # dtrace does (the session sets it once its targets are known)
+        self.target_pid = -1
         self.exit_status: int | None = None
         self.header_done = False
         self.records: list[Record] = []  # kept for the Python API
@@ -299,13 +303,13 @@ class Consumer:
                 )
             )
         elif kind == "printf":
-            w(_format_printf()(item[1], item[2]))
+            w(_format_printf()(item[1], item[2], self.target_pid))
         elif kind == "printa":
             from pydtrace.consume.aggprint import format_printa
 
             aggs = [self.aggs[n] for n in item[2]]
             self._check_agg_drops()
-            w(format_printa(item[1], aggs, self.options))
+            w(format_printa(item[1], aggs, self.options, self.target_pid))
             for a in aggs:
                 a.printed = True
         elif kind == "exit":
@@ -323,13 +327,14 @@ class Consumer:
         elif kind == "system":
             from pydtrace.consume.printf import format_printf
 
-            cmd = format_printf(item[1], item[2]) if item[1] is not None else ""
+            cmd = format_printf(item[1], item[2], self.target_pid) if item[1] is not None else ""
             self.out.flush()
             subprocess.run(["/bin/sh", "-c", cmd], stdout=self.out, check=False)
         elif kind == "freopen":
             from pydtrace.consume.printf import format_printf
 
-            self._freopen(format_printf(item[1], item[2]) if item[1] is not None else "")
+            path = format_printf(item[1], item[2], self.target_pid) if item[1] is not None else ""
+            self._freopen(path)
         elif kind == "print":
             from pydtrace.consume.print import format_print
 
@@ -355,7 +360,7 @@ class Consumer:
         """setopt() as dtrace's consumer applies it: only dynamic options may
         change while tracing; a refusal is reported as an error of the
         clause that asked, and tracing goes on."""
-        from pydtrace.cli.options import XoptError, validate_xopt
+        from pydtrace.options import XoptError, validate_xopt
 
         shown = "1" if value is None else value  # a bare toggle is passed as "1"
         try:
@@ -463,8 +468,6 @@ class Consumer:
         aggsize = self.options.get("aggsize")
         pool = AggPool.for_aggs(list(aggs.values()), int(aggsize) if aggsize else None, strsize)
         if pool.capacity == 0:
-            from pydtrace.session import CompileError
-
             raise CompileError("could not enable tracing: Enabling exceeds size of buffer")
         self._pool = pool
 
@@ -499,7 +502,8 @@ class Consumer:
             if kind == "trace":
                 data.append({"action": "trace", "value": item[1]})
             elif kind == "printf":
-                data.append({"action": "printf", "text": format_printf(item[1], item[2])})
+                text = format_printf(item[1], item[2], self.target_pid)
+                data.append({"action": "printf", "text": text})
             elif kind == "exit":
                 self.exit_status = item[1]
                 data.append({"action": "exit", "status": item[1]})
@@ -538,17 +542,17 @@ def format_trace(
     form and strings as their whole strsize buffer.
     """
     if isinstance(value, (bytes, bytearray)):
-        return _rawbytes(bytes(value))
+        return hex_dump(bytes(value))
     if isinstance(value, str):
         if rawbytes:
-            return _rawbytes(_string_record(value, strsize))
+            return hex_dump(_string_record(value, strsize))
         return value if quiet else "  %-33s" % value
     if ctype.is_int() or ctype.is_pointer():
         size = ctype.int_size() if ctype.is_int() else 8
         if size not in (1, 2, 4, 8):
             size = 8
         if rawbytes:
-            return _rawbytes((value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+            return hex_dump((value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
         signed = ctype.is_signed() if ctype.is_int() else False
         bits = 8 * size
         value &= (1 << bits) - 1

@@ -27,10 +27,6 @@ from pydtrace.consume.stacks import StackKey, SymKey, format_stack
 from pydtrace.lang.errors import DError
 from pydtrace.lang.types import BUILTIN_TYPEDEFS, CType
 
-# The process a bare %A address resolves in: $target under -c/-p (as dtrace
-# does), set by the session; -1 prints the address in hex.
-target_pid: int = -1
-
 FLAG_CHARS = "#0- +'"
 
 _XINT = "char, short, int, long, or long long"
@@ -541,9 +537,10 @@ def _raw_bytes(value: object) -> bytes:
     return str(value).encode("utf-8", "surrogateescape")
 
 
-def addr_to_str(addr: int, user: bool, pid: int = -1) -> str:
+def addr_to_str(addr: int, user: bool, pid: int = -1, target_pid: int = -1) -> str:
     """%a/%A text: a kernel address's frame (module`function+0xoff) or, given
-    its process (else $target's), a user address's; else the bare hex address."""
+    its process (else target_pid, $target under -c/-p, as dtrace does), a
+    user address's; else the bare hex address."""
     addr &= 0xFFFFFFFFFFFFFFFF
     if user and pid <= 0:
         pid = target_pid
@@ -601,11 +598,13 @@ def format_one(
     ctype: CType,
     width: int | None = None,
     precision: int | None = None,
+    target_pid: int = -1,
 ) -> str:
     """Format one value for one conversion.
 
     width/precision are the resolved values of '*' (or overrides); a negative width means
-    left-justify, a precision <= 0 is ignored, as in dtrace.
+    left-justify, a precision <= 0 is ignored, as in dtrace.  target_pid: the
+    process a bare %A address resolves in ($target), -1 for none.
     """
     if conv.plain_int and width is None and precision is None and type(value) is int:
         # the common case, without the general machinery below
@@ -657,10 +656,10 @@ def format_one(
         if isinstance(value, str):
             text = value  # already symbolized by the caller
         elif isinstance(value, SymKey):  # a sym()/func()... key: the address it stands for
-            text = addr_to_str(value.addr, value.kind.startswith("u"), value.pid)
+            text = addr_to_str(value.addr, value.kind.startswith("u"), value.pid, target_pid)
         else:
             assert isinstance(value, int)
-            text = addr_to_str(_c_int(value, size, False), kind == "uaddr")
+            text = addr_to_str(_c_int(value, size, False), kind == "uaddr", -1, target_pid)
         return _fmt_str(text, width, precision, left)
     if kind == "time":
         assert isinstance(value, int)
@@ -696,8 +695,9 @@ def _dyn_int(value: object) -> int:
     return _c_int(value, 4, True)
 
 
-def format_printf(fmt: Format, args: list[tuple[object, CType]]) -> str:
-    """Format printf() output from the argument values (each with its type)."""
+def format_printf(fmt: Format, args: list[tuple[object, CType]], target_pid: int = -1) -> str:
+    """Format printf() output from the argument values (each with its type);
+    target_pid as format_one takes it."""
     types = tuple(t for _, t in args)
     plan = fmt.plans.get(types, False)
     if plan is False:
@@ -707,7 +707,7 @@ def format_printf(fmt: Format, args: list[tuple[object, CType]]) -> str:
             return plan(args)
         except TypeError:
             pass  # a value of an unexpected kind: the general path says what is wrong
-    return _format_printf(fmt, args)
+    return _format_printf(fmt, args, target_pid)
 
 
 def _plan(fmt: Format, types: tuple[CType, ...]) -> Callable[[list], str] | None:
@@ -800,7 +800,7 @@ def _plain_str(v: Any) -> str:
     return _fmt_str(v, 0, 0, False)
 
 
-def _format_printf(fmt: Format, args: list[tuple[object, CType]]) -> str:
+def _format_printf(fmt: Format, args: list[tuple[object, CType]], target_pid: int) -> str:
     out: list[str] = []
     it = iter(args)
     for part in fmt.parts:
@@ -809,27 +809,29 @@ def _format_printf(fmt: Format, args: list[tuple[object, CType]]) -> str:
             continue
         if part.agg:
             raise ValueError("%@ conversion in printf()")
-        out.append(_format_with_args(part, it))
+        out.append(_format_with_args(part, it, target_pid))
     return "".join(out)
 
 
-def _format_with_args(conv: Conversion, it) -> str:  # type: ignore[no-untyped-def]
+def _format_with_args(conv: Conversion, it, target_pid: int) -> str:  # type: ignore[no-untyped-def]
     width = precision = None
     if conv.width == "*":
         width = _dyn_int(next(it)[0])
     if conv.precision == "*":
         precision = _dyn_int(next(it)[0])
     value, ctype = next(it)
-    return format_one(conv, value, ctype, width, precision)
+    return format_one(conv, value, ctype, width, precision, target_pid)
 
 
 def format_printa(
     fmt: Format,
     keys: list[tuple[object, CType]],
     aggvals: list[tuple[object, CType]],
+    target_pid: int = -1,
 ) -> str:
     """Format one printa() row: plain conversions take key elements in order ('*' too),
-    the n-th %@ takes the n-th aggregation value (extra %@ repeat the last one).
+    the n-th %@ takes the n-th aggregation value (extra %@ repeat the last one);
+    target_pid as format_one takes it.
 
     An aggregation value given as a str (e.g. a rendered histogram) is inserted as is.
     """
@@ -841,7 +843,7 @@ def format_printa(
             out.append(part)
             continue
         if not part.agg:
-            out.append(_format_with_args(part, it))
+            out.append(_format_with_args(part, it, target_pid))
             continue
         width = precision = None
         if part.width == "*":
@@ -853,7 +855,7 @@ def format_printa(
         if isinstance(value, str):
             out.append(value)
         else:
-            out.append(format_one(part, value, ctype, width, precision))
+            out.append(format_one(part, value, ctype, width, precision, target_pid))
     return "".join(out)
 
 
@@ -865,7 +867,6 @@ __all__ = [
     "format_printf",
     "format_printa",
     "format_one",
-    "target_pid",
     "addr_to_str",
     "escape_bytes",
     "format_time_y",

@@ -124,10 +124,10 @@ class Offsets:
 
 def offsets() -> Offsets:
     from pydtrace.engines.ebpf.btf import vmlinux
-    from pydtrace.engines.ebpf.cg_context import _syscall_regs
+    from pydtrace.engines.ebpf.pt_regs import syscall_regs
     from pydtrace.probes.syscalls import table
 
-    regs = _syscall_regs()
+    regs = syscall_regs()
     if regs is None:
         raise OSError("the syscall registers of this machine are unknown")
     base = min(regs["args"])

@@ -582,6 +582,17 @@ def _stat(data: bytes, arch: str) -> str:
             f"ctime={_time(c, cn)}, size={sz}, blocks={blocks}, blksize={blksize} }}")  # fmt: skip
 
 
+def makedev(major: int, minor: int) -> int:
+    """glibc's makedev for any two u32s (os.makedev refuses those past INT_MAX,
+    which a statx record may hold)."""
+    return (
+        (major & 0xFFFFF000) << 32
+        | (major & 0xFFF) << 8
+        | (minor & 0xFFFFFF00) << 12
+        | (minor & 0xFF)
+    )
+
+
 def _statx(data: bytes) -> str:
     """struct statx (what glibc's stat family uses on newer systems)."""
     if len(data) < 144:
@@ -593,9 +604,9 @@ def _statx(data: bytes) -> str:
          (("atime", 64), ("btime", 80), ("ctime", 96), ("mtime", 112))}  # fmt: skip
     rmaj, rmin, dmaj, dmin = struct.unpack_from("<IIII", data, 128)
     times = ", ".join(f"{n}={_time(*t[n])}" for n in ("atime", "mtime", "ctime", "btime"))
-    return (f"struct statx {{ mask={mask:#x}, dev={os.makedev(dmaj, dmin)}, ino={ino}, "
+    return (f"struct statx {{ mask={mask:#x}, dev={makedev(dmaj, dmin)}, ino={ino}, "
             f"mode={strmode(md)}, nlink={nlink}, uid={uid}, gid={gid}, "
-            f"rdev={os.makedev(rmaj, rmin)}, {times}, size={size}, blocks={blocks}, "
+            f"rdev={makedev(rmaj, rmin)}, {times}, size={size}, blocks={blocks}, "
             f"blksize={blksize} }}")  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import struct
 import sys
 import time
 from collections.abc import Iterable
@@ -29,6 +30,22 @@ JSON_TYPES = {t: tag.strip() for t, tag in F.TAGS.items()}
 
 class KdumpError(Exception):
     """A user error: shown as `kdump: <message>`, exit status 1."""
+
+
+class DecoderBug(Exception):
+    """The decoder failed on a record otherwise than its bytes explain: a bug
+    of ours, shown as `kdump: internal error: <message>`, exit status 70."""
+
+    def __init__(self, rec: F.Record, e: Exception) -> None:
+        tag = F.TAGS.get(rec.type, f"UNKNOWN({rec.type})").strip()
+        super().__init__(
+            f"decoding the {tag} record at offset {rec.offset}: {type(e).__name__}: {e}"
+        )
+
+
+# What a payload the record's format rules out raises (too short, a bad
+# length or value): it is shown as `invalid record`; anything else is a bug.
+BAD_INPUT = (struct.error, ValueError)
 
 
 @dataclass
@@ -222,8 +239,10 @@ class Printer:
         head = f"{self.prefix(rec)}{self.timestamp(rec)}{tag}  "
         try:
             body = self.body(rec)
-        except Exception:  # a payload too short for its type: show it, do not stop
+        except BAD_INPUT:  # a payload too short for its type: show it, do not stop
             body = f"invalid record ({len(rec.payload)} bytes)\n"
+        except Exception as e:
+            raise DecoderBug(rec, e) from e
         return out + head + body
 
     def body(self, rec: F.Record) -> str:
@@ -285,8 +304,10 @@ class Printer:
         t, p, d = rec.type, rec.payload, self.decoder
         try:
             return self._fields(t, p, d)
-        except Exception:
+        except BAD_INPUT:
             return {"invalid": True, "hex": p.hex()}
+        except Exception as e:
+            raise DecoderBug(rec, e) from e
 
     def _cut(self, data: bytes) -> str:
         m = self.o.maxdata

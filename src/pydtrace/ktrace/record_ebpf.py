@@ -14,7 +14,6 @@ import errno
 import os
 import select
 import signal
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -261,38 +260,6 @@ def record(
             signal.signal(sig, h)
 
 
-_U64 = struct.Struct("<Q")
-_U32 = struct.Struct("<I")
-
-
-def _drain(ring: Any, buf: bytearray, most: int = 1 << 20) -> int:
-    """Append the ring's committed records (each already a whole trace-file
-    record) to buf, at most about `most` bytes; returns how many bytes. One
-    pass without a callback per record, and the consumer position written
-    once per pass: RingBuffer.drain costs twice as much per record, and a
-    -t c recording of a busy process is several 100k records a second."""
-    from pydtrace.engines.ebpf.ringbuf import BUSY_BIT, DISCARD_BIT, HEADER_SIZE
-
-    prod_map, cons_map, view = ring._prod, ring._cons, ring._view
-    base, mask = ring._data_off, ring._mask
-    unpack = _U32.unpack_from
-    cons = _U64.unpack_from(cons_map, 0)[0]
-    prod = _U64.unpack_from(prod_map, 0)[0]
-    start = len(buf)
-    stop_at = start + most
-    while cons < prod and len(buf) < stop_at:
-        off = base + (cons & mask)
-        length = unpack(prod_map, off)[0]
-        if length & BUSY_BIT:
-            break
-        n = length & ~(BUSY_BIT | DISCARD_BIT)
-        if not length & DISCARD_BIT:
-            buf += view[off + HEADER_SIZE : off + HEADER_SIZE + n]
-        cons += (n + HEADER_SIZE + 7) & ~7
-    _U64.pack_into(cons_map, 0, cons)
-    return len(buf) - start
-
-
 def _loop(s: Session, targets: Any, writer: F.Writer, stop: threading.Event) -> None:
     """Copy records to the file until every traced process has gone (or stop)."""
     ring, traced = s.ring, s.maps["traced"]
@@ -300,7 +267,7 @@ def _loop(s: Session, targets: Any, writer: F.Writer, stop: threading.Event) -> 
     limit = writer.limit
 
     def take(_: Any = None) -> None:
-        while _drain(ring, buf):
+        while ring.copy_into(buf):
             if len(buf) >= limit:
                 writer.flush()
 
@@ -351,7 +318,7 @@ def _close_drops(s: Session, writer: F.Writer) -> None:
     for a in s.attachments:
         a.close()
     s.attachments.clear()
-    while _drain(s.ring, writer.buf):
+    while s.ring.copy_into(writer.buf):
         writer.flush()
     sec, nsec = divmod(time.time_ns(), 1_000_000_000)
     for cpu, value in enumerate(s.maps["scratch"].lookup(0) or []):

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
-from pydtrace.lang import ast
+from pydtrace.lang import ast, procfs
 from pydtrace.lang import types as T
 from pydtrace.lang.builtins import FUNCTIONS, VARIABLES, Builtin, prototype
 from pydtrace.lang.dlib import library_inlines
@@ -1259,11 +1260,9 @@ class Checker:
 
     def _library_types(self, name: str) -> bool:
         """Enter D's process-information types when a program first names one."""
-        from pydtrace.lang import procfs
-
         if name not in procfs.TYPE_NAMES:
             return False
-        for key, t in procfs.library_types().items():
+        for key, t in library_types().items():
             (self.tags if key.startswith("struct ") else self.typedefs).setdefault(key, t)
         return True
 
@@ -2176,3 +2175,22 @@ def _substitute(node: Any, bound: dict[str, ast.Expr]) -> Any:
         for f in node.__dataclass_fields__:
             setattr(node, f, _substitute(getattr(node, f), bound))
     return node
+
+
+@cache
+def library_types() -> dict[str, CType]:
+    """typedef name or struct tag -> CType, for D's process-information types
+    (lang/procfs.py), checked once, when first named."""
+    from pydtrace.lang.parser import parse
+
+    checker = Checker(lambda text, line: [])
+    checker.check(parse(procfs.SOURCE, from_file=True))
+    found = {n: checker.typedefs[n] for n in procfs.TYPE_NAMES}
+    found.update((tag, checker.tags[tag]) for tag in procfs.STRUCT_TAGS)
+    return found
+
+
+def member_offsets(type_name: str) -> dict[str, tuple[int, CType]]:
+    """member name -> (byte offset, CType) of one of the process-information structures."""
+    t = library_types()[type_name].r
+    return {m.name: (m.offset, m.type) for m in t.members}

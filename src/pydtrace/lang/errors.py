@@ -1,8 +1,10 @@
 """Compile errors with dtrace's tags and locations.
 
 dtrace prints `failed to compile script F: [D_TAG] line N: message`; the tag
-shows only under `-xerrtags`. The CLI adds the prefix; this class carries the
-parts.
+shows only under `-xerrtags`. The CLI adds the prefix; DError carries the
+parts.  CompileError is the whole message, as a program's compilation (or
+the enabling of its probes) fails for the user: what pydtrace.CompileError
+names.
 """
 
 from __future__ import annotations
@@ -24,3 +26,12 @@ class DError(Exception):
         if self.line:
             where = f'"{self.file}", line {self.line}: ' if self.file else f"line {self.line}: "
         return (f"[{self.tag}] " if errtags else "") + where + self.message
+
+
+class CompileError(Exception):
+    """A program failed to compile; str() is dtrace's full message (without the program name)."""
+
+    def __init__(self, message: str, tag: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.tag = tag

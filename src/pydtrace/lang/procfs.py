@@ -4,25 +4,18 @@ them, and cpuinfo_t, as curcpu and the sched provider's args[] see it
 (cpu_info, a kernel pointer in dtrace, stays 0 here: one node, one chip).
 
 The member layouts are those dtrace for Linux declares (Solaris' /proc
-structures, kept for compatibility). They are written here as D and checked
-on first use, so a program that never names them pays nothing at start-up.
+structures, kept for compatibility). They are written here as D, data only:
+the checker checks them on first use (checker.library_types), so a program
+that never names them pays nothing at start-up, and the parser knows their
+names as types.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 TYPE_NAMES = ("timestruc_t", "lwpsinfo_t", "psinfo_t", "cpuinfo_t")
+STRUCT_TAGS = ("struct timestruc", "struct lwpsinfo", "struct psinfo", "struct cpuinfo")
 
-# Built-in variables whose type is one of these, by name.
-VARIABLE_TYPES = {
-    "curpsinfo": "psinfo_t *",
-    "curlwpsinfo": "lwpsinfo_t *",
-    "curcpu": "cpuinfo_t *",
-}
-
-_SOURCE = """
+SOURCE = """
 typedef struct timestruc {
     time_t tv_sec;
     long tv_nsec;
@@ -101,23 +94,3 @@ typedef struct cpuinfo {
     uintptr_t cpu_info;
 } cpuinfo_t;
 """
-
-
-@cache
-def library_types() -> dict[str, Any]:
-    """typedef name or struct tag -> CType, for the types above."""
-    from pydtrace.lang.checker import Checker
-    from pydtrace.lang.parser import parse
-
-    checker = Checker(lambda text, line: [])
-    checker.check(parse(_SOURCE, from_file=True))
-    found: dict[str, Any] = {n: checker.typedefs[n] for n in TYPE_NAMES}
-    for tag in ("struct timestruc", "struct lwpsinfo", "struct psinfo", "struct cpuinfo"):
-        found[tag] = checker.tags[tag]
-    return found
-
-
-def member_offsets(type_name: str) -> dict[str, tuple[int, Any]]:
-    """member name -> (byte offset, CType) of one of the structures above."""
-    t = library_types()[type_name].r
-    return {m.name: (m.offset, m.type) for m in t.members}

@@ -56,7 +56,7 @@ class ProcessSymbols:
         for m in self.maps:
             if m.start <= addr < m.end:
                 return m
-        if _catch_up is not None and _catch_up():  # an mmap not read yet: read them, once
+        if _catch_up():  # an mmap not read yet: read them, once
             for m in self.maps:
                 if m.start <= addr < m.end:
                     return m
@@ -95,8 +95,9 @@ _procs: dict[int, ProcessSymbols] = {}
 # their exec (or since tracing began), kept for the most recent pids
 _events: OrderedDict[int, ProcessSymbols] = OrderedDict()
 EVENT_PIDS = 8192
-# reads the events waiting in the kernel; True if there were any (mmaps.py)
-_catch_up: Callable[[], bool] | None = None
+# readers of the events waiting in the kernel, one per running eBPF session;
+# each returns True if there were any (mmaps.py)
+_catch_ups: list[Callable[[], bool]] = []
 
 
 def process_symbols(pid: int) -> ProcessSymbols:
@@ -167,6 +168,16 @@ def note_fork(parent: int, child: int) -> None:
         c.maps = list(p.maps)
 
 
-def set_catch_up(fn: Callable[[], bool] | None) -> None:
-    global _catch_up
-    _catch_up = fn
+def add_catch_up(fn: Callable[[], bool]) -> None:
+    """A session's reader of mapping events, asked when an address is in no
+    known mapping (several sessions may run at once, each with its own)."""
+    _catch_ups.append(fn)
+
+
+def remove_catch_up(fn: Callable[[], bool]) -> None:
+    _catch_ups.remove(fn)
+
+
+def _catch_up() -> bool:
+    """Read every session's waiting events; True if any were read."""
+    return any([read() for read in list(_catch_ups)])

@@ -350,47 +350,14 @@ def task_path(*path: str) -> Any:
         ) from None
 
 
-def _syscall_regs() -> dict[str, Any] | None:
-    """Where pt_regs keeps the syscall arguments and number on this machine;
-    None when unknown: each syscall then gets its own tracepoint. x86_64's
-    pt_regs is fixed ABI (no BTF parse, ~0.1 s at start-up); other
-    architectures ask BTF."""
-    import platform
-
-    m = platform.machine()
-    if m == "x86_64":  # di si dx r10 r8 r9, orig_ax
-        return {"args": [112, 104, 96, 56, 72, 64], "nr": 120, "size": 168}
-    try:
-        from pydtrace.engines.ebpf.btf import BTFError, vmlinux
-
-        b = vmlinux()
-        if m == "aarch64":
-            base = b.member_offset("pt_regs", "regs")
-            args = [b.member_offset("pt_regs", "orig_x0")] + [base + 8 * i for i in range(1, 6)]
-            nr = b.member_offset("pt_regs", "syscallno")
-        else:
-            return None
-    except (ImportError, OSError, BTFError):
-        return None
-    size = max(args + [nr]) + 8
-    return {"args": args, "nr": nr, "size": size} if size <= 168 else None
-
-
 def ring_size(value: Any) -> int:
     """The ring buffer's size: bufsize per possible CPU (dtrace's principal
     buffers are per CPU; ours is one ring for all), rounded up to a power of
     two (at least 64 KiB)."""
     from pydtrace.engines.ebpf.maps import possible_cpus
-    from pydtrace.options import XoptError, parse_size
+    from pydtrace.options import DEFAULTS, size_option
 
-    n = 4 << 20
-    if isinstance(value, int):
-        n = value
-    elif value:
-        try:
-            n = parse_size(str(value))
-        except XoptError:
-            pass
+    n = size_option({"bufsize": value}, "bufsize", DEFAULTS["bufsize"])
     n *= max(1, len(possible_cpus()))
     size = 1 << 16
     while size < n:
@@ -407,13 +374,9 @@ def dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) -
     """How many dynamic variables fit, as dtrace sizes them: dynvarsize over
     (largest key tuple + largest value); the user engine uses the same rule."""
     from pydtrace.consume.aggregation import tuple_size
-    from pydtrace.options import XoptError, parse_size
+    from pydtrace.options import size_option
 
-    value = options.get("dynvarsize") or (1 << 20)
-    try:
-        n = value if isinstance(value, int) else parse_size(str(value))
-    except XoptError:
-        n = 1 << 20
+    n = size_option(options, "dynvarsize", 0) or 1 << 20
     dyn = [v for v in prog.globals.values() if v.keys is not None] + list(prog.tlocals.values())
     if not dyn:
         return 0
@@ -423,6 +386,8 @@ def dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) -
 
 
 def aggentries(options: dict[str, Any]) -> int:
+    """The most entries of one aggregation map.  No option sets it (dtrace
+    has none), for the maps are preallocated per CPU; options is unused."""
     return 4096
 
 

@@ -7,20 +7,15 @@ cg_subroutines.SUBROUTINES lists.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydtrace.consume.records import ILLOP
-from pydtrace.engines.ebpf.cg_context import Value, task_path
+from pydtrace.engines.ebpf.cg_context import CompilerBase, Value, task_path
 from pydtrace.engines.ebpf.insn import ALU, ALU_OPS, R0, R1, R2, R3, R4, R5, R9, R10, Insn, X
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 
-if TYPE_CHECKING:
-    from pydtrace.engines.ebpf.codegen import Compiler
-
 
 # --- byte order, device numbers ------------------------------------------------------
-def _swap(cg: Compiler, e: ast.Call, size: int) -> Value:
+def _swap(cg: CompilerBase, e: ast.Call, size: int) -> Value:
     """The low size bytes of the value in reversed order (BPF_END to big
     endian: this is a little-endian machine), zero-extended."""
     cg.check_nargs(e, 1, 1)
@@ -30,19 +25,19 @@ def _swap(cg: Compiler, e: ast.Call, size: int) -> Value:
     return v
 
 
-def htons(cg: Compiler, e: ast.Call) -> Value:
+def htons(cg: CompilerBase, e: ast.Call) -> Value:
     return _swap(cg, e, 2)
 
 
-def htonl(cg: Compiler, e: ast.Call) -> Value:
+def htonl(cg: CompilerBase, e: ast.Call) -> Value:
     return _swap(cg, e, 4)
 
 
-def htonll(cg: Compiler, e: ast.Call) -> Value:
+def htonll(cg: CompilerBase, e: ast.Call) -> Value:
     return _swap(cg, e, 8)
 
 
-def _device_part(cg: Compiler, e: ast.Call, shift: int, mask: int) -> Value:
+def _device_part(cg: CompilerBase, e: ast.Call, shift: int, mask: int) -> Value:
     cg.check_nargs(e, 1, 1)
     v = cg.expr(e.args[0])
     if shift:
@@ -52,16 +47,16 @@ def _device_part(cg: Compiler, e: ast.Call, shift: int, mask: int) -> Value:
     return v
 
 
-def getmajor(cg: Compiler, e: ast.Call) -> Value:
+def getmajor(cg: CompilerBase, e: ast.Call) -> Value:
     return _device_part(cg, e, 20, 0xFFF)
 
 
-def getminor(cg: Compiler, e: ast.Call) -> Value:
+def getminor(cg: CompilerBase, e: ast.Call) -> Value:
     return _device_part(cg, e, 0, 0xFFFFF)
 
 
 # --- network addresses: inet_ntoa, link_ntop -------------------------------------
-def _addr_bytes(cg: Compiler) -> int:
+def _addr_bytes(cg: CompilerBase) -> int:
     """A frame area for the bytes of an address being formatted (20 + n)."""
     off = getattr(cg, "addr_off", None)
     if off is None:
@@ -69,7 +64,7 @@ def _addr_bytes(cg: Compiler) -> int:
     return off
 
 
-def _put_char(cg: Compiler, out: int, pos: int, ch: int, imm: bool = False) -> None:
+def _put_char(cg: CompilerBase, out: int, pos: int, ch: int, imm: bool = False) -> None:
     """out[pos++] = ch (a register, or a constant when imm) while pos < strsize; clobbers r5."""
     a = cg.a
     skip = a.new_label("pc_full")
@@ -84,7 +79,7 @@ def _put_char(cg: Compiler, out: int, pos: int, ch: int, imm: bool = False) -> N
     a.place(skip)
 
 
-def inet_ntoa(cg: Compiler, e: ast.Call) -> Value:
+def inet_ntoa(cg: CompilerBase, e: ast.Call) -> Value:
     """The 4 bytes at the address as dotted decimal (unreadable: invalid address)."""
     cg.check_nargs(e, 1, 1)
     bo = _addr_bytes(cg)
@@ -114,7 +109,7 @@ def inet_ntoa(cg: Compiler, e: ast.Call) -> Value:
     return v
 
 
-def link_ntop(cg: Compiler, e: ast.Call) -> Value:
+def link_ntop(cg: CompilerBase, e: ast.Call) -> Value:
     """link_ntop(hwtype, addr): ARPHRD_ETHER (1) 6 bytes, ARPHRD_INFINIBAND (32)
     20, as colon-separated hex; another type is an illegal operation."""
     cg.check_nargs(e, 2, 2)
@@ -161,7 +156,7 @@ def link_ntop(cg: Compiler, e: ast.Call) -> Value:
     return v
 
 
-def inet_ntoa6(cg: Compiler, e: ast.Call) -> Value:
+def inet_ntoa6(cg: CompilerBase, e: ast.Call) -> Value:
     """The 16 bytes at the address as Python's ipaddress prints them (the user
     engine): 8 hex groups without leading zeros, the first longest run of two
     or more zero groups as "::"."""
@@ -248,7 +243,7 @@ def inet_ntoa6(cg: Compiler, e: ast.Call) -> Value:
 
 
 # --- processes and random numbers ---------------------------------------------------
-def progenyof(cg: Compiler, e: ast.Call) -> Value:
+def progenyof(cg: CompilerBase, e: ast.Call) -> Value:
     """1 if the current process is pid or one of its descendants: walk
     task->real_parent (at most 64 levels) comparing tgids."""
     a = cg.a
@@ -284,7 +279,7 @@ def progenyof(cg: Compiler, e: ast.Call) -> Value:
     return want
 
 
-def rand(cg: Compiler, e: ast.Call) -> Value:
+def rand(cg: CompilerBase, e: ast.Call) -> Value:
     """rand(): 32 random bits (bpf_get_prandom_u32), as the user engine's."""
     v = cg.alloc(e.ctype)  # type: ignore[attr-defined]
     cg.a.call("get_prandom_u32")

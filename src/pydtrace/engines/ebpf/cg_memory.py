@@ -22,10 +22,10 @@ from typing import Any
 from pydtrace.consume.records import BADINDEX, BADSIZE, NOSCRATCH
 from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, Value
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R5, R9, R10
-from pydtrace.engines.options import size_option
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
+from pydtrace.options import size_option
 
 SCRATCH_BASE = 8  # dtrace's first alloca() pointer
 DEFAULT_SCRATCHSIZE = 8 + 256

@@ -46,9 +46,9 @@ from pydtrace.engines.ebpf.cg_stack import calls_stack
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn, s32
 from pydtrace.engines.ebpf.providers import PROVIDERS, EbpfProvider, provider_of
-from pydtrace.engines.options import capped_frames
 from pydtrace.lang import ast
 from pydtrace.lang.program import ClauseInfo
+from pydtrace.options import capped_frames
 
 AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
@@ -235,7 +235,7 @@ class ProgramMixin(CompilerBase):
         engine's AggPool) aggsize / (largest key tuple + largest value), at most
         aggentries; a full map drops new keys (DTRACEDROP_AGGREGATION)."""
         from pydtrace.consume.aggregation import data_size, tuple_size
-        from pydtrace.engines.options import size_option
+        from pydtrace.options import size_option
 
         aggsize = size_option(self.options, "aggsize", 0)
         specs = [lay.spec for lay in self.out.aggs.values()]
@@ -584,7 +584,7 @@ class ProgramMixin(CompilerBase):
 
     def principal_size(self) -> int:
         """bufsize: one CPU's principal buffer in dtrace (our ring holds one per CPU)."""
-        from pydtrace.engines.options import size_option
+        from pydtrace.options import size_option
 
         return size_option(self.options, "bufsize", 4 << 20)
 

@@ -19,9 +19,9 @@ from typing import Any
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, Value, task_path
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
-from pydtrace.engines.options import capped_frames
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
+from pydtrace.options import capped_frames
 
 BPF_F_USER_STACK = 1 << 8
 STACK_CALLS = frozenset({"stack", "ustack", "jstack"})

@@ -11,19 +11,14 @@ needs for a variable offset into the frame (or globals) map value.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydtrace.consume.records import BADADDR, ILLOP
-from pydtrace.engines.ebpf.cg_context import Value
+from pydtrace.engines.ebpf.cg_context import CompilerBase, Value
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R5, R9
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 
-if TYPE_CHECKING:
-    from pydtrace.engines.ebpf.codegen import Compiler
 
-
-def copyinstr(cg: Compiler, e: ast.Call) -> Value:
+def copyinstr(cg: CompilerBase, e: ast.Call) -> Value:
     """At most strsize (or len, when given and smaller) bytes of a user
     string; len < 1 gives ""."""
     cg.check_nargs(e, 1, 2)
@@ -48,7 +43,7 @@ def copyinstr(cg: Compiler, e: ast.Call) -> Value:
 
 # --- helpers of the byte loops -----------------------------------------------------
 def _args_to(
-    cg: Compiler, e: ast.Call, regs: tuple[int, ...], strs: tuple[int, ...] = (0,)
+    cg: CompilerBase, e: ast.Call, regs: tuple[int, ...], strs: tuple[int, ...] = (0,)
 ) -> None:
     """Evaluate e's arguments and move them to the scratch registers regs
     (r1-r5); their temporaries are freed (a new_string() may reuse them).
@@ -81,7 +76,7 @@ def _args_to(
         cg.free(v)
 
 
-def _forget(cg: Compiler, reg: int) -> None:
+def _forget(cg: CompilerBase, reg: int) -> None:
     """Make the verifier forget reg's exact value (a round trip through the
     per-CPU frame), so the paths leaving a loop at each count merge into
     one instead of multiplying through the code that follows."""
@@ -92,7 +87,7 @@ def _forget(cg: Compiler, reg: int) -> None:
     cg.a.ldx(8, reg, R9, off)
 
 
-def _next_byte(cg: Compiler, byte: int, base: int, idx: int, done: str) -> None:
+def _next_byte(cg: CompilerBase, byte: int, base: int, idx: int, done: str) -> None:
     """byte = base[idx], leaving the loop for done when idx reaches strsize
     (the verifier's bound) or the byte is the NUL; clobbers r5."""
     cg.loop_exit(">=", idx, done, imm=cg.strsize)
@@ -103,7 +98,7 @@ def _next_byte(cg: Compiler, byte: int, base: int, idx: int, done: str) -> None:
     cg.loop_exit("==", byte, done, imm=0)
 
 
-def _put_byte(cg: Compiler, base: int, idx: int, byte: int) -> None:
+def _put_byte(cg: CompilerBase, base: int, idx: int, byte: int) -> None:
     """base[idx] = byte; clobbers r5."""
     a = cg.a
     a.mov(R5, base)
@@ -111,7 +106,7 @@ def _put_byte(cg: Compiler, base: int, idx: int, byte: int) -> None:
     a.stx(1, R5, 0, byte)
 
 
-def _strlen_loop(cg: Compiler, out: int, src: int) -> None:
+def _strlen_loop(cg: CompilerBase, out: int, src: int) -> None:
     """out = length of the string at src (at most strsize); clobbers r5."""
     a = cg.a
     loop, done = a.new_label("slen"), a.new_label("slen_done")
@@ -125,7 +120,7 @@ def _strlen_loop(cg: Compiler, out: int, src: int) -> None:
 
 
 def _copy_loop(
-    cg: Compiler, dst: int, src: int, start: int, limit: int | None, reset: bool = True
+    cg: CompilerBase, dst: int, src: int, start: int, limit: int | None, reset: bool = True
 ) -> None:
     """r0 = 0 (unless not reset); dst[r0++] = src[start++] while the
     byte is not NUL, limit-- > 0 (signed; None = no limit) and both indexes
@@ -149,7 +144,7 @@ def _copy_loop(
     a.place(done)
 
 
-def strlen(cg: Compiler, e: ast.Call) -> Value:
+def strlen(cg: CompilerBase, e: ast.Call) -> Value:
     cg.check_nargs(e, 1, 1)
     _args_to(cg, e, (R1,))
     out = cg.alloc(getattr(e, "ctype", None) or T.LONG)
@@ -157,7 +152,7 @@ def strlen(cg: Compiler, e: ast.Call) -> Value:
     return out
 
 
-def strjoin(cg: Compiler, e: ast.Call) -> Value:
+def strjoin(cg: CompilerBase, e: ast.Call) -> Value:
     cg.check_nargs(e, 2, 2)
     _args_to(cg, e, (R1, R2), strs=(0, 1))
     v, _ = cg.new_string()
@@ -170,7 +165,7 @@ def strjoin(cg: Compiler, e: ast.Call) -> Value:
     return v
 
 
-def substr(cg: Compiler, e: ast.Call) -> Value:
+def substr(cg: CompilerBase, e: ast.Call) -> Value:
     """s[index:...] with the user engine's rules for negative index/length."""
     cg.check_nargs(e, 2, 3)
     has_len = len(e.args) == 3
@@ -201,7 +196,7 @@ def substr(cg: Compiler, e: ast.Call) -> Value:
     return v
 
 
-def _find_char(cg: Compiler, e: ast.Call, last: bool) -> Value:
+def _find_char(cg: CompilerBase, e: ast.Call, last: bool) -> Value:
     cg.check_nargs(e, 2, 2)
     _args_to(cg, e, (R1, R2))
     v, _ = cg.new_string()
@@ -228,15 +223,15 @@ def _find_char(cg: Compiler, e: ast.Call, last: bool) -> Value:
     return v
 
 
-def strchr(cg: Compiler, e: ast.Call) -> Value:
+def strchr(cg: CompilerBase, e: ast.Call) -> Value:
     return _find_char(cg, e, last=False)
 
 
-def strrchr(cg: Compiler, e: ast.Call) -> Value:
+def strrchr(cg: CompilerBase, e: ast.Call) -> Value:
     return _find_char(cg, e, last=True)
 
 
-def _case(cg: Compiler, e: ast.Call, lo: int, hi: int) -> Value:
+def _case(cg: CompilerBase, e: ast.Call, lo: int, hi: int) -> Value:
     """Copy the string, adding 32 (tolower) or subtracting it (toupper) to
     bytes in [lo, hi]."""
     cg.check_nargs(e, 1, 1)
@@ -259,15 +254,15 @@ def _case(cg: Compiler, e: ast.Call, lo: int, hi: int) -> Value:
     return v
 
 
-def toupper(cg: Compiler, e: ast.Call) -> Value:
+def toupper(cg: CompilerBase, e: ast.Call) -> Value:
     return _case(cg, e, ord("a"), ord("z"))
 
 
-def tolower(cg: Compiler, e: ast.Call) -> Value:
+def tolower(cg: CompilerBase, e: ast.Call) -> Value:
     return _case(cg, e, ord("A"), ord("Z"))
 
 
-def lltostr(cg: Compiler, e: ast.Call) -> Value:
+def lltostr(cg: CompilerBase, e: ast.Call) -> Value:
     """Digits of a 64-bit value: decimal is signed, other bases unsigned,
     with 0x / 0 prefixes for 16 / 8; a base outside 2..36 is ILLOP."""
     cg.check_nargs(e, 1, 2)
@@ -339,7 +334,7 @@ def lltostr(cg: Compiler, e: ast.Call) -> Value:
     return v
 
 
-def _in_set(cg: Compiler, c: int, bm: int, yes: str, inside: bool = True) -> None:
+def _in_set(cg: CompilerBase, c: int, bm: int, yes: str, inside: bool = True) -> None:
     """Jump to yes when byte c is (inside=False: is not) in the 256-bit set
     at frame offset bm; clobbers r4, r5."""
     a = cg.a
@@ -355,7 +350,7 @@ def _in_set(cg: Compiler, c: int, bm: int, yes: str, inside: bool = True) -> Non
     a.jmp("!=" if inside else "==", R5, yes, imm=0)
 
 
-def strtok(cg: Compiler, e: ast.Call) -> Value:
+def strtok(cg: CompilerBase, e: ast.Call) -> Value:
     """The next token: strtok(s, d) starts on a copy of s, strtok(NULL, d)
     continues it. The copy and position live in the per-CPU frame (as in
     dtrace's BPF implementation); no saved string faults like dtrace."""
@@ -464,7 +459,7 @@ def strtok(cg: Compiler, e: ast.Call) -> Value:
     return v
 
 
-def _back_over(cg: Compiler, end: int, src: int, slashes: bool) -> None:
+def _back_over(cg: CompilerBase, end: int, src: int, slashes: bool) -> None:
     """end -= 1 while end > 0 and src[end - 1] is (slashes) / is not a '/'."""
     a = cg.a
     loop, done = a.new_label("back"), a.new_label("back_done")
@@ -481,7 +476,7 @@ def _back_over(cg: Compiler, end: int, src: int, slashes: bool) -> None:
     _forget(cg, end)
 
 
-def _path_part(cg: Compiler, e: ast.Call, base: bool) -> Value:
+def _path_part(cg: CompilerBase, e: ast.Call, base: bool) -> Value:
     """basename()/dirname() with the user engine's rules ("" -> ".", all
     slashes -> "/", no directory -> ".")."""
     cg.check_nargs(e, 1, 1)
@@ -515,11 +510,11 @@ def _path_part(cg: Compiler, e: ast.Call, base: bool) -> Value:
     return v
 
 
-def basename(cg: Compiler, e: ast.Call) -> Value:
+def basename(cg: CompilerBase, e: ast.Call) -> Value:
     return _path_part(cg, e, base=True)
 
 
-def dirname(cg: Compiler, e: ast.Call) -> Value:
+def dirname(cg: CompilerBase, e: ast.Call) -> Value:
     return _path_part(cg, e, base=False)
 
 
@@ -531,7 +526,7 @@ def dirname(cg: Compiler, e: ast.Call) -> Value:
 _HASH_B = 0x5BD1E995
 
 
-def _search(cg: Compiler, e: ast.Call, mode: str) -> int:
+def _search(cg: CompilerBase, e: ast.Call, mode: str) -> int:
     """Scan s for sub; returns the frame offset of the u64 result: the first
     match at index >= start (index, strsize), or the last one at index <= start
     (rindex), -1 when none. Leaves s in r1."""
@@ -616,7 +611,7 @@ def _search(cg: Compiler, e: ast.Call, mode: str) -> int:
     return res
 
 
-def strstr(cg: Compiler, e: ast.Call) -> Value:
+def strstr(cg: CompilerBase, e: ast.Call) -> Value:
     cg.check_nargs(e, 2, 2)
     res = _search(cg, e, "strstr")
     v, _ = cg.new_string()
@@ -632,7 +627,7 @@ def strstr(cg: Compiler, e: ast.Call) -> Value:
     return v
 
 
-def _index_call(cg: Compiler, e: ast.Call, mode: str) -> Value:
+def _index_call(cg: CompilerBase, e: ast.Call, mode: str) -> Value:
     cg.check_nargs(e, 2, 3)
     res = _search(cg, e, mode)
     out = cg.alloc(getattr(e, "ctype", None) or T.INT)
@@ -640,16 +635,16 @@ def _index_call(cg: Compiler, e: ast.Call, mode: str) -> Value:
     return out
 
 
-def index(cg: Compiler, e: ast.Call) -> Value:
+def index(cg: CompilerBase, e: ast.Call) -> Value:
     return _index_call(cg, e, "index")
 
 
-def rindex(cg: Compiler, e: ast.Call) -> Value:
+def rindex(cg: CompilerBase, e: ast.Call) -> Value:
     return _index_call(cg, e, "rindex")
 
 
 # --- cleanpath ----------------------------------------------------------------
-def cleanpath(cg: Compiler, e: ast.Call) -> Value:
+def cleanpath(cg: CompilerBase, e: ast.Call) -> Value:
     """posixpath.normpath as the user engine: one pass over the bytes (no nested
     loop for the verifier). Each component is written after the output as it is
     read and kept (w advances) unless it is "", "." or ".."; a ".." pops the

@@ -10,20 +10,18 @@ records them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from pydtrace.engines.ebpf import cg_int_subroutines as ints
 from pydtrace.engines.ebpf import cg_string_subroutines as strings
 from pydtrace.engines.ebpf.cg_actions import ActionsMixin
-from pydtrace.engines.ebpf.cg_context import Value
+from pydtrace.engines.ebpf.cg_context import CompilerBase, Value
 from pydtrace.engines.ebpf.cg_memory import MemoryMixin
 from pydtrace.engines.ebpf.cg_stack import StackMixin
 from pydtrace.lang import ast
 
-if TYPE_CHECKING:
-    from pydtrace.engines.ebpf.codegen import Compiler
-
-Lowering = Callable[["Compiler", ast.Call], Value]
+# the compiler passed in is the whole codegen.Compiler; typed by its base so that
+# no lowering module imports codegen (which imports them: a circle)
+Lowering = Callable[[CompilerBase, ast.Call], Value]
 
 SUBROUTINES: dict[str, Lowering] = {
     # strings (cg_string_subroutines)

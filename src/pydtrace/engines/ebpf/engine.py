@@ -21,8 +21,8 @@ from pydtrace.engines.ebpf import codegen
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.attach import OPENERS, expected_attach_type
 from pydtrace.engines.ebpf.errors import EbpfError
-from pydtrace.engines.options import size_option
 from pydtrace.lang.program import CheckedProgram
+from pydtrace.options import size_option
 
 _HEADER = struct.Struct("<IIIIQ")  # kind, probe id, clause, cpu, action mask
 

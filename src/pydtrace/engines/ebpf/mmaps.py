@@ -134,7 +134,7 @@ def start(cpus: list[int]) -> Any:
         events = MappingEvents(cpus)
     except OSError:
         return None
-    process.set_catch_up(events.read)
+    process.add_catch_up(events.read)
     return events
 
 
@@ -142,5 +142,5 @@ def stop(events: Any) -> None:
     from pydtrace.symbols import process
 
     if events is not None:
-        process.set_catch_up(None)
+        process.remove_catch_up(events.read)
         events.close()

@@ -61,7 +61,7 @@ def nrs(names: tuple[str, ...]) -> list[int]:
 # --- the area -----------------------------------------------------------------------
 def sizes() -> tuple[int, dict[str, tuple[int, Any]], dict[str, tuple[int, Any]]]:
     """(psinfo_t's size rounded to 8, its members' offsets, lwpsinfo_t's)."""
-    from pydtrace.lang.procfs import library_types, member_offsets
+    from pydtrace.lang.checker import library_types, member_offsets
 
     size = library_types()["psinfo_t"].r.size
     return (size + 7) // 8 * 8, member_offsets("psinfo_t"), member_offsets("lwpsinfo_t")

@@ -120,6 +120,31 @@ class RingBuffer:
             if not progressed:
                 return count
 
+    def copy_into(self, buf: bytearray, most: int = 1 << 20) -> int:
+        """Append the committed records' payloads to buf, at most about `most`
+        bytes; returns how many bytes.  For a consumer whose records are
+        already the bytes it keeps (ktrace's are whole trace-file records): one
+        pass without a callback per record, and the consumer position written
+        once per pass, half drain()'s cost per record."""
+        prod_map, cons_map, view = self._prod, self._cons, self._view
+        base, mask = self._data_off, self._mask
+        unpack = _u32.unpack_from
+        cons = _u64.unpack_from(cons_map, 0)[0]
+        prod = _u64.unpack_from(prod_map, 0)[0]
+        start = len(buf)
+        stop_at = start + most
+        while cons < prod and len(buf) < stop_at:
+            off = base + (cons & mask)
+            length = unpack(prod_map, off)[0]
+            if length & BUSY_BIT:
+                break
+            n = length & ~(BUSY_BIT | DISCARD_BIT)
+            if not length & DISCARD_BIT:
+                buf += view[off + HEADER_SIZE : off + HEADER_SIZE + n]
+            cons += (n + HEADER_SIZE + 7) & ~7
+        _u64.pack_into(cons_map, 0, cons)
+        return len(buf) - start
+
     def close(self) -> None:
         """Unmap (idempotent). The map fd itself is the caller's to close."""
         if self._view is not None:

@@ -17,10 +17,11 @@ from typing import Any
 
 from pydtrace.consume.consumer import Consumer, record_size
 from pydtrace.consume.records import Fault, Record
-from pydtrace.engines.options import size_option
-from pydtrace.engines.user.interpreter import SKIP, Compiler, Firing, ProbeFault, State
+from pydtrace.engines.user.faults import ProbeFault
+from pydtrace.engines.user.interpreter import SKIP, Compiler, Firing, State
 from pydtrace.engines.user.memory import DEFAULT_SCRATCHSIZE
 from pydtrace.lang.program import CheckedProgram
+from pydtrace.options import size_option
 
 
 class UserEngine:
@@ -33,7 +34,7 @@ class UserEngine:
             prog,
             strsize,
             int(options.get("nspec", 1)),
-            _int_option(options, "scratchsize", DEFAULT_SCRATCHSIZE),
+            size_option(options, "scratchsize", 0) or DEFAULT_SCRATCHSIZE,
             size_option(options, "dynvarsize", 1 << 20),
         )
         self.specsize = size_option(options, "specsize", 4 << 20)
@@ -265,13 +266,6 @@ class UserEngine:
     def stop(self) -> None:
         """Ask the session to end (Ctrl-C, SIGTERM): END still runs."""
         self.stopping.set()
-
-
-def _int_option(options: dict[str, Any], name: str, default: int) -> int:
-    try:
-        return int(options.get(name) or default)
-    except (TypeError, ValueError):
-        return default
 
 
 def user_pc() -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydtrace.consume.aggregation import Aggregation, AggSpec
 from pydtrace.consume.records import BADADDR, BADINDEX, DIVZERO, ILLOP, Record
+from pydtrace.engines.user.faults import ProbeFault
 from pydtrace.engines.user.memory import (
     DEFAULT_SCRATCHSIZE,
     Memory,
@@ -33,14 +34,6 @@ from pydtrace.lang.types import CType
 
 Fn = Callable[["Firing"], Any]
 MASK64 = 0xFFFFFFFFFFFFFFFF
-
-
-class ProbeFault(Exception):
-    def __init__(self, code: int, value: int, pc: int) -> None:
-        super().__init__(code)
-        self.code = code
-        self.value = value
-        self.pc = pc
 
 
 class Firing:
@@ -1203,7 +1196,7 @@ class Compiler:
 
     def frame_count(self, e: ast.Call) -> int:
         """ustack(n)'s n, else the ustackframes option; at most maxframes."""
-        from pydtrace.engines.options import capped_frames
+        from pydtrace.options import capped_frames
 
         n = getattr(e.args[0], "value", None) if e.args else None
         if isinstance(n, int) and n > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import struct
 
-from pydtrace.lang.procfs import library_types, member_offsets
+from pydtrace.lang.checker import library_types, member_offsets
 
 PR_MODEL_LP64 = 2
 # lwpsinfo pr_state values (Solaris' numbering, kept by dtrace) by /proc state letter

@@ -12,13 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pydtrace.consume.records import BADADDR, ILLOP
+from pydtrace.engines.user.faults import ProbeFault
 
 _rng = random.Random()
 
 
 def _fault(code: int, value: int, pc: int) -> Any:
-    from pydtrace.engines.user.interpreter import ProbeFault
-
     raise ProbeFault(code, value, pc)
 
 

@@ -17,7 +17,7 @@ MODULE = "vmlinux"
 def ctype(text: str) -> Any:
     """The CType of an argument type named in a provider's table."""
     from pydtrace.lang import types as T
-    from pydtrace.lang.procfs import library_types
+    from pydtrace.lang.checker import library_types
 
     if text == "string":
         return T.STRING

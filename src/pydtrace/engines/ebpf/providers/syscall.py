@@ -16,12 +16,12 @@ from pydtrace.engines.ebpf.cg_context import (
     PROG_RAW_TRACEPOINT,
     PROG_TRACEPOINT,
     RAW_SYSCALL_MIN,
-    _syscall_regs,
 )
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
 from pydtrace.engines.ebpf.providers.groups import merged_clauses
+from pydtrace.engines.ebpf.pt_regs import syscall_regs
 
 
 class SyscallProvider(EbpfProvider):
@@ -68,7 +68,7 @@ class SyscallProvider(EbpfProvider):
             cg.sys_entries = max(getattr(cg, "sys_entries", 1), max(p.data.nr for p in probes) + 1)
             out[which] = (probes, merged, masks)
         if out:  # only then: the register offsets may need BTF on some machines
-            regs = _syscall_regs()
+            regs = syscall_regs()
             if regs is None:
                 return {}
             cg.sys_regs = regs

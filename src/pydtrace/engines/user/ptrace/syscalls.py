@@ -67,6 +67,9 @@ PR_SET_NO_NEW_PRIVS = 38
 SECCOMP_MODE_FILTER = 2
 
 WALL = 0x40000000
+# wait only for this thread's children and tracees: sessions running side by
+# side in threads of one process each have their own tracer thread
+WNOTHREAD = 0x20000000
 
 
 def _check(ret: int) -> int:

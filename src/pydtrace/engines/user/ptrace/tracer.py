@@ -300,12 +300,12 @@ class Tracer:
             tid = 0
             if block:  # a tracee's next stop mostly comes within microseconds
                 for _ in range(self.spin):
-                    tid, status = os.waitpid(-1, sc.WALL | os.WNOHANG)
+                    tid, status = os.waitpid(-1, sc.WALL | sc.WNOTHREAD | os.WNOHANG)
                     if tid:
                         break
             if not tid:
                 self.in_wait = True
-                tid, status = os.waitpid(-1, sc.WALL | (0 if block else os.WNOHANG))
+                tid, status = os.waitpid(-1, sc.WALL | sc.WNOTHREAD | (0 if block else os.WNOHANG))
         except ChildProcessError:
             self.live.clear()
             return False
