@@ -139,9 +139,6 @@ class Actions:
                 e.line,
             )
         argtypes = [self._expr(a) for a in e.args[1:]]
-        for a, t in zip(e.args[1:], argtypes):
-            if isinstance(a, ast.AggVar) or t.r.kind == "agg":
-                pass
         try:
             fmt = parse_format(fmt_node.value, "printf")
             check_printf(fmt, argtypes, "printf", has_target=self.has_target)
@@ -279,7 +276,7 @@ class Actions:
             wt = self._proto_type(want)
             null = self._is_null(a, at) and isinstance(a, ast.IntLit | ast.Ident)
             if (
-                not arg_ok(wt, at, a)
+                not arg_ok(wt, at)
                 or (wt.is_pointer() and at.is_int() and not null)
                 or (at.is_void() and not wt.is_void())
             ):

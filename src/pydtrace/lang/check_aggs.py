@@ -57,13 +57,6 @@ class Aggregations:
         if isinstance(f, ast.Call) and f.name not in FUNCTIONS:
             raise DError("D_FUNC_UNDEF", f"undefined function name: {f.name}", f.line)
         if e.op != "=" or not isinstance(f, ast.Call) or f.name not in AGG_FUNCS:
-            fname = f.name if isinstance(f, ast.Call) else None
-            if isinstance(f, ast.Call) and fname in FUNCTIONS:
-                raise DError(
-                    "D_AGG_FUNC",
-                    f"{name} must be assigned the result of an aggregating function",
-                    e.line,
-                )
             raise DError(
                 "D_AGG_FUNC",
                 f"{name} must be assigned the result of an aggregating function",

@@ -4,11 +4,11 @@ parameter or a string comparison accepts.
 
 from __future__ import annotations
 
-from pydtrace.lang import ast
 from pydtrace.lang.types import CType
 
 
-def assignable(t: CType, vt: CType, value: ast.Expr) -> bool:
+def assignable(t: CType, vt: CType) -> bool:
+    """May a value of type vt be stored in (or define, for an inline) type t."""
     if t.is_arith() and vt.is_arith():
         return True
     if t.is_string():
@@ -21,8 +21,6 @@ def assignable(t: CType, vt: CType, value: ast.Expr) -> bool:
         return vt.is_int()
     if t.is_int() and vt.is_pointer():
         return True
-    if t.is_struct() and vt.is_struct():
-        return t.same(vt)
     return t.same(vt)
 
 
@@ -35,7 +33,8 @@ def stringish(t: CType) -> bool:
     )
 
 
-def arg_ok(want: CType, got: CType, node: ast.Expr) -> bool:
+def arg_ok(want: CType, got: CType) -> bool:
+    """May an argument of type got be passed for a prototype's parameter of type want."""
     if want.is_pointer() and want.r.target is not None and want.r.target.is_struct():
         # a pointer to a structure takes only a pointer to it, a void * or an integer
         target = got.r.target if got.is_pointer() else None
@@ -43,27 +42,16 @@ def arg_ok(want: CType, got: CType, node: ast.Expr) -> bool:
             target is not None and (target.is_void() or target.r.name == want.r.target.r.name)
         )
     if want.is_string():
-        return (
-            got.is_string()
-            or got.is_char_array()
-            or (got.is_pointer() and got.r.target is not None and got.r.target.r.size == 1)
-        )
+        return stringish(got)
     if want.is_arith():
         return got.is_arith() or (got.is_pointer() and want.int_size() == 8)
     if want.is_pointer():
-        return (
-            got.is_pointer()
-            or got.is_array()
-            or got.is_string()
-            or (got.is_int() and isinstance(node, ast.IntLit) and node.value == 0)
-            or got.is_int()
-        )
-    if want.r.kind == "stack":
-        return True
+        return got.is_pointer() or got.is_array() or got.is_string() or got.is_int()
     return True
 
 
 def key_compatible(a: CType, b: CType) -> bool:
+    """May a key of type b be used where a key signature has type a."""
     if a.is_arith() and b.is_arith():
         return True
     if (a.is_string() or a.is_char_array()) and (b.is_string() or b.is_char_array()):

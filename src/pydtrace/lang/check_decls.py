@@ -312,9 +312,7 @@ class Declarations:
                 if not old.type.same(t) or (old.keys is None) != (keys is None):
                     raise DError("D_DECL_IDRED", f"identifier redeclared: {name}", dec.line)
                 continue
-            table[name] = Variable(
-                name, scope, t, keys, array=t.is_array(), declared=True, id=len(table)
-            )
+            table[name] = Variable(name, scope, t, keys, array=t.is_array(), id=len(table))
 
     def _key_type(self, k: ast.TypeName, i: int) -> CType:
         """A declared associative array's key type: any type but void."""
@@ -344,7 +342,7 @@ class Declarations:
                 node.line,
             )
         vt = self._expr(node.value)
-        if not assignable(t, vt, node.value):
+        if not assignable(t, vt):
             raise DError(
                 "D_OP_INCOMPAT",
                 f'inline {name} definition uses incompatible types: "{t.name}" = "{vt.name}"',
@@ -364,7 +362,7 @@ class Declarations:
             vt = self._expr(node.value)
         finally:
             self._inline_params = {}
-        if not assignable(t, vt, node.value):
+        if not assignable(t, vt):
             raise DError(
                 "D_OP_INCOMPAT",
                 f'inline {name} definition uses incompatible types: "{t.name}" = "{vt.name}"',
@@ -429,7 +427,7 @@ class Declarations:
                     )
                 vt = self._expr(value)
                 int_to_ptr = m.type.is_pointer() and vt.is_int() and not self._is_null(value, vt)
-                if not assignable(m.type, vt, value) or int_to_ptr:
+                if not assignable(m.type, vt) or int_to_ptr:
                     raise DError(
                         "D_XLATE_INCOMPAT",
                         f'translator member {name} definition uses incompatible types: "{m.type.name}" = "{vt.name}"',

@@ -60,9 +60,7 @@ class Variables:
         if name in FUNCTIONS:
             raise DError(
                 "D_IDENT_BADREF",
-                f"{FUNCTIONS[name].kind} '{name}' may not be referenced as scalar"
-                if False
-                else f"function '{name}' may not be referenced as scalar",
+                f"function '{name}' may not be referenced as scalar",
                 e.line,
             )
         if name == "args" and getattr(self, "_probe_argstruct", None) is not None:
@@ -138,12 +136,6 @@ class Variables:
         vt = self._expr(e.value)
         target = e.target
         if (
-            isinstance(e.value, ast.Call)
-            and getattr(e.value, "builtin", None)
-            and e.value.builtin.kind == "agg"
-        ):  # type: ignore[attr-defined]
-            pass
-        if (
             vt.is_void()
             and e.op != "="
             and isinstance(target, ast.Ident)
@@ -188,7 +180,7 @@ class Variables:
                     e.line,
                 )
             if not (
-                assignable(t, vt, e.value)
+                assignable(t, vt)
                 or ((t.is_string() or _is_dynamic(target)) and self._is_null(e.value, vt))
             ):
                 raise DError(
