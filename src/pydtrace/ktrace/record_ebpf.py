@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydtrace.ktrace import bpf_programs as P
+from pydtrace.ktrace import bpf_records as R
 from pydtrace.ktrace import calls as C
 from pydtrace.ktrace import format as F
 from pydtrace.ktrace.recording import (
@@ -39,21 +40,21 @@ HELD, TRACED = 2, 1
 
 
 def _call_flags(arch: str | None = None) -> dict[int, int]:
-    """Syscall number -> bpf_programs CF_* flags."""
+    """Syscall number -> bpf_records CF_* flags."""
     from pydtrace.probes.syscalls import table
 
     out: dict[int, int] = {}
     for nr, idx in C.path_table(arch).items():
         out[nr] = out.get(nr, 0) | sum(1 << i for i in idx if i < 6)
     for nr, dc in C.data_table(arch).items():
-        kind = (P.CF_IOV if dc.iov >= 0 else P.CF_MSG if dc.msg >= 0
-                else P.CF_MMSG if dc.mmsg >= 0 else P.CF_BUF)  # fmt: skip
-        out[nr] = out.get(nr, 0) | kind | (P.CF_WRITE if dc.write else 0)
+        kind = (R.CF_IOV if dc.iov >= 0 else R.CF_MSG if dc.msg >= 0
+                else R.CF_MMSG if dc.mmsg >= 0 else R.CF_BUF)  # fmt: skip
+        out[nr] = out.get(nr, 0) | kind | (R.CF_WRITE if dc.write else 0)
     for nr, (path, _, _) in C.exec_table(arch).items():
-        out[nr] = out.get(nr, 0) | P.CF_EXEC | (P.CF_EXECAT if path == 1 else 0)
+        out[nr] = out.get(nr, 0) | R.CF_EXEC | (R.CF_EXECAT if path == 1 else 0)
     wv = table(arch).by_name.get("writev")
     if wv is not None:
-        out[wv.nr] = out.get(wv.nr, 0) | P.CF_WRITEV
+        out[wv.nr] = out.get(wv.nr, 0) | R.CF_WRITEV
     return {k: v for k, v in out.items() if 0 <= k < CALLS_MAX}
 
 
@@ -118,10 +119,10 @@ class Session:
         from pydtrace.engines.ebpf.maps import Map, ringbuf_map
 
         self.maps["traced"] = Map.create(MapType.HASH, 4, 4, TRACED_MAX, name="kt_traced")
-        self.maps["saved"] = Map.create(MapType.HASH, 4, P.ARGS_SIZE, SAVED_MAX, name="kt_saved")
+        self.maps["saved"] = Map.create(MapType.HASH, 4, R.ARGS_SIZE, SAVED_MAX, name="kt_saved")
         self.maps["calls"] = Map.create(MapType.ARRAY, 4, 8, CALLS_MAX, name="kt_calls")
         self.maps["structs"] = Map.create(MapType.ARRAY, 4, 32, CALLS_MAX, name="kt_structs")
-        self.maps["scratch"] = Map.create(MapType.PERCPU_ARRAY, 4, P.SCRATCH_SIZE, 1,
+        self.maps["scratch"] = Map.create(MapType.PERCPU_ARRAY, 4, R.SCRATCH_SIZE, 1,
                                           name="kt_scratch")  # fmt: skip
         self.maps["ring"] = ringbuf_map(RING_BYTES, "kt_ring")
 
@@ -322,7 +323,7 @@ def _close_drops(s: Session, writer: F.Writer) -> None:
         writer.flush()
     sec, nsec = divmod(time.time_ns(), 1_000_000_000)
     for cpu, value in enumerate(s.maps["scratch"].lookup(0) or []):
-        lost = int.from_bytes(value[P.DROPS : P.DROPS + 8], "little")
+        lost = int.from_bytes(value[R.DROPS : R.DROPS + 8], "little")
         if lost:
             writer.write(F.Record(F.LOST, -1, -1, b"", sec, nsec, "ktrace", cpu, lost))
     writer.flush()

@@ -22,7 +22,6 @@ class Variable:
     type: CType
     keys: list[CType] | None = None  # associative array key signature
     array: bool = False  # a scalar array (int a[5])
-    declared: bool = False  # explicitly declared, not created by assignment
     id: int = 0
 
 

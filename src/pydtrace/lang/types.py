@@ -361,11 +361,3 @@ def d_arith_conv(a: CType, b: CType) -> CType:
     rank_a = ra.size * 8 + (not ra.signed)
     rank_b = rb.size * 8 + (not rb.signed)
     return b if rank_b > rank_a else a
-
-
-def unsigned_of(t: CType) -> CType:
-    return {1: UCHAR, 2: USHORT, 4: UINT, 8: ULONG}[t.int_size()]
-
-
-def signed_of(t: CType) -> CType:
-    return {1: CHAR, 2: SHORT, 4: INT, 8: LONG}[t.int_size()]

@@ -646,15 +646,6 @@ def raw_tracepoint_open(name: str | None, prog_fd: int) -> int:
         raise
 
 
-def link_create(
-    prog_fd: int, target_fd: int, attach_type: int, flags: int = 0, cookie: int = 0
-) -> int:
-    """LINK_CREATE (e.g. attach_type PERF_EVENT on a perf event fd, with a cookie); returns fd."""
-    attr = ctypes.create_string_buffer(24)
-    struct.pack_into("<IIIIQ", attr, 0, prog_fd, target_fd, attach_type, flags, cookie)
-    return bpf(Cmd.LINK_CREATE, attr)
-
-
 UPROBE_MULTI_RETURN = 1  # link_create.uprobe_multi.flags
 
 

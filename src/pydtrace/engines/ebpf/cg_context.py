@@ -167,11 +167,8 @@ class CompilerBase:
         self.attach: tuple[Any, ...] = ()  # the program's attachment (cg_program)
 
     # Record and string areas are placed after every clause is compiled (their
-    # sizes are only known then); instructions address them with these markers
-    # in `off` and are patched once.
-    REC_MARK = 0x4000
-    STR_MARK = 0x6000
-
+    # sizes are only known then); an instruction addressing one carries
+    # Insn.area = (area, offset in it) and is patched once.
     def _mark(self, insn: Insn, area: str, rel: int) -> None:
         insn.area = (area, rel)
 

@@ -364,9 +364,6 @@ class MemoryMixin(CompilerBase):
             found(R1, r.off)
             a.place(miss)
 
-    def any_region(self) -> bool:
-        return self.scratch() is not None or bool(self.mem_regions())
-
     def mem_load(self, v: Value, t: CType) -> None:
         """v.reg: an address -> the scalar of type t stored there (faults when
         the address is in no region and not readable kernel memory)."""

@@ -120,10 +120,6 @@ class Attachment:
     def enable(self) -> None:
         fcntl.ioctl(self.fd, PERF_EVENT_IOC_ENABLE, 0)
 
-    def disable(self) -> None:
-        if self.fd >= 0:
-            fcntl.ioctl(self.fd, PERF_EVENT_IOC_DISABLE, 0)
-
     def close(self) -> None:
         fd, self.fd = self.fd, -1
         if fd >= 0:
