@@ -175,7 +175,7 @@ def test_pool_without_size_is_unlimited():
 
 
 def test_freopen_redirects_output_and_empty_path_restores_it(tmp_path):
-    from pydtrace.consume.printf import parse_format
+    from pydtrace.lang.formats import parse_format
 
     target = tmp_path / "out.txt"
     target.write_text("old\n")
@@ -191,7 +191,7 @@ def test_freopen_redirects_output_and_empty_path_restores_it(tmp_path):
 
 
 def test_freopen_failure_is_a_clause_error(tmp_path):
-    from pydtrace.consume.printf import parse_format
+    from pydtrace.lang.formats import parse_format
 
     c, out, err = consumer(quiet=True)
     bad = tmp_path / "no" / "such"

@@ -128,7 +128,7 @@ class ActionsMixin(CompilerBase):
             # printf-like records: the consumer formats the string, then runs / opens it
             if not isinstance(e.args[0], ast.StrLit):
                 raise self.unsupported(f"{name}() with a format that is not a string literal", e)
-            from pydtrace.consume.printf import parse_format
+            from pydtrace.lang.formats import parse_format
 
             fmt = parse_format(e.args[0].value)
             slots = [self.record_value(x) for x in e.args[1:]]

@@ -369,7 +369,7 @@ class Compiler:
         if name in ("printf", "system", "freopen"):
             fmt = e.format if name == "printf" else None  # type: ignore[attr-defined]
             if name != "printf":
-                from pydtrace.consume.printf import parse_format
+                from pydtrace.lang.formats import parse_format
 
                 fmt = parse_format(e.args[0].value) if isinstance(e.args[0], ast.StrLit) else None  # type: ignore[attr-defined]
             rest = [
