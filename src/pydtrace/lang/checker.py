@@ -21,6 +21,7 @@ from pydtrace.lang.builtins import FUNCTIONS, VARIABLES, Builtin, prototype
 from pydtrace.lang.dlib import library_inlines
 from pydtrace.lang.errors import DError
 from pydtrace.lang.program import AggInfo, CheckedProgram, ClauseInfo, Variable
+from pydtrace.lang.records import describe
 from pydtrace.lang.types import CType
 
 AGG_FUNCS = {"count", "sum", "avg", "min", "max", "stddev", "quantize", "lquantize", "llquantize"}
@@ -612,6 +613,7 @@ class Checker:
         if retry:
             self._predicate(c)
         info.records = self._recorded or not c.body
+        info.actions = describe(info.body)
         self.prog.clauses.append(info)
         self._clause = None
         self._probe_argstruct = None
