@@ -33,7 +33,7 @@ def neg_bar(d):
 
 
 def fmt(text):
-    from pydtrace.consume.printf import parse_format
+    from pydtrace.lang.formats import parse_format
 
     return parse_format(text, "printa")
 

@@ -43,13 +43,6 @@ ROOT_MODULES = {
     "pydtrace.options": "lang",  # the option table: names, defaults, validation, sizes
 }
 
-# Violations other branches of issue 16 are removing now.  Each entry must
-# still occur (the test fails on a stale one), so the list can only shrink.
-KNOWN_VIOLATIONS: set[str] = {
-    # printf's format parsing, which moves from consume to lang (the records branch)
-    "upward: pydtrace.lang.check_actions -> pydtrace.consume.printf",
-}
-
 
 @dataclass(frozen=True)
 class Import:
@@ -208,7 +201,7 @@ def _closed_path(comp: set[str], succ: dict[str, set[str]]) -> list[str]:
 
 
 def violations() -> dict[str, str]:
-    """key -> message; the key is what KNOWN_VIOLATIONS lists."""
+    """key -> message, one per violation."""
     modules, edges = graph()
     found: dict[str, str] = {}
     for e in edges:
@@ -238,10 +231,7 @@ def test_every_module_has_a_layer() -> None:
 
 def test_imports_point_down_without_circles_or_private_names() -> None:
     found = violations()
-    new = [msg for key, msg in sorted(found.items()) if key not in KNOWN_VIOLATIONS]
-    stale = sorted(KNOWN_VIOLATIONS - found.keys())
-    assert not new, "new import violations:\n  " + "\n  ".join(new)
-    assert not stale, "fixed, remove from KNOWN_VIOLATIONS:\n  " + "\n  ".join(stale)
+    assert not found, "import violations:\n  " + "\n  ".join(sorted(found.values()))
 
 
 def test_the_checker_sees_what_it_must() -> None:

@@ -292,7 +292,7 @@ def test_python_api():
     assert r.status == 0
     assert r.aggregations == {"@n": {("BEGIN",): 1}}
     assert r.output == "hi\n\n  %-50s %16d\n" % ("BEGIN", 1)
-    assert r.records[0].items[0][0] == "printf"
+    assert r.records[0].items[0].action.kind == "printf"
     bad = trace("BEGIN { x = ; }")
     assert bad.status == 1 and "syntax error" in bad.errors
 

@@ -11,11 +11,32 @@ import pytest
 from pydtrace.consume.aggregation import AggPool, Aggregation, AggSpec, data_size, tuple_size
 from pydtrace.consume.consumer import Consumer, format_trace
 from pydtrace.consume.print import format_print
-from pydtrace.consume.records import Record
-from pydtrace.lang.types import INT, LONG, STRING
+from pydtrace.consume.records import Item, Record
+from pydtrace.lang.formats import parse_format
+from pydtrace.lang.records import Action, Datum, datum
+from pydtrace.lang.types import INT, LONG, STRING, CType
 from pydtrace.probes.catalogue import Probe
 
 BEGIN = Probe(1, "dtrace", "", "", "BEGIN")
+
+
+# record items as an engine hands them over: each with its action's description
+def trace(value, ctype: CType) -> Item:
+    return Item(Action("trace", (datum(None, ctype),)), (value,))
+
+
+def setopt(name: str, value: str | None = None) -> Item:
+    values = (name,) if value is None else (name, value)
+    return Item(Action("setopt", tuple(datum(None, STRING) for _ in values)), values)
+
+
+def freopen(path: str) -> Item:
+    return Item(Action("freopen", (), parse_format(path)), ())
+
+
+def exit_(status: int) -> Item:
+    return Item(Action("exit", (Datum(INT, 4, 4),)), (status,))
+
 
 HEX_HEADER = (
     "\n" + " " * 11 + "".join("  " + c for c in "0123456789abcdef") + "  0123456789abcdef\n"
@@ -33,7 +54,7 @@ def consumer(**options):
 
 def test_setopt_refusals_are_clause_errors_followed_by_a_blank_line():
     c, out, err = consumer(quiet=True)
-    items = [("setopt", "Nixon", None), ("setopt", "quiet", "um, no"), ("setopt", "bufsize", "1m")]
+    items = [setopt("Nixon"), setopt("quiet", "um, no"), setopt("bufsize", "1m")]
     c.record(Record(BEGIN, 0, 0, items))
     prefix = "dtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): couldn't set option "
     assert err.getvalue() == (
@@ -46,13 +67,13 @@ def test_setopt_refusals_are_clause_errors_followed_by_a_blank_line():
 
 def test_setopt_quiet_takes_effect_for_later_records():
     c, out, _ = consumer()
-    c.record(Record(BEGIN, 0, 0, [("setopt", "quiet", None)]))
-    c.record(Record(BEGIN, 0, 1, [("trace", 7, INT)]))
+    c.record(Record(BEGIN, 0, 0, [setopt("quiet")]))
+    c.record(Record(BEGIN, 0, 1, [trace(7, INT)]))
     assert (
         out.getvalue() == "                   FUNCTION:NAME\n                          :BEGIN \n7"
     )
-    c.record(Record(BEGIN, 0, 2, [("setopt", "quiet", "no")]))
-    c.record(Record(BEGIN, 0, 3, [("trace", 8, INT)]))
+    c.record(Record(BEGIN, 0, 2, [setopt("quiet", "no")]))
+    c.record(Record(BEGIN, 0, 3, [trace(8, INT)]))
     assert out.getvalue().endswith("7                          :BEGIN " + "          8\n")
 
 
@@ -175,27 +196,19 @@ def test_pool_without_size_is_unlimited():
 
 
 def test_freopen_redirects_output_and_empty_path_restores_it(tmp_path):
-    from pydtrace.consume.printf import parse_format
-
     target = tmp_path / "out.txt"
     target.write_text("old\n")
     c, out, err = consumer(quiet=True)
-    c.record(
-        Record(
-            BEGIN, 0, 0, [("freopen", parse_format(str(target)), []), ("trace", "to file", STRING)]
-        )
-    )
-    c.record(Record(BEGIN, 0, 1, [("freopen", parse_format(""), []), ("trace", "back", STRING)]))
+    c.record(Record(BEGIN, 0, 0, [freopen(str(target)), trace("to file", STRING)]))
+    c.record(Record(BEGIN, 0, 1, [freopen(""), trace("back", STRING)]))
     assert target.read_text() == "old\nto file"
     assert out.getvalue() == "back"
 
 
 def test_freopen_failure_is_a_clause_error(tmp_path):
-    from pydtrace.consume.printf import parse_format
-
     c, out, err = consumer(quiet=True)
     bad = tmp_path / "no" / "such"
-    c.record(Record(BEGIN, 0, 0, [("freopen", parse_format(str(bad)), []), ("trace", "x", STRING)]))
+    c.record(Record(BEGIN, 0, 0, [freopen(str(bad)), trace("x", STRING)]))
     assert out.getvalue() == "x"
     assert err.getvalue() == (
         "dtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): "
@@ -210,7 +223,6 @@ from pydtrace.lang.types import (  # noqa: E402
     CHAR,
     LLONG,
     VOIDP,
-    CType,
     Member,
     array,
 )
@@ -319,7 +331,10 @@ def test_scalars_unknown_enum_values_and_bitfields():
 
 def test_print_item_in_a_record_uses_the_printsize_option():
     c, out, err = consumer(quiet=True, printsize=8)
-    c.record(Record(BEGIN, 0, 0, [("print", 0x10, thing(1, b"", 0, 0, 0, 0, 0), THING)]))
+    data = thing(1, b"", 0, 0, 0, 0, 0)
+    pointee = Datum(THING, len(data), 8, by_ref=True)
+    act = Action("print", (Datum(LONG, 8, 8), pointee))
+    c.record(Record(BEGIN, 0, 0, [Item(act, (0x10, data))]))
     assert out.getvalue() == f"0x10 = *\n{I}(struct thing) {{\n{I} .id = (int)1,\n{I} ...\n{I}}}\n"
 
 
@@ -330,19 +345,19 @@ def test_record_sizes_follow_dtraces_buffer_layout():
     from pydtrace.consume.consumer import buffer_data_size, record_size
 
     # two 2k strings: 16 + 2049 + 2049 = 4114 in the buffer, 4110 sent, +12 header -> 4128
-    assert record_size([("trace", "a", STRING), ("trace", "b", STRING)], 2048) == 4128
-    assert record_size([("exit", 0)], 256) == 32  # 16 + 4 -> 16 sent -> 28 -> 32
-    assert record_size([("trace", 1, INT), ("trace", 2, LONG)], 256) == 40  # 16+4, pad, +8 = 32
+    assert record_size([trace("a", STRING), trace("b", STRING)], 2048) == 4128
+    assert record_size([exit_(0)], 256) == 32  # 16 + 4 -> 16 sent -> 28 -> 32
+    assert record_size([trace(1, INT), trace(2, LONG)], 256) == 40  # 16+4, pad, +8 = 32
     assert buffer_data_size(64) == 4096
     assert buffer_data_size(3 * 4096) == 4 * 4096
 
 
 def test_records_of_one_firing_beyond_the_buffer_are_dropped_and_reported():
     c, out, err = consumer(bufsize=8192, strsize=2048, droptags=True)
-    two = [("trace", "x", STRING), ("trace", "y", STRING)]
+    two = [trace("x", STRING), trace("y", STRING)]
     for clause in range(3):  # 4128 fits once in 8191 bytes, not twice
         c.record(Record(BEGIN, 0, clause, list(two)))
-    c.record(Record(BEGIN, 0, 3, [("exit", 0)]))  # still room for a small one
+    c.record(Record(BEGIN, 0, 3, [exit_(0)]))  # still room for a small one
     c.record(Record(BEGIN, 0, 0, list(two)))  # the next firing starts empty
     c.finish()
     assert out.getvalue().count(":BEGIN") == 3
@@ -352,5 +367,5 @@ def test_records_of_one_firing_beyond_the_buffer_are_dropped_and_reported():
 def test_ring_and_fill_policies_are_not_modelled_as_drops():
     c, out, err = consumer(bufsize=64, bufpolicy="fill", strsize=4096)
     for clause in range(3):
-        c.record(Record(BEGIN, 0, clause, [("trace", "x", STRING)]))
+        c.record(Record(BEGIN, 0, clause, [trace("x", STRING)]))
     assert out.getvalue().count(":BEGIN") == 3 and err.getvalue() == ""

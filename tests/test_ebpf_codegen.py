@@ -168,10 +168,13 @@ def test_record_layout_decodes_only_the_actions_that_ran() -> None:
     buf[32:34] = b"x\0"
     struct.pack_into("<q", buf, 56, -1)
     items = lay.decode(bytes(buf))
-    assert [i[0] for i in items] == ["trace", "printf"]
-    assert items[0][1] == 1 and items[1][2] == [(-1, T.INT)]
+    assert [i.action.kind for i in items] == ["trace", "printf"]
+    assert items[0].values == (1,) and items[1].values == (-1,)
+    assert items[1].action.types == (T.INT,)
     struct.pack_into("<I", buf, 16, 0b111)
-    assert lay.decode(bytes(buf))[1] == ("trace", "x", T.STRING)
+    middle = lay.decode(bytes(buf))[1]
+    assert middle.action.kind == "trace" and middle.values == ("x",)
+    assert middle.action.data[0].ctype == T.STRING
 
 
 def test_aggregation_values_merge_cpus_that_updated() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 
 from pydtrace.consume.consumer import Consumer
-from pydtrace.consume.records import Record
+from pydtrace.consume.records import Item, Record
+from pydtrace.lang.records import Action, datum
 from pydtrace.lang.types import INT
 from pydtrace.probes.catalogue import Probe
 
@@ -16,13 +17,15 @@ READ_IN = Probe(12, "syscall", "vmlinux", "read", "entry")
 READ_OUT = Probe(13, "syscall", "vmlinux", "read", "return")
 GC_START = Probe(14, "jvm1", "libjvm", "gc", "method-entry")
 CARPENTRY = Probe(15, "usdt1", "a.out", "build", "carpentry")
+TRACE_INT = Action("trace", (datum(None, INT),))  # trace() of an int
 
 
 def run(probes, testing=True, **options):
     out = io.StringIO()
     c = Consumer({}, {"flowindent": True, **options}, out, io.StringIO(), "dtrace", testing)
     for i, (p, clause) in enumerate(probes):
-        c.record(Record(p, 1, clause, [("trace", i, INT)] if not options.get("quiet") else []))
+        items = [Item(TRACE_INT, (i,))] if not options.get("quiet") else []
+        c.record(Record(p, 1, clause, items))
     return out.getvalue()
 
 

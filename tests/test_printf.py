@@ -9,16 +9,10 @@ import time
 import pytest
 
 from conftest import need, pydtrace
-from pydtrace.consume.printf import (
-    Conversion,
-    check_printf,
-    format_one,
-    format_printa,
-    format_printf,
-    parse_format,
-)
+from pydtrace.consume.printf import format_one, format_printa, format_printf
 from pydtrace.lang import types as T
 from pydtrace.lang.errors import DError
+from pydtrace.lang.formats import Conversion, check_printf, parse_format
 
 
 def out(fmt: str, *args: tuple[object, T.CType], target_pid: int = -1) -> str:

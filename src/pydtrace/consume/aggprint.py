@@ -31,7 +31,7 @@ from .aggregation import (
 from .stacks import StackKey, SymKey, format_stack, format_symbol, frame_name
 
 if TYPE_CHECKING:
-    from .printf import Conversion, Format
+    from pydtrace.lang.formats import Conversion, Format
 
 HIST_HEADER = "\n%16s %41s %-9s\n" % ("value", "------------- Distribution -------------", "count")
 _BAR = 40

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from pydtrace.consume.aggprint import hex_dump
 from pydtrace.consume.aggregation import AggPool, Aggregation
-from pydtrace.consume.records import Fault, Record
+from pydtrace.consume.records import Fault, Item, Record
 from pydtrace.lang.errors import CompileError
 from pydtrace.lang.types import CType
 
@@ -82,44 +82,13 @@ _DBUF_DATA = (
 )
 
 
-def _value_layout(value: Any, ctype: CType | None, strsize: int) -> tuple[int, int]:
-    """(size, alignment) of one stored value in dtrace's output buffer."""
-    if isinstance(value, (bytes, bytearray)):
-        return len(value), 2  # by-reference data (struct, union, array)
-    if isinstance(value, str) or (ctype is not None and ctype.is_string()):
-        return strsize + 1, 1
-    size = 8
-    if ctype is not None and ctype.r.kind in ("int", "enum", "float", "ptr"):
-        size = ctype.int_size() if ctype.is_int() else ctype.r.size
-    if size not in (1, 2, 4, 8):
-        size = 8
-    return size, size
-
-
-def _item_layout(item: tuple, strsize: int) -> list[tuple[int, int]]:
-    """The records one action stores (dt_cg.c); actions whose layout we do not
-    model are taken as one 8-byte value."""
-    kind = item[0]
-    if kind == "trace":
-        return [_value_layout(item[1], item[2], strsize)]
-    if kind in ("printf", "system", "freopen"):
-        args = item[2] or []
-        return [_value_layout(v, t, strsize) for v, t in args] or [(0, 1)]
-    if kind == "exit":
-        return [(4, 4)]
-    if kind == "print":
-        data = item[2]
-        return [(8, 8), (len(data) if isinstance(data, (bytes, bytearray)) else 8, 8)]
-    return [(8, 8)]
-
-
-def record_size(items: list[tuple], strsize: int) -> int:
+def record_size(items: list[Item], strsize: int) -> int:
     """Bytes one clause's record takes in the perf ring buffer: an 8-byte
     event header, a 4-byte raw size, the output buffer minus its first 4
     bytes, all padded to 8 bytes."""
     off = _DBUF_DATA
     for item in items:
-        for size, align in _item_layout(item, strsize):
+        for size, align in item.action.layout(strsize):
             off = (off + align - 1) // align * align + size
     return (8 + 4 + (off - 4) + 7) // 8 * 8
 
@@ -293,65 +262,63 @@ class Consumer:
         else:
             self.out.write("%3d %-41s " % (rec.cpu, name))
 
-    def _item(self, item: tuple, quiet: bool) -> None:
-        kind = item[0]
+    def _item(self, item: Item, quiet: bool) -> None:
+        act, vals = item.action, item.values
+        kind = act.kind
         w = self.out.write
         if kind == "trace":
-            w(
-                format_trace(
-                    item[1], item[2], quiet, self._rawbytes(), int(self.options.get("strsize", 256))
-                )
-            )
+            strsize = int(self.options.get("strsize", 256))
+            w(format_trace(vals[0], act.data[0].ctype, quiet, self._rawbytes(), strsize))
         elif kind == "printf":
-            w(_format_printf()(item[1], item[2], self.target_pid))
+            w(self._format(item))
         elif kind == "printa":
             from pydtrace.consume.aggprint import format_printa
 
-            aggs = [self.aggs[n] for n in item[2]]
+            aggs = [self.aggs[n] for n in act.aggs]
             self._check_agg_drops()
-            w(format_printa(item[1], aggs, self.options, self.target_pid))
+            w(format_printa(act.format, aggs, self.options, self.target_pid))
             for a in aggs:
                 a.printed = True
         elif kind == "exit":
-            self.exit_status = item[1]
+            self.exit_status = vals[0]
         elif kind == "setopt":
-            self._setopt(item[1], item[2])
+            self._setopt(vals[0], vals[1] if len(vals) > 1 else None)
         elif kind == "clear":
-            self.aggs[item[1]].clear()
+            self.aggs[act.aggs[0]].clear()
         elif kind == "trunc":
-            self.aggs[item[1]].trunc(item[2])
+            self.aggs[act.aggs[0]].trunc(vals[0] if vals else None)
         elif kind == "normalize":
-            self.aggs[item[1]].normalize(item[2])
+            self.aggs[act.aggs[0]].normalize(vals[0])
         elif kind == "denormalize":
-            self.aggs[item[1]].denormalize()
+            self.aggs[act.aggs[0]].denormalize()
         elif kind == "system":
-            from pydtrace.consume.printf import format_printf
-
-            cmd = format_printf(item[1], item[2], self.target_pid) if item[1] is not None else ""
+            cmd = self._format(item) if act.format is not None else ""
             self.out.flush()
             subprocess.run(["/bin/sh", "-c", cmd], stdout=self.out, check=False)
         elif kind == "freopen":
-            from pydtrace.consume.printf import format_printf
-
-            path = format_printf(item[1], item[2], self.target_pid) if item[1] is not None else ""
-            self._freopen(path)
+            self._freopen(self._format(item) if act.format is not None else "")
         elif kind == "print":
             from pydtrace.consume.print import format_print
 
             size = self.options.get("printsize")
-            w(format_print(item[1], item[2], item[3], int(size) if size else None))
+            w(format_print(vals[0], vals[1], act.data[1].ctype, int(size) if size else None))
         elif kind == "stack":
             from pydtrace.consume.stacks import StackKey, format_stack
 
-            if isinstance(item[1], StackKey):
+            if isinstance(vals[0], StackKey):
                 indent = self.options.get("stackindent")
-                w(format_stack(item[1], int(indent) if indent is not None else 14))
+                w(format_stack(vals[0], int(indent) if indent is not None else 14))
             else:
                 w("\n")  # an engine that records no frames
         elif kind == "sym":
             from pydtrace.consume.stacks import format_symbol
 
-            w("  %-50s" % format_symbol(item[1], item[2], item[4] if len(item) > 4 else -1))
+            w("  %-50s" % format_symbol(act.name, vals[0], vals[1]))
+
+    def _format(self, item: Item) -> str:
+        """The text of a printf, system or freopen: its format over its values."""
+        act = item.action
+        return _format_printf()(act.format, list(zip(item.values, act.types)), self.target_pid)
 
     def _rawbytes(self) -> bool:
         return bool(self.options.get("rawbytes"))
@@ -493,22 +460,19 @@ class Consumer:
 
     # --- JSON lines ---------------------------------------------------------------------
     def _json_record(self, rec: Record) -> None:
-        from pydtrace.consume.printf import format_printf
-
         p = rec.probe
         data: list[Any] = []
         for item in rec.items:
-            kind = item[0]
-            if kind == "trace":
-                data.append({"action": "trace", "value": item[1]})
-            elif kind == "printf":
-                text = format_printf(item[1], item[2], self.target_pid)
-                data.append({"action": "printf", "text": text})
-            elif kind == "exit":
-                self.exit_status = item[1]
-                data.append({"action": "exit", "status": item[1]})
-            elif kind == "printa":
-                for n in item[2]:
+            act, vals = item.action, item.values
+            if act.kind == "trace":
+                data.append({"action": "trace", "value": vals[0]})
+            elif act.kind == "printf":
+                data.append({"action": "printf", "text": self._format(item)})
+            elif act.kind == "exit":
+                self.exit_status = vals[0]
+                data.append({"action": "exit", "status": vals[0]})
+            elif act.kind == "printa":
+                for n in act.aggs:
                     self._json_agg(self.aggs[n])
                     self.aggs[n].printed = True
             else:

@@ -1,11 +1,7 @@
-"""DTrace's printf(): format parsing, compile-time checking and run-time formatting.
+"""DTrace's printf(): run-time formatting of values by a parsed format (lang.formats).
 
 The behaviour follows dtrace-utils (libdtrace/dt_printf.c):
 
-* A conversion is `%` then any mix of the flags `# 0 - + ' space @ ?`, digits for width,
-  `.` and digits for precision, `*` for a width/precision taken from an argument, the length
-  letters `h l L w`, and a conversion character. The length letters plus the character form
-  the conversion's name, looked up in a fixed table (so `%hhd` is undefined, `%lld` is not).
 * Printing rebuilds a C format from the parsed pieces: flags in a fixed order, the width only
   when non-zero, the precision only when > 0 (so `%.0s` prints the whole string), and `ll`
   added whenever the argument is 64 bits wide.
@@ -18,402 +14,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from pydtrace.consume.stacks import StackKey, SymKey, format_stack
-from pydtrace.lang.errors import DError
-from pydtrace.lang.types import BUILTIN_TYPEDEFS, CType
-
-FLAG_CHARS = "#0- +'"
-
-_XINT = "char, short, int, long, or long long"
-_CSI = "char, short, or int"
-_FP = "float, double, or long double"
-_ADDR = "pointer or integer"
-_UADDR = "pointer or integer (with -p/-c) or _usymaddr (without -p/-c)"
-_CSTR = "char [] or string (or use stringof)"
-_WSTR = "wchar_t []"
-
-
-@dataclass(frozen=True)
-class _ConvSpec:
-    check: str  # which type rule applies (see _type_ok)
-    proto: str  # the prototype text shown in D_PRINTF_ARG_TYPE messages
-    kind: str  # how the value is printed (see format_one)
-    out: str  # the C conversion used for the final output
-
-
-# name -> spec; the name is the length letters plus the conversion character.
-_CONVS: dict[str, _ConvSpec] = {
-    "a": _ConvSpec("kaddr", _ADDR, "addr", "s"),
-    "A": _ConvSpec("uaddr", _UADDR, "uaddr", "s"),
-    "c": _ConvSpec("csi", _CSI, "sint", "c"),
-    "C": _ConvSpec("csi", _CSI, "echr", "s"),
-    "d": _ConvSpec("dint", _XINT, "dint", "d"),
-    "e": _ConvSpec("fp", _FP, "fp", "e"),
-    "E": _ConvSpec("fp", _FP, "fp", "E"),
-    "f": _ConvSpec("fp", _FP, "fp", "f"),
-    "g": _ConvSpec("fp", _FP, "fp", "g"),
-    "G": _ConvSpec("fp", _FP, "fp", "G"),
-    "hd": _ConvSpec("type", "short", "sint", "d"),
-    "hi": _ConvSpec("type", "short", "sint", "i"),
-    "ho": _ConvSpec("type", "unsigned short", "uint", "o"),
-    "hu": _ConvSpec("type", "unsigned short", "uint", "u"),
-    "hx": _ConvSpec("xshort", "short", "uint", "x"),
-    "hX": _ConvSpec("xshort", "short", "uint", "X"),
-    "i": _ConvSpec("dint", _XINT, "dint", "i"),
-    "k": _ConvSpec("stack", "stack", "stack", "s"),
-    "lc": _ConvSpec("type", "int", "sint", "lc"),
-    "ld": _ConvSpec("type", "long", "sint", "d"),
-    "li": _ConvSpec("type", "long", "sint", "i"),
-    "lo": _ConvSpec("type", "unsigned long", "uint", "o"),
-    "lu": _ConvSpec("type", "unsigned long", "uint", "u"),
-    "ls": _ConvSpec("wstr", _WSTR, "wstr", "ls"),
-    "lx": _ConvSpec("xlong", "long", "uint", "x"),
-    "lX": _ConvSpec("xlong", "long", "uint", "X"),
-    "lld": _ConvSpec("type", "long long", "sint", "d"),
-    "lli": _ConvSpec("type", "long long", "sint", "i"),
-    "llo": _ConvSpec("type", "unsigned long long", "uint", "o"),
-    "llu": _ConvSpec("type", "unsigned long long", "uint", "u"),
-    "llx": _ConvSpec("xllong", "long long", "uint", "x"),
-    "llX": _ConvSpec("xllong", "long long", "uint", "X"),
-    "Le": _ConvSpec("type", "long double", "fp", "e"),
-    "LE": _ConvSpec("type", "long double", "fp", "E"),
-    "Lf": _ConvSpec("type", "long double", "fp", "f"),
-    "Lg": _ConvSpec("type", "long double", "fp", "g"),
-    "LG": _ConvSpec("type", "long double", "fp", "G"),
-    "o": _ConvSpec("xint", _XINT, "uint", "o"),
-    "p": _ConvSpec("addr", _ADDR, "uint", "x"),
-    "s": _ConvSpec("str", _CSTR, "cstr", "s"),
-    "S": _ConvSpec("str", _CSTR, "estr", "s"),
-    "T": _ConvSpec("time", "int64_t", "time822", "s"),
-    "u": _ConvSpec("xint", _XINT, "uint", "u"),
-    "wc": _ConvSpec("type", "int", "sint", "lc"),
-    "ws": _ConvSpec("wstr", _WSTR, "wstr", "ls"),
-    "x": _ConvSpec("xint", _XINT, "uint", "x"),
-    "X": _ConvSpec("xint", _XINT, "uint", "X"),
-    "Y": _ConvSpec("time", "int64_t", "time", "s"),
-}
-
-
-@dataclass
-class Conversion:
-    text: str  # the conversion as written, e.g. "%-10@d"
-    flags: str  # the flags among "#0- +'" in written order ('0' only where it is a flag)
-    width: int | str | None  # None, an int, or '*'
-    precision: int | str | None  # None, an int, or '*'
-    length: str  # '', 'h', 'l', 'll', 'L', 'w'
-    char: str  # the conversion character
-    agg: bool  # printa's %@ (value of the aggregation)
-    number: int = 0  # 1-based position among all of the format's conversions (%% counts)
-
-    # Conversions are never changed once parsed, so what follows is computed once.
-    @cached_property
-    def name(self) -> str:
-        """The name dtrace looks up and shows in messages: length letters + character."""
-        return self.length + self.char
-
-    @cached_property
-    def left(self) -> bool:
-        # '-' and '0' cancel each other: the one written last wins.
-        return _last_of(self.flags, "-0") == "-"
-
-    @cached_property
-    def zero(self) -> bool:
-        return _last_of(self.flags, "-0") == "0"
-
-    @cached_property
-    def plain_int(self) -> bool:
-        """A bare %d/%i/%u (any length letters): C prints the digits alone."""
-        return (
-            self.char in "diu"
-            and not self.flags
-            and self.width is None
-            and self.precision is None
-            and self.name in _CONVS
-        )
-
-
-def _last_of(flags: str, chars: str) -> str:
-    for f in reversed(flags):
-        if f in chars:
-            return f
-    return ""
-
-
-@dataclass
-class Format:
-    source: str
-    parts: list[str | Conversion]
-    # argument types -> a formatter made once for them (see format_printf)
-    plans: dict[tuple[CType, ...], Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def conversions(self) -> list[Conversion]:
-        """Conversions that consume printf arguments (not %@)."""
-        return [p for p in self.parts if isinstance(p, Conversion) and not p.agg]
-
-    def all_conversions(self) -> list[Conversion]:
-        return [p for p in self.parts if isinstance(p, Conversion)]
-
-
-# --- parsing -------------------------------------------------------------------------------
-
-
-def _syntax(msg: str) -> DError:
-    return DError("D_SYNTAX", msg, 0)
-
-
-def parse_format(fmt: str, func: str = "printf") -> Format:
-    """Split a format into literal text and conversions, rejecting what dtrace rejects."""
-    parts: list[str | Conversion] = []
-    lit: list[str] = []
-    number = 0
-    i, n = 0, len(fmt)
-    while i < n:
-        c = fmt[i]
-        if c != "%":
-            lit.append(c)
-            i += 1
-            continue
-        number += 1
-        start = i
-        flags = ""
-        width: int | str | None = None
-        prec: int | str | None = None
-        length = ""
-        dot = False
-        digits = 0
-        agg = False
-        i += 1
-        while True:
-            if i >= n:
-                raise _syntax(
-                    f"format conversion #{number} name expected before end of format string"
-                )
-            c = fmt[i]
-            if c.isdigit() and c.isascii():
-                if c == "0" and not dot and digits == 0:
-                    flags += "0"
-                    i += 1
-                    continue
-                j = i
-                while j < n and fmt[j].isascii() and fmt[j].isdigit():
-                    j += 1
-                val = int(fmt[i:j])
-                if dot:
-                    prec = val if prec != "*" else prec
-                else:
-                    width = val if width != "*" else width
-                digits += 1
-                i = j
-                continue
-            if c in "#+- '":
-                flags += c
-            elif c == "*":
-                if (prec if dot else width) == "*":
-                    what = "precision" if dot else "width"
-                    raise _syntax(
-                        f"format conversion #{number} has more than one '*' specified "
-                        f"for the output {what}"
-                    )
-                if dot:
-                    prec = "*"
-                else:
-                    width = "*"
-            elif c == ".":
-                if dot:
-                    raise _syntax(f"format conversion #{number} has more than one '.' specified")
-                dot = True
-                digits = 0
-            elif c == "?":
-                width = 16  # pointer width on LP64
-            elif c == "@":
-                agg = True
-            elif c == "$":
-                raise _syntax(
-                    f"format conversion #{number} uses unsupported positional format (%n$)"
-                )
-            elif c == "%":
-                if i != start + 1:
-                    raise _syntax(
-                        f"format conversion #{number} cannot be combined with other format flags: %%"
-                    )
-                i += 1
-                break
-            elif c in "hlLw":
-                if len(length) < 6:
-                    length += c
-            else:
-                i += 1
-                break
-            i += 1
-        text = fmt[start:i]
-        if c == "%":
-            lit.append("%")
-            continue
-        name = length + c
-        if name not in _CONVS:
-            raise _syntax(f"format conversion #{number} is undefined: %{name}")
-        if lit:
-            parts.append("".join(lit))
-            lit = []
-        parts.append(Conversion(text, flags, width, prec, length, c, agg, number))
-    if lit:
-        parts.append("".join(lit))
-    return Format(fmt, parts)
-
-
-# --- compile-time checking -----------------------------------------------------------------
-
-
-def _typedef_names(t: CType) -> list[str]:
-    names = []
-    cur: CType | None = t
-    while cur is not None:
-        names.append(cur.name)
-        cur = cur.base
-    return names
-
-
-def _is_integer(t: CType) -> bool:
-    return t.r.kind in ("int", "enum")
-
-
-def _type_size(t: CType) -> int:
-    r = t.r
-    return 4 if r.kind == "enum" else r.size
-
-
-def _is_pointer(t: CType) -> bool:
-    return t.r.kind in ("ptr", "array")
-
-
-def _elem_int(t: CType) -> CType | None:
-    """The resolved element type of an array of integers, else None."""
-    r = t.r
-    if r.kind != "array" or r.target is None or r.target.r.kind != "int":
-        return None
-    return r.target.r
-
-
-def _type_ok(spec: _ConvSpec, t: CType, has_target: bool) -> bool:
-    r = t.r
-    rule = spec.check
-    if rule in ("dint", "xint"):
-        return _is_integer(t)
-    if rule == "csi":
-        return _is_integer(t) and _type_size(t) <= 4
-    if rule == "fp":
-        return r.kind == "float"
-    if rule in ("addr", "kaddr"):
-        return _is_pointer(t) or _is_integer(t)
-    if rule == "uaddr":
-        if "_usymaddr_t" in _typedef_names(t):
-            return True
-        return has_target and (_is_pointer(t) or _is_integer(t))
-    if rule == "stack":
-        return r.kind == "stack"
-    if rule == "time":
-        return _is_integer(t) and _type_size(t) == 8
-    if rule == "str":
-        if r.kind == "string":
-            return True
-        e = _elem_int(t)
-        return e is not None and e.size == 1 and e.signed
-    if rule == "wstr":
-        e = _elem_int(t)
-        return e is not None and e.size == 4
-    if rule == "xshort":
-        return r.kind == "int" and r.name in ("short", "signed short", "unsigned short")
-    if rule == "xlong":
-        return r.kind == "int" and r.name in ("long", "signed long", "unsigned long")
-    if rule == "xllong":
-        if r.kind == "int" and r.name in ("long long", "signed long long", "unsigned long long"):
-            return True
-        return any(n in ("int64_t", "uint64_t") for n in _typedef_names(t))
-    if rule == "type":
-        # CTF compatibility: same kind and the same base type name.
-        return r.kind in ("int", "float") and r.name == spec.proto
-    return False
-
-
-def check_printf(
-    fmt: Format,
-    argtypes: list[CType],
-    func: str = "printf",
-    *,
-    aggtype: CType | None = None,
-    has_target: bool = False,
-) -> None:
-    """Check a parsed format against the types of its arguments, as dtrace's compiler does.
-
-    For printf() (and system(), freopen(), which share its checks) argtypes are the types of
-    the arguments after the format and their number must match exactly. For printa(), argtypes are the aggregation's key types (a format may
-    use fewer of them), %@ conversions are checked against aggtype (uint64_t for count(),
-    int64_t otherwise) and argument numbers in messages still start at #2. has_target says
-    whether -p/-c gave a target process (then %A accepts plain integers).
-    """
-    if fmt.source == "" and func != "freopen":  # freopen("") restores stdout
-        raise DError("D_PRINTF_FMT_EMPTY", f"{func}( ) format string is empty", 0)
-    if aggtype is None:
-        aggtype = BUILTIN_TYPEDEFS["int64_t"]
-    used = 0  # arguments consumed so far
-    for conv in fmt.all_conversions():
-        spec = _CONVS[conv.name]
-        dyns = [d for d, v in (("*", conv.width), (".*", conv.precision)) if v == "*"]
-        for d in dyns:
-            if used >= len(argtypes):
-                raise DError(
-                    "D_PRINTF_DYN_PROTO",
-                    f"{func}( ) prototype mismatch: conversion #{conv.number} (%{conv.name}) "
-                    f'is missing a corresponding "{d}" argument',
-                    0,
-                )
-            t = argtypes[used]
-            if not _is_integer(t):
-                raise DError(
-                    "D_PRINTF_DYN_TYPE",
-                    f"{func}( ) argument #{used + 2} is incompatible with conversion "
-                    f"#{conv.number} prototype:\n\tconversion: % {d} {conv.name}\n"
-                    f"\t prototype: int\n\t  argument: {t.name}",
-                    0,
-                )
-            used += 1
-        if conv.agg:
-            if func != "printa":
-                raise DError(
-                    "D_PRINTF_AGG_CONV",
-                    f"%@ conversion requires an aggregation and is not for use with {func}( )",
-                    0,
-                )
-            what, t = "aggregating action", aggtype
-        elif used >= len(argtypes):
-            raise DError(
-                "D_PRINTF_ARG_PROTO",
-                f"{func}( ) prototype mismatch: conversion #{conv.number} (%{conv.name}) "
-                "is missing a corresponding value argument",
-                0,
-            )
-        else:
-            what, t = f"argument #{used + 2}", argtypes[used]
-            used += 1
-        if not _type_ok(spec, t, has_target):
-            raise DError(
-                "D_PRINTF_ARG_TYPE",
-                f"{func}( ) {what} is incompatible with conversion #{conv.number} prototype:\n"
-                f"\tconversion: %{conv.name}\n\t prototype: {spec.proto}\n\t  argument: {t.name}",
-                0,
-            )
-    if func != "printa" and used < len(argtypes):
-        raise DError(
-            "D_PRINTF_ARG_EXTRA",
-            f"{func}( ) prototype mismatch: only {used} arguments required by this format string",
-            0,
-        )
-
+from pydtrace.lang.formats import Conversion, Format
+from pydtrace.lang.types import CType
 
 # --- run-time formatting -------------------------------------------------------------------
 
@@ -608,11 +214,11 @@ def format_one(
     """
     if conv.plain_int and width is None and precision is None and type(value) is int:
         # the common case, without the general machinery below
-        kind = _CONVS[conv.name].kind
-        size = _type_size(ctype) if ctype.r.kind not in ("string", "array") else 8
+        kind = conv.spec.kind
+        size = ctype.int_size() if ctype.r.kind not in ("string", "array") else 8
         signed = kind == "sint" or (kind == "dint" and ctype.is_signed())
         return str(_c_int(value, size, signed))
-    spec = _CONVS[conv.name]
+    spec = conv.spec
     if width is None:
         width = conv.width if isinstance(conv.width, int) else 0
     if precision is None:
@@ -622,7 +228,7 @@ def format_one(
     width = abs(width)
     flags = conv.flags
     kind = spec.kind
-    size = _type_size(ctype) if ctype.r.kind not in ("string", "array") else 8
+    size = ctype.int_size() if ctype.r.kind not in ("string", "array") else 8
     if isinstance(value, bool):
         value = int(value)
 
@@ -762,9 +368,9 @@ def _plan_parts(
             return None
         t = types[len(funcs)]
         if part.plain_int and t.r.kind not in ("string", "array"):
-            kind = _CONVS[part.name].kind
+            kind = part.spec.kind
             signed = kind == "sint" or (kind == "dint" and t.is_signed())
-            funcs.append(_int_text(_type_size(t), signed))
+            funcs.append(_int_text(t.int_size(), signed))
         elif part.name == "s" and not part.flags and part.width is None and part.precision is None:
             funcs.append(_plain_str)
         else:
@@ -860,10 +466,6 @@ def format_printa(
 
 
 __all__ = [
-    "Conversion",
-    "Format",
-    "parse_format",
-    "check_printf",
     "format_printf",
     "format_printa",
     "format_one",

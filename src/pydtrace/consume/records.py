@@ -1,26 +1,31 @@
 """What an engine hands the consumer: one Record per clause firing that
 recorded data, and Fault records for runtime errors.
 
-A record item is a tuple whose first element names the action:
+A record's items are Item(action, values): action is the lang.records.Action
+describing what the action recorded (its kind, the type and size of each
+datum, its format, the aggregations it names), values the data in the order
+of action.data:
 
-    ('trace', value, ctype)          ('printf', Format, [(value, ctype), ...])
-    ('printa', Format | None, [agg name, ...])
-    ('exit', status)                 ('setopt', name, value | None)
-    ('clear', agg name)              ('trunc', agg name, n | None)
-    ('normalize', agg name, n)       ('denormalize', agg name)
-    ('tracemem', bytes, ctype)       ('system', Format, [(value, ctype), ...])
-    ('freopen', Format, [(value, ctype), ...])   (an empty path restores stdout)
-    ('print', address, bytes | int, pointee ctype)  (print(ptr): the object's memory)
+    trace      (value,)                     printf, system, freopen  (arg, ...)
+    exit       (status,)                    setopt   (name[, value])
+    printa, clear, denormalize  ()          trunc, normalize  ([n])
+    print      (address, the object's bytes)
+    stack      (StackKey,) or (None,) from an engine that records no frames
+    sym        (address, pid)
 
 Values are Python ints (already wrapped to their C type) and strs; a traced
-struct, union or array is the object's bytes (printed as a hex dump).
+struct, union or array is the object's bytes (printed as a hex dump); an empty
+freopen() path restores stdout.
 Drops are not records: engines call Consumer.drop(DTRACEDROP_* name, n).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydtrace.lang.records import Action
 
 # DTRACEFLT_* codes and their texts (dtrace's dt_error.c order).
 FAULTS = {
@@ -53,12 +58,29 @@ FAULTS = {
 ) = range(1, 12)
 
 
+class Item:
+    """One action's data in a record (see the module's docstring)."""
+
+    __slots__ = ("action", "values")
+
+    def __init__(self, action: Action, values: Sequence[Any]) -> None:
+        self.action = action
+        self.values = values
+
+    @property
+    def kind(self) -> str:
+        return self.action.kind
+
+    def __repr__(self) -> str:
+        return f"Item({self.action.kind!r}, {list(self.values)!r})"
+
+
 @dataclass
 class Record:
     probe: Any  # probes.catalogue.Probe
     cpu: int
     clause: int  # statement index
-    items: list[tuple] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
 
 
 @dataclass

@@ -116,7 +116,7 @@ class Actions:
         e.pc = self._pc  # type: ignore[attr-defined]
 
     def _printf(self, e: ast.Call) -> None:
-        from pydtrace.consume.printf import check_printf, parse_format
+        from pydtrace.lang.formats import check_printf, parse_format
 
         if not e.args:
             raise DError(
@@ -148,7 +148,7 @@ class Actions:
         e.format = fmt  # type: ignore[attr-defined]
 
     def _printa(self, e: ast.Call) -> None:
-        from pydtrace.consume.printf import check_printf, parse_format
+        from pydtrace.lang.formats import check_printf, parse_format
 
         args = e.args
         if not args:

@@ -30,6 +30,7 @@ from pydtrace.lang.check_vars import Variables
 from pydtrace.lang.dlib import library_inlines
 from pydtrace.lang.errors import DError
 from pydtrace.lang.program import CheckedProgram, ClauseInfo, Variable
+from pydtrace.lang.records import describe
 from pydtrace.lang.types import CType
 
 ProbeLookup = Callable[[str, int], list[Any]]
@@ -180,6 +181,7 @@ class Checker(
         if retry:
             self._predicate(c)
         info.records = self._recorded or not c.body
+        info.actions = describe(info.body)
         self.prog.clauses.append(info)
         self._clause = None
         self._probe_argstruct = None

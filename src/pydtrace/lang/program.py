@@ -3,7 +3,8 @@
 The checker annotates the AST in place (every expression gets `.ctype`;
 identifiers get `.ref`, calls `.builtin`, aggregation statements `.agg`) and
 collects the program-wide facts here. Engines read the annotated clauses; the
-consumer reads the aggregation specs and options.
+consumer reads the aggregation specs and options; each clause's actions are
+described once (lang.records) for the engines and the consumer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydtrace.lang import ast
+from pydtrace.lang.records import Action
 from pydtrace.lang.types import CType
 
 
@@ -46,6 +48,14 @@ class ClauseInfo:
     body: list[ast.Stmt]
     records: bool  # has a data-recording action, or the default action
     line: int
+    actions: list[Action] = field(default_factory=list)  # what its actions record, in order
+
+    def action(self, call: ast.Call) -> Action | None:
+        """The description of one of this clause's action calls (None: no data)."""
+        for a in self.actions:
+            if a.call is call:
+                return a
+        return None
 
 
 @dataclass

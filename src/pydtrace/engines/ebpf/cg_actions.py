@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydtrace.consume.records import Item
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import (
     MAX_NSPEC,
     CompilerBase,
     Value,
 )
-from pydtrace.engines.ebpf.cg_memory import in_memory, type_size
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, Insn, s32
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
+from pydtrace.lang.records import Action
 from pydtrace.lang.types import CType
 
 
@@ -74,118 +75,96 @@ class ActionsMixin(CompilerBase):
         return [sl.idx for sl in slots]
 
     def action(self, e: ast.Call) -> None:
-        name = e.name
-        if name == "trace" and in_memory(e.args[0].ctype):  # type: ignore[attr-defined]
-            # a struct/union/array: its bytes, as the user engine records them
-            t: CType = e.args[0].ctype  # type: ignore[attr-defined]
-            if t.is_char_array():
-                raise self.unsupported("char arrays", e)
-            size = type_size(t)
-            v = self.expr(e.args[0])
-            idxs = self.record_block(v, size)
-            self.free(v)
-            self.new_action(
-                "trace", lambda v, ix=idxs, n=size, t=t: ("trace", block_bytes(v, ix, n), t)
-            )
+        """Record what the clause's description of this action lists, or lower
+        an action with side effects only."""
+        act = self.c.action(e)
+        if act is None:
+            self.side_effect(e)
             return
-        if name == "print":
-            t = e.args[0].ctype  # type: ignore[attr-defined]
-            target = t.r.target if t.is_pointer() else None
-            if target is None:  # print() of a non-pointer: its value, as trace()
-                slot = self.record_value(e.args[0])
-                self.new_action("trace", lambda v, i=slot.idx, t=slot.ctype: ("trace", v[i], t))
-                return
-            size = type_size(target)
-            v = self.expr(e.args[0])
-            aslot = self.layout.slot(t, 8)
-            self.a.stx(8, R9, aslot.off, v.reg)
-            self._mark(self.a.insns[-1], "rec", aslot.off)
-            idxs = self.record_block(v, size) if size > 0 else []
-            self.free(v)
-            self.new_action("print", lambda v, i=aslot.idx, ix=idxs, n=size, t=target: (
-                "print", v[i], block_bytes(v, ix, n), t))  # fmt: skip
+        kind = act.kind
+        if kind == "trace":
+            self.trace(act, e)
             return
-        if name == "trace" and e.args[0].ctype.r.kind == "float":  # type: ignore[attr-defined]
-            # the user engine holds an unassigned float as the integer 0 (traced "0")
-            slot = self.record_value(e.args[0])
-            self.new_action("trace", lambda v, i=slot.idx, t=slot.ctype: (
-                "trace", v[i] if v[i] else 0, t))  # fmt: skip
+        if kind == "print":
+            self.print_action(act)
             return
-        if name == "trace":
-            slot = self.record_value(e.args[0], null_faults=True)
-            self.new_action("trace", lambda v, i=slot.idx, t=slot.ctype: ("trace", v[i], t))
+        if kind == "stack":
+            self.stack_action(e, act)  # cg_stack
             return
-        if name == "printf":
-            fmt = e.format  # type: ignore[attr-defined]
-            slots = [self.record_value(x) for x in e.args[1:]]
-            pairs = [(s.idx, s.ctype) for s in slots]
-            self.new_action("printf", L.PrintfItem(fmt, pairs))
+        if kind == "sym":
+            self.sym_action(e, act)
             return
-        if name in ("raise", "stop"):
-            self.signal_action(e)
+        if kind in ("system", "freopen") and act.format is None:
+            raise self.unsupported(f"{e.name}() with a format that is not a string literal", e)
+        if kind == "setopt":
+            # option names and values are literals in practice: kept in the builder
+            parts = [
+                (d.expr.value, None)
+                if isinstance(d.expr, ast.StrLit)
+                else (None, self.record_value(d.expr))  # type: ignore[arg-type]
+                for d in act.data
+            ]
+            self.new_action("setopt", lambda v, a=act, ps=parts: Item(a, tuple([
+                lit if s is None else v[s.idx] for lit, s in ps])))  # fmt: skip
             return
-        if name in ("system", "freopen"):
-            # printf-like records: the consumer formats the string, then runs / opens it
-            if not isinstance(e.args[0], ast.StrLit):
-                raise self.unsupported(f"{name}() with a format that is not a string literal", e)
-            from pydtrace.consume.printf import parse_format
-
-            fmt = parse_format(e.args[0].value)
-            slots = [self.record_value(x) for x in e.args[1:]]
-            pairs = [(s.idx, s.ctype) for s in slots]
-            self.new_action(
-                name, lambda v, n=name, f=fmt, ps=pairs: (n, f, [(v[i], t) for i, t in ps])
-            )
-            return
-        if name == "printa":
-            fmt = e.format  # type: ignore[attr-defined]
-            names = [x.name for x in e.aggs]  # type: ignore[attr-defined]
-            self.new_action("printa", lambda v, f=fmt, n=names: ("printa", f, n))
-            return
-        if name == "exit":
-            slot = self.record_value(e.args[0])
-            slot.ctype = T.INT
+        slots = [self.record_value(d.expr) for d in act.data]  # type: ignore[arg-type]
+        if kind == "exit":
+            slots[0].ctype = T.INT
             a = self.a
             a.ld_map(R1, "globals", 0)
             a.movi(R2, 1)
             a.stx(8, R1, 0, R2)
-            self.new_action("exit", lambda v, i=slot.idx: ("exit", v[i]))
+        if kind == "printf":  # kept apart: the engine may format it without an Item
+            self.new_action("printf", L.PrintfItem(act, [(s.idx, s.ctype) for s in slots]))
             return
-        if name == "setopt":
-            # option names and values are literals in practice: kept in the builder
-            lits = [x.value if isinstance(x, ast.StrLit) else None for x in e.args]
-            slots = [
-                None if lit is not None else self.record_value(x) for x, lit in zip(e.args, lits)
-            ]
-            vals = [(lit, s) for lit, s in zip(lits, slots)]
-            vals += [(None, None)] * (2 - len(vals))
-            self.new_action("setopt", lambda v, ls=vals: ("setopt", *[
-                lit if s is None else v[s.idx] for lit, s in ls]))  # fmt: skip
+        idxs = [s.idx for s in slots]
+        self.new_action(kind, lambda v, a=act, ix=idxs: Item(a, tuple([v[i] for i in ix])))
+
+    def trace(self, act: Action, e: ast.Call) -> None:
+        """trace() (and print() of an array): one value, a struct's bytes."""
+        d = act.data[0]
+        x = d.expr
+        assert x is not None
+        if act.name == "trace" and x.ctype.is_char_array():  # type: ignore[attr-defined]
+            raise self.unsupported("char arrays", e)
+        if d.by_ref:  # a struct/union/array: its bytes, as the user engine records them
+            v = self.expr(x)
+            idxs = self.record_block(v, d.size)
+            self.free(v)
+            self.new_action("trace", lambda v, a=act, ix=idxs, n=d.size: Item(
+                a, (block_bytes(v, ix, n),)))  # fmt: skip
             return
-        if name in ("clear", "denormalize"):
-            aname = e.args[0].name  # type: ignore[attr-defined]
-            self.new_action(name, lambda v, n=name, g=aname: (n, g))
+        if act.name == "trace" and d.ctype.r.kind == "float":
+            # the user engine holds an unassigned float as the integer 0 (traced "0")
+            slot = self.record_value(x)
+            self.new_action("trace", lambda v, a=act, i=slot.idx: Item(a, (v[i] if v[i] else 0,)))
             return
-        if name in ("trunc", "normalize"):
-            aname = e.args[0].name  # type: ignore[attr-defined]
-            slot = self.record_value(e.args[1]) if len(e.args) > 1 else None
-            self.new_action(
-                name, lambda v, n=name, g=aname, s=slot: (n, g, v[s.idx] if s else None)
-            )
-            return
-        if name in ("stack", "ustack", "jstack"):
-            self.stack_action(e)  # cg_stack
-            return
-        if name in ("sym", "usym", "func", "ufunc", "mod", "umod", "uaddr"):
-            self.sym_action(e)
-            return
-        if name == "speculate":
+        slot = self.record_value(x, null_faults=act.name == "trace")
+        self.new_action("trace", lambda v, a=act, i=slot.idx: Item(a, (v[i],)))
+
+    def print_action(self, act: Action) -> None:
+        """print(ptr): the pointer, then the bytes of the object it points to."""
+        ptr, obj = act.data
+        assert ptr.expr is not None
+        v = self.expr(ptr.expr)
+        aslot = self.layout.slot(ptr.ctype, 8)
+        self.a.stx(8, R9, aslot.off, v.reg)
+        self._mark(self.a.insns[-1], "rec", aslot.off)
+        idxs = self.record_block(v, obj.size) if obj.size > 0 else []
+        self.free(v)
+        self.new_action("print", lambda v, a=act, i=aslot.idx, ix=idxs, n=obj.size: Item(
+            a, (v[i], block_bytes(v, ix, n))))  # fmt: skip
+
+    def side_effect(self, e: ast.Call) -> None:
+        name = e.name
+        if name in ("raise", "stop"):
+            self.signal_action(e)
+        elif name == "speculate":
             self.speculate(e)
-            return
-        if name in ("commit", "discard"):
+        elif name in ("commit", "discard"):
             self.commit(e, name == "commit")
-            return
-        raise self.unsupported(f"{name}()", e)
+        else:
+            raise self.unsupported(f"{name}()", e)
 
     # --- speculations ----------------------------------------------------------------------
     # The buffering is done in Python (engine.py): a kernel word per buffer says

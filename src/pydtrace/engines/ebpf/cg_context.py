@@ -368,18 +368,13 @@ def is_scalar(t: CType) -> bool:
 
 
 def dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) -> int:
-    """How many dynamic variables fit, as dtrace sizes them: dynvarsize over
-    (largest key tuple + largest value); the user engine uses the same rule."""
-    from pydtrace.consume.aggregation import tuple_size
+    """The dvars map's entries: engines.dvars' rule (the user engine's too),
+    at most 1 << 20; 0 when the program has no dynamic variables."""
+    from pydtrace.engines.dvars import dvar_capacity as capacity
     from pydtrace.options import size_option
 
-    n = size_option(options, "dynvarsize", 0) or 1 << 20
-    dyn = [v for v in prog.globals.values() if v.keys is not None] + list(prog.tlocals.values())
-    if not dyn:
-        return 0
-    size = max(strsize if v.type.is_string() else max(v.type.r.size, 1) for v in dyn)
-    keyed = [tuple_size(v.keys, strsize) for v in dyn if v.keys is not None]
-    return min(n // (max(keyed, default=0) + size), 1 << 20)
+    n = capacity(prog, strsize, size_option(options, "dynvarsize", 0) or 1 << 20)
+    return 0 if n is None else min(n, 1 << 20)
 
 
 def aggentries(options: dict[str, Any]) -> int:

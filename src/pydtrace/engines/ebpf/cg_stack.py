@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydtrace.consume.records import Item
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, Value, task_path
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
+from pydtrace.lang.records import Action
 from pydtrace.options import capped_frames
 
 BPF_F_USER_STACK = 1 << 8
@@ -111,7 +113,7 @@ class StackMixin(CompilerBase):
         a.place(done)
         return v
 
-    def stack_action(self, e: ast.Call) -> None:
+    def stack_action(self, e: ast.Call, act: Action) -> None:
         """stack()/ustack() as an action: the frames (and pid) in the record."""
         from pydtrace.consume.stacks import MACHINERY_ROOM, StackKey, kernel_frames, remember
 
@@ -137,14 +139,14 @@ class StackMixin(CompilerBase):
         idxs = [s.idx for s in slots]
         kind = "ustack" if user else "stack"
 
-        def build(v: Any, ix: list[int] = idxs, p: Any = pslot, k: str = kind) -> tuple:
+        def build(v: Any, ix: list[int] = idxs, p: Any = pslot, k: str = kind) -> Item:
             pcs = tuple(v[i] for i in ix)
             if p is None:
-                return ("stack", StackKey(k, kernel_frames(pcs, keep)))
+                return Item(act, (StackKey(k, kernel_frames(pcs, keep)),))
             end = pcs.index(0) if 0 in pcs else len(pcs)
             key = StackKey(k, pcs[:end], v[p.idx])
             remember(key)
-            return ("stack", key)
+            return Item(act, (key,))
 
         self.new_action("stack", build)
 
@@ -185,7 +187,7 @@ class StackMixin(CompilerBase):
         v.ctype = e.ctype  # type: ignore[attr-defined]
         return v
 
-    def sym_action(self, e: ast.Call) -> None:
+    def sym_action(self, e: ast.Call, act: Action) -> None:
         """sym(addr) and the rest: the address (and for the user ones the pid)."""
         a = self.a
         slot = self.record_value(e.args[0])
@@ -194,8 +196,7 @@ class StackMixin(CompilerBase):
         a.alu(">>", R0, imm=32)
         a.stx(8, R9, pslot.off, R0)
         self._mark(a.insns[-1], "rec", pslot.off)
-        self.new_action("sym", lambda v, n=e.name, i=slot.idx, t=slot.ctype, p=pslot.idx: (
-            "sym", n, v[i], t, v[p]))  # fmt: skip
+        self.new_action("sym", lambda v, i=slot.idx, p=pslot.idx: Item(act, (v[i], v[p])))
 
 
 def calls_stack(node: Any) -> bool:

@@ -377,13 +377,13 @@ class EbpfEngine:
             self.snapshot()
             self.consumer.record(Record(probe, cpu, clause, items))
             for it in items:
-                if it[0] == "clear":
-                    self._kernel_clear(it[1])
-                elif it[0] == "trunc":
-                    self._kernel_trunc(it[1])
-        if lay.exits and any(it[0] == "exit" for it in items):
+                if it.action.kind == "clear":
+                    self._kernel_clear(it.action.aggs[0])
+                elif it.action.kind == "trunc":
+                    self._kernel_trunc(it.action.aggs[0])
+        if lay.exits and any(it.action.kind == "exit" for it in items):
             self.draining = True
-        if any(it[0] in ("setopt", "freopen") for it in items):
+        if any(it.action.kind in ("setopt", "freopen") for it in items):
             self._fast = self._fast_paths()  # -q may have changed
 
     # --- aggregations ---------------------------------------------------------------------

@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydtrace.consume.aggregation import U128, AggSpec, nbuckets, s64
+from pydtrace.consume.records import Item
 from pydtrace.consume.stacks import MACHINERY_ROOM
 from pydtrace.lang import types as T
+from pydtrace.lang.formats import Format
+from pydtrace.lang.records import AGG_ACTIONS, Action
 from pydtrace.lang.types import CType
 
 REC_DATA = 1
@@ -35,7 +38,7 @@ SPEC_SIZE = 24
 HEADER = 24  # kind, probe, clause, cpu, action mask
 FAULT_SIZE = 40  # header (16) + pc, code, value
 
-Builder = Callable[[bytes], tuple]
+Builder = Callable[[Any], Item]
 
 
 def align8(n: int) -> int:
@@ -68,9 +71,6 @@ class Slot:
         if self.ctype.is_string():
             return string_at(buf, self.off, self.size)
         return int_at(buf, self.off, self.ctype)
-
-
-AGG_KINDS = frozenset(("printa", "clear", "trunc", "normalize", "denormalize"))
 
 
 def _int_code(t: CType) -> str | None:
@@ -113,7 +113,7 @@ class RecordLayout:
 
     def add(self, bit: int, kind: str, build: Builder) -> None:
         self.items.append((bit, build))
-        self.touches_aggs |= kind in AGG_KINDS
+        self.touches_aggs |= kind in AGG_ACTIONS
         self.exits |= kind == "exit"
 
     def _compile(self) -> Any:
@@ -145,7 +145,7 @@ class RecordLayout:
             self.decode_all = lambda buf: [only(unpack(buf, HEADER))]  # type: ignore[method-assign]
         else:
 
-            def decode_all(buf: Any) -> list[tuple]:
+            def decode_all(buf: Any) -> list[Item]:
                 vals = self.values(buf)
                 return [b(vals) for b in builders]
 
@@ -153,7 +153,7 @@ class RecordLayout:
         self.full = full
         return self._plan
 
-    def decode_all(self, buf: Any) -> list[tuple]:
+    def decode_all(self, buf: Any) -> list[Item]:
         """The items of a record where every action ran (mask == self.full);
         replaced by a specialised function on first use."""
         self._compile()
@@ -173,7 +173,7 @@ class RecordLayout:
             vals[i] = T.wrap(vals[i], t)
         return vals
 
-    def decode(self, buf: Any, mask: int | None = None) -> list[tuple]:
+    def decode(self, buf: Any, mask: int | None = None) -> list[Item]:
         if mask is None:
             (mask,) = struct.unpack_from("<Q", buf, 16)
         plan = self._plan or self._compile()
@@ -363,14 +363,19 @@ def agg_layout(
 
 
 class PrintfItem:
-    """The builder of a printf() item: its format and (slot index, type) per
-    argument, kept so the engine can format a record without building items."""
+    """The builder of a printf() item: its description and (slot index, type)
+    per argument, kept so the engine can format a record without building items."""
 
-    __slots__ = ("fmt", "pairs")
+    __slots__ = ("action", "pairs")
 
-    def __init__(self, fmt: Any, pairs: list[tuple[int, CType]]) -> None:
-        self.fmt = fmt
+    def __init__(self, action: Action, pairs: list[tuple[int, CType]]) -> None:
+        self.action = action
         self.pairs = pairs
 
-    def __call__(self, v: Any) -> tuple:
-        return ("printf", self.fmt, [(v[i], t) for i, t in self.pairs])
+    @property
+    def fmt(self) -> Format:
+        assert self.action.format is not None
+        return self.action.format
+
+    def __call__(self, v: Any) -> Item:
+        return Item(self.action, tuple([v[i] for i, _ in self.pairs]))

@@ -18,8 +18,10 @@ from typing import Any
 from pydtrace.consume.consumer import Consumer, record_size
 from pydtrace.consume.records import Fault, Record
 from pydtrace.engines.user.faults import ProbeFault
-from pydtrace.engines.user.interpreter import SKIP, Compiler, Firing, State
+from pydtrace.engines.user.firing import Firing, Skip
+from pydtrace.engines.user.interpreter import Compiler
 from pydtrace.engines.user.memory import DEFAULT_SCRATCHSIZE
+from pydtrace.engines.user.state import State
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.options import size_option
 
@@ -120,7 +122,7 @@ class UserEngine:
             state.mem.reset_scratch()  # alloca'd memory lives for one clause
             try:
                 fn(f)
-            except SKIP:
+            except Skip:
                 continue
             except ProbeFault as pf:
                 if in_error:

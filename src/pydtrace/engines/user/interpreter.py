@@ -8,238 +8,32 @@ and its record discarded, and the engine fires ERROR, as dtrace does.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import struct
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from pydtrace.consume.aggregation import Aggregation, AggSpec
-from pydtrace.consume.records import BADADDR, BADINDEX, DIVZERO, ILLOP, Record
+from pydtrace.consume.records import BADINDEX, DIVZERO, ILLOP
+from pydtrace.engines.user.actions import ActionsMixin, recorded
 from pydtrace.engines.user.faults import ProbeFault
+from pydtrace.engines.user.firing import Firing, Fn, Skip, uregs, ustack
 from pydtrace.engines.user.memory import (
-    DEFAULT_SCRATCHSIZE,
-    Memory,
     MemoryFault,
     in_memory,
     type_size,
 )
+from pydtrace.engines.user.state import State, zero_of
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.program import CheckedProgram, ClauseInfo
 from pydtrace.lang.types import CType
 
-Fn = Callable[["Firing"], Any]
 MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
-class Firing:
-    """The context of one probe firing: who fired, its arguments, clause-local state."""
-
-    __slots__ = ("probe", "args", "cpu", "tid", "pid", "ppid", "uid", "gid", "execname",
-                 "errno", "this", "items", "ts", "wts", "spec", "clause", "process", "commits", "owned")  # fmt: skip
-
-    def __init__(self, probe: Any, args: list[int], cpu: int = 0, process: Any = None) -> None:
-        self.probe = probe
-        self.args = args
-        self.cpu = cpu
-        self.process = process  # the traced process's facts, when an event source has one
-        # pydtrace's own identity, for its own probes (BEGIN, tick): an event
-        # source of traced processes overwrites these
-        self.tid, self.pid, self.ppid, self.uid, self.gid, self.execname = _OWN or _own()
-        self.errno = 0
-        self.this: dict[str, Any] = {}
-        self.items: list[tuple] = []
-        self.ts = 0
-        self.wts = 0
-        self.spec = 0
-        self.clause = 0
-        self.commits: list[Record] = []  # committed speculations, emitted after the clause
-        self.owned: list[int] = []  # memory regions that live only as long as this firing
-
-
-# uregs[21..25] (R_DS, R_ES, R_FS, R_GS, R_TRAPNO) in user_regs_struct; no trap number
-_UREGS_EXTRA = (23, 24, 21, 22, None)
-
-
-def _uregs(f: Firing, i: int) -> int:
-    """uregs[i] of the stopped thread that fired (0 for pydtrace's own probes)."""
-    if f.process is None:
-        return 0
-    from pydtrace.engines.user.ptrace.syscalls import get_regs
-
-    at = i if i < 21 else _UREGS_EXTRA[i - 21]
-    try:
-        return get_regs(f.tid)[at] if at is not None else 0
-    except OSError:
-        return 0
-
-
-def _ustack(f: Firing, n: int) -> Any:
-    """The user stack of the stopped thread that fired: its pc, then the
-    return addresses found by walking the frame pointers, as the kernel's
-    perf callchains (and so the eBPF engine's ustack()) do."""
-    from pydtrace.consume.stacks import StackKey, remember
-
-    frames: list[int] = []
-    if f.process is not None:
-        from pydtrace.engines.user.ptrace.syscalls import get_regs, process_vm_readv
-
-        try:
-            regs = get_regs(f.tid)
-        except OSError:
-            regs = ()
-        if regs:
-            frames.append(regs[16])  # rip
-            fp = regs[4]  # rbp
-            while len(frames) < n and fp and not fp % 8:
-                data = process_vm_readv(f.tid, fp, 16)
-                if len(data) < 16:
-                    break
-                nxt, ret = struct.unpack("<QQ", data)
-                if not ret:
-                    break
-                frames.append(ret)
-                if nxt <= fp:  # the stack grows down: callers' frames lie above
-                    break
-                fp = nxt
-    key = StackKey("ustack", tuple(frames[:n]), f.pid if f.process is not None else -1)
-    remember(key)
-    return key
-
-
-def _signal(f: Firing, sig: int, thread: bool) -> None:
-    """stop()/raise(): signal the traced process (or thread) that fired.
-    Firings of pydtrace's own (BEGIN, tick) have no traced process to signal."""
-    if f.process is None:
-        return
-    try:
-        if thread:
-            _tgkill(f.pid, f.tid, sig)
-        else:
-            os.kill(f.pid, sig)
-    except OSError:
-        pass  # it is gone: its exit will be reported
-
-
-def _tgkill(tgid: int, tid: int, sig: int) -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.tgkill(tgid, tid, sig) < 0:
-        raise OSError(ctypes.get_errno(), "tgkill")
-
-
-_OWN: tuple[int, int, int, int, int, str] | None = None
-
-
-def _own() -> tuple[int, int, int, int, int, str]:
-    global _OWN
-    _OWN = (
-        threading.get_native_id(),
-        os.getpid(),
-        os.getppid(),
-        os.getuid(),
-        os.getgid(),
-        _own_comm(),
-    )
-    return _OWN
-
-
-_COMM: str | None = None
-
-
-def _own_comm() -> str:
-    global _COMM
-    if _COMM is None:
-        try:
-            with open("/proc/self/comm") as f:
-                _COMM = f.read().strip()
-        except OSError:
-            _COMM = "pydtrace"
-    return _COMM
-
-
-class State:
-    """Variables, aggregations and speculations of one tracing session."""
-
-    def __init__(
-        self,
-        prog: CheckedProgram,
-        strsize: int,
-        nspec: int = 1,
-        scratchsize: int = DEFAULT_SCRATCHSIZE,
-        dynvarsize: int = 1 << 20,
-    ) -> None:
-        self.mem = Memory(scratchsize)
-        self.xlargs: list[Any] = []  # operands of the translations being evaluated
-        self._zeros: dict[int, int] = {}
-        self.globals: dict[str, Any] = {}
-        for name, v in prog.globals.items():
-            if v.keys is not None:
-                self.globals[name] = {}
-            elif in_memory(v.type):
-                # arrays, structs and unions live in memory; the variable holds their address
-                self.globals[name] = self.mem.alloc(type_size(v.type))
-            else:
-                self.globals[name] = _zero(v.type)
-        self.tlocals: dict[tuple[int, str], Any] = {}
-        self.tassoc: dict[str, dict[tuple, Any]] = {}
-        self.aggs: dict[str, Aggregation] = {}
-        for a in prog.aggs.values():
-            spec = AggSpec(a.id, a.name, a.func, a.params, list(a.keys), a.valtype)
-            self.aggs[a.name] = Aggregation(spec)
-        self.strsize = strsize
-        self.nspec = nspec
-        self.spec_busy: dict[int, list[Record]] = {}
-        self.spec_drops = 0  # speculation() found no free buffer
-        self.spec_size_drops = 0  # a speculative record would have passed specsize
-        self.dvar_capacity = dvar_capacity(prog, strsize, dynvarsize)
-        self.dvar_drops = 0
-        self.strtok: dict[int, tuple[str, int]] = {}
-        self.draining = False
-
-    def dvar_count(self) -> int:
-        n = len(self.tlocals) + sum(len(t) for t in self.tassoc.values())
-        return n + sum(len(v) for v in self.globals.values() if isinstance(v, dict))
-
-    def new_dvar(self) -> None:
-        """Room for one more dynamic variable, or a drop that ends the clause
-        (dtrace's store returns from the program when no element is free)."""
-        if self.dvar_count() >= self.dvar_capacity:
-            self.dvar_drops += 1
-            raise _Skip
-
-    def zero_block(self, size: int) -> int:
-        """Where an unassigned dynamic struct variable reads from: zeroes."""
-        addr = self._zeros.get(size)
-        if addr is None:
-            addr = self._zeros[size] = self.mem.alloc(size)
-        return addr
-
-
-def dvar_capacity(prog: CheckedProgram, strsize: int, dynvarsize: int) -> int:
-    """How many dynamic variables fit: dtrace sizes its dvars map as
-    dynvarsize / (largest key tuple + largest dynamic variable)."""
-    from pydtrace.consume.aggregation import tuple_size
-
-    dyn = [v for v in prog.globals.values() if v.keys is not None]
-    dyn += [v for v in prog.tlocals.values()]
-    if not dyn:
-        return 1 << 62
-    value = max(strsize if v.type.is_string() else type_size(v.type) for v in dyn)
-    keyed = [tuple_size(v.keys, strsize) for v in dyn if v.keys is not None]
-    return dynvarsize // (max(keyed, default=0) + max(value, 1))
-
-
-def _zero(t: CType | None) -> Any:
-    return "" if t is not None and t.is_string() else 0
-
-
-class Compiler:
+class Compiler(ActionsMixin):
     """Turns annotated AST into closures over a State."""
 
     def __init__(
@@ -248,9 +42,11 @@ class Compiler:
         self.st = state
         self.prog = prog
         self.options = options or {}
+        self.current: ClauseInfo | None = None  # the clause being compiled
 
     # --- clauses ---------------------------------------------------------------
     def clause(self, c: ClauseInfo) -> Callable[[Firing], None]:
+        self.current = c  # whose action descriptions stmt() reads
         pred = self.expr(c.predicate) if c.predicate is not None else None
         body = [self.stmt(s) for s in c.body]
 
@@ -261,10 +57,10 @@ class Compiler:
             f.wts = 0
             try:
                 if pred is not None and not _truth(pred(f)):
-                    raise _Skip
+                    raise Skip
                 for s in body:
                     s(f)
-            except (_Skip, ProbeFault):
+            except (Skip, ProbeFault):
                 raise
             except MemoryFault as mf:
                 raise ProbeFault(mf.code, mf.value, pc) from None
@@ -294,7 +90,8 @@ class Compiler:
                 and getattr(e, "builtin", None)
                 and e.builtin.kind == "action"
             ):  # type: ignore[attr-defined]
-                return self.action(e)
+                assert self.current is not None
+                return self.action(e, self.current.action(e))
             fn = self.expr(e)
             return fn  # type: ignore[return-value]
         if isinstance(s, ast.If):
@@ -354,153 +151,7 @@ class Compiler:
         if t.is_string() or t.is_char_array():
             size = self.st.strsize
             return lambda f: fn(f)[:size]
-        return _recorded(fn, t)
-
-    # --- actions ---------------------------------------------------------------------
-    def action(self, e: ast.Call) -> Callable[[Firing], None]:
-        name = e.name
-        args = [self.expr(a) for a in e.args]
-        types = [getattr(a, "ctype", T.VOID) for a in e.args]
-        st = self.st
-        if name == "trace":
-            return self.trace(e.args[0], args[0], types[0])
-        if name == "print":
-            return self.print_action(args[0], types[0])
-        if name in ("printf", "system", "freopen"):
-            fmt = e.format if name == "printf" else None  # type: ignore[attr-defined]
-            if name != "printf":
-                from pydtrace.consume.printf import parse_format
-
-                fmt = parse_format(e.args[0].value) if isinstance(e.args[0], ast.StrLit) else None  # type: ignore[attr-defined]
-            rest = [
-                (self.strval(x), T.STRING) if t.is_char_array() else (_recorded(a, t), t)
-                for x, a, t in zip(e.args[1:], args[1:], types[1:])
-            ]
-            tag = name
-            return lambda f: f.items.append((tag, fmt, [(a(f), t) for a, t in rest]))
-        if name == "printa":
-            fmt = e.format  # type: ignore[attr-defined]
-            names = [a.name for a in e.aggs]  # type: ignore[attr-defined]
-            return lambda f: f.items.append(("printa", fmt, names))
-        if name == "exit":
-            a0 = args[0]
-
-            def do_exit(f: Firing) -> None:
-                f.items.append(("exit", T.wrap(a0(f), T.INT)))
-                st.draining = True
-
-            return do_exit
-        if name in ("clear", "denormalize"):
-            aname = e.args[0].name  # type: ignore[attr-defined]
-            return lambda f: f.items.append((name, aname))
-        if name in ("trunc", "normalize"):
-            aname = e.args[0].name  # type: ignore[attr-defined]
-            n = args[1] if len(args) > 1 else None
-            return lambda f: f.items.append((name, aname, n(f) if n is not None else None))
-        if name == "setopt":
-            a0 = args[0]
-            a1 = args[1] if len(args) > 1 else None
-            return lambda f: f.items.append(("setopt", a0(f), a1(f) if a1 is not None else None))
-        if name == "speculate":
-            a0 = args[0]
-
-            def do_speculate(f: Firing) -> None:
-                sid = a0(f)
-                if sid not in st.spec_busy:
-                    # not an active speculation (0, never handed out, or
-                    # already committed/discarded): dtrace ends the clause
-                    raise _Skip
-                f.spec = sid
-
-            return do_speculate
-        if name in ("commit", "discard"):
-            a0 = args[0]
-            committing = name == "commit"
-
-            pc = e.pc  # type: ignore[attr-defined]
-
-            def do_commit(f: Firing) -> None:
-                sid = a0(f)
-                if not 0 <= sid <= st.nspec:
-                    raise ProbeFault(ILLOP, 0, pc)
-                recs = st.spec_busy.pop(sid, None)
-                if recs is not None and committing:
-                    f.commits.extend(recs)
-
-            return do_commit
-        if name == "chill":
-            a0 = args[0]
-            return lambda f: time.sleep(max(0, a0(f)) / 1e9)
-        if name in ("ustack", "jstack"):
-            frames = self.frame_count(e)
-            return lambda f: f.items.append(("stack", _ustack(f, frames)))
-        if name == "stack":  # the session refuses it: no kernel frames here
-            return lambda f: f.items.append(("stack", name, []))
-        if name in ("sym", "usym", "func", "ufunc", "mod", "umod", "uaddr"):
-            a0, t0 = args[0], types[0]
-            return lambda f: f.items.append(("sym", name, a0(f), t0, f.pid))
-        if name == "tracemem":
-            pc = e.pc  # type: ignore[attr-defined]
-            a0 = args[0]
-
-            def do_tracemem(f: Firing) -> None:
-                raise ProbeFault(BADADDR, a0(f), pc)
-
-            return do_tracemem
-        if name == "stop":
-            return lambda f: _signal(f, signal.SIGSTOP, thread=False)
-        if name == "raise":
-            a0, pc = args[0], e.pc  # type: ignore[attr-defined]
-
-            def do_raise(f: Firing) -> None:
-                sig = a0(f)
-                if not 0 < sig < signal.NSIG:
-                    raise ProbeFault(ILLOP, 0, pc)
-                _signal(f, sig, thread=True)
-
-            return do_raise
-        # breakpoint, panic, ftruncate, pcap: accepted, but with no kernel
-        # under this engine they do nothing
-        return lambda f: None
-
-    def trace(self, arg: ast.Expr, a0: Fn, t0: CType) -> Callable[[Firing], None]:
-        """trace(): strings and scalars as values, other in-memory objects as their bytes."""
-        if t0.is_char_array():
-            a0, t0 = self.strval(arg), T.STRING
-        elif in_memory(t0):
-            return self.trace_bytes(a0, t0)
-        value = a0
-        if t0.is_string():
-            return self.trace_string(value, t0, getattr(arg, "pc", 0) or 1)
-        return lambda f: f.items.append(("trace", value(f), t0))
-
-    def trace_string(self, value: Fn, t: CType, pc: int) -> Callable[[Firing], None]:
-        from pydtrace.engines.user.subroutines import NullString
-
-        def do_trace(f: Firing) -> None:
-            v = value(f)
-            if isinstance(v, NullString):  # tracing a NULL string reads address 0
-                raise ProbeFault(BADADDR, 0, pc)
-            f.items.append(("trace", v, t))
-
-        return do_trace
-
-    def trace_bytes(self, obj: Fn, t: CType) -> Callable[[Firing], None]:
-        mem, size = self.st.mem, type_size(t)
-        return lambda f: f.items.append(("trace", mem.read(obj(f), size), t))
-
-    def print_action(self, a0: Fn, t0: CType) -> Callable[[Firing], None]:
-        """print(ptr): the pointer and the bytes of the object it points to."""
-        target = t0.r.target if t0.is_pointer() else None
-        if target is None:  # print() of a non-pointer: show the value itself
-            return lambda f: f.items.append(("trace", a0(f), t0))
-        mem, size = self.st.mem, type_size(target)
-
-        def do_print(f: Firing) -> None:
-            addr = a0(f)
-            f.items.append(("print", addr, mem.read(addr, size), target))
-
-        return do_print
+        return recorded(fn, t)
 
     # --- expressions -----------------------------------------------------------------
     def expr(self, e: ast.Expr) -> Fn:
@@ -572,7 +223,7 @@ class Compiler:
             "stackdepth": lambda f: 0,
             "ustackdepth": lambda f: 0,
             "caller": lambda f: 0,
-            "ucaller": lambda f: (_ustack(f, 2).frames[1:] or (0,))[0],
+            "ucaller": lambda f: (ustack(f, 2).frames[1:] or (0,))[0],
             "curthread": lambda f: 0,
         }
         if name in ("curpsinfo", "curlwpsinfo"):
@@ -616,14 +267,14 @@ class Compiler:
             return self.address(e)
         tl = self.st.tlocals
         name = e.name
-        zero = _zero(e.ctype)  # type: ignore[attr-defined]
+        zero = zero_of(e.ctype)  # type: ignore[attr-defined]
         return lambda f: tl.get((f.tid, name), zero)
 
     def _x_ThisVar(self, e: ast.ThisVar) -> Fn:
         if in_memory(e.ctype):  # type: ignore[attr-defined]
             return self.address(e)
         name = e.name
-        zero = _zero(e.ctype)  # type: ignore[attr-defined]
+        zero = zero_of(e.ctype)  # type: ignore[attr-defined]
         return lambda f: f.this.get(name, zero)
 
     def _x_AggVar(self, e: ast.AggVar) -> Fn:
@@ -641,7 +292,7 @@ class Compiler:
             if in_memory(v.type):
                 return self.address(e)
             keys = [self.key(k) for k in e.args]
-            zero = _zero(v.type)
+            zero = zero_of(v.type)
             if v.scope == "global":
                 table = self.st.globals[v.name]
                 return lambda f: table.get(tuple(k(f) for k in keys), zero)
@@ -657,7 +308,7 @@ class Compiler:
                 return lambda f: T.wrap(f.args[i], t) if i < len(f.args) else 0
             return lambda f: f.args[i] if i < len(f.args) else 0
         if kind == "uregs":
-            return lambda f, i=v: _uregs(f, i)
+            return lambda f, i=v: uregs(f, i)
         if kind == "strchar":
             base = self.expr(e.base)
             idx = self.expr(e.args[0])
@@ -1208,7 +859,7 @@ class Compiler:
 
         if e.name in ("ustack", "jstack"):  # an aggregation key
             frames = self.frame_count(e)
-            return lambda f: _ustack(f, frames)
+            return lambda f: ustack(f, frames)
 
         args = self.call_args(e)
         impl = subroutines.lookup(e.name)
@@ -1237,10 +888,6 @@ class Compiler:
         return call
 
 
-class _Skip(Exception):
-    """The predicate was false."""
-
-
 def _vtimestamp(f: Firing) -> int:
     """The firing thread's CPU time: a traced thread's from /proc (it is stopped),
     the tracer's own (BEGIN, END, tick) from the clock of this thread."""
@@ -1261,13 +908,6 @@ def _walltimestamp(f: Firing) -> int:
     if not f.wts:
         f.wts = time.time_ns()
     return f.wts
-
-
-def _recorded(a: Fn, t: CType) -> Fn:
-    """A value as a record holds it: an integer cut to its type's size."""
-    if t.is_int():
-        return lambda f: T.wrap(a(f), t)
-    return a
 
 
 def _wide(t: CType) -> CType:
@@ -1300,5 +940,4 @@ _ARITH: dict[str, Callable[[int, int], int]] = {
     "^": lambda x, y: x ^ y,
 }
 
-SKIP = _Skip
 rand = random.Random()
