@@ -110,6 +110,8 @@ class Session:
         self.catalogue = cat = default_catalogue()
         if self.commands or self.pids:
             self._start_targets()
+        if self.launcher is not None:  # pid/usdt probes resolve a held child's objects
+            cat.held.update((t.pid, list(t.argv)) for t in self.launcher.targets if t.created)
         state = {"kind": "s"}
 
         # Every probe description of a clause is a statement of its own in
@@ -241,11 +243,6 @@ class Session:
                 self.launcher = None
                 raise CompileError(str(e)) from None
             self.macro_values["target"] = launcher.pids[0]
-            from pydtrace.probes.process import hold
-
-            for t in launcher.targets:  # pid/usdt probes resolve a held child's objects
-                if t.created:
-                    hold(t.pid, t.argv)
             return
         from pydtrace.engines.user.ptrace.tracer import TraceError, Tracer
 

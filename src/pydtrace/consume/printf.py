@@ -137,12 +137,6 @@ def escape_bytes(b: bytes) -> str:
     return "".join(out)
 
 
-def _raw_bytes(value: object) -> bytes:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    return str(value).encode("utf-8", "surrogateescape")
-
-
 def addr_to_str(addr: int, user: bool, pid: int = -1, target_pid: int = -1) -> str:
     """%a/%A text: a kernel address's frame (module`function+0xoff) or, given
     its process (else target_pid, $target under -c/-p, as dtrace does), a

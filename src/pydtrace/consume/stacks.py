@@ -1,6 +1,6 @@
 """Stacks and addresses as dtrace prints them: stack(), ustack() (records and
-aggregation keys), sym/func/mod and usym/ufunc/umod/uaddr, and the folded
-form flame-graph tools read.
+aggregation keys), sym/func/mod and usym/ufunc/umod/uaddr (the folded form
+flame-graph tools read is aggprint.format_folded).
 
 A frame prints as `module`function+0xoff` (no `+0x0` at a function's
 start), `module`0xaddr` when only the object is known, `0xaddr` otherwise;
@@ -137,9 +137,3 @@ def canonical_address(kind: str, addr: int, pid: int) -> int:
         m = ps.mapping(addr)
         return ps.object_start(m.path) if m is not None else addr
     return addr - off if name is not None else addr
-
-
-def folded(execname: str, key: StackKey) -> str:
-    """One stack as flame-graph tools read it: `comm;outer;...;inner`."""
-    names = [frame_name(key.kind, pc, key.pid) for pc in key.frames if pc]
-    return ";".join([execname, *reversed(names)])

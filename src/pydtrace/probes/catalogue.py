@@ -167,6 +167,9 @@ class Catalogue:
         self._byfqn: dict[tuple[str, str, str, str], Probe] = {}
         self.providers: dict[str, Provider] = {}
         self.process_providers = process_providers
+        # this session's -c children held before exec: pid -> argv (their
+        # objects come from argv[0]'s ELF; their probes wait for the exec)
+        self.held: dict[int, list[str]] = {}
         for p in providers:
             self.add_provider(p)
 

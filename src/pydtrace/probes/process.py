@@ -1,6 +1,6 @@
 """A traced process as the pid and usdt providers see it: its ELF objects
-(the executable first, then its libraries), dtrace's module names for them,
-the -c children still held before exec, and UprobeSpec, where a probe of
+(the executable first, then its libraries, read from argv[0] for a -c child
+still held before exec), dtrace's module names for them, and UprobeSpec, where a probe of
 either provider is and what it reads (engines/ebpf/providers/uprobe.py
 attaches and decodes it)."""
 
@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from pydtrace.lang.errors import DError
 from pydtrace.probes.glob import gmatch, is_glob
 from pydtrace.symbols.elf import ElfError, open_elf
-
-# -c targets held before exec: pid -> argv (filled by the session)
-HELD: dict[int, list[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -40,11 +37,6 @@ class Obj:
     name: str  # basename, dtrace's module name
     path: str
     is_exe: bool
-
-
-def hold(pid: int, argv: list[str]) -> None:
-    """Record a -c child held before exec: its objects come from argv[0]'s ELF."""
-    HELD[pid] = list(argv)
 
 
 def _which(cmd: str) -> str | None:
@@ -128,7 +120,7 @@ def _script_interpreter(path: str) -> str:
     return path
 
 
-def process_objects(pid: int) -> list[Obj]:
+def process_objects(pid: int, held_argv: list[str] | None = None) -> list[Obj]:
     """The ELF objects of a process: its executable first, then its libraries.
 
     A -c target is still held before exec (its maps are the forked pydtrace's):
@@ -138,8 +130,8 @@ def process_objects(pid: int) -> list[Obj]:
     the files (inode + offset) and the kernel arms them when exec maps them.
     Libraries loaded later with dlopen() need the process running (-p).
     """
-    if pid in HELD:
-        exe = _which(HELD[pid][0])
+    if held_argv is not None:
+        exe = _which(held_argv[0])
         if exe is None:
             return []
         exe = _script_interpreter(os.path.realpath(exe))
@@ -184,12 +176,12 @@ def process_id(provider: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def traceable(pid: int, provider: str) -> bool:
+def traceable(pid: int, provider: str, held: bool = False) -> bool:
     """Whether process pid's providers can be made; a description naming it
     exactly (`pid123`) that cannot is an error (D_PROC_BADPID, D_PROC_GRAB)."""
     if provider == "pid0":
         raise DError("D_PROC_BADPID", "pid0 does not contain a valid pid")
-    if pid <= 0 or (pid not in HELD and not os.path.exists(f"/proc/{pid}")):
+    if pid <= 0 or (not held and not os.path.exists(f"/proc/{pid}")):
         if not is_glob(provider) and provider.startswith("pid"):
             raise DError("D_PROC_GRAB", f"failed to grab process {pid}")
         return False

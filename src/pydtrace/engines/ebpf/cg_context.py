@@ -377,10 +377,9 @@ def dvar_capacity(prog: CheckedProgram, strsize: int, options: dict[str, Any]) -
     return 0 if n is None else min(n, 1 << 20)
 
 
-def aggentries(options: dict[str, Any]) -> int:
-    """The most entries of one aggregation map.  No option sets it (dtrace
-    has none), for the maps are preallocated per CPU; options is unused."""
-    return 4096
+# The most entries of one aggregation map.  No option sets it (dtrace has
+# none), for the maps are preallocated per CPU.
+AGG_ENTRIES = 4096
 
 
 # [C3] speculations: the most buffers speculation() unrolls

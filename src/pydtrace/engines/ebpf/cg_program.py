@@ -11,6 +11,7 @@ from pydtrace.consume.aggregation import AggSpec
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf import psinfo
 from pydtrace.engines.ebpf.cg_context import (
+    AGG_ENTRIES,
     CTX_SLOT,
     DKEY_LEVELS,
     DROP_DBLERROR,
@@ -26,7 +27,6 @@ from pydtrace.engines.ebpf.cg_context import (
     CompilerBase,
     MapSpec,
     ProgSpec,
-    aggentries,
     dvar_capacity,
     is_scalar,
     line_of,
@@ -233,19 +233,19 @@ class ProgramMixin(CompilerBase):
     def agg_capacity(self) -> int:
         """Entries of an aggregation map: with aggsize set, dtrace's (and the user
         engine's AggPool) aggsize / (largest key tuple + largest value), at most
-        aggentries; a full map drops new keys (DTRACEDROP_AGGREGATION)."""
+        AGG_ENTRIES; a full map drops new keys (DTRACEDROP_AGGREGATION)."""
         from pydtrace.consume.aggregation import data_size, tuple_size
         from pydtrace.options import size_option
 
         aggsize = size_option(self.options, "aggsize", 0)
         specs = [lay.spec for lay in self.out.aggs.values()]
         if not aggsize or not specs:
-            return aggentries(self.options)
+            return AGG_ENTRIES
         tup = max(tuple_size(s.keytypes, self.strsize) for s in specs)
         dat = max(data_size(s) for s in specs)
-        # never more than aggentries: the maps are preallocated per CPU (the
+        # never more than AGG_ENTRIES: the maps are preallocated per CPU (the
         # default aggsize, 4m, would mean ~130k entries per aggregation)
-        return max(min(aggsize // (tup + dat), aggentries(self.options)), 1)
+        return max(min(aggsize // (tup + dat), AGG_ENTRIES), 1)
 
     def share_agg_maps(self) -> None:
         """More than AGG_OWN_MAPS aggregations (a program may use 64 maps): one

@@ -178,7 +178,7 @@ class UserEngine:
                 self.reported[kind] = n
 
     # --- the session -----------------------------------------------------------------
-    def run(self, extra_sources: list[Any] | None = None) -> None:
+    def run(self) -> None:
         """BEGIN, then timers (and event sources) until exit()/signal/targets gone, then END."""
         begin = self._named("BEGIN")
         if begin is not None:

@@ -253,10 +253,6 @@ def _getminor(st, f, pc, dev: int) -> int:
     return dev & 0xFFFFF
 
 
-def _badaddr(st, f, pc, addr: int, *rest: Any) -> Any:
-    _fault(BADADDR, addr, pc)
-
-
 def _inet_ntoa(st, f, pc, addr: int) -> str:
     return ".".join(str(b) for b in st.mem.read(addr, 4))
 

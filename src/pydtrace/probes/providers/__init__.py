@@ -47,11 +47,14 @@ def add_process_providers(cat: Catalogue, provider: str) -> None:
     from pydtrace.probes.providers.usdt import usdt_providers
 
     pid = process_id(provider)
-    if pid is None or f"pid{pid}" in cat.providers or not traceable(pid, provider):
+    if pid is None or f"pid{pid}" in cat.providers:
         return
-    objs = process_objects(pid)
-    cat.add_provider(PidProvider(pid, objs))
-    for p in usdt_providers(pid, objs):
+    argv = cat.held.get(pid)  # a -c child held before exec
+    if not traceable(pid, provider, argv is not None):
+        return
+    objs = process_objects(pid, argv)
+    cat.add_provider(PidProvider(pid, objs, argv is not None))
+    for p in usdt_providers(pid, objs, argv is not None):
         cat.add_provider(p)
 
 

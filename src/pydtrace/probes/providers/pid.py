@@ -15,7 +15,7 @@ from typing import Any
 from pydtrace.lang.errors import DError
 from pydtrace.probes.catalogue import Provider
 from pydtrace.probes.glob import gmatch, is_glob
-from pydtrace.probes.process import HELD, Obj, UprobeSpec, module_matches
+from pydtrace.probes.process import Obj, UprobeSpec, module_matches
 from pydtrace.symbols import x86
 from pydtrace.symbols.elf import ElfError, open_elf
 
@@ -26,10 +26,11 @@ class PidProvider(Provider):
     kind = "pid"
     per_process = True
 
-    def __init__(self, pid: int, objs: list[Obj]) -> None:
+    def __init__(self, pid: int, objs: list[Obj], held: bool = False) -> None:
         self.name = f"pid{pid}"
         self.pid = pid
         self.objs = objs
+        self.held = held  # a -c child held before exec (UprobeSpec.held)
 
     def expand(
         self, module: str, function: str, name: str, types: bool = True, strict: bool = False
@@ -58,7 +59,6 @@ class PidProvider(Provider):
                 continue
             done: set[int] = set()
             one_function = bool(function) and not is_glob(function)
-            held = self.pid in HELD
             if strict and one_function and module and not is_glob(module):
                 if not any(s.name == function for s in funcs):
                     raise DError("D_PROC_FUNC",
@@ -83,12 +83,14 @@ class PidProvider(Provider):
                 if not name or is_glob(name):
                     for n in (("entry", "return") if called else ("entry",)) if at_entry else ():
                         if gmatch(name or "*", n):
-                            spec = UprobeSpec(self.pid, obj.path, off, ret=n == "return", held=held)
+                            spec = UprobeSpec(
+                                self.pid, obj.path, off, ret=n == "return", held=self.held
+                            )
                             out.append((obj.name, sym.name, n, None, spec))
                     # every instruction whose hex offset the glob matches, as dtrace
                     for delta in _instructions(elf, sym):
                         if gmatch(name or "*", f"{delta:x}"):
-                            spec = UprobeSpec(self.pid, obj.path, off + delta, held=held)
+                            spec = UprobeSpec(self.pid, obj.path, off + delta, held=self.held)
                             out.append((obj.name, sym.name, f"{delta:x}", None, spec))
                 elif name == "return" and not called:
                     if strict and one_function:
@@ -102,7 +104,7 @@ class PidProvider(Provider):
                         raise DError("D_PROC_INSN", f"{obj.name}`{sym.name}: uprobes cannot "
                                      f"trace its first instruction, where {name} probes sit")  # fmt: skip
                 elif name in ("entry", "return"):
-                    spec = UprobeSpec(self.pid, obj.path, off, ret=name == "return", held=held)
+                    spec = UprobeSpec(self.pid, obj.path, off, ret=name == "return", held=self.held)
                     out.append((obj.name, sym.name, name, None, spec))
                 else:
                     delta = int(name, 16)
@@ -111,7 +113,7 @@ class PidProvider(Provider):
                         if not (strict and one_function):
                             continue
                         raise DError(why[0], f"{obj.name}`{sym.name}: {why[1]}")
-                    spec = UprobeSpec(self.pid, obj.path, off + delta, held=held)
+                    spec = UprobeSpec(self.pid, obj.path, off + delta, held=self.held)
                     out.append((obj.name, sym.name, f"{delta:x}", None, spec))
         return out
 
@@ -138,7 +140,7 @@ class PidProvider(Provider):
             if not strict:
                 return []
             raise DError("D_PROC_OFF", f"address 0x{addr:x} is not in {exe.name}'s code")
-        spec = UprobeSpec(self.pid, exe.path, off, held=self.pid in HELD)
+        spec = UprobeSpec(self.pid, exe.path, off, held=self.held)
         return [(exe.name, "-", f"{addr:x}", None, spec)]
 
 

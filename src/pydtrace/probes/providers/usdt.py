@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydtrace.probes.catalogue import Provider
 from pydtrace.probes.glob import gmatch
-from pydtrace.probes.process import HELD, Obj, UprobeSpec, module_matches
+from pydtrace.probes.process import Obj, UprobeSpec, module_matches
 from pydtrace.symbols.elf import ElfError, open_elf
 
 
@@ -38,8 +38,9 @@ class UsdtProvider(Provider):
         ]
 
 
-def usdt_providers(pid: int, objs: list[Obj]) -> list[UsdtProvider]:
-    """One provider per stapsdt provider name found in the process's objects."""
+def usdt_providers(pid: int, objs: list[Obj], held: bool = False) -> list[UsdtProvider]:
+    """One provider per stapsdt provider name found in the process's objects
+    (held: a -c child held before exec, UprobeSpec.held)."""
     found: dict[str, list[tuple]] = {}
     for obj in objs:
         try:
@@ -55,7 +56,7 @@ def usdt_providers(pid: int, objs: list[Obj]) -> list[UsdtProvider]:
                 continue
             fn = elf.function_at(p.pc)
             spec = UprobeSpec(pid, obj.path, off, refctr=refctr, usdt_args=tuple(p.args.split()),
-                              held=pid in HELD)  # fmt: skip
+                              held=held)  # fmt: skip
             name = p.name.replace("__", "-")
             found.setdefault(p.provider, []).append((obj, fn.name if fn else "", name, spec))
     return [UsdtProvider(prov, pid, probes) for prov, probes in found.items()]
