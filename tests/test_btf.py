@@ -179,14 +179,11 @@ def test_vmlinux_bitfields_match_members(kernel):
 
 
 def test_import_does_not_load_btf():
-    # the import is quick: well under the time loading the kernel's BTF takes
-    # (compared, not a fixed bound: a loaded machine slows both)
+    # the import is quick, in CPU time (the wall clock of a loaded machine is not)
     code = (
-        "import time; t = time.perf_counter();"
-        "import pydtrace.engines.ebpf.btf as b; d = time.perf_counter() - t;"
-        "unloaded = b._vmlinux is None; t = time.perf_counter();"
-        "b.available() and b.vmlinux(); load = time.perf_counter() - t;"
-        "print(unloaded, d < 0.05 or d < load / 2)"
+        "import time; t = time.process_time();"
+        "import pydtrace.engines.ebpf.btf as b; d = time.process_time() - t;"
+        "print(b._vmlinux is None, d < 0.05)"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     p = subprocess.run(
