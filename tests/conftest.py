@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +111,83 @@ def bpf_maps_ok() -> bool:
 @pytest.fixture
 def run():
     return pydtrace
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """The live processes below root (zombies are not), as pid -> "state cmdline"."""
+    parent: dict[int, int] = {}
+    state: dict[int, str] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        parent[int(name)], state[int(name)] = int(fields[1]), fields[0]
+    found: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        p = todo.pop()
+        for c in (c for c, pp in parent.items() if pp == p):
+            todo.append(c)
+            if state[c] not in "ZX":
+                try:
+                    with open(f"/proc/{c}/cmdline", "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                except OSError:
+                    cmd = "?"
+                found[c] = f"{state[c]} {cmd}"
+    return found
+
+
+def _kill(pids: list[int]) -> None:
+    """SIGKILL each; reap our own children, resuming a tracee of ours from the
+    PTRACE_EVENT_EXIT stop a killed tracee still makes."""
+    from pydtrace.engines.user.ptrace import syscalls as sc
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    end = time.monotonic() + 10
+    for pid in pids:
+        while time.monotonic() < end:
+            try:
+                got, status = os.waitpid(pid, sc.WALL | os.WNOHANG)
+            except ChildProcessError:
+                break  # not our child: its parent (or init) reaps it
+            if got and not os.WIFSTOPPED(status):
+                break
+            if got:
+                try:
+                    sc.ptrace(sc.PTRACE_CONT, pid, 0, 0)
+                except OSError:
+                    pass
+            else:
+                time.sleep(0.01)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_behind() -> Iterator[None]:
+    """The run leaves no process of its own running or stopped: at the end,
+    any descendant of this pytest process still there (after a few seconds
+    for those that are exiting) fails the run, and is killed."""
+    yield
+    left = _descendants(os.getpid())
+    end = time.monotonic() + 5
+    while left and time.monotonic() < end:
+        time.sleep(0.1)
+        left = _descendants(os.getpid())
+    if left:
+        _kill(list(left))
+        pytest.fail(
+            "processes left behind by the tests (killed now):\n"
+            + "\n".join(f"  {pid} {what}" for pid, what in sorted(left.items()))
+        )
 
 
 def compile_c(tmp: Path, name: str, source: str, *flags: str) -> str:

@@ -240,9 +240,18 @@ def start_quiet(program: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def wait_ready(p: subprocess.Popen[str]) -> None:
+    """Wait for the "ready" line the program's BEGIN prints: tracing has begun
+    (a signal sent sooner, as a fixed sleep could under load, interrupts the start)."""
+    assert p.stdout is not None and p.stdout.readline() == "ready\n"
+
+
 def test_sigint_runs_end_and_prints_aggregations():
-    p = start_quiet('tick-1ms { @t = count(); } END { printf("end\\n"); }')
-    time.sleep(1.0)
+    p = start_quiet(
+        'BEGIN { printf("ready\\n"); } tick-1ms { @t = count(); } END { printf("end\\n"); }'
+    )
+    wait_ready(p)
+    time.sleep(0.5)  # some ticks
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=10)
     assert p.returncode == 0, err
@@ -314,8 +323,8 @@ def test_interpreter_script_runs_directly(tmp_path):
 
 
 def test_sigterm_ends_like_sigint():
-    p = start_quiet('BEGIN { @b = count(); } END { printf("end\\n"); }')
-    time.sleep(1.0)
+    p = start_quiet('BEGIN { @b = count(); printf("ready\\n"); } END { printf("end\\n"); }')
+    wait_ready(p)
     p.terminate()
     out, err = p.communicate(timeout=10)
     assert (p.returncode, out, err) == (0, "end\n\n" + " %16d\n" % 1, "")

@@ -132,11 +132,13 @@ def test_ctrl_c_before_tracing_is_a_message_and_status_1() -> None:
     )
 
 
+# busy for 150 ms of CPU time (not of wall time: under load the loop gets
+# only part of a CPU), then asleep for 150 ms
 VTIME_TARGET = """\
 import os, time
 os.getppid()
-t = time.monotonic()
-while time.monotonic() - t < 0.15:
+t = time.process_time()
+while time.process_time() - t < 0.15:
     pass
 os.getppid()
 time.sleep(0.15)
@@ -163,5 +165,7 @@ def test_vtimestamp_counts_time_on_cpu_only(engine: str, tmp_path) -> None:
     (busy_cpu, busy_wall), (sleep_cpu, sleep_wall) = [
         map(int, x.split()) for x in r.out.split("\n") if x
     ]
-    assert busy_wall >= 150 and busy_cpu >= busy_wall // 2  # the loop ran on a CPU
+    # the loop spun 150 ms of CPU time; vtimestamp may miss a little of it (time
+    # a virtual CPU lost to the host, counted in an earlier value, see cg_vtime.py)
+    assert 100 <= busy_cpu <= busy_wall
     assert sleep_wall >= 150 and sleep_cpu <= 20  # asleep: the wall clock moved, not the CPU time

@@ -74,8 +74,10 @@ def test_entry_args_and_return_values(prog: str) -> None:
     )
     assert r.status == 0, r.err
     lines = [ln for ln in r.out.splitlines() if ln]
-    assert lines == [
-        "60",
+    # the command's own line ("60", written at its exit) comes before or amid
+    # the trace's, as pydtrace reads the records while it runs or after
+    assert lines.count("60") == 1
+    assert [ln for ln in lines if ln != "60"] == [
         "prog:add3:entry 0 10 -3",
         "ret 0 7",
         "prog:add3:entry 1 10 -3",
@@ -132,10 +134,14 @@ def test_listing(prog: str) -> None:
     ]
 
 
+# probes on all of libc: seconds alone, minutes on a loaded machine
+SLOW_TIMEOUT = 300
+
+
 def _count_by(prog: str, desc: str, key: str, n: int) -> tuple[str, dict[str, str]]:
     """Run `prog n` under `desc { @[key] = count(); }`: (its output, the counts)."""
     r = pydtrace("-q", "-n", f"{desc} {{ @[{key}] = count(); }}", "-n",
-                 'END { printa("%s %@d\\n", @); }', "-c", f"{prog} {n}", timeout=120)  # fmt: skip
+                 'END { printa("%s %@d\\n", @); }', "-c", f"{prog} {n}", timeout=SLOW_TIMEOUT)  # fmt: skip
     assert r.status == 0, r.err
     lines = r.out.splitlines()
     return lines[0], dict(ln.split() for ln in lines[1:] if ln)
@@ -160,6 +166,7 @@ def test_whole_executable_leaves_the_program_alone(prog: str) -> None:
     assert int(counts["_start"]) == 1 + len(_objdump_offsets(prog, "_start", upto="hlt"))
 
 
+@pytest.mark.slow
 def test_every_libc_function_leaves_the_program_alone(prog: str) -> None:
     """An entry probe on each of libc's ~7,000 functions: the program computes
     what it does untraced (a probe on an EVEX instruction the kernel emulates
@@ -174,6 +181,7 @@ def test_every_libc_function_leaves_the_program_alone(prog: str) -> None:
     assert not [f for f in counts if "@" in f]
 
 
+@pytest.mark.slow
 def test_every_instruction_of_libc_leaves_the_program_alone(tmp_path: Path) -> None:
     """A probe on each of libc's ~300,000 instructions (one program, one link):
     the program computes what it does untraced. Guards the instructions the
@@ -181,22 +189,23 @@ def test_every_instruction_of_libc_leaves_the_program_alone(tmp_path: Path) -> N
     malloc crashed)."""
     exe = build(tmp_path, "prog", PROG)
     r = pydtrace("-q", "-n", 'pid$target:libc.so.6:: /probefunc == "malloc" && probename =='
-                 ' "entry"/ { @ = count(); }', "-c", f"{exe} 1000", timeout=120)  # fmt: skip
+                 ' "entry"/ { @ = count(); }', "-c", f"{exe} 1000", timeout=SLOW_TIMEOUT)  # fmt: skip
     assert r.status == 0, r.err
     assert sorted(r.out.split("\n")) == ["", "", " " * 16 + "2", "506536"], r.out
 
 
+@pytest.mark.slow
 def test_a_file_s_entry_probes_share_one_program(prog: str) -> None:
     """libc's ~7,000 entry probes are one program on one uprobe_multi link, the
     attach cookie naming the probe: probefunc, arguments and counts per probe."""
     desc = "pid$target:libc.so.6::entry"
-    r = pydtrace("-e", "-S", "-n", f"{desc} {{ @ = count(); }}", "-c", prog)
+    r = pydtrace("-e", "-S", "-n", f"{desc} {{ @ = count(); }}", "-c", prog, timeout=SLOW_TIMEOUT)
     assert [ln.split()[2] for ln in r.err.splitlines() if ln.startswith("Disassembly of")] == [
         "dt_sys_u0", "dt_exec_gate"]  # fmt: skip
     r = pydtrace("-q", "-n", f'{desc} /probefunc == "malloc" && arg0 == 1234/ {{ printf("%s %s'
                  ' %s %d\\n", probemod, probefunc, probename, arg0); }',
                  "-n", "pid$target:libc.so.6::return /probefunc == \"free\"/ { @ = count(); }",
-                 "-c", f"{prog} 2")  # fmt: skip
+                 "-c", f"{prog} 2", timeout=SLOW_TIMEOUT)  # fmt: skip
     assert r.status == 0, r.err
     assert sorted(r.out.split("\n")) == ["", "", " " * 16 + "1", "51",
                                           "libc.so.6 malloc entry 1234"], r.out  # fmt: skip

@@ -171,6 +171,28 @@ def _status(pid: int) -> dict[str, str]:
         return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
 
 
+def test_finish_leaves_no_killed_tracee_stopped() -> None:
+    """Tracer.finish() kills a -c command and waits until it is gone. A killed
+    tracee still stops at PTRACE_EVENT_EXIT, each of its threads: a stop left
+    unresumed kept it in traced-stop for as long as the tracer lived (the
+    conftest's ptrace_works() left one /bin/true so per test module)."""
+    from pydtrace.engines.user.ptrace.tracer import Tracer
+
+    t = Tracer()
+    held = t.spawn(["/bin/true"])
+    t.release(t.targets[0], b"")  # held at its exec stop
+    threaded = t.spawn([sys.executable, "-c", "import threading, time\nfor _ in range(3):\n"
+                        "    threading.Thread(target=time.sleep, args=(60,)).start()\n"
+                        "time.sleep(60)\n"])  # fmt: skip
+    t.release(t.targets[1], b"")
+    t.resume_held()
+    while len([x for x in t.threads.values() if x.proc.pid == threaded]) < 4:
+        assert t.step(block=True)  # each thread comes with a clone stop
+    t.finish()
+    for pid in (held, threaded):
+        assert not os.path.exists(f"/proc/{pid}")
+
+
 def test_attach_and_detach_leaves_process_running(tmp_path: Path) -> None:
     p = tmp_path / "loop.py"
     p.write_text("import os, time\nwhile True:\n    os.getppid()\n    time.sleep(0.01)\n")
@@ -229,10 +251,13 @@ def test_grab_missing_pid() -> None:
 
 
 def test_ctrl_c_runs_end_and_kills_command(tmp_path: Path) -> None:
+    started = tmp_path / "started"
     cmd = script(
         tmp_path,
-        """
+        f"""
         import os, time
+        os.getppid()
+        open({str(started)!r}, "w").close()
         while True:
             os.getppid()
             time.sleep(0.01)
@@ -244,7 +269,11 @@ def test_ctrl_c_runs_end_and_kills_command(tmp_path: Path) -> None:
          "syscall::getppid:entry { @n = count(); } END { printf(\"end\\n\"); }"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    time.sleep(1.5)
+    # Ctrl-C once the command runs (it is released only once tracing has begun)
+    end = time.monotonic() + 30
+    while not started.exists():
+        assert time.monotonic() < end and proc.poll() is None
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err

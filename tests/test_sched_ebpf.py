@@ -28,8 +28,8 @@ int main(void) {
         nanosleep(&ts, 0);
     for (int i = 0; i < 3; i++)
         sched_yield();
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    do clock_gettime(CLOCK_MONOTONIC, &b);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+    do clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
     while ((b.tv_sec - a.tv_sec) * 1000000000L + b.tv_nsec - a.tv_nsec < 300000000L);
     return 0;
 }
@@ -68,8 +68,15 @@ def test_sleeps_wakeups_yields_and_ticks(tmp_path: Path) -> None:
     r = pydtrace("-q", "-c", exe, "-n", SCHED_D.replace("$pid", str(os.getpid())))
     assert r.status == 0, r.err
     lines = r.out.strip("\n").split("\n")
-    ticks = int(lines.pop())  # 100 Hz over 300 ms of spinning
-    assert 15 <= ticks <= 40, r.out
+    # sched:::tick is a 100 Hz timer on every CPU (docs/proc-sched.md; not the
+    # kernel's HZ), counted here while the sleeper is the thread running: 300 ms
+    # of CPU time (spun on CPU time, so a loaded machine does not shorten it)
+    # make about 30. On a busy machine 16 to 43 were seen: fewer when ticks
+    # fall between the sleeper's time slices, more when a virtual CPU loses
+    # time to the host (left out of the thread's CPU time, while a tick still
+    # finds it running). A tick at the kernel's HZ (250: 75) or none fails.
+    ticks = int(lines.pop())
+    assert 8 <= ticks <= 60, r.out
     assert lines == [
         "off-cpu 5",
         "sleep 5",

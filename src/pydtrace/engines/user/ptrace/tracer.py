@@ -546,13 +546,34 @@ class Tracer:
             return sig if sc.has_siginfo(tid) else 0
 
     def _reap(self, pids: set[int]) -> None:
+        """Wait until every thread of these killed processes has exited. A
+        killed tracee still stops at PTRACE_EVENT_EXIT, each thread on its own,
+        and the leader's exit comes only after the others': each such stop is
+        resumed, or the process would sit in it for as long as we live."""
         for pid in pids:
-            try:
-                os.waitpid(pid, sc.WALL)
-            except ChildProcessError:
-                pass
+            tids = _tids(pid) | {x.tid for x in self.threads.values() if x.proc.pid == pid}
+            for tid in [*sorted(tids - {pid}), pid]:
+                while True:
+                    try:
+                        _, status = os.waitpid(tid, sc.WALL)
+                    except ChildProcessError:
+                        break
+                    if not os.WIFSTOPPED(status):
+                        break
+                    try:
+                        sc.ptrace(sc.PTRACE_CONT, tid, 0, 0)
+                    except OSError:
+                        pass  # gone meanwhile: its exit status comes next
         for tid in [x.tid for x in self.threads.values() if x.proc.pid in pids]:
             self.threads.pop(tid, None)
+
+
+def _tids(pid: int) -> set[int]:
+    """The threads of pid now (none once it is gone)."""
+    try:
+        return {int(x) for x in os.listdir(f"/proc/{pid}/task")}
+    except OSError:
+        return set()
 
 
 def _grab_message(pid: int, e: OSError) -> str:
