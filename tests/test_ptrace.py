@@ -311,3 +311,126 @@ def test_entry_probes_on_every_syscall_count_exactly() -> None:
     assert counts["write"] == "4000"
     assert int(counts["read"]) >= 4000
     assert "execve" not in counts  # dd's own exec happens before tracing starts, as in dtrace
+
+
+def _traced_tasks() -> dict[int, tuple[int, str]]:
+    """Every task now: tid -> (its tracer's tid, its state letter)."""
+    out = {}
+    for pid in (d for d in os.listdir("/proc") if d.isdigit()):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                st = _status(int(tid)) if tid == pid else _task_status(pid, tid)
+            except (OSError, KeyError):
+                continue
+            out[int(tid)] = (int(st["TracerPid"]), st["State"][0])
+    return out
+
+
+def _task_status(pid: str, tid: str) -> dict[str, str]:
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = {}
+    for d in (d for d in os.listdir("/proc") if d.isdigit()):
+        try:
+            parents[int(d)] = int(_status(int(d))["PPid"])
+        except (OSError, KeyError, ValueError):
+            pass
+    out, todo = set(), [pid]
+    while todo:
+        cur = todo.pop()
+        kids = {p for p, pp in parents.items() if pp == cur}
+        todo.extend(kids - out)
+        out |= kids
+    return out
+
+
+def test_detach_in_the_middle_of_a_fork_leaves_nothing_traced_or_stopped() -> None:
+    """Grab a shell that vforks in a tight loop (dash vforks for /bin/true)
+    and detach at many moments: at random, just after a new child was
+    reported, and just after a fork call's entry, with its event stop (and
+    the child's first stop) left unseen. Detaching in the middle of a fork
+    left the new child attached and stopped, and a vfork parent, waiting in
+    the kernel for that child, could not be stopped to be detached: the
+    tracer waited for it forever (it hung test_a_running_process_until_stop)."""
+    import random
+    import threading
+
+    from pydtrace.engines.user.ptrace.tracer import Tracer
+    from pydtrace.probes.syscalls import table
+
+    forks = {
+        table().by_name[n].nr for n in ("fork", "vfork", "clone", "clone3") if n in table().by_name
+    }
+
+    class Sink:  # notes a fork call's entry, reports nothing
+        forking = False
+
+        def entry(self, t: object, nr: int, args: object) -> None:
+            self.forking = self.forking or nr in forks
+
+        def exit(self, *args: object) -> None:
+            pass
+
+        proc = exit
+
+        def wants(self, kind: str) -> bool:
+            return False
+
+    class Catcher(Tracer):
+        created = 0
+
+        def on_created(self, t: object, c: object) -> None:
+            self.created += 1
+
+    target = subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
+    errors: list[str] = []
+    cycles, done = 200, [0]
+
+    def cycles_of_grab_and_detach() -> None:
+        me = threading.get_native_id()
+        rnd = random.Random(16)
+        try:
+            for i in range(cycles):
+                sink = Sink()
+                tracer = Catcher(sink)
+                tracer.grab(target.pid)
+                moment = i % 3  # 0: at random, 1: after a new child, 2: after a fork's entry
+                end = time.monotonic() + (rnd.uniform(0, 0.005) if moment == 0 else 0.05)
+                while time.monotonic() < end:
+                    if tracer.step(block=False) and (
+                        (moment == 1 and tracer.created) or (moment == 2 and sink.forking)
+                    ):
+                        break
+                if moment == 2:
+                    time.sleep(0.001)  # the fork event stop comes, unseen
+                tracer.finish()
+                left = {tid: v for tid, v in _traced_tasks().items() if v[0] == me}
+                if left:
+                    errors.append(f"cycle {i}: still traced by the tracer: {left}")
+                    return
+                done[0] = i + 1
+        except Exception as e:  # noqa: BLE001 - reported by the test thread
+            errors.append(f"{type(e).__name__}: {e}")
+
+    worker = threading.Thread(target=cycles_of_grab_and_detach, daemon=True)
+    try:
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), f"the tracer hung in a detach, cycle {done[0]}"
+        assert not errors, errors[0]
+        tasks = _traced_tasks()
+        assert target.poll() is None  # it runs on
+        for pid in {target.pid} | _descendants(target.pid):
+            if pid in tasks:
+                assert tasks[pid] == (0, tasks[pid][1]), f"{pid} still traced"
+                assert tasks[pid][1] not in "tT", f"{pid} left stopped"
+    finally:
+        target.kill()  # a hung tracer: this lets a vfork parent die, and the worker go on
+        target.wait(timeout=10)

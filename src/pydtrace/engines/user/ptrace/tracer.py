@@ -13,6 +13,8 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +152,7 @@ class Target:
     errpipe: int = -1  # exec failure errno (-c only)
 
 
+DETACH_TIMEOUT = 5.0  # seconds detach_all tries before it leaves a task that does not stop
 SPIN = 20  # non-blocking waits (about 0.5 us each) before a blocking one
 
 
@@ -492,58 +495,100 @@ class Tracer:
             if target.gate >= 0:
                 os.close(target.gate)
                 target.gate = -1
-        doomed = {x.proc.pid for x in self.threads.values() if x.filtered}
-        doomed |= {t.pid for t in self.targets if t.created and t.pid in self.live}
-        for pid in doomed:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        # A child the kernel attached at a fork whose event we have not
+        # handled yet is ours all the same, with its parent's filter: it is
+        # adopted before we choose what to kill, and again after a kill (a
+        # process killed in its fork event stop leaves its new child).
+        doomed: set[int] = set()
+        while True:
+            if any(x.filtered for x in self.threads.values()):
+                unseen = _traced_by(threading.get_native_id()).keys() - self.threads.keys()
+                for tid in sorted(unseen):
+                    self._newcomer(tid)
+            more = {x.proc.pid for x in self.threads.values() if x.filtered}
+            more |= {t.pid for t in self.targets if t.created and t.pid in self.live}
+            more -= doomed
+            if not more:
+                break
+            for pid in more:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            doomed |= more
         self.detach_all(skip=doomed)
         self._reap(doomed)
 
-    def detach_all(self, skip: set[int] | None = None) -> None:
+    def detach_all(self, skip: set[int] | None = None) -> set[int]:
+        """Detach from every task this thread traces but the processes in
+        skip, each in a stop, so that it runs on as if never traced. The
+        tasks are those we know and those the kernel attached at a fork we
+        have not handled yet (found in /proc): such a child waits in its
+        first stop, and a vfork parent waits in the kernel until that child
+        execs or exits, where no PTRACE_INTERRUPT can stop it; so each task
+        is tried in turn until all are detached or gone. Returns the tids
+        still traced after DETACH_TIMEOUT seconds (a task that never stops,
+        say a vfork parent whose child we do not trace and that does not exec)."""
         skip = skip or set()
-        for t in list(self.threads.values()):
-            if t.proc.pid in skip:
-                continue
-            self._detach(t)
-            self.threads.pop(t.tid, None)
-
-    def _detach(self, t: Thread) -> None:
-        try:  # succeeds only if it is in a ptrace stop (even one we never saw)
-            sc.ptrace(sc.PTRACE_DETACH, t.tid, 0, 0)
-            return
-        except OSError:
-            pass
-        sig = 0
-        if t.held is None:
-            # running: interrupt it and wait for a stop we can detach from
-            try:
-                sc.ptrace(sc.PTRACE_INTERRUPT, t.tid)
-            except OSError:
-                return
-            sig = self._wait_stop(t.tid)
-            if sig < 0:
-                return
-        try:
-            sc.ptrace(sc.PTRACE_DETACH, t.tid, 0, sig)
-        except OSError:
-            pass
-
-    def _wait_stop(self, tid: int) -> int:
-        """Wait for tid's next stop; the signal to hand back on detach, or -1 if it died."""
+        me = threading.get_native_id()
+        todo = {t.tid for t in self.threads.values() if t.proc.pid not in skip}
+        interrupted: set[int] = set()
+        deadline = time.monotonic() + DETACH_TIMEOUT
+        pause = 0.0005
         while True:
-            try:
-                _, status = os.waitpid(tid, sc.WALL)
-            except ChildProcessError:
-                return -1
+            for tid in sorted(todo):
+                if self._detach(tid, todo, interrupted):
+                    todo.discard(tid)
+            # the kernel's own list: children it attached at a fork whose
+            # event stop we have not seen, or detached from a moment ago
+            found = {tid for tid, pid in _traced_by(me).items() if pid not in skip}
+            if not todo and not found:
+                break
+            todo |= found
+            if time.monotonic() > deadline:
+                break
+            time.sleep(pause)  # for the interrupted ones to stop
+            pause = min(pause * 2, 0.02)
+        for t in [x for x in self.threads.values() if x.proc.pid not in skip]:
+            self.threads.pop(t.tid, None)
+        return todo
+
+    def _detach(self, tid: int, todo: set[int], interrupted: set[int]) -> bool:
+        """One try at detaching tid; True once it is detached or gone. The
+        stop it is in, if we have not seen it, is taken first: a fork,
+        vfork or clone event names a new child, added to todo; the signal
+        of a signal-delivery stop is handed back. A task running is
+        interrupted (once) and tried again on the next round."""
+        sig = 0
+        try:
+            got, status = os.waitpid(tid, sc.WALL | sc.WNOTHREAD | os.WNOHANG)
+        except ChildProcessError:
+            return True  # gone, or not ours
+        if got:
             if not os.WIFSTOPPED(status):
-                return -1
-            sig, event = os.WSTOPSIG(status), status >> 16
-            if event or sig == _SYSCALL_TRAP:
-                return 0
-            return sig if sc.has_siginfo(tid) else 0
+                return True  # exited, and reaped just now
+            event = status >> 16
+            if event in (sc.EVENT_FORK, sc.EVENT_VFORK, sc.EVENT_CLONE):
+                try:
+                    todo.add(sc.geteventmsg(tid))
+                except OSError:
+                    pass
+            elif not event and os.WSTOPSIG(status) != _SYSCALL_TRAP and sc.has_siginfo(tid):
+                sig = os.WSTOPSIG(status)
+        try:  # succeeds only if it is in a ptrace stop (even one we never saw)
+            sc.ptrace(sc.PTRACE_DETACH, tid, 0, sig)
+            return True
+        except OSError:
+            pass
+        if _state(tid) in "ZX":  # a zombie leader whose threads live on: no stop will come
+            return True
+        if tid not in interrupted:
+            try:
+                sc.ptrace(sc.PTRACE_INTERRUPT, tid)
+            except OSError:
+                return True  # gone, or not traced by us
+            interrupted.add(tid)
+        return False
 
     def _reap(self, pids: set[int]) -> None:
         """Wait until every thread of these killed processes has exited. A
@@ -566,6 +611,37 @@ class Tracer:
                         pass  # gone meanwhile: its exit status comes next
         for tid in [x.tid for x in self.threads.values() if x.proc.pid in pids]:
             self.threads.pop(tid, None)
+
+
+def _traced_by(tracer: int) -> dict[int, int]:
+    """Every task whose tracer is the thread `tracer` (its TracerPid): tid -> tgid."""
+    out: dict[int, int] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status", "rb") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            at = text.find(b"\nTracerPid:")
+            if at >= 0 and int(text[at + 11 : text.index(b"\n", at + 1)]) == tracer:
+                out[int(tid)] = int(pid)
+    return out
+
+
+def _state(tid: int) -> str:
+    """tid's state letter (R, S, D, t, Z...); "X" once it is gone."""
+    try:
+        with open(f"/proc/{tid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return "X"
 
 
 def _tids(pid: int) -> set[int]:
