@@ -253,3 +253,20 @@ def test_two_sessions_run_side_by_side(tmp_path: Path, engine: str) -> None:
         "     => write                             beta_session beta_session`beta_mark\n\n\n"
     )
     assert beta.err.getvalue() == "pydtrace: description 'syscall::write:entry ' matched 1 probe\n"
+
+
+def test_a_symbol_snapshot_taken_before_exec_is_not_kept(tmp_path: Path) -> None:
+    """A snapshot of $target's mappings taken while it is still held before
+    exec (the forked pydtrace's image), as one left by an earlier process that
+    had the same pid would be, is dropped when the ptrace engine sees the
+    exec: %A resolves in the new image."""
+    from pydtrace.symbols.process import process_symbols
+
+    need(ptrace_works(), "the ptrace engine")
+    exe = compile_c(tmp_path, "gamma_session", MARKER.replace("NAME", "gamma"))
+    s = Session([Program("n", MARKED)], settings=[("engine", "ptrace"), ("quiet", None)],
+                commands=[exe], out=io.StringIO(), err=io.StringIO(), testing=True)  # fmt: skip
+    s.compile()
+    process_symbols(s.macro_values["target"])  # the held child: not yet the program
+    assert s.run() == 0, s.err.getvalue()
+    assert s.out.getvalue() == "gamma_session gamma_session`gamma_mark\n" * 3 + "\n"

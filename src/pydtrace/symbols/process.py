@@ -153,6 +153,14 @@ def note_mmap(pid: int, start: int, length: int, offset: int, path: str) -> None
         _noted(pid).add(Mapping(start, start + length, offset, path))
 
 
+def forget(pid: int) -> None:
+    """pid is a new process, or runs a new image: what was kept of it (of
+    another process that had the pid before, or of the image before exec)
+    no longer holds (the ptrace engine sees these events itself)."""
+    _procs.pop(pid, None)
+    _events.pop(pid, None)
+
+
 def note_exec(pid: int) -> None:
     """pid ran exec: its old mappings are gone (the new image's follow)."""
     _procs.pop(pid, None)

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydtrace.engines.user.procinfo import catches_signal, parent_of, tgid_of
 from pydtrace.engines.user.ptrace import syscalls as sc
+from pydtrace.symbols.process import forget
 
 OPTIONS = (
     sc.O_TRACESYSGOOD | sc.O_TRACEEXEC | sc.O_TRACEEXIT | sc.O_TRACEFORK
@@ -237,6 +238,7 @@ class Tracer:
         os.close(gate_r)
         os.close(err_w)
         os.waitpid(pid, os.WUNTRACED)
+        forget(pid)  # a symbol snapshot of a process that had the pid before
         sc.ptrace_seize(pid, OPTIONS | sc.O_TRACESECCOMP | sc.O_EXITKILL)
         t = self._thread(pid)
         t.started = False
@@ -268,6 +270,7 @@ class Tracer:
         """PTRACE_SEIZE every thread of pid, then interrupt them for a first stop."""
         if not os.path.exists(f"/proc/{pid}"):
             raise TraceError(f"failed to grab pid {pid}: No such process")
+        forget(pid)  # a symbol snapshot of a process that had the pid before
         seen: set[int] = set()
         while True:
             try:
@@ -411,6 +414,8 @@ class Tracer:
             child = 0
         if child:
             c = self._thread(child, t)
+            if c.tid == c.proc.pid:  # a new process: a snapshot kept for its pid is another's
+                forget(child)
             c.filtered, c.started = t.filtered, t.started
             if t.started and self.sink is not None:
                 self.on_created(t, c)
@@ -443,6 +448,7 @@ class Tracer:
             if other.tid != t.tid and not os.path.exists(f"/proc/{other.tid}"):
                 self.threads.pop(other.tid, None)
         t.proc.loaded = False  # comm changed
+        forget(t.proc.pid)  # its mappings changed
         # a -c child's own first exec happens before tracing starts, as in dtrace
         was_started, t.started = t.started, True
         if was_started and self.sink is not None:
