@@ -255,16 +255,17 @@ def test_two_sessions_run_side_by_side(tmp_path: Path, engine: str) -> None:
     assert beta.err.getvalue() == "pydtrace: description 'syscall::write:entry ' matched 1 probe\n"
 
 
-def test_a_symbol_snapshot_taken_before_exec_is_not_kept(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["ebpf", "ptrace"])
+def test_a_symbol_snapshot_taken_before_exec_is_not_kept(tmp_path: Path, engine: str) -> None:
     """A snapshot of $target's mappings taken while it is still held before
     exec (the forked pydtrace's image), as one left by an earlier process that
-    had the same pid would be, is dropped when the ptrace engine sees the
-    exec: %A resolves in the new image."""
+    had the same pid would be, does not outlive the exec: %A resolves in the
+    new image (ptrace sees the exec; on eBPF the kernel's mmap events say it)."""
     from pydtrace.symbols.process import process_symbols
 
-    need(ptrace_works(), "the ptrace engine")
+    need(bpf_maps_ok() if engine == "ebpf" else ptrace_works(), f"the {engine} engine")
     exe = compile_c(tmp_path, "gamma_session", MARKER.replace("NAME", "gamma"))
-    s = Session([Program("n", MARKED)], settings=[("engine", "ptrace"), ("quiet", None)],
+    s = Session([Program("n", MARKED)], settings=[("engine", engine), ("quiet", None)],
                 commands=[exe], out=io.StringIO(), err=io.StringIO(), testing=True)  # fmt: skip
     s.compile()
     process_symbols(s.macro_values["target"])  # the held child: not yet the program

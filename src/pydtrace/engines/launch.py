@@ -20,6 +20,8 @@ import os
 import signal
 from dataclasses import dataclass, field
 
+from pydtrace.symbols.process import forget
+
 _GO = b"g"  # the byte that lets a held child exec; EOF without it: give up
 
 
@@ -97,6 +99,7 @@ class Targets:
             fd = os.pidfd_open(pid)
         except OSError as e:
             raise LaunchError(f"failed to grab pid {pid}: {e.strerror}") from None
+        forget(pid)  # a symbol snapshot of a process that had the pid before
         self.targets.append(Target(pid, False, pidfd=fd))
 
     @property
@@ -122,6 +125,9 @@ class Targets:
             data = _read_all(t.errpipe)  # EOF as soon as exec succeeded
             os.close(t.errpipe)
             t.errpipe = -1
+            # a symbol snapshot of the pid taken before (of the held child, or
+            # of another process that had the pid) is not of the new image
+            forget(t.pid)
             if data and not failure:
                 try:
                     e = int(data)

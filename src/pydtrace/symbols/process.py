@@ -53,13 +53,17 @@ class ProcessSymbols:
             pass  # gone before we looked: addresses print raw
 
     def mapping(self, addr: int) -> Mapping | None:
+        found = self._find(addr)
+        if found is None and _catch_up():  # an mmap not read yet: read them, once
+            # the events may have replaced this snapshot (an exec, a new process
+            # that has the pid of an old one): ask the pid's current one
+            found = process_symbols(self.pid)._find(addr)
+        return found
+
+    def _find(self, addr: int) -> Mapping | None:
         for m in self.maps:
             if m.start <= addr < m.end:
                 return m
-        if _catch_up():  # an mmap not read yet: read them, once
-            for m in self.maps:
-                if m.start <= addr < m.end:
-                    return m
         return None
 
     def add(self, m: Mapping) -> None:
