@@ -29,6 +29,21 @@ class LaunchError(Exception):
     """A target could not be created or grabbed; str() is dtrace's message."""
 
 
+def close_private_fds(*keep: int) -> None:
+    """In a held child before exec: close the descriptors exec would close
+    (close-on-exec: the tracer's own) but those in keep. Another session of
+    this process may be holding a child of its own, whose gate and error pipe
+    it waits on for EOF: this child must not keep copies of them open."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                if not os.get_inheritable(fd):
+                    os.close(fd)
+            except OSError:
+                pass  # the listing's own descriptor, closed meanwhile
+
+
 @dataclass
 class Target:
     pid: int
@@ -64,8 +79,7 @@ class Targets:
                 # Ctrl-C at the terminal reaches the held child too: it dies of it, as
                 # the command would, rather than raise KeyboardInterrupt in our code
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                os.close(gate_w)
-                os.close(err_r)
+                close_private_fds(gate_r, err_w)
                 go = os.read(gate_r, 1)
                 if go != _GO:
                     os._exit(127)  # the session ended before releasing us

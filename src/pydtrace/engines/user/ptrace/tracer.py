@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydtrace.engines.launch import close_private_fds
 from pydtrace.engines.user.procinfo import catches_signal, parent_of, tgid_of
 from pydtrace.engines.user.ptrace import syscalls as sc
 from pydtrace.symbols.process import forget
@@ -212,18 +213,15 @@ class Tracer:
         pid = os.fork()
         if pid == 0:  # the child: only plain system calls from here on
             try:
-                os.close(gate_w)
-                os.close(err_r)
-                for other in self.targets:  # an earlier child waits for EOF on its gate
-                    if other.gate >= 0:
-                        os.close(other.gate)
+                close_private_fds(gate_r, err_w)  # an earlier child's gate among them
                 os.kill(os.getpid(), signal.SIGSTOP)
-                code = b""
-                while True:
-                    part = os.read(gate_r, 65536)
-                    if not part:
-                        break
-                    code += part
+                # the filter's length, then the filter: never "until EOF", for a
+                # child forked meanwhile by another session of this process
+                # holds a copy of our gate's write end until it execs
+                head = _read_exactly(gate_r, 8)
+                code = _read_exactly(gate_r, int.from_bytes(head, "little")) if head else None
+                if code is None:
+                    os._exit(127)  # the session ended before releasing us
                 os.close(gate_r)
                 if code:
                     from pydtrace.engines.user.ptrace.seccomp import install
@@ -253,14 +251,19 @@ class Tracer:
         t = self.threads[target.pid]
         t.filtered = bool(code)
         try:
-            if code:
-                os.write(target.gate, code)
+            _write_all(target.gate, len(code).to_bytes(8, "little") + code)
         finally:
             os.close(target.gate)
             target.gate = -1
         while not t.started and target.pid in self.live:
             self.step(block=True, hold_exec=target.pid)
-        data = os.read(target.errpipe, 32)
+        # the child wrote its errno before it exited: never wait for EOF here
+        # (a child another session forked meanwhile holds a copy of the pipe)
+        os.set_blocking(target.errpipe, False)
+        try:
+            data = b"" if t.started else os.read(target.errpipe, 32)
+        except BlockingIOError:
+            data = b""
         os.close(target.errpipe)
         if data:
             e = int(data)
@@ -648,6 +651,22 @@ def _state(tid: int) -> str:
             return f.read().rsplit(b")", 1)[1].split()[0].decode()
     except (OSError, IndexError):
         return "X"
+
+
+def _read_exactly(fd: int, n: int) -> bytes | None:
+    """n bytes from fd, or None at EOF before them."""
+    data = b""
+    while len(data) < n:
+        part = os.read(fd, n - len(data))
+        if not part:
+            return None
+        data += part
+    return data
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def _tids(pid: int) -> set[int]:
