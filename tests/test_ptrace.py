@@ -434,3 +434,54 @@ def test_detach_in_the_middle_of_a_fork_leaves_nothing_traced_or_stopped() -> No
     finally:
         target.kill()  # a hung tracer: this lets a vfork parent die, and the worker go on
         target.wait(timeout=10)
+
+
+def test_a_held_child_holds_no_other_tracer_s_gate() -> None:
+    """Two tracers of one process (two Sessions, each in its own thread),
+    each holding a -c child before exec: the first child execs as soon as its
+    own tracer releases it, whatever the second is doing. The second child
+    holds a copy of the first one's gate (forked while it was open): a child
+    that read its filter up to EOF waited for the second session, and two
+    sessions releasing at once each waited for the other."""
+    import threading
+
+    need(ptrace_works(), "ptrace")
+    from pydtrace.engines.user.ptrace.tracer import Tracer
+
+    first_held, second_held, released, done = (threading.Event() for _ in range(4))
+    errors: list[BaseException] = []
+
+    def first() -> None:  # a tracer is used from the thread that made its tracees
+        t = Tracer()
+        try:
+            t.spawn(["/bin/true"])
+            first_held.set()
+            second_held.wait(10)  # the second child is forked with our gate open
+            t.release(t.targets[0], b"")
+            released.set()
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            t.finish()
+
+    def second() -> None:
+        t = Tracer()
+        try:
+            first_held.wait(10)
+            t.spawn(["/bin/true"])
+            second_held.set()
+            done.wait(30)  # held until the first one is through
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            t.finish()
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (first, second)]
+    for x in threads:
+        x.start()
+    ok = released.wait(20)
+    done.set()
+    for x in threads:
+        x.join(20)
+    assert not errors, errors
+    assert ok, "the first child waited for the second tracer"
