@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.builtins import FUNCTIONS
-from pydtrace.lang.check_compat import key_compatible
+from pydtrace.lang.check_compat import check_keys
 from pydtrace.lang.errors import DError
 from pydtrace.lang.program import AggInfo
 
@@ -119,19 +119,7 @@ class Aggregations:
                     e.line,
                 )
             self._params_match(name, func, old.params, params, f.line)
-            if len(old.keys) != len(keytypes):
-                raise DError(
-                    "D_PROTO_LEN",
-                    f"{name}[ ] prototype mismatch: {len(keytypes)} key{'s' if len(keytypes) != 1 else ''} passed, {len(old.keys)} expected",
-                    e.line,
-                )
-            for i, (a, b) in enumerate(zip(old.keys, keytypes)):
-                if not key_compatible(a, b):
-                    raise DError(
-                        "D_PROTO_ARG",
-                        f"{name}[ ] key #{i + 1} is incompatible with prototype:\n\tprototype: {a.name}\n\t      key: {b.name}",
-                        e.line,
-                    )
+            check_keys(name, list(old.keys), keytypes, e.line)
             info = old
         e.agg = info  # type: ignore[attr-defined]
         e.ctype = T.VOID  # type: ignore[attr-defined]

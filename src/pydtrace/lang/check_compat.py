@@ -4,6 +4,7 @@ parameter or a string comparison accepts.
 
 from __future__ import annotations
 
+from pydtrace.lang.errors import DError
 from pydtrace.lang.types import CType
 
 
@@ -48,6 +49,25 @@ def arg_ok(want: CType, got: CType) -> bool:
     if want.is_pointer():
         return got.is_pointer() or got.is_array() or got.is_string() or got.is_int()
     return True
+
+
+def check_keys(shown: str, want: list[CType], got: list[CType], line: int) -> None:
+    """Keys passed to an aggregation or associative array (shown as named in
+    messages) against the key signature it was first used with."""
+    if len(got) != len(want):
+        n = len(got)
+        raise DError(
+            "D_PROTO_LEN",
+            f"{shown}[ ] prototype mismatch: {n} key{'s' if n != 1 else ''} passed, {len(want)} expected",
+            line,
+        )
+    for i, (a, b) in enumerate(zip(want, got)):
+        if not key_compatible(a, b):
+            raise DError(
+                "D_PROTO_ARG",
+                f"{shown}[ ] key #{i + 1} is incompatible with prototype:\n\tprototype: {a.name}\n\t      key: {b.name}",
+                line,
+            )
 
 
 def key_compatible(a: CType, b: CType) -> bool:

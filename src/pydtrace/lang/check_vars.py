@@ -15,7 +15,7 @@ from pydtrace.lang import types as T
 from pydtrace.lang.builtins import FUNCTIONS, VARIABLES
 from pydtrace.lang.check_actions import VALUE_ACTIONS
 from pydtrace.lang.check_aggs import is_agg_target
-from pydtrace.lang.check_compat import assignable, key_compatible
+from pydtrace.lang.check_compat import assignable, check_keys
 from pydtrace.lang.check_exprs import INT_OPS
 from pydtrace.lang.errors import DError
 from pydtrace.lang.program import Variable
@@ -321,20 +321,7 @@ class Variables:
             if v.keys is not None:
                 keytypes = [self._key(k, i) for i, k in enumerate(e.args)]
                 shown = base.name if isinstance(base, ast.Ident) else f"self->{base.name}"
-                if len(keytypes) != len(v.keys):
-                    n = len(keytypes)
-                    raise DError(
-                        "D_PROTO_LEN",
-                        f"{shown}[ ] prototype mismatch: {n} key{'s' if n != 1 else ''} passed, {len(v.keys)} expected",
-                        e.line,
-                    )
-                for i, (want, got) in enumerate(zip(v.keys, keytypes)):
-                    if not key_compatible(want, got):
-                        raise DError(
-                            "D_PROTO_ARG",
-                            f"{shown}[ ] key #{i + 1} is incompatible with prototype:\n\tprototype: {want.name}\n\t      key: {got.name}",
-                            e.line,
-                        )
+                check_keys(shown, list(v.keys), keytypes, e.line)
                 e.ref = ("assoc", v)  # type: ignore[attr-defined]
                 base.ctype = v.type  # type: ignore[attr-defined]
                 return v.type
