@@ -436,7 +436,7 @@ def test_freopen_target_full(tmp_path: Path, engine: str) -> None:
     assert mark.read_text() == "end\n"
 
 
-def test_a_closed_pipe_ends_the_run_quietly(tmp_path: Path, engine: str) -> None:
+def test_a_closed_pipe_ends_the_run_with_one_line(tmp_path: Path, engine: str) -> None:
     mark = tmp_path / "mark"
     w = closed_pipe()
     try:
@@ -444,7 +444,7 @@ def test_a_closed_pipe_ends_the_run_quietly(tmp_path: Path, engine: str) -> None
         r = run_to(w, "-x", f"engine={engine}", "-q", "-w", "-n", prog)
     finally:
         os.close(w)
-    assert (r.status, r.err) == (1, "")
+    assert (r.status, r.err) == (1, "pydtrace: failed to write to <stdout>: Broken pipe\n")
     assert mark.read_text() == "end\n"
 
 
@@ -455,7 +455,7 @@ def test_head_1_ends_the_run(engine: str) -> None:
     )
     p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=ENV,
                        timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
-    assert (p.stdout, p.stderr) == ("x\n", "status 1\n")
+    assert (p.stdout, p.stderr) == ("x\n", "pydtrace: failed to write to <stdout>: Broken pipe\nstatus 1\n")
 
 
 def test_a_c_target_is_killed_as_on_ctrl_c(tmp_path: Path, engine: str) -> None:
@@ -518,7 +518,7 @@ def test_kdump_to_a_full_or_closed_output(trace_file: Path) -> None:
         p = kdump_to(w, trace_file)
     finally:
         os.close(w)
-    assert (p.returncode, p.stderr) == (1, "")
+    assert (p.returncode, p.stderr) == (1, "kdump: failed to write to <stdout>: Broken pipe\n")
 
 
 def test_ktrace_to_a_full_file_stops_recording(tmp_path: Path, engine: str) -> None:
@@ -546,13 +546,13 @@ def test_ktrace_to_a_full_file_stops_recording(tmp_path: Path, engine: str) -> N
     assert (status, err.read_text()) == (1, f"ktrace: {FULL}\n")
 
 
-def test_ktrace_to_a_closed_pipe_stops_quietly(engine: str) -> None:
+def test_ktrace_to_a_closed_pipe_stops_with_one_line(engine: str) -> None:
     w = closed_pipe()
     try:
         r = ktrace("--engine", engine, "-f", "/dev/stdout", "/bin/true", stdout=w)
     finally:
         os.close(w)
-    assert (r.status, r.err) == (1, "")
+    assert (r.status, r.err) == (1, "ktrace: failed to write to /dev/stdout: Broken pipe\n")
 
 
 def test_the_writer_keeps_its_first_error_and_drops_the_rest() -> None:

@@ -245,10 +245,8 @@ def silence(stream: Any) -> None:
 
 
 def write_failure(name: str, error: OSError) -> str | None:
-    """The line reporting a failed write, dtrace's words; None for EPIPE: the
-    reader went away (`| head`), which the C tools end quietly (SIGPIPE)."""
-    if error.errno == errno.EPIPE:
-        return None
+    """The line reporting a failed write, in dtrace's words. A reader that went
+    away (EPIPE, `| head`) is reported too: the run ends early, and says why."""
     reason = error.strerror or os.strerror(error.errno or errno.EIO)
     return f"failed to write to {name}: {reason}"
 
