@@ -5,8 +5,9 @@ Layers, highest first; a module may import its own layer and those below:
     cli -> session -> engines / ktrace / tools -> consume -> probes -> symbols -> lang
 
 (session is session.py and __init__.py; __main__.py, `python -m pydtrace`,
-is the command line; pydtrace/options.py, the option table, imports nothing
-and sits with lang, the lowest layer.)  Every
+is the command line; pydtrace/options.py, the option table, and
+pydtrace/outfiles.py, how the tools open what they write, import nothing of
+the package and sit with lang, the lowest layer.)  Every
 import counts, also those inside functions and `from . import x`.  Besides
 the direction, the test refuses an import circle among modules and a module
 reaching for another module's private name (`from M import _name`, or
@@ -41,6 +42,7 @@ ROOT_MODULES = {
     "pydtrace.session": "session",
     "pydtrace.__main__": "cli",
     "pydtrace.options": "lang",  # the option table: names, defaults, validation, sizes
+    "pydtrace.outfiles": "lang",  # opening the files the tools write; write errors
 }
 
 

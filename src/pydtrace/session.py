@@ -536,6 +536,9 @@ class Session:
         if refusal is not None:
             raise refusal
         consumer.target_pid = self.macro_values.get("target", -1)
+        if consumer.output_error is not None:  # the -v report could not be written
+            self.close()
+            return consumer.status()
         if ebpf is not None:
             return self._run_ebpf(ebpf, consumer)
         if self.tracer is None:
@@ -547,6 +550,7 @@ class Session:
                 )
         engine = UserEngine(self.checked, consumer, self.options)
         self.engine = engine
+        consumer.on_output_error = engine.stop  # a failed write ends the run as Ctrl-C does
         if self.tracer is not None:
             self.tracer.sink.engine = engine
             engine.tracer = self.tracer
@@ -559,7 +563,7 @@ class Session:
         finally:
             if self.tracer is not None:
                 self.tracer.finish()
-        return consumer.exit_status if consumer.exit_status is not None else 0
+        return consumer.status()
 
     def _run_ebpf(self, engine: Any, consumer: Any) -> int:
         """Run the program in the kernel; -c children are released once every
@@ -568,6 +572,7 @@ class Session:
         from pydtrace.engines.launch import LaunchError
 
         self.engine = engine
+        consumer.on_output_error = engine.stop  # a failed write ends the run as Ctrl-C does
         if self.disasm:
             from pydtrace.engines.ebpf.codegen import disassemble_program
 
@@ -590,7 +595,7 @@ class Session:
         finally:
             if self.launcher is not None:
                 self.launcher.finish()
-        return consumer.exit_status if consumer.exit_status is not None else 0
+        return consumer.status()
 
     def disassembly(self) -> str | None:
         """-S with -e: the BPF programs this program compiles to (None when

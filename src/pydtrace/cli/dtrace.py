@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
+
+from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed, RefusedPath, opener, silence
 
 
 def program_name(argv0: str) -> str:
@@ -22,18 +25,29 @@ def main(argv: list[str] | None = None) -> int:
     pname = program_name(args[0] if args else "pydtrace")
     _set_comm(pname)
     try:
-        return _main(pname, args[1:])
+        status = _main(pname, args[1:])
     except KeyboardInterrupt:
         # Ctrl-C before tracing began (once it has, a handler ends tracing
         # cleanly instead): nothing is attached, the program did not run
         print(f"{pname}: interrupted before tracing began", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python from complaining at exit
-        except OSError:
-            pass
-        return 0
+        status = 1
+    except OutputFailed as e:  # stdout failed outside a run (-l, -V)
+        _report(pname, e)
+        status = 1
+    try:
+        sys.stdout.flush()
+    except OSError as e:
+        silence(sys.stdout)  # Python's own flush at exit then has nothing to say
+        _report(pname, OutputFailed(STDOUT, e))
+        status = 1
+    return status
+
+
+def _report(pname: str, failed: OutputFailed) -> None:
+    """One line for a failed write; none when a pipe's reader went away."""
+    line = failed.line()
+    if line is not None:
+        sys.stderr.write(f"{pname}: {line}\n")
 
 
 def _set_comm(name: str) -> None:
@@ -62,21 +76,38 @@ def _main(pname: str, argv: list[str]) -> int:
         err.write(f"{pname}: {e.message}\n")
         return 1
     if o.version:
-        sys.stdout.write(f"{pname}: Oracle D 2.0\n")
+        GuardedOutput(sys.stdout, STDOUT).write(f"{pname}: Oracle D 2.0\n")
         return 0
     if not o.programs and not o.list_probes:
         err.write(f"{pname}: no probes specified\n")
         return 1
-    from pydtrace.lang.errors import CompileError
-    from pydtrace.session import Program, Session
-
     out = sys.stdout
     if o.output is not None:
-        try:
-            out = open(o.output, "a", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        try:  # appended to, as dtrace does; never through another user's name
+            out = open(o.output, "a", encoding="utf-8", errors="surrogateescape",  # noqa: SIM115
+                       opener=opener(replace=False))  # fmt: skip
+        except RefusedPath as e:
+            err.write(f"{pname}: {e}\n")
+            return 1
         except OSError as e:
             err.write(f"{pname}: failed to open output file '{o.output}': {e.strerror}\n")
             return 1
+    status = _run(pname, o, out, err)
+    if out is not sys.stdout:
+        try:
+            out.close()
+        except OSError as e:  # its last write (after a failure, nothing is left to fail)
+            _report(pname, OutputFailed(o.output, e))
+            status = 1
+    return status
+
+
+def _run(pname: str, o: Any, out: Any, err: Any) -> int:
+    """Compile, then list or run. A run's consumer catches its own failed
+    writes (consume/consumer.py); here, outside a run, they raise OutputFailed."""
+    from pydtrace.lang.errors import CompileError
+    from pydtrace.session import Program, Session
+
     session = Session(
         [Program(p.kind, p.text) for p in o.programs],
         settings=o.settings,
@@ -100,11 +131,14 @@ def _main(pname: str, argv: list[str]) -> int:
             session.close()
             if o.disasm and o.compile_only:  # -S -e: the listing only
                 err.write(session.disassembly() or "")
-            return _list(session, o, out) if o.list_probes else 0
+            return _list(session, o, GuardedOutput(out, o.output or STDOUT)) if o.list_probes else 0
         return session.run()
     except CompileError as e:
         session.close()
-        out.flush()
+        try:
+            GuardedOutput(out, o.output or STDOUT).flush()
+        except OutputFailed as f:
+            _report(pname, f)
         err.write(f"{pname}: {e.message}\n")
         return 1
 
@@ -122,6 +156,7 @@ def _list(session: object, o: object, out: object) -> int:
     else:
         probes = cat.all()
     out.write(format_listing(probes, verbose=bool(o.verbose), catalogue=cat))  # type: ignore[attr-defined]
+    out.flush()
     return 0
 
 

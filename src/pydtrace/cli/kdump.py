@@ -16,6 +16,7 @@ from pydtrace.ktrace.kdump import (
     screen_width,
     trace_types,
 )
+from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed
 
 USAGE = "usage: kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json]\n"
 EX_SOFTWARE = 70  # sysexits.h: an internal software error
@@ -80,9 +81,21 @@ def main(argv: list[str] | None = None) -> int:
     except KdumpError as e:
         sys.stderr.write(f"kdump: {e}\n")
         return 1
-    out = sys.stdout.buffer
+    out = GuardedOutput(sys.stdout.buffer, STDOUT)  # a failed write raises OutputFailed
     try:
-        return dump(path, opts, out)
+        return _dump(path, opts, out)
+    except OutputFailed as e:
+        # one line, none when the reader went away (kdump | head: the C tool
+        # dies of SIGPIPE); stdout now leads to /dev/null (GuardedOutput)
+        line = e.line()
+        if line is not None:
+            sys.stderr.write(f"kdump: {line}\n")
+        return 1
+
+
+def _dump(path: str, opts: Options, out: GuardedOutput) -> int:
+    try:
+        status = dump(path, opts, out)
     except KdumpError as e:
         out.flush()
         sys.stderr.write(f"kdump: {e}\n")
@@ -93,13 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         return EX_SOFTWARE
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # the reader went away (kdump | head): stop quietly, as the C tool dies of SIGPIPE
-        import os
-
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+    out.flush()
+    return status
 
 
 if __name__ == "__main__":

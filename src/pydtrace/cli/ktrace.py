@@ -20,6 +20,7 @@ from typing import NoReturn
 from pydtrace.ktrace import control
 from pydtrace.ktrace import format as F
 from pydtrace.ktrace.recording import RecordError, RecordOptions
+from pydtrace.outfiles import RefusedPath, write_failure
 
 USAGE = (
     "usage: ktrace [-aBdi] [-f trfile] [-t trstr] [--engine ebpf|ptrace] command [args ...]\n"
@@ -163,6 +164,8 @@ def _main(args: list[str]) -> int:
     module = recorder(o.engine)
     try:
         writer = F.Writer(trfile, append=append)
+    except RefusedPath as e:
+        fail(str(e))
     except OSError as e:
         fail(f"{trfile}: {e.strerror}")
     if cmd:
@@ -187,12 +190,25 @@ def _stop(everything: bool, o: RecordOptions, trfile: str) -> int:
 def _foreground(module, o: RecordOptions, writer: F.Writer, trfile: str) -> int:  # noqa: ANN001
     entry = control.register(trfile, [], None)
     try:
-        return module.record(o, writer, threading.Event())
+        status = module.record(o, writer, threading.Event())
     except RecordError as e:
         fail(str(e))
     finally:
         writer.close()
         control.unregister(entry)
+    return _written(writer, status)
+
+
+def _written(writer: F.Writer, status: int) -> int:
+    """A recording whose file could not be written (it stopped at the
+    error, as on SIGTERM): one line, none when a pipe's reader went away,
+    and status 1."""
+    if writer.error is None:
+        return status
+    line = write_failure(writer.path, writer.error)
+    if line is not None:
+        sys.stderr.write(f"ktrace: {line}\n")
+    return 1
 
 
 def _background(module, o: RecordOptions, writer: F.Writer, trfile: str) -> int:  # noqa: ANN001
@@ -230,6 +246,7 @@ def _background(module, o: RecordOptions, writer: F.Writer, trfile: str) -> int:
         finally:
             writer.close()
             control.unregister(entry)
+        code = _written(writer, code)
     finally:
         os._exit(code)
 

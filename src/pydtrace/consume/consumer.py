@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from pydtrace.consume.aggprint import hex_dump
@@ -18,6 +19,7 @@ from pydtrace.consume.aggregation import AggPool, Aggregation
 from pydtrace.consume.records import Fault, Item, Record
 from pydtrace.lang.errors import CompileError
 from pydtrace.lang.types import CType
+from pydtrace.outfiles import GuardedOutput, OutputFailed, opener
 
 # trace() formats: (non-quiet, quiet) by (size, signed)
 _TRACE_INT = {
@@ -162,8 +164,13 @@ class Consumer:
         self.options = options
         self._pool: AggPool | None = None
         self.aggs = aggs
-        self.out = out if out is not None else sys.stdout
-        self.err = err if err is not None else sys.stderr
+        # A failed write (a full disk, a reader gone) is caught on the stream:
+        # reported once, the run ends as after Ctrl-C, and the status is 1.
+        # A failing stderr is ignored, as dtrace ignores its fprintf(stderr).
+        self.output_error: OutputFailed | None = None
+        self.on_output_error: Callable[[], None] | None = None  # the session: stop tracing
+        self.out: Any = self._guard(out if out is not None else sys.stdout)
+        self.err: Any = GuardedOutput(err if err is not None else sys.stderr, on_error=_ignore)
         self.pname = pname
         self.testing = testing
         self.json = json_out
@@ -176,7 +183,7 @@ class Consumer:
         self.keep = False
         self.current: Record | None = None  # the record being printed (for library errors)
         self.last_cpu = 0  # where aggregation drops are reported
-        self._stdout: TextIO | None = None  # the output freopen() replaced
+        self._stdout: Any = None  # the output freopen() replaced
         self.drop_counts: dict[str, int] = {}  # drop kind -> count already reported
         self._flows: dict[int, FlowState] = {}  # -F state per CPU
         self._principal = PrincipalBuffer()
@@ -345,15 +352,39 @@ class Consumer:
         if path == "":
             target = self._stdout
         else:
-            try:
-                target = open(path, "a", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+            try:  # never through another user's name (outfiles.open_output)
+                f = open(path, "a", encoding="utf-8", errors="surrogateescape",  # noqa: SIM115
+                         opener=opener(replace=False))  # fmt: skip
             except OSError as e:
                 self.liberr(f'couldn\'t freopen() "{path}": {e.strerror}')
                 return
+            target = self._guard(f)
         self.out.flush()
         if self.out is not self._stdout:
             self.out.close()
         self.out = target
+
+    def _guard(self, stream: Any) -> GuardedOutput:
+        return GuardedOutput(stream, on_error=self._output_failed)
+
+    def _output_failed(self, failed: OutputFailed) -> None:
+        """The first failed write: one line (none for a reader gone), and the
+        session stops tracing as on Ctrl-C (END still runs)."""
+        if self.output_error is not None:
+            return
+        self.output_error = failed
+        line = failed.line()
+        if line is not None:
+            self.err.write(f"{self.pname}: {line}\n")
+            self.err.flush()
+        if self.on_output_error is not None:
+            self.on_output_error()
+
+    def status(self) -> int:
+        """The run's exit status: 1 after a failed write, else exit()'s (0 without)."""
+        if self.output_error is not None:
+            return 1
+        return self.exit_status if self.exit_status is not None else 0
 
     def liberr(self, text: str) -> None:
         """A library-level error of the clause being printed (dt_handle_liberr)."""
@@ -447,16 +478,18 @@ class Consumer:
             for a in sorted(self.aggs.values(), key=lambda a: a.spec.id):
                 if not a.printed and a.data:
                     self._json_agg(a)
-            self.out.flush()
-            return
-        from pydtrace.consume.aggprint import format_exit
+        else:
+            from pydtrace.consume.aggprint import format_exit
 
-        if not self.options.get("folded"):  # folded rows only: flame-graph tools read them
-            self.out.write("\n")
-        self.out.write(
-            format_exit(sorted(self.aggs.values(), key=lambda a: a.spec.id), self.options)
-        )
+            if not self.options.get("folded"):  # folded rows only: flame-graph tools read them
+                self.out.write("\n")
+            self.out.write(
+                format_exit(sorted(self.aggs.values(), key=lambda a: a.spec.id), self.options)
+            )
         self.out.flush()
+        if self._stdout is not None and self.out is not self._stdout:
+            self.out.close()  # freopen()'s file: its last write errors are reported here
+            self.out = self._stdout
 
     # --- JSON lines ---------------------------------------------------------------------
     def _json_record(self, rec: Record) -> None:
@@ -487,6 +520,10 @@ class Consumer:
             rows.append({"key": list(key), "value": _json_value(a, key)})
         obj = {"type": "aggregation", "name": a.spec.name, "function": a.spec.func, "data": rows}
         self.out.write(json.dumps(obj) + "\n")
+
+
+def _ignore(failed: OutputFailed) -> None:
+    """A failed write to stderr: nothing more to say, nowhere to say it."""
 
 
 def _json_value(a: Aggregation, key: tuple) -> Any:

@@ -14,8 +14,11 @@ import glob
 import json
 import os
 import signal
+import stat
 import time
 from dataclasses import dataclass
+
+from pydtrace.outfiles import open_output
 
 ROOT = "/tmp"
 
@@ -56,16 +59,19 @@ def register(file: str, pids: list[int], pgid: int | None) -> str:
     except FileExistsError:
         pass
     st = os.lstat(d)
-    if st.st_uid != os.getuid() or not os.path.isdir(d) or os.path.islink(d):
-        return ""  # someone else's directory: run unregistered rather than trust it
+    if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
+        return ""  # someone else's directory, or one others may write: run unregistered
     me = os.getpid()
     path = os.path.join(d, f"{me}.json")
     data = {"pid": me, "start": _starttime(me), "file": os.path.abspath(file),
             "pids": pids, "pgid": pgid}  # fmt: skip
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    try:
+        with open(open_output(tmp, replace=True, mode=0o600), "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except OSError:
+        return ""  # a full /tmp: record all the same, only `ktrace -C` will not find us
     return path
 
 

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from pydtrace.outfiles import open_output
 
 HEADER = struct.Struct("<Iiiiqq16sQQ")
 HEADER_SIZE = 64
@@ -237,17 +239,25 @@ class Writer:
     Records wait in a buffer of at most `limit` bytes (one write when it
     fills, and at flush/close), so recording costs a syscall per batch;
     O_APPEND keeps two recorders' records whole in one file (ktrace -a).
+
+    The file is opened by outfiles.open_output: without append it is made
+    afresh (never through another user's name), mode 0600 as OpenBSD's: it
+    holds what the traced programs read, wrote and were given. A write that
+    fails (a full disk, a reader gone) is kept in `error`, what is buffered
+    and written later is dropped, and on_error() is called (a recorder
+    stops then, and ktrace reports the error).
     """
 
+    MODE = 0o600
+
     def __init__(self, path: str, append: bool = False, limit: int = 1 << 16) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        if not append:
-            flags |= os.O_TRUNC
-        self.fd = os.open(path, flags, 0o666)
+        self.fd = open_output(path, replace=not append, mode=self.MODE)
         self.path = path
         self.limit = limit
         self.buf = bytearray()
         self.written = 0  # records handed to the kernel
+        self.error: OSError | None = None
+        self.on_error: Callable[[], None] | None = None
 
     def write(self, rec: Record) -> None:
         data = rec.encode()
@@ -263,19 +273,30 @@ class Writer:
         self.buf += data
 
     def flush(self) -> None:
-        view = memoryview(self.buf)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
-        view.release()
+        if self.error is None:
+            view = memoryview(self.buf)
+            try:
+                while view:
+                    n = os.write(self.fd, view)
+                    view = view[n:]
+            except OSError as e:
+                self.error = e
+            finally:
+                view.release()
         self.buf.clear()
+        if self.error is not None and self.on_error is not None:
+            notify, self.on_error = self.on_error, None  # once
+            notify()
 
     def close(self) -> None:
         if self.fd >= 0:
             try:
                 self.flush()
             finally:
-                os.close(self.fd)
+                try:
+                    os.close(self.fd)
+                except OSError as e:  # a file system that reports at close (NFS)
+                    self.error = self.error or e
                 self.fd = -1
 
     def __enter__(self) -> Writer:

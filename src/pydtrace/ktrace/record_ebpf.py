@@ -199,6 +199,7 @@ def record(
     from pydtrace.engines.launch import LaunchError, Targets
 
     _check_kernel()
+    writer.on_error = stop.set  # a file that cannot be written ends the recording
     targets = Targets()
     s = Session()
     main = threading.current_thread() is threading.main_thread()

@@ -573,6 +573,14 @@ def record(
 
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             old[s] = signal.signal(s, on_signal)
+
+    def on_write_error() -> None:
+        """A file that cannot be written ends the recording, as SIGTERM does."""
+        stop.set()
+        if tracer.in_wait:  # the flush of the interval timer, in a wait
+            raise _WakeUp
+
+    writer.on_error = on_write_error
     try:
         if opts.command:
             _start_command(opts, tracer, rec, table, build, encode)
@@ -666,7 +674,9 @@ def _loop(tracer: _Tracer, writer: F.Writer, stop: threading.Event, main: bool) 
             # nothing touches the buffer, so it is written here and the wait
             # goes on (PEP 475); raising would lose a status waitpid returned.
             if tracer.in_wait and buf:
-                flush()
+                flush()  # a failure raises _WakeUp (record's on_write_error)
+            if tracer.in_wait and stop.is_set():  # set outside a wait (a failed write)
+                raise _WakeUp
 
         old_alarm = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, _FLUSH_EVERY, _FLUSH_EVERY)
