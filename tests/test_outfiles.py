@@ -455,7 +455,10 @@ def test_head_1_ends_the_run(engine: str) -> None:
     )
     p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=ENV,
                        timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
-    assert (p.stdout, p.stderr) == ("x\n", "pydtrace: failed to write to <stdout>: Broken pipe\nstatus 1\n")
+    assert (p.stdout, p.stderr) == (
+        "x\n",
+        "pydtrace: failed to write to <stdout>: Broken pipe\nstatus 1\n",
+    )
 
 
 def test_a_c_target_is_killed_as_on_ctrl_c(tmp_path: Path, engine: str) -> None:
