@@ -3,7 +3,9 @@ unit tests: each case runs on both engines and must print the same, exact output
 
 from __future__ import annotations
 
-from conftest import same_on_both_engines
+import pytest
+
+from conftest import pydtrace, same_on_both_engines
 
 
 def test_increment_creates_array_elements():
@@ -27,3 +29,48 @@ def test_increment_keys_are_checked_after_creation():
     assert r.err.endswith(
         ": h[ ] key #1 is incompatible with prototype:\n\tprototype: int\n\t      key: string\n"
     ), r.err
+
+
+NO_KPROBES = (
+    "this kernel has no kprobes (no kprobe PMU, no kprobe_events in tracefs), which kernel"
+    " function probes need; its tracepoints are sdt probes (pydtrace -l -P sdt)"
+)
+
+
+@pytest.mark.parametrize(
+    "spec, hint",
+    [
+        ("fbt::do_sys_open:entry", None),
+        ("tracepoint:syscalls:sys_enter_openat", "is sdt:syscalls::sys_enter_openat in D"),
+        ("kprobe:do_sys_open", "is fbt::do_sys_open:entry in D"),
+        ("kretprobe:vfs_read", "is fbt::vfs_read:return in D"),
+        ("interval:s:1", "is tick-1s in D"),
+        ("profile:hz:99", "is profile-99 in D"),
+        ("i:ms:100", "is tick-100ms in D"),
+    ],
+)
+def test_unmatched_probe_hints(spec, hint):
+    """dtrace's exact error, then one line of advice: why fbt cannot exist on this
+    kernel, and how D spells bpftrace's probe names."""
+    from pydtrace.probes.hints import has_kprobes
+
+    r = pydtrace("-n", spec + " { exit(0); }")
+    lines = r.err.splitlines()
+    assert r.status == 1 and len(lines) == 2, r.err
+    assert lines[0].endswith(" does not match any probes"), r.err
+    if hint is None:
+        expect = NO_KPROBES if not has_kprobes() else "pydtrace has no fbt provider yet"
+    else:
+        expect = f"bpftrace's {spec} {hint}"
+        if spec.startswith("k") and not has_kprobes():
+            expect += "; " + NO_KPROBES
+    assert lines[1].startswith(f"pydtrace: hint: {expect}"), r.err
+
+
+def test_no_hint_for_a_plain_misspelling():
+    r = pydtrace("-n", "syscall::nosuch:entry { exit(0); }")
+    assert (r.status, r.err) == (
+        1,
+        "pydtrace: invalid probe specifier syscall::nosuch:entry { exit(0); }: probe"
+        " description syscall::nosuch:entry does not match any probes\n",
+    )

@@ -105,6 +105,7 @@ class Session:
         from pydtrace.lang.macros import Macros
         from pydtrace.lang.parser import parse
         from pydtrace.probes.catalogue import parse_probe_desc
+        from pydtrace.probes.hints import no_match_hint
         from pydtrace.probes.providers import default_catalogue
 
         self.catalogue = cat = default_catalogue()
@@ -129,7 +130,10 @@ class Session:
                 probes = cat.match(desc)
             if not probes and not self.zdefs:
                 raise DError(
-                    "D_PDESC_ZERO", f"probe description {desc} does not match any probes", line
+                    "D_PDESC_ZERO",
+                    f"probe description {desc} does not match any probes",
+                    line,
+                    hint=no_match_hint(text),
                 )
             statements.append(probes)
             desc_attrs.append(_description_attributes(cat, desc))
@@ -198,7 +202,7 @@ class Session:
                 if not script and e.file is None:
                     e.line = 0  # dtrace gives no line for programs on the command line
                 raise CompileError(
-                    f"{where}: {e.located(bool(self.options.get('errtags')))}", e.tag
+                    f"{where}: {e.located(bool(self.options.get('errtags')))}", e.tag, e.hint
                 ) from None
             except CompileError:
                 raise

@@ -60,6 +60,8 @@ def _main(pname: str, argv: list[str]) -> int:
         return 2
     except OptionError as e:
         err.write(f"{pname}: {e.message}\n")
+        if e.hint:
+            err.write(f"{pname}: hint: {e.hint}\n")
         return 1
     if o.version:
         sys.stdout.write(f"{pname}: Oracle D 2.0\n")
@@ -106,6 +108,8 @@ def _main(pname: str, argv: list[str]) -> int:
         session.close()
         out.flush()
         err.write(f"{pname}: {e.message}\n")
+        if e.hint:
+            err.write(f"{pname}: hint: {e.hint}\n")
         return 1
 
 
