@@ -74,3 +74,28 @@ def test_no_hint_for_a_plain_misspelling():
         "pydtrace: invalid probe specifier syscall::nosuch:entry { exit(0); }: probe"
         " description syscall::nosuch:entry does not match any probes\n",
     )
+
+
+def test_dynamic_variable_drop_does_not_end_the_clause():
+    """A store with no room left is dropped; the rest of the clause runs (its exit()
+    too), reads of the dropped element give 0, and the clause counts one drop (as
+    dtrace-utils reports)."""
+    r = same_on_both_engines(
+        "-x",
+        "dynvarsize=48",
+        "-qn",
+        "BEGIN { a[1] = 1; a[2] = 2; a[3] = 3; a[4] = 4;"
+        ' printf("%d %d %d %d\\n", a[1], a[2], a[3], a[4]); }'
+        " BEGIN { a[5] = 5; a[6] = 6; exit(0); }",
+    )
+    assert (r.status, r.out, r.err) == (0, "1 2 0 0\n\n", "pydtrace: 2 dynamic variable drops\n")
+
+
+def test_no_room_for_one_dynamic_variable_is_refused():
+    """dynvarsize too small for a single variable: dtrace's refusal at enabling,
+    never a run whose every store drops (which hung a script waiting on exit())."""
+    r = same_on_both_engines("-x", "dynvarsize=1", "-n", "BEGIN { a[1] = 1; exit(0); }")
+    assert (r.status, r.out) == (1, "")
+    assert r.err.endswith(
+        "pydtrace: could not enable tracing: Enabling exceeds size of buffer\n"
+    ), r.err

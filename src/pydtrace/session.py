@@ -311,6 +311,15 @@ class Session:
         """(engine, None) or (None, the error to report when the eBPF engine is
         chosen), or (None, None): the user engine runs it (a default choice
         the eBPF engine cannot lower, or eBPF not allowed)."""
+        from pydtrace.engines.dvars import dvar_capacity
+        from pydtrace.options import size_option
+
+        assert self.checked is not None
+        dynvarsize = size_option(self.options, "dynvarsize", 0) or 1 << 20
+        strsize = int(self.options.get("strsize", 256))
+        if dvar_capacity(self.checked, strsize, dynvarsize) == 0:
+            # not one dynamic variable fits: every store would drop (dtrace's refusal)
+            return None, CompileError("could not enable tracing: Enabling exceeds size of buffer")
         engine, refusal = self._try_ebpf(consumer)
         if engine is None and refusal is None and self.launcher is not None:
             self._fall_back_to_user_engine()
