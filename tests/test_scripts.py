@@ -99,3 +99,25 @@ def test_no_room_for_one_dynamic_variable_is_refused():
     assert r.err.endswith(
         "pydtrace: could not enable tracing: Enabling exceeds size of buffer\n"
     ), r.err
+
+
+def test_char_array_members_as_values_and_keys(tmp_path):
+    """proc:::exec-success { trace(curpsinfo->pr_psargs) }, the best-known one-liner:
+    a char[] member traced, printed with %s and used as an aggregation key."""
+    script = tmp_path / "child.sh"
+    script.write_text("#!/bin/sh\n/bin/echo hi there >/dev/null\n")
+    script.chmod(0o755)
+    r = same_on_both_engines(
+        "-qn",
+        "proc:::exec-success /ppid == $target/ { trace(curpsinfo->pr_psargs);"
+        ' printf("|%s|\\n", curpsinfo->pr_psargs); @[curpsinfo->pr_psargs] = count();'
+        " @f[curpsinfo->pr_fname] = count(); }",
+        "-c",
+        str(script),
+    )
+    assert (r.status, r.out) == (
+        0,
+        "/bin/echo hi there|/bin/echo hi there|\n\n"
+        "  /bin/echo hi there                                                1\n"
+        "  echo                                                              1\n",
+    ), r.err

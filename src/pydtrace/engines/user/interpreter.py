@@ -144,7 +144,7 @@ class Compiler(ActionsMixin):
     def key(self, k: ast.Expr) -> Fn:
         t: CType = k.ctype  # type: ignore[attr-defined]
         fn = self.strval(k) if t.is_char_array() else self.expr(k)
-        if in_memory(t):  # a struct key is its bytes
+        if in_memory(t) and not t.is_char_array():  # a struct key is its bytes
             mem = self.st.mem
             size = type_size(t)
             return lambda f: mem.read(fn(f), size)
