@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import pydtrace, same_on_both_engines
+from conftest import no_fault_pc, pydtrace, same_on_both_engines
 
 
 def test_increment_creates_array_elements():
@@ -121,3 +121,18 @@ def test_char_array_members_as_values_and_keys(tmp_path):
         "  /bin/echo hi there                                                1\n"
         "  echo                                                              1\n",
     ), r.err
+
+
+def test_copyinstr_of_a_bad_address_faults():
+    """A user string that cannot be read is dtrace's "invalid address" fault on both
+    engines, never an empty string passed off as the data."""
+    r = same_on_both_engines(
+        "-qn",
+        'BEGIN { printf("[%s]\\n", copyinstr(12345)); } BEGIN { printf("[%s]\\n",'
+        " copyinstr(0)); } BEGIN { exit(0); }",
+    )
+    assert (r.status, r.out) == (0, "\n")
+    assert no_fault_pc(r.err) == (
+        "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): invalid address (0x3039)\n"
+        "pydtrace: error in dt_clause_1 for probe ID 1 (dtrace:::BEGIN): invalid address (0x0)"
+    )
