@@ -136,3 +136,43 @@ def test_copyinstr_of_a_bad_address_faults():
         "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): invalid address (0x3039)\n"
         "pydtrace: error in dt_clause_1 for probe ID 1 (dtrace:::BEGIN): invalid address (0x0)"
     )
+
+
+NO_FRAME_POINTER_C = r"""
+#include <unistd.h>
+__attribute__((noinline)) int leaf(int x) { return x + 1; }
+static char text[64] = "hellohellohellohellohellohellohello";
+__attribute__((noinline)) int mid(int x) {
+    int out;
+    /* code built without frame pointers may hold anything in rbp: here, text */
+    __asm__ volatile("push %%rbp\n\tmov %1, %%rbp\n\tmov %2, %%edi\n\tcall leaf\n\tpop %%rbp"
+                     : "=a"(out) : "r"(text), "r"(x)
+                     : "rdi", "rsi", "rdx", "rcx", "r8", "r9", "r10", "r11", "memory");
+    return out;
+}
+int main(void) { usleep(100000); return mid(41) == 42 ? 0 : 1; }
+"""
+
+
+def test_ustack_stops_at_a_word_that_is_no_return_address(tmp_path):
+    """A frame-pointer walk through code without frame pointers: rbp points at text,
+    whose bytes would print as a frame (0x686f6c6c65686f6c); the stack ends before it,
+    in records and in aggregation keys alike."""
+    import subprocess
+
+    exe = tmp_path / "nofp"
+    src = tmp_path / "nofp.c"
+    src.write_text(NO_FRAME_POINTER_C)
+    subprocess.run(["cc", "-O1", "-fomit-frame-pointer", "-o", str(exe), str(src)], check=True)
+    r = pydtrace(
+        "-x",
+        "engine=ebpf",
+        "-qn",
+        "pid$target:nofp:leaf:entry { ustack(); @[ustack()] = count(); }",
+        "-c",
+        str(exe),
+    )
+    assert r.status == 0, r.err
+    assert r.out.startswith("\n              nofp`leaf\n\n"), r.out
+    assert "0x686f6c6c65686f6c" not in r.out and "hello" not in r.out, r.out
+    assert r.out.count("nofp`leaf") == 2, r.out

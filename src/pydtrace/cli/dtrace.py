@@ -60,8 +60,6 @@ def _main(pname: str, argv: list[str]) -> int:
         return 2
     except OptionError as e:
         err.write(f"{pname}: {e.message}\n")
-        if e.hint:
-            err.write(f"{pname}: hint: {e.hint}\n")
         return 1
     if o.version:
         sys.stdout.write(f"{pname}: Oracle D 2.0\n")
