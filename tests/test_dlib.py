@@ -52,3 +52,20 @@ def test_redefinition_is_refused(src, previous):
     assert r.err.endswith(
         f"[D_DECL_IDRED] identifier redefined: {src.split()[2]}\n\t current: inline definition\n\tprevious: {previous}\n"
     ), r.err
+
+
+def test_procfs_constants():
+    """procfs.d's state letters (lwpsinfo_t pr_state, type char) and pr_flag bits, on both
+    engines; a running BEGIN's thread is SRUN or SONPROC."""
+    lib = library_inlines()
+    states = ("SSLEEP", "SRUN", "SZOMB", "SSTOP", "SIDL", "SONPROC", "SWAIT")
+    assert [lib[n] for n in states] == [("char", i) for i in range(1, 8)]
+    assert lib["PR_IDLE"] == ("int", 0x10000000)
+    assert lib["PR_MODEL_LP64"] == ("char", 2)
+    prog = (
+        'BEGIN { printf("%d %d %d %x %d\\n", SSLEEP, SZOMB, SONPROC, PR_IDLE | PR_STOPPED,'
+        " curlwpsinfo->pr_state == SRUN || curlwpsinfo->pr_state == SONPROC); exit(0); }"
+    )
+    for engine in ("ebpf", "ptrace"):
+        r = pydtrace("-x", f"engine={engine}", "-qn", prog, "-c", "/bin/true")
+        assert (r.status, r.out) == (0, "1 3 6 10000001 1\n\n"), (engine, r.err)

@@ -105,6 +105,7 @@ class Session:
         from pydtrace.lang.macros import Macros
         from pydtrace.lang.parser import parse
         from pydtrace.probes.catalogue import parse_probe_desc
+        from pydtrace.probes.hints import no_match_hint
         from pydtrace.probes.providers import default_catalogue
 
         self.catalogue = cat = default_catalogue()
@@ -129,7 +130,10 @@ class Session:
                 probes = cat.match(desc)
             if not probes and not self.zdefs:
                 raise DError(
-                    "D_PDESC_ZERO", f"probe description {desc} does not match any probes", line
+                    "D_PDESC_ZERO",
+                    f"probe description {desc} does not match any probes",
+                    line,
+                    hint=no_match_hint(text),
                 )
             statements.append(probes)
             desc_attrs.append(_description_attributes(cat, desc))
@@ -198,7 +202,7 @@ class Session:
                 if not script and e.file is None:
                     e.line = 0  # dtrace gives no line for programs on the command line
                 raise CompileError(
-                    f"{where}: {e.located(bool(self.options.get('errtags')))}", e.tag
+                    f"{where}: {e.located(bool(self.options.get('errtags')))}", e.tag, e.hint
                 ) from None
             except CompileError:
                 raise
@@ -307,6 +311,15 @@ class Session:
         """(engine, None) or (None, the error to report when the eBPF engine is
         chosen), or (None, None): the user engine runs it (a default choice
         the eBPF engine cannot lower, or eBPF not allowed)."""
+        from pydtrace.engines.dvars import dvar_capacity
+        from pydtrace.options import size_option
+
+        assert self.checked is not None
+        dynvarsize = size_option(self.options, "dynvarsize", 0) or 1 << 20
+        strsize = int(self.options.get("strsize", 256))
+        if dvar_capacity(self.checked, strsize, dynvarsize) == 0:
+            # not one dynamic variable fits: every store would drop (dtrace's refusal)
+            return None, CompileError("could not enable tracing: Enabling exceeds size of buffer")
         engine, refusal = self._try_ebpf(consumer)
         if engine is None and refusal is None and self.launcher is not None:
             self._fall_back_to_user_engine()

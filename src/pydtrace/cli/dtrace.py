@@ -140,6 +140,8 @@ def _run(pname: str, o: Any, out: Any, err: Any) -> int:
         except OutputFailed as f:
             _report(pname, f)
         err.write(f"{pname}: {e.message}\n")
+        if e.hint:
+            err.write(f"{pname}: hint: {e.hint}\n")
         return 1
 
 

@@ -28,7 +28,7 @@ from .aggregation import (
     s64,
     stddev_of,
 )
-from .stacks import StackKey, SymKey, format_stack, format_symbol, frame_name
+from .stacks import StackKey, SymKey, format_stack, format_symbol, frame_name, user_frames
 
 if TYPE_CHECKING:
     from pydtrace.lang.formats import Conversion, Format
@@ -417,7 +417,8 @@ def format_folded(agg: Aggregation, options: dict) -> str:
         parts: list[str] = []
         for k in key:
             if isinstance(k, StackKey):
-                names = [frame_name(k.kind, pc, k.pid) for pc in k.frames]
+                frames = user_frames(k.frames, k.pid) if k.kind == "ustack" else k.frames
+                names = [frame_name(k.kind, pc, k.pid) for pc in frames if pc]
                 parts.extend(n.split("+0x", 1)[0] for n in reversed(names))
             elif isinstance(k, SymKey):
                 parts.append(format_symbol(k.kind, k.addr, k.pid))

@@ -71,10 +71,26 @@ def frame_name(kind: str, pc: int, pid: int) -> str:
     return f"{obj}`0x{pc:x}" if obj else "0x%x" % pc
 
 
+def user_frames(frames: tuple[int, ...], pid: int) -> tuple[int, ...]:
+    """A user stack to its first 0, and to the first frame past the pc that is not
+    in the process's executable memory: a frame-pointer walk through code built
+    without frame pointers reads stack words that are no return addresses (text,
+    pointers to data); what follows such a word is no longer the call chain."""
+    from pydtrace.symbols.process import process_symbols
+
+    end = frames.index(0) if 0 in frames else len(frames)
+    syms = process_symbols(pid) if pid > 0 else None
+    for i in range(1, end):
+        if syms is not None and syms.is_code(frames[i]) is False:
+            return frames[:i]
+    return frames[:end]
+
+
 def format_stack(key: StackKey, indent: int = STACK_INDENT) -> str:
     """A newline, then each frame on a line of its own (to the first 0)."""
     out = ["\n"]
-    for pc in key.frames:
+    frames = user_frames(key.frames, key.pid) if key.kind == "ustack" else key.frames
+    for pc in frames:
         if not pc:
             break
         out.append(" " * indent + frame_name(key.kind, pc, key.pid) + "\n")

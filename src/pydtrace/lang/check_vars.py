@@ -112,6 +112,18 @@ class Variables:
                 table[x.name] = Variable(
                     x.name, scope, T.BUILTIN_TYPEDEFS["int64_t"], id=len(table)
                 )
+        elif isinstance(x, ast.Index) and isinstance(x.base, ast.Ident | ast.SelfVar):
+            # and an undeclared associative array, keyed by its subscripts' types
+            base = x.base
+            table = self.prog.globals if isinstance(base, ast.Ident) else self.prog.tlocals
+            if base.name not in table and (
+                isinstance(base, ast.SelfVar) or self._undeclared(base.name)
+            ):
+                keys = [self._key(k, i) for i, k in enumerate(x.args)]
+                scope = "global" if isinstance(base, ast.Ident) else "self"
+                table[base.name] = Variable(
+                    base.name, scope, T.BUILTIN_TYPEDEFS["int64_t"], keys, id=len(table)
+                )
         if not isinstance(
             x, ast.Ident | ast.SelfVar | ast.ThisVar | ast.Index | ast.Member | ast.Unary
         ):

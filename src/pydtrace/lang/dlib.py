@@ -62,7 +62,20 @@ OTHER_INLINES: dict[str, tuple[str, int]] = {
     "pset": ("psetid_t", 0),
     "chip": ("chipid_t", 0),
     "lgrp": ("lgrp_id_t", 0),
-}
+    # procfs.d's: lwpsinfo_t pr_state values (char) and pr_flag bits (int), the data
+    # model, and the pid types of pid namespaces
+    **{n: ("char", v) for n, v in (("SSLEEP", 1), ("SRUN", 2), ("SZOMB", 3), ("SSTOP", 4),
+                                   ("SIDL", 5), ("SONPROC", 6), ("SWAIT", 7),
+                                   ("PR_MODEL_ILP32", 1), ("PR_MODEL_LP64", 2))},
+    "PR_STOPPED": ("int", 0x1),
+    "PR_ISTOP": ("int", 0x2),
+    "PR_DSTOP": ("int", 0x4),
+    "PR_IDLE": ("int", 0x10000000),
+    "PIDTYPE_PID": ("int", 0),
+    "PIDTYPE_TGID": ("int", 1),
+    "PIDTYPE_PGID": ("int", 2),
+    "PIDTYPE_SID": ("int", 3),
+}  # fmt: skip
 
 
 def _parse(text: str) -> dict[str, int]:

@@ -13,12 +13,20 @@ from __future__ import annotations
 class DError(Exception):
     """A compile-time error in a D program."""
 
-    def __init__(self, tag: str, message: str, line: int = 0, file: str | None = None) -> None:
+    def __init__(
+        self,
+        tag: str,
+        message: str,
+        line: int = 0,
+        file: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.tag = tag
         self.message = message
         self.line = line
         self.file = file
+        self.hint = hint  # a line of advice after dtrace's message, when there is one
 
     def located(self, errtags: bool = False) -> str:
         """`[D_TAG] line N: message` as dtrace shows it after the script name."""
@@ -31,7 +39,8 @@ class DError(Exception):
 class CompileError(Exception):
     """A program failed to compile; str() is dtrace's full message (without the program name)."""
 
-    def __init__(self, message: str, tag: str = "") -> None:
+    def __init__(self, message: str, tag: str = "", hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.tag = tag
+        self.hint = hint  # advice the front end prints on a line of its own

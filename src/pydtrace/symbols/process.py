@@ -36,21 +36,30 @@ class ProcessSymbols:
     def __init__(self, pid: int, read: bool = True) -> None:
         self.pid = pid
         self.maps: list[Mapping] = []
+        # executable ranges ([start, end)) of the snapshot: file text and anonymous
+        # code ([vdso], JIT); None when only mapping events were seen (text only)
+        self.code: list[tuple[int, int]] | None = None
         if not read:
             return
+        code: list[tuple[int, int]] = []
         try:
             with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
                 for line in f:
                     parts = line.split(maxsplit=5)
-                    if len(parts) < 6 or not parts[5].startswith("/"):
+                    if len(parts) < 5:
                         continue
                     lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                    if "x" in parts[1]:
+                        code.append((lo, hi))
+                    if len(parts) < 6 or not parts[5].startswith("/"):
+                        continue
                     path = parts[5].rstrip("\n")
                     if path.endswith(" (deleted)"):
                         path = path[: -len(" (deleted)")]
                     self.maps.append(Mapping(lo, hi, int(parts[2], 16), path))
         except OSError:
-            pass  # gone before we looked: addresses print raw
+            return  # gone before we looked: addresses print raw
+        self.code = code
 
     def mapping(self, addr: int) -> Mapping | None:
         found = self._find(addr)
@@ -59,6 +68,18 @@ class ProcessSymbols:
             # that has the pid of an old one): ask the pid's current one
             found = process_symbols(self.pid)._find(addr)
         return found
+
+    def is_code(self, addr: int) -> bool | None:
+        """Does addr lie in executable memory of the process? None when nothing
+        is known of it (no snapshot, no events)."""
+        if self.code is not None:
+            if any(lo <= addr < hi for lo, hi in self.code):
+                return True
+            _catch_up()  # mapped since the snapshot? (events feed add())
+            return any(lo <= addr < hi for lo, hi in process_symbols(self.pid).code or ())
+        if not self.maps:
+            return None
+        return self.mapping(addr) is not None  # events name executable file mappings only
 
     def _find(self, addr: int) -> Mapping | None:
         for m in self.maps:
@@ -70,6 +91,8 @@ class ProcessSymbols:
         """A new mapping: it replaces what it overlaps (newest first)."""
         if m not in self.maps:
             self.maps = [m, *(x for x in self.maps if x.end <= m.start or x.start >= m.end)]
+            if self.code is not None:  # events name executable mappings (a dlopen since)
+                self.code.append((m.start, m.end))
 
     def object_start(self, path: str) -> int:
         """The lowest address at which path is mapped."""

@@ -125,8 +125,6 @@ class ActionsMixin(CompilerBase):
         d = act.data[0]
         x = d.expr
         assert x is not None
-        if act.name == "trace" and x.ctype.is_char_array():  # type: ignore[attr-defined]
-            raise self.unsupported("char arrays", e)
         if d.by_ref:  # a struct/union/array: its bytes, as the user engine records them
             v = self.expr(x)
             idxs = self.record_block(v, d.size)

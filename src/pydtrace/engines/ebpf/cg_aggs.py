@@ -10,6 +10,7 @@ from pydtrace.engines.ebpf.cg_context import (
 )
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, s64
 from pydtrace.lang import ast
+from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
 
 
@@ -42,6 +43,9 @@ class AggsMixin(CompilerBase):
                 self.symbol_key(k, slot)  # cg_stack
                 continue
             v = self.expr(k)
+            if t.is_char_array():  # a string key (the checker typed it so): its characters
+                v = self.string_at(v)
+                t = T.STRING
             if t.is_string():
                 self.copy_string_to(R9, self.f_key + slot.off, v.reg)
                 if own is not None:  # other aggregations' keys leave bytes here

@@ -114,6 +114,7 @@ class ProgramMixin(CompilerBase):
         if self.dvar_id:
             self.f_dkey = self.frame.take(self.dkey_size * self.dkey_levels)
             self.f_dval = self.frame.take(self.dval_size)
+            self.f_dvdrop = self.frame.take(8)  # has this clause dropped a store yet?
         maxkey = 8
         maxval = 8
         # keys that are the same probe-constant string at every use: stored as the probe id
@@ -477,6 +478,8 @@ class ProgramMixin(CompilerBase):
             self.truth(v)
             self.free(v)
             a.jmp("==", v.reg, self.next_clause, imm=0)
+        if self.dvar_id:
+            a.st(8, R9, self.f_dvdrop, 0)
         # the record header: kind, probe, clause, cpu, then the action mask
         mask_insn = None
         # a speculating clause leaves a record even with no data of its own

@@ -29,6 +29,8 @@ def copyinstr(cg: CompilerBase, e: ast.Call) -> Value:
         _args_to(cg, e, (R3,), strs=())
         a.movi(R2, cg.strsize)
     v, _ = cg.new_string()
+    where = cg.alloc(T.ULONG)  # the address, kept for the fault (r3 dies in the call)
+    a.mov(where.reg, R3)
     skip, capped = a.new_label("cis_none"), a.new_label("cis_cap")
     a.jmp("s<", R2, skip, imm=1)
     a.jmp("s<=", R2, capped, imm=cg.strsize)
@@ -37,7 +39,13 @@ def copyinstr(cg: CompilerBase, e: ast.Call) -> Value:
     a.alu("+", R2, imm=1)  # the size counts the NUL
     a.mov(R1, v.reg)
     a.call("probe_read_user_str")
+    # A string that cannot be read here (a bad address, or a page not yet
+    # resident: a probe program cannot fault it in) is dtrace's fault, never an
+    # empty string passed off as the data.
+    a.jmp("s>=", R0, skip, imm=0)
+    cg.fault(BADADDR, where.reg)
     a.place(skip)
+    cg.free(where)
     return v
 
 

@@ -150,18 +150,23 @@ class VarsMixin(CompilerBase):
         else:
             a.jmp("==", v.reg, delete, imm=0)
             a.stx(8, R9, self.f_dval, v.reg)
-        a.ld_map(R1, "dvars")
-        a.mov(R2, R9)
-        a.alu("+", R2, imm=base)
-        a.mov(R3, R9)
-        a.alu("+", R3, imm=self.f_dval)
-        a.movi(R4, 0)
-        a.call("map_update_elem")
-        if self.dvar_capacity > 0:
+        if self.dvar_capacity > 0:  # (none fit: every store is a drop)
+            a.ld_map(R1, "dvars")
+            a.mov(R2, R9)
+            a.alu("+", R2, imm=base)
+            a.mov(R3, R9)
+            a.alu("+", R3, imm=self.f_dval)
+            a.movi(R4, 0)
+            a.call("map_update_elem")
             a.jmp("s>=", R0, done, imm=0)
-        # no room: a drop that ends the clause, as dtrace's store does
+        # No room: the clause goes on without the store, as DTrace's DIF does (dtrace-utils'
+        # BPF returns, losing the rest of the clause); a clause counts one drop however
+        # many of its stores fail, as dtrace-utils reports.
+        a.ldx(8, R1, R9, self.f_dvdrop)
+        a.jmp("!=", R1, done, imm=0)
+        a.st(8, R9, self.f_dvdrop, 1)
         self.count_drop(DROP_DYN)
-        a.ja(self.next_clause)
+        a.ja(done)
         a.place(delete)
         if not t.is_string():  # strings are never deleted (no jump here)
             a.ld_map(R1, "dvars")

@@ -119,6 +119,7 @@ class UserEngine:
             f.items = []
             f.spec = 0
             f.clause = c.index
+            f.dvar_dropped = False
             state.mem.reset_scratch()  # alloca'd memory lives for one clause
             try:
                 fn(f)

@@ -144,7 +144,7 @@ class Compiler(ActionsMixin):
     def key(self, k: ast.Expr) -> Fn:
         t: CType = k.ctype  # type: ignore[attr-defined]
         fn = self.strval(k) if t.is_char_array() else self.expr(k)
-        if in_memory(t):  # a struct key is its bytes
+        if in_memory(t) and not t.is_char_array():  # a struct key is its bytes
             mem = self.st.mem
             size = type_size(t)
             return lambda f: mem.read(fn(f), size)
@@ -421,8 +421,10 @@ class Compiler(ActionsMixin):
             if a is None:
                 if not (write or clause_local):
                     return st.zero_block(size)
-                if not clause_local:
-                    st.new_dvar()
+                if not clause_local and not st.new_dvar(f):
+                    a = mem.alloc(size)  # a dropped store: written, then freed
+                    f.owned.append(a)
+                    return a
                 a = table[key] = mem.alloc(size)
                 if clause_local:
                     f.owned.append(a)
@@ -747,8 +749,8 @@ class Compiler(ActionsMixin):
                 if v == 0 and not isinstance(v, str):
                     tl.pop(key, None)
                     return
-                if key not in tl:
-                    st.new_dvar()
+                if key not in tl and not st.new_dvar(f):
+                    return
                 tl[key] = v
 
             return set_self
@@ -772,8 +774,8 @@ class Compiler(ActionsMixin):
                         if val == 0 and not isinstance(val, str):
                             table.pop(k, None)
                             return
-                        if k not in table:
-                            st.new_dvar()
+                        if k not in table and not st.new_dvar(f):
+                            return
                         table[k] = val
 
                     return set_assoc
@@ -784,8 +786,8 @@ class Compiler(ActionsMixin):
                     if val == 0 and not isinstance(val, str):
                         ta.pop(k, None)
                         return
-                    if k not in ta:
-                        st.new_dvar()
+                    if k not in ta and not st.new_dvar(f):
+                        return
                     ta[k] = val
 
                 return set_tassoc

@@ -8,7 +8,7 @@ from typing import Any
 from pydtrace.consume.aggregation import Aggregation, AggSpec
 from pydtrace.consume.records import Record
 from pydtrace.engines.dvars import dvar_capacity
-from pydtrace.engines.user.firing import Skip
+from pydtrace.engines.user.firing import Firing
 from pydtrace.engines.user.memory import DEFAULT_SCRATCHSIZE, Memory, in_memory, type_size
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.lang.types import CType
@@ -58,12 +58,16 @@ class State:
         n = len(self.tlocals) + sum(len(t) for t in self.tassoc.values())
         return n + sum(len(v) for v in self.globals.values() if isinstance(v, dict))
 
-    def new_dvar(self) -> None:
-        """Room for one more dynamic variable, or a drop that ends the clause
-        (dtrace's store returns from the program when no element is free)."""
+    def new_dvar(self, f: Firing) -> bool:
+        """Is there room for one more dynamic variable? If not, the clause goes on
+        without the store, as DTrace's DIF does; a clause counts one drop however
+        many of its stores fail, as dtrace-utils reports."""
         if self.dvar_count() >= self.dvar_capacity:
-            self.dvar_drops += 1
-            raise Skip
+            if not f.dvar_dropped:
+                f.dvar_dropped = True
+                self.dvar_drops += 1
+            return False
+        return True
 
     def zero_block(self, size: int) -> int:
         """Where an unassigned dynamic struct variable reads from: zeroes."""
