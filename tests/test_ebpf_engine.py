@@ -182,6 +182,7 @@ class FakeTargets:
         self.fd = os.pidfd_open(self.child.pid)
         self.live = 1
         self.calls: list[str] = []
+        self.targets: list[object] = []  # no held child: nothing waits for an exec
 
     def release(self) -> None:
         self.calls.append(f"release attached={self.box['engine'].attached.is_set()}")

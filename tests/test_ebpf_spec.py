@@ -163,16 +163,21 @@ def test_tracepoint_detach_does_not_wait_for_the_kernel() -> None:
     fd = B.prog_load(B.ProgType.TRACEPOINT, ret0, name="t_hold")
     try:
         before, kids = len(os.listdir("/proc/self/fd")), _children()
-        a = perf.attach_tracepoint(fd, "syscalls", "sys_enter_getppid")
-        t0 = time.monotonic()
-        a.close()  # the plain close waits for the kernel's grace period
-        waited = time.monotonic() - t0
-        b = perf.attach_tracepoint(fd, "syscalls", "sys_enter_getppid")
-        t0 = time.monotonic()
-        perf.close_without_waiting([b])
-        handed = time.monotonic() - t0
-        assert b.closed and len(os.listdir("/proc/self/fd")) == before
-        assert _children() == kids  # the holder is an orphan, not our child
-        assert handed < waited, (handed, waited)
+        tries = []
+        for _ in range(5):  # wall-clock times: a loaded machine may slow one try
+            a = perf.attach_tracepoint(fd, "syscalls", "sys_enter_getppid")
+            t0 = time.monotonic()
+            a.close()  # the plain close waits for the kernel's grace period
+            waited = time.monotonic() - t0
+            b = perf.attach_tracepoint(fd, "syscalls", "sys_enter_getppid")
+            t0 = time.monotonic()
+            perf.close_without_waiting([b])
+            handed = time.monotonic() - t0
+            assert b.closed and len(os.listdir("/proc/self/fd")) == before
+            assert _children() == kids  # the holder is an orphan, not our child
+            tries.append((handed, waited))
+            if handed < waited:
+                break
+        assert any(h < w for h, w in tries), tries
     finally:
         B.close_fd(fd)

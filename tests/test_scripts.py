@@ -176,3 +176,39 @@ def test_ustack_stops_at_a_word_that_is_no_return_address(tmp_path):
     assert r.out.startswith("\n              nofp`leaf\n\n"), r.out
     assert "0x686f6c6c65686f6c" not in r.out and "hello" not in r.out, r.out
     assert r.out.count("nofp`leaf") == 2, r.out
+
+
+def _counts(out: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in out.splitlines() if line.strip())}
+
+
+def test_c_target_is_traced_from_its_exec():
+    """Under -c, the forked child's own calls before its exec (our launcher's read of
+    the gate, close, rt_sigaction) are not the target's: entry probes start after the
+    exec, return probes see execve return, on both engines alike, and the calls
+    counted are strace's (which sees the execve entry too)."""
+    import shutil
+    import subprocess
+
+    entry = same_on_both_engines(
+        "-qn", "syscall:::entry /pid == $target/ { @[probefunc] = count(); }", "-c", "/bin/true"
+    )
+    ret = same_on_both_engines(
+        "-qn", "syscall:::return /pid == $target/ { @[probefunc] = count(); }", "-c", "/bin/true"
+    )
+    entries, returns = _counts(entry.out), _counts(ret.out)
+    assert "rt_sigaction" not in entries and "execve" not in entries, entries
+    assert returns.pop("execve") == 1 and "exit_group" not in returns, returns
+    entries.pop("exit_group")
+    assert entries == returns, (entries, returns)
+    if shutil.which("strace"):
+        p = subprocess.run(
+            ["strace", "-f", "-c", "-U", "name,calls", "/bin/true"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows = [x.split() for x in p.stderr.splitlines()]
+        seen = {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()}
+        seen.pop("total")
+        assert seen.pop("execve") == 1 and seen == returns, (seen, returns)

@@ -142,9 +142,12 @@ class Value:
 class CompilerBase:
     """State shared by the lowering mixins; see codegen.Compiler."""
 
-    def __init__(self, prog: CheckedProgram, options: dict[str, Any]) -> None:
+    def __init__(
+        self, prog: CheckedProgram, options: dict[str, Any], held: tuple[int, ...] = ()
+    ) -> None:
         self.prog = prog
         self.options = options
+        self.held = held  # -c children held before their exec (their probes wait for it)
         self.strsize = int(options.get("strsize", 256) or 256)
         self.ssize = self.strsize + 1  # bytes of a string buffer
         self.out = Compiled(strsize=self.strsize)

@@ -179,6 +179,13 @@ class ProgramMixin(CompilerBase):
         if groups:
             self.f_regs = self.frame.take(168)  # a copy of the syscall's pt_regs
             self.f_sys = self.frame.take(24)  # u32 nr (the dispatch key), probe id, clause mask
+        # a held -c child runs our code (and its libc) from fork to exec: no probe
+        # fires in it before its exec, as dtrace's created process starts stopped
+        # after it (a word of the globals each, set by uprobe.exec_gate_program)
+        self.exec_gates: dict[int, int] = {}
+        for pid in self.held:
+            self.exec_gates[pid] = self.globals_size
+            self.globals_size += 8
         for impl in PROVIDERS.values():
             impl.prepare(self, progs)
         # the record area goes last so that string temporaries have fixed offsets
@@ -307,6 +314,21 @@ class ProgramMixin(CompilerBase):
                 if not -(1 << 15) <= i.off < (1 << 15):
                     raise LoweringError("the eBPF engine's frame is too large (lower strsize)")
 
+    def held_gate(self) -> None:
+        """Return when the firing is in a held -c child that has not exec'd yet."""
+        a = self.a
+        a.call("get_current_pid_tgid")
+        a.alu(">>", R0, imm=32)
+        for pid, off in sorted(self.exec_gates.items()):
+            other = a.new_label("hgate")
+            a.jmp("!=", R0, other, imm=pid)
+            a.ld_map(R1, "globals", off)
+            a.ldx(8, R1, R1, 0)
+            a.jmp("!=", R1, other, imm=0)
+            a.movi(R0, 0)
+            a.exit()
+            a.place(other)
+
     def program(self, probe: Any, clauses: list[ClauseInfo], group: Any = None) -> ProgSpec:
         a = Assembler()
         self.a = a
@@ -323,6 +345,8 @@ class ProgramMixin(CompilerBase):
         nodes = [[c.predicate, *c.body] for c in clauses]
         if calls_stack(nodes) or mentions(nodes, CALLER_VARS):
             a.stx(8, R10, CTX_SLOT, R1)  # bpf_get_stack's context (cg_stack)
+        if self.exec_gates and probe.provider != "dtrace":
+            self.held_gate()
         # frame = lookup(frame, &0)
         a.st(4, R10, -4, 0)
         a.mov(R2, R10)

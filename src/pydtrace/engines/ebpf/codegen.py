@@ -87,10 +87,12 @@ class Compiler(
     """The code generator: its parts over one shared state (CompilerBase)."""
 
 
-def compile_program(prog: CheckedProgram, options: dict[str, Any]) -> Compiled:
+def compile_program(
+    prog: CheckedProgram, options: dict[str, Any], held: tuple[int, ...] = ()
+) -> Compiled:
     """The maps and BPF programs of a checked program; LoweringError when
-    the eBPF engine cannot compile it."""
-    return Compiler(prog, options).compile()
+    the eBPF engine cannot compile it. `held`: the -c children waiting to exec."""
+    return Compiler(prog, options, held).compile()
 
 
 def disassemble_program(compiled: Compiled) -> str:

@@ -41,7 +41,8 @@ class EbpfEngine:
         self.consumer = consumer
         self.options = options
         self.tracer = None  # read by the signal handler
-        self.compiled = codegen.compile_program(prog, options)  # LoweringError
+        held = tuple(t.pid for t in targets.targets if t.created) if targets is not None else ()
+        self.compiled = codegen.compile_program(prog, options, held)  # LoweringError
         self.aggs: dict[str, Aggregation] = {
             name: Aggregation(lay.spec) for name, lay in self.compiled.aggs.items()
         }

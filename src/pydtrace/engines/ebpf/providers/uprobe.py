@@ -50,8 +50,7 @@ def prepare(cg: Any, progs: list[tuple[Any, list[Any], Any]]) -> None:
             f"{uprobes} programs for pid and usdt probes are more than the {MAX_UPROBES}"
             " the eBPF engine loads at once: name fewer functions or probes"
         )
-    cg.exec_gates = {}
-    for probe, _, _ in progs:
+    for probe, _, _ in progs:  # (the compiler gave every held -c child a gate)
         spec = probe.data
         if probe.kind in KINDS and spec.held and spec.pid not in cg.exec_gates:
             cg.exec_gates[spec.pid] = cg.globals_size
