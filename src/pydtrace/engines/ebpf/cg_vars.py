@@ -15,6 +15,7 @@ from pydtrace.engines.ebpf.cg_context import (
 from pydtrace.engines.ebpf.cg_memory import in_memory, type_size
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9
 from pydtrace.lang import ast
+from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
 
 
@@ -237,6 +238,23 @@ class VarsMixin(CompilerBase):
         if kind == "uregs":
             return self.load_uregs(what)
         raise self.unsupported("this kind of subscript", e)
+
+    def clear_string(self, target: ast.Expr) -> Value:
+        """`s = 0` / `s = NULL`: a dynamic string variable is deleted, as any dynamic
+        variable assigned 0 is; another becomes "". The value is ""."""
+        empty, _ = self.new_string()
+        if isinstance(target, ast.SelfVar):
+            scope, name, keys = "self", target.name, []
+        elif isinstance(target, ast.Index) and target.ref[0] == "assoc":  # type: ignore[attr-defined]
+            var = target.ref[1]  # type: ignore[attr-defined]
+            scope, name, keys = var.scope, var.name, target.args
+        else:
+            self.store(target, empty)
+            return empty
+        zero = self.const(0, T.INT)
+        self.dvar_store(scope, name, keys, zero, T.INT)
+        self.free(zero)
+        return empty
 
     def store(self, target: ast.Expr, v: Value) -> None:
         a = self.a

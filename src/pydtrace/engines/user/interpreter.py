@@ -689,6 +689,18 @@ class Compiler(ActionsMixin):
                     v = T.wrap(val(f), t)
                     put(f, v)
                     return v
+            elif t.is_string() and vt.is_int():
+                # NULL (the checker allows no other integer): a dynamic variable is
+                # deleted, as any dynamic variable assigned 0 is; another becomes ""
+                target = e.target
+                dynamic = isinstance(target, ast.SelfVar) or (
+                    isinstance(target, ast.Index) and target.ref[0] == "assoc"  # type: ignore[attr-defined]
+                )
+                cleared: Any = 0 if dynamic else 0
+
+                def assign(f: Firing) -> Any:
+                    put(f, cleared)
+                    return ""
             elif t.is_string():
                 size = self.st.strsize
                 if not vt.is_string():
