@@ -212,3 +212,42 @@ def test_c_target_is_traced_from_its_exec():
         seen = {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()}
         seen.pop("total")
         assert seen.pop("execve") == 1 and seen == returns, (seen, returns)
+
+
+def test_assigning_null_to_strings():
+    """`s = 0` / `s = NULL`, the usual way to free a string, never faults itself: a
+    dynamic variable is deleted, another holds a NULL string. As in dtrace, a NULL
+    string (and a dynamic one that does not exist) prints as "" and equals NULL,
+    but tracing it reads address 0 and s[1] reads address 1."""
+    r = same_on_both_engines(
+        "-qn",
+        'string g; string a[int]; BEGIN { self->p = "a"; self->p = 0; g = "x"; g = NULL;'
+        ' a[1] = "y"; a[1] = 0; this->t = "z"; this->t = 0;'
+        ' printf("[%s] [%s] [%s] [%s] %d%d%d%d\\n", g, a[1], this->t, self->p, g == NULL,'
+        " a[1] == NULL, this->t == NULL, self->p == NULL); }"
+        " BEGIN { trace(self->p); } BEGIN { trace(g[1]); } BEGIN { exit(0); }",
+        "-c",
+        "/bin/true",
+    )
+    assert (r.status, r.out) == (0, "[] [] [] [] 1111\n\n")
+    assert no_fault_pc(r.err) == (
+        "pydtrace: error in dt_clause_1 for probe ID 1 (dtrace:::BEGIN): invalid address (0x0)\n"
+        "pydtrace: error in dt_clause_2 for probe ID 1 (dtrace:::BEGIN): invalid address (0x1)"
+    )
+
+
+def test_opensnoop_style_string_lifetime():
+    """A path kept from entry to return and freed with 0 there: one line per open of
+    the file (cmp opens it once when both operands name it, and prints nothing), and
+    no error. (LC_ALL=C: no locale archive is opened, whose path, a string in libc
+    not yet paged in at the syscall's entry, the eBPF engine reports as a fault.)"""
+    prog = (
+        "syscall::openat:entry /pid == $target/ { self->path = copyinstr(arg1); }"
+        ' syscall::openat:return /pid == $target && self->path == "/etc/hostname"/'
+        ' { printf("%s %d\\n", self->path, (int)arg0 >= 0); }'
+        " syscall::openat:return /pid == $target/ { self->path = 0; }"
+    )
+    for engine in ("ebpf", "ptrace"):
+        r = pydtrace("-x", f"engine={engine}", "-qn", prog, "-c", "cmp /etc/hostname /etc/hostname",
+                     env={"LC_ALL": "C"})  # fmt: skip
+        assert (r.status, r.out, r.err) == (0, "/etc/hostname 1\n\n", ""), engine

@@ -429,6 +429,8 @@ class ExprMixin(CompilerBase):
         t: CType = e.ctype  # type: ignore[attr-defined]
         vt: CType = e.value.ctype  # type: ignore[attr-defined]
         if e.op == "=":
+            if t.is_string() and vt.is_int():  # NULL (the checker allows no other integer)
+                return self.clear_string(e.target)
             if t.is_string() and not vt.is_string():
                 # the string at that address, as the user engine (NULL faults)
                 v = self.string_at(self.expr(e.value))

@@ -652,6 +652,11 @@ class MemoryMixin(CompilerBase):
         s = self.expr(e.base)
         i = self.expr(e.args[0])
         self.reload(s, i)
+        live = a.new_label("scnn")  # a NULL string: NULL + i is read, as dtrace does
+        a.ldx(1, R5, s.reg, self.strsize)
+        a.jmp("==", R5, live, imm=0)
+        self.fault(BADADDR, i.reg)
+        a.place(live)
         out = a.new_label("sc")
         inside = a.new_label("scin")
         a.jmp("<", i.reg, inside, imm=self.ssize)  # unsigned: negative indexes too

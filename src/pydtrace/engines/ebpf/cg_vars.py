@@ -15,6 +15,7 @@ from pydtrace.engines.ebpf.cg_context import (
 from pydtrace.engines.ebpf.cg_memory import in_memory, type_size
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9
 from pydtrace.lang import ast
+from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
 
 
@@ -128,8 +129,15 @@ class VarsMixin(CompilerBase):
         a.jmp("==", R0, unset, imm=0)
         if t.is_string():
             self.copy_string_to(v.reg, 0, R0)
-        else:
-            a.ldx(8, v.reg, R0, 0)
+            done = a.new_label("set")
+            a.ja(done)
+            a.place(unset)
+            # one that does not exist is a NULL string, as in dtrace: "" to printf and
+            # comparisons, a fault when traced or indexed
+            self.mark_null_string(v.reg)
+            a.place(done)
+            return v
+        a.ldx(8, v.reg, R0, 0)
         a.place(unset)
         return v
 
@@ -237,6 +245,25 @@ class VarsMixin(CompilerBase):
         if kind == "uregs":
             return self.load_uregs(what)
         raise self.unsupported("this kind of subscript", e)
+
+    def clear_string(self, target: ast.Expr) -> Value:
+        """`s = 0` / `s = NULL`: a dynamic string variable is deleted, as any dynamic
+        variable assigned 0 is; another holds a NULL string (it reads as "" and
+        equals NULL, but tracing or indexing it faults, as in dtrace)."""
+        empty, _ = self.new_string()
+        self.mark_null_string(empty.reg)
+        if isinstance(target, ast.SelfVar):
+            scope, name, keys = "self", target.name, []
+        elif isinstance(target, ast.Index) and target.ref[0] == "assoc":  # type: ignore[attr-defined]
+            var = target.ref[1]  # type: ignore[attr-defined]
+            scope, name, keys = var.scope, var.name, target.args
+        else:
+            self.store(target, empty)
+            return empty
+        zero = self.const(0, T.INT)
+        self.dvar_store(scope, name, keys, zero, T.INT)
+        self.free(zero)
+        return empty
 
     def store(self, target: ast.Expr, v: Value) -> None:
         a = self.a

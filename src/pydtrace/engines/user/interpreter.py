@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydtrace.consume.records import BADINDEX, DIVZERO, ILLOP
+from pydtrace.consume.records import BADADDR, BADINDEX, DIVZERO, ILLOP
 from pydtrace.engines.user.actions import ActionsMixin, recorded
 from pydtrace.engines.user.faults import ProbeFault
 from pydtrace.engines.user.firing import Firing, Fn, Skip, uregs, ustack
@@ -31,6 +31,14 @@ from pydtrace.lang.program import CheckedProgram, ClauseInfo
 from pydtrace.lang.types import CType
 
 MASK64 = 0xFFFFFFFFFFFFFFFF
+
+
+def absent(t: CType) -> Any:
+    """What a dynamic variable that does not exist reads as: 0, or for a string a
+    NULL string (as in dtrace: "" to printf and comparisons, a fault when traced)."""
+    from pydtrace.engines.user.subroutines import NULL_STRING
+
+    return NULL_STRING if t.is_string() else 0
 
 
 class Compiler(ActionsMixin):
@@ -267,7 +275,7 @@ class Compiler(ActionsMixin):
             return self.address(e)
         tl = self.st.tlocals
         name = e.name
-        zero = zero_of(e.ctype)  # type: ignore[attr-defined]
+        zero = absent(e.ctype)  # type: ignore[attr-defined]
         return lambda f: tl.get((f.tid, name), zero)
 
     def _x_ThisVar(self, e: ast.ThisVar) -> Fn:
@@ -292,7 +300,7 @@ class Compiler(ActionsMixin):
             if in_memory(v.type):
                 return self.address(e)
             keys = [self.key(k) for k in e.args]
-            zero = zero_of(v.type)
+            zero = absent(v.type)
             if v.scope == "global":
                 table = self.st.globals[v.name]
                 return lambda f: table.get(tuple(k(f) for k in keys), zero)
@@ -310,11 +318,16 @@ class Compiler(ActionsMixin):
         if kind == "uregs":
             return lambda f, i=v: uregs(f, i)
         if kind == "strchar":
+            from pydtrace.engines.user.subroutines import NullString
+
             base = self.expr(e.base)
             idx = self.expr(e.args[0])
+            pc = e.pc  # type: ignore[attr-defined]
 
             def strchar(f: Firing) -> int:
                 s, i = base(f), idx(f)
+                if isinstance(s, NullString):  # NULL + i, as dtrace reads it
+                    raise ProbeFault(BADADDR, i & 0xFFFFFFFFFFFFFFFF, pc)
                 b = s.encode()
                 return T.wrap(b[i], T.CHAR) if 0 <= i < len(b) else 0
 
@@ -689,6 +702,21 @@ class Compiler(ActionsMixin):
                     v = T.wrap(val(f), t)
                     put(f, v)
                     return v
+            elif t.is_string() and vt.is_int():
+                # NULL (the checker allows no other integer): a dynamic variable is
+                # deleted, as any dynamic variable assigned 0 is; another holds a
+                # NULL string (reads as "", faults when traced or indexed)
+                from pydtrace.engines.user.subroutines import NULL_STRING
+
+                target = e.target
+                dynamic = isinstance(target, ast.SelfVar) or (
+                    isinstance(target, ast.Index) and target.ref[0] == "assoc"  # type: ignore[attr-defined]
+                )
+                cleared: Any = 0 if dynamic else NULL_STRING
+
+                def assign(f: Firing) -> Any:
+                    put(f, cleared)
+                    return NULL_STRING
             elif t.is_string():
                 size = self.st.strsize
                 if not vt.is_string():
