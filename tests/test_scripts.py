@@ -251,3 +251,15 @@ def test_opensnoop_style_string_lifetime():
         r = pydtrace("-x", f"engine={engine}", "-qn", prog, "-c", "cmp /etc/hostname /etc/hostname",
                      env={"LC_ALL": "C"})  # fmt: skip
         assert (r.status, r.out, r.err) == (0, "/etc/hostname 1\n\n", ""), engine
+
+
+def test_c_command_starts_with_default_signal_dispositions():
+    """Python ignores SIGPIPE and SIGXFSZ, and exec keeps ignored signals: a -c command
+    must start with them at SIG_DFL on both engines (`yes | head` dies of SIGPIPE)."""
+    r = same_on_both_engines(
+        "-qn",
+        "syscall::exit_group:entry /pid == $target/ { exit(0); }",
+        "-c",
+        "/bin/grep -E ^SigIgn /proc/self/status",
+    )
+    assert (r.status, r.out) == (0, "SigIgn:\t0000000000000000\n\n"), r.out

@@ -223,6 +223,10 @@ class Tracer:
                 if code is None:
                     os._exit(127)  # the session ended before releasing us
                 os.close(gate_r)
+                # Python ignores SIGPIPE and SIGXFSZ; exec keeps ignored signals (the
+                # command would get EPIPE where it dies of SIGPIPE untraced)
+                for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                    signal.signal(sig, signal.SIG_DFL)
                 if code:
                     from pydtrace.engines.user.ptrace.seccomp import install
 
