@@ -432,16 +432,19 @@ def test_raise_and_every_probe_enabled_at_once(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_attaching(prog: str) -> None:
-    """SIGINT while uprobes attach (sent by the first attachment, as a Ctrl-C
-    would land): attaching stops, the held -c command is killed before it
-    execs (it prints nothing), END runs, exit 0."""
+    """SIGINT to pydtrace while uprobes attach (sent once, by the first
+    attachment, which the agent makes, as a Ctrl-C would land): attaching stops, the held
+    -c command is killed before it execs (it prints nothing), END runs, exit 0."""
     code = (
         "import os, runpy, signal, sys\n"
         "from pydtrace.engines.ebpf import perf\n"
+        "PID = os.getpid()\n"
         "real = perf.attach_uprobe\n"
+        "sent = []\n"
         "def attach(*a, **k):\n"
         "    r = real(*a, **k)\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    if not sent:\n"
+        "        sent.append(os.kill(PID, signal.SIGINT))\n"
         "    return r\n"
         "perf.attach_uprobe = attach\n"
         "sys.argv = ['pydtrace'] + sys.argv[1:]\n"

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydtrace.consume.aggregation import Aggregation
 from pydtrace.consume.records import Fault, Record
-from pydtrace.engines.ebpf import codegen
+from pydtrace.engines.ebpf import codegen, uprobe_agent
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.attach import OPENERS, expected_attach_type
 from pydtrace.engines.ebpf.errors import EbpfError
@@ -59,6 +59,7 @@ class EbpfEngine:
         self.maps: dict[str, Any] = {}
         self.prog_fds: dict[str, int] = {}
         self.attachments: list[Any] = []
+        self.agent: uprobe_agent.UprobeAgent | None = None  # holds the uprobes
         self.ring: Any = None
         self.reported: dict[tuple[int, int], int] = {}  # (counter, cpu) -> drops reported
         # speculations: id -> records (probe, cpu, clause, layout, items) kept until commit
@@ -122,26 +123,38 @@ class EbpfEngine:
         return text
 
     def _attach(self) -> None:
+        """Attach every program: uprobes by the agent (uprobe_agent.py: no way of
+        ending this process may leave one in the kernel), while the others
+        attach here."""
         from pydtrace.probes import tracefs
 
-        missing: list[str] = []
-        tracepoints = 0
-        for p in self.compiled.progs:
-            if self.stopping.is_set():
-                return  # Ctrl-C: a pid glob's thousands of uprobes take seconds
-            opener = OPENERS.get(p.attach[0])
-            if opener is None:
-                continue  # "run": BEGIN and END, which the engine runs itself
-            tracepoints += p.attach[0] == "tracepoint"
-            try:
-                self.attachments.extend(opener(self.prog_fds[p.name], p.attach))
-            except tracefs.NoSuchEvent as e:
-                # a syscall this kernel does not trace (uselib...): it never fires
-                missing.append(str(e))
-            except (OSError, tracefs.TracefsError) as e:
-                raise EbpfError(str(e)) from None
-        if missing and len(missing) == tracepoints and len(self.attachments) == 0:
-            raise EbpfError(missing[0])
+        jobs = [(self.prog_fds[p.name], p.attach) for p in self.compiled.progs
+                if p.attach[0] in uprobe_agent.KINDS]  # fmt: skip
+        try:
+            if jobs:
+                self.agent = uprobe_agent.UprobeAgent(jobs)
+            missing: list[str] = []
+            tracepoints = 0
+            for p in self.compiled.progs:
+                if self.stopping.is_set():
+                    return  # Ctrl-C: a pid glob's thousands of uprobes take seconds
+                opener = OPENERS.get(p.attach[0])
+                if opener is None or p.attach[0] in uprobe_agent.KINDS:
+                    continue  # BEGIN and END (the engine runs them), or the agent's
+                tracepoints += p.attach[0] == "tracepoint"
+                try:
+                    self.attachments.extend(opener(self.prog_fds[p.name], p.attach))
+                except tracefs.NoSuchEvent as e:
+                    # a syscall this kernel does not trace (uselib...): it never fires
+                    missing.append(str(e))
+                except (OSError, tracefs.TracefsError) as e:
+                    raise EbpfError(str(e)) from None
+            if missing and len(missing) == tracepoints and not self.attachments and not jobs:
+                raise EbpfError(missing[0])
+            if self.agent is not None:
+                self.agent.wait_attached(self.stopping)
+        except uprobe_agent.AgentError as e:
+            raise EbpfError(str(e)) from None
 
     def close(self) -> None:
         """Release everything: attachments, the ring mapping, programs, maps."""
@@ -222,13 +235,18 @@ class EbpfEngine:
         """Stop the probes' clauses (the draining word, which END's clauses do
         not test), then close their attachments without waiting for the
         kernel's teardown (perf.close_without_waiting)."""
-        if not self.attachments:
+        if not self.attachments and self.agent is None:
             return
         from pydtrace.engines.ebpf import perf
 
         self._set_draining(1)
+        if self.agent is not None:
+            self.agent.detach()  # its removals run while ours do
         perf.close_without_waiting(self.attachments)
         self.attachments = []
+        if self.agent is not None:
+            self.agent.close()  # the uprobes are gone from the kernel
+            self.agent = None
 
     def _set_draining(self, on: int) -> None:
         """The globals' first word, which every clause but END's tests first."""

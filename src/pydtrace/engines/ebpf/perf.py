@@ -244,10 +244,6 @@ def close_without_waiting(items: list[Attachment]) -> None:
     it. The caller must have stopped the programs from doing anything first:
     they may run until the holder is gone. Without /bin/sh, the fds are
     closed by a few threads at once."""
-    # a uprobe's removal waits for grace periods too (~0.1 s each): many (a pid
-    # provider glob) close from threads at once, whose waits overlap; the holder
-    # would leave a -p target's breakpoints in place for as long
-    _close_in_parallel([a for a in items if a.what.startswith("uprobe ")], 256)
     for a in items:
         if not a.what.startswith("tracepoint "):  # only these wait in the kernel
             a.close()
@@ -263,11 +259,12 @@ def close_without_waiting(items: list[Attachment]) -> None:
     finally:
         os.close(rd)
         os.close(wr)  # the holder's `read` ends: it exits holding the last references
-    _close_in_parallel(items, 4)
+    close_in_parallel(items, 4)
 
 
-def _close_in_parallel(items: list[Attachment], threads: int = 64) -> None:
-    """Close items from up to `threads` threads (os.close lets go of the GIL)."""
+def close_in_parallel(items: list[Attachment], threads: int = 64) -> None:
+    """Close items from up to `threads` threads (os.close lets go of the GIL):
+    the grace periods that removing uprobes waits for (~0.1 s each) overlap."""
     if len(items) < 2:
         return
     import threading
@@ -330,9 +327,10 @@ def attach_uprobe(
     """Run a KPROBE-typed program at file offset `offset` of `path` in process pid
     (a uretprobe when retprobe): as a uprobe_multi link when multi (the program
     was loaded for one), else on the uprobe PMU. Either way the probe belongs to
-    the fd: the kernel removes it when the fd closes, even after kill -9 (nothing
-    in uprobe_events). ref_ctr_offset: a USDT semaphore's file offset, counted up
-    while attached."""
+    the fd: the kernel removes it when the fd's last reference closes (nothing
+    in uprobe_events), unless the closing task has a SIGKILL pending: the engine
+    opens these in uprobe_agent's process only. ref_ctr_offset: a USDT
+    semaphore's file offset, counted up while attached."""
     what = f"uprobe {path}:{offset:#x}{' (return)' if retprobe else ''} in pid {pid}"
     if multi:
         refs = [ref_ctr_offset] if ref_ctr_offset else None
