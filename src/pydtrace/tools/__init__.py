@@ -16,6 +16,7 @@ from typing import Any
 # tool name -> its module here (each defines TOOL, a tool.Tool subclass)
 TOOLS = {
     "opensnoop": "opensnoop",
+    "execsnoop": "execsnoop",
 }
 
 
