@@ -32,7 +32,10 @@ class Run:
 
 
 def env() -> dict[str, str]:
+    """The environment of every run, a tool's or strace's: the same for both, so
+    that a program makes the same calls (PWD matches the cwd, /)."""
     e = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "_DTRACE"))}
+    e["PWD"] = "/"
     e["PYTHONPATH"] = str(ROOT / "src")
     e["LC_ALL"] = "C"  # the same locale files opened on every run
     return e
@@ -95,7 +98,7 @@ def strace_calls(argv: list[str], tmp: Path, *extra: str) -> list[tuple[int, str
     log = tmp / "strace.log"
     p = subprocess.run(["strace", "-f", "-qq", "-o", str(log), "-s", "4096", *extra, *argv],
                        env=env(), capture_output=True, text=True, timeout=120,
-                       stdin=subprocess.DEVNULL)  # fmt: skip
+                       stdin=subprocess.DEVNULL, cwd="/")  # fmt: skip
     assert p.returncode >= 0, p.stderr
     calls = []
     pending: dict[str, str] = {}
@@ -118,7 +121,8 @@ def strace_count(argv: list[str], tmp: Path) -> dict[str, tuple[int, int]]:
     """strace -f -c's table: call -> (calls, errors)."""
     log = tmp / "strace-c.log"
     p = subprocess.run(["strace", "-f", "-qq", "-c", "-o", str(log), *argv], env=env(),
-                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                       cwd="/")  # fmt: skip
     assert p.returncode >= 0, p.stderr
     table: dict[str, tuple[int, int]] = {}
     for line in log.read_text().splitlines():

@@ -143,6 +143,7 @@ def _entry(name: str) -> Any:
 # the console scripts (pyproject.toml's [project.scripts]) and `python -m pydtrace.cli.tools NAME`
 opensnoop = _entry("opensnoop")
 execsnoop = _entry("execsnoop")
+syscount = _entry("syscount")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

@@ -17,6 +17,7 @@ from typing import Any
 TOOLS = {
     "opensnoop": "opensnoop",
     "execsnoop": "execsnoop",
+    "syscount": "syscount",
 }
 
 

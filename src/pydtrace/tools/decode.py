@@ -15,6 +15,21 @@ from functools import cache
 AT_FDCWD = -100
 
 
+@cache
+def _abi_names() -> dict[str, str]:
+    try:
+        from pydtrace.probes.syscalls import table
+
+        return {c.name: c.abi for c in table().calls}
+    except ValueError:  # no table for this machine
+        return {}
+
+
+def syscall_name(probefunc: str) -> str:
+    """The name a call has in unistd.h and strace (stat), for its probe's (newstat)."""
+    return _abi_names().get(probefunc, probefunc)
+
+
 def errno_name(n: int) -> str:
     """ENOENT for 2; E<n> for a number the platform does not name."""
     return _errno.errorcode.get(n, f"E{n}")
