@@ -170,7 +170,10 @@ def test_ctrl_c_before_tracing_began() -> None:
     begun by then, a clean end, status 0); never a traceback."""
     t = subprocess.Popen(command("opensnoop", "-d", "30"), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=env())  # fmt: skip
-    time.sleep(0.2)
+    # once the tool names its process it runs (Python's own start-up is not ours)
+    end = time.monotonic() + 60
+    while time.monotonic() < end and Path(f"/proc/{t.pid}/comm").read_text() != "opensnoop\n":
+        time.sleep(0.005)
     t.send_signal(signal.SIGINT)
     out, err = t.communicate(timeout=60)
     assert "Traceback" not in err

@@ -120,6 +120,9 @@ def _run(name: str, tool: Any, script: str, engine: str) -> int:
         session.close()
         sys.stderr.write(f"{name}: {e.message}\n")
         return 1
+    except KeyboardInterrupt:  # before tracing began: a held command must not stay behind
+        session.close()
+        raise
 
 
 def _set_comm(name: str) -> None:
