@@ -147,6 +147,7 @@ def _entry(name: str) -> Any:
 opensnoop = _entry("opensnoop")
 execsnoop = _entry("execsnoop")
 syscount = _entry("syscount")
+errinfo = _entry("errinfo")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

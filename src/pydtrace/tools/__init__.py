@@ -18,6 +18,7 @@ TOOLS = {
     "opensnoop": "opensnoop",
     "execsnoop": "execsnoop",
     "syscount": "syscount",
+    "errinfo": "errinfo",
 }
 
 

@@ -30,13 +30,28 @@ def syscall_name(probefunc: str) -> str:
     return _abi_names().get(probefunc, probefunc)
 
 
+# The kernel's own codes, which a traced call may return before the kernel
+# restarts it or turns them into EINTR (strace's names and texts)
+_KERNEL_ERRNOS = {
+    512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set"),
+    513: ("ERESTARTNOINTR", "To be restarted"),
+    514: ("ERESTARTNOHAND", "To be restarted if no handler"),
+    515: ("ENOIOCTLCMD", "No ioctl command"),
+    516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal"),
+}
+
+
 def errno_name(n: int) -> str:
     """ENOENT for 2; E<n> for a number the platform does not name."""
+    if n in _KERNEL_ERRNOS:
+        return _KERNEL_ERRNOS[n][0]
     return _errno.errorcode.get(n, f"E{n}")
 
 
 def errno_text(n: int) -> str:
-    """The C library's description (strerror)."""
+    """The C library's description (strerror), or strace's for the kernel's own codes."""
+    if n in _KERNEL_ERRNOS:
+        return _KERNEL_ERRNOS[n][1]
     return os.strerror(n)
 
 
