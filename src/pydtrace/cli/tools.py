@@ -148,6 +148,7 @@ opensnoop = _entry("opensnoop")
 execsnoop = _entry("execsnoop")
 syscount = _entry("syscount")
 errinfo = _entry("errinfo")
+exitsnoop = _entry("exitsnoop")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

@@ -19,6 +19,7 @@ TOOLS = {
     "execsnoop": "execsnoop",
     "syscount": "syscount",
     "errinfo": "errinfo",
+    "exitsnoop": "exitsnoop",
 }
 
 
