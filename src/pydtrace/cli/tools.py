@@ -149,6 +149,7 @@ execsnoop = _entry("execsnoop")
 syscount = _entry("syscount")
 errinfo = _entry("errinfo")
 exitsnoop = _entry("exitsnoop")
+killsnoop = _entry("killsnoop")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

@@ -20,6 +20,7 @@ TOOLS = {
     "syscount": "syscount",
     "errinfo": "errinfo",
     "exitsnoop": "exitsnoop",
+    "killsnoop": "killsnoop",
 }
 
 
