@@ -150,6 +150,7 @@ syscount = _entry("syscount")
 errinfo = _entry("errinfo")
 exitsnoop = _entry("exitsnoop")
 killsnoop = _entry("killsnoop")
+statsnoop = _entry("statsnoop")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

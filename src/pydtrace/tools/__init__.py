@@ -21,6 +21,7 @@ TOOLS = {
     "errinfo": "errinfo",
     "exitsnoop": "exitsnoop",
     "killsnoop": "killsnoop",
+    "statsnoop": "statsnoop",
 }
 
 
