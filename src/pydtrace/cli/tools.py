@@ -151,6 +151,7 @@ errinfo = _entry("errinfo")
 exitsnoop = _entry("exitsnoop")
 killsnoop = _entry("killsnoop")
 statsnoop = _entry("statsnoop")
+dtruss = _entry("dtruss")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

@@ -22,6 +22,7 @@ TOOLS = {
     "exitsnoop": "exitsnoop",
     "killsnoop": "killsnoop",
     "statsnoop": "statsnoop",
+    "dtruss": "dtruss",
 }
 
 

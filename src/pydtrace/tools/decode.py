@@ -112,6 +112,9 @@ _MAP = [("MAP_SHARED", 0x01), ("MAP_PRIVATE", 0x02), ("MAP_FIXED", 0x10),
         ("MAP_HUGETLB", 0x40000), ("MAP_FIXED_NOREPLACE", 0x100000)]  # fmt: skip
 _AT = [("AT_SYMLINK_NOFOLLOW", 0x100), ("AT_REMOVEDIR", 0x200), ("AT_SYMLINK_FOLLOW", 0x400),
        ("AT_NO_AUTOMOUNT", 0x800), ("AT_EMPTY_PATH", 0x1000)]  # fmt: skip
+_ACCESS = [("R_OK", 4), ("W_OK", 2), ("X_OK", 1)]
+_FDS = frozenset(("fd", "dfd", "olddfd", "newdfd", "fromfd", "dirfd", "oldfd", "newfd"))
+_ADDRESSES = frozenset(("addr", "start", "brk", "new_addr", "old_addr"))
 _SEEK = {0: "SEEK_SET", 1: "SEEK_CUR", 2: "SEEK_END", 3: "SEEK_DATA", 4: "SEEK_HOLE"}
 
 
@@ -155,11 +158,14 @@ def argument(call: str, ctype: str, name: str, value: int, text: str | None = No
     tool), a flag word, a descriptor, a pointer in hex, or a number."""
     if text is not None:
         return quote(text)
+    if name in _FDS:  # a descriptor, whatever its declared width (mmap's is a long)
+        v = _signed(value, 32)
+        return "AT_FDCWD" if v == AT_FDCWD and name != "fd" else str(v)
     v = _int_of(ctype, value)
-    if "*" in ctype:
+    if "*" in ctype or name in _ADDRESSES:
         return "NULL" if v == 0 else hex(v)
-    if name in ("dfd", "olddfd", "newdfd", "fromfd", "dirfd") and v == AT_FDCWD:
-        return "AT_FDCWD"
+    if name == "mode" and call in ("access", "faccessat", "faccessat2"):
+        return _bits(_ACCESS, v, "F_OK")
     if name == "flags" and call in ("open", "openat", "creat", "mq_open"):
         return open_flags(v)
     if name == "mode" or name.endswith("_mode") and "mode_t" in ctype:

@@ -52,6 +52,7 @@ class Rows:
             return
         self.header_done = True
         self.out.write(" ".join(c.head() for c in self.columns).rstrip() + "\n")
+        self.out.flush()  # before a command's own output
 
     def _stamp(self, event: dict[str, Any]) -> None:
         t = event.get("time")
