@@ -29,7 +29,7 @@ def main(name: str, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # once tracing runs, Ctrl-C ends it cleanly instead
         sys.stderr.write(f"{name}: interrupted before tracing began\n")
         status = 1
-    except OutputFailed as e:  # -h or --print-script into a closed pipe, a full disk
+    except OutputFailed as e:  # -h, --print-script or a header into a closed pipe, a full disk
         line = e.line()
         if line is not None:
             sys.stderr.write(f"{name}: {line}\n")
@@ -115,12 +115,14 @@ def _run(name: str, tool: Any, script: str, engine: str) -> int:
     try:
         session.compile()
         tool.started(session)
+        if o.command:  # the header before anything the command prints
+            tool.begin(GuardedOutput(sys.stdout, STDOUT))
         return session.run()
     except CompileError as e:
         session.close()
         sys.stderr.write(f"{name}: {e.message}\n")
         return 1
-    except KeyboardInterrupt:  # before tracing began: a held command must not stay behind
+    except (KeyboardInterrupt, OutputFailed):  # before tracing: no held command left behind
         session.close()
         raise
 

@@ -107,6 +107,13 @@ class Dtruss(Tool):
         self.ids = bool(v.get("follow") or v.get("pid") is not None or v.get("show_ids"))
         self.first: int | None = None
         self.calls: dict[str, Any] | None = None
+        self.header_done = False
+
+    def begin(self, out: Any) -> None:
+        if not self.o.json and not self.header_done:
+            self.header_done = True
+            out.write(self.header())
+            out.flush()
 
     def header(self) -> str:
         h = ""
@@ -124,9 +131,8 @@ class Dtruss(Tool):
         if kind == "printf":
             p = rec.probe
             if p.provider == "dtrace":
-                if p.name == "BEGIN" and not self.o.json:
-                    out.write(self.header())
-                    out.flush()  # before the command's own output
+                if p.name == "BEGIN":
+                    self.begin(out)
                 return True
             self.call(out, p, list(item.values))
             return True

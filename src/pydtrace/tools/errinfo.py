@@ -37,6 +37,10 @@ class Errinfo(Tool):
         return {"time": time, "pid": pid, "comm": comm, "syscall": syscall_name(func),
                 "err": err, "errno": errno_name(err), "desc": errno_text(err)}  # fmt: skip
 
+    def begin(self, out: Any) -> None:
+        if not self.o.counts:  # the counts have their header, at the end
+            super().begin(out)
+
     def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
         if self.o.counts and item.action.kind == "printf":
             return True  # the headings of the .d file: ours come with the counts

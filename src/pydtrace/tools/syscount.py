@@ -59,6 +59,9 @@ class Syscount(Tool):
             )
         return text
 
+    def begin(self, out: Any) -> None:
+        """No header before the counts: each table has its own."""
+
     def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
         self.rows.out = consumer.out
         kind = item.action.kind

@@ -144,13 +144,19 @@ class Tool:
     def started(self, session: Any) -> None:
         """Called once the targets exist, before tracing starts."""
 
+    def begin(self, out: Any) -> None:
+        """Print the header (once): when BEGIN's record comes (tracing has begun)
+        or, with a command, before it runs (its output must not come first)."""
+        self.rows.out = out
+        self.rows.header()
+
     def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
         """Consumer.item_hook: print what the D program recorded our way."""
         self.rows.out = consumer.out
         kind = item.action.kind
         if kind == "printf":
             if rec.probe.provider == "dtrace" and rec.probe.name == "BEGIN":
-                self.rows.header()  # the .d file's own header: ours is printed instead
+                self.begin(consumer.out)  # the .d file's own header: ours instead
                 return True
             ev = self.event(rec.probe, list(item.values))
             if ev is not None:
