@@ -285,8 +285,11 @@ int main(void) {
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_programs_as_strace_sees_them(tmp_path: Path, name: str) -> None:
     argv = PROGRAMS[name](tmp_path)
+    # the shell's SIGCHLD handler runs once per signal delivered, and the SIGCHLDs of
+    # two children ending together may arrive as one: its rt_sigreturn count varies
+    ignore = ("rt_sigreturn",) if name == "shell" else ()
     for _ in range(RUNS):
-        compare(argv, tmp_path)
+        compare(argv, tmp_path, ignore)
 
 
 @needs_strace
