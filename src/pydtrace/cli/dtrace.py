@@ -133,6 +133,9 @@ def _run(pname: str, o: Any, out: Any, err: Any) -> int:
                 err.write(session.disassembly() or "")
             return _list(session, o, GuardedOutput(out, o.output or STDOUT)) if o.list_probes else 0
         return session.run()
+    except KeyboardInterrupt:  # Ctrl-C before tracing began: let go of -c/-p targets
+        session.close()
+        raise
     except CompileError as e:
         session.close()
         try:
