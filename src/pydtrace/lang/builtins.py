@@ -65,7 +65,7 @@ func copyinto void(uintptr_t, size_t, void *)
 func copyout void(void *, uintptr_t, size_t) destructive
 func copyoutstr void(char *, uintptr_t, size_t) destructive
 agg count void()
-func d_path string(void *)
+func d_path string(struct path *)
 action denormalize void(@)
 func dirname string(const char *)
 action discard void(int)

@@ -319,7 +319,11 @@ class Actions:
             self._library_types(base)
         if base.startswith("struct "):
             # a kernel structure named by a prototype: opaque, known by its tag only
-            t = self.tags.get(base) or CType("struct", base, 0, tag=base[7:])
+            t = (
+                self.tags.get(base)
+                or self._kernel_type(base)
+                or CType("struct", base, 0, tag=base[7:])
+            )
         else:
             t = (
                 T.STACK

@@ -45,6 +45,8 @@ class VarsMixin(CompilerBase):
             return inner
         if kind == "builtin":
             return self.builtin(what, e)
+        if kind == "ksym":
+            return self.ksym_value(e)  # cg_kernel
         raise self.unsupported(f"identifier {e.name}", e)
 
     def is_memory_variable(self, e: ast.Expr) -> bool:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydtrace.consume.records import BADINDEX, DIVZERO, ILLOP
+from pydtrace.consume.records import BADADDR, BADINDEX, DIVZERO, ILLOP
 from pydtrace.engines.user.actions import ActionsMixin, recorded
 from pydtrace.engines.user.faults import ProbeFault
 from pydtrace.engines.user.firing import Firing, Fn, Skip, uregs, ustack
@@ -232,6 +232,23 @@ class Compiler(ActionsMixin):
             return self.cpuinfo()
         return simple.get(name, lambda f: 0)
 
+    def fds(self, e: ast.Index) -> Fn:
+        """fds[fd]: a fileinfo_t of the firing process's descriptor, read from
+        /proc into memory that lives for the firing."""
+        from pydtrace.engines.user.fileinfo import fileinfo
+
+        mem = self.st.mem
+        fd = self.expr(e.args[0])
+
+        def place(f: Firing) -> int:
+            data = fileinfo(f.pid, T.wrap(fd(f), T.INT))
+            addr = mem.alloc(len(data))
+            mem.write(addr, data)
+            f.owned.append(addr)
+            return addr
+
+        return place
+
     def cpuinfo(self) -> Fn:
         """curcpu: a cpuinfo_t of the firing's CPU (one node: pset, chip and
         lgrp 0, as the pset/chip/lgrp variables), for the firing's lifetime."""
@@ -348,10 +365,22 @@ class Compiler(ActionsMixin):
             return self.expr(e.operand)
         if isinstance(e, ast.Member):
             off = e.member.offset  # type: ignore[attr-defined]
-            base = self.expr(e.base) if e.arrow else self.address(e.base, write)
+            if e.arrow:  # a NULL pointer faults at 0, not at the member's offset
+                ptr, pc = self.expr(e.base), getattr(e, "pc", 1) or 1
+
+                def member_of(f: Firing) -> int:
+                    p = ptr(f)
+                    if not p:
+                        raise ProbeFault(BADADDR, 0, pc)
+                    return (p + off) & MASK64
+
+                return member_of
+            base = self.address(e.base, write)
             return lambda f: (base(f) + off) & MASK64
         if isinstance(e, ast.Index) and e.ref[0] == "element":  # type: ignore[attr-defined]
             return self.element_address(e, write)
+        if isinstance(e, ast.Index) and e.ref[0] == "fds":  # type: ignore[attr-defined]
+            return self.fds(e)
         if isinstance(e, ast.SelfVar | ast.ThisVar) or (
             isinstance(e, ast.Index) and e.ref[0] == "assoc"
         ):  # type: ignore[attr-defined]
