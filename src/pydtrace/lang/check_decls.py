@@ -427,6 +427,8 @@ class Declarations:
         self._kernel_translators(out, inp)
         if not out.is_struct():
             raise DError("D_XLATE_SOU", "translator output type must be a struct or union", end)
+        if out.r.members is None:
+            raise DError("D_XLATE_SOU", f"incomplete struct/union/enum {out.r.name}", end)
         if any(o.same(out) and i.same(inp) for o, i, _ in self.translators):
             raise DError(
                 "D_XLATE_REDECL",

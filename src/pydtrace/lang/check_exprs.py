@@ -253,7 +253,7 @@ class Expressions:
 
     def _x_Offsetof(self, e: ast.Offsetof) -> CType:
         t = self.typename(e.type)
-        if not t.is_struct():
+        if not t.is_struct() or t.r.members is None:  # (only declared: no layout)
             raise DError(
                 "D_OFFSETOF_TYPE", "offsetof operand must be a struct or union type", e.line
             )
@@ -346,7 +346,12 @@ class Expressions:
                     e.line,
                 )
         if st.r.members is None:
-            raise DError("D_DECL_INCOMPLETE", f"incomplete struct/union/enum {st.name}", e.line)
+            raise DError(
+                "D_OP_INCOMPLETE",
+                f"operator {'->' if e.arrow else '.'} cannot be applied to a forward declaration:"
+                f" no {st.r.name} definition is available",
+                e.line,
+            )
         m = st.member(e.name)
         if m is None:
             raise DError("D_TYPE_MEMBER", f"{e.name} is not a member of {st.name}", e.line)

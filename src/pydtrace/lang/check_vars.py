@@ -217,7 +217,10 @@ class Variables:
                     f'operator = may not be applied to operand of type "{t.name}"',
                     e.line,
                 )
-            if not (
+            # an integer becomes a pointer only as the constant 0 (dtrace's
+            # dt_node_is_ptrcompat): `x = curthread; x = pid;` is refused
+            int_to_ptr = t.is_pointer() and vt.is_int() and not self._is_null(e.value, vt)
+            if int_to_ptr or not (
                 assignable(t, vt)
                 or ((t.is_string() or _is_dynamic(target)) and self._is_null(e.value, vt))
             ):

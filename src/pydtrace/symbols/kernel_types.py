@@ -132,7 +132,12 @@ class KernelTypes:
         try:
             tid = btf.find(name, kind)
         except B.BTFError:
-            return None
+            if kind not in (B.STRUCT, B.UNION):
+                return None
+            try:  # only declared (struct x;): an incomplete type
+                tid = btf.find(name, B.FWD)
+            except B.BTFError:
+                return None
         found = btf.kind(tid)
         if kind == B.TYPEDEF and found != B.TYPEDEF:
             return None
