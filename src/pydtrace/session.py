@@ -234,9 +234,7 @@ class Session:
         """The running kernel's types and symbols (BTF, kallsyms) for the
         checker, read only when a program names one (one per session)."""
         if self._kernel is None:
-            from pydtrace.symbols.kernel_types import KernelTypes
-
-            self._kernel = KernelTypes()
+            self._kernel = _KernelNames()
         return self._kernel
 
     # --- traced processes (-c, -p) -----------------------------------------------------
@@ -647,6 +645,31 @@ class Session:
             self.tracer.finish()
         if self.launcher is not None:
             self.launcher.finish()
+
+
+class _KernelNames:
+    """symbols.kernel_types.KernelTypes, imported and made when the checker
+    or the parser first asks it something (a one-liner naming no kernel type
+    never imports it)."""
+
+    def __init__(self) -> None:
+        self.real: Any = None
+
+    def _get(self) -> Any:
+        if self.real is None:
+            from pydtrace.symbols.kernel_types import KernelTypes
+
+            self.real = KernelTypes()
+        return self.real
+
+    def type_named(self, name: str) -> Any:
+        return self._get().type_named(name)
+
+    def is_typedef(self, name: str) -> bool:
+        return bool(self._get().is_typedef(name))
+
+    def symbol(self, module: str, name: str) -> Any:
+        return self._get().symbol(module, name)
 
 
 def _stack_call(checked: Any) -> Any:

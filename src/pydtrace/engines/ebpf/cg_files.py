@@ -34,6 +34,7 @@ from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, LoweringErro
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R5, R9
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
+from pydtrace.lang.types import CType
 
 DEPTH = 32  # the most names of a path (deeper paths keep their last DEPTH names)
 MOUNTS = 16  # the most mount points crossed
@@ -160,18 +161,50 @@ class FilesMixin(CompilerBase):
 
     def fds_member(self, e: ast.Member) -> Value:
         """fds[fd].member: only that member is computed."""
+        index: ast.Index = e.base  # type: ignore[assignment]
+        return self._fds_value(index, e.name, e.ctype)  # type: ignore[attr-defined]
+
+    def fds_struct(self, e: ast.Index) -> Value:
+        """fds[fd] as a whole fileinfo_t: each member computed into a frame
+        area of its own (a memory region), whose D address is the value."""
+        from pydtrace.engines.ebpf.cg_memory import Region
+
+        t: CType = e.ctype  # type: ignore[attr-defined]
+        size = t.r.size
+        regs = self.mem_regions()  # type: ignore[attr-defined]
+        key = ("fds", str(id(e)))
+        r = regs.get(key)
+        if r is None:
+            off = self.frame.take((size + 7) // 8 * 8)
+            r = regs[key] = Region(self.next_vaddr(), size, "frame", off)  # type: ignore[attr-defined]
+        a = self.a
+        for m in t.r.members or ():
+            v = self._fds_value(e, m.name, m.type)
+            if m.type.is_string():
+                n = min(m.type.r.size, self.strsize + 1)
+                for pos in range(0, n, 8):
+                    step = 8 if n - pos >= 8 else 4 if n - pos >= 4 else 2 if n - pos >= 2 else 1
+                    while pos + step > n:
+                        step //= 2
+                    a.ldx(step, R5, v.reg, pos)
+                    a.stx(step, R9, r.off + m.offset + pos, R5)
+                a.st(1, R9, r.off + m.offset + n - 1, 0)  # a string cut to the member ends
+            else:
+                a.stx(m.type.r.size, R9, r.off + m.offset, v.reg)
+            self.free(v)
+        return self.const(r.vaddr, t)  # type: ignore[attr-defined, no-any-return]
+
+    def _fds_value(self, index: ast.Index, name: str, ctype: CType) -> Value:
         lay = _layout()
         slots = self._walk_slots()
         a = self.a
-        index: ast.Index = e.base  # type: ignore[assignment]
         f = self.fds_file(index.args[0])
-        name = e.name
         if name == "fi_offset":  # (a load through NULL reads 0)
             self._load(f.reg, f.reg, lay["file.f_pos"])
         elif name == "fi_oflags":
             self._oflags(f)
         if name in ("fi_offset", "fi_oflags"):
-            f.ctype = e.ctype  # type: ignore[attr-defined]
+            f.ctype = ctype
             return f
         a.st(8, R9, slots["kind"], _NONE)
         d, m = self.alloc(T.ULONG), self.alloc(T.ULONG)

@@ -470,7 +470,7 @@ class MemoryMixin(CompilerBase):
             return self.const(r.vaddr, t)
         kind = e.ref[0] if isinstance(e, ast.Index) else None  # type: ignore[attr-defined]
         if kind == "fds":
-            raise self.unsupported("fds[] as a whole fileinfo_t (name one of its members)", e)
+            return self.fds_struct(e)  # type: ignore[attr-defined, no-any-return]
         if in_memory(t) and (isinstance(e, ast.SelfVar) or kind == "assoc"):
             return self.expr(e)  # a dynamic struct: the address of its copy in the frame
         if in_memory(t) and not isinstance(e, (ast.Ident, ast.ThisVar, ast.SelfVar, ast.Index)):

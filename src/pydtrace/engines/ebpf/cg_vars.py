@@ -238,6 +238,8 @@ class VarsMixin(CompilerBase):
             return self.string_char(e)
         if kind == "uregs":
             return self.load_uregs(what)
+        if kind == "fds":
+            return self.fds_struct(e)  # cg_files
         raise self.unsupported("this kind of subscript", e)
 
     def store(self, target: ast.Expr, v: Value) -> None:
