@@ -613,3 +613,18 @@ def test_d_path_of_null_faults():
     assert re.sub(r" at BPF pc \d+", "", r.err) == (
         "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): invalid address (0x0)\n"
     )
+
+
+@pytest.mark.parametrize("engine", ["ebpf", "ptrace"])
+def test_cwd_and_root(tmp_path, engine):
+    if engine == "ebpf":
+        ebpf()
+    else:
+        need(ptrace_works(), "ptrace is not available")
+    script = tmp_path / "target.sh"
+    script.write_text("cd /usr && echo hi >/dev/null\n")
+    prog = 'syscall::write:entry /pid == $target/ { printf("[%s] [%s]\\n", cwd, root); }'
+    r = pydtrace(
+        "-q", "-x", f"engine={engine}", "-c", f"/bin/sh {script}", "-n", prog, cwd=str(tmp_path)
+    )
+    assert (r.status, r.err, r.out) == (0, "", "[/usr] [/]\n\n")

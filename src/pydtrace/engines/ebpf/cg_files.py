@@ -81,6 +81,7 @@ def _layout() -> dict[str, int]:
         "mount.mnt_parent": ("mount", "mnt_parent"),
         "mount.mnt_mountpoint": ("mount", "mnt_mountpoint"),
         "fs.root": ("fs_struct", "root"),
+        "fs.pwd": ("fs_struct", "pwd"),
     }
     try:
         b = vmlinux()
@@ -574,6 +575,20 @@ class FilesMixin(CompilerBase):
         a.place(cut)
         a.jmp("<", R4, write, imm=21)
         a.place(written)
+
+    def task_fs_path(self, which: str) -> Value:
+        """cwd, root: the path of the current task's fs->pwd or fs->root ("/"
+        for a task without an fs_struct, a kernel thread's)."""
+        lay = _layout()
+        p = self.alloc(T.ULONG)
+        d, m = self.alloc(T.ULONG), self.alloc(T.ULONG)
+        self.current_task(p.reg)  # type: ignore[attr-defined]
+        self._load(p.reg, p.reg, lay["task.fs"])
+        self.a.alu("+", p.reg, imm=lay[f"fs.{which}"])
+        self._walk(p, d, m, "path")
+        for v in (p, d, m):
+            self.free(v)
+        return self._assemble("path")
 
     # --- d_path() ---------------------------------------------------------------------
     def lower_d_path(self, e: ast.Call) -> Value:

@@ -8,6 +8,7 @@ and its record discarded, and the engine fires ERROR, as dtrace does.
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import threading
@@ -230,6 +231,16 @@ class Compiler(ActionsMixin):
             return self.procinfo(name == "curpsinfo")
         if name == "curcpu":
             return self.cpuinfo()
+        if name in ("cwd", "root"):  # the links the kernel keeps in /proc
+            link = name
+
+            def path(f: Firing) -> str:
+                try:
+                    return os.readlink(f"/proc/{f.pid}/{link}")
+                except OSError:
+                    return "/"
+
+            return path
         return simple.get(name, lambda f: 0)
 
     def fds(self, e: ast.Index) -> Fn:
