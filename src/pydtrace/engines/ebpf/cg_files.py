@@ -28,7 +28,6 @@ the string, probe_read_kernel_str bounded by what is left of strsize.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, LoweringError, Value
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R5, R9
@@ -606,14 +605,3 @@ class FilesMixin(CompilerBase):
         for v in (p, d, m):
             self.free(v)
         return self._assemble("path")
-
-
-def is_fds_member(e: Any) -> bool:
-    """Is e `fds[fd].member` (the checker's fds[] reference)?"""
-    base = getattr(e, "base", None)
-    return (
-        isinstance(e, ast.Member)
-        and not e.arrow
-        and isinstance(base, ast.Index)
-        and getattr(base, "ref", ("",))[0] == "fds"
-    )

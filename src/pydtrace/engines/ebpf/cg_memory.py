@@ -21,7 +21,6 @@ from typing import Any
 
 from pydtrace.consume.records import BADINDEX, BADSIZE, NOSCRATCH
 from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, Value
-from pydtrace.engines.ebpf.cg_files import is_fds_member
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R5, R9, R10
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
@@ -47,6 +46,17 @@ class Region:
 def _calls(node: Any, names: tuple[str, ...]) -> bool:
     """Does the AST under node call one of names?"""
     return ast.find_call(node, names) is not None
+
+
+def is_fds_member(e: Any) -> bool:
+    """Is e `fds[fd].member` (the checker's fds[] reference, cg_files' to lower)?"""
+    base = getattr(e, "base", None)
+    return (
+        isinstance(e, ast.Member)
+        and not e.arrow
+        and isinstance(base, ast.Index)
+        and getattr(base, "ref", ("",))[0] == "fds"
+    )
 
 
 def scalar_size(t: CType) -> int:
