@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from conftest import ROOT, need
-from pydtrace.engines.ebpf import btf as btfmod
-from pydtrace.engines.ebpf.btf import BTF, BTFError
+from pydtrace.symbols import btf as btfmod
+from pydtrace.symbols.btf import BTF, BTFError
 
 
 class Blob:
@@ -182,7 +182,7 @@ def test_import_does_not_load_btf():
     # the import is quick, in CPU time (the wall clock of a loaded machine is not)
     code = (
         "import time; t = time.process_time();"
-        "import pydtrace.engines.ebpf.btf as b; d = time.process_time() - t;"
+        "import pydtrace.symbols.btf as b; d = time.process_time() - t;"
         "print(b._vmlinux is None, d < 0.05)"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))

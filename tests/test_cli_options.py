@@ -74,7 +74,8 @@ def test_posixly_correct_stops_at_first_operand() -> None:
     [
         (["-k"], "invalid option -- 'k'"),
         (["-n"], "option requires an argument -- 'n'"),
-        (["-q", "--bogus"], "invalid option -- '-'"),
+        (["-q", "--bogus"], "unrecognized option '--bogus'"),
+        (["-q", "-q-"], "invalid option -- '-'"),
         (["-3x"], "illegal option -- 3x"),
         (["-64", "-65"], "illegal option -- 65"),
     ],

@@ -129,8 +129,8 @@ def test_probes_detached_before_end_count_exactly() -> None:
 def test_x86_64_syscall_registers_are_constants_without_btf() -> None:
     if platform.machine() != "x86_64":
         pytest.skip("x86_64 only")
-    from pydtrace.engines.ebpf import btf
     from pydtrace.engines.ebpf.pt_regs import syscall_regs
+    from pydtrace.symbols import btf
 
     before = getattr(btf, "_vmlinux", None)
     regs = syscall_regs()

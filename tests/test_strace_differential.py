@@ -97,7 +97,7 @@ def by_pydtrace(engine: str, argv: list[str], tmp: Path) -> Seen:
     return seen
 
 
-_CALL = re.compile(r"^(\d+) (\w+)\((.*)\) += (-?\d+)(?: (E\w+))?")
+_CALL = re.compile(r"^(\d+) +(\w+)\((.*)\) += (-?\d+)(?: (E\w+))?")  # (pids are padded)
 
 
 def by_strace(argv: list[str], tmp: Path) -> Seen:
@@ -114,10 +114,10 @@ def by_strace(argv: list[str], tmp: Path) -> Seen:
     pending: dict[str, str] = {}  # pid -> the start of a call another thread interrupted
     for line in log.read_text().splitlines():
         if line.endswith(" <unfinished ...>"):
-            pid_s, _, rest = line.partition(" ")
+            pid_s, rest = line.split(maxsplit=1)
             pending[pid_s] = rest[: -len(" <unfinished ...>")]
             continue
-        m = re.match(r"^(\d+) <\.\.\. \w+ resumed>(.*)$", line)
+        m = re.match(r"^(\d+) +<\.\.\. \w+ resumed>(.*)$", line)
         if m is not None:
             line = f"{m.group(1)} {pending.pop(m.group(1), '')}{m.group(2)}"
         if line.startswith("syscall ") and "calls" in line:
@@ -129,6 +129,7 @@ def by_strace(argv: list[str], tmp: Path) -> Seen:
                 seen.calls[parts[0]] = int(parts[1])
             continue
         pid_s, _, rest = line.partition(" ")
+        rest = rest.lstrip()
         if first_pid is None:
             first_pid = pid_s
         if rest.startswith("+++ killed by"):
@@ -148,7 +149,7 @@ def by_strace(argv: list[str], tmp: Path) -> Seen:
             assert argl is not None, line
             seen.execs[" ".join(re.findall(r'"((?:[^"\\]|\\.)*)"', argl.group(1)))] += 1
     # exit_group never returns: strace shows it unfinished or as "= ?"
-    for m in re.finditer(r"^\d+ exit_group\((\d+)", log.read_text(), re.M):
+    for m in re.finditer(r"^\d+ +exit_group\((\d+)", log.read_text(), re.M):
         seen.ends[f"exit {m.group(1)}"] += 1
     return seen
 
@@ -284,8 +285,11 @@ int main(void) {
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_programs_as_strace_sees_them(tmp_path: Path, name: str) -> None:
     argv = PROGRAMS[name](tmp_path)
+    # the shell's SIGCHLD handler runs once per signal delivered, and the SIGCHLDs of
+    # two children ending together may arrive as one: its rt_sigreturn count varies
+    ignore = ("rt_sigreturn",) if name == "shell" else ()
     for _ in range(RUNS):
-        compare(argv, tmp_path)
+        compare(argv, tmp_path, ignore)
 
 
 @needs_strace

@@ -100,6 +100,7 @@ class Session:
         self.engine: Any = None
         self._bpf_ok: tuple[bool, str] | None = None
         self._ptrace_targets = False  # set when a LoweringError sends -c/-p to ptrace
+        self._kernel: Any = None  # symbols.kernel_types.KernelTypes, made by compile()
 
     # --- compiling ---------------------------------------------------------------
     def compile(self) -> Any:
@@ -142,10 +143,12 @@ class Session:
             desc_attrs.append(_description_attributes(cat, desc))
             return probes
 
+        kernel = self._kernel_names()
         checker = Checker(
             lookup,
             strsize=int(self.options.get("strsize", 256)),
             has_target="target" in self.macro_values,
+            kernel=kernel,
         )
         values = {"pid": os.getpid(), "ppid": os.getppid(), "uid": os.getuid(), "gid": os.getgid(),
                   "euid": os.geteuid(), "egid": os.getegid(), "pgid": os.getpgid(0), "sid": os.getsid(0)}  # fmt: skip
@@ -183,7 +186,8 @@ class Session:
                 )
                 state["kind"] = "s" if script else prog.kind
                 tree = parse(source, macros=macros, filename=prog.text if script else None,
-                             pspec_only=not script, on_pragma=self._pragma)  # fmt: skip
+                             pspec_only=not script, on_pragma=self._pragma,
+                             kernel_typedef=kernel.is_typedef)  # fmt: skip
                 if not tree.items and self.options.get("empty"):
                     self.matches.append(("script" if script else "description", prog.text, 0))
                     continue
@@ -230,6 +234,13 @@ class Session:
             index += len(c.node.probes)
         self.checked = checker.prog
         return checker.prog
+
+    def _kernel_names(self) -> Any:
+        """The running kernel's types and symbols (BTF, kallsyms) for the
+        checker, read only when a program names one (one per session)."""
+        if self._kernel is None:
+            self._kernel = _KernelNames()
+        return self._kernel
 
     # --- traced processes (-c, -p) -----------------------------------------------------
     def _start_targets(self) -> None:
@@ -529,10 +540,17 @@ class Session:
             )
         elif user_engine:
             stack = _stack_call(self.checked)
+            kread = self.checked.kernel_reads[:1]
             if stack is not None:  # it records no frames: never an empty stack printed
                 refusal = CompileError(
                     f"could not enable tracing: the user-space engine cannot record {stack.name}() "
                     f"(line {stack.line}); the eBPF engine records kernel stacks"
+                )
+            elif kread:  # kernel types and `symbols live in kernel memory
+                what, line = kread[0]
+                refusal = CompileError(
+                    f"could not enable tracing: the user-space engine cannot read kernel memory "
+                    f"({what}, line {line}); the eBPF engine reads it"
                 )
         if self.tracer is not None:
             self._release_targets()  # an exec failure is reported before anything else
@@ -637,6 +655,31 @@ class Session:
 def _argv(cmd: str | list[str]) -> list[str]:
     """A -c command's argv: a string is split into words as dtrace does (no shell)."""
     return list(cmd) if isinstance(cmd, list) else (cmd.split() or [cmd])
+
+
+class _KernelNames:
+    """symbols.kernel_types.KernelTypes, imported and made when the checker
+    or the parser first asks it something (a one-liner naming no kernel type
+    never imports it)."""
+
+    def __init__(self) -> None:
+        self.real: Any = None
+
+    def _get(self) -> Any:
+        if self.real is None:
+            from pydtrace.symbols.kernel_types import KernelTypes
+
+            self.real = KernelTypes()
+        return self.real
+
+    def type_named(self, name: str) -> Any:
+        return self._get().type_named(name)
+
+    def is_typedef(self, name: str) -> bool:
+        return bool(self._get().is_typedef(name))
+
+    def symbol(self, module: str, name: str) -> Any:
+        return self._get().symbol(module, name)
 
 
 def _stack_call(checked: Any) -> Any:

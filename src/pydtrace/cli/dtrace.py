@@ -1,7 +1,12 @@
 """`pydtrace`: a drop-in dtrace(1).
 
 Messages start with the program's name as invoked (dtrace does the same with
-its argv[0]), so a `dtrace` link to pydtrace speaks as dtrace.
+its argv[0]), so the `dtrace` command installed beside pydtrace (or a link
+named dtrace) speaks as dtrace.
+
+Usage errors keep dtrace's exit status, 2, and say one line and a hint to
+--help where dtrace prints its usage of every option; with no arguments, the
+usage is printed as dtrace prints it, then the hint.
 """
 
 from __future__ import annotations
@@ -67,16 +72,20 @@ def _main(pname: str, argv: list[str]) -> int:
     try:
         o = parse_args(argv)
     except UsageError as e:
+        from pydtrace.cli.manual import hint
+
         if e.message:
             err.write(f"{pname}: {e.message}\n")
-        if e.show_usage:
+        elif e.show_usage:  # no arguments: dtrace's usage of every option
             err.write(usage_text(pname))
+        if e.show_usage:
+            err.write(hint(pname))
         return 2
     except OptionError as e:
         err.write(f"{pname}: {e.message}\n")
         return 1
-    if o.version:
-        GuardedOutput(sys.stdout, STDOUT).write(f"{pname}: Oracle D 2.0\n")
+    if o.info or o.version:  # --help, --version, -V
+        GuardedOutput(sys.stdout, STDOUT).write(_info(pname, o.info))
         return 0
     if not o.programs and not o.list_probes:
         err.write(f"{pname}: no probes specified\n")
@@ -100,6 +109,17 @@ def _main(pname: str, argv: list[str]) -> int:
             _report(pname, OutputFailed(o.output, e))
             status = 1
     return status
+
+
+def _info(pname: str, which: str) -> str:
+    """--help, --version, or -V (`dtrace: Oracle D 2.0`, as dtrace says it)."""
+    from pydtrace.cli.manual import D_VERSION, PYDTRACE, help_text, version_text
+
+    if which == "help":
+        return help_text(PYDTRACE, pname)
+    if which == "version":
+        return version_text(pname, D_VERSION)
+    return f"{pname}: {D_VERSION}\n"
 
 
 def _run(pname: str, o: Any, out: Any, err: Any) -> int:
@@ -133,6 +153,9 @@ def _run(pname: str, o: Any, out: Any, err: Any) -> int:
                 err.write(session.disassembly() or "")
             return _list(session, o, GuardedOutput(out, o.output or STDOUT)) if o.list_probes else 0
         return session.run()
+    except KeyboardInterrupt:  # Ctrl-C before tracing began: let go of -c/-p targets
+        session.close()
+        raise
     except CompileError as e:
         session.close()
         try:

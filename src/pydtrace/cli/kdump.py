@@ -8,6 +8,8 @@ from __future__ import annotations
 import getopt
 import sys
 
+from pydtrace.cli.manual import KDUMP, help_text, usage_lines, version_text
+from pydtrace.ktrace.format import VERSION
 from pydtrace.ktrace.kdump import (
     DecoderBug,
     KdumpError,
@@ -18,8 +20,16 @@ from pydtrace.ktrace.kdump import (
 )
 from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed
 
-USAGE = "usage: kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json]\n"
+USAGE = usage_lines(KDUMP)  # OpenBSD's line, printed after a usage error
 EX_SOFTWARE = 70  # sysexits.h: an internal software error
+
+
+class _Info(Exception):
+    """--help or --version: print the text and exit 0."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 def _number(opt: str, arg: str, low: int) -> int:
@@ -36,7 +46,13 @@ def _number(opt: str, arg: str, low: int) -> int:
 
 
 def parse(argv: list[str]) -> tuple[str, Options]:
-    opts, args = getopt.getopt(argv, "dHlnRTXxf:m:p:t:", ["json"])
+    """The trace file and the options; --help and --version raise _Info."""
+    opts, args = getopt.getopt(argv, "dHlnRTXxf:m:p:t:", ["json", "help", "version"])
+    for k, _ in opts:
+        if k == "--help":
+            raise _Info(help_text(KDUMP))
+        if k == "--version":
+            raise _Info(version_text("kdump", f"ktrace file format {VERSION}"))
     if args:
         raise getopt.GetoptError(f"unexpected argument {args[0]}")
     o = Options(width=screen_width())
@@ -81,8 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     except KdumpError as e:
         sys.stderr.write(f"kdump: {e}\n")
         return 1
+    except _Info as i:
+        path, opts, info = "", Options(), i.text.encode()
+    else:
+        info = None
     out = GuardedOutput(sys.stdout.buffer, STDOUT)  # a failed write raises OutputFailed
     try:
+        if info is not None:
+            out.write(info)
+            out.flush()
+            return 0
         return _dump(path, opts, out)
     except OutputFailed as e:
         # one line, none when the reader went away (kdump | head: the C tool

@@ -17,15 +17,13 @@ import sys
 import threading
 from typing import NoReturn
 
+from pydtrace.cli.manual import KTRACE, help_text, usage_lines, version_text
 from pydtrace.ktrace import control
 from pydtrace.ktrace import format as F
 from pydtrace.ktrace.recording import RecordError, RecordOptions
-from pydtrace.outfiles import RefusedPath, write_failure
+from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed, RefusedPath, write_failure
 
-USAGE = (
-    "usage: ktrace [-aBdi] [-f trfile] [-t trstr] [--engine ebpf|ptrace] command [args ...]\n"
-    "       ktrace [-aCcdi] [-f trfile] [-g pgid | -p pid] [-t trstr] [--engine ebpf|ptrace]\n"
-)
+USAGE = usage_lines(KTRACE)  # OpenBSD's two lines, printed after a usage error
 ENGINES = ("ebpf", "ptrace")
 EX_SOFTWARE = 70  # sysexits.h: an internal software error
 
@@ -109,10 +107,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: list[str]) -> int:
     try:
-        opts, cmd = getopt.getopt(args, "aBCcdif:g:p:t:", ["engine="])
+        opts, cmd = getopt.getopt(args, "aBCcdif:g:p:t:", ["engine=", "help", "version"])
     except getopt.GetoptError as e:
         sys.stderr.write(f"ktrace: {e.msg}\n")
         raise _Usage from None
+    for k, _ in opts:
+        if k == "--help":
+            return _say(help_text(KTRACE))
+        if k == "--version":
+            return _say(version_text("ktrace", f"ktrace file format {F.VERSION}"))
     o = RecordOptions()
     append = clear_all = clear = False
     inherit = False
@@ -171,6 +174,18 @@ def _main(args: list[str]) -> int:
     if cmd:
         return _foreground(module, o, writer, trfile)
     return _background(module, o, writer, trfile)
+
+
+def _say(text: str) -> int:
+    """--help, --version: the text on stdout; a failed write is one line and status 1."""
+    try:
+        out = GuardedOutput(sys.stdout, STDOUT)
+        out.write(text)
+        out.flush()
+    except OutputFailed as e:
+        sys.stderr.write(f"ktrace: {e.line()}\n")
+        return 1
+    return 0
 
 
 def _stop(everything: bool, o: RecordOptions, trfile: str) -> int:

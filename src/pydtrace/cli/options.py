@@ -4,8 +4,11 @@ dtrace scans argv with glibc getopt, which permutes: options may follow
 operands (`dtrace -s x.d 1234 -q` is fine) until a `--`.  It makes several
 passes; the observable order of checks is kept here:
 
+0. `--help` and `--version` (pydtrace's own, GNU-style) end the scan: no
+   option is validated;
 1. bad options (`invalid option`, `option requires an argument`, `-3x`)
-   -> usage error (message, usage text, exit 2);
+   -> usage error (message, exit 2; dtrace prints its usage after it,
+   pydtrace a hint to --help);
 2. more than one of -G -h -l -V -> usage error without the usage text;
 3. -V stops here (no option is validated);
 4. the -b/-x/-X/... settings in command-line order -> `failed to set ...` (exit 1);
@@ -28,6 +31,7 @@ _WITH_ARG = {c for i, c in enumerate(OPTSTRING) if c != ":" and OPTSTRING[i + 1 
 _FLAGS = {c for c in OPTSTRING if c != ":"} - _WITH_ARG
 
 U64_MAX = (1 << 64) - 1
+LONG_OPTIONS = ("help", "version")  # GNU-style, pydtrace's own
 
 
 def usage_text(pname: str = PROG) -> str:
@@ -139,6 +143,7 @@ class Options:
     anon: str = ""  # -a / -A (accepted, unused on Linux)
     data_model: int | None = None  # -32 / -64
     stdc: str | None = None  # -X
+    info: str = ""  # "help" or "version" for --help/--version: print it and exit
     operands: list[str] = field(default_factory=list)  # $1, $2, ...
 
 
@@ -151,6 +156,14 @@ def _getopt(argv: list[str], posix: bool) -> tuple[list[tuple[str, str | None]],
         a = argv[i]
         if a == "--":
             operands.extend(argv[i + 1 :])
+            break
+        if a.startswith("--"):  # the long options dtrace lacks; they end the scan
+            name, eq, _ = a[2:].partition("=")
+            if name not in LONG_OPTIONS:
+                raise UsageError(f"unrecognized option '{a}'")
+            if eq:
+                raise UsageError(f"option '--{name}' doesn't allow an argument")
+            opts.append(("--" + name, None))
             break
         if not a.startswith("-") or a == "-":
             if posix:
@@ -206,6 +219,9 @@ def parse_args(argv: list[str], environ: dict[str, str] | None = None) -> Option
         raise UsageError("")
     opts, operands = _getopt(argv, "POSIXLY_CORRECT" in env)
     o = Options(operands=operands)
+    if opts and opts[-1][0] in ("--help", "--version"):
+        o.info = opts[-1][0][2:]
+        return o
     nmodes = 0
     # pass 1: modes, data model, and the checks dtrace does before opening
     for c, arg in opts:

@@ -95,9 +95,9 @@ class Offsets:
 
 
 def offsets() -> Offsets:
-    from pydtrace.engines.ebpf.btf import vmlinux
     from pydtrace.engines.ebpf.pt_regs import syscall_regs
     from pydtrace.probes.syscalls import table
+    from pydtrace.symbols.btf import vmlinux
 
     regs = syscall_regs()
     if regs is None:

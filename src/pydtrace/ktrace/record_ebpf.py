@@ -194,9 +194,9 @@ def record(
 ) -> int:
     """Record with eBPF until the traced processes are gone or `stop` is set."""
     from pydtrace.engines.ebpf.bpf import BPFError
-    from pydtrace.engines.ebpf.btf import BTFError
     from pydtrace.engines.ebpf.ringbuf import RingBuffer
     from pydtrace.engines.launch import LaunchError, Targets
+    from pydtrace.symbols.btf import BTFError
 
     _check_kernel()
     writer.on_error = stop.set  # a file that cannot be written ends the recording

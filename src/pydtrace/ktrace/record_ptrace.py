@@ -687,6 +687,9 @@ def _loop(tracer: _Tracer, writer: F.Writer, stop: threading.Event, main: bool) 
     # -t c: 3.2 s -> 2.1 s).
     spin = tracer.spin
     nohang = wall | os.WNOHANG
+    waitid, all_, trapped = os.waitid, os.P_ALL, os.CLD_TRAPPED
+    peek = wall | os.WEXITED | os.WNOWAIT
+    peek_nohang = peek | os.WNOHANG
     try:
         while tracer.live:
             try:
@@ -699,15 +702,30 @@ def _loop(tracer: _Tracer, writer: F.Writer, stop: threading.Event, main: bool) 
                             flush()
                             stop.wait(0.01)
                         continue
+                # As Tracer.step: a stop is looked at, not taken (taken, a
+                # signal-delivery stop's signal is lost if we are killed
+                # before the resume); a stop asked for just before the
+                # blocking wait is seen, and the wait the handler breaks
+                # loses nothing.
                 try:
-                    tid = 0
-                    for _ in range(spin):
-                        tid, status = waitpid(-1, nohang)
-                        if tid:
+                    got = None
+                    for _ in range(spin + 1):
+                        got = waitid(all_, 0, peek_nohang)
+                        if got is not None:
                             break
-                    if not tid:
+                    if got is None:
                         tracer.in_wait = True
-                        tid, status = waitpid(-1, wall)
+                        if stop.is_set():
+                            break
+                        got = waitid(all_, 0, peek)
+                        tracer.in_wait = False
+                    tid = got.si_pid
+                    if got.si_code == trapped:
+                        status = got.si_status << 8 | 0x7F
+                    else:  # exited: reaped
+                        tid, status = waitpid(tid, nohang)
+                        if not tid:
+                            continue
                 except ChildProcessError:
                     tracer.live.clear()
                     break

@@ -19,6 +19,7 @@ VARIABLES: dict[str, str] = {
     "curthread": "void *",
     "curlwpsinfo": "lwpsinfo_t *",
     "curpsinfo": "psinfo_t *",
+    "cwd": "string",  # the current process's working directory (procfs.d's inline)
     "epid": "uint64_t",
     "errno": "int",
     "execname": "string",
@@ -31,6 +32,7 @@ VARIABLES: dict[str, str] = {
     "probemod": "string",
     "probename": "string",
     "probeprov": "string",
+    "root": "string",  # the current process's root directory (procfs.d's inline)
     "stackdepth": "uint32_t",
     "tid": "id_t",
     "timestamp": "uint64_t",
@@ -65,7 +67,7 @@ func copyinto void(uintptr_t, size_t, void *)
 func copyout void(void *, uintptr_t, size_t) destructive
 func copyoutstr void(char *, uintptr_t, size_t) destructive
 agg count void()
-func d_path string(void *)
+func d_path string(struct path *)
 action denormalize void(@)
 func dirname string(const char *)
 action discard void(int)

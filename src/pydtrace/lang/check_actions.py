@@ -93,6 +93,14 @@ class Actions:
                 )
         elif name == "tracemem":
             self._proto(e, b)
+            at = e.args[0].ctype  # type: ignore[attr-defined]
+            if not (at.is_pointer() or at.is_int()):
+                raise DError(
+                    "D_TRACEMEM_ADDR",
+                    "tracemem( ) argument #1 is incompatible with prototype:\n"
+                    f"\tprototype: pointer or integer\n\t argument: {at.name}",
+                    e.line,
+                )
             c = self._const(e.args[1])
             if c is None or c <= 0:
                 raise DError(
@@ -102,6 +110,18 @@ class Actions:
                 )
         elif name == "setopt":
             self._proto(e, b)
+        elif name == "print":
+            self._proto(e, b)
+            at = e.args[0].ctype  # type: ignore[attr-defined]
+            target = at.r.target if at.is_pointer() else None
+            if target is not None and target.is_struct() and target.r.size == 0:
+                # (a kernel struct of only a flexible array, a forward declaration)
+                raise DError(
+                    "D_PRINT_SIZE",
+                    f"print( ) argument #1 reference has type '{target.name}' with size 0;"
+                    " cannot print( ) it.",
+                    e.line,
+                )
         else:
             self._proto(e, b)
         if name == "speculate":
@@ -319,7 +339,11 @@ class Actions:
             self._library_types(base)
         if base.startswith("struct "):
             # a kernel structure named by a prototype: opaque, known by its tag only
-            t = self.tags.get(base) or CType("struct", base, 0, tag=base[7:])
+            t = (
+                self.tags.get(base)
+                or self._kernel_type(base)
+                or CType("struct", base, 0, tag=base[7:])
+            )
         else:
             t = (
                 T.STACK

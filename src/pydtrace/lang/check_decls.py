@@ -35,10 +35,21 @@ class Declarations:
             name = spec.words[0]
             if name in self.typedefs or self._library_types(name):
                 return self.typedefs[name]
+            kt = self._kernel_type(name, spec.module)
+            if kt is not None:
+                return kt
             raise DError(
                 "D_UNKNOWN", f"failed to resolve type {name}: Unknown type name", spec.line
             )
         return self._tagged(spec)
+
+    def _kernel_type(self, name: str, module: str | None = None) -> CType | None:
+        """The kernel's type of that name ("struct x" or a typedef name), when
+        the program has not declared one: dtrace looks in D's own definitions
+        first, then in the kernel's (vmlinux`, or no module named)."""
+        if self.kernel is None or module not in (None, "", "vmlinux"):
+            return None
+        return self.kernel.type_named(name)
 
     def _bad_combo(self, spec: ast.TypeSpec) -> None:
         words = spec.words
@@ -85,6 +96,9 @@ class Declarations:
             if spec.enumerators is None:
                 if key and key in self.tags:
                     return self.tags[key]
+                kt = self._kernel_type(key, spec.module) if key else None
+                if kt is not None:
+                    return kt
                 t = CType("enum", key or "enum", 4, True, tag=spec.tag or "")
                 if key:
                     self.tags[key] = t
@@ -126,6 +140,9 @@ class Declarations:
         if spec.members is None:
             if key and key in self.tags:
                 return self.tags[key]
+            kt = self._kernel_type(key, spec.module) if key else None
+            if kt is not None:
+                return kt
             t = CType(kind, key or kind, 0, tag=spec.tag or "")
             if key:
                 self.tags[key] = t
@@ -407,8 +424,11 @@ class Declarations:
         end = getattr(node, "end_line", node.line)
         out = self.typename(node.output)
         inp = self.typename(node.input)
+        self._kernel_translators(out, inp)
         if not out.is_struct():
             raise DError("D_XLATE_SOU", "translator output type must be a struct or union", end)
+        if out.r.members is None:
+            raise DError("D_XLATE_SOU", f"incomplete struct/union/enum {out.r.name}", end)
         if any(o.same(out) and i.same(inp) for o, i, _ in self.translators):
             raise DError(
                 "D_XLATE_REDECL",
@@ -439,7 +459,34 @@ class Declarations:
         node.in_type = inp  # type: ignore[attr-defined]
         self.translators.append((out, inp, node))
 
+    def _kernel_translators(self, out: CType, arg: CType) -> None:
+        """Enter the D library's translators from struct task_struct * to
+        psinfo_t and lwpsinfo_t (procfs.KERNEL_TRANSLATORS) the first time a
+        program translates a kernel task to one, or declares such a
+        translator itself (which dtrace refuses as a redeclaration)."""
+        if getattr(self, "_kernel_xlators", False) or self.kernel is None:
+            return
+        target = arg.r.target if arg.is_pointer() else None
+        if out.r.name not in ("struct psinfo", "struct lwpsinfo") or target is None:
+            return
+        if not (target.r.kernel and target.r.tag == "task_struct"):
+            return
+        self._kernel_xlators = True
+        from pydtrace.lang.parser import parse
+        from pydtrace.lang.procfs import KERNEL_TRANSLATORS
+
+        reads = len(self.prog.kernel_reads)
+        try:
+            for item in parse(KERNEL_TRANSLATORS, from_file=True).items:
+                if isinstance(item, ast.Translator):
+                    self._translator(item)
+                    item.library = True  # type: ignore[attr-defined]
+        except DError:
+            pass  # this kernel's task_struct differs: no library translation
+        del self.prog.kernel_reads[reads:]  # counted where a program translates
+
     def _find_translator(self, out: CType, arg: CType) -> ast.Translator | None:
+        self._kernel_translators(out, arg)
         for o, i, node in self.translators:
             if o.r.name != out.r.name:
                 continue

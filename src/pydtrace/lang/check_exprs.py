@@ -84,6 +84,8 @@ class Expressions:
             assert t.r.target is not None
             if t.r.target.is_void():
                 raise DError("D_DEREF_VOID", "cannot dereference pointer to void", e.line)
+            if t.r.target.r.kernel:
+                self.prog.kernel_reads.append((f"*{_spelled(e.operand)}", e.line))
             return t.r.target
         if op in ("-", "+"):
             if not t.is_arith():
@@ -251,7 +253,7 @@ class Expressions:
 
     def _x_Offsetof(self, e: ast.Offsetof) -> CType:
         t = self.typename(e.type)
-        if not t.is_struct():
+        if not t.is_struct() or t.r.members is None:  # (only declared: no layout)
             raise DError(
                 "D_OFFSETOF_TYPE", "offsetof operand must be a struct or union type", e.line
             )
@@ -289,6 +291,8 @@ class Expressions:
                 "D_XLATE_NONE", f'cannot translate from "{at.name}" to "{out.name}"', e.line
             )
         e.translator = node  # type: ignore[attr-defined]
+        if getattr(node, "library", False):  # a kernel task's members are read
+            self.prog.kernel_reads.append((f"xlate<{t.name}>", e.line))
         return t
 
     def _x_Call(self, e: ast.Call) -> CType:
@@ -342,9 +346,25 @@ class Expressions:
                     e.line,
                 )
         if st.r.members is None:
-            raise DError("D_DECL_INCOMPLETE", f"incomplete struct/union/enum {st.name}", e.line)
+            raise DError(
+                "D_OP_INCOMPLETE",
+                f"operator {'->' if e.arrow else '.'} cannot be applied to a forward declaration:"
+                f" no {st.r.name} definition is available",
+                e.line,
+            )
         m = st.member(e.name)
         if m is None:
             raise DError("D_TYPE_MEMBER", f"{e.name} is not a member of {st.name}", e.line)
         e.member = m  # type: ignore[attr-defined]
+        if st.r.kernel and e.arrow:
+            self.prog.kernel_reads.append((_spelled(e), e.line))
         return m.type
+
+
+def _spelled(e: ast.Expr) -> str:
+    """A short spelling of a member path for messages (curthread->mm->mmap_base)."""
+    if isinstance(e, ast.Ident):
+        return e.name
+    if isinstance(e, ast.Member):
+        return f"{_spelled(e.base)}{'->' if e.arrow else '.'}{e.name}"
+    return "(...)"

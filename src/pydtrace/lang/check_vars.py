@@ -56,6 +56,8 @@ class Variables:
             return t
         if name in VARIABLES:
             e.ref = ("builtin", name)  # type: ignore[attr-defined]
+            if name == "curthread":
+                return self._curthread_type()
             return self._proto_type(VARIABLES[name])
         if name in FUNCTIONS:
             raise DError(
@@ -67,12 +69,36 @@ class Variables:
             e.ref = ("builtin", "args")  # type: ignore[attr-defined]
             return self._probe_argstruct
         if "`" in name:
+            return self._kernel_symbol(e)
+        raise DError("D_IDENT_UNDEF", f"failed to resolve {name}: Unknown variable name", e.line)
+
+    def _curthread_type(self) -> CType:
+        """struct task_struct * when the kernel's BTF describes it (dtrace's
+        vmlinux`struct task_struct *), else an opaque void *."""
+        t = getattr(self, "_curthread", None)
+        if t is None:
+            task = self._kernel_type("struct task_struct")
+            t = self._curthread = T.pointer(task) if task is not None else T.VOIDP
+        return t
+
+    def _kernel_symbol(self, e: ast.Ident) -> CType:
+        """`name, vmlinux`name: a kernel variable or function, typed from BTF."""
+        scope, _, name = e.name.rpartition("`")
+        if self.kernel is None or scope.endswith("`"):  # ``name: a user symbol
             raise DError(
                 "D_SYM_NOKERNEL",
-                f"failed to resolve {name}: kernel symbols are not available on this engine",
+                f"failed to resolve {e.name}: kernel symbols are not available on this engine",
                 e.line,
             )
-        raise DError("D_IDENT_UNDEF", f"failed to resolve {name}: Unknown variable name", e.line)
+        try:
+            sym = self.kernel.symbol(scope, name)
+        except DError as err:
+            err.line = e.line
+            raise
+        e.ref = ("ksym", sym)  # type: ignore[attr-defined]
+        if sym.type.r.kind != "func":
+            self.prog.kernel_reads.append((e.name, e.line))
+        return sym.type
 
     def _x_SelfVar(self, e: ast.SelfVar) -> CType:
         v = self.prog.tlocals.get(e.name)
@@ -191,7 +217,10 @@ class Variables:
                     f'operator = may not be applied to operand of type "{t.name}"',
                     e.line,
                 )
-            if not (
+            # an integer becomes a pointer only as the constant 0 (dtrace's
+            # dt_node_is_ptrcompat): `x = curthread; x = pid;` is refused
+            int_to_ptr = t.is_pointer() and vt.is_int() and not self._is_null(e.value, vt)
+            if int_to_ptr or not (
                 assignable(t, vt)
                 or ((t.is_string() or _is_dynamic(target)) and self._is_null(e.value, vt))
             ):
@@ -311,6 +340,13 @@ class Variables:
             return self._args(e)
         if isinstance(base, ast.Ident) and base.name == "uregs":
             return self._uregs(e)
+        if (
+            isinstance(base, ast.Ident)
+            and base.name == "fds"
+            and "fds" not in self.prog.globals
+            and "fds" not in self.inline_arrays
+        ):
+            return self._fds(e)
         if isinstance(base, ast.Ident) and base.name in self.inline_arrays:
             return self._inline_call(e, base.name)
         if isinstance(base, ast.Ident | ast.SelfVar) and not (
@@ -351,7 +387,9 @@ class Variables:
             raise DError("D_ARR_BADREF", "array subscript must be of integral type", e.line)
         if bt.is_array():
             c = self._const(e.args[0])
-            if c is not None and (c < 0 or c >= bt.r.count):
+            # a kernel struct's flexible array member (`struct upid numbers[]`)
+            # has no count: its size is the object's business, as in C
+            if c is not None and bt.r.count and (c < 0 or c >= bt.r.count):
                 raise DError(
                     "D_ARR_BOUNDS", f"index outside array bounds: {c}, max is {bt.r.count}", e.line
                 )
@@ -381,6 +419,18 @@ class Variables:
             raise DError("D_UREGS_IDX", f"uregs[]: index out of bounds ({c})", e.line)
         e.ref = ("uregs", c)  # type: ignore[attr-defined]
         return T.ULONG
+
+    def _fds(self, e: ast.Index) -> CType:
+        """fds[fd]: io.d's fileinfo_t for the current process's descriptor fd
+        (dtrace's inline array over the task's file table); each engine fills
+        it from where it sees files (the kernel's struct file, or /proc)."""
+        e.base.ref = ("builtin", "fds")  # type: ignore[attr-defined]
+        e.base.ctype = T.VOID  # type: ignore[attr-defined]
+        keys = [self._key(k, i) for i, k in enumerate(e.args)]
+        check_keys("fds", [T.INT], keys, e.line)
+        self._library_types("fileinfo_t")
+        e.ref = ("fds", None)  # type: ignore[attr-defined]
+        return self.typedefs["fileinfo_t"]
 
     def _args(self, e: ast.Index) -> CType:
         e.base.ref = ("builtin", "args")  # type: ignore[attr-defined]

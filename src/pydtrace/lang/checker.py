@@ -29,7 +29,7 @@ from pydtrace.lang.check_exprs import Expressions
 from pydtrace.lang.check_vars import Variables
 from pydtrace.lang.dlib import library_inlines
 from pydtrace.lang.errors import DError
-from pydtrace.lang.program import CheckedProgram, ClauseInfo, Variable
+from pydtrace.lang.program import CheckedProgram, ClauseInfo, KernelNames, Variable
 from pydtrace.lang.records import describe
 from pydtrace.lang.types import CType
 
@@ -56,8 +56,12 @@ class Checker(
         strsize: int = 256,
         scratchsize: int = 256,
         has_target: bool = False,
+        kernel: KernelNames | None = None,
     ) -> None:
         self.lookup = lookup
+        # the running kernel's types and symbols (BTF, kallsyms), for names the
+        # program does not declare itself; None: there are none
+        self.kernel = kernel
         self.has_target = has_target  # -c/-p: printf's %A takes a plain integer
         self.scratchsize = scratchsize  # usable scratch bytes (the option's value less 8)
         self.prog = CheckedProgram()

@@ -190,6 +190,9 @@ class Lexer:
         self.main = filename
         self.macros = macros
         self.typenames = typenames  # typedef names known so far (the parser adds to it)
+        # the kernel's typedef names (BTF), asked only where a type name may
+        # follow: the answer may take reading the kernel's BTF
+        self.kernel_typedef: Callable[[str], bool] | None = None
         self.known: set[str] = set(BUILTIN_IDENTS)  # dtrace's globals + pcb_idents
         self.pspec_only = pspec_only
         self.mode = "outer"
@@ -207,11 +210,23 @@ class Lexer:
         self.nul_at_eof = True
 
     # --- helpers ------------------------------------------------------------
-    def is_type(self, name: str) -> bool:
-        """A typedef name, possibly scoped by a module (D`foo_t, vmlinux`u64)."""
+    def is_type(self, name: str, next_char: str | None = None) -> bool:
+        """A typedef name, possibly scoped by a module (D`foo_t, vmlinux`u64);
+        the kernel's typedefs count when the character after the name is one
+        a type name may have after it (`(sector_t)x`, `u64 *p`, `atomic_t v`,
+        `xlate<pid_t>`): never for `x + 1`."""
+        module = ""
         if "`" in name:
-            name = name.rsplit("`", 1)[1]
-        return name in self.typenames
+            module, name = name.rsplit("`", 1)
+        if name in self.typenames:
+            return True
+        if self.kernel_typedef is None or module not in ("", "vmlinux"):
+            return False
+        if next_char is not None and not (
+            next_char in ")*,><" or next_char.isalpha() or next_char == "_"
+        ):
+            return False
+        return self.kernel_typedef(name)
 
     def error(self, tag: str, msg: str, line: int | None = None) -> DError:
         return DError(tag, msg, self.line if line is None else line, self.file)
@@ -477,7 +492,7 @@ class Lexer:
             if not self.typedef_decl:
                 self.known.add(name)
             return tok
-        if not self.is_type(name) or self.decl_named:
+        if self.decl_named or not self.is_type(name, c0):
             return tok
         tok.kind = "TNAME"
         return tok

@@ -62,12 +62,14 @@ class Parser:
         from_file: bool,
         typenames: Iterable[str] | None,
         pspec_only: bool = False,
+        kernel_typedef: Callable[[str], bool] | None = None,
     ) -> None:
         self.macros = macros if macros is not None else Macros(["dtrace"], {})
         names = set(BUILTIN_TYPEDEFS) | set(SPECIFIER_WORDS) | {"_Bool", *LIBRARY_TYPE_NAMES}
         if typenames:
             names |= set(typenames)
         self.lex = Lexer(source, self.macros, filename, names, pspec_only)
+        self.lex.kernel_typedef = kernel_typedef
         self.from_file = from_file
         self.tok: Token | None = None
         self.last_line = 0  # line of the last block's closing brace
@@ -841,6 +843,7 @@ def parse(
     pspec_only: bool = False,
     on_pragma: Callable[[ast.Pragma], None] | None = None,
     on_item: Callable[[ast.Node], None] | None = None,
+    kernel_typedef: Callable[[str], bool] | None = None,
 ) -> ast.Program:
     """Parse a D program.
 
@@ -855,11 +858,13 @@ def parse(
     is also returned in Program.items either way. on_item: called with each
     other top-level item (declaration, clause, ...) as soon as it is parsed, so
     that declaration errors can be raised before later syntax errors, as dtrace
-    does.
+    does. kernel_typedef: asked whether a name the program does not declare
+    is one of the kernel's typedefs (symbols.kernel_types), where a type name
+    may stand.
     """
     if from_file is None:
         from_file = filename is not None
-    p = Parser(source, macros, filename, from_file, typenames, pspec_only)
+    p = Parser(source, macros, filename, from_file, typenames, pspec_only, kernel_typedef)
     p.on_item = on_item
     if on_pragma is not None:
         hook = on_pragma

@@ -1,7 +1,8 @@
 """The process-information types of D's library: psinfo_t, lwpsinfo_t and
 timestruc_t, as curpsinfo, curlwpsinfo and the proc provider's args[] see
-them, and cpuinfo_t, as curcpu and the sched provider's args[] see it
-(cpu_info, a kernel pointer in dtrace, stays 0 here: one node, one chip).
+them, cpuinfo_t, as curcpu and the sched provider's args[] see it
+(cpu_info, a kernel pointer in dtrace, stays 0 here: one node, one chip),
+and io.d's fileinfo_t, as fds[] gives it (one per open file descriptor).
 
 The member layouts are those dtrace for Linux declares (Solaris' /proc
 structures, kept for compatibility). They are written here as D, data only:
@@ -12,8 +13,14 @@ names as types.
 
 from __future__ import annotations
 
-TYPE_NAMES = ("timestruc_t", "lwpsinfo_t", "psinfo_t", "cpuinfo_t")
-STRUCT_TAGS = ("struct timestruc", "struct lwpsinfo", "struct psinfo", "struct cpuinfo")
+TYPE_NAMES = ("timestruc_t", "lwpsinfo_t", "psinfo_t", "cpuinfo_t", "fileinfo_t")
+STRUCT_TAGS = (
+    "struct timestruc",
+    "struct lwpsinfo",
+    "struct psinfo",
+    "struct cpuinfo",
+    "struct fileinfo",
+)
 
 SOURCE = """
 typedef struct timestruc {
@@ -93,4 +100,53 @@ typedef struct cpuinfo {
     int cpu_lgrp;
     uintptr_t cpu_info;
 } cpuinfo_t;
+
+typedef struct fileinfo {
+    string fi_name;
+    string fi_dirname;
+    string fi_pathname;
+    loff_t fi_offset;
+    string fi_fs;
+    string fi_mount;
+    int fi_oflags;
+} fileinfo_t;
+"""
+
+
+# dtrace's translators from the kernel's task to the process-information
+# types (`xlate<psinfo_t>(curthread)`), written against the kernel's own
+# struct task_struct (BTF), so checked only when a program asks for such a
+# translation (checker.Declarations._kernel_translators): a kernel without
+# BTF, or one whose task_struct lacks a member used here, has none.
+# Numbers: PIDTYPE_PGID 2 and PIDTYPE_SID 3 (since Linux 4.19), the task
+# state bits TASK_INTERRUPTIBLE 1, TASK_UNINTERRUPTIBLE 2, __TASK_STOPPED 4,
+# __TASK_TRACED 8, exit states EXIT_DEAD 16, EXIT_ZOMBIE 32; PR_STOPPED 1,
+# PR_MODEL_LP64 2; pr_state SSLEEP 1, SRUN 2, SZOMB 3, SSTOP 4.
+KERNEL_TRANSLATORS = """
+translator psinfo_t < struct task_struct *T > {
+    pr_nlwp = T->signal->nr_threads;
+    pr_pid = T->tgid;
+    pr_ppid = T->real_parent->tgid;
+    pr_pgid = T->signal->pids[2]->numbers[0].nr;
+    pr_sid = T->signal->pids[3]->numbers[0].nr;
+    pr_uid = T->cred->uid.val;
+    pr_euid = T->cred->euid.val;
+    pr_gid = T->cred->gid.val;
+    pr_egid = T->cred->egid.val;
+    pr_addr = (uintptr_t)T;
+    pr_ttydev = (uintptr_t)T->signal->tty;
+    pr_fname = T->comm;
+    pr_dmodel = 2;
+};
+
+translator lwpsinfo_t < struct task_struct *T > {
+    pr_flag = (T->__state & 4) ? 1 : 0;
+    pr_lwpid = T->pid;
+    pr_addr = (uintptr_t)T;
+    pr_state = (T->exit_state & 48) ? 3 : (T->__state & 12) ? 4 : (T->__state & 3) ? 1 : 2;
+    pr_sname = (T->exit_state & 48) ? 'Z' : (T->__state & 12) ? 'T' : (T->__state & 3) ? 'S' : 'R';
+    pr_pri = T->prio;
+    pr_name = T->comm;
+    pr_onpro = T->thread_info.cpu;
+};
 """

@@ -10,7 +10,7 @@ described once (lang.records) for the engines and the consumer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydtrace.lang import ast
 from pydtrace.lang.records import Action
@@ -67,3 +67,36 @@ class CheckedProgram:
     aggs: dict[str, AggInfo] = field(default_factory=dict)
     options: list[tuple[str, str | None, int]] = field(default_factory=list)  # (name, value, line)
     destructive: bool = False  # uses an action that needs -w
+    # reads of kernel memory through kernel types or symbols: (what, line),
+    # e.g. ("curthread->comm", 3); only an engine in the kernel can do them
+    kernel_reads: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class KernelSymbol:
+    """A kernel variable or function a program names with a backquote
+    (`max_pfn, vmlinux`schedule)."""
+
+    module: str
+    name: str
+    address: int  # for a per-CPU variable: its offset in every CPU's area
+    type: CType
+    percpu: bool = False  # the variable has a copy per CPU: D reads this CPU's
+
+
+class KernelNames(Protocol):
+    """What the checker asks of the running kernel (symbols.kernel_types
+    builds it from BTF and kallsyms; the session hands it to the checker)."""
+
+    def type_named(self, name: str) -> CType | None:
+        """The kernel's "struct x", "union x", "enum x" or typedef x, or None."""
+        ...
+
+    def is_typedef(self, name: str) -> bool:
+        """Does the kernel define a typedef called name (for the parser)?"""
+        ...
+
+    def symbol(self, module: str, name: str) -> KernelSymbol:
+        """The kernel symbol `name (module "" for any); LookupError(reason,
+        tag) when there is none, or when its type is unknown."""
+        ...

@@ -40,6 +40,7 @@ class CType:
     enumerators: dict[str, int] = field(default_factory=dict)
     tag: str = ""  # struct/union/enum tag
     base: CType | None = None  # typedef: the type it names (resolved is self.resolve())
+    kernel: bool = False  # a type of the running kernel (BTF): its objects live in kernel memory
 
     # --- identity -----------------------------------------------------------
     def resolve(self) -> CType:
@@ -119,9 +120,24 @@ class CType:
         return 4 if r.kind == "enum" else r.size
 
     def member(self, name: str) -> Member | None:
-        for m in self.r.members or ():
+        """The member called name, also one of an anonymous struct or union
+        member's (C11's rule, which the kernel's types use throughout), with
+        its offset from the start of this type."""
+        members = self.r.members or ()
+        for m in members:
             if m.name == name:
                 return m
+        for m in members:
+            if not m.name and m.type.r.kind in ("struct", "union"):
+                inner = m.type.member(name)
+                if inner is not None:
+                    return Member(
+                        inner.name,
+                        inner.type,
+                        m.offset + inner.offset,
+                        inner.bit_offset,
+                        inner.bits,
+                    )
         return None
 
 
@@ -166,7 +182,17 @@ def array(t: CType, n: int) -> CType:
 
 def typedef(name: str, t: CType) -> CType:
     return CType(
-        t.kind, name, t.size, t.signed, t.target, t.count, t.members, t.enumerators, t.tag, base=t
+        t.kind,
+        name,
+        t.size,
+        t.signed,
+        t.target,
+        t.count,
+        t.members,
+        t.enumerators,
+        t.tag,
+        base=t,
+        kernel=t.kernel,
     )
 
 

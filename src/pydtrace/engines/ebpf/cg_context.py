@@ -341,7 +341,7 @@ def probe_string(p: Any, which: str) -> str:
 def task_path(*path: str) -> Any:
     """The Accesses reading current->path (BTF); LoweringError without BTF."""
     try:
-        from pydtrace.engines.ebpf.btf import BTFError, vmlinux
+        from pydtrace.symbols.btf import BTFError, vmlinux
 
         return vmlinux().resolve_path("task_struct", *path)
     except (ImportError, OSError, BTFError) as e:

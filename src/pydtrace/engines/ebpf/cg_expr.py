@@ -104,6 +104,8 @@ class ExprMixin(CompilerBase):
             v = self.alloc(t)
             self.probe_id_to(v.reg)
             return v
+        if name in ("cwd", "root"):  # d_path of the task's fs->pwd / fs->root
+            return self.task_fs_path("pwd" if name == "cwd" else "root")  # cg_files
         if name in ("caller", "ucaller"):
             return self.load_caller(name == "ucaller")
         if name == "execname":

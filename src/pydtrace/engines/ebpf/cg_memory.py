@@ -48,6 +48,17 @@ def _calls(node: Any, names: tuple[str, ...]) -> bool:
     return ast.find_call(node, names) is not None
 
 
+def is_fds_member(e: Any) -> bool:
+    """Is e `fds[fd].member` (the checker's fds[] reference, cg_files' to lower)?"""
+    base = getattr(e, "base", None)
+    return (
+        isinstance(e, ast.Member)
+        and not e.arrow
+        and isinstance(base, ast.Index)
+        and getattr(base, "ref", ("",))[0] == "fds"
+    )
+
+
 def scalar_size(t: CType) -> int:
     """Bytes a scalar of type t occupies in memory (0: not a loadable scalar)."""
     r = t.r
@@ -421,6 +432,11 @@ class MemoryMixin(CompilerBase):
         if isinstance(e, ast.Member):
             off = e.member.offset  # type: ignore[attr-defined]
             v = self.expr(e.base) if e.arrow else self.address(e.base)
+            if e.arrow:  # a NULL pointer faults at 0 (dtrace's address), not at the offset
+                ok = self.a.new_label("nonnull")
+                self.a.jmp("!=", v.reg, ok, imm=0)
+                self.fault(BADADDR, v.reg)
+                self.a.place(ok)
             if off:
                 self.a.alu("+", v.reg, imm=off)
             return v
@@ -450,6 +466,8 @@ class MemoryMixin(CompilerBase):
         t: CType = e.ctype  # type: ignore[attr-defined]
         if isinstance(e, ast.Ident) and e.ref[0] == "inline":  # type: ignore[attr-defined]
             return self.address(e.ref[1])  # type: ignore[attr-defined]
+        if isinstance(e, ast.Ident) and e.ref[0] == "ksym":  # type: ignore[attr-defined]
+            return self.ksym_address(e.ref[1], t)  # type: ignore[attr-defined]
         if isinstance(e, ast.Ident) and e.ref[0] == "xlarg" and in_memory(t):  # type: ignore[attr-defined]
             return self.expr(e)  # a translator's struct parameter: the operand's address
         key = None
@@ -461,6 +479,8 @@ class MemoryMixin(CompilerBase):
         if r is not None:
             return self.const(r.vaddr, t)
         kind = e.ref[0] if isinstance(e, ast.Index) else None  # type: ignore[attr-defined]
+        if kind == "fds":
+            return self.fds_struct(e)  # type: ignore[attr-defined, no-any-return]
         if in_memory(t) and (isinstance(e, ast.SelfVar) or kind == "assoc"):
             return self.expr(e)  # a dynamic struct: the address of its copy in the frame
         if in_memory(t) and not isinstance(e, (ast.Ident, ast.ThisVar, ast.SelfVar, ast.Index)):
@@ -469,6 +489,12 @@ class MemoryMixin(CompilerBase):
 
     def load_lvalue(self, e: ast.Expr) -> Value:
         """The value of an lvalue in memory: its address for aggregates."""
+        if is_fds_member(e):
+            return self.fds_member(e)  # type: ignore[arg-type, attr-defined]
+        if isinstance(e, ast.Member) and isinstance(e.base, ast.Xlate):
+            one = self.xlate_member(e)
+            if one is not None:
+                return one
         t: CType = e.ctype  # type: ignore[attr-defined]
         m = getattr(e, "member", None) if isinstance(e, ast.Member) else None
         if m is not None and m.bits:
@@ -734,6 +760,42 @@ class MemoryMixin(CompilerBase):
         finally:
             stack.pop()
         return self.const(r.vaddr, e.ctype)
+
+    def xlate_member(self, e: ast.Member) -> Value | None:
+        """xlate<T>(x).m, xlate<T *>(x)->m: only m's translation is evaluated,
+        as dtrace translates only the members a program names (so a member
+        that reads nothing of x works for a NULL x); None when m is not a
+        scalar or string (the whole translation is made then)."""
+        xl: Any = e.base
+        mt: CType = e.ctype  # type: ignore[attr-defined]
+        expr = dict(xl.translator.members).get(e.name)
+        if expr is None or not (scalar_size(mt) in (1, 2, 4, 8) or mt.is_string()):
+            return None
+        if getattr(e, "member", None) is not None and e.member.bits:  # type: ignore[attr-defined]
+            return None
+        stack = getattr(self, "_xl_stack", None)
+        if stack is None:
+            stack = self._xl_stack = []
+        if len(stack) >= 4:
+            raise self.unsupported("translations nested this deep", e)
+        slot = getattr(self.frame, "xl_slots", None)
+        if slot is None:
+            slot = self.frame.xl_slots = []  # type: ignore[attr-defined]
+        while len(slot) <= len(stack):
+            slot.append(self.frame.take(8))
+        arg = slot[len(stack)]
+        v = self.expr(xl.operand)
+        self.a.stx(8, R9, arg, v.reg)
+        self.free(v)
+        stack.append(arg)
+        try:
+            x = self.expr(expr)
+        finally:
+            stack.pop()
+        if mt.is_int():
+            self.wrap(x.reg, mt)
+        x.ctype = mt
+        return x
 
     def xlate_arg(self, t: CType) -> Value:
         """The operand of the translation being evaluated (a translator's parameter)."""

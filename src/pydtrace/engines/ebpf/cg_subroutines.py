@@ -15,6 +15,7 @@ from pydtrace.engines.ebpf import cg_int_subroutines as ints
 from pydtrace.engines.ebpf import cg_string_subroutines as strings
 from pydtrace.engines.ebpf.cg_actions import ActionsMixin
 from pydtrace.engines.ebpf.cg_context import CompilerBase, Value
+from pydtrace.engines.ebpf.cg_files import FilesMixin
 from pydtrace.engines.ebpf.cg_memory import MemoryMixin
 from pydtrace.engines.ebpf.cg_stack import StackMixin
 from pydtrace.lang import ast
@@ -55,6 +56,8 @@ SUBROUTINES: dict[str, Lowering] = {
     "link_ntop": ints.link_ntop,
     "progenyof": ints.progenyof,
     "rand": ints.rand,
+    # files (cg_files)
+    "d_path": FilesMixin.lower_d_path,
     # scratch memory (cg_memory)
     "alloca": MemoryMixin.lower_alloca,
     "copyin": MemoryMixin.lower_copyin,

@@ -46,6 +46,8 @@ class VarsMixin(CompilerBase):
             return inner
         if kind == "builtin":
             return self.builtin(what, e)
+        if kind == "ksym":
+            return self.ksym_value(e)  # cg_kernel
         raise self.unsupported(f"identifier {e.name}", e)
 
     def is_memory_variable(self, e: ast.Expr) -> bool:
@@ -244,6 +246,8 @@ class VarsMixin(CompilerBase):
             return self.string_char(e)
         if kind == "uregs":
             return self.load_uregs(what)
+        if kind == "fds":
+            return self.fds_struct(e)  # cg_files
         raise self.unsupported("this kind of subscript", e)
 
     def clear_string(self, target: ast.Expr) -> Value:

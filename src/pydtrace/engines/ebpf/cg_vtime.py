@@ -40,7 +40,7 @@ class SwitchProbe:
 def offsets() -> tuple[int, int]:
     """(task_struct.pid, task_struct.se.sum_exec_runtime) from kernel BTF."""
     try:
-        from pydtrace.engines.ebpf.btf import BTFError, vmlinux
+        from pydtrace.symbols.btf import BTFError, vmlinux
 
         b = vmlinux()
         return b.member_offset("task_struct", "pid"), b.member_offset(

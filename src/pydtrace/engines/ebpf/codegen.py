@@ -9,6 +9,7 @@ shared state, cg_context.CompilerBase) listed in one place. The other parts:
   variables a clause names, whether it reads arguments, ...)
 - cg_subroutines: the subroutine table (name -> lowering function), with the
   lowerings of cg_string_subroutines and cg_int_subroutines
+- cg_kernel: `symbols and per-CPU variables; cg_files: fds[], d_path() (parts of Compiler)
 - cg_proc, cg_tracepoint, cg_uprobe, cg_vtime: provider-specific attaching,
   prologues and builtin variables
 
@@ -40,6 +41,8 @@ from pydtrace.engines.ebpf.cg_context import (
     ProgSpec,
 )
 from pydtrace.engines.ebpf.cg_expr import ExprMixin
+from pydtrace.engines.ebpf.cg_files import FilesMixin
+from pydtrace.engines.ebpf.cg_kernel import KernelMixin
 from pydtrace.engines.ebpf.cg_memory import MemoryMixin
 from pydtrace.engines.ebpf.cg_program import ProgramMixin
 from pydtrace.engines.ebpf.cg_stack import StackMixin
@@ -83,6 +86,8 @@ class Compiler(
     StringsMixin,  # string buffers, literals, copies, comparisons
     ExprMixin,  # expressions: dispatch, builtin variables, operators, casts, calls
     MemoryMixin,  # alloca scratch, loads and stores through pointers, members
+    KernelMixin,  # `symbols and per-CPU variables
+    FilesMixin,  # fds[] and d_path(): files from the task's file table
 ):
     """The code generator: its parts over one shared state (CompilerBase)."""
 

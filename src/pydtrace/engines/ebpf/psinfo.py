@@ -32,7 +32,7 @@ S_TMP, S_TASK, S_AUX = -16, -24, -32
 
 def btf() -> Any:
     try:
-        from pydtrace.engines.ebpf.btf import vmlinux
+        from pydtrace.symbols.btf import vmlinux
 
         return vmlinux()
     except (ImportError, OSError, LookupError) as e:

@@ -19,7 +19,7 @@ def syscall_regs() -> dict[str, Any] | None:
     if m == "x86_64":  # di si dx r10 r8 r9, orig_ax
         return {"args": [112, 104, 96, 56, 72, 64], "nr": 120, "size": 168}
     try:
-        from pydtrace.engines.ebpf.btf import BTFError, vmlinux
+        from pydtrace.symbols.btf import BTFError, vmlinux
 
         b = vmlinux()
         if m == "aarch64":

@@ -247,6 +247,7 @@ class UserEngine:
         """Handle tracee stops until every target has exited, exit() or Ctrl-C.
         waitpid blocks; a signal handler interrupts it (see install_signal_handlers)."""
         tracer = self.tracer
+        tracer.stopping = self.stopping  # a Ctrl-C just before a blocking wait: no wait
         tracer.resume_held()
         while not self.state.draining and not self.stopping.is_set() and tracer.live:
             if timers:

@@ -8,6 +8,7 @@ and its record discarded, and the engine fires ERROR, as dtrace does.
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import threading
@@ -238,7 +239,34 @@ class Compiler(ActionsMixin):
             return self.procinfo(name == "curpsinfo")
         if name == "curcpu":
             return self.cpuinfo()
+        if name in ("cwd", "root"):  # the links the kernel keeps in /proc
+            link = name
+
+            def path(f: Firing) -> str:
+                try:
+                    return os.readlink(f"/proc/{f.pid}/{link}")
+                except OSError:
+                    return "/"
+
+            return path
         return simple.get(name, lambda f: 0)
+
+    def fds(self, e: ast.Index) -> Fn:
+        """fds[fd]: a fileinfo_t of the firing process's descriptor, read from
+        /proc into memory that lives for the firing."""
+        from pydtrace.engines.user.fileinfo import fileinfo
+
+        mem = self.st.mem
+        fd = self.expr(e.args[0])
+
+        def place(f: Firing) -> int:
+            data = fileinfo(f.pid, T.wrap(fd(f), T.INT))
+            addr = mem.alloc(len(data))
+            mem.write(addr, data)
+            f.owned.append(addr)
+            return addr
+
+        return place
 
     def cpuinfo(self) -> Fn:
         """curcpu: a cpuinfo_t of the firing's CPU (one node: pset, chip and
@@ -361,10 +389,22 @@ class Compiler(ActionsMixin):
             return self.expr(e.operand)
         if isinstance(e, ast.Member):
             off = e.member.offset  # type: ignore[attr-defined]
-            base = self.expr(e.base) if e.arrow else self.address(e.base, write)
+            if e.arrow:  # a NULL pointer faults at 0, not at the member's offset
+                ptr, pc = self.expr(e.base), getattr(e, "pc", 1) or 1
+
+                def member_of(f: Firing) -> int:
+                    p = ptr(f)
+                    if not p:
+                        raise ProbeFault(BADADDR, 0, pc)
+                    return (p + off) & MASK64
+
+                return member_of
+            base = self.address(e.base, write)
             return lambda f: (base(f) + off) & MASK64
         if isinstance(e, ast.Index) and e.ref[0] == "element":  # type: ignore[attr-defined]
             return self.element_address(e, write)
+        if isinstance(e, ast.Index) and e.ref[0] == "fds":  # type: ignore[attr-defined]
+            return self.fds(e)
         if isinstance(e, ast.SelfVar | ast.ThisVar) or (
             isinstance(e, ast.Index) and e.ref[0] == "assoc"
         ):  # type: ignore[attr-defined]

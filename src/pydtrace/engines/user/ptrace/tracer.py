@@ -6,6 +6,12 @@ proc(kind, thread, args) and wants(kind) — kinds: create, lwp-create, start,
 lwp-start, exec-success, exit, lwp-exit, signal-handle (exec, exec-failure and
 signal-send the sink derives from syscalls).  Stops are always resumed (or kept in a group stop
 with PTRACE_LISTEN), so no tracee is ever left stopped by us.
+
+A -p target is seized without PTRACE_O_EXITKILL: if we die, even by SIGKILL,
+the kernel detaches it and it runs on. Its stops are looked at without being
+consumed (step), so that a signal a thread stopped to deliver is still
+delivered then; a stop signal is handed on first at detach, and job control
+works throughout (docs/user-engine.md, "Targets of -p").
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ OPTIONS = (
     | sc.O_TRACEVFORK | sc.O_TRACECLONE
 )  # fmt: skip
 _STOPSIGS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+# what waitpid(-1, __WALL | __WNOTHREAD) waits for (ptrace stops are reported
+# without WSTOPPED; a stopped child of ours we do not trace is not), not taken
+_PEEK = sc.WALL | sc.WNOTHREAD | os.WEXITED | os.WNOWAIT
 _SYSCALL_TRAP = signal.SIGTRAP | 0x80
 _CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3
 
@@ -165,7 +174,8 @@ class Tracer:
         self.live: set[int] = set()  # target pids not yet exited
         self.threads: dict[int, Thread] = {}
         self.procs: dict[int, Process] = {}
-        self.in_wait = False
+        self.in_wait = False  # in a blocking wait a signal handler may break (step)
+        self.stopping: threading.Event | None = None  # set: step() does not block
         # Non-blocking waits tried before a blocking one: catching a stop
         # awake saves the sleep and the wake-up (both cost more than the stop
         # itself); only with a CPU to spare, which the tracee is not using.
@@ -278,7 +288,9 @@ class Tracer:
         if not os.path.exists(f"/proc/{pid}"):
             raise TraceError(f"failed to grab pid {pid}: No such process")
         forget(pid)  # a symbol snapshot of a process that had the pid before
+        me = threading.get_native_id()
         seen: set[int] = set()
+        seized = 0
         while True:
             try:
                 tids = {int(x) for x in os.listdir(f"/proc/{pid}/task")}
@@ -292,12 +304,36 @@ class Tracer:
                     sc.ptrace_seize(tid, OPTIONS)
                 except OSError as e:
                     if e.errno == errno.ESRCH:
-                        continue
+                        continue  # exited meanwhile
+                    # EPERM for a thread a seized one created meanwhile (the
+                    # kernel attached it to us at the clone: it comes with
+                    # its creator's clone event), and for a zombie leader
+                    # whose threads live on: neither is a refusal
+                    if e.errno == errno.EPERM:
+                        tracer = _tracer_of(tid)
+                        if tracer == me:
+                            seized += 1
+                            continue
+                        if _state(tid) in "ZX":
+                            continue
+                        if tracer:
+                            self.detach_all()
+                            raise TraceError(
+                                f"failed to grab pid {pid}: {e.strerror}\n"
+                                f"(it is traced by pid {tracer} already: a process has one"
+                                " tracer at a time)"
+                            ) from None
                     self.detach_all()
                     raise TraceError(_grab_message(pid, e)) from None
+                seized += 1
                 self._thread(tid)
-                sc.ptrace(sc.PTRACE_INTERRUPT, tid)
+                try:
+                    sc.ptrace(sc.PTRACE_INTERRUPT, tid)
+                except OSError:
+                    pass  # exited meanwhile: its exit status comes
             seen |= new
+        if not seized:  # gone, or a zombie without a thread left
+            raise TraceError(f"failed to grab pid {pid}: No such process")
         self.targets.append(Target(pid, False))
         self.live.add(pid)
 
@@ -308,30 +344,53 @@ class Tracer:
                 self._resume(t, t.held)
 
     def step(self, block: bool = True, hold_exec: int = -1) -> bool:
-        """Handle one wait status; False if none was ready (or no tracees)."""
+        """Handle one wait status; False if none was ready (or no tracees),
+        or if `stopping` is set before a blocking wait.
+
+        A ptrace stop is looked at with WNOWAIT and never consumed: resuming
+        the tracee ends it. Consuming a stop clears the signal a
+        signal-delivery stop holds in the kernel, so a tracer killed between
+        its wait and the resume (kill -9 of pydtrace, at any moment) would
+        lose that signal; not consumed, the kernel delivers it on detaching
+        us. Exits are reaped. A signal handler may break a blocking wait by
+        raising while in_wait is set (engine.install_signal_handlers): it
+        loses nothing, and `stopping`, read once in_wait is set, keeps a
+        stop asked for just before from waiting at all."""
         try:
-            tid = 0
-            if block:  # a tracee's next stop mostly comes within microseconds
-                for _ in range(self.spin):
-                    tid, status = os.waitpid(-1, sc.WALL | sc.WNOTHREAD | os.WNOHANG)
-                    if tid:
-                        break
-            if not tid:
+            got = None
+            # a tracee's next stop mostly comes within microseconds
+            for _ in range(self.spin + 1 if block else 1):
+                got = os.waitid(os.P_ALL, 0, _PEEK | os.WNOHANG)
+                if got is not None:
+                    break
+            if got is None:
+                if not block:
+                    return False
                 self.in_wait = True
-                tid, status = os.waitpid(-1, sc.WALL | sc.WNOTHREAD | (0 if block else os.WNOHANG))
+                try:
+                    if self.stopping is not None and self.stopping.is_set():
+                        return False
+                    got = os.waitid(os.P_ALL, 0, _PEEK)
+                finally:
+                    self.in_wait = False
+            tid = got.si_pid
+            if got.si_code == os.CLD_TRAPPED:  # waitpid's status, not taken
+                status = got.si_status << 8 | 0x7F
+            else:  # exited or killed: reaped
+                tid, status = os.waitpid(tid, sc.WALL | sc.WNOTHREAD | os.WNOHANG)
         except ChildProcessError:
             self.live.clear()
             return False
-        finally:
-            self.in_wait = False
         if tid == 0:
             return False
         self.handle(tid, status, hold_exec)
         return True
 
     def handle(self, tid: int, status: int, hold_exec: int = -1) -> None:
-        """Act on one wait status of a tracee (step() is waitpid + this; a
-        caller with its own wait loop calls it directly)."""
+        """Act on one wait status of a tracee (step() is a wait + this; a
+        caller with its own wait loop calls it directly). Every stop is
+        resumed, or kept in its group stop with PTRACE_LISTEN, or (the exec
+        of a -c child) held until resume_held()."""
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             self.on_gone(tid, status)
             return
@@ -349,6 +408,10 @@ class Tracer:
             self._new_child(t, event)
             return
         if event == sc.EVENT_EXEC:
+            # taken before anything else: until then the kernel refuses
+            # ptrace requests on an exec stop whose thread took the leader's
+            # pid (it "looks like a spurious pid"), ESRCH
+            _take(tid)
             self._exec(t)
             t = self.threads[tid]
             if tid == hold_exec:
@@ -370,6 +433,7 @@ class Tracer:
                         self.sink.proc("start", t, [])
                     self.sink.proc("lwp-start", t, [])
         elif sc.has_siginfo(tid):  # signal-delivery stop: pass the signal on unchanged
+            t.held = sig  # until resumed: a detach meanwhile (an error, a second ^C) hands it on
             if t.started and self.sink is not None and self.sink.wants("signal-handle"):
                 if catches_signal(t.proc.pid, sig):  # a handler will run, not the default action
                     self.sink.proc("signal-handle", t, [sig])
@@ -381,6 +445,7 @@ class Tracer:
         try:
             info = sc.get_syscall_info(t.tid)
         except OSError:
+            self._resume(t, 0)  # every stop is resumed (ESRCH: it died meanwhile)
             return
         if info.op == sc.OP_ENTRY:
             if t.nr >= 0 and t.filtered:  # seccomp stop already reported it
@@ -404,6 +469,7 @@ class Tracer:
         try:
             info = sc.get_syscall_info(t.tid)
         except OSError:
+            self._resume(t, 0)
             return
         if t.started and self.sink is not None:
             self.sink.entry(t, info.nr, info.args)
@@ -549,7 +615,11 @@ class Tracer:
         deadline = time.monotonic() + DETACH_TIMEOUT
         pause = 0.0005
         while True:
-            for tid in sorted(todo):
+            # a signal held in a thread's signal-delivery stop first: a
+            # SIGSTOP it hands on stops the threads detached after it before
+            # they run, as it would have without us (taken from the shared
+            # queue by one thread, it stopped none of the others yet)
+            for tid in sorted(todo, key=lambda x: (not self._signal_stop(x), x)):
                 if self._detach(tid, todo, interrupted):
                     todo.discard(tid)
             # the kernel's own list: children it attached at a fork whose
@@ -566,28 +636,49 @@ class Tracer:
             self.threads.pop(t.tid, None)
         return todo
 
+    def _signal_stop(self, tid: int) -> bool:
+        """Is tid in a signal-delivery stop (seen and not resumed, or not seen)?"""
+        t = self.threads.get(tid)
+        if t is not None and t.held:
+            return True
+        try:
+            got = os.waitid(os.P_PID, tid, _PEEK | os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return (
+            got is not None
+            and got.si_code == os.CLD_TRAPPED
+            and got.si_status >> 8 == 0
+            and got.si_status != _SYSCALL_TRAP
+        )
+
     def _detach(self, tid: int, todo: set[int], interrupted: set[int]) -> bool:
         """One try at detaching tid; True once it is detached or gone. The
-        stop it is in, if we have not seen it, is taken first: a fork,
+        stop it is in, if we have not seen it, is looked at first: a fork,
         vfork or clone event names a new child, added to todo; the signal
-        of a signal-delivery stop is handed back. A task running is
-        interrupted (once) and tried again on the next round."""
-        sig = 0
-        try:
-            got, status = os.waitpid(tid, sc.WALL | sc.WNOTHREAD | os.WNOHANG)
+        of a signal-delivery stop (or of one seen and not resumed) is handed
+        back. A task running is interrupted (once) and tried again on the
+        next round."""
+        t = self.threads.get(tid)
+        sig = (t.held or 0) if t is not None else 0  # a stop seen, not resumed yet
+        try:  # looked at, not taken (see step): a kill -9 now still delivers its signal
+            got = os.waitid(os.P_PID, tid, _PEEK | os.WNOHANG)
         except ChildProcessError:
             return True  # gone, or not ours
-        if got:
-            if not os.WIFSTOPPED(status):
+        if got is not None:
+            if got.si_code != os.CLD_TRAPPED:
+                _take(tid)
                 return True  # exited, and reaped just now
-            event = status >> 16
-            if event in (sc.EVENT_FORK, sc.EVENT_VFORK, sc.EVENT_CLONE):
+            event, stopsig = got.si_status >> 8, got.si_status & 0xFF
+            if event == sc.EVENT_EXEC:
+                _take(tid)  # or PTRACE_DETACH may fail (see handle)
+            elif event in (sc.EVENT_FORK, sc.EVENT_VFORK, sc.EVENT_CLONE):
                 try:
                     todo.add(sc.geteventmsg(tid))
                 except OSError:
                     pass
-            elif not event and os.WSTOPSIG(status) != _SYSCALL_TRAP and sc.has_siginfo(tid):
-                sig = os.WSTOPSIG(status)
+            elif not event and stopsig != _SYSCALL_TRAP and sc.has_siginfo(tid):
+                sig = stopsig
         try:  # succeeds only if it is in a ptrace stop (even one we never saw)
             sc.ptrace(sc.PTRACE_DETACH, tid, 0, sig)
             return True
@@ -646,6 +737,25 @@ def _traced_by(tracer: int) -> dict[int, int]:
             if at >= 0 and int(text[at + 11 : text.index(b"\n", at + 1)]) == tracer:
                 out[int(tid)] = int(pid)
     return out
+
+
+def _take(tid: int) -> None:
+    """Consume tid's pending wait status (step() only looks at stops)."""
+    try:
+        os.waitpid(tid, sc.WALL | sc.WNOTHREAD | os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _tracer_of(tid: int) -> int:
+    """The TracerPid of tid (0: not traced, or gone)."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            text = f.read()
+    except OSError:
+        return 0
+    at = text.find(b"\nTracerPid:")
+    return int(text[at + 11 : text.index(b"\n", at + 1)]) if at >= 0 else 0
 
 
 def _state(tid: int) -> str:

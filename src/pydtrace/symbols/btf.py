@@ -13,6 +13,8 @@ which named aggregates exist (by string offset; names are decoded only on demand
 
 from __future__ import annotations
 
+import bisect
+import os
 import struct
 from dataclasses import dataclass
 
@@ -115,6 +117,8 @@ class BTF:
         type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", data, 8)
         self.data = data
         self._types = memoryview(data)[hdr_len + type_off : hdr_len + type_off + type_len]
+        self._types_start = hdr_len + type_off
+        self._datasec_ids: list[int] | None = None
         self._strings = data[hdr_len + str_off : hdr_len + str_off + str_len]
         self._offsets: list[int] = [0]  # word index of each type; [0] is void
         self._by_name_off: dict[int, list[int]] = {}
@@ -123,13 +127,7 @@ class BTF:
 
     @classmethod
     def load(cls, path: str = VMLINUX) -> BTF:
-        try:
-            with open(path, "rb") as f:
-                return cls(f.read())
-        except FileNotFoundError:
-            raise BTFError(
-                f"no kernel BTF at {path} (kernel built without CONFIG_DEBUG_INFO_BTF)"
-            ) from None
+        return cls(read_blob(path))
 
     # -- the one pass
 
@@ -181,6 +179,12 @@ class BTF:
     def name(self, tid: int) -> str:
         return "" if tid == 0 else self.string(self._header(tid)[1])
 
+    def ref(self, tid: int) -> int:
+        """The type a typedef, pointer, qualifier, FUNC or VAR refers to (the
+        size_or_type word; a FUNC's is its FUNC_PROTO, a FUNC_PROTO's its
+        return type)."""
+        return 0 if tid == 0 else self._header(tid)[4]
+
     def kind_flag(self, tid: int) -> bool:
         i = self._offsets[tid]
         return bool(self._words[i + 1] >> 31)
@@ -222,6 +226,44 @@ class BTF:
                 return off
             pos = self._strings.find(needle, pos + 1)
         return None
+
+    def find_symbol(self, name: str, kind: int) -> int | None:
+        """The id of the FUNC or VAR called name (not in the one pass's index:
+        there are tens of thousands, and a program names few): the type
+        section is searched for a word-aligned record {name offset, info},
+        info being the kind with a FUNC's linkage (static, global, extern) in
+        vlen, or a VAR's none."""
+        data, start = self.data, self._types_start
+        end = start + len(self._types)
+        needle = b"\0" + name.encode() + b"\0"
+        off = self._strings.find(needle)
+        while off >= 0:
+            for linkage in (0, 1, 2) if kind == FUNC else (0,):
+                record = struct.pack("<II", off + 1, kind << 24 | linkage)
+                pos = data.find(record, start, end)
+                while pos >= 0:
+                    word, misaligned = divmod(pos - start, 4)
+                    tid = bisect.bisect_left(self._offsets, word)
+                    if not misaligned and tid < len(self._offsets) and self._offsets[tid] == word:
+                        return tid
+                    pos = data.find(record, pos + 1, end)
+            off = self._strings.find(needle, off + 1)
+        return None
+
+    def datasec_offset(self, var: int) -> tuple[str, int] | None:
+        """(section, offset in it) of a VAR, from the DATASEC that lists it."""
+        for tid in self._datasecs():
+            i, name_off, _, vlen, _ = self._header(tid)
+            w = self._words
+            for j in range(i + 3, i + 3 + 3 * vlen, 3):
+                if w[j] == var:
+                    return self.string(name_off), w[j + 1]
+        return None
+
+    def _datasecs(self) -> list[int]:
+        if self._datasec_ids is None:
+            self._datasec_ids = [t for t in range(1, len(self._offsets)) if self.kind(t) == DATASEC]
+        return self._datasec_ids
 
     # -- structure
 
@@ -438,6 +480,49 @@ def _unit(bits: int) -> int:
     return 16
 
 
+def read_blob(path: str = VMLINUX) -> bytes:
+    """The bytes of a BTF file. sysfs hands a bin attribute out a page per
+    read(2) call; reading into a buffer of the file's size takes a few calls
+    fewer than read() would (a few ms, not fifteen, for vmlinux)."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size or os.stat(path).st_size
+            buf = bytearray(size)
+            view = memoryview(buf)
+            got = 0
+            while got < size:
+                n = f.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            rest = f.read()  # a file longer than it said (not sysfs's)
+            return bytes(buf[:got]) + (rest or b"")
+    except FileNotFoundError:
+        raise BTFError(
+            f"no kernel BTF at {path} (kernel built without CONFIG_DEBUG_INFO_BTF)"
+        ) from None
+
+
+def has_typedef(data: bytes, name: str) -> bool:
+    """Does the BTF blob `data` define a typedef called name? Answered from
+    the raw bytes, without the one pass over every type: a TYPEDEF record is
+    {name offset, info = kind 8, no vlen, no flag}, searched for word-aligned."""
+    hdr_len = struct.unpack_from("<I", data, 4)[0]
+    type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", data, 8)
+    s0, t0 = hdr_len + str_off, hdr_len + type_off
+    needle = b"\0" + name.encode() + b"\0"
+    pos = data.find(needle, s0, s0 + str_len)
+    while pos >= 0:
+        record = struct.pack("<II", pos + 1 - s0, TYPEDEF << 24)
+        at = data.find(record, t0, t0 + type_len)
+        while at >= 0:
+            if (at - t0) % 4 == 0:
+                return True
+            at = data.find(record, at + 1, t0 + type_len)
+        pos = data.find(needle, pos + 1, s0 + str_len)
+    return False
+
+
 _vmlinux: BTF | None = None
 
 
@@ -446,6 +531,20 @@ def vmlinux() -> BTF:
     global _vmlinux
     if _vmlinux is None:
         _vmlinux = BTF.load(VMLINUX)
+    return _vmlinux
+
+
+def vmlinux_from(data: bytes) -> BTF:
+    """The running kernel's BTF from its bytes, already read (kernel_types
+    reads them to answer typedef questions cheaply); the one vmlinux() gives."""
+    global _vmlinux
+    if _vmlinux is None:
+        _vmlinux = BTF(data)
+    return _vmlinux
+
+
+def loaded() -> BTF | None:
+    """The running kernel's BTF if something has loaded it already."""
     return _vmlinux
 
 
