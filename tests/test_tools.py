@@ -122,6 +122,10 @@ def test_help(name: str) -> None:
     assert r.status == 0 and r.err == ""
     assert r.out.startswith(f"usage: {name} ")
     assert "\n  --print-script " in r.out
+    r = tool(name, "--version")
+    from pydtrace import __version__
+
+    assert (r.status, r.out, r.err) == (0, f"{name} (pydtrace {__version__})\n", "")
 
 
 @pytest.mark.parametrize("engine", engines())

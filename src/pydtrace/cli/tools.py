@@ -58,6 +58,11 @@ def _main(name: str, tool_class: Any, argv: list[str]) -> int:
     if o.help:
         out.write(tool_class.usage())
         return 0
+    if o.version:
+        from pydtrace import __version__
+
+        out.write(f"{name} (pydtrace {__version__})\n")
+        return 0
     tool = tool_class(o)
     script = tool.script()
     if o.print_script:

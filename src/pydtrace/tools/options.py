@@ -111,8 +111,9 @@ PRINT_SCRIPT = Opt(
     None, "print-script", "print_script", "print the D program the tool would run, and exit"
 )
 ENGINE = Opt(None, "engine", "engine", "run on this engine (ebpf: system-wide, as root; ptrace: -p or a command, no root needed)", "ENGINE", engine_name)  # fmt: skip
+VERSION = Opt(None, "version", "version", "print the version and exit")
 SNOOP = (PID, COMMAND, NAME, TIME, WALLTIME, DURATION, JSON)
-TAIL = (PRINT_SCRIPT, ENGINE, HELP)
+TAIL = (PRINT_SCRIPT, ENGINE, HELP, VERSION)
 
 
 @dataclass
@@ -201,7 +202,7 @@ def parse(
         rest = words[i - 1 :]
         break
     parsed = Parsed(values)
-    if values.get("help"):
+    if values.get("help") or values.get("version"):
         return parsed
     if positional == "interval" and not after_dashes:
         tail, rest = rest, []
