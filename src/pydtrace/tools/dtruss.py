@@ -63,7 +63,7 @@ class Dtruss(Tool):
     def parse(cls, argv: list[str]) -> O.Parsed:
         o = super().parse(argv)
         targets = o.pid is not None or o.command or o.name is not None
-        if not (o.help or o.print_script or targets):
+        if not (o.help or o.version or o.print_script or targets):
             raise O.UsageError("give a command, -p PID or -n NAME (see dtruss -h)")
         only = o.values.get("only")
         if only is not None:
