@@ -30,6 +30,7 @@ EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = True
 class Program:
     kind: str  # 's' script file, 'n' 'P' 'm' 'f' 'i' probe specifier
     text: str  # the path (for 's') or the specifier text
+    source: str | None = None  # a script's text, when it is not read from the file (tools)
 
 
 @dataclass
@@ -66,9 +67,10 @@ class Session:
         testing: bool | None = None,
         macro_values: dict[str, int] | None = None,
         verbose: bool = False,
-        commands: list[str] | None = None,
+        commands: list[str | list[str]] | None = None,
         pids: list[int] | None = None,
         disasm: bool = False,
+        item_hook: Any = None,
     ) -> None:
         self.programs = programs
         self.settings = list(settings or [])
@@ -89,11 +91,12 @@ class Session:
         self.stability: list[Any] = []  # minimum probe description attributes per program
         self.verbose = verbose
         self.catalogue: Any = None
-        self.commands = commands or []  # -c: split into words as dtrace does (no shell)
+        self.commands = commands or []  # -c: split into words as dtrace does (no shell), or argv
         self.pids = pids or []  # -p
         self.tracer: Any = None  # the ptrace Tracer of -c/-p on the user engine
         self.launcher: Any = None  # engines.launch.Targets of -c/-p on the eBPF engine
         self.disasm = disasm  # -S: print the BPF programs (stderr) before running
+        self.item_hook = item_hook  # the tools' own output (Consumer.item_hook)
         self.engine: Any = None
         self._bpf_ok: tuple[bool, str] | None = None
         self._ptrace_targets = False  # set when a LoweringError sends -c/-p to ptrace
@@ -160,7 +163,9 @@ class Session:
             )
             before = len(checker.prog.clauses)
             try:
-                if script:
+                if script and prog.source is not None:
+                    source = prog.source
+                elif script:
                     try:
                         with open(prog.text, encoding="utf-8", errors="surrogateescape") as fh:
                             source = fh.read()
@@ -250,7 +255,7 @@ class Session:
             self.launcher = launcher = Targets()
             try:
                 for cmd in self.commands:
-                    launcher.spawn(cmd.split() or [cmd])
+                    launcher.spawn(_argv(cmd))
                 for pid in self.pids:
                     launcher.grab(pid)
             except LaunchError as e:
@@ -264,8 +269,7 @@ class Session:
         self.tracer = tracer = Tracer()
         try:
             for cmd in self.commands:
-                argv = cmd.split() or [cmd]
-                tracer.spawn(argv)
+                tracer.spawn(_argv(cmd))
             for pid in self.pids:
                 tracer.grab(pid)
         except (TraceError, OSError) as e:
@@ -522,6 +526,7 @@ class Session:
         consumer = Consumer({}, self.options, self.out, self.err, self.pname, self.testing,
                             json_out=self.options.get("json") is not None and self.options.get("json") is not False)  # fmt: skip
         consumer.keep = keep_records
+        consumer.item_hook = self.item_hook
         self.consumer = consumer
         ebpf, refusal = self._make_ebpf(consumer)
         user_engine = ebpf is None and refusal is None and self.checked is not None
@@ -645,6 +650,11 @@ class Session:
             self.tracer.finish()
         if self.launcher is not None:
             self.launcher.finish()
+
+
+def _argv(cmd: str | list[str]) -> list[str]:
+    """A -c command's argv: a string is split into words as dtrace does (no shell)."""
+    return list(cmd) if isinstance(cmd, list) else (cmd.split() or [cmd])
 
 
 class _KernelNames:

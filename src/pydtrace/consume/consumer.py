@@ -192,6 +192,11 @@ class Consumer:
         # output once per batch (flush()) instead of once per record.
         self.model_buffer = True
         self.autoflush = True
+        # A tool's own output (pydtrace.tools): called with (consumer, record, item)
+        # for each item before the consumer's formatting; True means the hook
+        # printed it. The hook writes through self.out, so failed writes end the
+        # run as they do for dtrace's output.
+        self.item_hook: Callable[[Consumer, Record, Item], bool] | None = None
 
     @property
     def quiet(self) -> bool:
@@ -207,6 +212,7 @@ class Consumer:
             and not self.json
             and not self.model_buffer
             and not self.options.get("flowindent")
+            and self.item_hook is None
         )
 
     # --- records ----------------------------------------------------------------
@@ -237,8 +243,10 @@ class Consumer:
                 w("%3d %6d %32s " % (rec.cpu, p.id, fn))
         else:
             self.header_done = True  # dtrace decides on its heading at the first record
+        hook = self.item_hook
         for item in rec.items:
-            self._item(item, quiet)
+            if hook is None or not hook(self, rec, item):
+                self._item(item, quiet)
         if not quiet:
             w("\n")
         self.current = None
@@ -481,7 +489,8 @@ class Consumer:
         else:
             from pydtrace.consume.aggprint import format_exit
 
-            if not self.options.get("folded"):  # folded rows only: flame-graph tools read them
+            # folded rows only: flame-graph tools read them; a tool prints its own end
+            if not self.options.get("folded") and self.item_hook is None:
                 self.out.write("\n")
             self.out.write(
                 format_exit(sorted(self.aggs.values(), key=lambda a: a.spec.id), self.options)

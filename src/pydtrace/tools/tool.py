@@ -1,0 +1,175 @@
+"""What every tool is: a D program shipped as a .d file, and a thin front end.
+
+The .d file runs as it is (`pydtrace -qs opensnoop.d`): it prints its own
+header and rows. Its first lines hold the settings a front end may change,
+as D inline definitions:
+
+    inline int SELECTED = pid != $pid;     /* which processes */
+    inline int FAILED_ONLY = 0;            /* -x */
+
+The front end turns options into those values (SELECTED becomes a predicate:
+`pid == 1234`, `progenyof($target)`, `execname == "ls"`), appends a clause for
+-d and for an interval, and runs the result through a pydtrace Session. Its
+item hook takes each record's data as the D program recorded it (raw numbers
+and strings, not the printf text) and prints it through one output path
+(output.Rows): BCC-like columns, or JSON lines with -j. `--print-script`
+prints the exact text that runs.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Any
+
+from pydtrace.tools import options as O
+from pydtrace.tools.output import Column, Rows
+
+_INLINE = re.compile(r"^(inline\s+[\w\s]+?\s+)(\w+)(\s*=\s*)(.*?)(;.*)$", re.M)
+
+
+def d_string(text: str) -> str:
+    """A D string literal holding text."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ord(ch) < 0x20:
+            out.append("\\%03o" % ord(ch))
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def source(name: str) -> str:
+    """The text of a tool's D program, as installed with the package."""
+    return resources.files("pydtrace.tools").joinpath(name).read_text(encoding="utf-8")
+
+
+def set_inlines(text: str, values: dict[str, str]) -> str:
+    """text with each `inline TYPE NAME = ...;` line's value replaced."""
+    seen: set[str] = set()
+
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(2)
+        if name not in values:
+            return m.group(0)
+        seen.add(name)
+        return f"{m.group(1)}{name}{m.group(3)}{values[name]}{m.group(5)}"
+
+    out = _INLINE.sub(repl, text)
+    missing = set(values) - seen
+    if missing:  # a front end and its .d file disagree: a bug, not a user error
+        raise AssertionError(f"no inline definition of {', '.join(sorted(missing))}")
+    return out
+
+
+class Tool:
+    """A tool's front end. Subclasses say which .d file, which options, how
+    options become inline values, and how a record becomes a row."""
+
+    name = ""
+    script_file = ""
+    summary = ""
+    options: tuple[O.Opt, ...] = ()
+    positional = "command"  # "command", "interval" (summaries) or "none"
+    kernel_only = False  # probes only the eBPF engine fires (no -p/command on ptrace)
+    follow_children = True  # a command's children are traced too (progenyof)
+
+    def __init__(self, o: O.Parsed) -> None:
+        self.o = o
+        self.rows = Rows(self.columns(), bool(o.values.get("json")), self.stamp())
+
+    # --- options -> D ----------------------------------------------------------------
+    @classmethod
+    def parse(cls, argv: list[str]) -> O.Parsed:
+        return O.parse(cls.name, argv, cls.options, cls.positional)
+
+    @classmethod
+    def usage(cls) -> str:
+        return O.usage(cls.name, cls.summary, cls.options, cls.positional)
+
+    def stamp(self) -> str | None:
+        v = self.o.values
+        return "rel" if v.get("time") else "wall" if v.get("walltime") else None
+
+    def selected(self) -> str:
+        """The predicate choosing the processes traced, from -p, a command and -n."""
+        v = self.o.values
+        if v.get("pid") is not None:
+            who = f"progenyof({v['pid']})" if self.follows() else f"pid == {v['pid']}"
+        elif self.o.command:
+            who = "progenyof($target)" if self.follows() else "pid == $target"
+        else:
+            who = "pid != $pid"  # everyone but the tool itself
+        name = v.get("name")
+        if name is not None:
+            who += f" && execname == {d_string(name[:15])}"  # execname holds 15 characters
+        return who
+
+    def follows(self) -> bool:
+        """Are a traced process's children traced too? With a command, yes."""
+        return self.follow_children and self.o.values.get("pid") is None
+
+    def inline_values(self) -> dict[str, str]:
+        return {"SELECTED": self.selected()}
+
+    def settings(self) -> list[tuple[str, Any]]:
+        """dtrace options (-x name=value) the tool's run needs."""
+        return []
+
+    def extra_clauses(self) -> str:
+        """Clauses appended to the program: -d's end, a summary's interval."""
+        d = self.o.values.get("duration")
+        if d is None:
+            return ""
+        return f"\n/* -d {d:g}: stop after {d:g} seconds */\nprofile:::tick-{_ms(d)}ms\n{{\n\texit(0);\n}}\n"
+
+    def script(self) -> str:
+        return set_inlines(source(self.script_file), self.inline_values()) + self.extra_clauses()
+
+    # --- records -> rows ----------------------------------------------------------------
+    def columns(self) -> list[Column]:
+        return []
+
+    def event(self, probe: Any, values: list[Any]) -> dict[str, Any] | None:
+        """The row of one printf record outside BEGIN (None: no row)."""
+        return None
+
+    def aggregations(self, aggs: list[Any]) -> None:
+        """A printa() of these aggregations (snapshots: .data, .value(key))."""
+
+    def started(self, session: Any) -> None:
+        """Called once the targets exist, before tracing starts."""
+
+    def begin(self, out: Any) -> None:
+        """Print the header (once): when BEGIN's record comes (tracing has begun)
+        or, with a command, before it runs (its output must not come first)."""
+        self.rows.out = out
+        self.rows.header()
+
+    def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
+        """Consumer.item_hook: print what the D program recorded our way."""
+        self.rows.out = consumer.out
+        kind = item.action.kind
+        if kind == "printf":
+            if rec.probe.provider == "dtrace" and rec.probe.name == "BEGIN":
+                self.begin(consumer.out)  # the .d file's own header: ours instead
+                return True
+            ev = self.event(rec.probe, list(item.values))
+            if ev is not None:
+                self.rows.row(ev)
+            return True
+        if kind == "printa":
+            aggs = [consumer.aggs[n] for n in item.action.aggs]
+            self.aggregations(aggs)
+            for a in aggs:
+                a.printed = True
+            return True
+        return False
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
