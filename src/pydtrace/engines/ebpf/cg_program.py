@@ -315,9 +315,10 @@ class ProgramMixin(CompilerBase):
                     raise LoweringError("the eBPF engine's frame is too large (lower strsize)")
 
     def held_gate(self) -> None:
-        """Return when the firing is in a held -c child that has not exec'd yet."""
+        """Return when the firing is in a held -c child that has not exec'd yet (the
+        firing's thread: for sched:::on-cpu the incoming one, not the current)."""
         a = self.a
-        a.call("get_current_pid_tgid")
+        self.current_ids("pid")
         a.alu(">>", R0, imm=32)
         for pid, off in sorted(self.exec_gates.items()):
             other = a.new_label("hgate")
@@ -345,8 +346,6 @@ class ProgramMixin(CompilerBase):
         nodes = [[c.predicate, *c.body] for c in clauses]
         if calls_stack(nodes) or mentions(nodes, CALLER_VARS):
             a.stx(8, R10, CTX_SLOT, R1)  # bpf_get_stack's context (cg_stack)
-        if self.exec_gates and probe.provider != "dtrace":
-            self.held_gate()
         # frame = lookup(frame, &0)
         a.st(4, R10, -4, 0)
         a.mov(R2, R10)
@@ -382,6 +381,8 @@ class ProgramMixin(CompilerBase):
             prologue()
         impl.prologue(self, probe, clauses)  # args in a memory region memory_prologue zeroes
         psinfo.prologue(self, probe, clauses, impl)  # curpsinfo; proc/sched filters and args
+        if self.exec_gates and probe.provider != "dtrace":
+            self.held_gate()  # (here: sched:::on-cpu's thread is the incoming one)
         is_end = self.is_end = probe.provider == "dtrace" and probe.name == "END"
         # BEGIN's and END's records wait for the consumer (BEGIN's until the probes are
         # attached, END's until the end): like dtrace's principal buffer, one firing may
