@@ -68,11 +68,12 @@ class Token:
     errtext: str | None = None  # what `syntax error near` shows, when not `text`
     prefix: str = ""  # '-' or '+' for an integer operand such as $1 = "-5"
 
-    def near(self) -> str:
+    def near(self, what: str = "syntax error") -> str:
+        """A parser error at this token, worded as dtrace's yyerror words it."""
         if self.kind == "EOF":
-            return "syntax error near end of input"
+            return f"{what} near end of input"
         text = self.errtext if self.errtext is not None else self.text
-        return f'syntax error near "{text.split(chr(10), 1)[0]}"'
+        return f'{what} near "{text.split(chr(10), 1)[0]}"'
 
 
 _RE_WS = re.compile(r"[ \t\f\v\r]+")
