@@ -203,3 +203,172 @@ def test_translators_doubling_are_refused() -> None:
     assert e.value.message.endswith(
         "expression too large (more than 65536 nodes with inlines and translators expanded)"
     )
+
+
+# --- script files ------------------------------------------------------------------------
+def test_a_script_with_a_nul_byte_is_refused_at_once(tmp_path) -> None:
+    # dtrace's lexer takes a NUL for the end of its input: a syntax error
+    script = tmp_path / "nul.d"
+    script.write_bytes(b"BEGIN\n{\n\0 exit(0); }\n")
+    r = pydtrace("-s", str(script))
+    assert (r.status, r.out, r.err) == (
+        1,
+        "",
+        f"pydtrace: failed to compile script {script}: line 3: syntax error near end-of-input\n",
+    )
+    r = pydtrace("-s", "/dev/zero")
+    assert (r.status, r.err) == (
+        1,
+        "pydtrace: failed to compile script /dev/zero: line 1: syntax error near end-of-input\n",
+    )
+
+
+def test_random_bytes_as_a_script_end_at_once() -> None:
+    # it used to read /dev/urandom without end
+    r = pydtrace("-s", "/dev/urandom", timeout=30)
+    assert r.status == 1
+    assert r.err.startswith("pydtrace: failed to compile script /dev/urandom: line ")
+    assert r.err.endswith(": syntax error near end-of-input\n")
+
+
+def test_a_nul_through_the_api_is_the_end_of_input() -> None:
+    with pytest.raises(CompileError) as e:
+        compile_text("BEGIN { x = 1;\0 exit(0); }")
+    assert e.value.message.endswith(": syntax error near end-of-input")
+
+
+def test_a_script_larger_than_16_mib_is_refused(tmp_path) -> None:
+    from pydtrace.lang.limits import SCRIPT_BYTES
+    from pydtrace.session import read_script
+
+    script = tmp_path / "big.d"
+    script.write_bytes(b" " * SCRIPT_BYTES)
+    assert len(read_script(str(script))) == SCRIPT_BYTES
+    with open(script, "ab") as f:
+        f.write(b" ")
+    r = pydtrace("-s", str(script))
+    assert (r.status, r.err) == (1, f"pydtrace: failed to open {script}: File too large\n")
+
+
+def test_an_endless_pipe_as_a_script_is_refused_after_16_mib(tmp_path) -> None:
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    feeder = subprocess.Popen(["sh", "-c", "while :; do echo '/* comment */'; done"],
+                              stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        p = subprocess.run([sys.executable, "-m", "pydtrace", "-s", "/dev/stdin"],
+                           stdin=feeder.stdout, capture_output=True, text=True, env=env,
+                           timeout=120)  # fmt: skip
+    finally:
+        feeder.kill()
+        feeder.wait()
+    assert (p.returncode, p.stderr) == (1, "pydtrace: failed to open /dev/stdin: File too large\n")
+
+
+def test_a_preprocessor_bomb_is_refused(tmp_path) -> None:
+    # ten levels of ten: 10**7 tokens once expanded, over 16 MiB of cpp output
+    lines = ["#define A0 x+x+x+x+x+x+x+x+x+x"]
+    lines += [f"#define A{i} " + " ".join([f"A{i - 1}"] * 10) for i in range(1, 7)]
+    script = tmp_path / "bomb.d"
+    script.write_text("\n".join(lines) + "\nBEGIN { A6; }\n")
+    r = pydtrace("-C", "-s", str(script), timeout=120)
+    assert (r.status, r.err) == (
+        1,
+        f"pydtrace: failed to compile script {script}: Preprocessor output too large"
+        " (more than 16777216 bytes)\n",
+    )
+
+
+# --- numbers of any size -----------------------------------------------------------------
+MANY = "1" * 5000  # int() refuses more than 4300 digits
+
+
+@pytest.mark.parametrize(
+    "text, end",
+    [
+        (f"BEGIN {{ x = {MANY}; }}", f"constant {MANY} results in integer overflow"),
+        (f"BEGIN {{ x = 0{MANY}; }}", f"constant 0{MANY} results in integer overflow"),
+        (f"int x[{MANY}];", f"constant {MANY} results in integer overflow"),
+        (f"BEGIN {{ x = ${MANY}; }}", f"macro argument ${MANY} is not defined"),
+        (f"BEGIN {{ x = $${MANY}; }}", f"macro argument $${MANY} is not defined"),
+        (
+            f"${MANY}:::BEGIN {{ }}",
+            f'invalid probe description "${MANY}:::BEGIN": Undefined macro variable in probe description',
+        ),
+    ],
+    ids=["decimal", "octal", "array size", "$N", "$$N", "probe description $N"],
+)
+def test_numbers_with_thousands_of_digits(text: str, end: str) -> None:
+    with pytest.raises(CompileError) as e:
+        compile_text(text)
+    assert e.value.message.endswith(end)
+
+
+def test_printf_widths_are_c_ints_as_in_dtrace() -> None:
+    from pydtrace.lang.formats import parse_format
+
+    # dtrace reads a width into an int: 10**30 is 2**30, 2**32 + 5 is 5 (it used
+    # to be an OverflowError); a width that wraps negative left-justifies
+    conv = parse_format("%1000000000000000000000000000000d").parts[0]
+    assert (conv.width, conv.precision) == (1 << 30, None)
+    conv = parse_format(f"%{'9' * 5000}.{'1' * 5000}d").parts[0]  # no int() of 5000 digits
+    assert -(1 << 31) <= conv.width < 1 << 31 and -(1 << 31) <= conv.precision < 1 << 31
+    r = trace(
+        'BEGIN { printf("[%4294967301d][%-4294967300d][%.4294967299d][%4294967291d]", 1, 2, 3, 4);'
+        " exit(0); }",
+        options={"engine": "ptrace"},
+        quiet=True,
+    )
+    assert (r.status, r.output, r.errors) == (0, "[    1][2   ][003][4    ]\n", "")
+
+
+# --- options of any size -------------------------------------------------------------------
+@pytest.mark.parametrize("size", ["1t", "16g", "2g"])
+def test_a_buffer_too_big_for_a_bpf_map(size: str) -> None:
+    # bpf_attr's sizes are 32 bits: dtrace checks them before bpf(2) (it was a struct.error)
+    if not bpf_maps_ok():
+        pytest.skip("needs bpf(2)")
+    r = pydtrace("-q", "-x", "engine=ebpf", "-b", size, "-n", "BEGIN { exit(0); }")
+    assert (r.status, r.out, r.err) == (
+        1,
+        "",
+        "pydtrace: could not enable tracing: failed to create BPF map 'records': Too big\n",
+    )
+
+
+def test_a_huge_scratchsize_on_the_user_engine() -> None:
+    # the scratch area grows as alloca() uses it (-x scratchsize=1t allocated it all at once)
+    r = trace(
+        'BEGIN { p = alloca(10); bcopy("abcdefghi", p, 10); trace(stringof(p)); exit(0); }',
+        options={"engine": "ptrace", "scratchsize": "1t"},
+        quiet=True,
+    )
+    assert (r.status, r.output, r.errors) == (0, "abcdefghi\n", "")
+    r = trace(
+        "BEGIN { p = alloca(1 << 60); } BEGIN { exit(0); }",
+        options={"engine": "ptrace", "scratchsize": "9223372036854775807"},
+        quiet=True,
+    )
+    assert r.errors.startswith(
+        "pydtrace: error in dt_clause_0 for probe ID 1 (dtrace:::BEGIN): out of scratch space"
+    )
+
+
+@pytest.mark.parametrize(
+    "pid, err",
+    [
+        ("99999999999999999999", "pydtrace: invalid pid: 99999999999999999999\n"),  # ERANGE
+        ("-9223372036854775809", "pydtrace: invalid pid: -9223372036854775809\n"),
+        (
+            "9223372036854775807",
+            "pydtrace: failed to grab pid 9223372036854775807: No such process\n",
+        ),
+    ],
+)
+def test_pids_out_of_range(pid: str, err: str) -> None:
+    r = pydtrace("-p", pid, "-n", "BEGIN { exit(0); }")
+    assert (r.status, r.out, r.err) == (1, "", err)

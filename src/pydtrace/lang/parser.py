@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from . import ast
 from .errors import DError
-from .lexer import Lexer, Token
+from .lexer import Lexer, Token, digits_value
 from .limits import NESTING
 from .macros import Macros
 from .procfs import TYPE_NAMES as LIBRARY_TYPE_NAMES
@@ -247,7 +247,7 @@ class Parser:
         if len(var) > 1 and var[1].isdigit():
             m = _RE_MACRO_NUM.match(var)
             assert m is not None
-            k = int(m.group(1))
+            k = digits_value(m.group(1))
             if k >= len(self.macros.args):
                 raise self.bad_pdesc(tok)
             self.macros.referenced.add(k)
@@ -918,7 +918,7 @@ class Parser:
 def _macro_int_text(tok: Token, macros: Macros) -> str:
     """The literal text behind an integer macro reference ($1 -> "0x10", $pid -> "1234")."""
     if tok.text[1:].isdigit():
-        n = int(tok.text[1:])
+        n = digits_value(tok.text[1:])
         v = macros.args[n] if n < len(macros.args) else "0"
         return v[1:] if tok.prefix else v
     return str(tok.value)
