@@ -372,3 +372,32 @@ def test_a_huge_scratchsize_on_the_user_engine() -> None:
 def test_pids_out_of_range(pid: str, err: str) -> None:
     r = pydtrace("-p", pid, "-n", "BEGIN { exit(0); }")
     assert (r.status, r.out, r.err) == (1, "", err)
+
+
+@pytest.mark.parametrize("size", ["32k", "128k", "1g", "4294967295"])
+def test_a_string_size_no_bpf_frame_holds_is_refused_at_once(size: str) -> None:
+    # string copies are unrolled: 128k ended in an AsmError traceback, 1g ran for minutes
+    if not bpf_maps_ok():
+        pytest.skip("needs bpf(2)")
+    r = pydtrace("-q", "-x", "engine=ebpf", "-x", f"strsize={size}", "-n",
+                 'BEGIN { trace("a"); exit(0); }', timeout=60)  # fmt: skip
+    assert (r.status, r.out, r.err) == (
+        1,
+        "",
+        "pydtrace: could not enable tracing: the eBPF engine's frame is too large (lower strsize)\n",
+    )
+
+
+def test_globs_of_many_stars_match_in_linear_time() -> None:
+    # found by tests/test_fuzz.py: 400 stars before a probe description hung the
+    # regex the glob was translated to (backtracking, exponential in the stars)
+    from pydtrace.probes.glob import gmatch
+
+    assert gmatch("*" * 400 + "sys*call", "syscall")
+    assert not gmatch("*a" * 60 + "b", "a" * 200)
+    assert gmatch("*a" * 60, "a" * 200)
+    r = pydtrace("-e", "-n", "*" * 400 + "syscall::openat:entry { @[execname] = count(); }")
+    assert (r.status, r.out, r.err) == (0, "", "")
+    r = pydtrace("-l", "-n", "*a" * 40 + ":::")
+    assert (r.status, r.err) == (0, "")
+    assert r.out == "   ID   PROVIDER            MODULE                          FUNCTION NAME\n"
