@@ -6,7 +6,7 @@ result, never a traceback, never a hang, memory under a fixed bound.
 
 Seeded (derandomize=True: the same inputs every run) and sized to add well
 under a minute; PYDTRACE_FUZZ_SCALE=N multiplies the number of inputs for a
-longer campaign. Most inputs run in process (the API, kdump.dump); a few go
+longer campaign, PYDTRACE_FUZZ_SEED=N other inputs. Most inputs run in process (the API, kdump.dump); a few go
 through the commands. The inputs tried are counted and reported at the end.
 """
 
@@ -20,11 +20,11 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
@@ -33,6 +33,7 @@ from pydtrace.lang.errors import CompileError
 from pydtrace.session import Program, Session
 
 SCALE = max(1, int(os.environ.get("PYDTRACE_FUZZ_SCALE", "1")))
+SEED = os.environ.get("PYDTRACE_FUZZ_SEED")  # unset: the same inputs every run
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
 HANG = 60  # seconds one input may take in process (generous: the machine may be loaded)
 MEMORY = 1 << 30  # the growth of this process's peak RSS over all in-process inputs
@@ -40,14 +41,17 @@ CLI_MEMORY = 1 << 30  # address space of one command run
 TRIED: Counter[str] = Counter()
 
 
-def fuzz_settings(n: int) -> settings:
-    return settings(
+def fuzz_settings(n: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    chosen = settings(
         max_examples=n * SCALE,
-        derandomize=True,
+        derandomize=SEED is None,
         database=None,
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
+    if SEED is None:
+        return chosen
+    return lambda test: seed(int(SEED))(chosen(test))
 
 
 class Hang(Exception):
