@@ -30,8 +30,9 @@ EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = True
 def read_script(path: str) -> str:
     """A -s script's text, read as it comes and refused at once when it cannot
     be D: a NUL byte (dtrace's lexer takes it for the end of input: a syntax
-    error at its line) or more than limits.SCRIPT_BYTES (a device, a runaway
-    pipe). Undecodable bytes are kept (surrogateescape), as dtrace keeps them."""
+    error at its line, a DError) or more than limits.SCRIPT_BYTES (a device, a
+    runaway pipe: CompileError). Undecodable bytes are kept (surrogateescape),
+    as dtrace keeps them."""
     from pydtrace.lang.limits import SCRIPT_BYTES
 
     chunks: list[bytes] = []
@@ -52,10 +53,7 @@ def read_script(path: str) -> str:
             nul = chunk.find(b"\0")
             if nul >= 0:
                 line = lines + chunk.count(b"\n", 0, nul)
-                raise CompileError(
-                    f"failed to compile script {path}: line {line}: syntax error near end-of-input",
-                    "D_SYNTAX",
-                )
+                raise DError("D_SYNTAX", "syntax error near end-of-input", line)
             lines += chunk.count(b"\n")
             chunks.append(chunk)
             size += len(chunk)

@@ -53,12 +53,6 @@ _DSTORAGE = _STORAGE | {"self", "this"}
 _DECL_START = _TYPE_START | _DSTORAGE
 _RE_MACRO_NUM = re.compile(r"\$([0-9]+)")
 
-# Each parenthesis, unary operator, cast, ?:, assignment, call or subscript,
-# block and if, struct and declarator level, and each link of a binary, comma,
-# postfix or pointer chain (`a+b+c` is a tree as deep as it is long) opens one
-# nesting level; past limits.NESTING the parser says what bison says when its
-# stack is full, as dtrace does.
-
 
 class Parser:
     def __init__(
@@ -103,14 +97,23 @@ class Parser:
             raise self.syntax()
         return self.advance()
 
+    # --- nesting (limits.NESTING) ------------------------------------------------
+    # Each parenthesis, unary operator, cast, ?:, assignment, call or subscript,
+    # block and if, struct and declarator level, and each link of a binary,
+    # comma, postfix or pointer chain (`a+b+c` is a tree as deep as it is long)
+    # is one level; past the bound the parser says what bison says when its
+    # stack is full, as dtrace does.
     def nest(self) -> None:
         """Open one more nesting level at the next token (closed by `self.depth -= 1`,
         or by restoring a saved depth; an error ends the parse, so no finally is needed)."""
         self.depth += 1
         if self.depth > NESTING:
-            tok = self.peek()
-            raise DError("D_SYNTAX", tok.near("memory exhausted"), tok.line, tok.file)
+            raise self.exhausted()
         self.peak = max(self.peak, self.depth)
+
+    def exhausted(self) -> DError:
+        tok = self.peek()
+        return DError("D_SYNTAX", tok.near("memory exhausted"), tok.line, tok.file)
 
     def left(self) -> tuple[int, int]:
         """Before an operand that nodes may be built over (a + b, a[i], a = b, a ? b : c),
@@ -126,8 +129,7 @@ class Parser:
         level below `base` (a+b+c is as deep as it is long; a+(b+(c)) is too)."""
         self.peak += 1
         if self.peak > NESTING:
-            tok = self.peek()
-            raise DError("D_SYNTAX", tok.near("memory exhausted"), tok.line, tok.file)
+            raise self.exhausted()
         self.depth = base + 1
 
     def done(self, saved: tuple[int, int]) -> None:
@@ -271,8 +273,7 @@ class Parser:
 
     # --- statements -------------------------------------------------------------
     def block(self) -> list[ast.Stmt]:
-        if self.at("{"):
-            self.nest()
+        self.nest()
         self.expect("{")
         body = self.statements()
         self.last_line = self.expect("}").line
