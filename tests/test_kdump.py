@@ -673,3 +673,148 @@ def test_a_decoder_bug_is_an_internal_error(
         "KeyError: 'no such table'\n"
     )
     assert len(out.splitlines()) == 1 + json_out  # the CALL before it (and the START)
+
+
+# --- bounded input: read as it comes, checked before it is trusted --------------------------
+def run_limited(args: list[str], stdin=None, mem: int = 200 << 20, timeout: float = 120):
+    """kdump ARGS with its address space capped at `mem` bytes."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+
+    env = dict(os.environ, PYTHONPATH=SRC)
+    return subprocess.run([sys.executable, "-m", "pydtrace.cli.kdump", *args], stdin=stdin,
+                          capture_output=True, env=env, timeout=timeout, preexec_fn=cap)  # fmt: skip
+
+
+def test_random_bytes_stop_at_the_first_header() -> None:
+    # it used to read all of its input (1.6 GB after 8 s) before looking at it
+    with open("/dev/urandom", "rb") as rnd:
+        p = run_limited(["-f", "-"], stdin=rnd, timeout=30)
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr == b"kdump: stdin: not a ktrace file (no start record at offset 0)\n"
+    p = run_limited(["-f", "/dev/urandom"], timeout=30)
+    assert p.stderr == b"kdump: /dev/urandom: not a ktrace file (no start record at offset 0)\n"
+
+
+def test_a_start_then_random_bytes_stops_at_the_next_header(tmp_path: Path) -> None:
+    first = start().encode()
+    r, w = os.pipe()
+    feeder = subprocess.Popen(  # a start record, then random bytes without end
+        ["sh", "-c", 'cat "$0"; exec cat /dev/urandom', str(write_trace(tmp_path / "t", []))],
+        stdout=w,
+    )
+    os.close(w)
+    try:
+        with os.fdopen(r, "rb") as rfh:
+            p = run_limited(["-f", "-"], stdin=rfh, timeout=30)
+    finally:
+        feeder.kill()
+        feeder.wait()
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr.startswith(
+        f"kdump: stdin: corrupt record header at offset {len(first)}".encode()
+    )
+
+
+def test_a_huge_length_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    head = bytearray(call("close", 3).encode())
+    struct.pack_into("<Q", head, 56, F.MAX_PAYLOAD + 1)  # 16 MiB + 1 promised
+    f = write_trace(tmp_path / "t", [call("close", 4)])
+    with open(f, "ab") as fh:
+        fh.write(bytes(head[:64]))
+    off = f.stat().st_size - 64
+    p = run_limited(["-f", str(f)])
+    assert (p.returncode, p.stdout.decode(), p.stderr.decode()) == (
+        1,
+        "  4321 cat      CALL  close(4)\n",
+        f"kdump: {f}: corrupt record header at offset {off}\n",
+    )
+    struct.pack_into("<Q", head, 56, 1 << 62)  # would have been allocated or mapped
+    f.write_bytes(start().encode() + bytes(head[:64]))
+    p = run_limited(["-f", str(f)])
+    assert (
+        p.stderr.decode()
+        == f"kdump: {f}: corrupt record header at offset {len(start().encode())}\n"
+    )
+
+
+def largest_records(path: Path, strings: bool) -> bytes:
+    """A trace of a 16 MiB GIO record (the format's largest) and, with
+    strings, a 16 MiB ARGS record of 4 million strings; the GIO data."""
+    data = bytes(range(256)) * (F.MAX_PAYLOAD // 256)
+    recs = [rec(F.GENIO, F.genio_payload(1, True, data[:-8]))]
+    if strings:
+        recs.append(
+            rec(F.EXECARGS, (b"arg\0" * (F.MAX_PAYLOAD // 4))[:-1])
+        )  # the last unterminated
+    write_trace(path, recs)
+    return data[:-8]
+
+
+@pytest.mark.parametrize("opts", [["-x"], ["--json"]])
+def test_the_largest_record_prints_in_bounded_memory(tmp_path: Path, opts) -> None:
+    # printed a block at a time, in under 200 MB of address space (the whole
+    # text used to be built first: 1.4 GB for -x)
+    data = largest_records(tmp_path / "big", False)
+    p = run_limited([*opts, "-f", str(tmp_path / "big")])
+    assert (p.returncode, p.stderr) == (0, b"")
+    lines = p.stdout.split(b"\n")
+    if opts == ["--json"]:
+        assert bytes.fromhex(json.loads(lines[1])["data"]) == data  # after the START
+    else:
+        assert lines[:2] == [
+            b"  4321 cat      GIO   fd 1 wrote 16777208 bytes",
+            b"\t" + data[:24].hex(" ").encode(),
+        ]
+        assert len(lines) == 2 + -(-len(data) // 24)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opts", [[], ["-x"], ["-X"], ["--json"]])
+def test_records_of_the_largest_size_print_in_bounded_memory(tmp_path: Path, opts) -> None:
+    largest_records(tmp_path / "big", True)
+    p = run_limited([*opts, "-f", str(tmp_path / "big")], timeout=300)
+    assert (p.returncode, p.stderr) == (0, b"")
+    lines = p.stdout.split(b"\n")
+    if opts == ["--json"]:
+        argv = json.loads(lines[2])
+        assert (len(argv["strings"]), argv["strings"][-1], argv["terminated"]) == (
+            1 << 22,
+            "arg",
+            False,
+        )
+        return
+    assert lines[0] == b"  4321 cat      GIO   fd 1 wrote 16777208 bytes"
+    assert lines[-3:] == [b'\t[4194303] = "arg"', b"\tunterminated argument", b""]
+
+
+def test_printing_is_unchanged_by_blocks() -> None:
+    from pydtrace.ktrace.kdump import BLOCK, show_data
+
+    data = bytes(range(256)) * (3 * BLOCK // 256) + b"\n\0" + b"7\0"
+    whole = D.vis(data, D.VIS_CSTYLE)  # the text mode's escapes, as one string
+    text = "".join(show_data(data, 0, 10_000_000))
+    assert text == '       "' + whole.replace("\n", "\n\t") + '"\n'
+    assert "".join(show_data(data, 1, 80)).split("\n\t")[1] == data[24:48].hex(" ")
+    rows = "".join(show_data(data, 2, 80)).splitlines()
+    assert rows[1] == "   0010:  " + data[16:32].hex(" ") + "  " + "." * 16
+    assert len(rows) == -(-len(data) // 16)
+
+
+@given(st.binary(max_size=40), st.sampled_from([D.VIS_NAMI, D.VIS_CSTYLE, 0, D.VIS_DQ]))
+@settings(max_examples=300, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+def test_vis_by_table_is_vis_by_byte(data: bytes, flags: int) -> None:
+    n = len(data)
+    by_byte = "".join(
+        D.vis_char(c, data[i + 1] if i + 1 < n else 0, flags) for i, c in enumerate(data)
+    )
+    assert D.vis(data, flags) == by_byte
+
+
+def test_number_options_of_any_length() -> None:
+    many = "9" * 5000  # int() refuses more than 4300 digits
+    assert kdump("-m", many) == (1, "", f"kdump: -m {many}: too large\n")
+    assert kdump("-p", "-" + many) == (1, "", f"kdump: -p -{many}: too small\n")
+    assert kdump("-m", "+-5") == (1, "", "kdump: -m +-5: invalid\n")

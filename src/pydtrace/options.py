@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydtrace.lang.errors import CompileError
+from pydtrace.lang.lexer import digits_value
 
 U64_MAX = (1 << 64) - 1
 
@@ -111,7 +112,7 @@ def _strtoull(s: str) -> tuple[int | None, str, bool]:
         n += 1
     if n == 0:
         return None, s, False
-    val = int(t[:n], base)
+    val = digits_value(t[:n], base)
     # "-0" is fine; any other negative number is rejected by the callers
     return val, t[n:], neg and val != 0
 
@@ -208,7 +209,10 @@ def _atoi(arg: str) -> int:
     n = 0
     while n < len(t) and t[n].isdigit():
         n += 1
-    return sign * int(t[:n]) if n else 0
+    # glibc's atoi is (int)strtol: saturated at LONG_MAX/LONG_MIN, then cut to 32 bits
+    v = max(min(sign * digits_value(t[:n]), (1 << 63) - 1), -(1 << 63)) if n else 0
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
 
 
 def _roundup8(v: int) -> int:

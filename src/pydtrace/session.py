@@ -10,6 +10,7 @@ The CLI (cli/dtrace.py) is a thin layer over Session.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from dataclasses import dataclass, field
@@ -24,6 +25,43 @@ from pydtrace.options import session_options
 # use -x engine=ptrace where the user engine could run it).
 # False = keep them on the user engine unless -x engine=ebpf.
 EBPF_BY_DEFAULT_WITHOUT_KERNEL_PROBES = True
+
+
+def read_script(path: str) -> str:
+    """A -s script's text, read as it comes and refused at once when it cannot
+    be D: a NUL byte (dtrace's lexer takes it for the end of input: a syntax
+    error at its line, a DError) or more than limits.SCRIPT_BYTES (a device, a
+    runaway pipe: CompileError). Undecodable bytes are kept (surrogateescape),
+    as dtrace keeps them."""
+    from pydtrace.lang.limits import SCRIPT_BYTES
+
+    chunks: list[bytes] = []
+    size = 0
+    lines = 1
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CompileError(f"failed to open {path}: {e.strerror}") from None
+    try:
+        while size <= SCRIPT_BYTES:
+            try:
+                chunk = os.read(fd, min(1 << 16, SCRIPT_BYTES + 1 - size))
+            except OSError as e:
+                raise CompileError(f"failed to open {path}: {e.strerror}") from None
+            if not chunk:
+                break
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                line = lines + chunk.count(b"\n", 0, nul)
+                raise DError("D_SYNTAX", "syntax error near end-of-input", line)
+            lines += chunk.count(b"\n")
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > SCRIPT_BYTES:
+        raise CompileError(f"failed to open {path}: {os.strerror(errno.EFBIG)}")
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
 @dataclass
@@ -163,14 +201,10 @@ class Session:
             )
             before = len(checker.prog.clauses)
             try:
-                if script and prog.source is not None:
+                if script and prog.source is not None:  # a script given as text (the tools)
                     source = prog.source
                 elif script:
-                    try:
-                        with open(prog.text, encoding="utf-8", errors="surrogateescape") as fh:
-                            source = fh.read()
-                    except OSError as e:
-                        raise CompileError(f"failed to open {prog.text}: {e.strerror}") from None
+                    source = read_script(prog.text)
                 else:
                     source = prog.text
                 if self.cpp:

@@ -34,10 +34,13 @@ class _Info(Exception):
 
 def _number(opt: str, arg: str, low: int) -> int:
     """OpenBSD's strtonum checks: `kdump: -p abc: invalid`."""
-    try:
-        n = int(arg, 10)
-    except ValueError:
-        raise KdumpError(f"{opt} {arg}: invalid") from None
+    t = arg.lstrip(" \t\n\r\f\v")
+    digits = t[1:] if t[:1] in ("+", "-") else t
+    if not (digits.isdigit() and digits.isascii()):
+        raise KdumpError(f"{opt} {arg}: invalid")
+    if len(digits.lstrip("0")) > 12:  # beyond any bound here (and int() takes <= 4300 digits)
+        raise KdumpError(f"{opt} {arg}: too {'small' if t[0] == '-' else 'large'}")
+    n = int(t, 10)
     if n < low:
         raise KdumpError(f"{opt} {arg}: too small")
     if n > 0x7FFFFFFF:

@@ -318,8 +318,12 @@ def _note_flag(o: Options, c: str, arg: str | None) -> None:
 
 
 def _is_long(s: str) -> bool:
-    """strtol(s, &end, 10) consumes all of a non-empty s."""
+    """strtol(s, &end, 10) consumes all of a non-empty s without ERANGE."""
     t = s.lstrip(" \t\n\r\f\v")
+    neg = t[:1] == "-"
     if t and t[0] in "+-":
         t = t[1:]
-    return t.isdigit() and t.isascii()
+    if not (t.isdigit() and t.isascii()):
+        return False
+    t = t.lstrip("0")
+    return len(t) <= 19 and int(t or "0") <= (1 << 63) - (0 if neg else 1)

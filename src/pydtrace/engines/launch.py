@@ -113,6 +113,8 @@ class Targets:
             fd = os.pidfd_open(pid)
         except OSError as e:
             raise LaunchError(f"failed to grab pid {pid}: {e.strerror}") from None
+        except OverflowError:  # beyond pid_t: no process has it
+            raise LaunchError(f"failed to grab pid {pid}: {os.strerror(errno.ESRCH)}") from None
         forget(pid)  # a symbol snapshot of a process that had the pid before
         self.targets.append(Target(pid, False, pidfd=fd))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import re
 import socket
 import struct
 from collections.abc import Callable
@@ -736,9 +737,26 @@ def vis_char(c: int, nextc: int, flags: int) -> str:
     return out + "-" + chr(c)
 
 
+@cache
+def vis_table(flags: int) -> dict[int, str]:
+    """vis_char of every byte for str.translate; with VIS_CSTYLE a NUL stays a
+    NUL (its escape depends on the byte after it: see vis)."""
+    table = {c: vis_char(c, 0, flags) for c in range(256)}
+    if flags & VIS_CSTYLE:
+        table[0] = "\0"
+    return table
+
+
+_NUL_BEFORE_OCTAL = re.compile("\0(?=[0-7])")
+
+
 def vis(data: bytes, flags: int) -> str:
-    n = len(data)
-    return "".join(vis_char(c, data[i + 1] if i + 1 < n else 0, flags) for i, c in enumerate(data))
+    """vis(3) of a byte string: a table lookup per byte, in C (data may be 16 MiB)."""
+    text = data.decode("latin-1").translate(vis_table(flags))
+    if flags & VIS_CSTYLE and "\0" in text:
+        # a NUL before an octal digit is \000, else \0 (the digits translate to themselves)
+        text = _NUL_BEFORE_OCTAL.sub(r"\\000", text).replace("\0", "\\0")
+    return text
 
 
 def exit_text(status: int) -> str:

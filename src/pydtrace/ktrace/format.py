@@ -316,10 +316,40 @@ class Truncated:
     need: int  # bytes it should have (0 when even the header is short)
 
 
+def check_header(head: bytes | bytearray | memoryview, off: int, origin: str = "") -> int:
+    """The payload length of a record header (its HEADER_SIZE bytes, found at
+    offset off), which a reader trusts only once it is known possible: known
+    flag bits, a length of at most MAX_PAYLOAD (a reader never allocates more
+    for a record than that), nanoseconds below a second. TraceFileError names
+    the offset."""
+    where = f"{origin}: " if origin else ""
+    word, *_, nsec, _comm, _lost, length = HEADER.unpack_from(head, 0)
+    if word != START_WORD and word >> 16:
+        raise TraceFileError(f"{where}corrupt record header at offset {off} (type word {word:#x})")
+    if length > MAX_PAYLOAD or not 0 <= nsec < 1_000_000_000:
+        raise TraceFileError(f"{where}corrupt record header at offset {off}")
+    return length
+
+
+def make_record(head: bytes | bytearray | memoryview, payload: bytes, off: int) -> Record:
+    """The record of a checked header (check_header) and its payload, found at off."""
+    word, pid, tid, cpu, sec, nsec, comm, lost, _ = HEADER.unpack_from(head, 0)
+    rtype = START if word == START_WORD else word & TYPE_MASK
+    return Record(
+        rtype, pid, tid, payload, sec, nsec,
+        comm.split(b"\0", 1)[0].decode("utf-8", "surrogateescape"), cpu,
+        lost if word & DROP else 0, off,
+    )  # fmt: skip
+
+
+def is_trace_start(data: bytes | bytearray | memoryview) -> bool:
+    """Whether a file's first bytes (at least 4) are a START record's type word."""
+    return bytes(data[:4]) == b"KTR\0"
+
+
 def read_records(data: bytes, origin: str = "", start: int = 0) -> Iterator[Record | Truncated]:
     """Every record of a file's bytes from offset `start` (the offset just past
-    a record read before: kdump -l reads on from there as the file grows); a
-    Truncated last, if the bytes end inside a record.
+    a record read before); a Truncated last, if the bytes end inside a record.
 
     Raises TraceFileError when the file is not a trace (no START first) or a
     header is impossible (unknown flag bits, absurd length), naming the offset.
@@ -328,27 +358,16 @@ def read_records(data: bytes, origin: str = "", start: int = 0) -> Iterator[Reco
     off, end = start, len(data)
     if end == 0:
         return
-    if start == 0 and (end < 4 or data[:4] != b"KTR\0"):
+    if start == 0 and (end < 4 or not is_trace_start(data)):
         raise TraceFileError(f"{where}not a ktrace file (no start record at offset 0)")
     while off < end:
         if end - off < HEADER_SIZE:
             yield Truncated(off, end - off, 0)
             return
-        word, pid, tid, cpu, sec, nsec, comm, lost, length = HEADER.unpack_from(data, off)
-        rtype = START if word == START_WORD else word & TYPE_MASK
-        if word != START_WORD and word >> 16:
-            raise TraceFileError(
-                f"{where}corrupt record header at offset {off} (type word {word:#x})"
-            )
-        if length > MAX_PAYLOAD or not 0 <= nsec < 1_000_000_000:
-            raise TraceFileError(f"{where}corrupt record header at offset {off}")
+        p0 = off + HEADER_SIZE
+        length = check_header(data[off:p0], off, origin)
         if end - off - HEADER_SIZE < length:
             yield Truncated(off, end - off, HEADER_SIZE + length)
             return
-        p0 = off + HEADER_SIZE
-        yield Record(
-            rtype, pid, tid, bytes(data[p0 : p0 + length]), sec, nsec,
-            comm.split(b"\0", 1)[0].decode("utf-8", "surrogateescape"), cpu,
-            lost if word & DROP else 0, off,
-        )  # fmt: skip
+        yield make_record(data[off:p0], bytes(data[p0 : p0 + length]), off)
         off = p0 + length

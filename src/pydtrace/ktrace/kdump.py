@@ -12,13 +12,14 @@ with -T/-R/-TR `%d.%06d ` seconds, the four-letter tag, two spaces, the body
 
 from __future__ import annotations
 
+import errno
 import json
-import mmap
 import os
+import stat
 import struct
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -89,7 +90,12 @@ def screen_width() -> int:
 
 
 # --- data dumps (OpenBSD's showbuf) -----------------------------------------------------
-def show_data(data: bytes, hexmode: int, width: int) -> str:
+# Each yields its text a block at a time: a record's data may be 16 MiB (F.MAX_PAYLOAD),
+# which kdump prints without ever holding all of its text.
+BLOCK = 1 << 16  # data bytes per piece of text
+
+
+def show_data(data: bytes, hexmode: int, width: int) -> Iterator[str]:
     if hexmode == 1:
         return _hex(data, width)
     if hexmode == 2:
@@ -97,14 +103,15 @@ def show_data(data: bytes, hexmode: int, width: int) -> str:
     return _text(data, width)
 
 
-def _text(data: bytes, width: int) -> str:
+def _text(data: bytes, width: int) -> Iterator[str]:
     """7 spaces and a quote, then vis-escaped text; a real newline starts the
     next line with a TAB; long lines break with backslash-newline-TAB."""
     out = ['       "']
     col = 8
     n = len(data)
+    table = D.vis_table(D.VIS_CSTYLE)
     for i, c in enumerate(data):
-        v = D.vis_char(c, data[i + 1] if i + 1 < n else 0, D.VIS_CSTYLE)
+        v = table[c] if c else D.vis_char(c, data[i + 1] if i + 1 < n else 0, D.VIS_CSTYLE)
         if col == 0:
             out.append("\t")
             col = 8
@@ -118,48 +125,60 @@ def _text(data: bytes, width: int) -> str:
             col = 8
         col += w
         out.append(v)
+        if len(out) >= BLOCK:
+            yield "".join(out)
+            out.clear()
     if col == 0:
         out.append("       ")
     out.append('"\n')
-    return "".join(out)
+    yield "".join(out)
 
 
-def _hex(data: bytes, width: int) -> str:
-    out = ["\t"]
-    col = 8
-    last = len(data) - 1
-    for i, c in enumerate(data):
-        out.append(f"{c:02x}")
-        col += 3
-        if i < last:
-            if col + 3 > width:
-                out.append("\n\t")
-                col = 8
-            else:
-                out.append(" ")
-    out.append("\n")
-    return "".join(out)
+def _hex(data: bytes, width: int) -> Iterator[str]:
+    """Hex bytes after a TAB, as many a line as fit in the width (24 in 80 columns)."""
+    per_line = max(1, (width - 11) // 3 + 1)
+    step = per_line * max(1, BLOCK // per_line)
+    if not data:
+        yield "\t\n"
+    for off in range(0, len(data), step):
+        block = data[off : off + step]
+        yield "".join(
+            "\t" + block[i : i + per_line].hex(" ") + "\n" for i in range(0, len(block), per_line)
+        )
 
 
-def _hex_ascii(data: bytes, width: int) -> str:
+_PRINTABLE = bytes(c if 0x20 <= c < 0x7F else 0x2E for c in range(256))
+
+
+def _hex_ascii(data: bytes, width: int) -> Iterator[str]:
     bpl = max(1, (width - 13) // 4)
     out = []
     for off in range(0, len(data), bpl):
         row = data[off : off + bpl]
-        cells = "".join(f"{c:02x} " for c in row) + "   " * (bpl - len(row))
-        text = "".join(chr(c) if 0x20 <= c < 0x7F else "." for c in row)
+        cells = row.hex(" ") + " " + "   " * (bpl - len(row))
+        text = row.translate(_PRINTABLE).decode("ascii")
         out.append(f"   {off:04x}:  {cells} {text}\n")
-    return "".join(out)
+        if len(out) * bpl >= BLOCK:
+            yield "".join(out)
+            out.clear()
+    yield "".join(out)
 
 
-def _strings(payload: bytes) -> tuple[list[bytes], bool]:
-    """NUL-terminated strings; False when the last one has no NUL."""
-    if not payload:
-        return [], True
-    parts = payload.split(b"\0")
-    if parts[-1] == b"":
-        return parts[:-1], True
-    return parts, False
+def _strings(payload: bytes) -> tuple[Iterator[bytes], bool]:
+    """NUL-terminated strings, found one at a time; False when the last one has no NUL."""
+    ended = not payload or payload.endswith(b"\0")
+
+    def each() -> Iterator[bytes]:
+        i, n = 0, len(payload)
+        while i < n:
+            j = payload.find(b"\0", i)
+            if j < 0:
+                yield payload[i:]
+                return
+            yield payload[i:j]
+            i = j + 1
+
+    return each(), ended
 
 
 # --- the printer --------------------------------------------------------------------
@@ -203,8 +222,8 @@ class Printer:
         if self.o.json:
             self._json(rec, self.fields(rec))
             return
-        text = self.lines(rec)
-        self.out.write(text.encode("utf-8", "surrogateescape"))
+        for piece in self.pieces(rec):
+            self.out.write(piece.encode("utf-8", "surrogateescape"))
 
     # --- text ----------------------------------------------------------------------
     def prefix(self, rec: F.Record) -> str:
@@ -232,58 +251,64 @@ class Printer:
         return f"{sign}{sec}.{rest // 1000:06d} "
 
     def lines(self, rec: F.Record) -> str:
-        out = ""
+        return "".join(self.pieces(rec))
+
+    def pieces(self, rec: F.Record) -> Iterator[str]:
+        """A record's text: its line, then its data (GIO, USER, ARGS) a block at a time."""
         if rec.lost:
-            out = f"{self.prefix(rec)}Events dropped. ({rec.lost} lost)\n"
+            yield f"{self.prefix(rec)}Events dropped. ({rec.lost} lost)\n"
         tag = F.TAGS.get(rec.type, f"UNKNOWN({rec.type})")
         head = f"{self.prefix(rec)}{self.timestamp(rec)}{tag}  "
+        rest: Iterable[str] = ()
         try:
-            body = self.body(rec)
+            line, rest = self.body(rec)
         except BAD_INPUT:  # a payload too short for its type: show it, do not stop
-            body = f"invalid record ({len(rec.payload)} bytes)\n"
+            line = f"invalid record ({len(rec.payload)} bytes)\n"
         except Exception as e:
             raise DecoderBug(rec, e) from e
-        return out + head + body
+        yield head + line
+        try:
+            yield from rest
+        except Exception as e:
+            raise DecoderBug(rec, e) from e
 
-    def body(self, rec: F.Record) -> str:
+    def body(self, rec: F.Record) -> tuple[str, Iterable[str]]:
+        """The rest of the record's line, and the lines after it (its data)."""
         t, p, d = rec.type, rec.payload, self.decoder
         if t == F.SYSCALL:
             code, args = F.parse_syscall(p)
-            return d.call(code, args) + "\n"
+            return d.call(code, args) + "\n", ()
         if t == F.SYSRET:
-            return d.ret(*F.parse_sysret(p)) + "\n"
+            return d.ret(*F.parse_sysret(p)) + "\n", ()
         if t == F.NAMEI:
-            return f'"{D.vis(p, D.VIS_NAMI)}"\n'
+            return f'"{D.vis(p, D.VIS_NAMI)}"\n', ()
         if t == F.GENIO:
             fd, write, data = F.parse_genio(p)
-            line = f"fd {fd} {'wrote' if write else 'read'} {len(data)} bytes\n"
-            return line + self.data(data)
+            return f"fd {fd} {'wrote' if write else 'read'} {len(data)} bytes\n", self.data(data)
         if t == F.USER:
             label, data = F.parse_user(p)
-            return f"{label}: {len(data)} bytes\n" + self.data(data)
+            return f"{label}: {len(data)} bytes\n", self.data(data)
         if t in (F.EXECARGS, F.EXECENV):
-            strings, ended = _strings(p)
-            lines = "".join(f'\t[{i}] = "{D.vis(s, D.VIS_NAMI)}"\n' for i, s in enumerate(strings))
-            return "\n" + lines + ("" if ended else "\tunterminated argument\n")
+            return "\n", _args_lines(p)
         if t == F.PSIG:
-            return d.psig(*F.parse_psig(p)) + "\n"
+            return d.psig(*F.parse_psig(p)) + "\n", ()
         if t == F.STRUCT:
             name, data = F.parse_struct(p)
-            return d.struct(name, data) + "\n"
+            return d.struct(name, data) + "\n", ()
         if t == F.CSW:
             out, user, wmesg = _csw(p)
-            return f'{"stop" if out else "resume"} {"user" if user else "kernel"} "{wmesg}"\n'
+            return f'{"stop" if out else "resume"} {"user" if user else "kernel"} "{wmesg}"\n', ()
         if t == F.FORK:
             pid, tid, flags = F.parse_fork(p)
-            return f"thread {tid}\n" if flags & 0x10000 else f"child {pid}\n"
+            return (f"thread {tid}\n" if flags & 0x10000 else f"child {pid}\n"), ()
         if t == F.EXIT:
-            return D.exit_text(F.parse_exit(p)) + "\n"
-        return "\n"  # START (a STRT line has no body) and unknown types
+            return D.exit_text(F.parse_exit(p)) + "\n", ()
+        return "\n", ()  # START (a STRT line has no body) and unknown types
 
-    def data(self, data: bytes) -> str:
+    def data(self, data: bytes) -> Iterable[str]:
         m = self.o.maxdata
         if m == 0:
-            return ""
+            return ()
         if m is not None:
             data = data[:m]
         return show_data(data, self.o.hexmode, self.o.width)
@@ -297,8 +322,17 @@ class Printer:
         }  # fmt: skip
         if rec.lost:
             obj["lost"] = rec.lost
-        obj.update(fields)
-        self.out.write(json.dumps(obj).encode() + b"\n")
+        strings = fields.pop("strings", None)
+        if strings is None:
+            obj.update(fields)
+            self.out.write(json.dumps(obj).encode() + b"\n")
+            return
+        # ARGS/ENV: the strings written as they are decoded (there may be millions)
+        w = self.out.write
+        w(json.dumps(obj)[:-1].encode() + b', "strings": [')
+        for i, text in enumerate(strings):
+            w((", " if i else "").encode() + json.dumps(text).encode())
+        w(b"], " + json.dumps(fields)[1:].encode() + b"\n")
 
     def fields(self, rec: F.Record) -> dict:
         t, p, d = rec.type, rec.payload, self.decoder
@@ -337,7 +371,7 @@ class Printer:
             return {"label": label, "len": len(data), "data": self._cut(data)}
         if t in (F.EXECARGS, F.EXECENV):
             strings, ended = _strings(p)
-            return {"strings": [s.decode("utf-8", "backslashreplace") for s in strings],
+            return {"strings": (s.decode("utf-8", "backslashreplace") for s in strings),
                     "terminated": ended}  # fmt: skip
         if t == F.PSIG:
             signo, code, handler, mask, si = F.parse_psig(p)
@@ -360,6 +394,15 @@ class Printer:
         return {"payload": p.hex()}
 
 
+def _args_lines(p: bytes) -> Iterator[str]:
+    """ARGS/ENV strings, a line each (`\t[i] = "text"`), then a note if the last has no NUL."""
+    strings, ended = _strings(p)
+    for i, s in enumerate(strings):
+        yield f'\t[{i}] = "{D.vis(s, D.VIS_NAMI)}"\n'
+    if not ended:
+        yield "\tunterminated argument\n"
+
+
 def _csw(p: bytes) -> tuple[bool, bool, str]:
     out, user = int.from_bytes(p[0:4], "little"), int.from_bytes(p[4:8], "little")
     return bool(out), bool(user), p[8:16].split(b"\0", 1)[0].decode(errors="replace")
@@ -375,58 +418,104 @@ def truncated_note(origin: str, t: F.Truncated) -> str:
 
 
 class Source:
-    """The trace's bytes: a regular file (mapped, reread as it grows) or a
-    stream (stdin, a pipe) read as it comes."""
+    """The trace's bytes, read as they come from a file, stdin or a pipe. It
+    holds at most the record being read (a header and at most F.MAX_PAYLOAD
+    bytes, checked before they are read) and a read's worth after it, so
+    `kdump -f /dev/urandom` stops at the first header and a huge file costs no
+    more memory than a small one."""
+
+    CHUNK = 1 << 16
 
     def __init__(self, path: str) -> None:
         self.origin = "stdin" if path == "-" else path
-        self.stream = False
         try:
             self.fd = 0 if path == "-" else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             st = os.fstat(self.fd)
         except OSError as e:
             raise KdumpError(f"{self.origin}: {e.strerror}") from None
-        import stat as _stat
-
-        if _stat.S_ISDIR(st.st_mode):
-            raise KdumpError(f"{self.origin}: {os.strerror(21)}")
-        self.stream = not _stat.S_ISREG(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            raise KdumpError(f"{self.origin}: {os.strerror(errno.EISDIR)}")
+        self.regular = stat.S_ISREG(st.st_mode)
         self.buf = bytearray()
-        self.eof = False
+        self.pos = 0  # bytes of buf already handed out
+        self.base = 0  # the input offset of buf[0]
+        self.eof = False  # a stream ended (a regular file may grow again: never set)
 
-    def data(self) -> bytes | mmap.mmap:
-        """Everything there is now (of a stream: what fill() has read)."""
-        if self.stream:
-            return bytes(self.buf)
-        size = os.fstat(self.fd).st_size
-        if size == 0:
-            return b""
-        try:
-            return mmap.mmap(self.fd, size, prot=mmap.PROT_READ)
-        except (OSError, ValueError):
-            os.lseek(self.fd, 0, os.SEEK_SET)
-            chunks = []
-            while chunk := os.read(self.fd, 1 << 20):
-                chunks.append(chunk)
-            return b"".join(chunks)
+    @property
+    def offset(self) -> int:
+        """The input offset of the next byte to hand out."""
+        return self.base + self.pos
 
-    def fill(self) -> bool:
-        """Read more of a stream (waiting for it); False at its end."""
-        if self.eof:
-            return False
-        try:
-            chunk = os.read(self.fd, 1 << 16)
-        except OSError as e:
-            raise KdumpError(f"{self.origin}: {e.strerror}") from None
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf += chunk
+    def held(self) -> int:
+        return len(self.buf) - self.pos
+
+    def fill(self, want: int) -> bool:
+        """Read until `want` bytes past the offset are held; False when the input
+        ends first (a regular file: for now; a stream waits for its writer)."""
+        while self.held() < want:
+            if self.eof:
+                return False
+            if self.pos:
+                del self.buf[: self.pos]
+                self.base += self.pos
+                self.pos = 0
+            try:
+                chunk = os.read(self.fd, max(self.CHUNK, want - len(self.buf)))
+            except OSError as e:
+                raise KdumpError(f"{self.origin}: {e.strerror}") from None
+            if not chunk:
+                self.eof = not self.regular
+                return False
+            self.buf += chunk
         return True
+
+    def peek(self, n: int) -> memoryview:
+        return memoryview(self.buf)[self.pos : self.pos + n]
+
+    def take(self, n: int) -> bytes:
+        out = bytes(self.buf[self.pos : self.pos + n])
+        self.pos += n
+        return out
+
+    def shrunk(self) -> bool:
+        """A regular file now shorter than what was read (ktrace without -a wrote it anew)."""
+        return self.regular and os.fstat(self.fd).st_size < self.base + len(self.buf)
+
+    def restart(self) -> None:
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.buf.clear()
+        self.pos = self.base = 0
 
     def close(self) -> None:
         if self.fd > 0:
             os.close(self.fd)
+
+
+def records(src: Source) -> Iterator[F.Record | F.Truncated]:
+    """The records the input has now, each checked (F.check_header) before its
+    payload is read; a Truncated last when the input ends inside one."""
+    while True:
+        off = src.offset
+        if off == 0:
+            src.fill(4)
+            if src.held() == 0:
+                return
+            if not F.is_trace_start(src.peek(4)):
+                raise KdumpError(f"{src.origin}: not a ktrace file (no start record at offset 0)")
+        if not src.fill(F.HEADER_SIZE):
+            if src.held():
+                yield F.Truncated(off, src.held(), 0)
+            return
+        try:
+            length = F.check_header(src.peek(F.HEADER_SIZE), off, src.origin)
+        except F.TraceFileError as e:
+            raise KdumpError(str(e)) from None
+        need = F.HEADER_SIZE + length
+        if not src.fill(need):
+            yield F.Truncated(off, src.held(), need)
+            return
+        head = src.take(F.HEADER_SIZE)
+        yield F.make_record(head, src.take(length), off)
 
 
 def dump(path: str, opts: Options, out: BinaryIO, err=None, poll: float = 0.25) -> int:
@@ -434,41 +523,25 @@ def dump(path: str, opts: Options, out: BinaryIO, err=None, poll: float = 0.25) 
     err = err or sys.stderr
     printer = Printer(opts, out)
     src = Source(path)
-    off = 0
     try:
-        if src.stream and not opts.follow:
-            while src.fill():
-                pass
         while True:
-            if src.stream and opts.follow:
-                src.fill()
-            data = src.data()
-            if len(data) == 0 and not opts.follow:
-                raise KdumpError(f"{src.origin}: not a ktrace file (it is empty)")
-            if len(data) < off:  # the file was truncated and written again (ktrace without -a)
-                off, printer.started = 0, False
             tail = None
-            for item in _records(data, src.origin, off):
+            for item in records(src):
                 if isinstance(item, F.Truncated):
                     tail = item
                     break
                 printer.record(item)
-                off = item.offset + F.HEADER_SIZE + len(item.payload)
-            if isinstance(data, mmap.mmap):
-                data.close()
             out.flush()
-            if not opts.follow or (src.stream and src.eof):
+            if src.base + len(src.buf) == 0 and not opts.follow:
+                raise KdumpError(f"{src.origin}: not a ktrace file (it is empty)")
+            if not opts.follow or src.eof:
                 if tail is not None:
                     err.write(f"kdump: {truncated_note(src.origin, tail)}\n")
                 return 0
-            if not src.stream:
+            if src.regular:
                 time.sleep(poll)
+                if src.shrunk():  # written again from the start: read it again
+                    src.restart()
+                    printer.started = False
     finally:
         src.close()
-
-
-def _records(data, origin: str, off: int) -> Iterable[F.Record | F.Truncated]:
-    try:
-        yield from F.read_records(data, origin, off)
-    except F.TraceFileError as e:
-        raise KdumpError(str(e)) from None

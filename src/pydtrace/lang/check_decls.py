@@ -6,7 +6,6 @@ A part of checker.Checker; see there for the whole.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from pydtrace.lang import ast
@@ -366,6 +365,7 @@ class Declarations:
                 node.line,
             )
         self.inlines[name] = (t, node.value)
+        self._inline_costs[name] = (self._deepest, self._nodes)  # counted from this item's start
 
     def _inline_array(self, node: ast.Inline, name: str, keys: list[ast.TypeName]) -> None:
         """An inline with parameters: its value is checked with them bound, and
@@ -400,7 +400,7 @@ class Declarations:
         for k in e.args:
             self._expr(k)
         bound = {p: a for (p, _), a in zip(params, e.args)}
-        body = _substitute(copy.deepcopy(value), bound)
+        body = _substitute(_fresh(value), bound)
         self._expr(body)
         e.ref = ("inline", body)  # type: ignore[attr-defined]
         return t
@@ -457,6 +457,7 @@ class Declarations:
             self._xlate_param = None
         node.out_type = out  # type: ignore[attr-defined]
         node.in_type = inp  # type: ignore[attr-defined]
+        node.cost = (self._deepest, self._nodes)  # type: ignore[attr-defined]  # all its members
         self.translators.append((out, inp, node))
 
     def _kernel_translators(self, out: CType, arg: CType) -> None:
@@ -513,10 +514,21 @@ def _alignment(t: CType) -> int:
     return max(1, min(r.size if r.kind != "enum" else 4, 8))
 
 
+def _fresh(node: Any) -> Any:
+    """A copy of a node as the parser made it, without what the checker added
+    (types, and the expanded bodies of the inlines it uses: copying those made
+    each level of inlines using inlines cost several times the one below)."""
+    if isinstance(node, list):
+        return [_fresh(x) for x in node]
+    if isinstance(node, ast.Node):
+        return type(node)(**{f: _fresh(getattr(node, f)) for f in node.__dataclass_fields__})
+    return node
+
+
 def _substitute(node: Any, bound: dict[str, ast.Expr]) -> Any:
     """node with each Ident named in `bound` replaced by a copy of its expression."""
     if isinstance(node, ast.Ident) and node.name in bound:
-        return copy.deepcopy(bound[node.name])
+        return _fresh(bound[node.name])
     if isinstance(node, list):
         return [_substitute(x, bound) for x in node]
     if isinstance(node, ast.Node):

@@ -16,6 +16,7 @@ from pydtrace.lang.check_actions import VALUE_ACTIONS
 from pydtrace.lang.check_compat import stringish
 from pydtrace.lang.check_consts import int_literal_type
 from pydtrace.lang.errors import DError
+from pydtrace.lang.limits import EXPANDED, NESTING
 from pydtrace.lang.types import CType
 
 INT_OPS = {"<<", ">>", "&", "^", "|"}
@@ -27,11 +28,39 @@ class Expressions:
     """The expression walk and the operators (a part of checker.Checker)."""
 
     def _expr(self, e: ast.Expr) -> CType:
-        t = self._expr_inner(e)
+        self._expand(1, 1, e.line)
+        self._depth += 1
+        try:
+            t = self._expr_inner(e)
+        finally:
+            self._depth -= 1
         e.ctype = t  # type: ignore[attr-defined]
         self._pc += 1
         e.pc = self._pc  # type: ignore[attr-defined]
         return t
+
+    def _expand(self, depth: int, nodes: int, line: int) -> None:
+        """Count `nodes` more expression nodes, reaching `depth` levels below the
+        current one: a node itself (1, 1), or an inline or translation expanded
+        at its use (its definition's depth and size). Past the limits.py bounds,
+        which keep the engines' recursion and time bounded, an error."""
+        deepest = self._depth + depth
+        self._nodes += nodes
+        if deepest > NESTING + 1:  # + 1: the parser's levels do not count the leaves
+            raise DError(
+                "D_EXPR_DEPTH",
+                f"expression nested too deeply (more than {NESTING} levels"
+                " with inlines and translators expanded)",
+                line,
+            )
+        if self._nodes > EXPANDED:
+            raise DError(
+                "D_EXPR_SIZE",
+                f"expression too large (more than {EXPANDED} nodes"
+                " with inlines and translators expanded)",
+                line,
+            )
+        self._deepest = max(self._deepest, deepest)
 
     def _expr_inner(self, e: ast.Expr) -> CType:
         m = getattr(self, "_x_" + type(e).__name__)
@@ -293,6 +322,8 @@ class Expressions:
         e.translator = node  # type: ignore[attr-defined]
         if getattr(node, "library", False):  # a kernel task's members are read
             self.prog.kernel_reads.append((f"xlate<{t.name}>", e.line))
+        depth, nodes = node.cost  # type: ignore[attr-defined]
+        self._expand(depth, nodes, e.line)  # the engines evaluate its members here
         return t
 
     def _x_Call(self, e: ast.Call) -> CType:

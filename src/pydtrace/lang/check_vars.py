@@ -53,6 +53,8 @@ class Variables:
         if name in self.inlines:
             t, x = self.inlines[name]
             e.ref = ("inline", x)  # type: ignore[attr-defined]
+            depth, nodes = self._inline_costs.get(name, (1, 1))
+            self._expand(depth, nodes, e.line)  # the engines expand it here
             return t
         if name in VARIABLES:
             e.ref = ("builtin", name)  # type: ignore[attr-defined]

@@ -72,6 +72,13 @@ class Checker(
         # inline int f[int x, int y] = x + y: name -> (type, value, [(param, type)])
         self.inline_arrays: dict[str, tuple[CType, ast.Expr, list[tuple[str, CType]]]] = {}
         self._inline_params: dict[str, CType] = {}
+        # name -> (depth, nodes) its value expands to (limits.py; library inlines: 1, 1)
+        self._inline_costs: dict[str, tuple[int, int]] = {}
+        # the expression being checked: nesting levels open, nodes counted since
+        # the top-level item began, deepest level reached (Expressions._expand)
+        self._depth = 0
+        self._nodes = 0
+        self._deepest = 0
         self._library_inlines()
         self._agg_lines: dict[str, int] = {}
         self.translators: list[tuple[CType, CType, ast.Translator]] = []  # (output, input, node)
@@ -99,6 +106,7 @@ class Checker(
         if not program.items:
             raise DError("D_EMPTY", "empty D program translation unit")
         for item in program.items:
+            self._depth = self._nodes = self._deepest = 0  # limits.py bounds each item
             if isinstance(item, ast.Clause):
                 self._check_clause(item)
             elif isinstance(item, ast.Decl):
@@ -216,19 +224,27 @@ class Checker(
                 self._action(e)
             else:
                 self._expr(e)
-        elif isinstance(s, ast.If):
-            ct = self._expr(s.cond)
-            if not ct.is_scalar():
-                raise DError("D_OP_SCALAR", "if condition must be of scalar type", s.line)
-            for x in s.then:
-                self._stmt(x)
-            for x in s.other or []:
-                self._stmt(x)
-        elif isinstance(s, ast.Block):
-            for x in s.body:
-                self._stmt(x)
+        elif isinstance(s, ast.If | ast.Block):
+            self._depth += 1  # the engines recurse on statements too
+            try:
+                self._nested_stmt(s)
+            finally:
+                self._depth -= 1
         elif isinstance(s, ast.Decl):
             self._declare(s, local=True)
+
+    def _nested_stmt(self, s: ast.If | ast.Block) -> None:
+        if isinstance(s, ast.Block):
+            for x in s.body:
+                self._stmt(x)
+            return
+        ct = self._expr(s.cond)
+        if not ct.is_scalar():
+            raise DError("D_OP_SCALAR", "if condition must be of scalar type", s.line)
+        for x in s.then:
+            self._stmt(x)
+        for x in s.other or []:
+            self._stmt(x)
 
 
 @cache

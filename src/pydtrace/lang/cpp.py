@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from pydtrace.lang.errors import DError
+from pydtrace.lang.limits import SCRIPT_BYTES
 
 MAIN_FILE = "/dev/stdin"
 DEFAULT_CPP = "cpp"
@@ -41,6 +42,7 @@ MSG_CPPENT = "Preprocessor not found"
 MSG_CPPEXEC = "Failed to exec preprocessor"
 MSG_CPPFORK = "Failed to fork preprocessor"
 MSG_CPPERR = "Preprocessor failed to process input program"
+MSG_CPPBIG = f"Preprocessor output too large (more than {SCRIPT_BYTES} bytes)"
 
 
 class CppError(DError):
@@ -156,6 +158,8 @@ def preprocess(
             status = proc.returncode
             msg = {126: MSG_CPPEXEC, 127: MSG_CPPENT}.get(status, MSG_CPPERR)
             raise CppError(msg, status)
+        if os.fstat(fd).st_size > SCRIPT_BYTES:  # a macro bomb: refused before it is read
+            raise CppError(MSG_CPPBIG)
         out.seek(0)
         return out.read().decode("utf-8", "surrogateescape")
 

@@ -198,7 +198,12 @@ def parse_format(fmt: str, func: str = "printf") -> Format:
                 j = i
                 while j < n and fmt[j].isascii() and fmt[j].isdigit():
                     j += 1
-                val = int(fmt[i:j])
+                # dtrace reads the digits into a C int: 10**30 wraps to 2**30
+                val = 0
+                for d in fmt[i:j]:
+                    val = (val * 10 + ord(d) - 48) & 0xFFFFFFFF
+                if val >= 1 << 31:
+                    val -= 1 << 32
                 if dot:
                     prec = val if prec != "*" else prec
                 else:

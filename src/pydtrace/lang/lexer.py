@@ -68,11 +68,12 @@ class Token:
     errtext: str | None = None  # what `syntax error near` shows, when not `text`
     prefix: str = ""  # '-' or '+' for an integer operand such as $1 = "-5"
 
-    def near(self) -> str:
+    def near(self, what: str = "syntax error") -> str:
+        """A parser error at this token, worded as dtrace's yyerror words it."""
         if self.kind == "EOF":
-            return "syntax error near end of input"
+            return f"{what} near end of input"
         text = self.errtext if self.errtext is not None else self.text
-        return f'syntax error near "{text.split(chr(10), 1)[0]}"'
+        return f'{what} near "{text.split(chr(10), 1)[0]}"'
 
 
 _RE_WS = re.compile(r"[ \t\f\v\r]+")
@@ -134,6 +135,16 @@ def unescape(s: str) -> str:
     return _RE_ESC.sub(one, s)
 
 
+def digits_value(digits: str, base: int = 10) -> int:
+    """The value of a run of digits, at most 2**64 (2**64 standing for any larger
+    value): int() refuses strings of more than 4300 decimal digits, and only
+    whether a number passes 64 bits matters to D."""
+    digits = digits.lstrip("0")
+    if len(digits) > 22:  # more than 64 bits in any base of 8 or more
+        return 1 << 64
+    return min(int(digits or "0", base), 1 << 64)
+
+
 def strtoull(s: str) -> tuple[int, str, bool]:
     """C strtoull(s, &end, 0): (value, unparsed rest, overflowed)."""
     i = 0
@@ -154,7 +165,7 @@ def strtoull(s: str) -> tuple[int, str, bool]:
         j += 1
     if j == i:
         return 0, s, False
-    value = int(s[i:j], base)
+    value = digits_value(s[i:j], base)
     if value >= 1 << 64:
         return (1 << 64) - 1, s[j:], True
     if neg:
@@ -231,6 +242,12 @@ class Lexer:
     def error(self, tag: str, msg: str, line: int | None = None) -> DError:
         return DError(tag, msg, self.line if line is None else line, self.file)
 
+    def stray(self, ch: str) -> DError:
+        """A character no token starts with; dtrace's lexer reads a NUL as the end of input."""
+        if ch == "\0":
+            return self.error("D_SYNTAX", "syntax error near end-of-input")
+        return self.error("D_SYNTAX", f'syntax error near "{ch}"')
+
     def _tok(self, kind: str, text: str, value: object = None) -> Token:
         return Token(kind, text, value, self.line, self.file)
 
@@ -303,7 +320,7 @@ class Lexer:
         src, pos = self.src, self.pos
         m = _RE_EXPR.match(src, pos)
         if m is None:
-            raise self.error("D_SYNTAX", f'syntax error near "{src[pos]}"')
+            raise self.stray(src[pos])
         kind = m.lastgroup
         text = m.group()
         if self._skip_trivia(kind, m):
@@ -395,7 +412,7 @@ class Lexer:
             if m and len(m.group()) > len(best):
                 best, kind = m.group(), k
         if not best:  # '.' not followed by a digit cannot get here
-            raise self.error("D_SYNTAX", f'syntax error near "{src[pos]}"')
+            raise self.stray(src[pos])
         self.pos = pos + len(best)
         if kind == "id":
             return self._ident(best, best, pos)
@@ -425,11 +442,11 @@ class Lexer:
     def _macro(self, kind: str, text: str, pos: int) -> Token:
         macros = self.macros
         if kind == "dstr":
-            v = macros.operand(int(text[2:]), text, self.line)
+            v = macros.operand(digits_value(text[2:]), text, self.line)
             return self._tok("STR", text, _cstring(unescape(v or "")))
         if kind == "dnum":
             self.sident = False
-            v = macros.operand(int(text[1:]), text, self.line)
+            v = macros.operand(digits_value(text[1:]), text, self.line)
             if v is None:
                 v = "0"
             if _bad_idnum(v):
@@ -517,7 +534,7 @@ class Lexer:
         src, pos = self.src, self.pos
         m = _RE_OUTER.match(src, pos)
         if m is None:
-            raise self.error("D_SYNTAX", f'syntax error near "{src[pos]}"')
+            raise self.stray(src[pos])
         kind = m.lastgroup
         text = m.group()
         if self._skip_trivia(kind, m):
@@ -563,7 +580,7 @@ class Lexer:
                 raise self.error("D_SYNTAX", "end-of-file encountered before end of control line")
             m = _RE_CTL_ITEM.match(src, self.pos)
             if m is None:
-                raise self.error("D_SYNTAX", f'syntax error near "{src[self.pos]}"')
+                raise self.stray(src[self.pos])
             kind = m.lastgroup
             self.pos = m.end()
             if kind == "ws":

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 
 from . import ast
 from .errors import DError
-from .lexer import Lexer, Token
+from .lexer import Lexer, Token, digits_value
+from .limits import NESTING
 from .macros import Macros
 from .procfs import TYPE_NAMES as LIBRARY_TYPE_NAMES
 from .types import BUILTIN_TYPEDEFS, SPECIFIER_WORDS
@@ -76,6 +77,8 @@ class Parser:
         self.last_unary: ast.Expr | None = None  # to tell `a = b` from `a + b = c`
         self.tags: set[tuple[str, str]] = set()  # struct/union/enum tags defined so far
         self.on_item: Callable[[ast.Node], None] | None = None
+        self.depth = 0  # nesting levels open (limits.NESTING)
+        self.peak = 0  # the deepest level reached since the last left()
 
     # --- token plumbing -------------------------------------------------------
     def peek(self) -> Token:
@@ -95,6 +98,45 @@ class Parser:
         if self.peek().kind != kind:
             raise self.syntax()
         return self.advance()
+
+    # --- nesting (limits.NESTING) ------------------------------------------------
+    # Each parenthesis, unary operator, cast, ?:, assignment, call or subscript,
+    # block and if, struct and declarator level, and each link of a binary,
+    # comma, postfix or pointer chain (`a+b+c` is a tree as deep as it is long)
+    # is one level; past the bound the parser says what bison says when its
+    # stack is full, as dtrace does.
+    def nest(self) -> None:
+        """Open one more nesting level at the next token (closed by `self.depth -= 1`,
+        or by restoring a saved depth; an error ends the parse, so no finally is needed)."""
+        self.depth += 1
+        if self.depth > NESTING:
+            raise self.exhausted()
+        self.peak = max(self.peak, self.depth)
+
+    def exhausted(self) -> DError:
+        tok = self.peek()
+        return DError("D_SYNTAX", tok.near("memory exhausted"), tok.line, tok.file)
+
+    def left(self) -> tuple[int, int]:
+        """Before an operand that nodes may be built over (a + b, a[i], a = b, a ? b : c),
+        where the tree gets deeper than the parser's recursion: the deepest level
+        reached since (peak) is the operand's; what done() restores."""
+        saved = self.depth, self.peak
+        self.peak = self.depth
+        return saved
+
+    def over(self, base: int) -> None:
+        """A node built over what was parsed since left() at depth `base`: that
+        tree goes one level down, and the node's other operands are parsed one
+        level below `base` (a+b+c is as deep as it is long; a+(b+(c)) is too)."""
+        self.peak += 1
+        if self.peak > NESTING:
+            raise self.exhausted()
+        self.depth = base + 1
+
+    def done(self, saved: tuple[int, int]) -> None:
+        self.depth = saved[0]
+        self.peak = max(saved[1], self.peak)
 
     def syntax(self, tok: Token | None = None) -> DError:
         tok = tok or self.peek()
@@ -209,7 +251,7 @@ class Parser:
         if len(var) > 1 and var[1].isdigit():
             m = _RE_MACRO_NUM.match(var)
             assert m is not None
-            k = int(m.group(1))
+            k = digits_value(m.group(1))
             if k >= len(self.macros.args):
                 raise self.bad_pdesc(tok)
             self.macros.referenced.add(k)
@@ -233,9 +275,11 @@ class Parser:
 
     # --- statements -------------------------------------------------------------
     def block(self) -> list[ast.Stmt]:
+        self.nest()
         self.expect("{")
         body = self.statements()
         self.last_line = self.expect("}").line
+        self.depth -= 1
         return body
 
     def statements(self) -> list[ast.Stmt]:
@@ -264,6 +308,7 @@ class Parser:
         return stmt
 
     def if_stmt(self) -> ast.If:
+        self.nest()
         loc = self.where(self.advance())
         self.expect("(")
         cond = self.expression()
@@ -273,6 +318,7 @@ class Parser:
         if self.at("else"):
             self.advance()
             other = self.stmt_or_block()
+        self.depth -= 1
         return ast.If(cond, then, other, **loc)
 
     def stmt_or_block(self) -> list[ast.Stmt]:
@@ -288,41 +334,53 @@ class Parser:
 
     # --- expressions ------------------------------------------------------------
     def expression(self) -> ast.Expr:
+        saved = self.left()
         e = self.assignment()
         while self.at(","):
+            self.over(saved[0])
             self.advance()
             right = self.assignment()
             e = ast.Binary(",", e, right, **self.here())
+        self.done(saved)
         return e
 
     def assignment(self) -> ast.Expr:
+        saved = self.left()
         e = self.conditional()
         tok = self.peek()
         if tok.kind in _ASSIGN:
             if e is not self.last_unary:
                 raise self.syntax(tok)
+            self.over(saved[0])
             self.advance()
             value = self.assignment()
-            return ast.Assign(tok.kind, e, value, **self.here())
+            e = ast.Assign(tok.kind, e, value, **self.here())
+        self.done(saved)
         return e
 
     def conditional(self) -> ast.Expr:
+        saved = self.left()
         c = self.binary(1)
-        if not self.at("?"):
-            return c
-        self.advance()
-        then = self.expression()
-        self.expect(":")
-        other = self.conditional()
-        return ast.Cond(c, then, other, **self.here())
+        if self.at("?"):
+            self.over(saved[0])
+            self.advance()
+            then = self.expression()
+            self.expect(":")
+            other = self.conditional()
+            c = ast.Cond(c, then, other, **self.here())
+        self.done(saved)
+        return c
 
     def binary(self, minprec: int) -> ast.Expr:
+        saved = self.left()
         left = self.cast()
         while True:
             op = self.peek().kind
             prec = _PREC.get(op)
             if prec is None or prec < minprec:
+                self.done(saved)
                 return left
+            self.over(saved[0])
             self.advance()
             right = self.binary(prec + 1)
             left = ast.Binary(op, left, right, **self.here())
@@ -330,15 +388,20 @@ class Parser:
     def cast(self) -> ast.Expr:
         if not self.at("("):
             return self.unary()
+        saved = self.left()
+        self.nest()
         lpar = self.advance()
         if self.peek().kind in _TYPE_START:
             t = self.type_name()
             self.expect(")")
             operand = self.cast()
+            self.done(saved)
             return ast.Cast(t, operand, **self.here())
         e = self.expression()
         self.expect(")")
+        self.depth -= 1
         node = self.postfix(e, lpar)
+        self.done(saved)
         self.last_unary = node
         return node
 
@@ -347,35 +410,49 @@ class Parser:
         kind = tok.kind
         node: ast.Expr
         if kind in ("++", "--"):
+            self.nest()
             self.advance()
             operand = self.unary()
+            self.depth -= 1
             node = ast.Unary(kind, operand, **self.here())
         elif kind in _UNARY:
+            self.nest()
             self.advance()
             operand = self.cast()
+            self.depth -= 1
             node = ast.Unary(kind, operand, **self.here())
         elif kind == "sizeof":
+            self.nest()
             self.advance()
             node = self.sizeof(tok)
+            self.depth -= 1
         elif kind == "stringof":
+            self.nest()
             self.advance()
             node = ast.Stringof(self.unary(), **self.here())
+            self.depth -= 1
         else:
+            saved = self.left()
             node = self.postfix(self.primary(), tok)
+            self.done(saved)
         self.last_unary = node
         return node
 
     def sizeof(self, tok: Token) -> ast.Expr:
         if not self.at("("):
             return ast.Sizeof(None, self.unary(), **self.here())
+        saved = self.left()
         lpar = self.advance()
         if self.peek().kind in _TYPE_START:
             t = self.type_name()
             self.expect(")")
+            self.done(saved)
             return ast.Sizeof(t, None, **self.where(tok))
         e = self.expression()
         self.expect(")")
-        return ast.Sizeof(None, self.postfix(e, lpar), **self.here())
+        node = ast.Sizeof(None, self.postfix(e, lpar), **self.here())
+        self.done(saved)
+        return node
 
     def primary(self) -> ast.Expr:
         tok = self.peek()
@@ -403,9 +480,11 @@ class Parser:
             self.advance()
             return ast.Ident(kind, **loc)
         if kind == "(":
+            self.nest()
             self.advance()
             e = self.expression()
             self.expect(")")
+            self.depth -= 1
             return e
         if kind == "offsetof":
             self.advance()
@@ -416,6 +495,7 @@ class Parser:
             self.expect(")")
             return ast.Offsetof(t, str(member.value), **loc)
         if kind == "xlate":
+            self.nest()
             self.advance()
             self.expect("<")
             t = self.type_name()
@@ -423,13 +503,18 @@ class Parser:
             self.expect("(")
             e = self.expression()
             self.expect(")")
+            self.depth -= 1
             return ast.Xlate(t, e, **loc)
         raise self.syntax()
 
     def postfix(self, node: ast.Expr, first: Token) -> ast.Expr:
+        """The subscripts, calls, members and ++/-- after node (parsed since a left())."""
+        base = self.depth
         while True:
             tok = self.peek()
             kind = tok.kind
+            if kind in ("[", "(", ".", "->", "++", "--"):
+                self.over(base)
             if kind == "[":
                 self.advance()
                 args = self.arguments()
@@ -462,6 +547,7 @@ class Parser:
                 self.advance()
                 node = ast.Postfix(kind, node, **self.here())
             else:
+                self.depth = base
                 return node
 
     def arguments(self) -> list[ast.Expr]:
@@ -574,6 +660,7 @@ class Parser:
         if not defined:
             return ast.TypeSpec(kw.kind, names, tag=tag, module=module, **loc)
         self.define_tag(kw.kind, tag)
+        self.nest()
         self.advance()
         saved = self.lex.decl_named
         self.lex.decl_named = False  # before the next token is read
@@ -586,6 +673,7 @@ class Parser:
             if self.at("}"):
                 break
         self.advance()
+        self.depth -= 1
         self.lex.decl_named = saved
         return ast.TypeSpec(kw.kind, names, tag=tag, members=members, module=module, **loc)
 
@@ -652,8 +740,10 @@ class Parser:
     def declarator(self, abstract: bool | None) -> ast.Declarator:
         """abstract: False = named, True = unnamed (type names), None = either (parameters)."""
         loc = self.here()
+        base = self.depth
         pointers: list[ast.Pointer | ast.ArrayOf | ast.FunctionOf] = []
         while self.at("*"):
+            self.nest()  # each pointer wraps the type once more
             star = self.advance()
             quals = []
             while self.peek().kind in _QUALS:
@@ -667,6 +757,7 @@ class Parser:
             self.advance()
             name = str(tok.value)
         elif tok.kind == "(":
+            self.nest()
             self.advance()
             nxt = self.peek().kind
             if abstract is False or nxt in ("*", "(", "[") or (abstract is None and nxt == "IDENT"):
@@ -680,11 +771,14 @@ class Parser:
         while True:
             kind = self.peek().kind
             if kind == "[":
+                self.nest()
                 suffixes.append(self.array())
             elif kind == "(":
+                self.nest()
                 suffixes.append(self.function(self.advance()))
             else:
                 break
+        self.depth = base
         return ast.Declarator(name, inner + suffixes + pointers[::-1], **loc)
 
     def array(self) -> ast.ArrayOf:
@@ -827,7 +921,7 @@ class Parser:
 def _macro_int_text(tok: Token, macros: Macros) -> str:
     """The literal text behind an integer macro reference ($1 -> "0x10", $pid -> "1234")."""
     if tok.text[1:].isdigit():
-        n = int(tok.text[1:])
+        n = digits_value(tok.text[1:])
         v = macros.args[n] if n < len(macros.args) else "0"
         return v[1:] if tok.prefix else v
     return str(tok.value)

@@ -88,37 +88,82 @@ def _bracket(pat: str, i: int) -> tuple[str, int] | None:
     return None
 
 
+STAR = None  # a `*` among a pattern's parts; every other part matches one character
+
+
 @lru_cache(maxsize=1024)
-def _compile(pattern: str) -> re.Pattern[str] | None:
-    out: list[str] = []
+def _parts(pattern: str) -> tuple[re.Pattern[str] | None, ...] | None:
+    """The pattern as parts: STAR, or a regex matching one character. None when
+    nothing matches (a trailing backslash, as in glibc). Runs of `*` are one."""
+    out: list[re.Pattern[str] | None] = []
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
         i += 1
         if c == "*":
-            out.append("[\\s\\S]*")
-        elif c == "?":
-            out.append("[\\s\\S]")
+            if not out or out[-1] is not STAR:
+                out.append(STAR)
+            continue
+        if c == "?":
+            rx = "[\\s\\S]"
         elif c == "\\":
             if i >= n:
-                return None  # a trailing backslash never matches (glibc)
-            out.append(re.escape(pattern[i]))
+                return None
+            rx = re.escape(pattern[i])
             i += 1
         elif c == "[":
             br = _bracket(pattern, i)
             if br is None:
-                out.append("\\[")
+                rx = "\\["
             else:
-                out.append(br[0])
-                i = br[1]
+                rx, i = br
         else:
-            out.append(re.escape(c))
-    return re.compile("".join(out), re.DOTALL)
+            rx = re.escape(c)
+        out.append(re.compile(rx, re.DOTALL))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1024)
+def _compile(pattern: str) -> re.Pattern[str] | None:
+    """A regex for a pattern of at most one `*` (no backtracking to speak of)."""
+    parts = _parts(pattern)
+    if parts is None:
+        return None
+    return re.compile("".join("[\\s\\S]*" if p is STAR else p.pattern for p in parts), re.DOTALL)
+
+
+def _match_parts(parts: tuple[re.Pattern[str] | None, ...], s: str) -> bool:
+    """Wildcard matching in O(len(parts) * len(s)): on a mismatch, the last `*`
+    takes one more character (a regex of several `*` backtracks exponentially:
+    400 stars before a probe name hung dtrace -n)."""
+    p = i = 0
+    star, mark = -1, 0
+    n = len(parts)
+    while i < len(s):
+        if p < n and parts[p] is not STAR and parts[p].match(s[i]):  # type: ignore[union-attr]
+            p += 1
+            i += 1
+        elif p < n and parts[p] is STAR:
+            star, mark = p, i
+            p += 1
+        elif star >= 0:
+            p, mark = star + 1, mark + 1
+            i = mark
+        else:
+            return False
+    while p < n and parts[p] is STAR:
+        p += 1
+    return p == n
 
 
 def gmatch(pattern: str, s: str) -> bool:
     """Does s match the glob pattern?  An empty pattern matches anything."""
     if not pattern:
         return True
-    rx = _compile(pattern)
-    return rx is not None and rx.fullmatch(s) is not None
+    parts = _parts(pattern)
+    if parts is None:
+        return False
+    if sum(p is STAR for p in parts) <= 1:
+        rx = _compile(pattern)
+        return rx is not None and rx.fullmatch(s) is not None
+    return _match_parts(parts, s)

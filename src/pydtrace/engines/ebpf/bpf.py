@@ -326,6 +326,8 @@ def map_create(
     map_extra: int = 0,
 ) -> int:
     """Create a map; returns its fd (close-on-exec)."""
+    if max(key_size, value_size, max_entries) > 0xFFFFFFFF:  # bpf_attr's fields are u32
+        raise BPFError(_errno.E2BIG, "MAP_CREATE")  # as dtrace's create_gmap checks
     raise_memlock()
     attr = ctypes.create_string_buffer(72)
     struct.pack_into(

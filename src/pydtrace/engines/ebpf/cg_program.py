@@ -57,6 +57,9 @@ ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
 class ProgramMixin(CompilerBase):
     def compile(self) -> Compiled:
         prog = self.prog
+        if self.strsize >= 1 << 15:  # no frame offset reaches a string: say so before
+            # lowering (string copies are unrolled: -x strsize=1g took minutes to fail)
+            raise LoweringError("the eBPF engine's frame is too large (lower strsize)")
         for name, v in prog.globals.items():
             if v.keys is not None:
                 continue  # an associative array: a dynamic variable (placed below)

@@ -10,6 +10,7 @@ consumer's Aggregation objects. Every fd is closed on every path.
 
 from __future__ import annotations
 
+import errno
 import struct
 import threading
 import time
@@ -82,8 +83,14 @@ class EbpfEngine:
 
         try:
             for m in self.compiled.maps:
-                self.maps[m.name] = Map.create(m.type, m.key_size, m.value_size, m.max_entries,
-                                               m.flags, name=m.name)  # fmt: skip
+                try:
+                    self.maps[m.name] = Map.create(m.type, m.key_size, m.value_size,
+                                                   m.max_entries, m.flags, name=m.name)  # fmt: skip
+                except BPFError as e:
+                    if e.errno != errno.E2BIG:
+                        raise
+                    # dtrace's words (-b 16g: a ring of more than 4 GiB)
+                    raise EbpfError(f"failed to create BPF map '{m.name}': Too big") from None
             for name, entries in self.compiled.fills.items():
                 m = self.maps[name]
                 for key, value in entries:

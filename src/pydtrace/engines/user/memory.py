@@ -45,7 +45,8 @@ class Memory:
         self._next = _BASE
         self.scratch_size = max(scratchsize - _SCRATCH_BASE, 0)
         self.scratch = _SCRATCH_BASE
-        self._regions[self.scratch] = bytearray(self.scratch_size)
+        # grown as alloca() reaches further: -x scratchsize=1t costs nothing until used
+        self._regions[self.scratch] = bytearray()
         self._bases.append(self.scratch)
         self.scratch_top = self.scratch  # end of the allocated part of scratch
 
@@ -91,8 +92,20 @@ class Memory:
             from pydtrace.consume.records import NOSCRATCH
 
             raise MemoryFault(NOSCRATCH, 0)
-        self._regions[self.scratch][addr - self.scratch : addr - self.scratch + size] = bytes(size)
-        self.scratch_top = addr + (size + 7) // 8 * 8
+        start = addr - self.scratch
+        top = start + (size + 7) // 8 * 8
+        buf = self._regions[self.scratch]
+        try:
+            reused = min(len(buf), top)
+            if reused > start:
+                buf[start:reused] = bytes(reused - start)
+            if top > len(buf):
+                buf.extend(bytes(top - len(buf)))
+        except MemoryError:  # a scratchsize larger than this machine's memory
+            from pydtrace.consume.records import NOSCRATCH
+
+            raise MemoryFault(NOSCRATCH, 0) from None
+        self.scratch_top = self.scratch + top
         return addr
 
     def in_scratch(self, addr: int) -> bool:
