@@ -401,3 +401,18 @@ def test_globs_of_many_stars_match_in_linear_time() -> None:
     r = pydtrace("-l", "-n", "*a" * 40 + ":::")
     assert (r.status, r.err) == (0, "")
     assert r.out == "   ID   PROVIDER            MODULE                          FUNCTION NAME\n"
+
+
+@pytest.mark.parametrize("size", ["32k", "1t"])
+def test_a_scratch_size_no_bpf_frame_holds_is_refused_at_once(size: str) -> None:
+    # 32k blamed strsize; 1t ran past a minute
+    if not bpf_maps_ok():
+        pytest.skip("needs bpf(2)")
+    r = pydtrace("-q", "-x", "engine=ebpf", "-x", f"scratchsize={size}", "-n",
+                 'BEGIN { p = alloca(10); exit(0); }', timeout=60)  # fmt: skip
+    assert (r.status, r.out, r.err) == (
+        1,
+        "",
+        "pydtrace: could not enable tracing: the eBPF engine's frame is too large"
+        " (lower scratchsize)\n",
+    )

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydtrace.consume.records import BADINDEX, BADSIZE, NOSCRATCH
 from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, Value
+from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R5, R9, R10
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
@@ -94,6 +95,8 @@ class MemoryMixin(CompilerBase):
             ):
                 size = size_option(self.options, "scratchsize", DEFAULT_SCRATCHSIZE) - SCRATCH_BASE
                 size = max(size, 0)
+                if size >= 1 << 15:  # no frame offset reaches past it (-x scratchsize=1t hung)
+                    raise LoweringError("the eBPF engine's frame is too large (lower scratchsize)")
                 info = (self.frame.take(8), self.frame.take(max(size, 8)), size)
             self.frame.scratch = info  # type: ignore[attr-defined]
         return info
