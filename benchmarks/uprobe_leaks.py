@@ -22,12 +22,10 @@ copy's inode (its files are removed at the end). --load N runs N busy loops
 from __future__ import annotations
 
 import argparse
-import mmap
 import os
 import random
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -35,61 +33,18 @@ import time
 from pathlib import Path
 
 TREE = Path(__file__).resolve().parents[1]
-LOOP = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-int main(void) {
-    char buf[32];
-    for (volatile size_t n = 0;; n += strlen(buf)) {
-        snprintf(buf, sizeof buf, "%d", (int)getpid());
-        free(malloc(100));
-        struct timespec ts = {0, 2000000};
-        nanosleep(&ts, NULL);
-    }
-}
-"""
-# pydtrace with a SIGKILL to it DELAY s after a uprobe link starts being
-# created or closed (UPROBE_KILL=attach:DELAY or close:DELAY), wherever that runs
-KILLING = """
-import os, runpy, signal, sys, threading, time
-PID = os.getpid()
-phase, delay = os.environ["UPROBE_KILL"].split(":")
-from pydtrace.engines.ebpf import perf
-def kill_soon():
-    if os.getpid() == PID:
-        # pydtrace at work itself: SIGALRM, fatal by default (the kernel makes it
-        # a SIGKILL of every thread), lands while the caller is in the kernel
-        signal.setitimer(signal.ITIMER_REAL, max(float(delay), 1e-6))
-        return
-    def kill():  # another process at work: pydtrace killed meanwhile
-        time.sleep(float(delay))
-        os.kill(PID, 9)
-    threading.Thread(target=kill, daemon=True).start()
-if phase == "attach":
-    real_attach = perf.attach_uprobe_multi
-    def attach(*a, **k):
-        if len(a[2]) > 5000:  # the largest group: its offsets take longest to register
-            kill_soon()
-        return real_attach(*a, **k)
-    perf.attach_uprobe_multi = attach
-else:
-    real_close = perf.Attachment.close
-    def close(self):
-        if self.what.startswith("uprobe ") and self.fd >= 0:
-            kill_soon()
-        real_close(self)
-    perf.Attachment.close = close
-sys.argv = ["pydtrace"] + sys.argv[1:]
-runpy.run_module("pydtrace", run_name="__main__")
-"""
-# entry, return and instruction probes (~50,000 uprobes: a uprobe_multi link
-# each) on libc's functions a-m; "on" once the target runs with them
-SCRIPT = ('pid$target:libc.so.6:[a-m]*: { @[probename] = count(); }'
-          ' pid$target:libc.so.6:malloc:entry /!on/ { on = 1; printf("on\\n"); }'
-          ' tick-100ms /on/ { exit(0); }')  # fmt: skip
+sys.path[:0] = [str(TREE / "src"), str(TREE / "tests")]  # the witnesses read with this tree
+from uprobe_witness import (  # noqa: E402 (tests/uprobe_witness.py, shared with the test)
+    KILLING,
+    LOOP,
+    SCRIPT,
+    agents,
+    clean_copy,
+    kernel_log_leaks,
+    mmap_cost,
+    probed_offsets,
+    uprobes_held,
+)
 
 
 class Scene:
@@ -135,86 +90,6 @@ class Scene:
         cost, base = mmap_cost(self.lib, n) / n * 1e6, mmap_cost(fresh, n) / n * 1e6
         shutil.rmtree(self.dir)
         return held, cost, base
-
-
-def clean_copy(d: Path, name: str) -> Path:
-    """A copy of libc the kernel holds no uprobe on: a uprobe left on a file
-    since deleted sits on whatever inode takes its place next (the kernel
-    keeps no reference to the inode); such copies stay aside until d goes."""
-    libc = Path("/lib/x86_64-linux-gnu/libc.so.6")
-    offsets = probed_offsets(libc)
-    for n in range(10):
-        shutil.copy(libc, d / name)
-        if not uprobes_held(d / name, offsets):
-            return d / name
-        (d / name).rename(d / f"{name}.taken{n}")
-    raise SystemExit("new files keep inheriting uprobes kept for deleted ones: reboot")
-
-
-def probed_offsets(path: Path) -> list[int]:
-    """Every function's first instruction, every instruction of those a-m."""
-    from fnmatch import fnmatchcase
-
-    sys.path.insert(0, str(TREE / "src"))
-    from pydtrace.symbols import x86
-    from pydtrace.symbols.elf import ElfFile
-
-    elf = ElfFile(str(path))
-    out = set()
-    for s in elf.functions():
-        if elf.in_code(s.addr):
-            code = elf.code(s.addr, s.size) if fnmatchcase(s.name, "[a-m]*") else b""
-            out.update(elf.addr_to_offset(s.addr + i) for i in [0, *x86.boundaries(code)])
-    return sorted(out)
-
-
-def agents(token: str) -> list[int]:
-    """The uprobe agents (comm uprobe-holder) of runs whose environment holds token."""
-    out = []
-    for name in os.listdir("/proc"):
-        try:
-            if (Path(f"/proc/{name}/comm").read_text().strip() == "uprobe-holder"
-                    and token.encode() in Path(f"/proc/{name}/environ").read_bytes()):  # fmt: skip
-                out.append(int(name))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def uprobes_held(path: Path, offsets: list[int]) -> bool:
-    from pydtrace.engines.ebpf import bpf
-
-    ret0 = struct.pack("<BBhiBBhi", 0xB7, 0, 0, 0, 0x95, 0, 0, 0)
-    prog = bpf.prog_load(bpf.ProgType.KPROBE, ret0, name="b_held",
-                         expected_attach_type=bpf.AttachType.TRACE_UPROBE_MULTI)  # fmt: skip
-    try:
-        fd = bpf.uprobe_multi_link(prog, str(path), offsets, False, os.getpid(), [2] * len(offsets))
-    except bpf.BPFError:
-        return True
-    finally:
-        bpf.close_fd(prog)
-    bpf.close_fd(fd)
-    return False
-
-
-def mmap_cost(path: Path, n: int) -> float:
-    fd = os.open(path, os.O_RDONLY)
-    t = time.process_time()
-    for _ in range(n):
-        mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC).close()
-    os.close(fd)
-    return time.process_time() - t
-
-
-def log_leaks(fd: int) -> int:
-    n = 0
-    while True:
-        try:
-            n += b"leaking uprobe" in os.read(fd, 8192)
-        except BlockingIOError:
-            return n
-        except BrokenPipeError:
-            continue
 
 
 def scenarios(rng: random.Random):
@@ -294,7 +169,7 @@ def main() -> None:
                 finally:
                     held, cost, base = s.end()
                 print(f"{scene.__name__:24} {'yes' if held else 'no':>5} {cost:8.1f} {base:8.1f}"
-                      f" {log_leaks(kmsg):6d}  ({time.monotonic() - t:.0f} s)", flush=True)  # fmt: skip
+                      f" {len(kernel_log_leaks(kmsg)):6d}  ({time.monotonic() - t:.0f} s)", flush=True)  # fmt: skip
     finally:
         for b in burners:
             b.kill()
@@ -304,4 +179,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RuntimeError as e:  # clean_copy: no copy of libc free of kept uprobes
+        raise SystemExit(f"uprobe_leaks.py: {e}") from None
