@@ -709,11 +709,7 @@ class MemoryMixin(CompilerBase):
         node = e.translator
         out: CType = node.out_type
         size = max(type_size(out), 1)
-        stack = getattr(self, "_xl_stack", None)
-        if stack is None:
-            stack = self._xl_stack = []
-        if len(stack) >= 4:
-            raise self.unsupported("translations nested this deep", e)
+        stack = self._xl_stack_for(e)
         a = self.a
         regs = self.mem_regions()
         key = ("xlate", str(id(e)))
@@ -722,15 +718,7 @@ class MemoryMixin(CompilerBase):
             r = regs[key] = Region(
                 self.next_vaddr(), size, "frame", self.frame.take((size + 7) // 8 * 8)
             )
-        slot = getattr(self.frame, "xl_slots", None)
-        if slot is None:
-            slot = self.frame.xl_slots = []  # type: ignore[attr-defined]
-        while len(slot) <= len(stack):
-            slot.append(self.frame.take(8))
-        arg = slot[len(stack)]
-        v = self.expr(e.operand)
-        a.stx(8, R9, arg, v.reg)
-        self.free(v)
+        arg = self._xl_input(stack, e.operand)
         for p in range(0, (size + 7) // 8 * 8, 8):
             a.st(8, R9, r.off + p, 0)
         stack.append(arg)
@@ -764,6 +752,30 @@ class MemoryMixin(CompilerBase):
             stack.pop()
         return self.const(r.vaddr, e.ctype)
 
+    def _xl_stack_for(self, e: Any) -> list[int]:
+        """The input words of the translations being evaluated (innermost last),
+        refusing a fifth level."""
+        stack = getattr(self, "_xl_stack", None)
+        if stack is None:
+            stack = self._xl_stack = []
+        if len(stack) >= 4:
+            raise self.unsupported("translations nested this deep", e)
+        return stack
+
+    def _xl_input(self, stack: list[int], operand: ast.Expr) -> int:
+        """Store a translation's input in the frame word of its nesting level
+        (one word per level, shared by the program's translations); its offset."""
+        slot = getattr(self.frame, "xl_slots", None)
+        if slot is None:
+            slot = self.frame.xl_slots = []  # type: ignore[attr-defined]
+        while len(slot) <= len(stack):
+            slot.append(self.frame.take(8))
+        arg = slot[len(stack)]
+        v = self.expr(operand)
+        self.a.stx(8, R9, arg, v.reg)
+        self.free(v)
+        return arg
+
     def xlate_member(self, e: ast.Member) -> Value | None:
         """xlate<T>(x).m, xlate<T *>(x)->m: only m's translation is evaluated,
         as dtrace translates only the members a program names (so a member
@@ -776,20 +788,8 @@ class MemoryMixin(CompilerBase):
             return None
         if getattr(e, "member", None) is not None and e.member.bits:  # type: ignore[attr-defined]
             return None
-        stack = getattr(self, "_xl_stack", None)
-        if stack is None:
-            stack = self._xl_stack = []
-        if len(stack) >= 4:
-            raise self.unsupported("translations nested this deep", e)
-        slot = getattr(self.frame, "xl_slots", None)
-        if slot is None:
-            slot = self.frame.xl_slots = []  # type: ignore[attr-defined]
-        while len(slot) <= len(stack):
-            slot.append(self.frame.take(8))
-        arg = slot[len(stack)]
-        v = self.expr(xl.operand)
-        self.a.stx(8, R9, arg, v.reg)
-        self.free(v)
+        stack = self._xl_stack_for(e)
+        arg = self._xl_input(stack, xl.operand)
         stack.append(arg)
         try:
             x = self.expr(expr)
