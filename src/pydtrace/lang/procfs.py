@@ -22,7 +22,22 @@ STRUCT_TAGS = (
     "struct fileinfo",
 )
 
-SOURCE = """
+# io.d's fileinfo_t: fds[]'s element here, the io provider's args[2] there
+# (probes/providers/io.py, checked at its own strsize)
+FILEINFO = """
+typedef struct fileinfo {
+    string fi_name;
+    string fi_dirname;
+    string fi_pathname;
+    loff_t fi_offset;
+    string fi_fs;
+    string fi_mount;
+    int fi_oflags;
+} fileinfo_t;
+"""
+
+SOURCE = (
+    """
 typedef struct timestruc {
     time_t tv_sec;
     long tv_nsec;
@@ -101,16 +116,9 @@ typedef struct cpuinfo {
     uintptr_t cpu_info;
 } cpuinfo_t;
 
-typedef struct fileinfo {
-    string fi_name;
-    string fi_dirname;
-    string fi_pathname;
-    loff_t fi_offset;
-    string fi_fs;
-    string fi_mount;
-    int fi_oflags;
-} fileinfo_t;
 """
+    + FILEINFO
+)
 
 
 # dtrace's translators from the kernel's task to the process-information

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from pydtrace.lang.procfs import FILEINFO
 from pydtrace.probes.catalogue import PROVIDER_ATTRIBUTES, ProbeTuple, Provider
 from pydtrace.probes.glob import gmatch
 
@@ -30,7 +31,8 @@ TRACEPOINTS = {
 }
 INFO_STRSIZE = 64  # bytes of each string member of devinfo_t / fileinfo_t
 
-_SOURCE = """
+_SOURCE = (
+    """
 typedef struct bufinfo {
     int b_flags;
     size_t b_bcount;
@@ -53,16 +55,9 @@ typedef struct devinfo {
     string dev_pathname;
 } devinfo_t;
 
-typedef struct fileinfo {
-    string fi_name;
-    string fi_dirname;
-    string fi_pathname;
-    loff_t fi_offset;
-    string fi_fs;
-    string fi_mount;
-    int fi_oflags;
-} fileinfo_t;
 """
+    + FILEINFO
+)
 TYPE_NAMES = ("bufinfo_t", "devinfo_t", "fileinfo_t")
 
 
