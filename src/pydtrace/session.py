@@ -674,7 +674,7 @@ class Session:
         from pydtrace.engines.ebpf.errors import EbpfError
 
         try:
-            return disassemble(self.checked, self.options)
+            return disassemble(self.checked, self.options, self.launcher)
         except EbpfError:
             return None
 

@@ -22,6 +22,7 @@ from pydtrace.engines.ebpf.cg_context import (
     MAP_PERCPU_HASH,
     MAP_RINGBUF,
     MAX_ARGS,
+    PROG_RAW_TRACEPOINT,
     SYS_NAME,
     Compiled,
     CompilerBase,
@@ -52,6 +53,33 @@ from pydtrace.options import capped_frames
 
 AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
+
+
+class _ExecProbe:
+    """What exec_gate_program's ProgSpec names (it serves no D probe)."""
+
+    fqn = "the exec gate of -c targets (sched_process_exec)"
+    id = 0
+
+
+def exec_gate_program(gates: dict[int, int]) -> ProgSpec:
+    """On sched_process_exec: globals[off] = 1 when the process is the held -c
+    child gates maps to off. Until then that child runs the forked pydtrace's
+    code (and its libc) on the way to execve: its probes wait for the exec, as
+    dtrace's created process starts stopped after it."""
+    a = Assembler()
+    a.call("get_current_pid_tgid")
+    a.alu(">>", R0, imm=32)
+    for pid, off in sorted(gates.items()):
+        other = a.new_label("xgate")
+        a.jmp("!=", R0, other, imm=pid)
+        a.ld_map(R1, "globals", off)
+        a.st(8, R1, 0, 1)
+        a.place(other)
+    a.movi(R0, 0)
+    a.exit()
+    return ProgSpec("dt_exec_gate", PROG_RAW_TRACEPOINT, _ExecProbe(),
+                    ("raw_tp", "sched_process_exec"), a.resolve(), [])  # fmt: skip
 
 
 class ProgramMixin(CompilerBase):
@@ -184,7 +212,7 @@ class ProgramMixin(CompilerBase):
             self.f_sys = self.frame.take(24)  # u32 nr (the dispatch key), probe id, clause mask
         # a held -c child runs our code (and its libc) from fork to exec: no probe
         # fires in it before its exec, as dtrace's created process starts stopped
-        # after it (a word of the globals each, set by uprobe.exec_gate_program)
+        # after it (a word of the globals each, set by exec_gate_program)
         self.exec_gates: dict[int, int] = {}
         for pid in self.held:
             self.exec_gates[pid] = self.globals_size
@@ -217,6 +245,8 @@ class ProgramMixin(CompilerBase):
                                   self.agg_capacity()))  # fmt: skip
         for impl in PROVIDERS.values():
             impl.finish(self, o)
+        if self.exec_gates:
+            o.progs.append(exec_gate_program(self.exec_gates))
         if getattr(self, "uses_vtime", False):
             from pydtrace.engines.ebpf import cg_vtime
 

@@ -42,8 +42,7 @@ class EbpfEngine:
         self.consumer = consumer
         self.options = options
         self.tracer = None  # read by the signal handler
-        held = tuple(t.pid for t in targets.targets if t.created) if targets is not None else ()
-        self.compiled = codegen.compile_program(prog, options, held)  # LoweringError
+        self.compiled = codegen.compile_program(prog, options, held_pids(targets))  # LoweringError
         self.aggs: dict[str, Aggregation] = {
             name: Aggregation(lay.spec) for name, lay in self.compiled.aggs.items()
         }
@@ -518,6 +517,11 @@ def _origin_at(insns: list[Any], slot: int) -> Any:
     return None
 
 
-def disassemble(prog: CheckedProgram, options: dict[str, Any]) -> str:
+def held_pids(targets: Any) -> tuple[int, ...]:
+    """The -c children held before their exec (no probe fires in them until it)."""
+    return tuple(t.pid for t in targets.targets if t.created) if targets is not None else ()
+
+
+def disassemble(prog: CheckedProgram, options: dict[str, Any], targets: Any = None) -> str:
     """`-S`: the BPF programs the engine would load for this program."""
-    return codegen.disassemble_program(codegen.compile_program(prog, options))
+    return codegen.disassemble_program(codegen.compile_program(prog, options, held_pids(targets)))

@@ -91,6 +91,3 @@ class PidProvider(UprobeProvider):
 
     def prepare(self, cg: Any, progs: list[tuple[Any, list[Any], Any]]) -> None:
         uprobe.prepare(cg, progs)  # usdt's programs too
-
-    def finish(self, cg: Any, out: Any) -> None:
-        uprobe.finish(cg, out)
