@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,10 +73,10 @@ def can_run_as_nobody() -> bool:
     return os.access(ROOT / "src", os.R_OK)
 
 
-def engines() -> Iterator[Any]:
-    """pytest params: each engine, skipped where this machine cannot run it."""
-    yield pytest.param("ebpf", id="ebpf")
-    yield pytest.param("ptrace", id="ptrace")
+def engines() -> tuple[Any, ...]:
+    """pytest params: each engine (need_engine skips where this machine cannot run
+    it). A tuple: pytest is retiring parametrize over generators."""
+    return (pytest.param("ebpf", id="ebpf"), pytest.param("ptrace", id="ptrace"))
 
 
 def need_engine(engine: str) -> None:
