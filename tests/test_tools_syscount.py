@@ -4,6 +4,7 @@ on both engines; its table in strace -c's columns; interval mode."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,18 @@ def test_intervals() -> None:
     stamps = [x for x in r.out.splitlines() if x.startswith("[")]
     assert len(stamps) == 3 and all(re.fullmatch(r"\[\d\d:\d\d:\d\d\]", x) for x in stamps)
     assert r.out.count(" total\n") == 3
+
+
+def test_an_idle_interval_still_prints_its_table() -> None:
+    """A traced process that makes no call: each interval prints its time and a zero total."""
+    need(bpf_maps_ok(), "system-wide counting needs the eBPF engine")
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        r = tool("syscount", "-p", str(sleeper.pid), "0.2", "2")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (r.status, r.err) == (0, "")
+    lines = r.out.splitlines()
+    assert len([x for x in lines if re.fullmatch(r"\[\d\d:\d\d:\d\d\]", x)]) == 2
+    assert [x for x in lines if x.endswith(" total")] == ["  0.00    0.000000           0         0           total"] * 2

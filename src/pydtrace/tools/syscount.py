@@ -71,9 +71,12 @@ class Syscount(Tool):
             aggs = [consumer.aggs[n] for n in item.action.aggs]
             for a in aggs:
                 a.printed = True
-            if aggs and aggs[0].data or self.o.interval is None:
+            tick = rec.probe.name != "END"
+            # every interval gets its table, an idle one too; the end's only if
+            # counts came in after the last interval's
+            if tick or aggs[0].data or self.o.interval is None:
                 if aggs[0].spec.name.startswith("@p") == bool(self.o.per_process):
-                    self.table(aggs, rec.probe.name != "END")
+                    self.table(aggs, tick)
             return True
         return False
 
