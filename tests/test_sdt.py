@@ -118,12 +118,17 @@ def test_list_and_types() -> None:
     assert row[1:] == ["sdt", "task", "task_rename"]
     r = pydtrace("-lv", "-n", "sdt:task::task_rename")
     assert r.out.split("\tArgument Types\n")[1] == (
-        "\t\targs[0]: pid_t\n\t\targs[1]: char[16]\n\t\targs[2]: char[16]\n\t\targs[3]: short\n\n"
+        "\t\targs[0]: pid_t\n\t\targs[1]: char[16]\n\t\targs[2]: char[16]\n\t\targs[3]: short\n"
+        # the names args-> takes, with the types it gives (a char array reads as a string)
+        "\n\tArgument Members\n\t\targs->pid: pid_t\n\t\targs->oldcomm: string\n"
+        "\t\targs->newcomm: string\n\t\targs->oom_score_adj: short\n\n"
     )
     assert "\tArgument Attributes\n\t\tIdentifier Names: Private\n" in r.out
     r = pydtrace("-lv", "-n", "sdt:sched::sched_process_exec")
     assert r.out.split("\tArgument Types\n")[1] == (
-        "\t\targs[0]: char *\n\t\targs[1]: pid_t\n\t\targs[2]: pid_t\n\n"
+        "\t\targs[0]: char *\n\t\targs[1]: pid_t\n\t\targs[2]: pid_t\n"
+        "\n\tArgument Members\n\t\targs->filename: string\n\t\targs->pid: pid_t\n"
+        "\t\targs->old_pid: pid_t\n\n"
     )
     # every tracepoint is listed, without reading its format
     r = pydtrace("-l")

@@ -41,6 +41,10 @@ def format_probe_info(p: Probe, attrs: tuple[Attr, Attr]) -> str:
         out += f"\t\targs[{i}]: {t}\n"
     if not argtypes:
         out += "\t\tNone\n"
+    members = _lazy_members(p)
+    if members:  # pydtrace's own block: a tracepoint's fields by name (args->name)
+        out += "\n\tArgument Members\n"
+        out += "".join(f"\t\targs->{name}: {t}\n" for name, t in members)
     return out + "\n"
 
 
@@ -72,3 +76,13 @@ def _lazy_argtypes(p: Probe) -> tuple:
         return tuple(getattr(p.data, "argtypes", ()) or ())
     except (OSError, ValueError):
         return ()
+
+
+def _lazy_members(p: Probe) -> tuple[tuple[str, object], ...]:
+    """A tracepoint's fields as `args->name` reads them (sdt: the format file)."""
+    try:
+        t = getattr(p.data, "args_type", None)
+    except (OSError, ValueError):
+        return ()
+    target = getattr(t, "target", None) if t is not None else None
+    return tuple((m.name, m.type) for m in getattr(target, "members", None) or ())
