@@ -68,7 +68,7 @@ def test_sleeps_wakeups_yields_and_ticks(tmp_path: Path) -> None:
     r = pydtrace("-q", "-c", exe, "-n", SCHED_D.replace("$pid", str(os.getpid())))
     assert r.status == 0, r.err
     lines = r.out.strip("\n").split("\n")
-    # sched:::tick is a 100 Hz timer on every CPU (docs/proc-sched.md; not the
+    # sched:::tick is a 100 Hz timer on every CPU (docs/internals/proc-sched.md; not the
     # kernel's HZ), counted here while the sleeper is the thread running: 300 ms
     # of CPU time (spun on CPU time, so a loaded machine does not shorten it)
     # make about 30. On a busy machine 16 to 43 were seen: fewer when ticks

@@ -1,5 +1,5 @@
 """The kernel as we found it: however a pid-provider run ends, no uprobe stays
-registered (engines/ebpf/uprobe_agent.py; docs/pid-provider.md, "Uprobes
+registered (engines/ebpf/uprobe_agent.py; docs/internals/pid-provider.md, "Uprobes
 left in the kernel").
 
 Linux keeps a uprobe for good when the task removing it has a SIGKILL

@@ -1,6 +1,6 @@
 """The ktrace file: records of what processes did, written now, read later.
 
-docs/ktrace-format.md is the specification; this module is its one
+docs/internals/ktrace-format.md is the specification; this module is its one
 implementation (writer and reader). In short: a stream of records, each a
 64-byte little-endian header then `len` payload bytes. The header keeps the
 offsets of OpenBSD's amd64 header for the fields both have:

@@ -13,7 +13,7 @@ shared state, cg_context.CompilerBase) listed in one place. The other parts:
 - cg_proc, cg_tracepoint, cg_uprobe, cg_vtime: provider-specific attaching,
   prologues and builtin variables
 
-See docs/ebpf-engine.md. Callers import from here.
+See docs/internals/ebpf-engine.md. Callers import from here.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ prologue() here.
 The area is registered as a memory region (cg_memory), so args[N] and
 curpsinfo are D addresses and `->` member loads, strings and stringof() work
 unchanged. A psinfo_t holds its lwpsinfo_t (pr_lwp): an `lwpsinfo_t *`
-argument is the address of the psinfo's pr_lwp. docs/proc-sched.md maps
+argument is the address of the psinfo's pr_lwp. docs/internals/proc-sched.md maps
 every probe to its tracepoint and arguments.
 """
 

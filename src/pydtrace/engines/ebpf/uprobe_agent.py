@@ -15,7 +15,7 @@ and every mmap of its file walks the ones in its range (uprobe_mmap): on a
 machine where `pid$target:libc.so.6::` runs had been killed while attaching,
 every exec of a dynamically linked program cost 0.2 s after.
 A SIGKILL at any other moment (the last close then runs in do_exit, where
-nothing is pending) leaves nothing. docs/pid-provider.md has the details.
+nothing is pending) leaves nothing. docs/internals/pid-provider.md has the details.
 
 So the engine never registers or removes a uprobe itself. UprobeAgent forks
 an agent (a grandchild, reparented at once, in a session of its own, with

@@ -6,7 +6,7 @@ dtrace's io.d). Linux has no kprobes here, so each probe is one block-layer
 tracepoint (TRACEPOINTS); the eBPF engine translates its record into the
 three structures in the prologue (engines/ebpf/providers/io.py). Device
 names come from /sys/class/block and /proc/devices when the program is
-compiled. docs/kernel-tracepoints.md has the field-by-field mapping.
+compiled. docs/internals/kernel-tracepoints.md has the field-by-field mapping.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The proc provider's probes: names and dtrace's argument types, shared by
 the ptrace engine (fired from ptrace events, engines/user/providers/proc.py)
 and the eBPF engine (kernel tracepoints, engines/ebpf/providers/proc.py).
-docs/proc-sched.md maps each probe to what fires it."""
+docs/internals/proc-sched.md maps each probe to what fires it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The sched provider's probes (eBPF engine only: scheduler tracepoints,
-engines/ebpf/providers/sched.py; docs/proc-sched.md)."""
+engines/ebpf/providers/sched.py; docs/internals/proc-sched.md)."""
 
 from __future__ import annotations
 

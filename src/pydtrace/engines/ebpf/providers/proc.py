@@ -1,6 +1,6 @@
 """proc:::* on the eBPF engine: each probe is a raw tracepoint, filtered in
 the prologue (select()), whose arguments point at psinfo_t / lwpsinfo_t
-structures in the psinfo area (engines/ebpf/psinfo.py). docs/proc-sched.md
+structures in the psinfo area (engines/ebpf/psinfo.py). docs/internals/proc-sched.md
 maps every probe to its tracepoint and arguments."""
 
 from __future__ import annotations

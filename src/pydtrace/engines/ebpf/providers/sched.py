@@ -1,7 +1,7 @@
 """sched:::* on the eBPF engine: scheduler raw tracepoints (and a timer for
 tick), filtered in the prologue (select()), whose arguments point at
 psinfo_t / lwpsinfo_t / cpuinfo_t structures in the psinfo area
-(engines/ebpf/psinfo.py). docs/proc-sched.md maps every probe to its
+(engines/ebpf/psinfo.py). docs/internals/proc-sched.md maps every probe to its
 tracepoint and arguments."""
 
 from __future__ import annotations

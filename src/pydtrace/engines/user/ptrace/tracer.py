@@ -11,7 +11,7 @@ A -p target is seized without PTRACE_O_EXITKILL: if we die, even by SIGKILL,
 the kernel detaches it and it runs on. Its stops are looked at without being
 consumed (step), so that a signal a thread stopped to deliver is still
 delivered then; a stop signal is handed on first at detach, and job control
-works throughout (docs/user-engine.md, "Targets of -p").
+works throughout (docs/internals/user-engine.md, "Targets of -p").
 """
 
 from __future__ import annotations
