@@ -353,6 +353,14 @@ class Expressions:
                     f"alloca({c}) size larger than scratchsize {self.scratchsize}",
                     e.line,
                 )
+        if e.name == "inet_ntoa6" and len(e.args) > 1:
+            # the engines decide at compile time how to print IPv4 in IPv6
+            strict = self._const(e.args[1])
+            if strict is None:
+                raise DError(
+                    "D_PROTO_ARG", "inet_ntoa6( ) argument #2 must be an integer constant", e.line
+                )
+            e.strict = strict != 0  # type: ignore[attr-defined]
         return t
 
     def _x_Member(self, e: ast.Member) -> CType:

@@ -257,18 +257,36 @@ def _inet_ntoa(st, f, pc, addr: int) -> str:
     return ".".join(str(b) for b in st.mem.read(addr, 4))
 
 
-def _inet_ntoa6(st, f, pc, addr: int, flags: int = 0) -> str:
-    import ipaddress
+def _inet_ntoa6(st, f, pc, addr: int, strict: int = 0) -> str:
+    return format_in6(st.mem.read(addr, 16), strict != 0)
 
-    return str(ipaddress.IPv6Address(st.mem.read(addr, 16)))
+
+def format_in6(data: bytes, strict: bool) -> str:
+    """An IPv6 address as dtrace prints it (the eBPF engine's rules): IPv4 in
+    IPv6 as dotted decimal (after "::" or "::ffff:" when strict), else 8 hex
+    groups without leading zeros, the first longest run of 2+ zero groups "::"."""
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, 16, 2)]
+    if not any(words[:5]) and (
+        words[5] == 0xFFFF or (words[5] == 0 and (words[6] or words[7] > 1))
+    ):
+        prefix = ("::ffff:" if words[5] else "::") if strict else ""
+        return prefix + ".".join(str(b) for b in data[12:16])
+    start, length, run = 8, 0, 0
+    for i, w in enumerate(words):
+        run = run + 1 if w == 0 else 0
+        if run > length:
+            start, length = i - run + 1, run
+    groups = [f"{w:x}" for w in words]
+    if length < 2:
+        return ":".join(groups)
+    return ":".join(groups[:start]) + "::" + ":".join(groups[start + length :])
 
 
 def _inet_ntop(st, f, pc, af: int, addr: int) -> str:
-    if af == 2:  # AF_INET
-        return _inet_ntoa(st, f, pc, addr)
+    # as dtrace compiles it: AF_INET6 ? inet_ntoa6(addr, 1) : inet_ntoa(addr)
     if af == 10:  # AF_INET6
-        return _inet_ntoa6(st, f, pc, addr)
-    _fault(ILLOP, af, pc)
+        return _inet_ntoa6(st, f, pc, addr, 1)
+    return _inet_ntoa(st, f, pc, addr)
 
 
 # ARPHRD_* hardware types and the length of their addresses
