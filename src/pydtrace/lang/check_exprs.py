@@ -272,7 +272,9 @@ class Expressions:
                 raise DError("D_SIZEOF_BITFIELD", "cannot apply sizeof to a bit-field", e.line)
         size = self.strsize if t.is_string() else t.r.size if t.r.kind != "enum" else 4
         if isinstance(e.operand, ast.StrLit):
-            size = len(e.operand.value.encode()) + 1  # a literal's own size, with its NUL
+            size = (
+                len(e.operand.value.encode("utf-8", "surrogateescape")) + 1
+            )  # a literal's own size, with its NUL
         if t.is_void() or t.r.kind == "func" or (t.is_struct() and t.r.members is None):
             raise DError(
                 "D_SIZEOF_TYPE", "cannot apply sizeof to an operand of unknown size", e.line

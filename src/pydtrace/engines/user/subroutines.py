@@ -13,6 +13,7 @@ from typing import Any
 
 from pydtrace.consume.records import BADADDR, ILLOP
 from pydtrace.engines.user.faults import ProbeFault
+from pydtrace.engines.user.memory import string_bytes
 
 _rng = random.Random()
 
@@ -22,7 +23,7 @@ def _fault(code: int, value: int, pc: int) -> Any:
 
 
 def _strlen(st, f, pc, s: str) -> int:
-    return len(s.encode())
+    return len(s.encode("utf-8", "surrogateescape"))
 
 
 def _strjoin(st, f, pc, a: str, b: str) -> str:
@@ -311,7 +312,7 @@ def _bcopy(st, f, pc, src: Any, dst: int, n: int) -> None:
         # dtrace only lets bcopy write to scratch (alloca) memory
         _fault(BADADDR, dst, pc)
     if isinstance(src, str):
-        data = src.encode("latin-1", "replace")
+        data = string_bytes(src)
         data = (data + bytes(max(st.strsize - len(data), 1)))[: max(n, 0)]
         mem.check_copy(dst, n)
         mem.write(dst, data)
