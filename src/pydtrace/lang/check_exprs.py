@@ -17,6 +17,7 @@ from pydtrace.lang.check_compat import stringish
 from pydtrace.lang.check_consts import int_literal_type
 from pydtrace.lang.errors import DError
 from pydtrace.lang.limits import EXPANDED, NESTING
+from pydtrace.lang.procfs import UNTRANSLATED
 from pydtrace.lang.types import CType
 
 INT_OPS = {"<<", ">>", "&", "^", "|"}
@@ -396,10 +397,24 @@ class Expressions:
         m = st.member(e.name)
         if m is None:
             raise DError("D_TYPE_MEMBER", f"{e.name} is not a member of {st.name}", e.line)
+        if e.arrow and e.name in UNTRANSLATED.get(st.r.tag or "", ()) and _translated(e.base):
+            raise DError(
+                "D_XLATE_NOCONV",
+                f"translator does not define conversion for member: {e.name}",
+                e.line,
+            )
         e.member = m  # type: ignore[attr-defined]
         if st.r.kernel and e.arrow:
             self.prog.kernel_reads.append((_spelled(e), e.line))
         return m.type
+
+
+def _translated(e: ast.Expr) -> bool:
+    """Is e a pointer dtrace makes by translation from the kernel's task:
+    curpsinfo, curlwpsinfo or a provider's args[N]."""
+    if isinstance(e, ast.Index):
+        e = e.base
+    return isinstance(e, ast.Ident) and e.name in ("curpsinfo", "curlwpsinfo", "args")
 
 
 def _spelled(e: ast.Expr) -> str:
