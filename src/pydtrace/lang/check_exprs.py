@@ -348,8 +348,18 @@ class Expressions:
             self.prog.destructive = True
         e.builtin = b  # type: ignore[attr-defined]
         t = self._proto(e, b)
-        if e.name == "alloca":
-            c = self._const(e.args[0])
+        if e.name in ("copyinto", "bcopy"):
+            i = 2 if e.name == "copyinto" else 1
+            if _not_alloca(e.args[i], self._const(e.args[i])):
+                raise DError(
+                    "D_PROTO_ARG",
+                    f"{e.name}( ) argument #{i + 1} is incompatible with prototype:\n"
+                    "\tprototype: alloca pointer\n\t argument: non-alloca pointer",
+                    e.line,
+                )
+        if e.name in ("alloca", "copyin"):
+            # copyin(a, n) allocates n bytes of scratch space as alloca(n) does
+            c = self._const(e.args[-1])
             if c is not None and c > self.scratchsize:
                 raise DError(
                     "D_ALLOCA_SIZE",
@@ -407,6 +417,18 @@ class Expressions:
         if st.r.kernel and e.arrow:
             self.prog.kernel_reads.append((_spelled(e), e.line))
         return m.type
+
+
+def _not_alloca(e: ast.Expr, value: int | None) -> bool:
+    """Is e evidently no pointer into scratch space (where copyinto and bcopy
+    must write): a constant, a string, or the address of a variable or symbol."""
+    while isinstance(e, ast.Cast):
+        e = e.operand
+    if value is not None or isinstance(e, ast.StrLit):
+        return True
+    if getattr(e, "ctype", None) is not None and e.ctype.is_string():  # type: ignore[attr-defined]
+        return True
+    return isinstance(e, ast.Unary) and e.op == "&" and isinstance(e.operand, ast.Ident)
 
 
 def _translated(e: ast.Expr) -> bool:

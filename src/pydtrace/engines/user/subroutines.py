@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from pydtrace.consume.records import BADADDR, ILLOP
+from pydtrace.consume.records import BADADDR, BADSIZE, ILLOP
 from pydtrace.engines.user.faults import ProbeFault
 from pydtrace.engines.user.memory import string_bytes
 
@@ -330,16 +330,33 @@ def _traced(f, addr: int, pc: int) -> Any:
     return t
 
 
+def _copy_size(st, pc, size: int) -> int:
+    """copyin's and copyinto's first check, as dtrace's: a size below 0 or
+    above scratch space is an invalid size."""
+    n = size if size < (1 << 63) else size - (1 << 64)
+    if n < 0 or n > st.mem.scratch_size:
+        _fault(BADSIZE, size & 0xFFFFFFFFFFFFFFFF, pc)
+    return n
+
+
 def _copyin(st, f, pc, addr: int, size: int) -> int:
+    size = _copy_size(st, pc, size)
+    dst = st.mem.alloca(size)
     data = _traced(f, addr, pc).read(addr, size)
     if len(data) < size:
         _fault(BADADDR, addr + len(data), pc)
-    dst = st.mem.alloca(size)
     st.mem.write(dst, data)
     return dst
 
 
 def _copyinto(st, f, pc, addr: int, size: int, dst: int) -> None:
+    # dtrace's order: the size, a NULL source, the destination, the read
+    size = _copy_size(st, pc, size)
+    if addr == 0:
+        _fault(BADADDR, 0, pc)
+    if not st.mem.in_scratch(dst):
+        _fault(BADADDR, dst, pc)
+    st.mem.check_copy(dst, size)
     data = _traced(f, addr, pc).read(addr, size)
     if len(data) < size:
         _fault(BADADDR, addr + len(data), pc)
