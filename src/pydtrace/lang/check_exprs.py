@@ -17,6 +17,7 @@ from pydtrace.lang.check_compat import stringish
 from pydtrace.lang.check_consts import int_literal_type
 from pydtrace.lang.errors import DError
 from pydtrace.lang.limits import EXPANDED, NESTING
+from pydtrace.lang.procfs import UNTRANSLATED
 from pydtrace.lang.types import CType
 
 INT_OPS = {"<<", ">>", "&", "^", "|"}
@@ -272,7 +273,9 @@ class Expressions:
                 raise DError("D_SIZEOF_BITFIELD", "cannot apply sizeof to a bit-field", e.line)
         size = self.strsize if t.is_string() else t.r.size if t.r.kind != "enum" else 4
         if isinstance(e.operand, ast.StrLit):
-            size = len(e.operand.value.encode()) + 1  # a literal's own size, with its NUL
+            size = (
+                len(e.operand.value.encode("utf-8", "surrogateescape")) + 1
+            )  # a literal's own size, with its NUL
         if t.is_void() or t.r.kind == "func" or (t.is_struct() and t.r.members is None):
             raise DError(
                 "D_SIZEOF_TYPE", "cannot apply sizeof to an operand of unknown size", e.line
@@ -345,14 +348,32 @@ class Expressions:
             self.prog.destructive = True
         e.builtin = b  # type: ignore[attr-defined]
         t = self._proto(e, b)
-        if e.name == "alloca":
-            c = self._const(e.args[0])
+        if e.name in ("copyinto", "bcopy"):
+            i = 2 if e.name == "copyinto" else 1
+            if _not_alloca(e.args[i], self._const(e.args[i])):
+                raise DError(
+                    "D_PROTO_ARG",
+                    f"{e.name}( ) argument #{i + 1} is incompatible with prototype:\n"
+                    "\tprototype: alloca pointer\n\t argument: non-alloca pointer",
+                    e.line,
+                )
+        if e.name in ("alloca", "copyin"):
+            # copyin(a, n) allocates n bytes of scratch space as alloca(n) does
+            c = self._const(e.args[-1])
             if c is not None and c > self.scratchsize:
                 raise DError(
                     "D_ALLOCA_SIZE",
                     f"alloca({c}) size larger than scratchsize {self.scratchsize}",
                     e.line,
                 )
+        if e.name == "inet_ntoa6" and len(e.args) > 1:
+            # the engines decide at compile time how to print IPv4 in IPv6
+            strict = self._const(e.args[1])
+            if strict is None:
+                raise DError(
+                    "D_PROTO_ARG", "inet_ntoa6( ) argument #2 must be an integer constant", e.line
+                )
+            e.strict = strict != 0  # type: ignore[attr-defined]
         return t
 
     def _x_Member(self, e: ast.Member) -> CType:
@@ -386,10 +407,36 @@ class Expressions:
         m = st.member(e.name)
         if m is None:
             raise DError("D_TYPE_MEMBER", f"{e.name} is not a member of {st.name}", e.line)
+        if e.arrow and e.name in UNTRANSLATED.get(st.r.tag or "", ()) and _translated(e.base):
+            raise DError(
+                "D_XLATE_NOCONV",
+                f"translator does not define conversion for member: {e.name}",
+                e.line,
+            )
         e.member = m  # type: ignore[attr-defined]
         if st.r.kernel and e.arrow:
             self.prog.kernel_reads.append((_spelled(e), e.line))
         return m.type
+
+
+def _not_alloca(e: ast.Expr, value: int | None) -> bool:
+    """Is e evidently no pointer into scratch space (where copyinto and bcopy
+    must write): a constant, a string, or the address of a variable or symbol."""
+    while isinstance(e, ast.Cast):
+        e = e.operand
+    if value is not None or isinstance(e, ast.StrLit):
+        return True
+    if getattr(e, "ctype", None) is not None and e.ctype.is_string():  # type: ignore[attr-defined]
+        return True
+    return isinstance(e, ast.Unary) and e.op == "&" and isinstance(e.operand, ast.Ident)
+
+
+def _translated(e: ast.Expr) -> bool:
+    """Is e a pointer dtrace makes by translation from the kernel's task:
+    curpsinfo, curlwpsinfo or a provider's args[N]."""
+    if isinstance(e, ast.Index):
+        e = e.base
+    return isinstance(e, ast.Ident) and e.name in ("curpsinfo", "curlwpsinfo", "args")
 
 
 def _spelled(e: ast.Expr) -> str:

@@ -446,11 +446,12 @@ class Variables:
             e.ref = ("args", None)  # type: ignore[attr-defined]
             return T.LONG
         if c < 0 or c >= len(argtypes):
-            if (
-                not argtypes
-                and self._clause is not None
-                and self._clause.probes
-                and all(p.provider in ("dtrace", "profile") for p in self._clause.probes)
+            probes = self._clause.probes if self._clause is not None else None
+            if probes and (
+                c < 0
+                # providers whose probes' argument counts are all known here
+                or (not argtypes and all(p.provider in ("dtrace", "profile") for p in probes))
+                or (argtypes and all(p.provider == "syscall" and p.name == "entry" for p in probes))
             ):
                 raise DError(
                     "D_ARGS_IDX",

@@ -120,15 +120,21 @@ _RE_ESC = re.compile(r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]*)|(.))", re.S)
 
 
 def unescape(s: str) -> str:
-    """Decode C escapes the way dtrace does (unknown escapes keep their backslash)."""
+    """Decode C escapes the way dtrace does (unknown escapes keep their backslash).
+    An escaped byte above 0x7f is that byte, not a character: it becomes the
+    lone surrogate that encode("utf-8", "surrogateescape") turns back into it."""
     if "\\" not in s:
         return s
 
+    def byte(v: int) -> str:
+        v &= 0xFF
+        return chr(v if v < 0x80 else 0xDC00 + v)
+
     def one(m: re.Match[str]) -> str:
         if m.group(1) is not None:
-            return chr(int(m.group(1), 8) & 0xFF)
+            return byte(int(m.group(1), 8))
         if m.group(2) is not None:
-            return chr(int(m.group(2) or "0", 16) & 0xFF)
+            return byte(int(m.group(2) or "0", 16))
         c = m.group(3)
         return chr(_ESCAPES[c]) if c in _ESCAPES else "\\" + c
 

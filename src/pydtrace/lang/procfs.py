@@ -158,3 +158,19 @@ translator lwpsinfo_t < struct task_struct *T > {
     pr_onpro = T->thread_info.cpu;
 };
 """
+
+
+# The members dtrace's own translators (procfs.d) give no conversion: reading
+# one through curpsinfo or curlwpsinfo (or a provider's translated args[]) is
+# D_XLATE_NOCONV. pr_psargs, pr_argc, pr_argv and pr_envp, which legacy
+# DTrace translated and the engines fill, are kept.
+UNTRANSLATED = {
+    "psinfo": frozenset(
+        "pr_flag pr_size pr_rssize pr_pad1 pr_pctcpu pr_pctmem pr_start pr_time pr_ctime"
+        " pr_pad2 pr_filler pr_lwp".split()
+    ),
+    "lwpsinfo": frozenset(
+        "pr_nice pr_syscall pr_oldpri pr_cpu pr_pctcpu pr_pad pr_start pr_time pr_clname"
+        " pr_bindpro pr_bindpset pr_lgrp pr_filler".split()
+    ),
+}

@@ -248,6 +248,8 @@ class MemoryMixin(CompilerBase):
         src = self.expr(e.args[0])
         n = self.expr(e.args[1])
         self.reload(src, n)
+        self.reload(n, src)
+        self.copy_size_check(n)
         keep = self.alloc(T.ULONG)
         self.reload(n, keep)
         self.a.mov(keep.reg, n.reg)
@@ -267,29 +269,51 @@ class MemoryMixin(CompilerBase):
         dst = self.expr(e.args[2])
         for v in (src, n, dst):
             self.reload(v, *(w for w in (src, n, dst) if w is not v))
-        self.user_read(dst, n, src)
+        self.user_read(dst, n, src, copyinto=True)
         self.free(src)
         self.free(n)
         self.a.movi(dst.reg, 0)
         dst.ctype = e.ctype  # type: ignore[attr-defined]
         return dst
 
-    def user_read(self, dst: Value, n: Value, src: Value) -> None:
-        """probe_read_user n bytes at src into scratch at dst (both checked)."""
+    def copy_size_check(self, n: Value) -> None:
+        """copyin's and copyinto's first check, as dtrace's: a size below 0 or
+        above scratch space is an invalid size (the size)."""
+        info = self.scratch()
+        assert info is not None
+        a = self.a
+        ok = a.new_label("csz")
+        a.jmp("<=", n.reg, ok, imm=info[2])  # unsigned: a negative size is huge
+        self.fault(BADSIZE, n.reg)
+        a.place(ok)
+
+    def user_read(self, dst: Value, n: Value, src: Value, copyinto: bool = False) -> None:
+        """probe_read_user n bytes at src into scratch at dst, checked in
+        dtrace's order: (copyinto: the size and a NULL source,) a destination
+        outside allocated scratch space (invalid address), one too small
+        (invalid size: n), an unreadable source (invalid address)."""
         info = self.scratch()
         assert info is not None
         top, base, size = info
         a = self.a
-        bad_dst, bad_src, done = a.new_label("urd"), a.new_label("urs"), a.new_label("urok")
+        if copyinto:
+            self.copy_size_check(n)
+            nonnull = a.new_label("urn")
+            a.jmp("!=", src.reg, nonnull, imm=0)
+            self.fault(BADADDR, src.reg)
+            a.place(nonnull)
+        bad_dst, bad_size = a.new_label("urd"), a.new_label("urz")
+        bad_src, done = a.new_label("urs"), a.new_label("urok")
         a.mov(R1, dst.reg)
         a.alu("-", R1, imm=SCRATCH_BASE)
-        a.jmp(">", R1, bad_dst, imm=size)
+        a.jmp(">=", R1, bad_dst, imm=size)
+        a.ldx(8, R0, R9, top)
+        a.jmp(">=", dst.reg, bad_dst, src=R0)
         a.mov(R2, n.reg)
-        a.jmp(">", R2, bad_dst, imm=size)
+        a.jmp(">", R2, bad_size, imm=size)
         a.mov(R3, dst.reg)
         a.alu("+", R3, R2)
-        a.ldx(8, R0, R9, top)
-        a.jmp(">", R3, bad_dst, src=R0)
+        a.jmp(">", R3, bad_size, src=R0)
         a.jmp("==", R2, done, imm=0)
         a.alu("+", R1, R9)
         a.alu("+", R1, imm=base)
@@ -299,6 +323,8 @@ class MemoryMixin(CompilerBase):
         a.ja(bad_src)
         a.place(bad_dst)
         self.fault(BADADDR, dst.reg)
+        a.place(bad_size)
+        self.fault(BADSIZE, n.reg)
         a.place(bad_src)
         self.fault(BADADDR, src.reg)
         a.place(done)

@@ -53,6 +53,7 @@ SUBROUTINES: dict[str, Lowering] = {
     "getminor": ints.getminor,
     "inet_ntoa": ints.inet_ntoa,
     "inet_ntoa6": ints.inet_ntoa6,
+    "inet_ntop": ints.inet_ntop,
     "link_ntop": ints.link_ntop,
     "progenyof": ints.progenyof,
     "rand": ints.rand,

@@ -23,6 +23,7 @@ from pydtrace.engines.user.firing import Firing, Fn, Skip, uregs, ustack
 from pydtrace.engines.user.memory import (
     MemoryFault,
     in_memory,
+    string_bytes,
     type_size,
 )
 from pydtrace.engines.user.state import State, zero_of
@@ -356,7 +357,7 @@ class Compiler(ActionsMixin):
                 s, i = base(f), idx(f)
                 if isinstance(s, NullString):  # NULL + i, as dtrace reads it
                     raise ProbeFault(BADADDR, i & 0xFFFFFFFFFFFFFFFF, pc)
-                b = s.encode()
+                b = s.encode("utf-8", "surrogateescape")
                 return T.wrap(b[i], T.CHAR) if 0 <= i < len(b) else 0
 
             return strchar
@@ -659,7 +660,7 @@ class Compiler(ActionsMixin):
         size = self.st.strsize
 
         def place(f: Firing) -> int:
-            data = a(f).encode("latin-1", "replace")[:size]
+            data = string_bytes(a(f))[:size]
             addr = mem.alloc(size + 1)
             mem.write(addr, data)
             f.owned.append(addr)
@@ -708,9 +709,7 @@ class Compiler(ActionsMixin):
                         mem.store_bits(addr, m.type, m.bit_offset, m.bits, v)
                     elif m.type.is_string():
                         data = (
-                            v.encode("latin-1", "replace")[: type_size(m.type) - 1]
-                            if isinstance(v, str)
-                            else b""
+                            string_bytes(v)[: type_size(m.type) - 1] if isinstance(v, str) else b""
                         )
                         mem.write(addr, data)
                     elif in_memory(m.type):
@@ -878,7 +877,7 @@ class Compiler(ActionsMixin):
             size = type_size(t)
 
             def put_string(f: Firing, v: Any) -> None:
-                data = v.encode("latin-1", "replace")[: size - 1] if isinstance(v, str) else b""
+                data = string_bytes(v)[: size - 1] if isinstance(v, str) else b""
                 mem.write(addr(f), data + bytes(size - len(data)))
 
             return put_string

@@ -20,6 +20,20 @@ from pydtrace.consume.records import BADADDR, BADSIZE
 from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
 
+
+def string_bytes(s: str) -> bytes:
+    """The bytes a string value stands for in memory: memory's strings are
+    read back one character a byte (latin-1), and a byte the program escaped
+    above 0x7f (\\xc0) is a lone surrogate (lang.lexer.unescape); any other
+    character is "?"."""
+    try:
+        return s.encode("latin-1", "surrogateescape")
+    except UnicodeEncodeError:
+        return bytes(
+            c if c < 0x100 else c - 0xDC00 if 0xDC80 <= c <= 0xDCFF else 0x3F for c in map(ord, s)
+        )
+
+
 _BASE = 0x10000000
 # dtrace's scratch pointers are small offsets: the first alloca() gives 8.
 _SCRATCH_BASE = 8

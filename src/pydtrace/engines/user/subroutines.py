@@ -11,8 +11,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from pydtrace.consume.records import BADADDR, ILLOP
+from pydtrace.consume.records import BADADDR, BADSIZE, ILLOP
 from pydtrace.engines.user.faults import ProbeFault
+from pydtrace.engines.user.memory import string_bytes
 
 _rng = random.Random()
 
@@ -22,7 +23,7 @@ def _fault(code: int, value: int, pc: int) -> Any:
 
 
 def _strlen(st, f, pc, s: str) -> int:
-    return len(s.encode())
+    return len(s.encode("utf-8", "surrogateescape"))
 
 
 def _strjoin(st, f, pc, a: str, b: str) -> str:
@@ -257,18 +258,36 @@ def _inet_ntoa(st, f, pc, addr: int) -> str:
     return ".".join(str(b) for b in st.mem.read(addr, 4))
 
 
-def _inet_ntoa6(st, f, pc, addr: int, flags: int = 0) -> str:
-    import ipaddress
+def _inet_ntoa6(st, f, pc, addr: int, strict: int = 0) -> str:
+    return format_in6(st.mem.read(addr, 16), strict != 0)
 
-    return str(ipaddress.IPv6Address(st.mem.read(addr, 16)))
+
+def format_in6(data: bytes, strict: bool) -> str:
+    """An IPv6 address as dtrace prints it (the eBPF engine's rules): IPv4 in
+    IPv6 as dotted decimal (after "::" or "::ffff:" when strict), else 8 hex
+    groups without leading zeros, the first longest run of 2+ zero groups "::"."""
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, 16, 2)]
+    if not any(words[:5]) and (
+        words[5] == 0xFFFF or (words[5] == 0 and (words[6] or words[7] > 1))
+    ):
+        prefix = ("::ffff:" if words[5] else "::") if strict else ""
+        return prefix + ".".join(str(b) for b in data[12:16])
+    start, length, run = 8, 0, 0
+    for i, w in enumerate(words):
+        run = run + 1 if w == 0 else 0
+        if run > length:
+            start, length = i - run + 1, run
+    groups = [f"{w:x}" for w in words]
+    if length < 2:
+        return ":".join(groups)
+    return ":".join(groups[:start]) + "::" + ":".join(groups[start + length :])
 
 
 def _inet_ntop(st, f, pc, af: int, addr: int) -> str:
-    if af == 2:  # AF_INET
-        return _inet_ntoa(st, f, pc, addr)
+    # as dtrace compiles it: AF_INET6 ? inet_ntoa6(addr, 1) : inet_ntoa(addr)
     if af == 10:  # AF_INET6
-        return _inet_ntoa6(st, f, pc, addr)
-    _fault(ILLOP, af, pc)
+        return _inet_ntoa6(st, f, pc, addr, 1)
+    return _inet_ntoa(st, f, pc, addr)
 
 
 # ARPHRD_* hardware types and the length of their addresses
@@ -293,7 +312,7 @@ def _bcopy(st, f, pc, src: Any, dst: int, n: int) -> None:
         # dtrace only lets bcopy write to scratch (alloca) memory
         _fault(BADADDR, dst, pc)
     if isinstance(src, str):
-        data = src.encode("latin-1", "replace")
+        data = string_bytes(src)
         data = (data + bytes(max(st.strsize - len(data), 1)))[: max(n, 0)]
         mem.check_copy(dst, n)
         mem.write(dst, data)
@@ -311,16 +330,33 @@ def _traced(f, addr: int, pc: int) -> Any:
     return t
 
 
+def _copy_size(st, pc, size: int) -> int:
+    """copyin's and copyinto's first check, as dtrace's: a size below 0 or
+    above scratch space is an invalid size."""
+    n = size if size < (1 << 63) else size - (1 << 64)
+    if n < 0 or n > st.mem.scratch_size:
+        _fault(BADSIZE, size & 0xFFFFFFFFFFFFFFFF, pc)
+    return n
+
+
 def _copyin(st, f, pc, addr: int, size: int) -> int:
+    size = _copy_size(st, pc, size)
+    dst = st.mem.alloca(size)
     data = _traced(f, addr, pc).read(addr, size)
     if len(data) < size:
         _fault(BADADDR, addr + len(data), pc)
-    dst = st.mem.alloca(size)
     st.mem.write(dst, data)
     return dst
 
 
 def _copyinto(st, f, pc, addr: int, size: int, dst: int) -> None:
+    # dtrace's order: the size, a NULL source, the destination, the read
+    size = _copy_size(st, pc, size)
+    if addr == 0:
+        _fault(BADADDR, 0, pc)
+    if not st.mem.in_scratch(dst):
+        _fault(BADADDR, dst, pc)
+    st.mem.check_copy(dst, size)
     data = _traced(f, addr, pc).read(addr, size)
     if len(data) < size:
         _fault(BADADDR, addr + len(data), pc)
