@@ -23,6 +23,8 @@ TOOLS = {
     "killsnoop": "killsnoop",
     "statsnoop": "statsnoop",
     "dtruss": "dtruss",
+    "iosnoop": "iosnoop",
+    "biolatency": "biolatency",
 }
 
 
