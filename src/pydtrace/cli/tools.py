@@ -161,6 +161,7 @@ statsnoop = _entry("statsnoop")
 dtruss = _entry("dtruss")
 iosnoop = _entry("iosnoop")
 biolatency = _entry("biolatency")
+runqlat = _entry("runqlat")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

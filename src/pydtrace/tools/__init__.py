@@ -25,6 +25,7 @@ TOOLS = {
     "dtruss": "dtruss",
     "iosnoop": "iosnoop",
     "biolatency": "biolatency",
+    "runqlat": "runqlat",
 }
 
 
