@@ -15,7 +15,7 @@ KERNEL_TOOLS = sorted(n for n in TOOLS if load(n).kernel_only)
 
 
 def test_the_kernel_tools() -> None:
-    assert {"iosnoop", "biolatency", "runqlat"} <= set(KERNEL_TOOLS)
+    assert {"iosnoop", "biolatency", "runqlat", "offcputime", "profile"} <= set(KERNEL_TOOLS)
 
 
 @pytest.mark.parametrize("name", KERNEL_TOOLS)

@@ -26,6 +26,8 @@ TOOLS = {
     "iosnoop": "iosnoop",
     "biolatency": "biolatency",
     "runqlat": "runqlat",
+    "offcputime": "offcputime",
+    "profile": "profile",
 }
 
 
