@@ -21,6 +21,14 @@ class Biolatency(H.Summary):
     )
     options = (H.TIMESTAMP, Q_LATENCY, H.MILLI, PER_DISK, DISK, O.JSON, *O.TAIL)
     kernel_only = True
+    examples = (
+        ("biolatency", "A histogram of block I/O latency in microseconds at Ctrl-C."),
+        (
+            "biolatency -mT 1 10",
+            "Ten histograms in milliseconds, one a second, each under its time.",
+        ),
+        ("biolatency -D -Q", "One histogram per disk, counting the time queued in the kernel."),
+    )
     heading = "Tracing block device I/O... Hit Ctrl-C to end."
     key_name = "disk"
 

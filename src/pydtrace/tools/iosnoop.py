@@ -31,6 +31,14 @@ class Iosnoop(Tool):
     )
     options = (O.PID, O.COMMAND, O.NAME, DISK, QUEUED, DURATION, O.JSON, *O.TAIL)
     kernel_only = True
+    examples = (
+        ("iosnoop", "Every block I/O request of every process, as it completes, until Ctrl-C."),
+        ("iosnoop -Q -d sda", "The requests to sda, with the time each was queued in the kernel."),
+        (
+            "iosnoop -- dd if=/dev/sda of=/dev/null bs=1M count=10 iflag=direct",
+            "The requests dd makes.",
+        ),
+    )
 
     def __init__(self, o: O.Parsed) -> None:
         super().__init__(o)

@@ -48,6 +48,17 @@ class Offcputime(StackTool):
     options = (PID, USER_THREADS, KERNEL_THREADS, USER_ONLY, KERNEL_ONLY, DELIMITED, FOLDED,
                SVG, MIN, MAX, COMMAND, O.JSON, *O.TAIL)  # fmt: skip
     kernel_only = True
+    examples = (
+        (
+            "offcputime -p 1234 10",
+            "Where process 1234 waited off the CPU for ten seconds, and how long.",
+        ),
+        (
+            "offcputime -K -m 1000 -- tar cf /dev/null /usr",
+            "Kernel stacks where tar blocked for a millisecond or more.",
+        ),
+        ("offcputime --svg offcpu.svg -p 1234 5", "An off-CPU flame graph of process 1234."),
+    )
     countname = "us"
     what = "Tracing off-CPU time (us)"
 

@@ -39,6 +39,17 @@ class Profile(StackTool):
     options = (PID, FREQUENCY, IDLE, USER_ONLY, KERNEL_ONLY, DELIMITED, FOLDED, SVG, COMMAND,
                O.JSON, *O.TAIL)  # fmt: skip
     kernel_only = True
+    examples = (
+        (
+            "profile -F 99 10",
+            "Sample every CPU 99 times a second for ten seconds; print the stacks.",
+        ),
+        (
+            "profile -f -p 1234 5 > out.folded",
+            "Folded stacks of process 1234, for flame graph tools.",
+        ),
+        ("profile --svg flame.svg -- make", "A flame graph of make and its children."),
+    )
     countname = "samples"
 
     @property

@@ -23,6 +23,11 @@ class Runqlat(H.Summary):
     )
     options = (H.TIMESTAMP, H.MILLI, PER_PROCESS, PER_THREAD, PID, COMMAND, O.JSON, *O.TAIL)
     kernel_only = True
+    examples = (
+        ("runqlat", "A histogram of run queue latency in microseconds at Ctrl-C."),
+        ("runqlat -m 5 1", "One histogram in milliseconds after five seconds."),
+        ("runqlat -P -p 1234", "The run queue latency of process 1234."),
+    )
     heading = "Tracing run queue latency... Hit Ctrl-C to end."
 
     @classmethod
