@@ -21,6 +21,7 @@ import pytest
 from conftest import ROOT, pydtrace
 from pydtrace.cli import manual
 from pydtrace.cli.options import OPTSTRING, UsageError, parse_args, usage_text
+from pydtrace.tools import TOOLS, load
 
 SRC = str(ROOT / "src")
 MAN_DIR = ROOT / "man" / "man1"
@@ -279,7 +280,8 @@ def test_ktrace_and_kdump_help_to_a_full_disk(name: str) -> None:
 def test_checked_in_man_pages_are_what_manual_py_renders() -> None:
     """Regenerate with `python3 -m pydtrace.cli.manual man/man1` after editing manual.py."""
     want = manual.man_pages()
-    assert sorted(want) == ["dtrace.1", "kdump.1", "ktrace.1", "pydtrace.1"]
+    tools = [f"{name}.1" for name in TOOLS]
+    assert sorted(want) == sorted(["dtrace.1", "kdump.1", "ktrace.1", "pydtrace.1", *tools])
     assert sorted(p.name for p in MAN_DIR.iterdir()) == sorted(want)
     for name, text in want.items():
         assert (MAN_DIR / name).read_text(encoding="utf-8") == text, name
@@ -301,14 +303,14 @@ def test_the_package_installs_every_page_into_share_man_man1() -> None:
 
 
 @pytest.mark.skipif(shutil.which("groff") is None, reason="no groff")
-@pytest.mark.parametrize("name", ["pydtrace.1", "dtrace.1", "ktrace.1", "kdump.1"])
+@pytest.mark.parametrize("name", sorted(manual.man_pages()))
 def test_man_page_is_well_formed(name: str) -> None:
     p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(MAN_DIR / name)],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert (p.returncode, p.stderr) == (0, "")
 
 
-@pytest.mark.parametrize("name", ["pydtrace.1", "dtrace.1", "ktrace.1", "kdump.1"])
+@pytest.mark.parametrize("name", sorted(manual.man_pages()))
 def test_man_page_spells_what_is_typed_so_any_groff_renders_it_as_typed(name: str) -> None:
     """Outside Debian's man setup, groff prints a bare - as a hyphen (U+2010) and ' as
     a curly quote: every one in the text is escaped (\\-, \\(aq), so that commands and
@@ -330,7 +332,7 @@ def rendered(name: str) -> str:
 
 @pytest.mark.skipif(shutil.which("man") is None, reason="no man")
 @pytest.mark.parametrize(
-    ("name", "page", "prog"), manual.MAN_PAGES, ids=[m[0] for m in manual.MAN_PAGES]
+    ("name", "page", "prog"), manual.all_man_pages(), ids=[m[0] for m in manual.all_man_pages()]
 )
 def test_man_page_shows_commands_that_can_be_copied(
     name: str, page: manual.Page, prog: str
@@ -391,3 +393,27 @@ def test_ktrace_and_kdump_examples_run(scripts: Path, tmp_path: Path) -> None:
         assert (p.returncode, p.stderr) == (0, ""), ex.command
         assert p.stdout, ex.command
     assert 'NAMI  "/etc/hostname"' in shell(scripts, "kdump -t n", tmp_path).stdout
+
+
+# --- the toolkit's pages -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(TOOLS))
+def test_a_tools_page_and_its_help_are_one_table(name: str) -> None:
+    """Every tool has a page, made from what its -h prints: the same usage, the
+    same options with the same words; its examples run the tool."""
+    r = subprocess.run([sys.executable, "-m", "pydtrace.cli.tools", name, "-h"],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=SRC),
+                       timeout=60)  # fmt: skip
+    assert (r.returncode, r.stderr) == (0, "")
+    lines = r.stdout.splitlines()
+    page = manual.tool_page(name)
+    assert lines[0] == f"usage: {name} " + " ".join(page.synopsis[0].split("\n"))
+    assert lines[2] == load(name).summary and page.description[0] == lines[2]
+    opt_lines = lines[lines.index("options:") + 1 :]
+    assert len(opt_lines) == len(page.options)
+    for line, o in zip(opt_lines, page.options):
+        names = f"{o.flag} {o.arg}".strip()
+        assert line == f"  {names:<24} {o.brief}", (line, o)
+    assert all(ex.command == name or ex.command.startswith(f"{name} ") for ex in page.examples)
+    assert (MAN_DIR / f"{name}.1").read_text() == manual.man_page(page)

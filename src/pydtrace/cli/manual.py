@@ -607,6 +607,121 @@ MAN_PAGES: tuple[tuple[str, Page, str], ...] = (
 )
 
 
+# --- the toolkit's pages: from each tool's own option table ------------------------------
+
+
+def _synopsis_lines(text: str, width: int = 66) -> str:
+    """A usage line's bracketed groups, wrapped at width ("\n" continues a form)."""
+    groups, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == " " and depth == 0:
+            if cur:
+                groups.append(cur)
+            cur = ""
+            continue
+        depth += (ch == "[") - (ch == "]")
+        cur += ch
+    if cur:
+        groups.append(cur)
+    lines = [""]
+    for g in groups:
+        if lines[-1] and len(lines[-1]) + 1 + len(g) > width:
+            lines.append("")
+        lines[-1] = f"{lines[-1]} {g}" if lines[-1] else g
+    return "\n".join(lines)
+
+
+def tool_page(name: str) -> Page:
+    """A tool's page, from what its -h prints (the same option table, the same
+    summary), its examples (the Tool class's `examples`, (command, text) pairs)
+    and what every tool shares: its D program, its engines, its exit status."""
+    from pydtrace.tools import load
+    from pydtrace.tools.options import usage
+
+    cls = load(name)
+    usage_line = usage(name, cls.summary, cls.options, cls.positional).splitlines()[0]
+    synopsis = usage_line[len(f"usage: {name} ") :]
+    opts = []
+    for o in cls.options:
+        flag = ", ".join(f for f in (o.short and f"-{o.short}", o.long and f"--{o.long}") if f)
+        opts.append(Opt(flag, o.metavar or "", o.help))
+    if cls.positional == "interval":
+        opts.append(Opt("interval", "[count]", "print every interval seconds, count times"))
+    if cls.kernel_only:
+        engines = (
+            "Its probes are in the kernel: it runs on the eBPF engine only, as root (or with "
+            "CAP_BPF and CAP_PERFMON). Run without that privilege, or with `--engine ptrace`, "
+            "it says so in one line and exits with status 1."
+        )
+    else:
+        engines = (
+            "As root it runs on the eBPF engine and sees every process (or those -p, a command "
+            "or -n choose); without that privilege it traces one process (-p) or a command "
+            "over ptrace, with the same output. `--engine ebpf|ptrace` chooses."
+        )
+    if cls.positional == "interval":
+        operands = (
+            "Operands: an interval in seconds, to print every interval (and a count of "
+            "intervals); a command to run and trace goes after `--`, and the tool ends when "
+            "it ends."
+        )
+    elif cls.positional == "command":
+        operands = (
+            "The first word that is not an option starts the command to run and trace (or "
+            "put it after `--`); the tool ends when it ends."
+        )
+    else:
+        operands = ""
+    description = (
+        cls.summary,
+        f"{name} runs the D program `{cls.script_file}`, installed with pydtrace, with its "
+        f"settings taken from the options: `{name} --print-script` prints the program a run "
+        "would use, and the file runs by itself as `pydtrace -qs " + cls.script_file + "`.",
+        engines,
+        *((operands,) if operands else ()),
+    )
+    examples = tuple(Example(c, t) for c, t in getattr(cls, "examples", ())) or (
+        Example(f"{name} --print-script", "Print the D program this tool runs."),
+    )
+    return Page(
+        name=name,
+        summary=cls.summary.split(":")[0].split(" (")[0].rstrip(".").lower(),
+        synopsis=(_synopsis_lines(synopsis),),
+        intro=(),
+        description=description,
+        options=tuple(opts),
+        examples=examples,
+        sections=(
+            (
+                "EXIT STATUS",
+                (
+                    "0 when tracing ended (Ctrl-C included); 1 when it could not start (no "
+                    "such process, a command that cannot be run, no privileges, an output "
+                    f"that cannot be written), after one line `{name}: ...` on standard "
+                    "error; 2 for a mistake on the command line, in one line.",
+                ),
+            ),
+            (
+                "NOTES",
+                (
+                    "Every tool, its output and how it is tested: docs/tools.md in pydtrace's "
+                    "source.",
+                ),  # fmt: skip
+            ),
+        ),
+        see_also=("pydtrace(1)",),
+        usage_word="usage:",
+    )
+
+
+def all_man_pages() -> tuple[tuple[str, Page, str], ...]:
+    """MAN_PAGES and a page for every tool (loaded only when asked: --help
+    need not import the toolkit)."""
+    from pydtrace.tools import TOOLS
+
+    return MAN_PAGES + tuple((name, tool_page(name), name) for name in TOOLS)
+
+
 # --- plain text: --help, --version, usage lines -----------------------------------------
 
 
@@ -777,7 +892,7 @@ def man_page(page: Page, prog: str | None = None) -> str:
 
 def man_pages() -> dict[str, str]:
     """File name (`pydtrace.1`) -> its roff text, for every page installed."""
-    return {f"{stem}.1": man_page(page, prog) for stem, page, prog in MAN_PAGES}
+    return {f"{stem}.1": man_page(page, prog) for stem, page, prog in all_man_pages()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,6 +159,11 @@ exitsnoop = _entry("exitsnoop")
 killsnoop = _entry("killsnoop")
 statsnoop = _entry("statsnoop")
 dtruss = _entry("dtruss")
+iosnoop = _entry("iosnoop")
+biolatency = _entry("biolatency")
+runqlat = _entry("runqlat")
+offcputime = _entry("offcputime")
+profile = _entry("profile")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

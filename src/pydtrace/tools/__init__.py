@@ -23,6 +23,11 @@ TOOLS = {
     "killsnoop": "killsnoop",
     "statsnoop": "statsnoop",
     "dtruss": "dtruss",
+    "iosnoop": "iosnoop",
+    "biolatency": "biolatency",
+    "runqlat": "runqlat",
+    "offcputime": "offcputime",
+    "profile": "profile",
 }
 
 

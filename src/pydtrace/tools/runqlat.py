@@ -1,0 +1,58 @@
+"""runqlat: run queue latency histograms in BCC's layout (runqlat.d)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydtrace.tools import histogram as H
+from pydtrace.tools import options as O
+
+PER_PROCESS = O.Opt("P", "pids", "per_process", "one histogram per process")
+PER_THREAD = O.Opt("L", "tids", "per_thread", "one histogram per thread")
+PID = O.Opt("p", "pid", "pid", "measure this process only", "PID", O.pid_value)
+COMMAND = O.Opt(None, "command", "command", "run CMD; measure it and its children until it ends", "CMD", O.command_words)  # fmt: skip
+
+
+class Runqlat(H.Summary):
+    name = "runqlat"
+    script_file = "runqlat.d"
+    summary = (
+        "Summarize run queue latency as a histogram (BCC's runqlat): how long runnable "
+        "threads waited for a CPU, from wakeup or preemption to switch-in; every interval "
+        "seconds, count times, or at the end."
+    )
+    options = (H.TIMESTAMP, H.MILLI, PER_PROCESS, PER_THREAD, PID, COMMAND, O.JSON, *O.TAIL)
+    kernel_only = True
+    examples = (
+        ("runqlat", "A histogram of run queue latency in microseconds at Ctrl-C."),
+        ("runqlat -m 5 1", "One histogram in milliseconds after five seconds."),
+        ("runqlat -P -p 1234", "The run queue latency of process 1234."),
+    )
+    heading = "Tracing run queue latency... Hit Ctrl-C to end."
+
+    @classmethod
+    def parse(cls, argv: list[str]) -> O.Parsed:
+        o = super().parse(argv)
+        if o.per_process and o.per_thread:
+            raise O.UsageError("-P and -L cannot be used together")
+        return o
+
+    @property
+    def key_name(self) -> str:  # type: ignore[override]
+        return "tid" if self.o.per_thread else "pid"
+
+    def inline_values(self) -> dict[str, str]:
+        o = self.o
+        return {**super().inline_values(), "TARGET": str(o.pid or 0),
+                "PER_PROCESS": "1" if o.per_process else "0",
+                "PER_THREAD": "1" if o.per_thread else "0",
+                "UNIT": "1000000" if o.milliseconds else "1000"}  # fmt: skip
+
+    def shown(self) -> str:
+        return "@tid_lat" if self.o.per_thread else "@pid_lat" if self.o.per_process else "@lat"
+
+    def key_fields(self, key: tuple[Any, ...]) -> dict[str, Any]:
+        return {self.key_name: key[0], "comm": key[1]} if key else {}
+
+
+TOOL = Runqlat
