@@ -23,6 +23,11 @@ TOOLS = {
     "killsnoop": "killsnoop",
     "statsnoop": "statsnoop",
     "dtruss": "dtruss",
+    "rwsnoop": "rwsnoop",
+    "rwtop": "rwtop",
+    "tcpconnect": "tcpconnect",
+    "tcpaccept": "tcpaccept",
+    "tcplife": "tcplife",
 }
 
 

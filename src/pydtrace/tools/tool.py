@@ -76,6 +76,7 @@ class Tool:
     options: tuple[O.Opt, ...] = ()
     positional = "command"  # "command", "interval" (summaries) or "none"
     kernel_only = False  # probes only the eBPF engine fires (no -p/command on ptrace)
+    kernel_only_why = ""  # a kernel_only tool's own reason, said instead of the general one
     follow_children = True  # a command's children are traced too (progenyof)
 
     def __init__(self, o: O.Parsed) -> None:
