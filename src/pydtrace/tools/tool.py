@@ -119,7 +119,8 @@ class Tool:
 
     def settings(self) -> list[tuple[str, Any]]:
         """dtrace options (-x name=value) the tool's run needs."""
-        return []
+        size = self.o.values.get("bufsize")
+        return [] if size is None else [("bufsize", size)]
 
     def extra_clauses(self) -> str:
         """Clauses appended to the program: -d's end, a summary's interval."""
