@@ -130,7 +130,8 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
     base, _ = median_run(workload, a.runs)
     print(f"workload: {a.loops} x (exec /bin/true, exec /bin/cat FILE); untraced "
           f"{base:.3f} s (median of {a.runs})\n")  # fmt: skip
-    ready_path = f"/nonexistent-ready-{token}"
+    ready = f"ready{os.getpid()}x"  # the marker: not TOKEN, which counts the workload's events
+    ready_path = f"/nonexistent-{ready}"
 
     def poke_open() -> None:
         try:
@@ -139,13 +140,13 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
             pass
 
     def poke_exec() -> None:
-        subprocess.run(["/bin/true", f"ready-{token}"])
+        subprocess.run(["/bin/true", ready])
 
     pairs = [
         ("opensnoop", [*TOOLS, "opensnoop"], ["bpftrace", "-B", "none", "/usr/sbin/opensnoop.bt"],
          poke_open, ready_path, a.loops),
         ("execsnoop", [*TOOLS, "execsnoop"], ["bpftrace", "-B", "none", "/usr/sbin/execsnoop.bt"],
-         poke_exec, f"ready-{token}", 2 * a.loops),
+         poke_exec, ready, 2 * a.loops),
     ]  # fmt: skip
     head = f"{'':22}{'start-up s':>11}{'added s':>9}{'cpu s':>7}{'events/run':>11}{'expected':>9}  drops"
     for name, ours, theirs, poke, marker, expected in pairs:
