@@ -244,7 +244,10 @@ def test_ktrace_and_kdump_help_and_version(name: str) -> None:
 
 
 def test_ktrace_and_kdump_keep_openbsds_usage_for_a_wrong_option() -> None:
-    kdump_usage = "usage: kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json]\n"
+    kdump_usage = (
+        "usage: kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] "
+        "[--json | --timeline FILE]\n"
+    )
     r = module("kdump", "--bogus")
     assert (r.returncode, r.stderr) == (1, "kdump: option --bogus not recognized\n" + kdump_usage)
     r = module("ktrace", "-q")

@@ -137,3 +137,33 @@ def test_bad_input() -> None:
             assert r.status == 0, r.err
         else:
             assert (r.status, r.out, r.err) == (2, "", err)
+
+
+STACK_C = """
+#include <unistd.h>
+__attribute__((noinline)) void inner_write(void) { write(1, "hi\\n", 3); }
+__attribute__((noinline)) void outer_call(void) { inner_write(); __asm__ volatile(""); }
+int main(void) { outer_call(); return 0; }
+"""
+
+
+@pytest.mark.parametrize("engine", engines())
+def test_stacks(tmp_path: Path, engine: str) -> None:
+    """-s: each call's user stack after its line, as macOS's dtruss; the same
+    frames on both engines. Frame pointers are walked: libc's write() makes no
+    frame, so the function that called it (inner_write) is not seen, as with
+    any frame-pointer unwinder (bpftrace's ustack too)."""
+    need_engine(engine)
+    exe = compile_c(tmp_path, "stack", STACK_C, "-O0", "-fno-omit-frame-pointer")
+    frames = ["libc.so.6`write+0x10", "stack`outer_call+0x9", "stack`main+0x9"]
+    r = tool("dtruss", "-s", "--engine", engine, "-t", "write", exe)
+    assert (r.status, r.err) == (0, "")
+    lines = r.out.splitlines()
+    i = lines.index('write(1, "hi\\n", 3)                     = 3')
+    shown = [x.strip() for x in lines[i + 1 : i + 1 + len(frames)]]
+    assert shown == frames, lines
+    assert all(x == " " * 14 + x.strip() for x in lines[i + 1 : i + 1 + len(frames)])
+    r = tool("dtruss", "-s", "-j", "--engine", engine, "-t", "write", exe)
+    assert (r.status, r.err) == (0, "")
+    (call,) = r.json()
+    assert call["syscall"] == "write" and call["ustack"][:3] == frames

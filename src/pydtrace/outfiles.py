@@ -314,3 +314,52 @@ class GuardedOutput:
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.stream, attr)
+
+
+class OpenFailed(Exception):
+    """A LaterFile could not be opened: error is open_output's (RefusedPath or
+    OSError). Not an OSError itself: a GuardedOutput reports write failures,
+    and this is none."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def line(self, path: str) -> str:
+        if isinstance(self.error, RefusedPath):
+            return str(self.error)
+        return f"failed to open {path}: {self.error.strerror or self.error}"
+
+
+class LaterFile:
+    """A binary file opened by open_output at its first write: a run that fails
+    before it writes anything (kdump --timeline of a file that is no trace)
+    leaves no file behind. Writes are buffered; close() flushes and closes.
+    A failed open raises OpenFailed."""
+
+    def __init__(self, path: str, *, replace: bool, mode: int = 0o666) -> None:
+        self.name, self.replace, self.mode = path, replace, mode
+        self.file: Any = None
+
+    def open(self) -> Any:
+        if self.file is None:
+            try:
+                fd = open_output(self.name, replace=self.replace, mode=self.mode)
+            except OSError as e:
+                raise OpenFailed(e) from None
+            self.file = open(fd, "wb")
+        return self.file
+
+    def write(self, data: bytes) -> int:
+        return self.open().write(data)
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+    def fileno(self) -> int:
+        return self.open().fileno()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()

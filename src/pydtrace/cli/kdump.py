@@ -1,6 +1,6 @@
 """kdump(1): print a ktrace file.
 
-kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json]
+kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json | --timeline FILE]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydtrace.ktrace.kdump import (
     screen_width,
     trace_types,
 )
-from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed
+from pydtrace.outfiles import STDOUT, GuardedOutput, LaterFile, OpenFailed, OutputFailed
 
 USAGE = usage_lines(KDUMP)  # OpenBSD's line, printed after a usage error
 EX_SOFTWARE = 70  # sysexits.h: an internal software error
@@ -50,7 +50,7 @@ def _number(opt: str, arg: str, low: int) -> int:
 
 def parse(argv: list[str]) -> tuple[str, Options]:
     """The trace file and the options; --help and --version raise _Info."""
-    opts, args = getopt.getopt(argv, "dHlnRTXxf:m:p:t:", ["json", "help", "version"])
+    opts, args = getopt.getopt(argv, "dHlnRTXxf:m:p:t:", ["json", "timeline=", "help", "version"])
     for k, _ in opts:
         if k == "--help":
             raise _Info(help_text(KDUMP))
@@ -87,6 +87,12 @@ def parse(argv: list[str]) -> tuple[str, Options]:
             o.types = trace_types(v)
         elif k == "--json":
             o.json = True
+        elif k == "--timeline":
+            if not v:
+                raise KdumpError("--timeline: no file name")
+            o.timeline = v
+    if o.timeline is not None and (o.json or o.follow):
+        raise KdumpError(f"--timeline cannot be used with {'--json' if o.json else '-l'}")
     return path, o
 
 
@@ -121,8 +127,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dump(path: str, opts: Options, out: GuardedOutput) -> int:
+    printer = None
+    if opts.timeline is not None and opts.timeline != "-":
+        # written as ktrace writes its file: never through another user's name, mode 0600
+        # (it holds what the traced processes did); opened at the first write
+        later = LaterFile(opts.timeline, replace=True, mode=0o600)
+        out = GuardedOutput(later, opts.timeline)
+    if opts.timeline is not None:
+        from pydtrace.ktrace.timeline import TimelinePrinter
+
+        printer = TimelinePrinter(opts, out)
     try:
-        status = dump(path, opts, out)
+        return _run(path, opts, out, printer)
+    except OpenFailed as e:  # the timeline file cannot be made
+        sys.stderr.write(f"kdump: {e.line(opts.timeline or '')}\n")
+        return 1
+    finally:
+        if out is not None and opts.timeline not in (None, "-"):
+            out.close()
+
+
+def _run(path: str, opts: Options, out: GuardedOutput, printer) -> int:
+    try:
+        status = dump(path, opts, out, printer=printer)
     except KdumpError as e:
         out.flush()
         sys.stderr.write(f"kdump: {e}\n")

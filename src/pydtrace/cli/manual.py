@@ -485,7 +485,7 @@ KTRACE = Page(
 KDUMP = Page(
     name="kdump",
     summary="print a ktrace file",
-    synopsis=("[-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json]",),
+    synopsis=("[-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json | --timeline FILE]",),
     extra_synopsis=("--help", "--version"),
     usage_word="usage:",
     intro=(
@@ -556,6 +556,15 @@ KDUMP = Page(
             brief="one JSON object per record",
             text="Print one JSON object per record instead of text.",
         ),
+        Opt(
+            "--timeline",
+            "FILE",
+            brief="write a Perfetto/chrome://tracing timeline to FILE (- for stdout)",
+            text="Write the trace as Trace Event Format JSON to FILE (made afresh, mode "
+            "0600; `-`: standard output), for Perfetto or chrome://tracing: a track per "
+            "thread, each system call a slice with its arguments and result, signals, "
+            "exec, fork and exit as instant events. -p and -t choose the records.",
+        ),
         Opt("--help", brief="print this help and exit", text="Print a short help and exit."),
         Opt(
             "--version",
@@ -573,6 +582,12 @@ KDUMP = Page(
         Example(
             "kdump --json -t c",
             "System calls and their returns as JSON objects, one a line.",
+            brief=True,
+        ),
+        Example(
+            "kdump -t cs --timeline -",
+            "System calls and signals as a timeline (Trace Event Format JSON; written to "
+            "a file instead, it opens in https://ui.perfetto.dev).",
             brief=True,
         ),
     ),

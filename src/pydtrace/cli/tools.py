@@ -86,6 +86,8 @@ def _engine(name: str, tool_class: Any, o: Any) -> tuple[str, str]:
         if ok:
             return "ebpf", ""
         if engine == "ebpf" or tool_class.kernel_only:
+            if tool_class.kernel_only_why:
+                return "", f"{tool_class.kernel_only_why}; this process cannot use it: {why}"
             return "", f"needs the eBPF engine, which this process cannot use: {why}"
         if not targeted:
             return "", (
@@ -94,7 +96,9 @@ def _engine(name: str, tool_class: Any, o: Any) -> tuple[str, str]:
             )
         return "ptrace", ""
     if tool_class.kernel_only:
-        return "", "needs the eBPF engine: its probes are in the kernel, not in a process"
+        return "", tool_class.kernel_only_why or (
+            "needs the eBPF engine: its probes are in the kernel, not in a process"
+        )
     if not targeted:
         return "", f"the ptrace engine traces a process: give -p PID or a command ({name} -h)"
     return "ptrace", ""
@@ -164,6 +168,11 @@ biolatency = _entry("biolatency")
 runqlat = _entry("runqlat")
 offcputime = _entry("offcputime")
 profile = _entry("profile")
+rwsnoop = _entry("rwsnoop")
+rwtop = _entry("rwtop")
+tcpconnect = _entry("tcpconnect")
+tcpaccept = _entry("tcpaccept")
+tcplife = _entry("tcplife")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

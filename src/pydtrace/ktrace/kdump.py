@@ -62,6 +62,7 @@ class Options:
     pid: int | None = None  # -p: only this process (or thread)
     types: frozenset[int] | None = None  # -t: only these record types
     json: bool = False  # --json: one object per record
+    timeline: str | None = None  # --timeline FILE: Trace Event Format JSON there (timeline.py)
     width: int = 80  # screen width for data lines
 
 
@@ -192,6 +193,9 @@ class Printer:
         self.started = False  # the first START is the file's, not printed
         self.first_ns: int | None = None
         self.prev_ns = 0
+
+    def finish(self, partial: bool = False) -> None:
+        """The input has ended (partial: at damage; a timeline closes its JSON)."""
 
     def start_session(self, rec: F.Record) -> dict[str, str]:
         info = F.StartInfo.parse(rec.payload).values
@@ -518,30 +522,41 @@ def records(src: Source) -> Iterator[F.Record | F.Truncated]:
         yield F.make_record(head, src.take(length), off)
 
 
-def dump(path: str, opts: Options, out: BinaryIO, err=None, poll: float = 0.25) -> int:
-    """Print the trace at path ('-' = stdin); the exit status."""
+def dump(
+    path: str, opts: Options, out: BinaryIO, err=None, poll: float = 0.25, printer=None
+) -> int:
+    """Print the trace at path ('-' = stdin) with printer (default: kdump's
+    text or JSON); the exit status."""
     err = err or sys.stderr
-    printer = Printer(opts, out)
+    printer = printer or Printer(opts, out)
     src = Source(path)
     try:
-        while True:
-            tail = None
-            for item in records(src):
-                if isinstance(item, F.Truncated):
-                    tail = item
-                    break
-                printer.record(item)
-            out.flush()
-            if src.base + len(src.buf) == 0 and not opts.follow:
-                raise KdumpError(f"{src.origin}: not a ktrace file (it is empty)")
-            if not opts.follow or src.eof:
-                if tail is not None:
-                    err.write(f"kdump: {truncated_note(src.origin, tail)}\n")
-                return 0
-            if src.regular:
-                time.sleep(poll)
-                if src.shrunk():  # written again from the start: read it again
-                    src.restart()
-                    printer.started = False
+        return _dump(src, printer, opts, out, err, poll)
+    except KdumpError:
+        printer.finish(partial=True)  # what came before the damage (a timeline's JSON closed)
+        raise
     finally:
         src.close()
+
+
+def _dump(src: Source, printer: Printer, opts: Options, out: BinaryIO, err, poll: float) -> int:
+    while True:
+        tail = None
+        for item in records(src):
+            if isinstance(item, F.Truncated):
+                tail = item
+                break
+            printer.record(item)
+        out.flush()
+        if src.base + len(src.buf) == 0 and not opts.follow:
+            raise KdumpError(f"{src.origin}: not a ktrace file (it is empty)")
+        if not opts.follow or src.eof:
+            printer.finish()
+            if tail is not None:
+                err.write(f"kdump: {truncated_note(src.origin, tail)}\n")
+            return 0
+        if src.regular:
+            time.sleep(poll)
+            if src.shrunk():  # written again from the start: read it again
+                src.restart()
+                printer.started = False

@@ -28,6 +28,11 @@ TOOLS = {
     "runqlat": "runqlat",
     "offcputime": "offcputime",
     "profile": "profile",
+    "rwsnoop": "rwsnoop",
+    "rwtop": "rwtop",
+    "tcpconnect": "tcpconnect",
+    "tcpaccept": "tcpaccept",
+    "tcplife": "tcplife",
 }
 
 

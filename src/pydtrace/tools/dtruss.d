@@ -25,6 +25,8 @@
 inline int SELECTED = pid == $target;
 /* -c: count the calls, print the counts at the end */
 inline int COUNTS = 0;
+/* -s: the user stack of each call, after its line */
+inline int STACKS = 0;
 
 BEGIN
 {
@@ -56,6 +58,17 @@ syscall::exit:entry, syscall::exit_group:entry, syscall::rt_sigreturn:entry
 {
 	printf("%-20Y %d %d %d %s(%#x, %#x, %#x, %#x, %#x, %#x) = ?\n", walltimestamp, 0, pid, tid,
 	    probefunc, self->a0, self->a1, self->a2, self->a3, self->a4, self->a5);
+}
+
+syscall::exit:entry, syscall::exit_group:entry, syscall::rt_sigreturn:entry
+/self->start && STACKS/
+{
+	ustack();
+}
+
+syscall::exit:entry, syscall::exit_group:entry, syscall::rt_sigreturn:entry
+/self->start/
+{
 	self->start = 0;
 }
 
@@ -219,6 +232,13 @@ syscall:::return
 {
 	printf("%-20Y %d %d %d %s(%#x, %#x, %#x, %#x, %#x, %#x) = %d %d\n", walltimestamp, timestamp - self->start, pid, tid, probefunc,
 	    self->a0, self->a1, self->a2, self->a3, self->a4, self->a5, (long)arg0, errno);
+}
+
+/* -s: the stack, after the call's line */
+syscall:::return
+/self->start && STACKS/
+{
+	ustack();
 }
 
 syscall:::return

@@ -45,6 +45,7 @@ ELAPSED = O.Opt("e", "elapsed", "elapsed", "print the elapsed time of each call 
 RELATIVE = O.Opt("d", "relative", "relative", "print the time since the first call (RELATIVE, us)")
 ALL = O.Opt("a", "all", "all", "print all details: PID/TID, RELATIVE and ELAPSD")
 ONLY = O.Opt("t", "trace", "only", "trace this system call only", "SYSCALL")
+STACKS = O.Opt("s", "stack", "stacks", "print the user stack of each call after it (ustack())")
 COMMAND = O.Opt(None, "command", "command", "run CMD and trace it", "CMD", O.command_words)
 DURATION = O.Opt(None, "duration", "duration", "trace for SECONDS, then stop", "SECONDS", O.seconds)  # fmt: skip
 
@@ -56,8 +57,8 @@ class Dtruss(Tool):
         "Trace every system call of a command (dtruss [options] command [arg ...]) or of a "
         "process (-p PID): arguments decoded, result or errno, as macOS's dtruss."
     )
-    options = (O.PID, O.NAME, FOLLOW, COUNTS, ELAPSED, RELATIVE, ALL, ONLY, COMMAND, DURATION,
-               O.JSON, *O.TAIL)  # fmt: skip
+    options = (O.PID, O.NAME, FOLLOW, COUNTS, ELAPSED, RELATIVE, ALL, ONLY, STACKS, COMMAND,
+               DURATION, O.JSON, *O.TAIL)  # fmt: skip
 
     @classmethod
     def parse(cls, argv: list[str]) -> O.Parsed:
@@ -91,7 +92,8 @@ class Dtruss(Tool):
         return who
 
     def inline_values(self) -> dict[str, str]:
-        return {**super().inline_values(), "COUNTS": "1" if self.o.counts else "0"}
+        return {**super().inline_values(), "COUNTS": "1" if self.o.counts else "0",
+                "STACKS": "1" if self.o.stacks else "0"}  # fmt: skip
 
     def extra_clauses(self) -> str:
         d = self.o.values.get("duration")
@@ -108,6 +110,7 @@ class Dtruss(Tool):
         self.first: int | None = None
         self.calls: dict[str, Any] | None = None
         self.header_done = False
+        self.pending: dict[str, Any] | None = None  # -s -j: a call's object, until its stack
 
     def begin(self, out: Any) -> None:
         if not self.o.json and not self.header_done:
@@ -135,6 +138,17 @@ class Dtruss(Tool):
                     self.begin(out)
                 return True
             self.call(out, p, list(item.values))
+            return True
+        if kind == "stack":  # -s: the call's user stack, the frames below its line
+            frames = self.frames(consumer, item)
+            if self.o.json:
+                if self.pending is not None:
+                    self.pending["ustack"] = frames
+                    self.rows.out = out
+                    self.rows.record(self.pending)
+                    self.pending = None
+                return True
+            out.write("".join(f"{'':14}{f}\n" for f in frames) + "\n")
             return True
         if kind == "printa":
             (agg,) = [consumer.aggs[n] for n in item.action.aggs]
@@ -180,6 +194,9 @@ class Dtruss(Tool):
                                    "args": args, "ret": ret, "elapsed_ns": elapsed if returned else None}  # fmt: skip
             if err:
                 obj["errno"] = decode.errno_name(err)
+            if self.o.stacks:  # written with its stack, which comes next
+                self.pending = obj
+                return
             self.rows.out = out
             self.rows.record(obj)
             return
@@ -192,6 +209,16 @@ class Dtruss(Tool):
             line += "%7s " % (elapsed // 1000 if returned else "")
         call = f"{name}({', '.join(args)})"
         out.write(f"{line}{call:<39} = {result}\n")
+
+    @staticmethod
+    def frames(consumer: Any, item: Any) -> list[str]:
+        """A ustack() record's frames as dtrace prints them (module`function+0x12)."""
+        from pydtrace.consume.stacks import StackKey, format_stack
+
+        key = item.values[0]
+        if not isinstance(key, StackKey):
+            return []  # an engine that records no frames
+        return [x.strip() for x in format_stack(key, 0).splitlines() if x.strip()]
 
     def counts(self, out: Any, agg: Any) -> None:
         rows = sorted(((agg.value(k), decode.syscall_name(k[0])) for k in agg.data), key=lambda r: (-r[0], r[1]))  # fmt: skip

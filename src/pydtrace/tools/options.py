@@ -88,6 +88,17 @@ def command_words(text: str) -> list[str]:
     return words
 
 
+def buffer_size(text: str) -> int:
+    """A trace buffer size as dtrace -b takes it (4m, 65536, 64k), in bytes."""
+    from pydtrace.options import XoptError, validate_xopt
+
+    try:
+        _, size = validate_xopt("bufsize", text)
+    except XoptError as e:
+        raise ValueError(e.reason) from None
+    return int(size)  # type: ignore[call-overload]
+
+
 def engine_name(text: str) -> str:
     if text not in ENGINES:
         raise ValueError(f"not an engine (one of {', '.join(ENGINES)})")
@@ -112,8 +123,9 @@ PRINT_SCRIPT = Opt(
 )
 ENGINE = Opt(None, "engine", "engine", "run on this engine (ebpf: system-wide, as root; ptrace: -p or a command, no root needed)", "ENGINE", engine_name)  # fmt: skip
 VERSION = Opt(None, "version", "version", "print the version and exit")
+BUFSIZE = Opt(None, "bufsize", "bufsize", "the eBPF engine's trace buffer per CPU, as dtrace -b (default 4m); events that do not fit are counted and reported as drops", "SIZE", buffer_size)  # fmt: skip
 SNOOP = (PID, COMMAND, NAME, TIME, WALLTIME, DURATION, JSON)
-TAIL = (PRINT_SCRIPT, ENGINE, HELP, VERSION)
+TAIL = (BUFSIZE, PRINT_SCRIPT, ENGINE, HELP, VERSION)
 
 
 @dataclass

@@ -76,6 +76,7 @@ class Tool:
     options: tuple[O.Opt, ...] = ()
     positional = "command"  # "command", "interval" (summaries) or "none"
     kernel_only = False  # probes only the eBPF engine fires (no -p/command on ptrace)
+    kernel_only_why = ""  # a kernel_only tool's own reason, said instead of the general one
     follow_children = True  # a command's children are traced too (progenyof)
 
     def __init__(self, o: O.Parsed) -> None:
@@ -118,7 +119,8 @@ class Tool:
 
     def settings(self) -> list[tuple[str, Any]]:
         """dtrace options (-x name=value) the tool's run needs."""
-        return []
+        size = self.o.values.get("bufsize")
+        return [] if size is None else [("bufsize", size)]
 
     def extra_clauses(self) -> str:
         """Clauses appended to the program: -d's end, a summary's interval."""

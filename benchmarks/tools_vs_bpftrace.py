@@ -1,0 +1,222 @@
+"""The toolkit against bpftrace's tools and strace, in one run.
+
+    python3 benchmarks/tools_vs_bpftrace.py [--loops N] [--runs R] [--cmd 'CMD ...']
+
+1. opensnoop and execsnoop, system-wide, beside bpftrace's opensnoop.bt and
+   execsnoop.bt (/usr/sbin), on one workload: a shell loop of N iterations,
+   each exec'ing `/bin/true TOKEN` and `/bin/cat FILE` (FILE's name holds
+   TOKEN). For each tracer:
+     start-up   seconds from starting it to the first event it prints (the
+                script opens a marker path, or execs a marker command, every
+                5 ms until the marker's line comes out);
+     added      the workload's median wall time (R runs) while it is
+                attached, minus the untraced median;
+     cpu        the tracer's own CPU seconds (user + system) over the whole run;
+     events     the lines naming TOKEN per workload run (opensnoop: N, cat's
+                opens of FILE; execsnoop: 2N, both execs), and drops reported.
+   Ratios are pydtrace / bpftrace (targets: added <= 0.5x, start-up <= 0.5x).
+2. `dtruss -c CMD` on each engine beside `strace -c CMD` (and syscount, which
+   counts only, as strace -c does; dtruss -c prints every call as well, as
+   macOS's dtruss does): median wall seconds of R runs and the CPU seconds of
+   the run and its children. Two commands: --cmd (a few hundred calls) and
+   dd bs=1 count=20000 (40000 calls). Ratio: dtruss / strace (target <= 1x).
+
+Python start-up counts as it does for an installed tool: PYTHONDONTWRITEBYTECODE
+and PYTHONUNBUFFERED are dropped from the environment (with them, every module
+is compiled from source on each run, and every line is one write(2)).
+Run as root (both tracers load BPF programs). The machine's load shows in wall
+times: the CPU columns are the steadier measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+TOOLS = [sys.executable, "-m", "pydtrace.cli.tools"]
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}  # fmt: skip
+    e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def run_timed(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and its children) of one run."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
+    assert p.stderr is not None
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{argv[:4]} failed: {err.decode(errors='replace')[-300:]}")
+    return wall, ru.ru_utime + ru.ru_stime
+
+
+def median_run(argv: list[str], runs: int) -> tuple[float, float]:
+    got = [run_timed(argv) for _ in range(runs)]
+    return statistics.median(g[0] for g in got), statistics.median(g[1] for g in got)
+
+
+class Tracer:
+    """A system-wide tracer writing to a file, started and timed to its first event."""
+
+    def __init__(self, argv: list[str], poke, marker: str, workdir: Path, name: str) -> None:
+        self.out_path = workdir / f"{name}.out"
+        self.err_path = workdir / f"{name}.err"
+        self.out = open(self.out_path, "wb")
+        self.err = open(self.err_path, "wb")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.err, env=env(),
+                                     start_new_session=True)  # fmt: skip
+        deadline = t0 + 120
+        while True:
+            poke()
+            if marker.encode() in self.out_path.read_bytes():
+                self.startup = time.perf_counter() - t0
+                break
+            if self.proc.poll() is not None or time.perf_counter() > deadline:
+                self.stop()
+                sys.exit(f"{name} did not start: {self.err_path.read_text()[-400:]}")
+            time.sleep(0.005)
+
+    def stop(self) -> float:
+        """Stop it (SIGINT, as Ctrl-C); its CPU seconds."""
+        cpu = 0.0
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            _, _, ru = os.wait4(self.proc.pid, 0)
+            cpu = ru.ru_utime + ru.ru_stime
+        except ChildProcessError:
+            pass
+        self.out.close()
+        self.err.close()
+        return cpu
+
+    def lines_with(self, token: str) -> int:
+        return sum(1 for x in self.out_path.read_text(errors="replace").splitlines() if token in x)
+
+    def drops(self) -> str:
+        text = self.err_path.read_text(errors="replace")
+        lines = [x for x in text.splitlines() if "drop" in x.lower() or "lost" in x.lower()]
+        return "; ".join(lines)[:60] or "-"
+
+
+def snoops(a: argparse.Namespace, work: Path) -> None:
+    token = f"tvb{os.getpid()}"
+    target = work / f"file-{token}"
+    target.write_text("x\n")
+    script = work / "workload.sh"
+    script.write_text(
+        f"#!/bin/sh\ni=0\nwhile [ $i -lt {a.loops} ]; do\n"
+        f"  /bin/true {token}\n  /bin/cat {target} >/dev/null\n  i=$((i+1))\ndone\n"
+    )
+    script.chmod(0o755)
+    workload = [str(script)]
+    base, _ = median_run(workload, a.runs)
+    print(f"workload: {a.loops} x (exec /bin/true, exec /bin/cat FILE); untraced "
+          f"{base:.3f} s (median of {a.runs})\n")  # fmt: skip
+    ready = f"ready{os.getpid()}x"  # the marker: not TOKEN, which counts the workload's events
+    ready_path = f"/nonexistent-{ready}"
+
+    def poke_open() -> None:
+        try:
+            os.close(os.open(ready_path, os.O_RDONLY))
+        except OSError:
+            pass
+
+    def poke_exec() -> None:
+        subprocess.run(["/bin/true", ready])
+
+    pairs = [
+        ("opensnoop", [*TOOLS, "opensnoop"], ["bpftrace", "-B", "none", "/usr/sbin/opensnoop.bt"],
+         poke_open, ready_path, a.loops),
+        ("execsnoop", [*TOOLS, "execsnoop"], ["bpftrace", "-B", "none", "/usr/sbin/execsnoop.bt"],
+         poke_exec, ready, 2 * a.loops),
+    ]  # fmt: skip
+    head = f"{'':22}{'start-up s':>11}{'added s':>9}{'cpu s':>7}{'events/run':>11}{'expected':>9}  drops"
+    for name, ours, theirs, poke, marker, expected in pairs:
+        print(f"{name}:")
+        print(head)
+        got: dict[str, tuple[float, float]] = {}
+        for who, argv in (("pydtrace " + name, ours), (f"bpftrace {name}.bt", theirs)):
+            if argv[0] == "bpftrace" and shutil.which("bpftrace") is None:
+                continue
+            t = Tracer(argv, poke, marker, work, who.split()[0] + name)
+            traced, _ = median_run(workload, a.runs)
+            time.sleep(0.3)  # the last events out
+            cpu = t.stop()
+            seen = t.lines_with(token) / a.runs
+            got[who.split()[0]] = (t.startup, traced - base)
+            print(f"{who:22}{t.startup:11.3f}{traced - base:9.3f}{cpu:7.2f}{seen:11.1f}"
+                  f"{expected:9d}  {t.drops()}", flush=True)  # fmt: skip
+        if "bpftrace" in got:
+            (s_ours, add_ours), (s_bt, add_bt) = got["pydtrace"], got["bpftrace"]
+            print(f"ratio pydtrace/bpftrace: start-up {s_ours / s_bt:.2f}x, "
+                  f"added time {add_ours / max(add_bt, 1e-3):.2f}x\n")  # fmt: skip
+
+
+def counts(a: argparse.Namespace, work: Path) -> None:
+    dd = shutil.which("dd") or "/bin/dd"
+    cmds = [
+        ("CMD: " + " ".join(a.cmd), a.cmd),
+        ("dd bs=1 count=20000 (40000 calls)",
+         [dd, "if=/dev/zero", "of=/dev/null", "bs=1", "count=20000", "status=none"]),
+    ]  # fmt: skip
+    for title, cmd in cmds:
+        print(title)
+        print(f"{'':26}{'wall s':>8}{'cpu s':>7}{'ratio':>7}")
+        rows = [
+            ("untraced", cmd),
+            ("strace -c", ["strace", "-c", "-o", str(work / "strace.out"), *cmd]),
+            ("dtruss -c (ebpf)", [*TOOLS, "dtruss", "-c", "--engine", "ebpf", *cmd]),
+            ("dtruss -c (ptrace)", [*TOOLS, "dtruss", "-c", "--engine", "ptrace", *cmd]),
+            ("syscount (ebpf)", [*TOOLS, "syscount", "--engine", "ebpf", "--", *cmd]),
+            ("syscount (ptrace)", [*TOOLS, "syscount", "--engine", "ptrace", "--", *cmd]),
+        ]
+        strace_wall = None
+        for name, argv in rows:
+            wall, cpu = median_run(argv, a.runs)
+            if name == "strace -c":
+                strace_wall = wall
+            ratio = f"{wall / strace_wall:6.2f}x" if strace_wall and name != "strace -c" else ""
+            print(f"{name:26}{wall:8.3f}{cpu:7.2f}{ratio:>7}", flush=True)
+        print()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--loops", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cmd", default="/bin/ls -l /usr/bin")
+    ap.add_argument("--only", choices=("snoops", "counts"))
+    a = ap.parse_args()
+    a.cmd = a.cmd.split()
+    if os.geteuid() != 0:
+        sys.exit("run as root: the tracers load BPF programs")
+    print(f"load average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}, "
+          f"{os.cpu_count()} CPUs\n")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="tools-bench-") as d:
+        if a.only != "counts":
+            snoops(a, Path(d))
+        if a.only != "snoops":
+            counts(a, Path(d))
+
+
+if __name__ == "__main__":
+    main()

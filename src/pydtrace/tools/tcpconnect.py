@@ -1,0 +1,5 @@
+"""tcpconnect: see tcp.py (tcpconnect.d)."""
+
+from pydtrace.tools.tcp import Tcpconnect
+
+TOOL = Tcpconnect
