@@ -161,6 +161,7 @@ class Target:
     argv: list[str] = field(default_factory=list)
     gate: int = -1  # pipe the child reads its seccomp filter from (-c only)
     errpipe: int = -1  # exec failure errno (-c only)
+    status: int | None = None  # its wait status once reaped (the Python API reports it)
 
 
 DETACH_TIMEOUT = 5.0  # seconds detach_all tries before it leaves a task that does not stop
@@ -544,6 +545,9 @@ class Tracer:
     def on_gone(self, tid: int, status: int) -> None:
         """Hook: thread tid has been reaped with wait status `status`."""
         self.threads.pop(tid, None)
+        for target in self.targets:
+            if target.pid == tid:
+                target.status = status
         if tid in self.live:
             self.live.discard(tid)
         if tid in self.procs and not any(x.proc.pid == tid for x in self.threads.values()):
@@ -708,6 +712,9 @@ class Tracer:
                     except ChildProcessError:
                         break
                     if not os.WIFSTOPPED(status):
+                        for target in self.targets:
+                            if target.pid == tid:
+                                target.status = status
                         break
                     try:
                         sc.ptrace(sc.PTRACE_CONT, tid, 0, 0)
