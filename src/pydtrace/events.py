@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 from pydtrace.consume.aggregation import (
     INT64_MAX,
@@ -171,7 +171,7 @@ class StdDev:
         return stddev_of(self.count, self.total, self.sum_of_squares)
 
 
-AggValue = Union[int, Average, StdDev, Histogram]
+AggValue = int | Average | StdDev | Histogram
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ class Snapshot:
         return self.aggregations[name]
 
 
-Event = Union[Record, Snapshot]
+Event = Record | Snapshot
 
 
 # --- from the consumer's data ---------------------------------------------------------
