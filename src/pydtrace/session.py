@@ -1286,4 +1286,20 @@ def stream(
         st._ended = True
         run.finish()
         st.status = first[1]
+        return st
+    # return once the probes are enabled (the eBPF engine attaches them as it
+    # starts): what the caller does next is traced
+    attached = getattr(s.engine, "attached", None)
+    if attached is not None:
+        while not attached.wait(0.05) and not run.done.is_set():
+            pass
+        if not attached.is_set():  # it ended as it started: an error is raised here too
+            events = []
+            while not run.events.empty():
+                events.append(run.events.get())
+            if events and events[-1][0] == "error":
+                run.finish()
+                raise events[-1][1]
+            for event in events:
+                run.events.put(event)
     return st

@@ -420,6 +420,9 @@ class Tracer:
                 return
         elif event == sc.EVENT_EXIT:
             self._exiting(t)
+            if self._parents_own(t):
+                self._let_go(t)
+                return
         elif event == sc.EVENT_SECCOMP:
             self.on_seccomp_stop(t)
             return
@@ -541,6 +544,30 @@ class Tracer:
                 if os.WIFSIGNALED(st):
                     reason = _CLD_DUMPED if os.WCOREDUMP(st) else _CLD_KILLED
                 self.sink.proc("exit", t, [reason])
+
+    def _parents_own(self, t: Thread) -> bool:
+        """Is t the leader of a -p target that is a child of this very process
+        (a Popen traced through the Python API's pids=)? Reaping it here would
+        take its exit status from its parent: the kernel reaps a tracee fully
+        for a tracer in the thread group of its parent."""
+        pid = t.tid
+        return (
+            pid == t.proc.pid
+            and any(x.pid == pid and not x.created for x in self.targets)
+            and parent_of(pid) == os.getpid()
+        )
+
+    def _let_go(self, t: Thread) -> None:
+        """Detach t in its exit stop, so that its parent reaps it; it is gone for us."""
+        try:
+            status = sc.geteventmsg(t.tid)
+        except OSError:
+            status = 0
+        try:
+            sc.ptrace(sc.PTRACE_DETACH, t.tid, 0, 0)
+        except OSError:
+            pass  # killed meanwhile: it exits all the same
+        self.on_gone(t.tid, status)
 
     def on_gone(self, tid: int, status: int) -> None:
         """Hook: thread tid has been reaped with wait status `status`."""
