@@ -368,6 +368,26 @@ def test_periodic_and_printa_snapshots(engine: str) -> None:
     assert isinstance(events[after], pydtrace.Snapshot) and events[after]["@n"] == {(): 60}
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_periodic_snapshots_while_a_traced_command_sleeps(engine: str) -> None:
+    """Snapshots come every interval even while nothing happens: on ptrace
+    the tracing thread, asleep in waitid, is woken for them."""
+    need_engine(engine)
+    program = (
+        "syscall::nanosleep:entry, syscall::clock_nanosleep:entry /pid == $target/ { @ = count(); }"
+    )
+    st = pydtrace.stream(
+        program, command=["sleep", "1.5"], options={"engine": engine}, interval=0.2
+    )
+    t0 = time.monotonic()
+    stamps = []
+    for event in st:
+        assert isinstance(event, pydtrace.Snapshot) and event["@"].get((), 1) == 1
+        stamps.append(time.monotonic() - t0)
+    assert event.final and event["@"] == {(): 1} and st.returncode == 0
+    assert len(stamps) >= 4, stamps  # 1.5 s at 0.2 s: 7 and the final one, unloaded
+
+
 # --- stopping: stop(), timeout=, break ------------------------------------------------------
 
 

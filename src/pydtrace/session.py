@@ -603,7 +603,7 @@ class Session:
         consumer.keep = keep_records
         consumer.item_hook = self.item_hook
         consumer.record_hook = self.record_hook
-        consumer.on_tick = self.on_tick
+        consumer.on_tick = self._tick if self.on_tick is not None else None
         consumer.tick_interval = self.tick_interval
         self.consumer = consumer
         ebpf, refusal = self._make_ebpf(consumer)
@@ -752,19 +752,30 @@ class Session:
         if self.on_start is not None:
             self.on_start(engine)
 
+    def _tick(self) -> None:
+        """The engine's loop goes round (Consumer.tick): the API's on_tick."""
+        if self._waker is not None and self.tick_interval is not None:
+            self._renew_waker()
+        self.on_tick()
+
     def _start_waker(self) -> None:
-        """A child of the tracing thread that exits when stop() asks: the
-        ptrace loop's blocking waitid (any child of this thread) then returns.
-        A signal cannot do it: Python runs handlers on the main thread only
-        and retries the wait on any other."""
+        """A child of the tracing thread whose exit ends the ptrace loop's
+        blocking waitid (which waits for any child of this thread): it exits
+        when stop() asks, and after tick_interval seconds when ticks are asked
+        for (stream()'s snapshots), to be started again by the tick. A signal
+        cannot do it: Python runs handlers on the main thread only and
+        retries the wait on any other."""
+        import select
+
         from pydtrace.engines.launch import close_private_fds
 
         r, w = os.pipe()
+        timeout = self.tick_interval
         pid = os.fork()
         if pid == 0:  # plain system calls only, never back into the caller
             try:
                 close_private_fds(r)
-                os.read(r, 1)
+                select.select([r], [], [], timeout)
             finally:
                 os._exit(0)
         os.close(r)
@@ -772,6 +783,24 @@ class Session:
             self._waker = (pid, w)
             if self._stop_asked:
                 _wake(w)
+
+    def _renew_waker(self) -> None:
+        """On a tick: a new waker once the last one's time is up."""
+        with self._stop_lock:
+            waker = self._waker
+            if waker is None or self._stop_asked:
+                return
+        pid, w = waker
+        try:
+            gone, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            gone = pid  # the tracer's loop reaped it
+        if not gone:
+            return
+        with self._stop_lock:
+            self._waker = None
+        os.close(w)
+        self._start_waker()
 
     def _end_waker(self) -> None:
         """Let the waker go and reap it (unless the tracer's loop has)."""
@@ -1091,8 +1120,8 @@ class _Run:
     def _tick(self) -> None:
         """On the tracing thread: a snapshot every `interval` seconds."""
         now = time.monotonic()
-        if now < self._next_tick or self.interval is None:
-            return
+        if self.interval is None or now < self._next_tick - self.interval / 10:
+            return  # (a ptrace waker may wake us a little early)
         self._next_tick = now + self.interval
         consumer = self.session.consumer
         if not consumer.aggs:
@@ -1267,8 +1296,7 @@ def stream(
     The arguments are trace()'s; out receives the text dtrace prints (else it
     is dropped).  The program is compiled and enabled before stream()
     returns, so TypeError, OptionError and CompileError are raised here.
-    Events wait in an unbounded queue until read.  On the ptrace engine,
-    snapshots come between the traced processes' events."""
+    Events wait in an unbounded queue until read."""
     commands, pid_list, settings, operands = _check_args(
         program, command, pids, options, timeout, args, interval
     )
