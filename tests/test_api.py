@@ -57,6 +57,15 @@ def alive(marker: str) -> list[int]:
     return found
 
 
+def runqueue_ns(tid: int) -> int:
+    """How long thread tid of ours has waited for a CPU, in ns (0 if unknown)."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def open_fds() -> set[int]:
     return {int(x) for x in os.listdir("/proc/self/fd")}
 
@@ -371,32 +380,44 @@ def test_periodic_and_printa_snapshots(engine: str) -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_periodic_snapshots_while_a_traced_command_sleeps(engine: str) -> None:
     """Snapshots come every interval even while nothing happens: on ptrace
-    the tracing thread, asleep in waitid, is woken for them."""
+    the tracing thread, asleep in waitid, is woken for them. Once the
+    command has called clock_nanosleep, nothing it does stops it until it
+    exits; every snapshot with its count of 1 but the final one is a tick."""
     need_engine(engine)
     program = (
         "syscall::nanosleep:entry, syscall::clock_nanosleep:entry /pid == $target/ { @ = count(); }"
     )
-    st = pydtrace.stream(
-        program, command=["sleep", "1.5"], options={"engine": engine}, interval=0.2
-    )
-    t0 = time.monotonic()
-    stamps = []
-    for event in st:
-        assert isinstance(event, pydtrace.Snapshot) and event["@"].get((), 1) == 1
-        stamps.append(time.monotonic() - t0)
-    assert event.final and event["@"] == {(): 1} and st.returncode == 0
-    assert len(stamps) >= 4, stamps  # 1.5 s at 0.2 s: 7 and the final one, unloaded
+    st = pydtrace.stream(program, command=["sleep", "3"], options={"engine": engine}, interval=0.2)
+    snaps = list(st)
+    assert all(isinstance(x, pydtrace.Snapshot) for x in snaps)
+    assert [x["@"].get((), 0) for x in snaps] == sorted(x["@"].get((), 0) for x in snaps)
+    asleep = [x for x in snaps if x["@"] == {(): 1} and not x.final]
+    assert len(asleep) >= 2, [x.aggregations for x in snaps]  # about 15, unloaded
+    assert snaps[-1].final and snaps[-1]["@"] == {(): 1} and st.returncode == 0
 
 
 # --- stopping: stop(), timeout=, break ------------------------------------------------------
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_session_stop_from_another_thread(engine: str) -> None:
+def test_session_stop_from_another_thread(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """stop() ends a running Session within a second, END included, the
     command killed, whatever the engine waits for (a ptrace run waits for
-    its tracee in waitid)."""
+    its tracee in waitid). Not counted: time the thread waited for a CPU,
+    and the kernel's teardown of tracepoint attachments (seconds on a
+    loaded machine, for Ctrl-C of the command line too)."""
     need_engine(engine)
+    from pydtrace.engines.ebpf import perf
+
+    teardown = [0.0]
+    close = perf.close_without_waiting
+
+    def timed_close(*a: object) -> None:
+        t = time.monotonic()
+        close(*a)
+        teardown[0] += time.monotonic() - t
+
+    monkeypatch.setattr(perf, "close_without_waiting", timed_close)
     marker = f"{time.time() % 1000 + 100:.6f}"
     out = io.StringIO()
     s = Session(
@@ -416,12 +437,18 @@ def test_session_stop_from_another_thread(engine: str) -> None:
         engine_obj.attached.wait(60)
     time.sleep(0.2)
     assert th.is_alive()
+    tid = th.native_id
+    first = last = runqueue_ns(tid)
     t0 = time.monotonic()
     s.stop()
-    th.join(10)
+    while th.is_alive() and time.monotonic() < t0 + 30:
+        last = runqueue_ns(tid) or last  # until the thread is gone
+        time.sleep(0.01)
     took = time.monotonic() - t0
     assert not th.is_alive()
-    assert took < 1.0, took
+    # on a busy machine the thread waits for a CPU: the time it waited is not the stop's
+    waited = (last - first) / 1e9 if first and last else 0.0
+    assert took - waited - teardown[0] < 1.0, (took, waited, teardown[0])
     assert (box["status"], out.getvalue(), s.returncode()) == (0, "end\n\n", -9)
     assert alive(f"sleep {marker}") == []
 

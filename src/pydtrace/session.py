@@ -670,9 +670,9 @@ class Session:
         main = threading.current_thread() is threading.main_thread()
         if main:
             install_signal_handlers(engine)
-        elif self.tracer is not None:
-            self._start_waker()  # stop() from another thread ends a blocking wait
         try:
+            if not main and self.tracer is not None:
+                self._start_waker()  # stop() from another thread ends a blocking wait
             self._starting(engine)
             engine.run()
         finally:
