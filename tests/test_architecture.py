@@ -7,7 +7,8 @@ Layers, highest first; a module may import its own layer and those below:
 (session is session.py and __init__.py; __main__.py, `python -m pydtrace`,
 is the command line; pydtrace/options.py, the option table, and
 pydtrace/outfiles.py, how the tools open what they write, import nothing of
-the package and sit with lang, the lowest layer.)  Every
+the package and sit with lang, the lowest layer; pydtrace/events.py, the
+Python API's typed records and snapshots, sits with consume.)  Every
 import counts, also those inside functions and `from . import x`.  Besides
 the direction, the test refuses an import circle among modules and a module
 reaching for another module's private name (`from M import _name`, or
@@ -43,6 +44,7 @@ ROOT_MODULES = {
     "pydtrace.__main__": "cli",
     "pydtrace.options": "lang",  # the option table: names, defaults, validation, sizes
     "pydtrace.outfiles": "lang",  # opening the files the tools write; write errors
+    "pydtrace.events": "consume",  # the Python API's records and aggregation snapshots
 }
 
 

@@ -8,7 +8,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import ROOT, pydtrace
+from pydtrace.lang.errors import CompileError
 
 HDR = "%32s\n" % "FUNCTION:NAME"
 
@@ -304,9 +307,10 @@ def test_python_api():
     assert r.status == 0
     assert r.aggregations == {"@n": {("BEGIN",): 1}}
     assert r.output == "hi\n\n  %-50s %16d\n" % ("BEGIN", 1)
-    assert r.records[0].items[0].action.kind == "printf"
-    bad = trace("BEGIN { x = ; }")
-    assert bad.status == 1 and "syntax error" in bad.errors
+    assert (r.records[0].text, r.records[0].values) == ("hi\n", ())
+    with pytest.raises(CompileError) as e:  # the API raises what the CLI reports
+        trace("BEGIN { x = ; }")
+    assert e.value.message == 'failed to compile script <program>: line 1: syntax error near ";"'
 
 
 def test_interpreter_script_runs_directly(tmp_path):

@@ -175,19 +175,21 @@ def test_kernel_stacks_are_refused_on_the_user_engine(tmp_path):
 
 def test_api_options_are_parsed_once_by_the_option_table():
     """Text values given to the Python API are validated as -x values are:
-    sizes in bytes, on/off words as flags; a bad one is a CompileError."""
+    sizes in bytes, on/off words as flags; a bad one is an OptionError (a
+    CompileError) that says what the option takes."""
+    from pydtrace import OptionError
+
     s = Session([Program("n", "BEGIN {}")], settings=[("bufsize", "4k"), ("quiet", "no")])
     assert s.options["bufsize"] == 4096
     assert s.options["quiet"] is False
     assert s.options["strsize"] == 256  # the defaults stay
-    try:
+    with pytest.raises(OptionError) as e:
         Session([Program("n", "BEGIN {}")], settings=[("dynvarsize", "lots")])
-    except CompileError as e:
-        assert e.message == (
-            "failed to set option 'dynvarsize' to 'lots': Invalid value for specified option"
-        )
-    else:
-        raise AssertionError("accepted")
+    assert isinstance(e.value, CompileError)
+    assert e.value.message == (
+        "failed to set option 'dynvarsize' to 'lots': Invalid value for specified option"
+        " (a size in bytes: an int, or a str with a k, m, g or t suffix such as '4m')"
+    )
 
 
 # A -c target of its own for each session: it hands write(2) the address of

@@ -43,21 +43,143 @@ E_OVERFLOW = "Value too large for defined data type"
 DEFAULTS: dict[str, Any] = {"strsize": 256, "nspec": 1, "bufsize": 4 << 20, "aggsize": 4 << 20}
 
 
+class OptionError(CompileError, ValueError):
+    """An option of the Python API that dtrace would refuse: an unknown name or
+    a bad value.  The message names the option, gives libdtrace's reason and
+    says what the option accepts; `option`, `value`, `reason` and `accepted`
+    hold the parts.  A CompileError (the program did not run) and a ValueError."""
+
+    def __init__(self, option: str, value: object, reason: str, accepted: str) -> None:
+        head = f"failed to set option '{option}'"
+        if isinstance(value, str):
+            head += f" to '{value}'"
+        elif value is not None:
+            head += f" to {value!r}"
+        super().__init__(f"{head}: {reason} ({accepted})")
+        self.option = option
+        self.value = value
+        self.reason = reason
+        self.accepted = accepted
+
+
 def session_options(settings: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """A session's options: DEFAULTS, then each setting in order.  A value
-    given as text (the Python API: `("bufsize", "4m")`) is validated here; one
-    validate_xopt already normalized (the command line's) is taken as it is,
-    and a bare name (None) is set."""
+    given as text (the Python API: `("bufsize", "4m")`) is validated here
+    (OptionError); one validate_xopt already normalized (the command line's)
+    is taken as it is, and a bare name (None) is set."""
     options = dict(DEFAULTS)
     for name, value in settings:
         if isinstance(value, str):
             try:
                 _, value = validate_xopt(name, value)
             except XoptError as e:
-                msg = f"failed to set option '{name}' to '{value}': {e.reason}"
-                raise CompileError(msg) from None
+                raise OptionError(name, value, e.reason, accepted_values(name)) from None
         options[name] = True if value is None else value
     return options
+
+
+def api_settings(options: object) -> list[tuple[str, object]]:
+    """The Python API's options (a mapping of dtrace option names to values)
+    as validated settings, in the mapping's order.  A value is what `-x
+    name=value` takes, as a str or an int; True sets an option that takes no
+    value (a flag: quiet, destructive, cpp ...); False and None leave an option
+    unset (False turns an on/off option such as quiet off).  An unknown name or
+    a bad value raises OptionError; anything but a mapping of str keys to
+    str, int, bool or None raises TypeError."""
+    from collections.abc import Mapping
+
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            f"options must be a dict of option names to values, not {type(options).__name__}"
+        )
+    out: list[tuple[str, object]] = []
+    for name, value in options.items():
+        if not isinstance(name, str):
+            raise TypeError(f"option names are str, not {type(name).__name__} ({name!r})")
+        if name not in ALL_OPTIONS:
+            raise OptionError(name, None, E_BADOPTNAME, _known_names(name))
+        if value is not None and not isinstance(value, (str, int)):
+            raise TypeError(
+                f"option '{name}': expected a str, an int or a bool, not {type(value).__name__}"
+            )
+        text = _api_text(name, value)
+        if text is _BAD:
+            raise OptionError(name, value, E_BADOPTVAL, accepted_values(name))
+        if text is _UNSET:
+            continue
+        try:
+            key, v = validate_xopt(name, text)  # type: ignore[arg-type]
+        except XoptError as e:
+            raise OptionError(name, value, e.reason, accepted_values(name)) from None
+        if v is None:  # a numeric runtime option left unset ("" or "no")
+            continue
+        out.append((key, v))
+    return out
+
+
+_UNSET = object()
+_BAD = object()
+
+
+def _takes_no_value(name: str) -> bool:
+    return name in _FLAG_ONLY or name in _ANY_VALUE or name in _BOOL_RUNTIME or name in _INT_RUNTIME
+
+
+def _api_text(name: str, value: object) -> object:
+    """A Python value as the text `-x name=text` would give (None: no value;
+    _UNSET: leave the option alone; _BAD: a bool where a value is needed)."""
+    if value is None:
+        return _UNSET
+    if value is True:
+        return None if _takes_no_value(name) else _BAD
+    if value is False:
+        return "off" if name in _BOOL_RUNTIME else _UNSET if _takes_no_value(name) else _BAD
+    return str(value)
+
+
+_SIZE_TEXT = "a size in bytes: an int, or a str with a k, m, g or t suffix such as '4m'"
+
+
+def accepted_values(name: str) -> str:
+    """What option `name` accepts, in words, for the API's OptionError."""
+    if name in _FLAG_ONLY or name in _ANY_VALUE:
+        return "a flag: True to set it"
+    if name in _STRING:
+        return "a str"
+    if name in _ENUMS:
+        return "one of " + ", ".join(_ENUMS[name][0])
+    if name in _SIZE or name in ("scratchsize", "pcapsize", "printsize", "preallocate"):
+        return _SIZE_TEXT
+    if name == "strsize":
+        return _SIZE_TEXT + ", at least 2"
+    if name == "lockmem":
+        return _SIZE_TEXT + ", or 'unlimited'"
+    if name in _RATE:
+        return (
+            "a time: an int of nanoseconds, or a str with a unit (ns, us, ms, s, m, h, d)"
+            " such as '10ms', or a frequency such as '100hz'"
+        )
+    if name in _BOOL_RUNTIME:
+        return "True or False, or 'on', 'off', 'yes', 'no', 'enable', 'disable', 'set', 'unset'"
+    if name in _INT_RUNTIME:
+        return "an int of at least 0, or True"
+    if name == "version":
+        return "a D version: one of " + ", ".join(D_VERSIONS)
+    if name == "iregs":
+        return "8"
+    if name in ("tree", "tregs"):
+        return "an int of at least 1"
+    return "an int of at least 0"
+
+
+def _known_names(name: str) -> str:
+    """An unknown option's advice: the names it may be a typo of, else them all."""
+    import difflib
+
+    near = difflib.get_close_matches(name, sorted(ALL_OPTIONS), n=3)
+    if near:
+        return "did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
+    return "the options are " + ", ".join(sorted(ALL_OPTIONS))
 
 
 def size_option(options: dict[str, Any], name: str, default: int) -> int:

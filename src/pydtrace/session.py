@@ -1,11 +1,16 @@
 """The Python API: compile D programs and run them, as the dtrace command does.
 
-    from pydtrace import trace
+    from pydtrace import trace, stream
     result = trace('BEGIN { @n["x"] = count(); exit(0); }')
     result.output          # the text dtrace would print
     result.aggregations    # {'@n': {('x',): 1}}
+    for event in stream('syscall::openat:entry { printf("%s", copyinstr(arg1)); }',
+                        command=["ls"]):
+        ...                # events.Record and events.Snapshot, as they come
 
-The CLI (cli/dtrace.py) is a thin layer over Session.
+The CLI (cli/dtrace.py) is a thin layer over Session; trace() and stream()
+run a Session on a thread of their own (_Run), so that stop() and timeouts
+reach it whatever it waits for (docs/api.md).
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ from __future__ import annotations
 import errno
 import io
 import os
+import queue
+import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from pydtrace.lang.errors import CompileError, DError
-from pydtrace.options import session_options
+from pydtrace.options import api_settings, session_options
 
 # Programs of only dtrace/profile probes (BEGIN, END, tick, profile) run on
 # eBPF by default too, now that it passes as much of dtrace-utils as the
@@ -66,6 +75,10 @@ def read_script(path: str) -> str:
 
 @dataclass
 class Program:
+    """One D program of a Session, as the command line gives it: kind 's' is
+    a script (text is its path, or its name when source holds its text);
+    'n', 'P', 'm', 'f', 'i' a probe specifier (-n ...) whose text is the program."""
+
     kind: str  # 's' script file, 'n' 'P' 'm' 'f' 'i' probe specifier
     text: str  # the path (for 's') or the specifier text
     source: str | None = None  # a script's text, when it is not read from the file (tools)
@@ -73,20 +86,38 @@ class Program:
 
 @dataclass
 class Result:
+    """What trace() returns once the program has ended.
+
+    status: dtrace's exit status (exit()'s value; 0 without; 1 after a failed
+    write or when stopped before tracing began).  output: the text dtrace
+    prints (records, then the aggregations at the end).  errors: what it
+    says on stderr (probe notices unless quiet, runtime errors, drops).
+    records: every events.Record, in order.  aggregations: the final
+    aggregations (events.Snapshot.aggregations: name -> key -> value).
+    returncode: the command's exit status as subprocess gives it (-N: killed
+    by signal N, as at the end of a trace that outlives it), None without
+    command=."""
+
     status: int
     output: str
     errors: str
     records: list[Any] = field(default_factory=list)
     aggregations: dict[str, dict[tuple, Any]] = field(default_factory=dict)
+    returncode: int | None = None
 
 
 class Session:
     """One or more D programs compiled together and run once, with their own
-    options and -c/-p targets; several may run in one process.
+    options and -c/-p targets; several may run in one process.  The dtrace
+    command is a Session; trace() and stream() are the simple way to one.
 
     settings: (name, value) pairs in order, as validate_xopt normalizes them
     (the command line's) or as text to validate (`("bufsize", "4m")`); a bad
-    one raises CompileError."""
+    one raises OptionError.  commands: -c commands (a str is split into words
+    at whitespace, as -c does; or an argv list); pids: -p processes.  out and
+    err: where dtrace's output and messages go (stdout, stderr).
+    compile() raises CompileError; run() runs to the end and returns the exit
+    status; stop(), from any thread, ends a run as Ctrl-C does."""
 
     def __init__(
         self,
@@ -139,6 +170,15 @@ class Session:
         self._bpf_ok: tuple[bool, str] | None = None
         self._ptrace_targets = False  # set when a LoweringError sends -c/-p to ptrace
         self._kernel: Any = None  # symbols.kernel_types.KernelTypes, made by compile()
+        # the Python API's: each record as the consumer takes it, and a tick
+        # every tick_interval seconds from the engine's loop (Consumer)
+        self.record_hook: Any = None
+        self.on_tick: Any = None
+        self.tick_interval: float | None = None
+        self.on_start: Any = None  # called with the engine just before it runs
+        self._stop_lock = threading.Lock()
+        self._stop_asked = False
+        self._waker: tuple[int, int] | None = None  # (pid, pipe) of the ptrace loop's waker
 
     # --- compiling ---------------------------------------------------------------
     def compile(self) -> Any:
@@ -242,10 +282,11 @@ class Session:
                                 f"extraneous argument '{arg}' (${i} is not referenced)",
                             )
             except DError as e:
+                line = e.line if e.file is None else 0  # a line of this program (the API's)
                 if not script and e.file is None:
                     e.line = 0  # dtrace gives no line for programs on the command line
                 raise CompileError(
-                    f"{where}: {e.located(bool(self.options.get('errtags')))}", e.tag, e.hint
+                    f"{where}: {e.located(bool(self.options.get('errtags')))}", e.tag, e.hint, line
                 ) from None
             except CompileError:
                 raise
@@ -561,6 +602,9 @@ class Session:
                             json_out=self.options.get("json") is not None and self.options.get("json") is not False)  # fmt: skip
         consumer.keep = keep_records
         consumer.item_hook = self.item_hook
+        consumer.record_hook = self.record_hook
+        consumer.on_tick = self._tick if self.on_tick is not None else None
+        consumer.tick_interval = self.tick_interval
         self.consumer = consumer
         ebpf, refusal = self._make_ebpf(consumer)
         user_engine = ebpf is None and refusal is None and self.checked is not None
@@ -619,18 +663,20 @@ class Session:
                     "(-c or -p) on the ptrace engine; system-wide tracing needs the eBPF engine"
                 )
         engine = UserEngine(self.checked, consumer, self.options)
-        self.engine = engine
         consumer.on_output_error = engine.stop  # a failed write ends the run as Ctrl-C does
         if self.tracer is not None:
             self.tracer.sink.engine = engine
             engine.tracer = self.tracer
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
+        main = threading.current_thread() is threading.main_thread()
+        if main:
             install_signal_handlers(engine)
         try:
+            if not main and self.tracer is not None:
+                self._start_waker()  # stop() from another thread ends a blocking wait
+            self._starting(engine)
             engine.run()
         finally:
+            self._end_waker()
             if self.tracer is not None:
                 self.tracer.finish()
         return consumer.status()
@@ -650,13 +696,12 @@ class Session:
             consumer.err.flush()
         if self.launcher is not None:
             engine.tracer = self.launcher  # a second Ctrl-C finishes the targets
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             from pydtrace.engines.user.engine import install_signal_handlers
 
             install_signal_handlers(engine)
         try:
+            self._starting(engine)
             engine.run()
         except EbpfError as e:
             raise CompileError(f"could not enable tracing: {e}") from None
@@ -684,6 +729,112 @@ class Session:
             self.tracer.finish()
         if self.launcher is not None:
             self.launcher.finish()
+
+    # --- stopping from another thread ------------------------------------------------------
+    def stop(self) -> None:
+        """End the run as Ctrl-C does (END runs, the aggregations are printed,
+        -c commands still running are killed); safe from any thread, and
+        before run() too (the run then ends as soon as it begins)."""
+        with self._stop_lock:
+            self._stop_asked = True
+            engine = self.engine
+            if engine is not None:
+                engine.stop()
+            if self._waker is not None:
+                _wake(self._waker[1])
+
+    def _starting(self, engine: Any) -> None:
+        """The engine is made and about to run: stop() reaches it from now on."""
+        with self._stop_lock:
+            self.engine = engine
+            if self._stop_asked:
+                engine.stop()
+        if self.on_start is not None:
+            self.on_start(engine)
+
+    def _tick(self) -> None:
+        """The engine's loop goes round (Consumer.tick): the API's on_tick."""
+        if self._waker is not None and self.tick_interval is not None:
+            self._renew_waker()
+        self.on_tick()
+
+    def _start_waker(self) -> None:
+        """A child of the tracing thread whose exit ends the ptrace loop's
+        blocking waitid (which waits for any child of this thread): it exits
+        when stop() asks, and after tick_interval seconds when ticks are asked
+        for (stream()'s snapshots), to be started again by the tick. A signal
+        cannot do it: Python runs handlers on the main thread only and
+        retries the wait on any other."""
+        import select
+
+        from pydtrace.engines.launch import close_private_fds
+
+        r, w = os.pipe()
+        timeout = self.tick_interval
+        pid = os.fork()
+        if pid == 0:  # plain system calls only, never back into the caller
+            try:
+                close_private_fds(r)
+                select.select([r], [], [], timeout)
+            finally:
+                os._exit(0)
+        os.close(r)
+        with self._stop_lock:
+            self._waker = (pid, w)
+            if self._stop_asked:
+                _wake(w)
+
+    def _renew_waker(self) -> None:
+        """On a tick: a new waker once the last one's time is up."""
+        with self._stop_lock:
+            waker = self._waker
+            if waker is None or self._stop_asked:
+                return
+        pid, w = waker
+        try:
+            gone, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            gone = pid  # the tracer's loop reaped it
+        if not gone:
+            return
+        with self._stop_lock:
+            self._waker = None
+        os.close(w)
+        self._start_waker()
+
+    def _end_waker(self) -> None:
+        """Let the waker go and reap it (unless the tracer's loop has)."""
+        with self._stop_lock:
+            waker, self._waker = self._waker, None
+        if waker is None:
+            return
+        pid, w = waker
+        _wake(w)
+        os.close(w)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+    def returncode(self) -> int | None:
+        """The first -c command's exit status once it has ended, as subprocess
+        gives it (-N: killed by signal N); None without a command."""
+        targets = []
+        if self.tracer is not None:
+            targets = self.tracer.targets
+        elif self.launcher is not None:
+            targets = self.launcher.targets
+        for t in targets:
+            if t.created:
+                return None if t.status is None else os.waitstatus_to_exitcode(t.status)
+        return None
+
+
+def _wake(fd: int) -> None:
+    try:
+        os.write(fd, b"w")
+    except OSError:
+        pass  # the waker is gone already (EPIPE): the wait it was for has ended
 
 
 def _argv(cmd: str | list[str]) -> list[str]:
@@ -814,32 +965,369 @@ def _cpp_errors() -> tuple[type[BaseException], ...]:
         return (RuntimeError,)
 
 
+# --- the Python API: trace() and stream() -------------------------------------------------
+
+
+def _check_args(
+    program: object,
+    command: object,
+    pids: object,
+    options: object,
+    timeout: object,
+    args: object,
+    interval: object = None,
+) -> tuple[list[str | list[str]], list[int], list[tuple[str, object]], list[str]]:
+    """The API's arguments checked (TypeError, ValueError, OptionError) and
+    turned into a Session's: (commands, pids, settings, operands)."""
+    if not isinstance(program, str):
+        raise TypeError(f"program must be a str of D source, not {type(program).__name__}")
+    commands: list[str | list[str]] = []
+    if command is not None:
+        if isinstance(command, str):
+            if not command.split():
+                raise ValueError("command is empty")
+            commands.append(command)
+        elif isinstance(command, (list, tuple)):
+            if not all(isinstance(w, str) for w in command):
+                raise TypeError("command must be a str or a list of str (an argv)")
+            if not command:
+                raise ValueError("command is empty")
+            commands.append(list(command))
+        else:
+            raise TypeError(
+                f"command must be a str or a list of str (an argv), not {type(command).__name__}"
+            )
+    pid_list: list[int] = []
+    if pids is not None:
+        if isinstance(pids, (str, bytes, int)) or not isinstance(pids, Iterable):
+            raise TypeError(
+                f"pids must be an iterable of ints (pids=[1234]), not {type(pids).__name__}"
+            )
+        for pid in pids:
+            if isinstance(pid, bool) or not isinstance(pid, int):
+                raise TypeError(f"pids must be ints, not {type(pid).__name__} ({pid!r})")
+            if pid <= 0:
+                raise ValueError(f"invalid pid: {pid}")
+            pid_list.append(pid)
+    settings = api_settings({} if options is None else options)
+    for name, value in (("timeout", timeout), ("interval", interval)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+        if not value > 0:
+            raise ValueError(f"{name} must be more than 0 seconds, not {value}")
+    operands: list[str] = []
+    if args is not None:
+        if isinstance(args, (str, bytes)) or not isinstance(args, Iterable):
+            raise TypeError(f"args must be a list of str ($1, $2, ...), not {type(args).__name__}")
+        for a in args:
+            if isinstance(a, bool) or not isinstance(a, (str, int)):
+                raise TypeError(f"args must be str or int, not {type(a).__name__} ({a!r})")
+            operands.append(str(a))
+    return commands, pid_list, settings, operands
+
+
+class _Discard(io.TextIOBase):
+    """Where a stream's dtrace output goes when nobody asked for it."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        return len(s)
+
+
+class _Run:
+    """A Session run on a thread of its own, handing what happens to the
+    caller's thread through a queue: ("start",), ("record", Record),
+    ("snapshot", Snapshot), then ("end", status) or ("error", exception).
+    The thread compiles too: a ptrace tracer must be the thread that waits."""
+
+    def __init__(self, session: Session, interval: float | None, timeout: float | None) -> None:
+        self.session = session
+        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.interval = interval
+        self.timeout = timeout
+        self.done = threading.Event()
+        self.status: int | None = None
+        self._next_tick = 0.0
+        session.record_hook = self._record
+        session.on_start = self._started
+        if interval is not None:
+            session.on_tick = self._tick
+            session.tick_interval = interval
+        self.thread = threading.Thread(target=self._main, name="pydtrace-session", daemon=True)
+
+    def start(self) -> tuple[Any, ...]:
+        """Start the run; return its first event: ("start",), ("end", n) or ("error", e)."""
+        self.thread.start()
+        return self.events.get()
+
+    def _main(self) -> None:
+        s = self.session
+        try:
+            try:
+                status = s.run()
+            except KeyboardInterrupt:  # stop() while the eBPF engine was loading
+                if s.err is not None:
+                    s.err.write(f"{s.pname}: interrupted before tracing began\n")
+                status = 1
+            except BaseException:
+                s.close()
+                raise
+            self.status = status
+            consumer = getattr(s, "consumer", None)
+            if consumer is not None and consumer.aggs:
+                from pydtrace.events import snapshot_of
+
+                self.events.put(("snapshot", snapshot_of(consumer.aggs, final=True)))
+            self.events.put(("end", status))
+        except BaseException as e:  # handed to the caller's thread
+            self.events.put(("error", e))
+        finally:
+            self.done.set()
+
+    def _started(self, engine: Any) -> None:
+        self._next_tick = time.monotonic() + (self.interval or 0)
+        self.events.put(("start",))
+        if self.timeout is not None:
+            threading.Thread(
+                target=self._stop_after, args=(engine, self.timeout), daemon=True
+            ).start()
+
+    def _stop_after(self, engine: Any, timeout: float) -> None:
+        """stop() once the probes have been enabled `timeout` seconds (the
+        eBPF engine says when they are: loading may take a while)."""
+        attached = getattr(engine, "attached", None)
+        if attached is not None:
+            while not attached.wait(0.05):
+                if self.done.is_set():
+                    return
+        if not self.done.wait(timeout):
+            self.session.stop()
+
+    def _record(self, rec: Any) -> None:
+        from pydtrace.events import record_of, snapshot_of
+
+        consumer = self.session.consumer
+        self.events.put(("record", record_of(rec, consumer.target_pid)))
+        for item in rec.items:
+            if item.action.kind == "printa":  # what dtrace prints: these aggregations now
+                aggs = {n: consumer.aggs[n] for n in item.action.aggs}
+                self.events.put(("snapshot", snapshot_of(aggs)))
+
+    def _tick(self) -> None:
+        """On the tracing thread: a snapshot every `interval` seconds."""
+        now = time.monotonic()
+        if self.interval is None or now < self._next_tick - self.interval / 10:
+            return  # (a ptrace waker may wake us a little early)
+        self._next_tick = now + self.interval
+        consumer = self.session.consumer
+        if not consumer.aggs:
+            return
+        from pydtrace.events import snapshot_of
+
+        read = getattr(self.session.engine, "snapshot", None)  # the eBPF engine's maps
+        if read is not None:
+            read()
+        self.events.put(("snapshot", snapshot_of(consumer.aggs)))
+
+    def finish(self) -> None:
+        """Stop the run (if it still goes) and wait until it has cleaned up."""
+        self.session.stop()
+        self.thread.join()
+
+
+def _session(
+    program: str,
+    commands: list[str | list[str]],
+    pids: list[int],
+    settings: list[tuple[str, object]],
+    operands: list[str],
+    out: Any,
+    err: Any,
+) -> Session:
+    return Session(
+        [Program("s", "<program>", source=program)],
+        settings=settings,
+        operands=operands,
+        out=out,
+        err=err,
+        testing=False,
+        commands=commands,
+        pids=pids,
+    )
+
+
 def trace(
     program: str,
     *,
+    command: str | list[str] | None = None,
+    pids: Iterable[int] | None = None,
     options: dict[str, Any] | None = None,
+    timeout: float | None = None,
     args: list[str] | None = None,
     quiet: bool = False,
 ) -> Result:
-    """Compile and run one D program (as `dtrace -n`), capturing its output."""
-    out, err = io.StringIO(), io.StringIO()
-    settings = list((options or {}).items())
+    """Compile and run a D program to its end, as dtrace does; return a Result.
+
+    program: D source (clauses, declarations, pragmas, as in a script).
+    command: a command to run and trace, as -c: an argv list, or a str split
+    into words at whitespace (no shell); the trace ends when it exits.
+    pids: processes to trace, as -p.  options: dtrace options by name, as
+    -x takes them ({"bufsize": "4m", "quiet": True, "engine": "ptrace"}).
+    timeout: end the trace after this many seconds of tracing, as Ctrl-C
+    would (END runs).  args: the program's $1, $2 ...  quiet: options quiet.
+    The eBPF engine runs it as root, the ptrace engine otherwise (or with
+    options engine="ptrace"), as the dtrace command chooses.
+
+    Raises TypeError or ValueError for bad arguments, OptionError for an
+    unknown option or a bad value, CompileError when the program does not
+    compile or cannot be enabled.  Runtime errors are in Result.errors."""
+    commands, pid_list, settings, operands = _check_args(
+        program, command, pids, options, timeout, args
+    )
     if quiet:
-        settings.append(("quiet", None))
+        settings.append(("quiet", True))
+    out, err = io.StringIO(), io.StringIO()
+    s = _session(program, commands, pid_list, settings, operands, out, err)
+    run = _Run(s, None, timeout)
+    records: list[Any] = []
+    aggregations: dict[str, dict[tuple, Any]] = {}
     try:
-        s = Session(
-            [Program("n", program)],
-            settings=settings,
-            operands=args,
-            out=out,
-            err=err,
-            testing=False,
-        )
-        status = s.run(keep_records=True)
-    except CompileError as e:
-        return Result(1, out.getvalue(), err.getvalue() + f"pydtrace: {e.message}\n")
-    engine = s.engine
-    objs = engine.state.aggs if hasattr(engine, "state") else engine.aggs
-    aggs = {name: {k: a.value(k) if a.spec.func not in ("quantize", "lquantize", "llquantize") else a.data[k] for k in a.data}
-            for name, a in objs.items()}  # fmt: skip
-    return Result(status, out.getvalue(), err.getvalue(), s.consumer.records, aggs)
+        event = run.start()
+        while event[0] != "end":
+            if event[0] == "error":
+                raise event[1]
+            if event[0] == "record":
+                records.append(event[1])
+            elif event[0] == "snapshot" and event[1].final:
+                aggregations = event[1].aggregations
+            event = run.events.get()
+    finally:
+        run.finish()
+    return Result(event[1], out.getvalue(), err.getvalue(), records, aggregations, s.returncode())
+
+
+class Stream:
+    """The events of a running D program (stream() makes one): iterate over
+    it for events.Record and events.Snapshot objects as they come; the
+    iteration ends when the program does.  Leaving it early (break, an
+    exception, close(), or the Stream being dropped) stops the program and
+    cleans up: -c commands killed, probes and BPF objects gone.
+
+    status: dtrace's exit status once the program has ended (else None);
+    returncode: the command's (Result.returncode)."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._ended = False
+        self.status: int | None = None
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._ended:
+            raise StopIteration
+        event = self._run.events.get()
+        if event[0] in ("record", "snapshot"):
+            return event[1]
+        self._ended = True
+        self._run.finish()
+        if event[0] == "error":
+            raise event[1]
+        self.status = event[1]
+        raise StopIteration
+
+    def stop(self) -> None:
+        """End the program as Ctrl-C does, from any thread: the iteration goes
+        on with what END records and the final snapshot, then ends."""
+        self._run.session.stop()
+
+    def close(self) -> None:
+        """Stop the program, wait until it has cleaned up, drop what is left."""
+        if not self._ended:
+            self._ended = True
+            self._run.finish()
+            self.status = self._run.status
+
+    @property
+    def returncode(self) -> int | None:
+        """The command's exit status once the program has ended (Result.returncode)."""
+        return self._run.session.returncode() if self._run.done.is_set() else None
+
+    @property
+    def errors(self) -> str:
+        """What dtrace has said on stderr so far (runtime errors, drops)."""
+        err = self._run.session.err
+        return err.getvalue() if isinstance(err, io.StringIO) else ""
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass  # at interpreter exit
+
+
+def stream(
+    program: str,
+    *,
+    command: str | list[str] | None = None,
+    pids: Iterable[int] | None = None,
+    options: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    args: list[str] | None = None,
+    interval: float | None = 1.0,
+    out: TextIO | None = None,
+) -> Stream:
+    """Start a D program and return a Stream of its events as they happen:
+    an events.Record for each clause firing that records data, an
+    events.Snapshot of the aggregations every `interval` seconds (None: none),
+    of those a printa() prints when it does, and a final one after END.
+
+    The arguments are trace()'s; out receives the text dtrace prints (else it
+    is dropped).  The program is compiled and enabled before stream()
+    returns, so TypeError, OptionError and CompileError are raised here.
+    Events wait in an unbounded queue until read."""
+    commands, pid_list, settings, operands = _check_args(
+        program, command, pids, options, timeout, args, interval
+    )
+    if out is not None and not callable(getattr(out, "write", None)):
+        raise TypeError(f"out must be a writable text file, not {type(out).__name__}")
+    s = _session(program, commands, pid_list, settings, operands,
+                 out if out is not None else _Discard(), io.StringIO())  # fmt: skip
+    run = _Run(s, interval, timeout)
+    first = run.start()
+    if first[0] == "error":
+        run.finish()
+        raise first[1]
+    st = Stream(run)
+    if first[0] == "end":  # ended before it began (a failed write)
+        st._ended = True
+        run.finish()
+        st.status = first[1]
+        return st
+    # return once the probes are enabled (the eBPF engine attaches them as it
+    # starts): what the caller does next is traced
+    attached = getattr(s.engine, "attached", None)
+    if attached is not None:
+        while not attached.wait(0.05) and not run.done.is_set():
+            pass
+        if not attached.is_set():  # it ended as it started: an error is raised here too
+            events = []
+            while not run.events.empty():
+                events.append(run.events.get())
+            if events and events[-1][0] == "error":
+                run.finish()
+                raise events[-1][1]
+            for event in events:
+                run.events.put(event)
+    return st

@@ -197,6 +197,13 @@ class Consumer:
         # printed it. The hook writes through self.out, so failed writes end the
         # run as they do for dtrace's output.
         self.item_hook: Callable[[Consumer, Record, Item], bool] | None = None
+        # The Python API's stream (session.py): called with each record the
+        # consumer takes, before it is printed; and, every tick_interval
+        # seconds or so while tracing, on_tick (engines call tick() from
+        # their loops, on the thread that runs them).
+        self.record_hook: Callable[[Record], None] | None = None
+        self.on_tick: Callable[[], None] | None = None
+        self.tick_interval: float | None = None
 
     @property
     def quiet(self) -> bool:
@@ -213,7 +220,13 @@ class Consumer:
             and not self.model_buffer
             and not self.options.get("flowindent")
             and self.item_hook is None
+            and self.record_hook is None
         )
+
+    def tick(self) -> None:
+        """An engine's loop goes round (see on_tick)."""
+        if self.on_tick is not None:
+            self.on_tick()
 
     # --- records ----------------------------------------------------------------
     def record(self, rec: Record) -> None:
@@ -222,6 +235,8 @@ class Consumer:
         if self.model_buffer and not self._principal.admit(rec, self.options):
             return  # dropped: dtrace never sees it, so it is neither printed nor acted on
         self._report_principal_drops()
+        if self.record_hook is not None:
+            self.record_hook(rec)
         if self.json:
             self._json_record(rec)
             return

@@ -37,10 +37,16 @@ class DError(Exception):
 
 
 class CompileError(Exception):
-    """A program failed to compile; str() is dtrace's full message (without the program name)."""
+    """A D program failed to compile, or its probes could not be enabled.
 
-    def __init__(self, message: str, tag: str = "", hint: str | None = None) -> None:
+    str() and `message` are dtrace's full message (without the program's
+    name); `tag` is dtrace's error tag (D_SYNTAX ...; "" when there is none);
+    `line` the program's line the error is at (0 when unknown); `hint` advice
+    the front end prints on a line of its own (or None)."""
+
+    def __init__(self, message: str, tag: str = "", hint: str | None = None, line: int = 0) -> None:
         super().__init__(message)
         self.message = message
         self.tag = tag
-        self.hint = hint  # advice the front end prints on a line of its own
+        self.hint = hint
+        self.line = line

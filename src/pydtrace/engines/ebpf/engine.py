@@ -301,6 +301,7 @@ class EbpfEngine:
                 ready = []
             self.drain()
             self.report_drops()
+            self.consumer.tick()
             if self._ustack_keys and self.targets is not None:
                 from pydtrace.symbols.process import preload, refresh
 

@@ -219,13 +219,20 @@ class UserEngine:
 
     def _loop(self, timers: list[list[Any]]) -> None:
         stopping = self.stopping
+        # with ticks asked for (the Python API's snapshots), no wait is longer
+        tick = self.consumer.tick_interval
+        cap = 0.5 if tick is None else min(tick, 0.5)
         while not self.state.draining and not stopping.is_set():
+            self.consumer.tick()
             if not timers:
-                stopping.wait(0.5)
+                stopping.wait(cap)
                 continue
             timers.sort(key=lambda t: t[0])
             t = timers[0]
             delay = (t[0] - time.monotonic_ns()) / 1e9
+            if tick is not None and delay > cap:
+                stopping.wait(cap)
+                continue
             if delay > 0 and stopping.wait(delay):
                 break
             t[0] += t[1]
@@ -250,6 +257,7 @@ class UserEngine:
         tracer.stopping = self.stopping  # a Ctrl-C just before a blocking wait: no wait
         tracer.resume_held()
         while not self.state.draining and not self.stopping.is_set() and tracer.live:
+            self.consumer.tick()
             if timers:
                 self._fire_due(timers)
                 if not tracer.step(block=False):

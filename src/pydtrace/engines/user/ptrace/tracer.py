@@ -161,6 +161,7 @@ class Target:
     argv: list[str] = field(default_factory=list)
     gate: int = -1  # pipe the child reads its seccomp filter from (-c only)
     errpipe: int = -1  # exec failure errno (-c only)
+    status: int | None = None  # its wait status once reaped (the Python API reports it)
 
 
 DETACH_TIMEOUT = 5.0  # seconds detach_all tries before it leaves a task that does not stop
@@ -419,6 +420,9 @@ class Tracer:
                 return
         elif event == sc.EVENT_EXIT:
             self._exiting(t)
+            if self._parents_own(t):
+                self._let_go(t)
+                return
         elif event == sc.EVENT_SECCOMP:
             self.on_seccomp_stop(t)
             return
@@ -541,9 +545,36 @@ class Tracer:
                     reason = _CLD_DUMPED if os.WCOREDUMP(st) else _CLD_KILLED
                 self.sink.proc("exit", t, [reason])
 
+    def _parents_own(self, t: Thread) -> bool:
+        """Is t the leader of a -p target that is a child of this very process
+        (a Popen traced through the Python API's pids=)? Reaping it here would
+        take its exit status from its parent: the kernel reaps a tracee fully
+        for a tracer in the thread group of its parent."""
+        pid = t.tid
+        return (
+            pid == t.proc.pid
+            and any(x.pid == pid and not x.created for x in self.targets)
+            and parent_of(pid) == os.getpid()
+        )
+
+    def _let_go(self, t: Thread) -> None:
+        """Detach t in its exit stop, so that its parent reaps it; it is gone for us."""
+        try:
+            status = sc.geteventmsg(t.tid)
+        except OSError:
+            status = 0
+        try:
+            sc.ptrace(sc.PTRACE_DETACH, t.tid, 0, 0)
+        except OSError:
+            pass  # killed meanwhile: it exits all the same
+        self.on_gone(t.tid, status)
+
     def on_gone(self, tid: int, status: int) -> None:
         """Hook: thread tid has been reaped with wait status `status`."""
         self.threads.pop(tid, None)
+        for target in self.targets:
+            if target.pid == tid:
+                target.status = status
         if tid in self.live:
             self.live.discard(tid)
         if tid in self.procs and not any(x.proc.pid == tid for x in self.threads.values()):
@@ -708,6 +739,9 @@ class Tracer:
                     except ChildProcessError:
                         break
                     if not os.WIFSTOPPED(status):
+                        for target in self.targets:
+                            if target.pid == tid:
+                                target.status = status
                         break
                     try:
                         sc.ptrace(sc.PTRACE_CONT, tid, 0, 0)
