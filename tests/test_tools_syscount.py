@@ -112,4 +112,6 @@ def test_an_idle_interval_still_prints_its_table() -> None:
     assert (r.status, r.err) == (0, "")
     lines = r.out.splitlines()
     assert len([x for x in lines if re.fullmatch(r"\[\d\d:\d\d:\d\d\]", x)]) == 2
-    assert [x for x in lines if x.endswith(" total")] == ["  0.00    0.000000           0         0           total"] * 2
+    assert [x for x in lines if x.endswith(" total")] == [
+        "  0.00    0.000000           0         0           total"
+    ] * 2

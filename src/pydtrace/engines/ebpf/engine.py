@@ -37,7 +37,9 @@ class EbpfEngine:
         targets: Any = None,
     ) -> None:
         self.prog = prog
-        self.targets = targets  # -c/-p: .release() .fds() .gone(fd) .live (see docs/internals/ebpf-engine.md)
+        self.targets = (
+            targets  # -c/-p: .release() .fds() .gone(fd) .live (see docs/internals/ebpf-engine.md)
+        )
         self.released = False
         self.consumer = consumer
         self.options = options
