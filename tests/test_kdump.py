@@ -452,7 +452,7 @@ def test_corrupt_and_foreign_files(cat_trace: Path, tmp_path: Path) -> None:
 
 
 def test_usage_errors(cat_trace: Path) -> None:
-    usage = "usage: kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json]\n"
+    usage = "usage: kdump [-dHlnRTXx] [-f file] [-m maxdata] [-p pid] [-t trstr] [--json | --timeline FILE]\n"
     assert kdump("-q") == (1, "", "kdump: option -q not recognized\n" + usage)
     assert kdump("-f") == (1, "", "kdump: option -f requires argument\n" + usage)
     assert kdump("-f", str(cat_trace), "extra") == (

@@ -3,6 +3,7 @@ against strace: the same calls, the same byte counts, on both engines."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections import Counter
@@ -97,7 +98,7 @@ def test_rwsnoop_columns_and_failed_only(tmp_path: Path, engine: str) -> None:
     pid = int(row.split()[0])
     assert row == "%-7d %-16s R %-8s %4d %8d %3d %s" % (
         pid,
-        "python3",
+        os.path.basename(argv[0])[:15],  # the name it was exec'd by (a venv's `python`)
         "read",
         999,
         -1,

@@ -6,6 +6,7 @@ what it did (its sockets' names) to a file."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -56,6 +57,10 @@ json.dump(facts, open(sys.argv[1], "w"))
 """
 
 
+# the comm of the program run as sys.executable: the name it was exec'd by (a venv's `python`)
+COMM = os.path.basename(sys.executable)[:15]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,7 +79,7 @@ def run(tmp: Path, name: str, *opts: str) -> tuple[list[dict], dict]:
     facts["port4"] = port
     assert facts["conns"][0]["server"][1] == port and facts["refused"]
     rows = r.json()
-    assert len({e["pid"] for e in rows}) == 1 and {e["comm"] for e in rows} == {"python3"}
+    assert len({e["pid"] for e in rows}) == 1 and {e["comm"] for e in rows} == {COMM}
     return rows, facts
 
 
