@@ -396,8 +396,8 @@ class Session:
             if not ok:
                 if self._user_engine_can_run():
                     return None, None
-                if self._tracefs_can_run():  # never silently: a notice says why
-                    consumer.notice(f"{why}: running on the tracefs engine")
+                if self._tracefs_can_run():  # never silently, -q or not: one line says why
+                    consumer.err.write(f"{self.pname}: {why}: running on the tracefs engine\n")
                     return self._make_tracefs(consumer)
                 beyond = self._beyond_user_engine()
                 if beyond:
@@ -696,6 +696,7 @@ class Session:
 
     def _run_tracefs(self, engine: Any, consumer: Any) -> int:
         """Run on tracefs events (engines/tracefs); -S prints the filters set."""
+        from pydtrace.engines.launch import LaunchError
         from pydtrace.engines.tracefs.engine import TracefsEngineError
         from pydtrace.engines.user.engine import install_signal_handlers
 
@@ -715,6 +716,8 @@ class Session:
             engine.run()
         except TracefsEngineError as e:
             raise CompileError(f"could not enable tracing: {e}") from None
+        except LaunchError as e:
+            raise CompileError(str(e)) from None
         finally:
             engine.close()
             if self.launcher is not None:

@@ -89,6 +89,10 @@ class TracefsEngine(UserEngine):
         self.lost: dict[int, int] = {}  # cpu -> events the kernel lost (its stats)
         self.missed_pages = 0  # pages whose header said events were lost before them
         self._args_cache: dict[int, bool] = {}
+        # -c children before their exec: their events are not the command's
+        # (dtrace starts them at the exec, as the eBPF engine does)
+        self.held: set[int] = set()
+        self.exec_event: tuple[int, Any] = (-1, None)
         self.unsupported = ""  # why the program cannot run here (the session refuses it)
         self._setup_done = False
         self._plan()
@@ -160,6 +164,7 @@ class TracefsEngine(UserEngine):
             (pid,) = struct.unpack_from("<i", data, e_pid.offset)
             (old,) = struct.unpack_from("<i", data, e_old.offset)
             path = data_loc(data, e_file.offset, e_file.size, e_file.rel_loc)
+            self.held.discard(old)  # a -c child runs its command from here on
             t = self.task(old)
             # the kernel names the new image after the file's base name
             comm = os.path.basename(path).decode("latin-1")[:15]
@@ -169,6 +174,7 @@ class TracefsEngine(UserEngine):
         p.want("task", "task_newtask", newtask, None, internal=True)
         p.want("task", "task_rename", rename, None, internal=True)
         p.want("sched", "sched_process_exec", exec_, None, internal=True)
+        self.exec_event = (fmt.id, exec_)
         for use in p.uses.values():  # bookkeeping first on a shared event
             if use.internal and len(use.handlers) > 1:
                 use.handlers.insert(0, use.handlers.pop())
@@ -332,6 +338,7 @@ class TracefsEngine(UserEngine):
             if begin is not None:
                 self.fire(begin, [])
             if self.targets is not None:
+                self.held = {t.pid for t in self.targets.targets if t.created}
                 self.targets.release()
             timers = self._timers()
             if not self.state.draining and not self.stopping.is_set():
@@ -403,11 +410,16 @@ class TracefsEngine(UserEngine):
             return
         merged = per_cpu[0] if len(per_cpu) == 1 else heapq.merge(*per_cpu)
         dispatch = self.dispatch
+        held = self.held
         unpack = _COMMON.unpack_from
         for ts, cpu, data in merged:
             if self.state.draining:
                 break
             etype, tid = unpack(data, 0)
+            if tid in held:
+                if etype == self.exec_event[0]:
+                    self.exec_event[1](ts, cpu, tid, data)
+                continue
             handlers = dispatch.get(etype)
             if handlers is None:
                 continue
