@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import select
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,22 +55,33 @@ def _ready(p: subprocess.Popen, marker: bytes | None, settle: float) -> None:
     time.sleep(0.5)  # the probes of a one-liner are enabled before BEGIN prints
 
 
-def _traced(argv: list[str], marker: bytes | None, count: int, env: dict) -> tuple[float, float]:
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+def _traced(argv: list[str], marker: bytes | None, count: int, env: dict) -> tuple:
+    """(dd's seconds, the tracer's CPU seconds, drops it reported, its output)."""
+    err = tempfile.TemporaryFile()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env)
     try:
         _ready(p, marker, 3.0)
         took = _dd(count)
         p.send_signal(signal.SIGINT)
-        # drain its output (the summary) so it never blocks on a full pipe
-        while os.read(p.stdout.fileno(), 65536):
-            pass
+        out = b""  # its summary, read so that it never blocks on a full pipe
+        while chunk := os.read(p.stdout.fileno(), 65536):
+            out += chunk
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = status
-        return took, ru.ru_utime + ru.ru_stime
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+        drops = sum(int(m) for m in re.findall(r"(\d+) drops? on CPU", text))
+        return took, ru.ru_utime + ru.ru_stime, drops, out.decode(errors="replace")
     finally:
         if p.returncode is None:
             p.kill()
             p.wait()
+
+
+def _counted(out: str, name: str) -> str:
+    """dd's write(2) calls as the tracer counted them (pydtrace's table)."""
+    m = re.search(rf"^\s*{name}\s+(\d+)\s*$", out, re.M)
+    return m.group(1) if m else "-"
 
 
 def main() -> None:
@@ -83,17 +96,19 @@ def main() -> None:
     ]
     if shutil.which("bpftrace"):
         bt = ('BEGIN { printf("ready\\n"); } '
-              "tracepoint:raw_syscalls:sys_enter { @[args.id] = count(); }")  # fmt: skip
+              "tracepoint:raw_syscalls:sys_enter { @[args->id] = count(); }")  # fmt: skip
         tools.append(("bpftrace", ["bpftrace", "-e", bt], b"ready"))
     if shutil.which("perf"):
         tools.append(("perf trace -s", ["perf", "trace", "-s", "-a"], None))
     base = min(_dd(a.count) for _ in range(2))
     print(f"dd bs=1 count={a.count}, untraced: {base:.2f} s\n")
-    print(f"| {'tracer':<18} | {'dd (s)':>7} | {'added (s)':>9} | {'tracer CPU (s)':>14} |")
-    print(f"|{'-' * 20}|{'-' * 9}|{'-' * 11}|{'-' * 16}|")
+    print(f"| {'tracer':<18} | {'dd (s)':>7} | {'added (s)':>9} | {'tracer CPU (s)':>14} "
+          f"| {'drops':>8} | {'write counted':>13} |")  # fmt: skip
+    print(f"|{'-' * 20}|{'-' * 9}|{'-' * 11}|{'-' * 16}|{'-' * 10}|{'-' * 15}|")
     for name, argv, marker in tools:
-        took, cpu = _traced(argv, marker, a.count, env)
-        print(f"| {name:<18} | {took:7.2f} | {took - base:9.2f} | {cpu:14.2f} |", flush=True)
+        took, cpu, drops, out = _traced(argv, marker, a.count, env)
+        print(f"| {name:<18} | {took:7.2f} | {took - base:9.2f} | {cpu:14.2f} "
+              f"| {drops:8} | {_counted(out, 'write'):>13} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
