@@ -702,8 +702,6 @@ class Session:
 
         self.engine = engine
         consumer.on_output_error = engine.stop
-        if self.launcher is not None:
-            engine.tracer = None
         import threading
 
         if threading.current_thread() is threading.main_thread():

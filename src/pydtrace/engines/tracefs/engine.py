@@ -78,7 +78,8 @@ class TracefsEngine(UserEngine):
     ) -> None:
         super().__init__(prog, consumer, options)
         self.targets = targets  # engines.launch.Targets of -c/-p
-        self.tracer = None  # (UserEngine's ptrace tracer: none here)
+        # what a second Ctrl-C finishes before its _exit (install_signal_handlers)
+        self.tracer = _Abort(self)
         self.instance = Instance()
         self.plan = Plan(self)
         self.tasks: dict[int, Task] = {}
@@ -462,6 +463,21 @@ class TracefsEngine(UserEngine):
                 pass
         self.fds = {}
         self.instance.remove()
+
+
+class _Abort:
+    """Stands where the signal handler looks for a ptrace tracer: a second
+    Ctrl-C removes the instance and ends -c children before exiting."""
+
+    in_wait = False
+
+    def __init__(self, engine: TracefsEngine) -> None:
+        self.engine = engine
+
+    def finish(self) -> None:
+        self.engine.close()
+        if self.engine.targets is not None:
+            self.engine.targets.finish()
 
 
 _COMMON = struct.Struct("<H2xi")  # common_type, common_pid (as every format file has them)
