@@ -306,6 +306,10 @@ def test_no_engine_can_run_it_without_privilege(monkeypatch: pytest.MonkeyPatch)
     from pydtrace.session import Program, Session
 
     monkeypatch.setattr(features, "can_use_bpf", lambda: (False, "eBPF tracing needs root"))
+    # nor tracefs (the tracefs engine would run it: tests/test_tracefs_engine.py)
+    from pydtrace.engines.tracefs import instance
+
+    monkeypatch.setattr(instance, "writable", lambda: False)
     out, err = io.StringIO(), io.StringIO()
     s = Session([Program("n", "syscall::read:entry { @ = count(); }")], out=out, err=err)
     with pytest.raises(CompileError) as e:

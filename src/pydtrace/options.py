@@ -427,7 +427,10 @@ _ENUMS: dict[str, tuple[tuple[str, ...], bool]] = {
     "debugassert": (("mutexes",), False),
     "bufpolicy": (("ring", "fill", "switch"), False),
     "bufresize": (("auto", "manual"), False),
-    "engine": (("ebpf", "ptrace"), False),  # pydtrace's own: which engine runs the program
+    "engine": (
+        ("ebpf", "ptrace", "tracefs"),
+        False,
+    ),  # pydtrace's own: which engine runs the program
 }
 _IN_PROGRAM_FORBIDDEN = frozenset(
     "cppargs cpphdrs cpppath ctfpath define incdir undef ldpath modpath procfspath stdc"

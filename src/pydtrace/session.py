@@ -368,7 +368,7 @@ class Session:
         """Will -c/-p targets be run by the eBPF engine (decided before compiling)?"""
         engine = self.options.get("engine")
         if engine is not None:
-            return engine == "ebpf"
+            return engine in ("ebpf", "tracefs")  # both trace system-wide: a held child
         return not self._ptrace_targets and self._bpf_allowed()[0]
 
     def _user_engine_can_run(self) -> bool:
@@ -421,6 +421,8 @@ class Session:
         engine = self.options.get("engine")
         if engine == "ptrace":
             return None, None
+        if engine == "tracefs":
+            return self._make_tracefs(consumer)
         if self.tracer is not None:  # targets already held by ptrace
             if engine is None:
                 return None, None
@@ -435,6 +437,9 @@ class Session:
             if not ok:
                 if self._user_engine_can_run():
                     return None, None
+                if self._tracefs_can_run():  # never silently, -q or not: one line says why
+                    consumer.err.write(f"{self.pname}: {why}: running on the tracefs engine\n")
+                    return self._make_tracefs(consumer)
                 beyond = self._beyond_user_engine()
                 if beyond:
                     return None, CompileError(
@@ -468,6 +473,26 @@ class Session:
             return None, CompileError(f"could not enable tracing: {e}")
         except CompileError as e:
             return None, e
+
+    def _tracefs_can_run(self) -> bool:
+        """Every provider of the program fires on the tracefs engine, and
+        this process may make a tracefs instance."""
+        from pydtrace.engines.tracefs.instance import writable
+        from pydtrace.engines.tracefs.providers import SUPPORTED
+
+        kinds = {p.kind for c in self.checked.clauses for p in c.probes}
+        return kinds <= SUPPORTED and self.tracer is None and writable()
+
+    def _make_tracefs(self, consumer: Any) -> tuple[Any, Exception | None]:
+        from pydtrace.engines.tracefs.engine import TracefsEngine, TracefsEngineError
+
+        try:
+            engine = TracefsEngine(self.checked, consumer, self.options, self.launcher)
+        except TracefsEngineError as e:
+            return None, CompileError(f"could not enable tracing: {e}")
+        if engine.unsupported:
+            return None, CompileError(f"could not enable tracing: {engine.unsupported}")
+        return engine, None
 
     def _fall_back_to_user_engine(self) -> None:
         """The eBPF engine cannot lower this program: run it on the user engine,
@@ -653,6 +678,8 @@ class Session:
         if consumer.output_error is not None:  # the -v report could not be written
             self.close()
             return consumer.status()
+        if ebpf is not None and getattr(ebpf, "kind", "") == "tracefs":
+            return self._run_tracefs(ebpf, consumer)
         if ebpf is not None:
             return self._run_ebpf(ebpf, consumer)
         if self.tracer is None:
@@ -708,6 +735,34 @@ class Session:
         except LaunchError as e:
             raise CompileError(str(e)) from None
         finally:
+            if self.launcher is not None:
+                self.launcher.finish()
+        return consumer.status()
+
+    def _run_tracefs(self, engine: Any, consumer: Any) -> int:
+        """Run on tracefs events (engines/tracefs); -S prints the filters set."""
+        from pydtrace.engines.launch import LaunchError
+        from pydtrace.engines.tracefs.engine import TracefsEngineError
+        from pydtrace.engines.user.engine import install_signal_handlers
+
+        self.engine = engine
+        consumer.on_output_error = engine.stop
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            install_signal_handlers(engine)
+        try:
+            if self.disasm:
+                engine.setup()
+                consumer.err.write(engine.filters_text())
+                consumer.err.flush()
+            engine.run()
+        except TracefsEngineError as e:
+            raise CompileError(f"could not enable tracing: {e}") from None
+        except LaunchError as e:
+            raise CompileError(str(e)) from None
+        finally:
+            engine.close()
             if self.launcher is not None:
                 self.launcher.finish()
         return consumer.status()

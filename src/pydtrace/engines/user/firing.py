@@ -18,7 +18,8 @@ class Firing:
     """The context of one probe firing: who fired, its arguments, clause-local state."""
 
     __slots__ = ("probe", "args", "cpu", "tid", "pid", "ppid", "uid", "gid", "execname",
-                 "errno", "this", "items", "ts", "wts", "spec", "clause", "process", "commits", "owned", "dvar_dropped")  # fmt: skip
+                 "errno", "this", "items", "ts", "wts", "spec", "clause", "process", "commits", "owned", "dvar_dropped",
+                 "argsp")  # fmt: skip
 
     def __init__(self, probe: Any, args: list[int], cpu: int = 0, process: Any = None) -> None:
         self.probe = probe
@@ -38,6 +39,7 @@ class Firing:
         self.commits: list[Record] = []  # committed speculations, emitted after the clause
         self.owned: list[int] = []  # memory regions that live only as long as this firing
         self.dvar_dropped = False  # has the running clause dropped a dynamic variable store?
+        self.argsp = 0  # `args`: the address of an event's argument struct (tracefs's sdt)
 
 
 # uregs[21..25] (R_DS, R_ES, R_FS, R_GS, R_TRAPNO) in user_regs_struct; no trap number

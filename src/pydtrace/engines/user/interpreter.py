@@ -235,6 +235,7 @@ class Compiler(ActionsMixin):
             "caller": lambda f: 0,
             "ucaller": lambda f: (ustack(f, 2).frames[1:] or (0,))[0],
             "curthread": lambda f: 0,
+            "args": lambda f: f.argsp,
         }
         if name in ("curpsinfo", "curlwpsinfo"):
             return self.procinfo(name == "curpsinfo")
