@@ -172,7 +172,7 @@ def test_unknown_option() -> None:
         ({"bufsize": True}, "failed to set option 'bufsize' to True: Invalid value for specified option"
          " (a size in bytes: an int, or a str with a k, m, g or t suffix such as '4m')"),
         ({"engine": "kernel"}, "failed to set option 'engine' to 'kernel': Invalid value for"
-         " specified option (one of ebpf, ptrace)"),
+         " specified option (one of ebpf, ptrace, tracefs)"),
         ({"quiet": "maybe"}, "failed to set option 'quiet' to 'maybe': Invalid value for specified"
          " option (True or False, or 'on', 'off', 'yes', 'no', 'enable', 'disable', 'set', 'unset')"),
         ({"switchrate": "10parsecs"}, "failed to set option 'switchrate' to '10parsecs': Invalid"
