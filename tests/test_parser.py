@@ -269,6 +269,13 @@ def test_declaration_errors():
     assert err("unsigned string s;").tag == "D_DECL_SIGNINT"
     assert err("long char c;").tag == "D_DECL_CHARATTR"
     assert err("short void v;").tag == "D_DECL_VOIDATTR"
+    # `name is the kernel's symbol: a declaration cannot name one
+    e = err("\nint `xyz;\nBEGIN { exit(0); }\n")
+    assert (e.tag, e.line, e.message) == (
+        "D_DECL_SCOPE",
+        2,
+        "D scoping operator may not be used in a declaration name (`xyz)",
+    )
     assert err("int char x;").message == "invalid type combination"
     e = err("struct a { int x; }\n\nstruct b { int y; };")
     assert (e.tag, e.line) == ("D_DECL_COMBO", 3)

@@ -487,3 +487,14 @@ def test_printf_like_actions() -> None:
     check_printf(parse_format(""), [], "freopen")
     e = err("%@s", [], "printa")
     assert e.message.endswith("\t  argument: int64_t")
+
+
+def test_a_stack_key_is_named_stack_in_a_conversion_error() -> None:
+    """dtrace names both stack() and ustack() records `stack` in the message."""
+    for func in ("stack", "ustack"):
+        r = pydtrace("-n", f'BEGIN {{ @[{func}()] = count(); printa("%p\\n", @); exit(0); }}')
+        assert r.status == 1
+        assert r.err.endswith(
+            "printa( ) argument #2 is incompatible with conversion #1 prototype:\n"
+            "\tconversion: %p\n\t prototype: pointer or integer\n\t  argument: stack\n"
+        ), r.err

@@ -400,7 +400,7 @@ def check_printf(
             raise DError(
                 "D_PRINTF_ARG_TYPE",
                 f"{func}( ) {what} is incompatible with conversion #{conv.number} prototype:\n"
-                f"\tconversion: %{conv.name}\n\t prototype: {spec.proto}\n\t  argument: {t.name}",
+                f"\tconversion: %{conv.name}\n\t prototype: {spec.proto}\n\t  argument: {_type_name(t)}",
                 0,
             )
     if func != "printa" and used < len(argtypes):
@@ -409,3 +409,8 @@ def check_printf(
             f"{func}( ) prototype mismatch: only {used} arguments required by this format string",
             0,
         )
+
+
+def _type_name(t: Any) -> str:
+    """A type as dtrace's messages name it: stack() and ustack() records are both `stack`."""
+    return "stack" if t.kind == "stack" else t.name

@@ -756,6 +756,13 @@ class Parser:
         if tok.kind == "IDENT" and abstract is not True:
             self.advance()
             name = str(tok.value)
+            if "`" in name:  # `sym names the kernel's symbol: a program cannot declare one
+                raise DError(
+                    "D_DECL_SCOPE",
+                    f"D scoping operator may not be used in a declaration name ({name})",
+                    tok.line,
+                    self.lex.file,
+                )
         elif tok.kind == "(":
             self.nest()
             self.advance()
