@@ -14,7 +14,7 @@ from typing import Any
 
 from pydtrace.tools import decode
 from pydtrace.tools import options as O
-from pydtrace.tools.tool import Tool, d_string
+from pydtrace.tools.tool import Tool, d_string, stop_after
 
 # arguments declared `const char *` that hold data, not a string
 _DATA = frozenset({("write", "buf"), ("pwrite64", "buf"), ("mq_timedsend", "u_msg_ptr")})
@@ -96,11 +96,7 @@ class Dtruss(Tool):
                 "STACKS": "1" if self.o.stacks else "0"}  # fmt: skip
 
     def extra_clauses(self) -> str:
-        d = self.o.values.get("duration")
-        if d is None:
-            return ""
-        ms = max(1, round(d * 1000))
-        return f"\n/* --duration {d:g}: stop after {d:g} seconds */\nprofile:::tick-{ms}ms\n{{\n\texit(0);\n}}\n"
+        return stop_after(self.o.values.get("duration"), "--duration")
 
     # --- rows --------------------------------------------------------------------------
     def __init__(self, o: O.Parsed) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydtrace.consume.aggregation import QUANTIZE_ZEROBUCKET as ZERO
 from pydtrace.tools import options as O
-from pydtrace.tools.tool import Tool
+from pydtrace.tools.tool import Tool, every
 
 STARS = 40
 MILLI = O.Opt("m", "milliseconds", "milliseconds", "histograms in milliseconds (default: microseconds)")  # fmt: skip
@@ -69,17 +69,8 @@ def interval_clauses(interval: float | None, count: int | None, aggs: list[str])
     ending the run after count intervals."""
     if interval is None:
         return ""
-    ms = max(1, round(interval * 1000))
-    names = ", ".join(aggs)
-    text = (
-        f"\n/* every {interval:g} seconds: the histogram since the last */\n"
-        f"profile:::tick-{ms}ms\n{{\n\tprinta({names});\n"
-        + "".join(f"\ttrunc({a});\n" for a in aggs)
-        + "}\n"
-    )
-    if count is not None:
-        text += f"\n/* ... {count} times */\nprofile:::tick-{ms}ms\n/++intervals == {count}/\n{{\n\texit(0);\n}}\n"  # fmt: skip
-    return text
+    body = f"\tprinta({', '.join(aggs)});\n" + "".join(f"\ttrunc({a});\n" for a in aggs)
+    return every(interval, count, "the histogram since the last", body)
 
 
 def json_histogram(counts: list[int], unit: str) -> dict[str, Any]:

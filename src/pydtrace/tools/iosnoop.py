@@ -6,7 +6,7 @@ from typing import Any
 
 from pydtrace.tools import options as O
 from pydtrace.tools.output import Column
-from pydtrace.tools.tool import Tool, d_string
+from pydtrace.tools.tool import Tool, d_string, stop_after
 
 
 def disk_name(text: str) -> str:
@@ -48,11 +48,7 @@ class Iosnoop(Tool):
         return {**super().inline_values(), "DISK": d_string(self.o.disk or "")}
 
     def extra_clauses(self) -> str:
-        d = self.o.duration
-        if d is None:
-            return ""
-        ms = max(1, round(d * 1000))
-        return f"\n/* --duration {d:g}: stop after {d:g} seconds */\nprofile:::tick-{ms}ms\n{{\n\texit(0);\n}}\n"
+        return stop_after(self.o.duration, "--duration")
 
     def columns(self) -> list[Column]:
         cols = [Column("secs", "TIME(s)", 11), Column("comm", "COMM", 14), Column("pid", "PID", 7),

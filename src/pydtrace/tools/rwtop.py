@@ -7,7 +7,7 @@ import time as _time
 from typing import Any
 
 from pydtrace.tools import options as O
-from pydtrace.tools.tool import Tool
+from pydtrace.tools.tool import Tool, every
 
 CLEAR = "\033[H\033[2J"  # cursor home, erase the screen (what clear(1) prints on a VT100)
 SORTS = ("all", "reads", "writes", "rbytes", "wbytes")
@@ -45,20 +45,12 @@ class Rwtop(Tool):
 
     def extra_clauses(self) -> str:
         text = super().extra_clauses()
-        ms = max(1, round(self.interval * 1000))
-        text += (
-            f"\n/* every {self.interval:g} seconds: the counts since the last */\n"
-            f"profile:::tick-{ms}ms\n{{\n"
+        body = (
             '\tprintf("%-7s %-16s %1s %10s %12s %s\\n", "PID", "COMM", "D", "CALLS", "BYTES", "FILE");\n'
             '\tprinta("%-7d %-16s %1s %@10d %@12d %s\\n", @calls, @bytes);\n'
-            "\ttrunc(@calls);\n\ttrunc(@bytes);\n}\n"
+            "\ttrunc(@calls);\n\ttrunc(@bytes);\n"
         )
-        if self.o.count is not None:
-            text += (
-                f"\n/* ... {self.o.count} times */\n"
-                f"profile:::tick-{ms}ms\n/++intervals == {self.o.count}/\n{{\n\texit(0);\n}}\n"
-            )
-        return text
+        return text + every(self.interval, self.o.count, "the counts since the last", body)
 
     def begin(self, out: Any) -> None:
         """No header before the counts: each table has its own."""

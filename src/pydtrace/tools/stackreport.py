@@ -17,7 +17,7 @@ from pydtrace.consume.stacks import StackKey, frame_name, user_frames
 from pydtrace.outfiles import OutputFailed, open_output
 from pydtrace.tools import flamegraph
 from pydtrace.tools import options as O
-from pydtrace.tools.tool import Tool
+from pydtrace.tools.tool import Tool, stop_after
 
 USER_ONLY = O.Opt("U", "user-stacks-only", "user_only", "show user stacks only (no kernel stacks)")
 KERNEL_ONLY = O.Opt("K", "kernel-stacks-only", "kernel_only", "show kernel stacks only (no user stacks)")  # fmt: skip
@@ -75,11 +75,7 @@ class StackTool(Tool):
         self.svg_fd: int | None = None
 
     def duration_clause(self) -> str:
-        d = self.o.interval
-        if d is None:
-            return ""
-        ms = max(1, round(d * 1000))
-        return f"\n/* duration {d:g}: stop after {d:g} seconds */\nprofile:::tick-{ms}ms\n{{\n\texit(0);\n}}\n"
+        return stop_after(self.o.interval, "duration")
 
     def stacks_inlines(self) -> dict[str, str]:
         return {"KERNEL_STACKS": "0" if self.o.user_only else "1",

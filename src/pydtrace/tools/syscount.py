@@ -8,7 +8,7 @@ from typing import Any
 
 from pydtrace.tools import options as O
 from pydtrace.tools.decode import syscall_name
-from pydtrace.tools.tool import Tool
+from pydtrace.tools.tool import Tool, every
 
 PER_PROCESS = O.Opt("P", "process", "per_process", "count per process (pid and name), not per call")
 SORTS = ("time", "calls", "errors", "name")
@@ -45,19 +45,11 @@ class Syscount(Tool):
         aggs = "@pcalls, @perrors, @ptime" if self.o.per_process else "@calls, @errors, @time"
         fmt = "%-6d %-15s %@9d %@9d %@12d\\n" if self.o.per_process else "%-22s %@9d %@9d %@12d\\n"
         names = aggs.split(", ")
-        text += (
-            f"\n/* every {self.o.interval:g} seconds: the counts since the last */\n"
-            f"profile:::tick-{max(1, round(self.o.interval * 1000))}ms\n{{\n"
-            f'\tprintf("%-22s %9s %9s %12s\\n", "SYSCALL", "CALLS", "ERRORS", "TIME(ns)");\n'
-            f'\tprinta("{fmt}", {aggs});\n' + "".join(f"\ttrunc({a});\n" for a in names) + "}\n"
+        body = (
+            '\tprintf("%-22s %9s %9s %12s\\n", "SYSCALL", "CALLS", "ERRORS", "TIME(ns)");\n'
+            f'\tprinta("{fmt}", {aggs});\n' + "".join(f"\ttrunc({a});\n" for a in names)
         )
-        if self.o.count is not None:
-            text += (
-                f"\n/* ... {self.o.count} times */\n"
-                f"profile:::tick-{max(1, round(self.o.interval * 1000))}ms\n"
-                f"/++intervals == {self.o.count}/\n{{\n\texit(0);\n}}\n"
-            )
-        return text
+        return text + every(self.o.interval, self.o.count, "the counts since the last", body)
 
     def begin(self, out: Any) -> None:
         """No header before the counts: each table has its own."""

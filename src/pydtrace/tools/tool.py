@@ -124,10 +124,7 @@ class Tool:
 
     def extra_clauses(self) -> str:
         """Clauses appended to the program: -d's end, a summary's interval."""
-        d = self.o.values.get("duration")
-        if d is None:
-            return ""
-        return f"\n/* -d {d:g}: stop after {d:g} seconds */\nprofile:::tick-{_ms(d)}ms\n{{\n\texit(0);\n}}\n"
+        return stop_after(self.o.values.get("duration"), "-d")
 
     def script(self) -> str:
         return set_inlines(source(self.script_file), self.inline_values()) + self.extra_clauses()
@@ -175,3 +172,23 @@ class Tool:
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
+
+
+def stop_after(seconds: float | None, option: str) -> str:
+    """The clause ending a run after `seconds` (given by `option`), or none."""
+    if seconds is None:
+        return ""
+    return (
+        f"\n/* {option} {seconds:g}: stop after {seconds:g} seconds */\n"
+        f"profile:::tick-{_ms(seconds)}ms\n{{\n\texit(0);\n}}\n"
+    )
+
+
+def every(interval: float, count: int | None, what: str, body: str) -> str:
+    """The clause running `body` (D statements, each line ending in a newline)
+    every `interval` seconds, and the one ending the run after `count` of them."""
+    ms = _ms(interval)
+    text = f"\n/* every {interval:g} seconds: {what} */\nprofile:::tick-{ms}ms\n{{\n{body}}}\n"
+    if count is not None:
+        text += f"\n/* ... {count} times */\nprofile:::tick-{ms}ms\n/++intervals == {count}/\n{{\n\texit(0);\n}}\n"  # fmt: skip
+    return text
