@@ -509,6 +509,7 @@ class Session:
 
     def _release_targets(self) -> None:
         """Give each -c child its seccomp filter and let it exec."""
+        from pydtrace.engines.user.ptrace.notify import needs_stops, usable
         from pydtrace.engines.user.ptrace.seccomp import build, encode
         from pydtrace.engines.user.ptrace.source import Sink
         from pydtrace.engines.user.ptrace.tracer import TraceError
@@ -525,13 +526,18 @@ class Session:
         every_exit = table is not None and len(exits) >= len(table.by_nr)
         tracer.exit_numbers = None if every_exit else exits
         every_call = table is not None and _traces_everything(sink, table)
+        listening = b""
         if table is not None and not (every_call and every_exit):
             numbers = sink.traced_numbers() | sink.exec_numbers
             code = encode(build(None if every_call else numbers, table.audit_arch))
+            # calls only entry probes want: a seccomp notification, no stop (notify.py)
+            notify = set(sink.entry_probes) - exits - sink.proc_entries - sink.exec_numbers
+            if notify and not needs_stops(self.checked.clauses) and usable():
+                listening = encode(build(None if every_call else numbers, table.audit_arch, notify))
         try:
             for t in tracer.targets:
                 if t.created:
-                    tracer.release(t, code)
+                    tracer.release(t, code, listening)
         except TraceError as e:
             tracer.finish()
             raise CompileError(str(e)) from None
@@ -698,8 +704,11 @@ class Session:
         if main:
             install_signal_handlers(engine)
         try:
-            if not main and self.tracer is not None:
-                self._start_waker()  # stop() from another thread ends a blocking wait
+            if self.tracer is not None and (not main or self.tracer.notifier is not None):
+                # stop() from another thread (the API's, or the notifier's at an
+                # exit() of a notified probe) ends a blocking wait
+                self._start_waker()
+                self.tracer.on_drain = self.stop
             self._starting(engine)
             engine.run()
         finally:

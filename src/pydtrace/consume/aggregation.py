@@ -31,6 +31,12 @@ HISTOGRAMS = ("quantize", "lquantize", "llquantize")
 FUNCS = ("count", "sum", "avg", "min", "max", "stddev") + HISTOGRAMS
 
 
+def _width(t: CType) -> tuple[int, bool]:
+    """An integer key element's width in bits and signedness (pointers: 64, unsigned)."""
+    size = t.int_size() if t.is_int() else 8
+    return 8 * (size if size in (1, 2, 4, 8) else 8), bool(t.is_int() and t.is_signed())
+
+
 def s64(v: int) -> int:
     """Reduce to a signed 64-bit value."""
     v &= U64
@@ -284,6 +290,7 @@ class Aggregation:
         self.pool: AggPool | None = None
         # key -> cpu -> state, filled only when the engine reports CPUs
         self.percpu: dict[tuple, dict[int, object]] = {}
+        self._widths: list[tuple[int, bool]] | None = None  # _norm_key's, per key
 
     def __repr__(self) -> str:
         return f"Aggregation({self.spec.name}, {self.spec.func}, {len(self.data)} keys)"
@@ -308,14 +315,14 @@ class Aggregation:
         kt = self.spec.keytypes
         if not kt:
             return tuple(key)
+        widths = self._widths
+        if widths is None:
+            widths = self._widths = [_width(t) for t in kt]
         out = []
         for i, k in enumerate(key):
-            t = kt[i] if i < len(kt) else None
-            if isinstance(k, int) and not isinstance(k, bool) and t is not None:
-                size = t.int_size() if t.is_int() else 8
-                bits = 8 * (size if size in (1, 2, 4, 8) else 8)
+            if isinstance(k, int) and not isinstance(k, bool) and i < len(widths):
+                bits, signed = widths[i]
                 k &= (1 << bits) - 1
-                signed = t.is_signed() if t.is_int() else False
                 if signed and k >> (bits - 1):
                     k -= 1 << bits
             out.append(k)

@@ -69,6 +69,21 @@ class UserEngine:
         proc = thread.proc
         if not proc.loaded:
             proc.load()
+        if not objects:  # the common case (syscall probes), without a closure
+            clauses = self.by_probe.get(probe.id)
+            if not clauses:
+                return
+            f = Firing(probe, args, self.cpu)
+            f.process = thread
+            f.pid, f.tid, f.ppid = proc.pid, thread.tid, proc.ppid
+            f.uid, f.gid, f.execname = proc.uid, proc.gid, proc.execname
+            f.errno = errno
+            try:
+                self._run_clauses(probe, clauses, f, False)
+            finally:
+                for addr in f.owned:
+                    self.state.mem.free(addr)
+            return
 
         def setup(f: Firing) -> None:
             f.process = thread
@@ -188,6 +203,7 @@ class UserEngine:
         if not self.state.draining:
             if self.tracer is not None:
                 self._trace_loop(timers)
+                self.tracer.quiet()  # notified calls fire nothing once END is next
             else:
                 self._loop(timers)
         end = self._named("END")
@@ -261,7 +277,8 @@ class UserEngine:
             if timers:
                 self._fire_due(timers)
                 if not tracer.step(block=False):
-                    self.stopping.wait(0.005)
+                    with tracer.unlocked():
+                        self.stopping.wait(0.005)
                 continue
             try:
                 tracer.step(block=True)

@@ -140,14 +140,26 @@ class Compiler(ActionsMixin):
             else None
         )
         update = agg.update
+        # each CPU's own value is kept only for -x aggpercpu (twice the work)
+        percpu = self.options.get("aggpercpu") not in (None, False)
+
+        if incr is None and not percpu:
+            if not keys:
+                return (lambda f: update((), val(f))) if val is not None else lambda f: update()
+            if len(keys) == 1:
+                (k0,) = keys
+                if val is None:
+                    return lambda f: update((k0(f),))
+                return lambda f: update((k0(f),), val(f))
 
         def run(f: Firing) -> None:
             k = tuple(x(f) for x in keys)
             v = val(f) if val is not None else 0
+            cpu = f.cpu if percpu else None
             if incr is not None:
-                update(k, v, incr(f), cpu=f.cpu)
+                update(k, v, incr(f), cpu=cpu)
             else:
-                update(k, v, cpu=f.cpu)
+                update(k, v, cpu=cpu)
 
         return run
 

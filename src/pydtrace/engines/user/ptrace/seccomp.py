@@ -4,6 +4,12 @@ The filter returns SECCOMP_RET_TRACE for the chosen syscall numbers (and for
 anything from a foreign ABI, to be safe) and SECCOMP_RET_ALLOW otherwise, so
 the tracer only hears about calls some probe wants.  It is installed by the
 child between fork and exec, and is inherited by every descendant.
+
+Calls that only fire entry probes may instead return SECCOMP_RET_USER_NOTIF:
+the call waits for the tracer's answer on a listener descriptor, which needs
+no ptrace stop and, with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, hands the CPU
+straight to the tracer and back (ptrace wakes the other task on another CPU
+each way, which costs more than the tracing itself): see notify.py.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ JEQ_K = 0x15
 JSET_K = 0x45
 RET_K = 0x06
 RET_TRACE = 0x7FF00000
+RET_USER_NOTIF = 0x7FC00000
 RET_ALLOW = 0x7FFF0000
 MAX_INSNS = 4096
 
@@ -29,9 +36,13 @@ AUDIT_ARCH_X86_64 = 0xC000003E
 Insn = tuple[int, int, int, int]  # (code, jt, jf, k)
 
 
-def build(numbers: Iterable[int] | None, audit_arch: int) -> list[Insn]:
-    """The filter program: trace `numbers` (None: every call), allow everything else."""
-    prog: list[Insn] = [
+def build(numbers: Iterable[int] | None, audit_arch: int, notify: Iterable[int] = ()) -> list[Insn]:
+    """The filter program: trace `numbers` (None: every call), allow everything
+    else. With `notify`, those calls notify the listener instead of stopping
+    (with numbers None: every other call does)."""
+    notify = sorted(set(notify))
+    prog: list[Insn] = []
+    prog += [
         (LD_W_ABS, 0, 0, _OFF_ARCH),
         (JEQ_K, 1, 0, audit_arch),  # native ABI: go on to the number checks
         (RET_K, 0, 0, RET_TRACE),  # another ABI (i386 int 0x80): let the tracer see it
@@ -39,11 +50,15 @@ def build(numbers: Iterable[int] | None, audit_arch: int) -> list[Insn]:
     ]
     if audit_arch == AUDIT_ARCH_X86_64:
         prog += [(JSET_K, 0, 1, X32_BIT), (RET_K, 0, 0, RET_TRACE)]
+    # one compare-and-return pair per number keeps every jump short (jt/jf are u8)
     if numbers is None:
+        for nr in notify:
+            prog += [(JEQ_K, 0, 1, nr), (RET_K, 0, 0, RET_USER_NOTIF)]
         prog.append((RET_K, 0, 0, RET_TRACE))
         return prog
-    # one compare-and-return pair per number keeps every jump short (jt/jf are u8)
-    for nr in sorted(set(numbers)):
+    for nr in notify:
+        prog += [(JEQ_K, 0, 1, nr), (RET_K, 0, 0, RET_USER_NOTIF)]
+    for nr in sorted(set(numbers) - set(notify)):
         prog += [(JEQ_K, 0, 1, nr), (RET_K, 0, 0, RET_TRACE)]
     prog.append((RET_K, 0, 0, RET_ALLOW))
     if len(prog) > MAX_INSNS:
@@ -96,3 +111,26 @@ def install(code: bytes) -> None:
             raise
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         sc.prctl(sc.PR_SET_SECCOMP, sc.SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+
+
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+
+
+def install_listener(code: bytes) -> int:
+    """Install a filter with SECCOMP_RET_USER_NOTIF returns on the calling
+    thread and return its listener descriptor (close-on-exec: it must be
+    handed to the tracer before exec). OSError if the kernel refuses, e.g.
+    EBUSY when the thread's filters already have a listener."""
+    from pydtrace.engines.user.ptrace import syscalls as sc
+
+    buf = ctypes.create_string_buffer(code, len(code))
+    fprog = _Fprog(len(code) // 8, ctypes.addressof(buf))
+    flags = SECCOMP_FILTER_FLAG_NEW_LISTENER
+    try:
+        return sc.seccomp(SECCOMP_SET_MODE_FILTER, flags, ctypes.addressof(fprog))
+    except OSError as e:
+        if e.errno != errno.EACCES:
+            raise
+    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    return sc.seccomp(SECCOMP_SET_MODE_FILTER, flags, ctypes.addressof(fprog))

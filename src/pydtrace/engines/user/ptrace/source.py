@@ -43,6 +43,10 @@ class Sink:
             set(self.entry_probes) | set(self.return_probes) | self.proc_entries | self.proc_exits
         )
 
+    def draining(self) -> bool:
+        """Has a clause ended the run (exit())?"""
+        return self.engine is not None and self.engine.state.draining
+
     def exit_numbers(self) -> set[int]:
         """The calls whose return must be seen."""
         return set(self.return_probes) | self.proc_exits

@@ -22,6 +22,11 @@ _libc.prctl.argtypes = [
     ctypes.c_ulong,
 ]
 _libc.process_vm_readv.restype = ctypes.c_ssize_t
+_libc.syscall.restype = ctypes.c_long
+_libc.ioctl.restype = ctypes.c_int
+_libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
+# libc's ioctl without the errno check: for a hot loop that looks at -1 itself
+raw_ioctl = _libc.ioctl
 
 # requests
 PTRACE_CONT = 7
@@ -170,3 +175,37 @@ def process_vm_readv(pid: int, addr: int, size: int) -> bytes:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
     return buf.raw[:n]
+
+
+# x86_64 numbers of the calls glibc may lack a wrapper for
+SYS_READ = 0
+SYS_WRITE = 1
+SYS_SECCOMP = 317
+SYS_PIDFD_OPEN = 434
+SYS_PIDFD_GETFD = 438
+
+
+def syscall(nr: int, *args: int) -> int:
+    """A raw system call with up to six integer (or pointer) arguments."""
+    ctypes.set_errno(0)
+    return _check(_libc.syscall(ctypes.c_long(nr), *(ctypes.c_ulong(a) for a in args)))
+
+
+def seccomp(op: int, flags: int, arg: int) -> int:
+    return syscall(SYS_SECCOMP, op, flags, arg)
+
+
+def pidfd_getfd(pid: int, fd: int) -> int:
+    """A duplicate of descriptor fd of process pid (we must be allowed to
+    ptrace it), close-on-exec."""
+    pidfd = syscall(SYS_PIDFD_OPEN, pid, 0)
+    try:
+        return syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+    finally:
+        os.close(pidfd)
+
+
+def ioctl(fd: int, request: int, arg: int) -> int:
+    """ioctl(2); arg is a pointer or a plain value, as the request wants."""
+    ctypes.set_errno(0)
+    return _check(_libc.ioctl(fd, request, arg))

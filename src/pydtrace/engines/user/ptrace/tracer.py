@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import signal
 import threading
 import time
@@ -161,9 +162,11 @@ class Target:
     argv: list[str] = field(default_factory=list)
     gate: int = -1  # pipe the child reads its seccomp filter from (-c only)
     errpipe: int = -1  # exec failure errno (-c only)
+    report: int = -1  # the child's listener descriptor number, or -errno (-c only)
     status: int | None = None  # its wait status once reaped (the Python API reports it)
 
 
+LISTENER_TIMEOUT = 10.0  # seconds a -c child may take to install its listener filter
 DETACH_TIMEOUT = 5.0  # seconds detach_all tries before it leaves a task that does not stop
 SPIN = 20  # non-blocking waits (about 0.5 us each) before a blocking one
 
@@ -184,6 +187,12 @@ class Tracer:
         # the calls whose exit stop is needed (None: all); under a seccomp
         # filter the others resume with CONT, which skips their exit stop
         self.exit_numbers: set[int] | None = None
+        # answers the seccomp notifications of entry-only calls (notify.py);
+        # while it runs, this thread holds its lock except in waits
+        self.notifier: Any = None
+        self.stops = 0  # wait statuses handled (ptrace stops and exits): tests count them
+        self.notified = 0  # calls answered by a finished notifier (tests count them)
+        self.on_drain: Any = None  # called (notifier thread) when a notified probe ends the run
 
     # --- bookkeeping -----------------------------------------------------------
     def process(self, pid: int) -> Process:
@@ -221,19 +230,23 @@ class Tracer:
         """Fork a child for argv that stops itself and waits for its filter."""
         gate_r, gate_w = os.pipe()
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:  # the child: only plain system calls from here on
             try:
-                close_private_fds(gate_r, err_w)  # an earlier child's gate among them
+                close_private_fds(gate_r, err_w, report_w)  # an earlier child's gate among them
                 os.kill(os.getpid(), signal.SIGSTOP)
-                # the filter's length, then the filter: never "until EOF", for a
+                # each filter's length, then the filter: never "until EOF", for a
                 # child forked meanwhile by another session of this process
                 # holds a copy of our gate's write end until it execs
-                head = _read_exactly(gate_r, 8)
-                code = _read_exactly(gate_r, int.from_bytes(head, "little")) if head else None
-                if code is None:
+                code = _read_sized(gate_r)
+                listening = _read_sized(gate_r)
+                if code is None or listening is None:
                     os._exit(127)  # the session ended before releasing us
+                if listening and _listen(listening, gate_r, report_w):
+                    code = b""  # the listener's filter traces what the other would
                 os.close(gate_r)
+                os.close(report_w)
                 # Python ignores SIGPIPE and SIGXFSZ; exec keeps ignored signals (the
                 # command would get EPIPE where it dies of SIGPIPE untraced)
                 for sig in (signal.SIGPIPE, signal.SIGXFSZ):
@@ -250,26 +263,34 @@ class Tracer:
             os._exit(127)
         os.close(gate_r)
         os.close(err_w)
+        os.close(report_w)
         os.waitpid(pid, os.WUNTRACED)
         forget(pid)  # a symbol snapshot of a process that had the pid before
         sc.ptrace_seize(pid, OPTIONS | sc.O_TRACESECCOMP | sc.O_EXITKILL)
         t = self._thread(pid)
         t.started = False
         os.kill(pid, signal.SIGCONT)
-        self.targets.append(Target(pid, True, argv, gate_w, err_r))
+        self.targets.append(Target(pid, True, argv, gate_w, err_r, report_r))
         self.live.add(pid)
         return pid
 
-    def release(self, target: Target, code: bytes) -> None:
+    def release(self, target: Target, code: bytes, listening: bytes = b"") -> None:
         """Send the filter (b"" for none) and let the child exec; wait until
-        it has (the child is then held at its exec stop) or failed."""
+        it has (the child is then held at its exec stop) or failed. With
+        `listening`, a filter whose entry-only calls notify a listener
+        (seccomp.build's notify), the child tries that one first and hands
+        its listener over; where the kernel refuses, it installs `code`."""
         t = self.threads[target.pid]
         t.filtered = bool(code)
         try:
-            _write_all(target.gate, len(code).to_bytes(8, "little") + code)
+            _write_all(target.gate, _sized(code) + _sized(listening))
+            if listening:
+                self._take_listener(target)
         finally:
             os.close(target.gate)
             target.gate = -1
+            os.close(target.report)
+            target.report = -1
         while not t.started and target.pid in self.live:
             self.step(block=True, hold_exec=target.pid)
         # the child wrote its errno before it exited: never wait for EOF here
@@ -283,6 +304,79 @@ class Tracer:
         if data:
             e = int(data)
             raise TraceError(f"failed to execute {target.argv[0]}: {os.strerror(e)}")
+
+    def _take_listener(self, target: Target) -> None:
+        """Take a copy of the child's listener, then tell it to go on. The
+        child says which descriptor number the listener will get, installs
+        the filter, and says "ok" or -errno (it fell back to the plain
+        filter). Once installed, any call the child makes may wait for an
+        answer, "ok"'s write among them: so the descriptor itself is looked
+        for too."""
+        n = -1  # the descriptor number, once said
+        deadline = time.monotonic() + LISTENER_TIMEOUT
+        poller = select.poll()
+        poller.register(target.report, select.POLLIN)
+        while True:
+            # its stops meanwhile (the SIGCONT that let it run) are ours to resume
+            while self.step(block=False, hold_exec=target.pid):
+                pass
+            if n >= 0:
+                try:
+                    if os.readlink(f"/proc/{target.pid}/fd/{n}") == "anon_inode:seccomp notify":
+                        break
+                except OSError:
+                    pass
+            if poller.poll(2):
+                said = _read_exactly(target.report, 4)
+                if said is None:
+                    return  # it died
+                value = int.from_bytes(said, "little", signed=True)
+                if value < 0:
+                    return  # it installed the plain filter instead
+                if n < 0:
+                    n = value
+                continue  # "ok": the descriptor is there now
+            if time.monotonic() > deadline:
+                os.kill(target.pid, signal.SIGKILL)
+                raise TraceError(f"failed to take {target.argv[0]}'s seccomp listener: timed out")
+        try:
+            fd = sc.pidfd_getfd(target.pid, n)
+        except OSError as e:
+            # the child holds the only copy and would exec with a filter
+            # nobody answers: it must not run
+            os.kill(target.pid, signal.SIGKILL)
+            raise TraceError(
+                f"failed to take {target.argv[0]}'s seccomp listener: {e.strerror}"
+            ) from None
+        if self.notifier is None:
+            from pydtrace.engines.user.ptrace.notify import Notifier
+
+            self.notifier = Notifier(self._notified)
+            self.notifier.lock.acquire()  # ours but in waits (step)
+            self.spin = 0  # a waiting thread holds no lock: no busy waits
+        self.notifier.add(fd)
+        _write_all(target.gate, b"y")
+
+    def _notified(self, tid: int, nr: int, args: tuple[int, ...]) -> None:
+        """A notified call's entry (the notifier's thread, under its lock)."""
+        t = self.threads.get(tid)
+        if t is None or not t.started or self.sink is None:
+            return  # before the exec of the command: not reported
+        self.sink.entry(t, nr, args)
+        if self.on_drain is not None and self.sink.draining():
+            self.on_drain()
+
+    def quiet(self) -> None:
+        """No probe fires from a notification from now on (END is next);
+        re-raises what a clause run by the notifier raised."""
+        if self.notifier is not None:
+            self.notifier.stop()
+            if self.notifier.error is not None:
+                raise self.notifier.error
+
+    def unlocked(self) -> Any:
+        """A context in which the notifier may run clauses (a wait)."""
+        return _Unlocked(self.notifier.lock if self.notifier is not None else None)
 
     def grab(self, pid: int) -> None:
         """PTRACE_SEIZE every thread of pid, then interrupt them for a first stop."""
@@ -371,7 +465,16 @@ class Tracer:
                 try:
                     if self.stopping is not None and self.stopping.is_set():
                         return False
-                    got = os.waitid(os.P_ALL, 0, _PEEK)
+                    lock = self.notifier.lock if self.notifier is not None else None
+                    if lock is not None:
+                        lock.release()
+                    try:
+                        got = os.waitid(os.P_ALL, 0, _PEEK)
+                    finally:
+                        # not interruptible from here: the handler raises only in a wait
+                        self.in_wait = False
+                        if lock is not None:
+                            lock.acquire()
                 finally:
                     self.in_wait = False
             tid = got.si_pid
@@ -392,6 +495,7 @@ class Tracer:
         caller with its own wait loop calls it directly). Every stop is
         resumed, or kept in its group stop with PTRACE_LISTEN, or (the exec
         of a -c child) held until resume_held()."""
+        self.stops += 1
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             self.on_gone(tid, status)
             return
@@ -605,6 +709,11 @@ class Tracer:
             if target.gate >= 0:
                 os.close(target.gate)
                 target.gate = -1
+            if target.report >= 0:
+                os.close(target.report)
+                target.report = -1
+        if self.notifier is not None:
+            self.notifier.stop()  # before the kill: no clause runs meanwhile
         # A child the kernel attached at a fork whose event we have not
         # handled yet is ours all the same, with its parent's filter: it is
         # adopted before we choose what to kill, and again after a kill (a
@@ -628,6 +737,10 @@ class Tracer:
             doomed |= more
         self.detach_all(skip=doomed)
         self._reap(doomed)
+        if self.notifier is not None:  # its callers are gone: no call fails for its closing
+            self.notifier.close()
+            self.notified += self.notifier.answered
+            self.notifier = None
 
     def detach_all(self, skip: set[int] | None = None) -> set[int]:
         """Detach from every task this thread traces but the processes in
@@ -810,6 +923,56 @@ def _read_exactly(fd: int, n: int) -> bytes | None:
             return None
         data += part
     return data
+
+
+def _sized(data: bytes) -> bytes:
+    return len(data).to_bytes(8, "little") + data
+
+
+def _read_sized(fd: int) -> bytes | None:
+    head = _read_exactly(fd, 8)
+    return _read_exactly(fd, int.from_bytes(head, "little")) if head else None
+
+
+def _listen(code: bytes, gate: int, report: int) -> bool:
+    """In the -c child: install the filter with a listener, and wait until
+    the tracer has taken its copy (True); False if the kernel refused (the
+    child then installs the plain filter). See Tracer._take_listener."""
+    from pydtrace.engines.user.ptrace.seccomp import install_listener
+
+    spare = os.open("/dev/null", os.O_RDONLY)  # the lowest free descriptor: the listener's
+    os.close(spare)
+    os.write(report, spare.to_bytes(4, "little", signed=True))
+    try:
+        fd = install_listener(code)
+    except OSError as e:
+        os.write(report, (-e.errno).to_bytes(4, "little", signed=True))
+        return False
+    # From here a traced call waits for the tracer's answer. The tracer may
+    # have found the listener and closed its end before this write is let
+    # through (EPIPE: SIGPIPE is still ignored here).
+    try:
+        os.write(report, fd.to_bytes(4, "little", signed=True))
+    except OSError:
+        pass
+    if _read_exactly(gate, 1) is None:  # the tracer has its copy; ours closes at exec
+        os._exit(127)  # the session ended meanwhile
+    return True
+
+
+class _Unlocked:
+    """Releases a held lock for the length of a with block."""
+
+    def __init__(self, lock: threading.Lock | None) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.lock is not None:
+            self.lock.acquire()
 
 
 def _write_all(fd: int, data: bytes) -> None:
