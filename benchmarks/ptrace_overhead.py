@@ -4,7 +4,8 @@ untraced, under strace, and under pydtrace's ptrace engine, in one run.
     python3 benchmarks/ptrace_overhead.py [--count N] [--runs R]
 
 Rows: the untraced run; `strace -f -c` against pydtrace counting every
-syscall by name; `strace -f --seccomp-bpf -e trace=openat` against pydtrace
+syscall by name, with ptrace stops (the default) and with `-x seccompnotify`
+(seccomp notifications, no stops); `strace -f --seccomp-bpf -e trace=openat` against pydtrace
 printing each openat path (seccomp-filtered, so dd's reads and writes never
 stop). Medians of R runs, with each tool's ratio to the untraced run and
 pydtrace's ratio to its strace counterpart.
@@ -41,8 +42,18 @@ def main() -> None:
             pairs.append((rows[-1], rows[-2]))
 
     if not a.openat_only:
+        count_all = "syscall:::entry { @[probefunc] = count(); }"
         pair("strace -f -c", ["strace", "-f", "-c", "-o", "/dev/null", *dd.split()],
-             "pydtrace count all", "syscall:::entry { @[probefunc] = count(); }")  # fmt: skip
+             "pydtrace count all", count_all)  # fmt: skip
+        # the same count from seccomp notifications, without stops (opt-in)
+        rows.append(
+            (
+                "  -x seccompnotify",
+                median_time([*ours, "-x", "seccompnotify", "-n", count_all], a.runs),
+            )
+        )
+        if strace:
+            pairs.append((rows[-1], rows[-3]))
     seccomp = ["strace", "-f", "--seccomp-bpf", "-e", "trace=openat", "-o", "/dev/null"]
     pair("strace seccomp openat", [*seccomp, *dd.split()],
          "pydtrace openat paths", 'syscall::openat:entry { printf("%s\\n", copyinstr(arg1)); }')  # fmt: skip

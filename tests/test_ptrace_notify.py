@@ -1,12 +1,16 @@
-"""Entry-only syscall probes of a -c command on the ptrace engine are fired
-from seccomp notifications (engines/user/ptrace/notify.py), without a ptrace
-stop: the same output as with stops, far fewer stops, and everything that
-needs a stopped thread (return probes, ustack(), raise()) still has one."""
+"""With -x seccompnotify, entry-only syscall probes of a -c command on the
+ptrace engine are fired from seccomp notifications
+(engines/user/ptrace/notify.py), without a ptrace stop: the same output as
+with stops, far fewer stops, and everything that needs a stopped thread
+(return probes, ustack(), raise()) still has one. Without the option (the
+default) every traced call stops, and a signal never fails a call that
+cannot block."""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,10 +31,12 @@ def _kernel() -> None:
     need(sys.platform == "linux" and ptrace_works(), "ptrace with PTRACE_SEIZE unavailable")
 
 
-def session(prog: str, command: list[str]) -> tuple[Session, str, int]:
+def session(prog: str, command: list[str], notify: bool = True) -> tuple[Session, str, int]:
     out, err = io.StringIO(), io.StringIO()
-    s = Session([Program("n", prog)], settings=[("engine", "ptrace"), ("quiet", None)],
-                out=out, err=err, commands=[command])  # fmt: skip
+    settings = [("engine", "ptrace"), ("quiet", None)]
+    if notify:
+        settings.append(("seccompnotify", None))
+    s = Session([Program("n", prog)], settings=settings, out=out, err=err, commands=[command])
     rc = s.run()
     assert err.getvalue() == ""
     return s, out.getvalue(), rc
@@ -65,6 +71,12 @@ def test_same_output_with_stops(monkeypatch: pytest.MonkeyPatch) -> None:
     assert by_stops == by_notification
     assert s.tracer.notified == 0
     assert s.tracer.stops >= 1000
+
+
+def test_stops_unless_asked() -> None:
+    s, out, rc = session(COUNT, DD, notify=False)
+    assert rc == 0 and "write" in out
+    assert s.tracer.notified == 0 and s.tracer.stops >= 1000
 
 
 def test_kernel_without_pidfd_getfd(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,7 +133,8 @@ def test_exit_from_a_notified_probe_ends_the_run_at_once(tmp_path: Path) -> None
     env = dict(os.environ, PYTHONPATH=SRC)
     t0 = time.monotonic()
     r = subprocess.run(
-        [sys.executable, "-m", "pydtrace", "-x", "engine=ptrace", "-q", "-c", str(cmd),
+        [sys.executable, "-m", "pydtrace", "-x", "engine=ptrace", "-x", "seccompnotify", "-q",
+         "-c", str(cmd),
          "-n", 'syscall::write:entry /pid == $target/ { printf("%d %d\\n", arg2, pid); exit(3); }'],
         capture_output=True, text=True, env=env, timeout=50,
     )  # fmt: skip
@@ -143,3 +156,54 @@ def test_filter_notifies_only_entry_only_calls() -> None:
     every = seccomp.build(None, x86, notify={0})
     assert seccomp.run(every, 0, x86) == seccomp.RET_USER_NOTIF
     assert seccomp.run(every, 3, x86) == seccomp.RET_TRACE
+
+
+SIGNALLED = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+static volatile long caught;
+static void on_alarm(int sig) { caught++; }
+int main(int argc, char **argv) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART: a blocking call would fail with EINTR */
+    sigaction(SIGALRM, &sa, 0);
+    struct itimerval every = {{0, 200}, {0, 200}};
+    setitimer(ITIMER_REAL, &every, 0);
+    int fd = open("/dev/null", O_WRONLY);
+    long failed = 0;
+    for (int i = 0; i < 20000; i++)
+        if (write(fd, "x", 1) < 0 && errno == EINTR)
+            failed++;
+    FILE *out = fopen(argv[1], "w");
+    fprintf(out, "signals %s, write failed %ld times\n", caught > 100 ? "many" : "few", failed);
+    return fclose(out) != 0;
+}
+"""
+
+
+def test_a_signal_never_fails_a_call_that_cannot_block(tmp_path: Path) -> None:
+    """A write to /dev/null never fails with EINTR, traced or not: by default
+    the traced call stops, and a signal waits for the stop to end. (Under
+    -x seccompnotify a signal that comes before pydtrace has read the
+    notification ends the wait, and with a handler installed without
+    SA_RESTART the call fails: that is why the option is not the default.)"""
+    need(shutil.which("gcc") is not None, "gcc is needed to build the test program")
+    src = tmp_path / "signalled.c"
+    src.write_text(SIGNALLED)
+    exe = tmp_path / "signalled"
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True)
+    result = tmp_path / "result"
+    subprocess.run([str(exe), str(result)], check=True)
+    assert result.read_text().endswith("write failed 0 times\n")
+    s, out, rc = session("syscall::write:entry /pid == $target/ { @ = count(); }",
+                         [str(exe), str(result)], notify=False)  # fmt: skip
+    assert rc == 0
+    assert s.tracer.stops >= 20000
+    # the run lasts long enough for many signals, and none failed a write
+    assert result.read_text() == "signals many, write failed 0 times\n"

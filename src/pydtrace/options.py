@@ -412,6 +412,7 @@ _FLAG_ONLY = (
     " nolibs pspec strip udefs unodefs verbose zdefs"
     " json"  # pydtrace's own: JSON lines output
     " folded"  # pydtrace's own: aggregations as folded stacks (flame graphs)
+    " seccompnotify"  # pydtrace's own: ptrace engine, entry probes by seccomp notification
 ).split()
 _ANY_VALUE = ("droptags", "lazyload", "linknommap")
 _STRING = (

@@ -530,9 +530,11 @@ class Session:
         if table is not None and not (every_call and every_exit):
             numbers = sink.traced_numbers() | sink.exec_numbers
             code = encode(build(None if every_call else numbers, table.audit_arch))
-            # calls only entry probes want: a seccomp notification, no stop (notify.py)
+            # -x seccompnotify: calls only entry probes want notify, with no stop
+            # (notify.py; opt-in: a signal may then fail such a call with EINTR)
             notify = set(sink.entry_probes) - exits - sink.proc_entries - sink.exec_numbers
-            if notify and not needs_stops(self.checked.clauses) and usable():
+            asked = self.options.get("seccompnotify") not in (None, False)
+            if asked and notify and not needs_stops(self.checked.clauses) and usable():
                 listening = encode(build(None if every_call else numbers, table.audit_arch, notify))
         try:
             for t in tracer.targets:

@@ -259,9 +259,12 @@ PYDTRACE = Page(
             text="Set a compiler or tracing option, as dtrace's `#pragma D option` does: a flag "
             "by its name, the others as name=value. Among them: `bufsize`, `aggsize`, "
             "`strsize`, `switchrate`, `aggrate`, `quiet`, `flowindent`, `destructive`, "
-            "`zdefs`, and pydtrace's own `engine=ebpf|ptrace` (which engine runs the "
+            "`zdefs`, and pydtrace's own `engine=ebpf|ptrace|tracefs` (which engine runs the "
             "program), `json` (one JSON object per record and per aggregation) and `folded` "
-            "(aggregations as folded stacks for flame graphs). An unknown name or bad value "
+            "(aggregations as folded stacks for flame graphs), `seccompnotify` (on the ptrace "
+            "engine, fire a -c command's entry-only syscall probes from seccomp notifications, "
+            "without stopping it: several times faster, but a signal to a handler installed "
+            "without SA_RESTART may then fail a traced call with EINTR). An unknown name or bad value "
             "is refused: `{prog}: failed to set -x nosuchopt: Invalid option name`.",
         ),
         Opt(

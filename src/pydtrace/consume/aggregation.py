@@ -335,6 +335,9 @@ class Aggregation:
         firing CPU passes it so that -x aggpercpu can show the breakdown."""
         key = self._norm_key(key)
         cur = self.data.get(key)
+        if cur is not None and cpu is None and self.spec.func == "count":
+            self.data[key] = s64(cur + 1)  # the common case, without the general fold
+            return
         if cur is None:
             if self.pool is not None and not self.pool.admit():
                 return

@@ -157,13 +157,12 @@ class UserEngine:
                 for rec in f.commits:
                     consumer.record(rec)
                 f.commits = []
-            rec = Record(probe, f.cpu, c.index, f.items)
             if f.spec:
                 # a speculating clause leaves a record even with no data of its own
-                self._speculate(rec, f.spec)
+                self._speculate(Record(probe, f.cpu, c.index, f.items), f.spec)
                 continue
             if c.records:
-                consumer.record(rec)
+                consumer.record(Record(probe, f.cpu, c.index, f.items))
 
     def _speculate(self, rec: Record, sid: int) -> None:
         """Keep a record in its speculation's buffer, unless that would pass

@@ -115,6 +115,7 @@ def install(code: bytes) -> None:
 
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
 
 
 def install_listener(code: bytes) -> int:
@@ -126,7 +127,12 @@ def install_listener(code: bytes) -> int:
 
     buf = ctypes.create_string_buffer(code, len(code))
     fprog = _Fprog(len(code) // 8, ctypes.addressof(buf))
-    flags = SECCOMP_FILTER_FLAG_NEW_LISTENER
+    # Once the tracer has read a call, only a fatal signal may end its wait:
+    # another would fail a call that cannot block (a write to /dev/null)
+    # with EINTR where a handler lacks SA_RESTART, which it never does
+    # untraced. Linux 5.19; an older kernel says EINVAL, and is refused (the
+    # plain filter, with its stops, keeps the command's behaviour).
+    flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
     try:
         return sc.seccomp(SECCOMP_SET_MODE_FILTER, flags, ctypes.addressof(fprog))
     except OSError as e:
