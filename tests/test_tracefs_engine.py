@@ -304,3 +304,29 @@ def _wait_instance(pid: int) -> str:
             pass
         time.sleep(0.1)
     raise AssertionError(f"no instance {path}")
+
+
+def test_second_ctrl_c_aborts_and_leaves_nothing(kernel: None) -> None:
+    """A first Ctrl-C runs END and prints the aggregation; when that output
+    cannot be written (a reader that does not read), a second Ctrl-C ends
+    the run at once, status 1, with the instance removed."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    wide = "x" * 200  # a few thousand such lines fill any pipe
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pydtrace", "-q", "-x", "engine=tracefs", "-n",
+         f'syscall::read:entry /0/ {{ }} tick-1ms {{ @[i++, "{wide}"] = count(); }}'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        path = _wait_instance(p.pid)
+        time.sleep(2)  # 2000 ticks, 2000 lines to print: far more than a pipe holds
+        p.send_signal(signal.SIGINT)
+        time.sleep(2)  # END prints until the pipe is full, then waits
+        assert p.poll() is None, "the first Ctrl-C ended the run: no END left to abort"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(60) == 1
+        assert not os.path.exists(path)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
