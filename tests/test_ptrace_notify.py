@@ -207,3 +207,24 @@ def test_a_signal_never_fails_a_call_that_cannot_block(tmp_path: Path) -> None:
     assert s.tracer.stops >= 20000
     # the run lasts long enough for many signals, and none failed a write
     assert result.read_text() == "signals many, write failed 0 times\n"
+
+
+def test_a_failing_clause_ends_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error raised while the notifier runs clauses is not lost: the run
+    ends, the command is killed, the error reaches the caller."""
+    from pydtrace.engines.user.ptrace.source import Sink
+
+    def boom(self: Sink, t: object, nr: int, args: tuple) -> None:
+        raise RuntimeError("a clause failed")
+
+    monkeypatch.setattr(Sink, "entry", boom)
+    out, err = io.StringIO(), io.StringIO()
+    settings = [("engine", "ptrace"), ("quiet", None), ("seccompnotify", None)]
+    s = Session([Program("n", COUNT)], settings=settings, out=out, err=err,
+                commands=[["sleep", "60"]])  # fmt: skip
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="a clause failed"):
+        s.run()
+    assert time.monotonic() - t0 < 45
+    pid = s.tracer.targets[0].pid
+    assert not os.path.exists(f"/proc/{pid}")

@@ -133,6 +133,15 @@ class Notifier:
             self._wake_r = self._wake_w = -1
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as e:  # noqa: BLE001 - the main thread reports it
+            # no one answers from here: the run ends and the commands are killed
+            self.error = self.error or e
+            if self.on_error is not None:
+                self.on_error()
+
+    def _serve(self) -> None:
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         watched: set[int] = set()

@@ -352,10 +352,16 @@ class Tracer:
             from pydtrace.engines.user.ptrace.notify import Notifier
 
             self.notifier = Notifier(self._notified)
+            self.notifier.on_error = self._notifier_failed
             self.notifier.lock.acquire()  # ours but in waits (step)
             self.spin = 0  # a waiting thread holds no lock: no busy waits
         self.notifier.add(fd)
         _write_all(target.gate, b"y")
+
+    def _notifier_failed(self) -> None:
+        """The notifier's clauses raised: end the run as exit() would."""
+        if self.on_drain is not None:
+            self.on_drain()
 
     def _notified(self, tid: int, nr: int, args: tuple[int, ...]) -> None:
         """A notified call's entry (the notifier's thread, under its lock)."""
