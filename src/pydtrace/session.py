@@ -22,11 +22,15 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, TextIO
 
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.errors import CompileError, DError
 from pydtrace.options import api_settings, session_options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
 
 # Programs of only dtrace/profile probes (BEGIN, END, tick, profile) run on
 # eBPF by default too, now that it passes as much of dtrace-utils as the

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
 
 from pydtrace.consume.aggprint import hex_dump
 from pydtrace.consume.aggregation import AggPool, Aggregation
@@ -20,6 +19,10 @@ from pydtrace.consume.records import Fault, Item, Record
 from pydtrace.lang.errors import CompileError
 from pydtrace.lang.types import CType
 from pydtrace.outfiles import GuardedOutput, OutputFailed, opener
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 # trace() formats: (non-quiet, quiet) by (size, signed)
 _TRACE_INT = {

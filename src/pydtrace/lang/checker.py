@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any
 
 from pydtrace.lang import ast, procfs
 from pydtrace.lang import types as T
@@ -29,11 +28,17 @@ from pydtrace.lang.check_exprs import Expressions
 from pydtrace.lang.check_vars import Variables
 from pydtrace.lang.dlib import library_inlines
 from pydtrace.lang.errors import DError
-from pydtrace.lang.program import CheckedProgram, ClauseInfo, KernelNames, Variable
+from pydtrace.lang.program import CheckedProgram, ClauseInfo, Variable
 from pydtrace.lang.records import describe
 from pydtrace.lang.types import CType
 
-ProbeLookup = Callable[[str, int], list[Any]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pydtrace.lang.program import KernelNames
+
+    ProbeLookup = Callable[[str, int], list[Any]]
 
 
 class Checker(

@@ -14,8 +14,8 @@ package's default_catalogue() assembles them in dtrace's order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.errors import DError
 from pydtrace.lang.types import CType
 from pydtrace.probes.glob import gmatch, is_glob

@@ -6,9 +6,12 @@ the engine runs it itself."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.engines.ebpf import perf
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _tracepoint(fd: int, attach: tuple[Any, ...]) -> list[Any]:

@@ -13,7 +13,8 @@ import errno as _errno
 import os
 import re
 import struct
-from dataclasses import dataclass
+
+from pydtrace.lang.dataclass import dataclass
 
 # ---------------------------------------------------------------- constants (uapi names)
 

@@ -4,8 +4,6 @@ clear/trunc/normalize... and the record slots they fill; speculations
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.consume.records import Item
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import (
@@ -19,6 +17,10 @@ from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.records import Action
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ActionsMixin(CompilerBase):

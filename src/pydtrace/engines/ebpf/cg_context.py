@@ -24,15 +24,18 @@ The semantics follow engines/user/interpreter.py: integers are computed in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R9, R10, Insn
 from pydtrace.lang import ast
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # program types and map types (kernel uapi numbers)
 PROG_TRACEPOINT, PROG_PERF_EVENT, PROG_RAW_TRACEPOINT = 5, 7, 17

@@ -5,7 +5,6 @@ clauses (predicate, statements, record output, fault blocks, ERROR)."""
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from pydtrace.consume.aggregation import AggSpec
 from pydtrace.engines.ebpf import layout as L
@@ -50,6 +49,10 @@ from pydtrace.engines.ebpf.providers import PROVIDERS, EbpfProvider, provider_of
 from pydtrace.lang import ast
 from pydtrace.lang.program import ClauseInfo
 from pydtrace.options import capped_frames
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause

@@ -14,7 +14,6 @@ import errno
 import struct
 import threading
 import time
-from typing import Any
 
 from pydtrace.consume.aggregation import Aggregation
 from pydtrace.consume.records import Fault, Record
@@ -26,6 +25,9 @@ from pydtrace.lang.program import CheckedProgram
 from pydtrace.options import size_option
 
 _HEADER = struct.Struct("<IIIIQ")  # kind, probe id, clause, cpu, action mask
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class EbpfEngine:

@@ -16,16 +16,22 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from pydtrace.consume.aggregation import U128, AggSpec, nbuckets, s64
 from pydtrace.consume.records import Item
 from pydtrace.consume.stacks import MACHINERY_ROOM
 from pydtrace.lang import types as T
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.formats import Format
 from pydtrace.lang.records import AGG_ACTIONS, Action
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Builder = Callable[[Any], Item]
+
 
 REC_DATA = 1
 REC_FAULT = 2
@@ -37,8 +43,6 @@ SPEC_SHIFT = 8
 SPEC_SIZE = 24
 HEADER = 24  # kind, probe, clause, cpu, action mask
 FAULT_SIZE = 40  # header (16) + pc, code, value
-
-Builder = Callable[[Any], Item]
 
 
 def align8(n: int) -> int:

@@ -20,11 +20,10 @@ The eBPF engine builds that struct in its per-CPU frame in the prologue
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from pydtrace.lang import types as T
+from pydtrace.lang.dataclass import dataclass, field, replace
 from pydtrace.probes import tracefs
 from pydtrace.probes.catalogue import PROVIDER_ATTRIBUTES, ProbeTuple, Provider
 from pydtrace.probes.glob import gmatch, is_glob
@@ -87,7 +86,7 @@ def _field(f: tracefs.Field, mem_off: int) -> ArgField:
     if f.array_len:
         esize = max(f.size // f.array_len, 1)
         elem = T.CHAR if decl == "char" else _int_type(decl, esize, f.signed)
-        t = dataclasses.replace(T.array(elem, f.array_len), name=f"{decl}[{f.array_len}]")
+        t = replace(T.array(elem, f.array_len), name=f"{decl}[{f.array_len}]")
         # args->comm: a char array is a string (of its own size, read to its NUL)
         mt = T.CType("string", "string", f.size) if decl == "char" else t
         return ArgField(f.name, mt, t, f.offset, f.size, f.offset, "array")

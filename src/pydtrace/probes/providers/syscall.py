@@ -9,11 +9,11 @@ dtrace-utils types it (its arg1 repeats arg0 at run time).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from functools import cache
 
 from pydtrace.lang import types as T
+from pydtrace.lang.dataclass import replace
 from pydtrace.probes.catalogue import ProbeTuple, Provider
 from pydtrace.probes.syscalls import Syscall, SyscallTable, UnknownArch, table
 
@@ -56,7 +56,7 @@ def ctype(text: str) -> T.CType:
     if t.name == text:
         return t
     if t.kind == "ptr":  # only the spelling differs (qualifiers): same shape
-        return dataclasses.replace(t, name=text)
+        return replace(t, name=text)
     return T.typedef(text, t)  # 'unsigned', 'const int': resolves to the builtin
 
 
