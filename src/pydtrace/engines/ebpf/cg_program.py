@@ -45,7 +45,7 @@ from pydtrace.engines.ebpf.cg_queries import (
 from pydtrace.engines.ebpf.cg_stack import calls_stack
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn, s32
-from pydtrace.engines.ebpf.providers import PROVIDERS, EbpfProvider, provider_of
+from pydtrace.engines.ebpf.providers import EbpfProvider, in_use, provider_of
 from pydtrace.lang import ast
 from pydtrace.lang.program import ClauseInfo
 from pydtrace.options import capped_frames
@@ -199,7 +199,8 @@ class ProgramMixin(CompilerBase):
             self.f_eargs = self.frame.take(8 * MAX_ARGS)
         # probes one program serves (raw syscalls, a file's uprobes: engines/ebpf/providers)
         groups: dict[str, Any] = {}
-        for impl in PROVIDERS.values():
+        used = in_use({p.kind for p in self.out.probes.values()})
+        for impl in used:
             groups.update(impl.groups(self, by_probe))
         grouped = {p.id for g in groups.values() for p in g[0]}
         for pid, clauses in sorted(by_probe.items()):
@@ -220,7 +221,7 @@ class ProgramMixin(CompilerBase):
         for pid in self.held:
             self.exec_gates[pid] = self.globals_size
             self.globals_size += 8
-        for impl in PROVIDERS.values():
+        for impl in used:
             impl.prepare(self, progs)
         # the record area goes last so that string temporaries have fixed offsets
         generated = [self.program_fit(probe, clauses, group) for probe, clauses, group in progs]
@@ -246,7 +247,7 @@ class ProgramMixin(CompilerBase):
                 continue  # a shared map
             o.maps.append(MapSpec(lay.map_name, MAP_PERCPU_HASH, lay.key_size, lay.value_size,
                                   self.agg_capacity()))  # fmt: skip
-        for impl in PROVIDERS.values():
+        for impl in used:
             impl.finish(self, o)
         if self.exec_gates:
             o.progs.append(exec_gate_program(self.exec_gates))
