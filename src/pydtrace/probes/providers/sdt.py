@@ -173,7 +173,10 @@ class SdtProvider(Provider):
         if module and not is_glob(module) and name and not is_glob(name):
             found = [(module, name)] if (module, name) in set(self.events()) else []
         else:
-            found = [(g, e) for g, e in self.events() if gmatch(module, g) and gmatch(name, e)]
+            found = self.events()
+            if name and not is_glob(name):  # (BEGIN: no glob matching of every event)
+                found = [(g, e) for g, e in found if e == name]
+            found = [(g, e) for g, e in found if gmatch(module, g) and gmatch(name, e)]
         # args[] is typed only for a clause on a single tracepoint (two tracepoints
         # never share type objects), so a glob naming more reads no formats:
         # -lv reads them through SdtData.argtypes

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from types import ModuleType
 
 from pydtrace.lang.dataclass import dataclass, field
 
@@ -69,12 +70,22 @@ def table(arch: str | None = None) -> SyscallTable:
     return _table(normalize_arch(arch))
 
 
-@cache
-def _table(name: str) -> SyscallTable:
+def size(arch: str | None = None) -> int:
+    """How many calls table(arch) has, without building it (or its prototypes)."""
+    return len(_rows(normalize_arch(arch)).SYSCALLS)
+
+
+def _rows(name: str) -> ModuleType:
     if name == "x86_64":
         from pydtrace.probes.syscalls import x86_64 as mod
     else:
         from pydtrace.probes.syscalls import aarch64 as mod
+    return mod
+
+
+@cache
+def _table(name: str) -> SyscallTable:
+    mod = _rows(name)
     return _build(name, mod.AUDIT_ARCH, mod.SYSCALLS, getattr(mod, "ARGS", {}))
 
 
