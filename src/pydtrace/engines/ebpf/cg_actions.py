@@ -264,6 +264,7 @@ class ActionsMixin(CompilerBase):
         from pydtrace.consume.records import ILLOP
 
         a = self.a
+        self.ring_unbounded = True  # a record of its own, not a clause's (ring_size)
         self.spec_area()
         v = self.expr(e.args[0])
         ok = a.new_label("spec_ok")
