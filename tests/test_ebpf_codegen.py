@@ -85,10 +85,43 @@ def test_begin_trace_disassembly_exactly() -> None:
         ("drops", 6, 32),
         ("records", 27, 0),
     ]
+    assert c.maps[3].max_entries == 1 << 16  # BEGIN writes one record: the least ring
+
+
+def ring(src: str, **opts: object) -> int:
+    return next(m.max_entries for m in compiled(src, **opts).maps if m.name == "records")
+
+
+def test_ring_holds_bufsize_per_cpu_for_records_at_a_probes_rate() -> None:
     from pydtrace.engines.ebpf.maps import possible_cpus
 
     ncpu = len(possible_cpus())  # bufsize (4m) per CPU, as dtrace's per-CPU buffers
-    assert c.maps[3].max_entries == 1 << ((4 << 20) * ncpu - 1).bit_length()
+    default = 1 << ((4 << 20) * ncpu - 1).bit_length()
+    assert ring("syscall::read:entry { trace(arg0); }") == default
+    assert ring("syscall::read:entry { trace(arg0); exit(0); }") == default
+    assert ring("syscall::read:entry { if (arg0 == 0) { exit(0); } }") == default  # a record each
+    assert ring("syscall::read:entry { exit(*(int *)arg1); }") == default  # fault records
+    assert ring("BEGIN { s = speculation(); } syscall::read:entry { commit(s); }") == default
+
+
+def test_ring_is_sized_for_what_the_program_can_write() -> None:
+    # BEGIN and END fire once; exit() stops every other clause once recorded;
+    # aggregations live in maps: none of these can fill more than the least ring
+    assert ring("BEGIN { exit(0); } END { trace(1); }") == 1 << 16
+    assert ring("syscall::read:entry /pid == 1/ { exit(0); } END { trace(1); }") == 1 << 16
+    assert ring("syscall::read:entry { exit(0); } syscall::write:entry { exit(1); }") == 1 << 16
+    assert ring("tick-1ms { @[cpu] = count(); } tick-1s { exit(0); }") == 1 << 16
+    # twice the most one BEGIN firing writes: 40 records of two 2049-byte strings
+    clauses = " ".join(f'BEGIN {{ trace("{i}a"); trace("{i}b"); }}' for i in range(40))
+    assert ring(f"#pragma D option strsize=2k\n{clauses}") == 1 << 19
+
+
+def test_an_explicit_bufsize_sizes_the_ring() -> None:
+    from pydtrace.engines.ebpf.maps import possible_cpus
+
+    ncpu = len(possible_cpus())
+    assert ring("BEGIN { exit(0); }", bufsize="1m") == 1 << ((1 << 20) * ncpu - 1).bit_length()
+    assert ring("BEGIN { exit(0); }", bufsize="16m") == 1 << ((16 << 20) * ncpu - 1).bit_length()
 
 
 def test_syscall_return_prologue_and_predicate() -> None:

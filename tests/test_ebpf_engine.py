@@ -405,6 +405,16 @@ def test_begin_may_leave_at_most_bufsize_bytes() -> None:
     assert "[DTRACEDROP_PRINCIPAL] 1 drop on CPU " in r.err
 
 
+def test_begin_records_fit_the_ring_sized_for_them() -> None:
+    # the default bufsize holds them all: the ring sized from the program
+    # (engines/ebpf/cg_context.ring_size) must too, with no drop
+    clauses = " ".join(f'BEGIN {{ printf("%s %s\\n", "{i}a", "{i}b"); }}' for i in range(40))
+    src = f"#pragma D option strsize=2k\n{clauses} BEGIN {{ exit(0); }}"
+    r = pydtrace("-q", "-x", "engine=ebpf", "-n", src)
+    assert (r.status, r.err) == (0, "")
+    assert r.out == "".join(f"{i}a {i}b\n" for i in range(40)) + "\n"
+
+
 def test_statusrate_delays_noticing_exit() -> None:
     src = (
         "tick-100ms /n++ == 2/ { exit(0); ts = timestamp; }"

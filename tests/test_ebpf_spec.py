@@ -181,3 +181,33 @@ def test_tracepoint_detach_does_not_wait_for_the_kernel() -> None:
         assert any(h < w for h, w in tries), tries
     finally:
         B.close_fd(fd)
+
+
+def test_the_detach_holder_keeps_none_of_our_other_fds() -> None:
+    # a reader of our output must see its end when we exit, not when the
+    # holder does (after the kernel's grace period): it keeps only the events
+    need(KERNEL, "BPF maps cannot be created here (root and bpf(2) needed)")
+    import select
+
+    from pydtrace.engines.ebpf import bpf as B
+    from pydtrace.engines.ebpf import perf
+
+    ret0 = bytes([0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])  # r0 = 0; exit
+    fd = B.prog_load(B.ProgType.TRACEPOINT, ret0, name="t_hold")
+    out_r, out_w = os.pipe()  # like our stdout, inheritable or not
+    os.set_inheritable(out_w, True)
+    try:
+        a = perf.attach_tracepoint(fd, "syscalls", "sys_enter_getppid")
+        perf.close_without_waiting([a])
+        assert a.closed
+        os.close(out_w)
+        out_w = -1
+        p = select.poll()
+        p.register(out_r, select.POLLIN)
+        assert p.poll(0), "the holder keeps a copy of the pipe's write end"
+        assert os.read(out_r, 1) == b""
+    finally:
+        if out_w >= 0:
+            os.close(out_w)
+        os.close(out_r)
+        B.close_fd(fd)

@@ -11,7 +11,7 @@ docs/api.md is the guide.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from pydtrace.events import Average, Bucket, Histogram, Probe, Record, Snapshot, StdDev
     from pydtrace.lang.errors import CompileError
     from pydtrace.options import OptionError

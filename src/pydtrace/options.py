@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
 
 from pydtrace.lang.errors import CompileError
 from pydtrace.lang.lexer import digits_value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 U64_MAX = (1 << 64) - 1
 

@@ -27,7 +27,10 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_LINKS = 40  # symbolic links followed in one path before ELOOP, as the kernel
 STDOUT = "<stdout>"  # how dtrace names its standard output in messages

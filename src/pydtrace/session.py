@@ -18,15 +18,17 @@ from __future__ import annotations
 import errno
 import io
 import os
-import queue
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, TextIO
 
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.errors import CompileError, DError
 from pydtrace.options import api_settings, session_options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 # Programs of only dtrace/profile probes (BEGIN, END, tick, profile) run on
 # eBPF by default too, now that it passes as much of dtrace-utils as the
@@ -187,7 +189,6 @@ class Session:
         from pydtrace.lang.macros import Macros
         from pydtrace.lang.parser import parse
         from pydtrace.probes.catalogue import parse_probe_desc
-        from pydtrace.probes.hints import no_match_hint
         from pydtrace.probes.providers import default_catalogue
 
         self.catalogue = cat = default_catalogue()
@@ -211,6 +212,8 @@ class Session:
             else:
                 probes = cat.match(desc)
             if not probes and not self.zdefs:
+                from pydtrace.probes.hints import no_match_hint
+
                 raise DError(
                     "D_PDESC_ZERO",
                     f"probe description {desc} does not match any probes",
@@ -627,7 +630,6 @@ class Session:
     def run(self, keep_records: bool = False) -> int:
         """Run the compiled program to its end; return dtrace's exit status."""
         from pydtrace.consume.consumer import Consumer
-        from pydtrace.engines.user.engine import UserEngine, install_signal_handlers
 
         if self.checked is None:
             self.compile()
@@ -697,6 +699,9 @@ class Session:
                     f"could not enable tracing: {', '.join(kernel)} probes need a target process "
                     "(-c or -p) on the ptrace engine; system-wide tracing needs the eBPF engine"
                 )
+        from pydtrace.engines.signals import install_signal_handlers
+        from pydtrace.engines.user.engine import UserEngine
+
         engine = UserEngine(self.checked, consumer, self.options)
         consumer.on_output_error = engine.stop  # a failed write ends the run as Ctrl-C does
         if self.tracer is not None:
@@ -735,7 +740,7 @@ class Session:
         if self.launcher is not None:
             engine.tracer = self.launcher  # a second Ctrl-C finishes the targets
         if threading.current_thread() is threading.main_thread():
-            from pydtrace.engines.user.engine import install_signal_handlers
+            from pydtrace.engines.signals import install_signal_handlers
 
             install_signal_handlers(engine)
         try:
@@ -753,8 +758,8 @@ class Session:
     def _run_tracefs(self, engine: Any, consumer: Any) -> int:
         """Run on tracefs events (engines/tracefs); -S prints the filters set."""
         from pydtrace.engines.launch import LaunchError
+        from pydtrace.engines.signals import install_signal_handlers
         from pydtrace.engines.tracefs.engine import TracefsEngineError
-        from pydtrace.engines.user.engine import install_signal_handlers
 
         self.engine = engine
         consumer.on_output_error = engine.stop
@@ -1112,6 +1117,8 @@ class _Run:
 
     def __init__(self, session: Session, interval: float | None, timeout: float | None) -> None:
         self.session = session
+        import queue
+
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.interval = interval
         self.timeout = timeout

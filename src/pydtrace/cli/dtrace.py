@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed, RefusedPath, opener, silence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def program_name(argv0: str) -> str:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 import sys
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
+
+from pydtrace.lang.dataclass import dataclass
 
 D_VERSION = "Oracle D 2.0"  # what dtrace -V reports: the D language's version
 

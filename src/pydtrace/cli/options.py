@@ -21,8 +21,8 @@ Option values are checked by pydtrace.options.validate_xopt.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.options import XoptError, validate_xopt
 
 PROG = "pydtrace"

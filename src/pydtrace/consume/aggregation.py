@@ -14,8 +14,9 @@ squares in 128 bits).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from math import isqrt
+
+from pydtrace.lang.dataclass import dataclass, field
 
 from ..lang.types import CType
 

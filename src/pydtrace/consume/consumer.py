@@ -8,18 +8,18 @@ the end prints the aggregations not yet printed.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
 
-from pydtrace.consume.aggprint import hex_dump
 from pydtrace.consume.aggregation import AggPool, Aggregation
 from pydtrace.consume.records import Fault, Item, Record
 from pydtrace.lang.errors import CompileError
 from pydtrace.lang.types import CType
 from pydtrace.outfiles import GuardedOutput, OutputFailed, opener
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 # trace() formats: (non-quiet, quiet) by (size, signed)
 _TRACE_INT = {
@@ -324,6 +324,8 @@ class Consumer:
         elif kind == "system":
             cmd = self._format(item) if act.format is not None else ""
             self.out.flush()
+            import subprocess
+
             subprocess.run(["/bin/sh", "-c", cmd], stdout=self.out, check=False)
         elif kind == "freopen":
             self._freopen(self._format(item) if act.format is not None else "")
@@ -502,14 +504,15 @@ class Consumer:
                 if not a.printed and a.data:
                     self._json_agg(a)
         else:
-            from pydtrace.consume.aggprint import format_exit
-
             # folded rows only: flame-graph tools read them; a tool prints its own end
             if not self.options.get("folded") and self.item_hook is None:
                 self.out.write("\n")
-            self.out.write(
-                format_exit(sorted(self.aggs.values(), key=lambda a: a.spec.id), self.options)
-            )
+            if any(not a.printed and a.data for a in self.aggs.values()):
+                from pydtrace.consume.aggprint import format_exit
+
+                self.out.write(
+                    format_exit(sorted(self.aggs.values(), key=lambda a: a.spec.id), self.options)
+                )
         self.out.flush()
         if self._stdout is not None and self.out is not self._stdout:
             self.out.close()  # freopen()'s file: its last write errors are reported here
@@ -536,14 +539,27 @@ class Consumer:
                 self._item(item, True)
         obj = {"type": "record", "cpu": rec.cpu, "id": p.id,
                "probe": f"{p.provider}:{p.module}:{p.function}:{p.name}", "data": data}  # fmt: skip
-        self.out.write(json.dumps(obj) + "\n")
+        self.out.write(_json_line(obj))
 
     def _json_agg(self, a: Aggregation) -> None:
         rows = []
         for key, _ in a.data.items():
             rows.append({"key": list(key), "value": _json_value(a, key)})
         obj = {"type": "aggregation", "name": a.spec.name, "function": a.spec.func, "data": rows}
-        self.out.write(json.dumps(obj) + "\n")
+        self.out.write(_json_line(obj))
+
+
+def _json_line(obj: Any) -> str:
+    import json  # -x json only
+
+    return json.dumps(obj) + "\n"
+
+
+def _hex_dump(data: bytes) -> str:
+    """aggprint.hex_dump, imported on first use (start-up stays light)."""
+    from pydtrace.consume.aggprint import hex_dump as dump
+
+    return dump(data)
 
 
 def _ignore(failed: OutputFailed) -> None:
@@ -567,17 +583,17 @@ def format_trace(
     form and strings as their whole strsize buffer.
     """
     if isinstance(value, (bytes, bytearray)):
-        return hex_dump(bytes(value))
+        return _hex_dump(bytes(value))
     if isinstance(value, str):
         if rawbytes:
-            return hex_dump(_string_record(value, strsize))
+            return _hex_dump(_string_record(value, strsize))
         return value if quiet else "  %-33s" % value
     if ctype.is_int() or ctype.is_pointer():
         size = ctype.int_size() if ctype.is_int() else 8
         if size not in (1, 2, 4, 8):
             size = 8
         if rawbytes:
-            return hex_dump((value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+            return _hex_dump((value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
         signed = ctype.is_signed() if ctype.is_int() else False
         bits = 8 * size
         value &= (1 << bits) - 1

@@ -10,8 +10,7 @@ is not all zero bytes, nested structs/unions/arrays one column deeper, and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.types import CType
 
 START_INDENT = 44  # the column dtrace starts the type display at

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from pydtrace.consume.stacks import StackKey, SymKey, format_stack
@@ -171,6 +170,8 @@ def format_time_y(ns: int) -> str:
 
 def format_time_t(ns: int) -> str:
     """%T: strftime('%a, %d %b %G %T %Z') in local time (note %G, the ISO week year)."""
+    from datetime import datetime
+
     tm = time.localtime(_ns_to_sec(ns))
     iso_year = datetime(tm.tm_year, tm.tm_mon, tm.tm_mday).isocalendar()[0]
     return (

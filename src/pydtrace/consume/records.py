@@ -22,10 +22,13 @@ Drops are not records: engines call Consumer.drop(DTRACEDROP_* name, n).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.records import Action
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # DTRACEFLT_* codes and their texts (dtrace's dt_error.c order).
 FAULTS = {

@@ -18,9 +18,8 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from dataclasses import dataclass, field
 
-from pydtrace.symbols.process import forget
+from pydtrace.lang.dataclass import dataclass, field
 
 _GO = b"g"  # the byte that lets a held child exec; EOF without it: give up
 
@@ -115,7 +114,7 @@ class Targets:
             raise LaunchError(f"failed to grab pid {pid}: {e.strerror}") from None
         except OverflowError:  # beyond pid_t: no process has it
             raise LaunchError(f"failed to grab pid {pid}: {os.strerror(errno.ESRCH)}") from None
-        forget(pid)  # a symbol snapshot of a process that had the pid before
+        _forget(pid)  # a symbol snapshot of a process that had the pid before
         self.targets.append(Target(pid, False, pidfd=fd))
 
     @property
@@ -143,7 +142,7 @@ class Targets:
             t.errpipe = -1
             # a symbol snapshot of the pid taken before (of the held child, or
             # of another process that had the pid) is not of the new image
-            forget(t.pid)
+            _forget(t.pid)
             if data and not failure:
                 try:
                     e = int(data)
@@ -243,3 +242,10 @@ def _wait(pid: int, flags: int) -> tuple[int, int]:
             continue
         except ChildProcessError:
             return pid, 0
+
+
+def _forget(pid: int) -> None:
+    """symbols.process.forget (imported here: a run without -c/-p never needs it)."""
+    from pydtrace.symbols.process import forget
+
+    forget(pid)

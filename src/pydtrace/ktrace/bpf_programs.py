@@ -22,8 +22,6 @@ the variable payloads of syscall records in bpf_payloads.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, Assembler
 from pydtrace.ktrace import format as F
 from pydtrace.ktrace.bpf_payloads import (
@@ -43,6 +41,7 @@ from pydtrace.ktrace.bpf_records import (
     REGS_OFF,
     Gen,
 )
+from pydtrace.lang.dataclass import dataclass
 
 ST_IN, ST_OUT = 1, 2  # structs map: when the structure is read
 

@@ -7,10 +7,10 @@ they record the same things."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from pydtrace.lang.dataclass import dataclass
 from pydtrace.probes.syscalls import Syscall, table
 
 # argument names that hold a path in the kernel's prototypes

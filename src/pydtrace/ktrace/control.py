@@ -16,8 +16,8 @@ import os
 import signal
 import stat
 import time
-from dataclasses import dataclass
 
+from pydtrace.lang.dataclass import dataclass
 from pydtrace.outfiles import open_output
 
 ROOT = "/tmp"

@@ -29,8 +29,8 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.outfiles import open_output
 
 HEADER = struct.Struct("<Iiiiqq16sQQ")

@@ -20,11 +20,11 @@ import struct
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from pydtrace.ktrace import decode as D
 from pydtrace.ktrace import format as F
+from pydtrace.lang.dataclass import dataclass
 
 JSON_TYPES = {t: tag.strip() for t, tag in F.TAGS.items()}
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 
 from pydtrace.ktrace import format as F
+from pydtrace.lang.dataclass import dataclass, field
 
 
 class RecordError(Exception):

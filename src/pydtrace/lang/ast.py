@@ -8,7 +8,7 @@ identifier kinds are decided later by the checker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from pydtrace.lang.dataclass import dataclass, field, fields, is_dataclass
 
 
 @dataclass

@@ -9,7 +9,7 @@ its own) or 'agg' (only as `@x[...] = f(...)`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydtrace.lang.dataclass import dataclass
 
 VARIABLES: dict[str, str] = {
     **{f"arg{i}": "int64_t" for i in range(10)},

@@ -6,8 +6,6 @@ A part of checker.Checker; see there for the whole.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.builtins import FUNCTIONS, VARIABLES
@@ -15,6 +13,10 @@ from pydtrace.lang.check_compat import assignable
 from pydtrace.lang.errors import DError
 from pydtrace.lang.program import Variable
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Declarations:
@@ -521,7 +523,7 @@ def _fresh(node: Any) -> Any:
     if isinstance(node, list):
         return [_fresh(x) for x in node]
     if isinstance(node, ast.Node):
-        return type(node)(**{f: _fresh(getattr(node, f)) for f in node.__dataclass_fields__})
+        return type(node)(**{f: _fresh(getattr(node, f)) for f in node.__struct_fields__})
     return node
 
 
@@ -532,6 +534,6 @@ def _substitute(node: Any, bound: dict[str, ast.Expr]) -> Any:
     if isinstance(node, list):
         return [_substitute(x, bound) for x in node]
     if isinstance(node, ast.Node):
-        for f in node.__dataclass_fields__:
+        for f in node.__struct_fields__:
             setattr(node, f, _substitute(getattr(node, f), bound))
     return node

@@ -8,8 +8,6 @@ A part of checker.Checker; see there for the whole.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.builtins import FUNCTIONS, VARIABLES
@@ -20,6 +18,10 @@ from pydtrace.lang.check_exprs import INT_OPS
 from pydtrace.lang.errors import DError
 from pydtrace.lang.program import Variable
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UREGS_COUNT = 26  # uregs[0..20]: pt_regs words; 21..25: ds, es, fsbase, gsbase, trap_nr
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any
 
 from pydtrace.lang import ast, procfs
 from pydtrace.lang import types as T
@@ -29,11 +28,17 @@ from pydtrace.lang.check_exprs import Expressions
 from pydtrace.lang.check_vars import Variables
 from pydtrace.lang.dlib import library_inlines
 from pydtrace.lang.errors import DError
-from pydtrace.lang.program import CheckedProgram, ClauseInfo, KernelNames, Variable
+from pydtrace.lang.program import CheckedProgram, ClauseInfo, Variable
 from pydtrace.lang.records import describe
 from pydtrace.lang.types import CType
 
-ProbeLookup = Callable[[str, int], list[Any]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pydtrace.lang.program import KernelNames
+
+    ProbeLookup = Callable[[str, int], list[Any]]
 
 
 class Checker(
@@ -92,14 +97,9 @@ class Checker(
         self._pc = 0
 
     def _library_inlines(self) -> None:
-        """Enter the D library's constants as already-checked inline definitions."""
-        for name, (tname, value) in library_inlines().items():
-            t = self.typedefs.get(tname) or T.from_specifiers([tname])
-            assert t is not None, tname
-            lit = ast.IntLit(value, str(value))
-            lit.ctype = int_literal_type(lit)  # type: ignore[attr-defined]
-            lit.pc = 0  # type: ignore[attr-defined]
-            self.inlines[name] = (t, lit)
+        """Enter the D library's constants as already-checked inline definitions
+        (each made when a program first names it: there are some 300)."""
+        self.inlines = _Inlines(library_inlines(), dict(self.typedefs))
 
     # --- entry point ----------------------------------------------------------
     def check(self, program: ast.Program) -> CheckedProgram:
@@ -264,3 +264,26 @@ def member_offsets(type_name: str) -> dict[str, tuple[int, CType]]:
     """member name -> (byte offset, CType) of one of the process-information structures."""
     t = library_types()[type_name].r
     return {m.name: (m.offset, m.type) for m in t.members}
+
+
+class _Inlines(dict):  # type: ignore[type-arg]
+    """The inlines of a program: its own, over the D library's constants,
+    each of which becomes a checked definition when first named."""
+
+    def __init__(self, library: dict[str, tuple[str, int]], typedefs: dict[str, CType]) -> None:
+        super().__init__()
+        self._library = library
+        self._typedefs = typedefs  # as when the checker began
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in self._library
+
+    def __missing__(self, name: str) -> tuple[CType, ast.Expr]:
+        tname, value = self._library[name]  # KeyError: no such inline
+        t = self._typedefs.get(tname) or T.from_specifiers([tname])
+        assert t is not None, tname
+        lit = ast.IntLit(value, str(value))
+        lit.ctype = int_literal_type(lit)  # type: ignore[attr-defined]
+        lit.pc = 0  # type: ignore[attr-defined]
+        self[name] = (t, lit)
+        return t, lit

@@ -13,12 +13,15 @@ consumer take the parsed Format (consume/printf.py formats values with it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.errors import DError
 from pydtrace.lang.types import BUILTIN_TYPEDEFS, CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _XINT = "char, short, int, long, or long long"
 _CSI = "char, short, or int"

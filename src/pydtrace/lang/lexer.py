@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import cache
+
+from pydtrace.lang.dataclass import dataclass
 
 from .errors import DError
 from .macros import Macros
@@ -76,13 +78,11 @@ class Token:
         return f'{what} near "{text.split(chr(10), 1)[0]}"'
 
 
-_RE_WS = re.compile(r"[ \t\f\v\r]+")
 _RE_CTL = re.compile(r"[ \t\f\v]*#")
 _RE_INTERP = re.compile(r"[ \t\f\v]*#![^\n]*")
 _RE_INT = re.compile(r"(?:0[xX][0-9A-Fa-f]+|[0-9]+)[uU]?[lL]?[lL]?")
 _RE_FP = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[fFlL]?")
 _RE_DIGIT_IDENT = re.compile(r"[0-9][0-9a-zA-Z_]*`[0-9a-zA-Z_`]*")
-_RE_PSPEC = re.compile(r"[-$:a-zA-Z_.?*\\\[\]!][-$:0-9a-zA-Z_.`?*\\\[\]!]*")
 _STR_BODY = r'(?:[^"\\\n]|\\[^"\n]|\\")*'
 _CHR_BODY = r"(?:[^'\\\n]|\\[^'\n]|\\')*"
 _OPS = (
@@ -101,22 +101,37 @@ _RE_EXPR = re.compile(
     |(?P<op>{_OPS})""",
     re.X,
 )
-_RE_IDENT_ONLY = re.compile(
-    r"(?P<ws>[ \t\f\v\r]+)|(?P<nl>\n)|(?P<com>/\*)|(?P<dnum>\$[0-9]+)"
-    r"|(?P<id>[a-zA-Z_`][0-9a-zA-Z_`]*|[0-9][0-9a-zA-Z_]*`[0-9a-zA-Z_`]*)"
-)
 _RE_OUTER = re.compile(
     r"(?P<ws>[ \t\f\v\r]+)|(?P<nl>\n)|(?P<com>/\*)"
     r"|(?P<int>(?:0[xX][0-9A-Fa-f]+|[0-9]+)[uU]?[lL]?[lL]?)"
     r"|(?P<pspec>[-$:a-zA-Z_.?*\\\[\]!][-$:0-9a-zA-Z_.`?*\\\[\]!]*)|(?P<op>[{/,])"
 )
-_RE_CTL_ITEM = re.compile(
-    rf'(?P<ws>[ \t\f\v\r]+)|(?P<nl>\n)|(?P<str>"{_STR_BODY}")|(?P<strnl>"{_STR_BODY}\n)'
-    r'|(?P<word>[^\f\n\t\v "]+)'
-)
+
+
+# Patterns fewer programs need (after `.` and `->`, control lines, escapes)
+# are compiled on first use: compiling them cost every run's start-up.
+@cache
+def _re_ident_only() -> re.Pattern[str]:
+    return re.compile(
+        r"(?P<ws>[ \t\f\v\r]+)|(?P<nl>\n)|(?P<com>/\*)|(?P<dnum>\$[0-9]+)"
+        r"|(?P<id>[a-zA-Z_`][0-9a-zA-Z_`]*|[0-9][0-9a-zA-Z_]*`[0-9a-zA-Z_`]*)"
+    )
+
+
+@cache
+def _re_ctl_item() -> re.Pattern[str]:
+    return re.compile(
+        rf'(?P<ws>[ \t\f\v\r]+)|(?P<nl>\n)|(?P<str>"{_STR_BODY}")|(?P<strnl>"{_STR_BODY}\n)'
+        r'|(?P<word>[^\f\n\t\v "]+)'
+    )
+
 
 _ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, '"': 34, "\\": 92}
-_RE_ESC = re.compile(r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]*)|(.))", re.S)
+
+
+@cache
+def _re_esc() -> re.Pattern[str]:
+    return re.compile(r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]*)|(.))", re.S)
 
 
 def unescape(s: str) -> str:
@@ -138,7 +153,7 @@ def unescape(s: str) -> str:
         c = m.group(3)
         return chr(_ESCAPES[c]) if c in _ESCAPES else "\\" + c
 
-    return _RE_ESC.sub(one, s)
+    return _re_esc().sub(one, s)
 
 
 def digits_value(digits: str, base: int = 10) -> int:
@@ -522,7 +537,7 @@ class Lexer:
 
     # --- after . and -> -------------------------------------------------------
     def _next_ident_only(self) -> Token | None:
-        m = _RE_IDENT_ONLY.match(self.src, self.pos)
+        m = _re_ident_only().match(self.src, self.pos)
         if m is None:
             self.sident = False
             return self._next_expr()
@@ -584,7 +599,7 @@ class Lexer:
         while True:
             if self.pos >= len(src):
                 raise self.error("D_SYNTAX", "end-of-file encountered before end of control line")
-            m = _RE_CTL_ITEM.match(src, self.pos)
+            m = _re_ctl_item().match(src, self.pos)
             if m is None:
                 raise self.stray(src[self.pos])
             kind = m.lastgroup

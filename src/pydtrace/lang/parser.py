@@ -51,7 +51,7 @@ _TYPE_START = _QUALS | _TYPE_WORDS | {"struct", "union", "enum", "TNAME"}
 _STORAGE = frozenset(["auto", "register", "static", "extern", "typedef"])
 _DSTORAGE = _STORAGE | {"self", "this"}
 _DECL_START = _TYPE_START | _DSTORAGE
-_RE_MACRO_NUM = re.compile(r"\$([0-9]+)")
+_MACRO_NUM = r"\$([0-9]+)"  # re.match compiles it when first used
 
 
 class Parser:
@@ -249,7 +249,7 @@ class Parser:
         if len(var) > 2 and var[1] == "$":
             var = var[1:]  # $$ is the same as $ here
         if len(var) > 1 and var[1].isdigit():
-            m = _RE_MACRO_NUM.match(var)
+            m = re.match(_MACRO_NUM, var)
             assert m is not None
             k = digits_value(m.group(1))
             if k >= len(self.macros.args):

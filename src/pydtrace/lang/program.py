@@ -9,12 +9,14 @@ described once (lang.records) for the engines and the consumer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
 from pydtrace.lang import ast
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.records import Action
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
 
 @dataclass
@@ -84,19 +86,21 @@ class KernelSymbol:
     percpu: bool = False  # the variable has a copy per CPU: D reads this CPU's
 
 
-class KernelNames(Protocol):
-    """What the checker asks of the running kernel (symbols.kernel_types
-    builds it from BTF and kallsyms; the session hands it to the checker)."""
+if TYPE_CHECKING:  # for type checkers: typing is not imported at run time
 
-    def type_named(self, name: str) -> CType | None:
-        """The kernel's "struct x", "union x", "enum x" or typedef x, or None."""
-        ...
+    class KernelNames(Protocol):
+        """What the checker asks of the running kernel (symbols.kernel_types
+        builds it from BTF and kallsyms; the session hands it to the checker)."""
 
-    def is_typedef(self, name: str) -> bool:
-        """Does the kernel define a typedef called name (for the parser)?"""
-        ...
+        def type_named(self, name: str) -> CType | None:
+            """The kernel's "struct x", "union x", "enum x" or typedef x, or None."""
+            ...
 
-    def symbol(self, module: str, name: str) -> KernelSymbol:
-        """The kernel symbol `name (module "" for any); LookupError(reason,
-        tag) when there is none, or when its type is unknown."""
-        ...
+        def is_typedef(self, name: str) -> bool:
+            """Does the kernel define a typedef called name (for the parser)?"""
+            ...
+
+        def symbol(self, module: str, name: str) -> KernelSymbol:
+            """The kernel symbol `name (module "" for any); LookupError(reason,
+            tag) when there is none, or when its type is unknown."""
+            ...

@@ -12,10 +12,9 @@ description: the engines carry them out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
+from pydtrace.lang.dataclass import dataclass
 from pydtrace.lang.errors import DError
 from pydtrace.lang.formats import Format, parse_format
 from pydtrace.lang.types import CType

@@ -8,7 +8,7 @@ A CType is immutable and compared by identity of its shape (dataclass eq), so
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pydtrace.lang.dataclass import dataclass, field
 
 POINTER_SIZE = 8
 

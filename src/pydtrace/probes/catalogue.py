@@ -3,9 +3,13 @@
 Providers list their probes up front (`Provider.probes`) and may create more
 on demand (`Provider.create`, e.g. `profile:::tick-37ms`).  Ids are handed out
 in enumeration order, so with the dtrace provider first BEGIN=1, END=2,
-ERROR=3 as in dtrace.  Matching follows dtrace-utils' dt_probe_iter: each
-provider whose name matches the description may first create probes, then
-every field is glob-matched (an empty field matches anything).
+ERROR=3 as in dtrace.  A provider that can count its list without making it
+(`Provider.count`: the syscall provider's 700-odd probes) has its ids kept
+for it and its probes made only when a description may name them: a
+one-liner's start-up does not pay for the whole list.  Matching follows
+dtrace-utils' dt_probe_iter: each provider whose name matches the
+description may first create probes, then every field is glob-matched (an
+empty field matches anything).
 
 The providers themselves are in probes/providers/ (one module each); that
 package's default_catalogue() assembles them in dtrace's order.
@@ -14,8 +18,8 @@ package's default_catalogue() assembles them in dtrace's order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.errors import DError
 from pydtrace.lang.types import CType
 from pydtrace.probes.glob import gmatch, is_glob
@@ -143,6 +147,21 @@ class Provider:
     def probes(self) -> Iterable[ProbeTuple]:
         return ()
 
+    def count(self) -> int | None:
+        """How many probes probes() lists, when that is known without listing
+        them (the catalogue then lists them only when asked); None: list
+        them at once."""
+        return None
+
+    def may_list(self, module: str, function: str, name: str) -> bool:
+        """False when no probe of probes() can match the description (a cheap
+        test, for providers with count())."""
+        return True
+
+    def listed_for(self, function: str) -> Iterable[tuple[int, ProbeTuple]]:
+        """(place in probes(), probe) of the probes of one function."""
+        return ((i, t) for i, t in enumerate(self.probes()) if t[1] == function)
+
     def create(self, module: str, function: str, name: str) -> ProbeTuple | None:
         """Make a probe for a description not yet listed, or None."""
         return None
@@ -167,6 +186,11 @@ class Catalogue:
         self._byid: dict[int, Probe] = {}
         self._byfqn: dict[tuple[str, str, str, str], Probe] = {}
         self.providers: dict[str, Provider] = {}
+        self._next_id = 1
+        # providers with count() whose probes are not all made yet: name ->
+        # (provider, its first id); _probes is in id order while _in_order
+        self._deferred: dict[str, tuple[Provider, int]] = {}
+        self._in_order = True
         self.process_providers = process_providers
         # this session's -c children held before exec: pid -> argv (their
         # objects come from argv[0]'s ELF; their probes wait for the exec)
@@ -177,10 +201,16 @@ class Catalogue:
     # --- building -----------------------------------------------------------
     def add_provider(self, prov: Provider) -> None:
         self.providers[prov.name] = prov
+        n = prov.count()
+        if n is not None:
+            self._deferred[prov.name] = (prov, self._next_id)
+            self._next_id += n
+            return
         for t in prov.probes():
             self._insert(prov.name, t)
 
-    def _insert(self, provider: str, t: ProbeTuple) -> Probe:
+    def _insert(self, provider: str, t: ProbeTuple, id: int | None = None) -> Probe:
+        """Add a probe (with the next id, or its kept one); an existing one is kept."""
         prov = self.providers[provider]
         module, function, name = t[0], t[1], t[2]
         key = (provider, module, function, name)
@@ -189,13 +219,39 @@ class Catalogue:
             return old
         argtypes = tuple(t[3]) if len(t) > 3 and t[3] is not None else ()
         data = t[4] if len(t) > 4 else None
-        probe = Probe(len(self._probes) + 1, provider, module, function, name, argtypes, data,
+        if id is None:
+            id = self._next_id
+            self._next_id += 1
+        probe = Probe(id, provider, module, function, name, argtypes, data,
                       prov.kind or provider)  # fmt: skip
+        if self._probes and self._probes[-1].id > id:
+            self._in_order = False
         self._probes.append(probe)
-        self._byfunc.setdefault(function, []).append(probe)
+        same = self._byfunc.setdefault(function, [])
+        same.append(probe)
+        if len(same) > 1 and same[-2].id > id:
+            same.sort(key=_probe_id)
         self._byid[probe.id] = probe
         self._byfqn[key] = probe
         return probe
+
+    def _list(self, provider: str, function: str | None = None) -> None:
+        """Make a deferred provider's probes: all, or one function's."""
+        prov, first = self._deferred[provider]
+        if function is None:
+            del self._deferred[provider]
+            listed: Iterable[tuple[int, ProbeTuple]] = enumerate(prov.probes())
+        else:
+            listed = prov.listed_for(function)
+        for i, t in listed:
+            self._insert(provider, t, first + i)
+
+    def _list_all(self) -> None:
+        for provider in list(self._deferred):
+            self._list(provider)
+        if not self._in_order:
+            self._probes.sort(key=_probe_id)
+            self._in_order = True
 
     # --- lookup -------------------------------------------------------------
     def match(self, desc: ProbeDesc) -> list[Probe]:
@@ -205,6 +261,9 @@ class Catalogue:
         for prov in list(self.providers.values()):
             if not gmatch(desc.provider, prov.name):
                 continue
+            if prov.name in self._deferred and prov.may_list(desc.module, desc.function, desc.name):
+                exact = desc.function and not is_glob(desc.function)
+                self._list(prov.name, desc.function if exact else None)
             expand = getattr(prov, "expand", None)  # providers whose probes are made on demand
             if expand is not None:
                 for t in expand(desc.module, desc.function, desc.name):
@@ -223,6 +282,9 @@ class Catalogue:
             # names; the function's few probes instead of a glob match of every probe
             # (dtruss.d names ~100 such probes among ~3000: 1 s of its start-up)
             return [p for p in self._byfunc.get(desc.function, ()) if _same(p, desc)]
+        if not self._in_order:
+            self._probes.sort(key=_probe_id)
+            self._in_order = True
         return [p for p in self._probes if _matches(p, desc)]
 
     def _match_process(self, desc: ProbeDesc) -> list[Probe]:
@@ -243,12 +305,17 @@ class Catalogue:
         return [found[k] for k in sorted(found)]
 
     def lookup(self, provider: str, module: str, function: str, name: str) -> Probe | None:
+        if provider in self._deferred:
+            self._list(provider, function)
         return self._byfqn.get((provider, module, function, name))
 
     def by_id(self, id: int) -> Probe | None:
+        if id not in self._byid:
+            self._list_all()
         return self._byid.get(id)
 
     def all(self) -> list[Probe]:
+        self._list_all()
         for prov in list(self.providers.values()):  # on-demand providers list everything
             expand = getattr(prov, "expand", None)
             if expand is not None:
@@ -257,9 +324,11 @@ class Catalogue:
         return list(self._probes)
 
     def __iter__(self) -> Iterator[Probe]:
+        self._list_all()
         return iter(list(self._probes))
 
     def __len__(self) -> int:
+        self._list_all()
         return len(self._probes)
 
     def provider_of(self, probe: Probe) -> Provider | None:
@@ -283,6 +352,10 @@ def probe_attrs(probe: Probe, pa: ProviderAttrs) -> tuple[Attr, Attr]:
         if f and not is_glob(f):
             a = attr_min(a, row)
     return a, pa[4]
+
+
+def _probe_id(p: Probe) -> int:
+    return p.id
 
 
 def _same(p: Probe, d: ProbeDesc) -> bool:

@@ -10,8 +10,8 @@ import glob as _glob
 import os
 import re
 import shutil
-from dataclasses import dataclass
 
+from pydtrace.lang.dataclass import dataclass
 from pydtrace.lang.errors import DError
 from pydtrace.probes.glob import gmatch, is_glob
 from pydtrace.symbols.elf import ElfError, open_elf

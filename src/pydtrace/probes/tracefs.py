@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+
+from pydtrace.lang.dataclass import dataclass, field
 
 CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -135,10 +136,10 @@ class EventFormat:
         return max((f.offset + f.size for f in self.fields), default=0)
 
 
-_FIELD = re.compile(
-    r"field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);(?:\s*signed:(?P<signed>\d+);)?"
-)
-_DECL = re.compile(r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(?:\[(?P<len>[^\]]*)\])?$")
+# patterns for re.match/re.search, which compile them when first used (a
+# program without tracepoint arguments never does)
+_FIELD = r"field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);(?:\s*signed:(?P<signed>\d+);)?"
+_DECL = r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(?:\[(?P<len>[^\]]*)\])?$"
 
 
 def parse_field(decl: str, offset: int, size: int, signed: bool, common: bool = False) -> Field:
@@ -150,7 +151,7 @@ def parse_field(decl: str, offset: int, size: int, signed: bool, common: bool = 
     elif text.startswith("__rel_loc "):
         data_loc = rel_loc = True
         text = text[len("__rel_loc ") :]
-    m = _DECL.match(text)
+    m = re.match(_DECL, text)
     if m is None:
         raise ValueError(f"cannot parse tracefs field declaration {decl!r}")
     ctype = m.group("type").strip()
@@ -184,7 +185,7 @@ def parse_format(text: str) -> EventFormat:
         elif s.startswith("print fmt:"):
             print_fmt = s[len("print fmt:") :].strip()
         elif s.startswith("field:"):
-            m = _FIELD.search(s)
+            m = re.search(_FIELD, s)
             if m is None:
                 raise ValueError(f"cannot parse tracefs format line {s!r}")
             seen_fields = True

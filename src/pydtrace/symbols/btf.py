@@ -16,7 +16,8 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-from dataclasses import dataclass
+
+from pydtrace.lang.dataclass import dataclass
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 MAGIC = 0xEB9F

@@ -11,9 +11,10 @@ import lzma
 import mmap
 import os
 import struct
-from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
+
+from pydtrace.lang.dataclass import dataclass
 
 ET_EXEC, ET_DYN = 2, 3
 PT_LOAD, PT_INTERP, PT_DYNAMIC = 1, 3, 2

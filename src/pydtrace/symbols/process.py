@@ -19,9 +19,8 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from pydtrace.symbols.elf import ElfError, open_elf
+from pydtrace.lang.dataclass import dataclass
 
 
 @dataclass(frozen=True)
@@ -102,6 +101,8 @@ class ProcessSymbols:
         """(object basename, function or None, offset from the function,
         or the address itself when no function holds it); ("", None, addr)
         outside any file mapping."""
+        from pydtrace.symbols.elf import ElfError, open_elf  # ELF reading: only on use
+
         m = self.mapping(addr)
         if m is None:
             return "", None, addr
@@ -155,6 +156,8 @@ def preload(pid: int) -> None:
     """Read the symbol tables of the files pid has mapped, once each, while
     the tracer is idle: its stacks then print without that wait at the end
     (libc with its debug symbols is some 20 ms)."""
+    from pydtrace.symbols.elf import ElfError, open_elf
+
     p = _procs.get(pid)
     for path in {m.path for m in p.maps} if p is not None else ():
         if path not in _preloaded:

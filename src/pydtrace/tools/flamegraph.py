@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
+
+from pydtrace.lang.dataclass import dataclass, field
 
 WIDTH = 1200
 FRAME_HEIGHT = 16

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from pydtrace.lang.dataclass import dataclass, field
 
 ENGINES = ("ebpf", "ptrace")
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import time as _time
-from dataclasses import dataclass
 from typing import Any
+
+from pydtrace.lang.dataclass import dataclass
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ the engine runs it itself."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.engines.ebpf import perf
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _tracepoint(fd: int, attach: tuple[Any, ...]) -> list[Any]:
@@ -41,6 +44,9 @@ def _timer(fd: int, attach: tuple[Any, ...]) -> list[Any]:
     return [perf.open_clock(fd, period, online_cpus()[0])]
 
 
+# the kinds the uprobe agent opens (uprobe_agent.py), not this process
+UPROBE_KINDS = frozenset({"uprobe", "uprobe_multi"})
+
 OPENERS: dict[str, Callable[[int, tuple[Any, ...]], list[Any]]] = {
     "tracepoint": _tracepoint,
     "raw_tp": _raw_tracepoint,
@@ -56,6 +62,6 @@ def expected_attach_type(attach: tuple[Any, ...]) -> int:
     from pydtrace.engines.ebpf.bpf import AttachType
     from pydtrace.engines.ebpf.features import has_uprobe_multi
 
-    if attach[0] in ("uprobe", "uprobe_multi") and has_uprobe_multi():
+    if attach[0] in UPROBE_KINDS and has_uprobe_multi():
         return AttachType.TRACE_UPROBE_MULTI
     return 0

@@ -13,7 +13,8 @@ import errno as _errno
 import os
 import re
 import struct
-from dataclasses import dataclass
+
+from pydtrace.lang.dataclass import dataclass
 
 # ---------------------------------------------------------------- constants (uapi names)
 
@@ -306,9 +307,12 @@ def close_fd(fd: int) -> None:
         pass
 
 
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
+
+
 def obj_name(name: str) -> bytes:
     """A map/program name as the kernel accepts it: <= 15 chars of [A-Za-z0-9_.]."""
-    clean = re.sub(r"[^A-Za-z0-9_.]", "_", name)[: OBJ_NAME_LEN - 1]
+    clean = "".join(c if c in _NAME_CHARS else "_" for c in name[: OBJ_NAME_LEN - 1])
     return clean.encode()
 
 
@@ -458,13 +462,6 @@ def map_lookup_batch(
 
 # ---------------------------------------------------------------- programs
 
-_INSN_LINE = re.compile(r"^(\d+): \([0-9a-f]{2}\)")
-_INSN_IN_TEXT = re.compile(r"\binsn (\d+)")
-_LOG_TAIL = re.compile(
-    r"^(processed \d+ insns|verification time|stack depth|-- END PROG LOAD LOG --|"
-    r"mark_precise|from \d+ to \d+:|Func#|\d+: R\d|\s*$)"
-)
-
 
 def parse_verifier_log(log: str) -> tuple[str, int | None]:
     """(summary, failing instruction index) from a verifier log.
@@ -472,11 +469,18 @@ def parse_verifier_log(log: str) -> tuple[str, int | None]:
     The summary is the last line that is not bookkeeping ("processed N insns", timings, state
     dumps); the index is that of the last "N: (op) ..." line printed before it.
     """
+    # compiled here, when a program was refused, not at every start-up
+    insn_line = re.compile(r"^(\d+): \([0-9a-f]{2}\)")
+    insn_in_text = re.compile(r"\binsn (\d+)")
+    log_tail = re.compile(
+        r"^(processed \d+ insns|verification time|stack depth|-- END PROG LOAD LOG --|"
+        r"mark_precise|from \d+ to \d+:|Func#|\d+: R\d|\s*$)"
+    )
     lines = log.splitlines()
     at = None
     for i in range(len(lines) - 1, -1, -1):
         line = lines[i]
-        if not _LOG_TAIL.match(line):
+        if not log_tail.match(line):
             at = i
             break
     if at is None:
@@ -484,12 +488,12 @@ def parse_verifier_log(log: str) -> tuple[str, int | None]:
     summary = lines[at].strip()
     insn = None
     for j in range(at, -1, -1):
-        m = _INSN_LINE.match(lines[j])
+        m = insn_line.match(lines[j])
         if m:
             insn = int(m.group(1))
             break
     if insn is None:  # checks made before the walk name the instruction in the text
-        m = _INSN_IN_TEXT.search(summary)
+        m = insn_in_text.search(summary)
         if m:
             insn = int(m.group(1))
     return (summary, insn)

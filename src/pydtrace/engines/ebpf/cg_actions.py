@@ -4,8 +4,6 @@ clear/trunc/normalize... and the record slots they fill; speculations
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.consume.records import Item
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import (
@@ -19,6 +17,10 @@ from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.records import Action
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ActionsMixin(CompilerBase):
@@ -262,6 +264,7 @@ class ActionsMixin(CompilerBase):
         from pydtrace.consume.records import ILLOP
 
         a = self.a
+        self.ring_unbounded = True  # a record of its own, not a clause's (ring_size)
         self.spec_area()
         v = self.expr(e.args[0])
         ok = a.new_label("spec_ok")

@@ -6,8 +6,6 @@ subroutine calls (the lowering cg_subroutines.SUBROUTINES names)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import (
     DIVZERO,
@@ -22,6 +20,10 @@ from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # an operator with its operands swapped: x < y is y > x
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}

@@ -14,13 +14,15 @@ of the CPU the probe runs on; anything else faults "invalid address".
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, LoweringError, Value
 from pydtrace.engines.ebpf.insn import R0
 from pydtrace.lang import types as T
 from pydtrace.lang.program import KernelSymbol
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _percpu_layout() -> tuple[int, int, int, int]:

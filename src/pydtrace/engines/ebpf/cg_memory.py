@@ -17,8 +17,6 @@ engine's unmapped addresses. Stores outside [8, top) fault the same way.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.consume.records import BADINDEX, BADSIZE, NOSCRATCH
 from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, Value
 from pydtrace.engines.ebpf.errors import LoweringError
@@ -27,6 +25,10 @@ from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
 from pydtrace.options import size_option
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SCRATCH_BASE = 8  # dtrace's first alloca() pointer
 DEFAULT_SCRATCHSIZE = 8 + 256

@@ -5,7 +5,6 @@ clauses (predicate, statements, record output, fault blocks, ERROR)."""
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from pydtrace.consume.aggregation import AggSpec
 from pydtrace.engines.ebpf import layout as L
@@ -46,10 +45,14 @@ from pydtrace.engines.ebpf.cg_queries import (
 from pydtrace.engines.ebpf.cg_stack import calls_stack
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10, AsmError, Assembler, Insn, s32
-from pydtrace.engines.ebpf.providers import PROVIDERS, EbpfProvider, provider_of
+from pydtrace.engines.ebpf.providers import EbpfProvider, in_use, provider_of
 from pydtrace.lang import ast
 from pydtrace.lang.program import ClauseInfo
 from pydtrace.options import capped_frames
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
@@ -184,6 +187,11 @@ class ProgramMixin(CompilerBase):
                 for pid, p in self.out.probes.items():
                     names[pid] = probe_string(p, b)
         self.rec_max = L.FAULT_SIZE
+        # what the ring must hold when bufsize is not set (ring_size): the most
+        # one BEGIN or END firing writes, unless a probe that fires at its own
+        # rate may write more than its exit() record (ring_unbounded)
+        self.ring_unbounded = False
+        self.once_bytes = 0
         progs = []
         # ERROR's clauses run inline in every fault block (with their own argument area)
         self.error_probe, self.error_clauses = None, []
@@ -196,7 +204,8 @@ class ProgramMixin(CompilerBase):
             self.f_eargs = self.frame.take(8 * MAX_ARGS)
         # probes one program serves (raw syscalls, a file's uprobes: engines/ebpf/providers)
         groups: dict[str, Any] = {}
-        for impl in PROVIDERS.values():
+        used = in_use({p.kind for p in self.out.probes.values()})
+        for impl in used:
             groups.update(impl.groups(self, by_probe))
         grouped = {p.id for g in groups.values() for p in g[0]}
         for pid, clauses in sorted(by_probe.items()):
@@ -217,7 +226,7 @@ class ProgramMixin(CompilerBase):
         for pid in self.held:
             self.exec_gates[pid] = self.globals_size
             self.globals_size += 8
-        for impl in PROVIDERS.values():
+        for impl in used:
             impl.prepare(self, progs)
         # the record area goes last so that string temporaries have fixed offsets
         generated = [self.program_fit(probe, clauses, group) for probe, clauses, group in progs]
@@ -227,7 +236,8 @@ class ProgramMixin(CompilerBase):
         self.out.progs.extend(generated)
         self._patch_areas()
         self.out.frame_size = self.frame.size
-        bufsize = ring_size(self.options.get("bufsize"))
+        need = None if self.ring_unbounded else self.once_bytes
+        bufsize = ring_size(self.options.get("bufsize"), need)
         o = self.out
         o.maps = [
             MapSpec("frame", MAP_PERCPU_ARRAY, 4, self.frame.size, 1),
@@ -243,7 +253,7 @@ class ProgramMixin(CompilerBase):
                 continue  # a shared map
             o.maps.append(MapSpec(lay.map_name, MAP_PERCPU_HASH, lay.key_size, lay.value_size,
                                   self.agg_capacity()))  # fmt: skip
-        for impl in PROVIDERS.values():
+        for impl in used:
             impl.finish(self, o)
         if self.exec_gates:
             o.progs.append(exec_gate_program(self.exec_gates))
@@ -417,6 +427,7 @@ class ProgramMixin(CompilerBase):
         if self.exec_gates and probe.provider != "dtrace":
             self.held_gate()  # (here: sched:::on-cpu's thread is the incoming one)
         is_end = self.is_end = probe.provider == "dtrace" and probe.name == "END"
+        self.fires_once = is_end or (probe.provider == "dtrace" and probe.name == "BEGIN")
         # BEGIN's and END's records wait for the consumer (BEGIN's until the probes are
         # attached, END's until the end): like dtrace's principal buffer, one firing may
         # leave at most bufsize bytes; more are DTRACEDROP_PRINCIPAL drops
@@ -451,7 +462,9 @@ class ProgramMixin(CompilerBase):
                     raise
                 self.far = True
                 continue
-            if self.budget_on or self.firing_bytes(probe, clauses) <= self.principal_size():
+            once = self.firing_bytes(probe, clauses)
+            if self.budget_on or once <= self.principal_size():
+                self.once_bytes = max(self.once_bytes, min(once, self.principal_size()))
                 return spec
             self.budget_on = True
 
@@ -572,6 +585,8 @@ class ProgramMixin(CompilerBase):
             self.rec_max = max(self.rec_max, self.layout.size)
             self.emit_output(self.layout.size)
         self.out.records[c.index] = self.layout
+        if not self.fires_once and (self.faults_used or (records and not self._exit_only(c))):
+            self.ring_unbounded = True  # records at the probe's rate: the whole ring
         self.settle_islands()
         if self.faults_used:
             # fault: r1 = code, r2 = value, r3 = pc
@@ -584,6 +599,19 @@ class ProgramMixin(CompilerBase):
                 self.emit_fault(done)
         a.place(self.next_clause)
         a.place(self.last_end)
+
+    def _exit_only(self, c: ClauseInfo) -> bool:
+        """Whether the clause's record is an unconditional exit() alone: once
+        one is written, exit()'s draining word stops every clause but END's,
+        so such records never outnumber the CPUs firing at that moment."""
+        items = self.layout.items
+        return (
+            bool(c.records)
+            and not _speculates(c.body)
+            and len(items) == 1
+            and items[0][0] == 0
+            and self.layout.exits
+        )
 
     def builtin(self, name: str, e: ast.Expr) -> Any:
         """timestamp is read once per firing (the frame caches it, as dtrace's

@@ -9,10 +9,12 @@ module is imported, so every lowering module may use them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.lang import ast
 from pydtrace.lang.program import CheckedProgram
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TIME_VARS = frozenset(("timestamp", "walltimestamp"))
 CALLER_VARS = frozenset({"caller", "ucaller"})  # read with bpf_get_stack (cg_stack)
@@ -41,7 +43,7 @@ def reads_args(node: Any) -> bool:
     if isinstance(node, (list, tuple)):
         return any(reads_args(x) for x in node)
     if isinstance(node, ast.Node):
-        return any(reads_args(getattr(node, f)) for f in node.__dataclass_fields__
+        return any(reads_args(getattr(node, f)) for f in node.__struct_fields__
                    if f not in ("line", "file"))  # fmt: skip
     return False
 
@@ -58,7 +60,7 @@ def mentions(node: Any, names: frozenset[str]) -> bool:
     if isinstance(node, (list, tuple)):
         return any(mentions(x, names) for x in node)
     if isinstance(node, ast.Node):
-        return any(mentions(getattr(node, f), names) for f in node.__dataclass_fields__
+        return any(mentions(getattr(node, f), names) for f in node.__struct_fields__
                    if f not in ("line", "file"))  # fmt: skip
     return False
 
@@ -79,7 +81,7 @@ def dkey_levels(node: Any) -> int:
     if isinstance(node, (list, tuple)):
         return max([dkey_levels(x) for x in node] or [0])
     if isinstance(node, ast.Node):
-        return max([dkey_levels(getattr(node, f)) for f in node.__dataclass_fields__
+        return max([dkey_levels(getattr(node, f)) for f in node.__struct_fields__
                     if f not in ("line", "file")] or [0])  # fmt: skip
     return 0
 

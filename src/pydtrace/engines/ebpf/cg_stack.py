@@ -14,8 +14,6 @@ and keeps the snapshot, so a process that exits early still resolves.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.consume.records import Item
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, Value, task_path
@@ -24,6 +22,10 @@ from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.records import Action
 from pydtrace.options import capped_frames
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 BPF_F_USER_STACK = 1 << 8
 STACK_CALLS = frozenset({"stack", "ustack", "jstack"})

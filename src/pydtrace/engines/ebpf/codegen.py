@@ -18,8 +18,6 @@ See docs/internals/ebpf-engine.md. Callers import from here.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_actions import ActionsMixin
 from pydtrace.engines.ebpf.cg_aggs import AggsMixin
 from pydtrace.engines.ebpf.cg_context import (
@@ -50,6 +48,10 @@ from pydtrace.engines.ebpf.cg_strings import StringsMixin
 from pydtrace.engines.ebpf.cg_vars import VarsMixin
 from pydtrace.engines.ebpf.insn import disassemble
 from pydtrace.lang.program import CheckedProgram
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DROP_AGG",

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import errno
 import struct
+import sys
 import threading
 import time
-from typing import Any
 
 from pydtrace.consume.aggregation import Aggregation
 from pydtrace.consume.records import Fault, Record
-from pydtrace.engines.ebpf import codegen, uprobe_agent
+from pydtrace.engines.ebpf import codegen
 from pydtrace.engines.ebpf import layout as L
-from pydtrace.engines.ebpf.attach import OPENERS, expected_attach_type
+from pydtrace.engines.ebpf.attach import OPENERS, UPROBE_KINDS, expected_attach_type
 from pydtrace.engines.ebpf.errors import EbpfError
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.options import size_option
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _HEADER = struct.Struct("<IIIIQ")  # kind, probe id, clause, cpu, action mask
 
@@ -61,7 +65,7 @@ class EbpfEngine:
         self.maps: dict[str, Any] = {}
         self.prog_fds: dict[str, int] = {}
         self.attachments: list[Any] = []
-        self.agent: uprobe_agent.UprobeAgent | None = None  # holds the uprobes
+        self.agent: Any = None  # uprobe_agent.UprobeAgent: holds the uprobes
         self.ring: Any = None
         self.reported: dict[tuple[int, int], int] = {}  # (counter, cpu) -> drops reported
         # speculations: id -> records (probe, cpu, clause, layout, items) kept until commit
@@ -110,10 +114,11 @@ class EbpfEngine:
                 raise EbpfError(self._verifier_message(p, e)) from None
             except BPFError as e:
                 raise EbpfError(str(e)) from None
-        from pydtrace.symbols.kallsyms import kernel_symbols
-
-        if kernel_symbols.cache_info().currsize:  # read while compiling: without our programs
-            kernel_symbols.cache_clear()  # (module `bpf`, the first frames of kernel stacks)
+        kallsyms = sys.modules.get("pydtrace.symbols.kallsyms")  # imported when read
+        if kallsyms is not None and kallsyms.kernel_symbols.cache_info().currsize:
+            # read while compiling: without our programs (module `bpf`, the
+            # first frames of kernel stacks)
+            kallsyms.kernel_symbols.cache_clear()
         try:
             self.ring = RingBuffer(self.maps["records"].fd)
         except OSError as e:
@@ -137,32 +142,39 @@ class EbpfEngine:
         from pydtrace.probes import tracefs
 
         jobs = [(self.prog_fds[p.name], p.attach) for p in self.compiled.progs
-                if p.attach[0] in uprobe_agent.KINDS]  # fmt: skip
-        try:
-            if jobs:
-                self.agent = uprobe_agent.UprobeAgent(jobs)
-            missing: list[str] = []
-            tracepoints = 0
-            for p in self.compiled.progs:
-                if self.stopping.is_set():
-                    return  # Ctrl-C: a pid glob's thousands of uprobes take seconds
-                opener = OPENERS.get(p.attach[0])
-                if opener is None or p.attach[0] in uprobe_agent.KINDS:
-                    continue  # BEGIN and END (the engine runs them), or the agent's
-                tracepoints += p.attach[0] == "tracepoint"
-                try:
-                    self.attachments.extend(opener(self.prog_fds[p.name], p.attach))
-                except tracefs.NoSuchEvent as e:
-                    # a syscall this kernel does not trace (uselib...): it never fires
-                    missing.append(str(e))
-                except (OSError, tracefs.TracefsError) as e:
-                    raise EbpfError(str(e)) from None
-            if missing and len(missing) == tracepoints and not self.attachments and not jobs:
-                raise EbpfError(missing[0])
-            if self.agent is not None:
+                if p.attach[0] in UPROBE_KINDS]  # fmt: skip
+        if jobs:  # (the agent's module only then: start-up stays light)
+            from pydtrace.engines.ebpf.uprobe_agent import AgentError, UprobeAgent
+
+            try:
+                self.agent = UprobeAgent(jobs)
+            except AgentError as e:
+                raise EbpfError(str(e)) from None
+        missing: list[str] = []
+        tracepoints = 0
+        for p in self.compiled.progs:
+            if self.stopping.is_set():
+                return  # Ctrl-C: a pid glob's thousands of uprobes take seconds
+            opener = OPENERS.get(p.attach[0])
+            if opener is None or p.attach[0] in UPROBE_KINDS:
+                continue  # BEGIN and END (the engine runs them), or the agent's
+            tracepoints += p.attach[0] == "tracepoint"
+            try:
+                self.attachments.extend(opener(self.prog_fds[p.name], p.attach))
+            except tracefs.NoSuchEvent as e:
+                # a syscall this kernel does not trace (uselib...): it never fires
+                missing.append(str(e))
+            except (OSError, tracefs.TracefsError) as e:
+                raise EbpfError(str(e)) from None
+        if missing and len(missing) == tracepoints and not self.attachments and not jobs:
+            raise EbpfError(missing[0])
+        if self.agent is not None:
+            from pydtrace.engines.ebpf.uprobe_agent import AgentError
+
+            try:
                 self.agent.wait_attached(self.stopping)
-        except uprobe_agent.AgentError as e:
-            raise EbpfError(str(e)) from None
+            except AgentError as e:
+                raise EbpfError(str(e)) from None
 
     def close(self) -> None:
         """Release everything: attachments, the ring mapping, programs, maps."""

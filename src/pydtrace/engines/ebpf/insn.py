@@ -13,7 +13,8 @@ per line: `  12: r1 = *(u64 *)(r10 - 8)`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from pydtrace.lang.dataclass import dataclass
 
 # classes
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07

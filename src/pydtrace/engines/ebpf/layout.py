@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from pydtrace.consume.aggregation import U128, AggSpec, nbuckets, s64
 from pydtrace.consume.records import Item
-from pydtrace.consume.stacks import MACHINERY_ROOM
 from pydtrace.lang import types as T
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.lang.formats import Format
 from pydtrace.lang.records import AGG_ACTIONS, Action
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Builder = Callable[[Any], Item]
 
 REC_DATA = 1
 REC_FAULT = 2
@@ -37,8 +41,6 @@ SPEC_SHIFT = 8
 SPEC_SIZE = 24
 HEADER = 24  # kind, probe, clause, cpu, action mask
 FAULT_SIZE = 40  # header (16) + pc, code, value
-
-Builder = Callable[[Any], Item]
 
 
 def align8(n: int) -> int:
@@ -186,10 +188,10 @@ class RecordLayout:
         """(mask, f) where f(record) is the record's whole output, for a
         clause whose every action is a printf with a plain format (the
         consumer's fast path under -q); None otherwise."""
-        from pydtrace.consume.printf import value_formatter
-
         if not self.items or not all(isinstance(b, PrintfItem) for _, b in self.items):
             return None
+        from pydtrace.consume.printf import value_formatter
+
         st, strs, wraps, full, _, simple = self._plan or self._compile()
         texts = []
         for _, b in self.items:
@@ -347,6 +349,8 @@ def agg_layout(
             off += 16
             continue
         if t.r.kind == "stack":
+            from pydtrace.consume.stacks import MACHINERY_ROOM
+
             user = t.name == "ustack"
             keep = (stack_frames or {}).get(pos) or (frames[1] if user else frames[0])
             keep = min(keep, KEY_FRAMES)

@@ -239,11 +239,11 @@ def close_without_waiting(items: list[Attachment]) -> None:
     The last perf event of a tracepoint waits, when it is freed, for an
     RCU-tasks-trace grace period (~70 ms per tracepoint on 6.x, one after the
     other): that was a fifth of a one-liner's run time. A short-lived orphan
-    (a background subshell inheriting only these fds and a pipe) holds them
-    while our copies close at once, then exits on the pipe's EOF and pays
-    it. The caller must have stopped the programs from doing anything first:
-    they may run until the holder is gone. Without /bin/sh, the fds are
-    closed by a few threads at once."""
+    (a grandchild keeping only these fds and a pipe) holds them while our
+    copies close at once, then exits on the pipe's EOF and pays it. The
+    caller must have stopped the programs from doing anything first: they
+    may run until the holder is gone. When no process can be forked, the fds
+    are closed by a few threads at once."""
     for a in items:
         if not a.what.startswith("tracepoint "):  # only these wait in the kernel
             a.close()
@@ -279,25 +279,35 @@ def close_in_parallel(items: list[Attachment], threads: int = 64) -> None:
 
 
 def _spawn_holder(fds: list[int], rd: int) -> bool:
-    """A shell that leaves a background subshell holding fds until rd (its
-    stdin, kept on a free one-digit fd: a background job's stdin becomes
-    /dev/null) reads EOF, and exits at once (the holder is no child of
-    ours); True when it ran."""
-    import subprocess
-
-    spare = [n for n in range(3, 10) if n not in fds]
-    if not spare or not os.path.exists("/bin/sh"):
-        return False
-    n = spare[0]
+    """A grandchild (forked twice: no child of ours to reap) in a session of
+    its own that keeps only fds and rd open (never our stdout: a reader of
+    our output sees its end when we exit) until rd reads EOF; True when it
+    runs. Plain system calls in the forks, never back into the caller: no
+    shell to exec, no subprocess module to import."""
     try:
-        shell = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {n}<&0; read -r _ <&{n} &"], stdin=rd,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=fds,
-            close_fds=True, start_new_session=True,
-        )  # fmt: skip
-        return shell.wait(5) == 0
-    except (OSError, ValueError, subprocess.SubprocessError):
+        pid = os.fork()
+    except OSError:
         return False
+    if pid == 0:
+        code = 1  # no grandchild: the caller closes the fds itself
+        try:
+            low = 0  # closed before the grandchild is made: gone once we are reaped
+            for fd in sorted({*fds, rd}):
+                os.closerange(low, fd)
+                low = fd + 1
+            os.closerange(low, 1 << 20)
+            os.setsid()  # Ctrl-C at the terminal is not for it
+            if os.fork() == 0:
+                while os.read(rd, 64):
+                    pass
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped elsewhere (a SIGCHLD handler): it ran
+        return True
+    return status == 0
 
 
 def _uprobe_pmu() -> tuple[int, int]:

@@ -13,11 +13,13 @@ every probe to its tracepoint and arguments.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_memory import Region
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R6, R9, R10
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 REGION = ("proc", "psinfo")
 PR_MODEL_LP64 = 2

@@ -6,8 +6,11 @@ recorder in its own; both ask here.
 
 from __future__ import annotations
 
-import platform
-from typing import Any
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def syscall_regs() -> dict[str, Any] | None:
@@ -15,7 +18,7 @@ def syscall_regs() -> dict[str, Any] | None:
     None when unknown: each syscall then gets its own tracepoint. x86_64's
     pt_regs is fixed ABI (no BTF parse, ~0.1 s at start-up); other
     architectures ask BTF."""
-    m = platform.machine()
+    m = os.uname().machine
     if m == "x86_64":  # di si dx r10 r8 r9, orig_ax
         return {"args": [112, 104, 96, 56, 72, 64], "nr": 120, "size": 168}
     try:

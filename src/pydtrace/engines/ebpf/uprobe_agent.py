@@ -34,9 +34,11 @@ from __future__ import annotations
 import os
 import select
 import threading
-from typing import Any, NoReturn
 
-KINDS = frozenset({"uprobe", "uprobe_multi"})  # the attach kinds the agent opens
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
 NAME = "uprobe-holder"  # the agent's comm and command line (ps, the kernel log)
 _OK, _ERR = b"K", b"E"  # its answer once attached: every job, or the first refusal
 
@@ -47,7 +49,7 @@ class AgentError(Exception):
 
 class UprobeAgent:
     """The agent of one engine run: jobs are (program fd, ProgSpec.attach)
-    pairs of the kinds in KINDS, attached in order."""
+    pairs of the kinds in attach.UPROBE_KINDS, attached in order."""
 
     def __init__(self, jobs: list[tuple[int, tuple[Any, ...]]]) -> None:
         ctl_r, self.ctl = os.pipe()  # ours -> agent: EOF = detach everything and exit

@@ -13,13 +13,11 @@ rename events and /proc). docs/internals/tracefs-engine.md tells the rest.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import os
 import select
 import struct
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from pydtrace.consume.consumer import Consumer
@@ -29,6 +27,7 @@ from pydtrace.engines.tracefs.plan import Plan
 from pydtrace.engines.user.engine import UserEngine, user_pc
 from pydtrace.engines.user.firing import Firing
 from pydtrace.lang import ast
+from pydtrace.lang.dataclass import dataclass, fields, is_dataclass
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.options import size_option
 from pydtrace.probes import tracefs
@@ -507,7 +506,7 @@ def _mentions_args(node: Any) -> bool:
     """Does this part of a clause read args, args[N] or argN?"""
     if isinstance(node, list | tuple):
         return any(_mentions_args(x) for x in node)
-    if not dataclasses.is_dataclass(node):
+    if not is_dataclass(node):
         return False
     ref = getattr(node, "ref", None)
     if isinstance(node, ast.Ident) and isinstance(ref, tuple) and ref[0] == "builtin":
@@ -516,7 +515,7 @@ def _mentions_args(node: Any) -> bool:
             return True
     if isinstance(node, ast.Index) and isinstance(ref, tuple) and ref[0] == "args":
         return True
-    return any(_mentions_args(getattr(node, f.name)) for f in dataclasses.fields(node))
+    return any(_mentions_args(getattr(node, f.name)) for f in fields(node))
 
 
 def _cstr(raw: bytes) -> str:

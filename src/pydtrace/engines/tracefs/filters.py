@@ -20,9 +20,9 @@ that name.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pydtrace.lang import ast
+from pydtrace.lang.dataclass import dataclass
 
 _ORDER = {"<", "<=", ">", ">="}
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}

@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-from dataclasses import dataclass, field
 
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.probes import tracefs
 
 PREFIX = "pydtrace-"

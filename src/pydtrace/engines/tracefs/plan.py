@@ -5,11 +5,11 @@ them needs (filters.any_of of each probe's terms)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydtrace.engines.tracefs import filters
 from pydtrace.lang import ast
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.probes import tracefs
 
 # (timestamp ns, cpu, common_pid, the raw record)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from pydtrace.lang.dataclass import dataclass
 
 PADDING, TIME_EXTEND, TIME_STAMP = 29, 30, 31
 DATA_MAX_TYPE_LEN = 28
@@ -69,7 +70,10 @@ class Page:
     events: list[tuple[int, bytes]]  # (timestamp, payload)
 
 
-def parse_page(buf: bytes, layout: PageLayout = PageLayout()) -> Page:
+_DEFAULT_LAYOUT = PageLayout()  # the usual header_page (x86_64, arm64)
+
+
+def parse_page(buf: bytes, layout: PageLayout = _DEFAULT_LAYOUT) -> Page:
     """Decode one sub-buffer read from trace_pipe_raw."""
     (ts,) = struct.unpack_from("<Q", buf, layout.ts_off)
     word = int.from_bytes(buf[layout.commit_off : layout.commit_off + layout.commit_size], "little")

@@ -9,7 +9,6 @@ is firing order, as with dtrace's principal buffers drained in order.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 from pydtrace.consume.consumer import Consumer, record_size
 from pydtrace.consume.records import Fault, Record
+from pydtrace.engines.signals import WakeUp
 from pydtrace.engines.user.faults import ProbeFault
 from pydtrace.engines.user.firing import Firing, Skip
 from pydtrace.engines.user.interpreter import Compiler
@@ -281,7 +281,7 @@ class UserEngine:
                 continue
             try:
                 tracer.step(block=True)
-            except _WakeUp:
+            except WakeUp:
                 break
 
     def _fire_due(self, timers: list[list[Any]]) -> None:
@@ -315,25 +315,3 @@ def _current_cpu() -> int:
             return int(f.read().rsplit(")", 1)[1].split()[36])
     except (OSError, ValueError, IndexError):
         return 0
-
-
-class _WakeUp(Exception):
-    """Raised by the signal handler to end a blocking wait for tracee events."""
-
-
-def install_signal_handlers(engine: UserEngine) -> None:
-    """First SIGINT/SIGTERM: orderly stop (END, aggregations); a second: abort."""
-    count = {"n": 0}
-
-    def handler(signum: int, frame: Any) -> None:
-        count["n"] += 1
-        if count["n"] > 1:
-            if engine.tracer is not None:
-                engine.tracer.finish()  # never leave a tracee stopped
-            os._exit(1)
-        engine.stop()
-        if engine.tracer is not None and engine.tracer.in_wait:
-            raise _WakeUp  # break out of a blocking waitpid
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)

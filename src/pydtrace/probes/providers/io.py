@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
+from pydtrace.lang.dataclass import dataclass
 from pydtrace.lang.procfs import FILEINFO
 from pydtrace.probes.catalogue import PROVIDER_ATTRIBUTES, ProbeTuple, Provider
 from pydtrace.probes.glob import gmatch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MODULE = "vmlinux"
 # probe name -> the block tracepoint it fires on

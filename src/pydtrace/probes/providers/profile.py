@@ -40,7 +40,7 @@ _UNITS = {
 
 # Mirrors sscanf("%lu%4s"): optional blanks and '+', digits, then a unit of at
 # most four non-blank characters (anything after those four is ignored).
-_NUM_UNIT = re.compile(r"\s*\+?(\d+)\s*(\S{0,4})")
+_NUM_UNIT = r"\s*\+?(\d+)\s*(\S{0,4})"  # re.match compiles it when first used
 
 
 def _kind(name: str) -> str | None:
@@ -53,7 +53,7 @@ def _kind(name: str) -> str | None:
 
 def parse_period(spec: str) -> int:
     """Period in ns for the text after 'profile-'/'tick-', 0 when invalid."""
-    m = _NUM_UNIT.match(spec)
+    m = re.match(_NUM_UNIT, spec)
     if m is None:
         return 0
     val = min(int(m.group(1)), _U64)

@@ -20,11 +20,10 @@ The eBPF engine builds that struct in its per-CPU frame in the prologue
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from pydtrace.lang import types as T
+from pydtrace.lang.dataclass import dataclass, field, replace
 from pydtrace.probes import tracefs
 from pydtrace.probes.catalogue import PROVIDER_ATTRIBUTES, ProbeTuple, Provider
 from pydtrace.probes.glob import gmatch, is_glob
@@ -87,7 +86,7 @@ def _field(f: tracefs.Field, mem_off: int) -> ArgField:
     if f.array_len:
         esize = max(f.size // f.array_len, 1)
         elem = T.CHAR if decl == "char" else _int_type(decl, esize, f.signed)
-        t = dataclasses.replace(T.array(elem, f.array_len), name=f"{decl}[{f.array_len}]")
+        t = replace(T.array(elem, f.array_len), name=f"{decl}[{f.array_len}]")
         # args->comm: a char array is a string (of its own size, read to its NUL)
         mt = T.CType("string", "string", f.size) if decl == "char" else t
         return ArgField(f.name, mt, t, f.offset, f.size, f.offset, "array")
@@ -174,7 +173,10 @@ class SdtProvider(Provider):
         if module and not is_glob(module) and name and not is_glob(name):
             found = [(module, name)] if (module, name) in set(self.events()) else []
         else:
-            found = [(g, e) for g, e in self.events() if gmatch(module, g) and gmatch(name, e)]
+            found = self.events()
+            if name and not is_glob(name):  # (BEGIN: no glob matching of every event)
+                found = [(g, e) for g, e in found if e == name]
+            found = [(g, e) for g, e in found if gmatch(module, g) and gmatch(name, e)]
         # args[] is typed only for a clause on a single tracepoint (two tracepoints
         # never share type objects), so a glob naming more reads no formats:
         # -lv reads them through SdtData.argtypes

@@ -9,13 +9,14 @@ dtrace-utils types it (its arg1 repeats arg0 at run time).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from functools import cache
 
 from pydtrace.lang import types as T
+from pydtrace.lang.dataclass import replace
 from pydtrace.probes.catalogue import ProbeTuple, Provider
-from pydtrace.probes.syscalls import Syscall, SyscallTable, UnknownArch, table
+from pydtrace.probes.glob import gmatch
+from pydtrace.probes.syscalls import Syscall, SyscallTable, UnknownArch, size, table
 
 MODULE = "vmlinux"
 
@@ -56,7 +57,7 @@ def ctype(text: str) -> T.CType:
     if t.name == text:
         return t
     if t.kind == "ptr":  # only the spelling differs (qualifiers): same shape
-        return dataclasses.replace(t, name=text)
+        return replace(t, name=text)
     return T.typedef(text, t)  # 'unsigned', 'const int': resolves to the builtin
 
 
@@ -114,3 +115,22 @@ class SyscallProvider(Provider):
         for sc in tab.calls:
             yield (MODULE, sc.name, "entry", entry_argtypes(sc), sc)
             yield (MODULE, sc.name, "return", RETURN_ARGTYPES, sc)
+
+    # the catalogue lists these only for a description that may name them
+    def count(self) -> int:
+        try:
+            return 2 * size(self.arch)  # table(): one call per row
+        except UnknownArch:
+            return 0
+
+    def may_list(self, module: str, function: str, name: str) -> bool:
+        return gmatch(module, MODULE) and (gmatch(name, "entry") or gmatch(name, "return"))
+
+    def listed_for(self, function: str) -> Iterable[tuple[int, ProbeTuple]]:
+        tab = self.table()
+        if tab is None:
+            return
+        for i, sc in enumerate(tab.calls):  # names are unique: at most one
+            if sc.name == function:
+                yield 2 * i, (MODULE, sc.name, "entry", entry_argtypes(sc), sc)
+                yield 2 * i + 1, (MODULE, sc.name, "return", RETURN_ARGTYPES, sc)

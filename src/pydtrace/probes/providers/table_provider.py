@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
-from typing import Any
 
 from pydtrace.probes.catalogue import ProbeTuple, Provider
 from pydtrace.probes.glob import gmatch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MODULE = "vmlinux"
 

@@ -12,14 +12,16 @@ here reads tracefs or the headers at run time.
 
 from __future__ import annotations
 
-import platform
-from dataclasses import dataclass, field
+import os
 from functools import cache
+from types import ModuleType
+
+from pydtrace.lang.dataclass import dataclass, field
 
 AUDIT_ARCH_X86_64 = 0xC000003E
 AUDIT_ARCH_AARCH64 = 0xC00000B7
 
-# platform.machine() spellings of the architectures we have tables for
+# os.uname().machine spellings of the architectures we have tables for
 _ARCH_ALIASES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 Arg = tuple[str, str]  # (C type, argument name)
@@ -56,7 +58,7 @@ class UnknownArch(ValueError):
 
 def normalize_arch(arch: str | None = None) -> str:
     """'x86_64' or 'aarch64' for arch (default: the running machine)."""
-    machine = arch if arch is not None else platform.machine()
+    machine = arch if arch is not None else os.uname().machine
     try:
         return _ARCH_ALIASES[machine.lower()]
     except KeyError:
@@ -68,12 +70,22 @@ def table(arch: str | None = None) -> SyscallTable:
     return _table(normalize_arch(arch))
 
 
-@cache
-def _table(name: str) -> SyscallTable:
+def size(arch: str | None = None) -> int:
+    """How many calls table(arch) has, without building it (or its prototypes)."""
+    return len(_rows(normalize_arch(arch)).SYSCALLS)
+
+
+def _rows(name: str) -> ModuleType:
     if name == "x86_64":
         from pydtrace.probes.syscalls import x86_64 as mod
     else:
         from pydtrace.probes.syscalls import aarch64 as mod
+    return mod
+
+
+@cache
+def _table(name: str) -> SyscallTable:
+    mod = _rows(name)
     return _build(name, mod.AUDIT_ARCH, mod.SYSCALLS, getattr(mod, "ARGS", {}))
 
 

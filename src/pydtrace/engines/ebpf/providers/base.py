@@ -18,14 +18,16 @@ every hook but attach() does nothing by default:
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf import psinfo
 from pydtrace.engines.ebpf.errors import LoweringError
 
-# a program serving many probes: (name, probes, {probe id: clause mask}), as
-# cg_program keeps it; groups() gives name -> (probes, merged clauses, masks)
-Group = tuple[str, list[Any], dict[int, int]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    # a program serving many probes: (name, probes, {probe id: clause mask}), as
+    # cg_program keeps it; groups() gives name -> (probes, merged clauses, masks)
+    Group = tuple[str, list[Any], dict[int, int]]
 
 
 class EbpfProvider:

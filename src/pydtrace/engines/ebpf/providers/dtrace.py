@@ -5,10 +5,12 @@ block (cg_program.emit_fault)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_context import PROG_RAW_TRACEPOINT
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class DtraceProvider(EbpfProvider):

@@ -4,9 +4,11 @@ runs the group's clauses its mask names."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_context import RAW_MAX_CLAUSES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def merged_clauses(

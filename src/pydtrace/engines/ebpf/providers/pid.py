@@ -88,6 +88,3 @@ class PidProvider(UprobeProvider):
     def group_map(self, cg: Any, name: str, probes: list[Any]) -> tuple[list[int], int, int]:
         # keyed by the attach cookie; an instruction group keeps probename too
         return list(range(len(probes))), len(probes), 2 if name[0] == "i" else 1
-
-    def prepare(self, cg: Any, progs: list[tuple[Any, list[Any], Any]]) -> None:
-        uprobe.prepare(cg, progs)  # usdt's programs too

@@ -10,8 +10,6 @@ return, arg0 = arg1 = the return value, errno = -ret for -4095 <= ret < 0.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_context import (
     PROG_RAW_TRACEPOINT,
     PROG_TRACEPOINT,
@@ -22,6 +20,10 @@ from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
 from pydtrace.engines.ebpf.providers.groups import merged_clauses
 from pydtrace.engines.ebpf.pt_regs import syscall_regs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SyscallProvider(EbpfProvider):

@@ -32,13 +32,15 @@ PT_REGS = {
 
 
 class UprobeProvider(EbpfProvider):
-    """pid's and usdt's attach() and the program-wide step they share, which
-    pid's prepare() takes for both (the table calls every provider's: usdt does
-    not repeat it)."""
+    """pid's and usdt's attach() and the program-wide step they share (a
+    program with both kinds takes the step twice: the same check)."""
 
     def attach(self, probe: Any) -> tuple[int, tuple[Any, ...]]:
         s = probe.data
         return PROG_KPROBE, ("uprobe", s.path, s.offset, s.ret, s.pid, s.refctr)
+
+    def prepare(self, cg: Any, progs: list[tuple[Any, list[Any], Any]]) -> None:
+        prepare(cg, progs)  # both kinds' programs
 
 
 def prepare(cg: Any, progs: list[tuple[Any, list[Any], Any]]) -> None:

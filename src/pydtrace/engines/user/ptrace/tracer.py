@@ -22,12 +22,12 @@ import select
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydtrace.engines.launch import close_private_fds
 from pydtrace.engines.user.procinfo import catches_signal, parent_of, tgid_of
 from pydtrace.engines.user.ptrace import syscalls as sc
+from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.symbols.process import forget
 
 OPTIONS = (

@@ -1,0 +1,258 @@
+"""pydtrace's own @dataclass: the standard one's behaviour at a fraction of its start-up.
+
+The standard library's decorator costs about 0.3 ms per class (it compiles
+__init__, __repr__, __eq__ and more for every class as it is defined, and
+imports inspect), a third of a one-liner's start-up over the package's
+classes. This one takes the same declarations (`@dataclass`, `frozen=`,
+`eq=`, `slots=`, `field(default=, default_factory=, repr=, compare=,
+kw_only=, init=)`, `__post_init__`) and gives the same __init__ signature,
+repr, equality, hash and frozenness, but compiles a class's __init__ the
+first time an instance is made, and shares one __repr__, __eq__ and __hash__
+among all classes (each reads its class's field names).
+
+A class's fields are `cls.__struct_fields__` (name -> Field, in order);
+fields(), is_dataclass() and replace() read them as the standard ones read
+theirs. The Python API's public classes (events.py) stay standard
+dataclasses, for users' dataclasses.asdict() and the like.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+from reprlib import recursive_repr
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+MISSING: Any = type("MISSING", (), {"__repr__": lambda self: "MISSING"})()
+_OBJECT_SETATTR = object.__setattr__
+
+
+class FrozenInstanceError(AttributeError):
+    """An assignment to a field of a frozen instance (dataclasses' own name)."""
+
+
+class Field:
+    __slots__ = ("name", "default", "default_factory", "init", "repr", "compare", "kw_only")
+
+    def __init__(self, default: Any, default_factory: Any, init: bool, repr: bool,  # noqa: A002
+                 compare: bool, kw_only: bool) -> None:  # fmt: skip
+        self.name = ""
+        self.default = default
+        self.default_factory = default_factory
+        self.init = init
+        self.repr = repr
+        self.compare = compare
+        self.kw_only = kw_only
+
+    def __repr__(self) -> str:
+        return f"Field(name={self.name!r}, default={self.default!r})"
+
+
+def field(
+    *,
+    default: Any = MISSING,
+    default_factory: Any = MISSING,
+    init: bool = True,
+    repr: bool = True,  # noqa: A002 (dataclasses' own keyword)
+    compare: bool = True,
+    kw_only: bool = False,
+) -> Any:
+    if default is not MISSING and default_factory is not MISSING:
+        raise ValueError("cannot specify both default and default_factory")
+    return Field(default, default_factory, init, repr, compare, kw_only)
+
+
+def dataclass(
+    cls: type | None = None, /, *, frozen: bool = False, eq: bool = True, slots: bool = False
+) -> Any:
+    def wrap(c: type) -> type:
+        return _process(c, frozen, eq, slots)
+
+    return wrap if cls is None else wrap(cls)
+
+
+def fields(obj: Any) -> tuple[Field, ...]:
+    try:
+        return tuple(obj.__struct_fields__.values())
+    except AttributeError:
+        raise TypeError("must be called with a dataclass type or instance") from None
+
+
+def is_dataclass(obj: Any) -> bool:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return hasattr(cls, "__struct_fields__")
+
+
+def replace(obj: Any, /, **changes: Any) -> Any:
+    """A copy of obj with some fields changed, made by its __init__."""
+    for f in obj.__struct_fields__.values():
+        if not f.init:
+            if f.name in changes:
+                raise ValueError(f"field {f.name} is declared with init=False, it cannot be "
+                                 "specified with replace()")  # fmt: skip
+        elif f.name not in changes:
+            changes[f.name] = getattr(obj, f.name)
+    return obj.__class__(**changes)
+
+
+def _process(cls: type, frozen: bool, eq: bool, slots: bool) -> type:
+    own = cls.__dict__
+    found: dict[str, Field] = {}
+    for base in cls.__mro__[-1:0:-1]:
+        found.update(base.__dict__.get("__struct_fields__", {}))
+    for name, ann in own.get("__annotations__", {}).items():
+        if isinstance(ann, str) and ann.startswith(("ClassVar", "typing.ClassVar")):
+            continue
+        value = own.get(name, MISSING)
+        if isinstance(value, Field):
+            f = value
+            if f.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+        else:
+            f = Field(value, MISSING, True, True, True, False)
+        f.name = name
+        found[name] = f
+    seen_default = False
+    for f in found.values():
+        if f.init and not f.kw_only:
+            if f.default is not MISSING or f.default_factory is not MISSING:
+                seen_default = True
+            elif seen_default:
+                raise TypeError(f"non-default argument {f.name!r} follows default argument")
+    if slots:
+        cls = _with_slots(cls, found)
+    cls.__struct_fields__ = found  # type: ignore[attr-defined]
+    cls.__struct_repr__ = tuple(f.name for f in found.values() if f.repr)  # type: ignore[attr-defined]
+    cls.__match_args__ = tuple(  # type: ignore[attr-defined]
+        f.name for f in found.values() if f.init and not f.kw_only
+    )
+    own = cls.__dict__
+    if "__init__" not in own:
+        cls.__init__ = _lazy_init(cls, frozen)  # type: ignore[misc]
+    if "__repr__" not in own:
+        cls.__repr__ = _repr  # type: ignore[assignment]
+    if eq:
+        compared = [f.name for f in found.values() if f.compare]
+        key = _key(compared)
+        cls.__struct_key__ = staticmethod(key)  # type: ignore[attr-defined]
+        if "__eq__" not in own:
+            cls.__eq__ = _eq  # type: ignore[assignment]
+        explicit_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
+        if not explicit_hash:
+            cls.__hash__ = _hash if frozen else None  # type: ignore[assignment]
+    if frozen:
+        cls.__setattr__ = _frozen_setattr(cls, found)  # type: ignore[assignment]
+        cls.__delattr__ = _frozen_delattr(cls, found)  # type: ignore[assignment]
+    return cls
+
+
+def _key(names: list[str]) -> Any:
+    """A function from an instance to the tuple of its compared fields."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        one = attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return lambda obj: ()
+
+
+@recursive_repr()
+def _repr(self: Any) -> str:
+    text = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__struct_repr__)
+    return f"{self.__class__.__qualname__}({text})"
+
+
+def _eq(self: Any, other: Any) -> Any:
+    if other.__class__ is self.__class__:
+        key = self.__struct_key__
+        return key(self) == key(other)
+    return NotImplemented
+
+
+def _hash(self: Any) -> int:
+    return hash(self.__struct_key__(self))
+
+
+def _frozen_setattr(cls: type, found: dict[str, Field]) -> Any:
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is cls or name in found:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    return __setattr__
+
+
+def _frozen_delattr(cls: type, found: dict[str, Field]) -> Any:
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is cls or name in found:
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    return __delattr__
+
+
+def _with_slots(cls: type, found: dict[str, Field]) -> type:
+    """The class made again with __slots__ for its fields (a class's slots
+    are fixed when it is made), as dataclasses' slots=True does."""
+    body = dict(cls.__dict__)
+    names = tuple(found)
+    for name in names:
+        body.pop(name, None)
+    body.pop("__dict__", None)
+    body.pop("__weakref__", None)
+    body["__slots__"] = tuple(n for n in names if not any(n in getattr(b, "__slots__", ()) for b in cls.__mro__[1:]))  # fmt: skip
+    new = type(cls)(cls.__name__, cls.__bases__, body)
+    new.__qualname__ = cls.__qualname__
+    return new
+
+
+def _lazy_init(cls: type, frozen: bool) -> Any:
+    """An __init__ that compiles the class's real one when first called."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        real = _make_init(cls, frozen)
+        cls.__init__ = real  # type: ignore[misc]
+        real(self, *args, **kwargs)
+
+    return __init__
+
+
+def _make_init(cls: type, frozen: bool) -> Any:
+    found: dict[str, Field] = cls.__struct_fields__  # type: ignore[attr-defined]
+    space: dict[str, Any] = {"MISSING": MISSING, "_set": _OBJECT_SETATTR}
+    positional: list[str] = []
+    keyword: list[str] = []
+    body: list[str] = []
+    for f in found.values():
+        n = f.name
+        if f.default_factory is not MISSING:
+            space[f"_f_{n}"] = f.default_factory
+        if f.init:
+            if f.default_factory is not MISSING:
+                param, value = f"{n}=MISSING", f"_f_{n}() if {n} is MISSING else {n}"
+            elif f.default is not MISSING:
+                space[f"_d_{n}"] = f.default
+                param, value = f"{n}=_d_{n}", n
+            else:
+                param, value = n, n
+            (keyword if f.kw_only else positional).append(param)
+        elif f.default_factory is not MISSING:
+            value = f"_f_{n}()"
+        elif f.default is not MISSING:
+            space[f"_d_{n}"] = f.default
+            value = f"_d_{n}"
+        else:
+            continue
+        body.append(f"_set(self, {n!r}, {value})" if frozen else f"self.{n} = {value}")
+    if hasattr(cls, "__post_init__"):
+        body.append("self.__post_init__()")
+    params = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
+    src = f"def __init__({params}):\n    " + ("\n    ".join(body) or "pass") + "\n"
+    exec(src, space)  # noqa: S102 (our own field names)
+    init = space["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init

@@ -1,0 +1,123 @@
+"""lang/dataclass.py: pydtrace's light @dataclass behaves as the standard one
+for what the package declares (each test makes the same class both ways)."""
+
+from __future__ import annotations
+
+import dataclasses as std
+
+import pytest
+
+from pydtrace.lang import dataclass as light
+
+
+def both(body: str, decorator: str = "@dataclass") -> tuple[type, type]:
+    """The class `C` of body made by each module's decorator."""
+    made = []
+    for mod in (std, light):
+        ns: dict[str, object] = {"dataclass": mod.dataclass, "field": mod.field}
+        exec(f"from __future__ import annotations\n{decorator}\nclass C:\n{body}", ns)
+        made.append(ns["C"])
+    return made[0], made[1]
+
+
+def test_init_signature_defaults_and_factories() -> None:
+    s, lt = both("    a: int\n    b: str = 'x'\n    c: list = field(default_factory=list)\n")
+    for cls in (s, lt):
+        x = cls(1)
+        assert (x.a, x.b, x.c) == (1, "x", [])
+        assert cls(1, "y", [2]).c == [2]
+        assert cls(1).c is not cls(1).c  # a new list each time
+        assert cls(a=3, b="z").b == "z"
+    for args, kwargs in (((), {}), ((1, 2, 3, 4), {}), ((1,), {"d": 2}), ((1,), {"a": 2})):
+        with pytest.raises(TypeError) as es:
+            s(*args, **kwargs)
+        with pytest.raises(TypeError) as el:
+            lt(*args, **kwargs)
+        assert str(el.value).split("()", 1)[1] == str(es.value).split("()", 1)[1]
+
+
+def test_repr_eq_hash() -> None:
+    s, lt = both("    a: int\n    b: str = field(default='', repr=False, compare=False)\n")
+    assert repr(lt(1, "q")) == repr(s(1, "q")).replace(s.__qualname__, lt.__qualname__)
+    for cls in (s, lt):
+        assert cls(1, "p") == cls(1, "q") and cls(1) != cls(2)
+        assert cls(1).__eq__(object()) is NotImplemented
+        assert cls.__hash__ is None  # eq without frozen: unhashable, as dataclasses
+    fs, fl = both("    a: int\n    b: tuple = ()\n", "@dataclass(frozen=True)")
+    assert hash(fl(1, (2,))) == hash(fs(1, (2,))) == hash((1, (2,)))
+    assert {fl(1), fl(1), fl(2)} == {fl(1), fl(2)}
+
+
+def test_frozen_refuses_assignment() -> None:
+    s, lt = both("    a: int\n", "@dataclass(frozen=True)")
+    for cls, error in ((s, std.FrozenInstanceError), (lt, light.FrozenInstanceError)):
+        x = cls(1)
+        with pytest.raises(error):
+            x.a = 2  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            del x.a
+        assert x.a == 1
+
+
+def test_eq_false_keeps_identity() -> None:
+    s, lt = both("    a: int\n", "@dataclass(eq=False)")
+    for cls in (s, lt):
+        x = cls(1)
+        assert x != cls(1) and x == x and hash(x) == object.__hash__(x)
+
+
+def test_kw_only_fields_of_a_base_follow_the_subclass_fields() -> None:
+    for mod in (std, light):
+
+        @mod.dataclass
+        class Base:
+            line: int = mod.field(default=0, kw_only=True)
+
+        @mod.dataclass
+        class Lit(Base):
+            value: int
+            text: str
+
+        x = Lit(5, "5", line=3)
+        assert (x.value, x.text, x.line) == (5, "5", 3)
+        assert Lit.__match_args__ == ("value", "text")
+        assert [f.name for f in mod.fields(x)] == ["line", "value", "text"]
+        assert mod.is_dataclass(x) and mod.is_dataclass(Lit) and not mod.is_dataclass(1)
+        with pytest.raises(TypeError):
+            Lit(5, "5", 3)  # type: ignore[misc]
+
+
+def test_post_init_replace_and_slots() -> None:
+    for mod in (std, light):
+
+        @mod.dataclass(frozen=True)
+        class P:
+            name: str
+            kind: str = ""
+
+            def __post_init__(self) -> None:
+                if not self.kind:
+                    object.__setattr__(self, "kind", self.name)
+
+        assert P("syscall").kind == "syscall"
+        q = mod.replace(P("a", "b"), kind="c")
+        assert (q.name, q.kind) == ("a", "c")
+
+        @mod.dataclass(slots=True)
+        class T:
+            kind: str
+            text: str = ""
+
+        t = T("x")
+        assert T.__slots__ == ("kind", "text") and not hasattr(t, "__dict__")
+        with pytest.raises(AttributeError):
+            t.other = 1  # type: ignore[attr-defined]
+
+
+def test_a_default_before_a_positional_field_is_refused() -> None:
+    with pytest.raises(TypeError, match="non-default argument 'b' follows default argument"):
+
+        @light.dataclass
+        class Bad:
+            a: int = 0
+            b: int  # type: ignore[misc]

@@ -1,0 +1,126 @@
+"""Start-up stays light: a one-liner imports what it runs and no more.
+
+`pydtrace -q -n 'BEGIN { exit(0); }'` and a one-probe program start in a
+fifth of bpftrace's time (benchmarks/startup.py); most of that is Python's
+imports. Each test runs the command line in a fresh interpreter and names the
+modules it must not have loaded: the other engines, the tools, symbol and ELF
+readers, the formatters of output it did not print, and standard modules that
+cost milliseconds each (typing, dataclasses with inspect, subprocess...).
+Also here: the catalogue lists the syscall provider's probes only when a
+description may name them, with the ids the full list gives them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, bpf_maps_ok, need
+from pydtrace.probes.catalogue import parse_probe_desc
+from pydtrace.probes.providers import default_catalogue
+
+# the command line's main() in a fresh interpreter (-S: no site-packages
+# .pth files, whose own imports are not ours), then the modules it loaded
+_RUN = """
+import sys
+from pydtrace.cli.dtrace import main
+status = main(["pydtrace", *sys.argv[1:]])
+sys.stdout.flush()
+sys.stderr.write("MODULES " + " ".join(sorted(sys.modules)) + "\\n")
+sys.exit(status)
+"""
+
+# never for a one-liner on the eBPF engine
+HEAVY_STDLIB = {"typing", "dataclasses", "inspect", "ast", "dis", "tokenize", "subprocess",
+                "tempfile", "pathlib", "json", "datetime", "platform", "queue", "random",
+                "lzma", "locale", "selectors", "contextlib"}  # fmt: skip
+HEAVY_OURS = (
+    "pydtrace.engines.user",  # the ptrace engine and its interpreter
+    "pydtrace.engines.tracefs",
+    "pydtrace.tools",
+    "pydtrace.ktrace",
+    "pydtrace.events",
+    "pydtrace.symbols",  # ELF, kallsyms, BTF, process maps: only for symbols and types
+    "pydtrace.consume.printf",  # formatters of what the program does not print
+    "pydtrace.consume.aggprint",
+    "pydtrace.consume.stacks",
+    "pydtrace.probes.hints",  # a hint follows only a description matching nothing
+    "pydtrace.probes.listing",
+    "pydtrace.cli.manual",
+    "pydtrace.lang.cpp",
+    "pydtrace.engines.ebpf.uprobe_agent",
+    "pydtrace.engines.ebpf.mmaps",
+)
+
+
+def loaded(*args: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if k != "_DTRACE_TESTING"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    p = subprocess.run([sys.executable, "-S", "-c", _RUN, *args], capture_output=True,
+                       text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "\n", p.stdout
+    line = p.stderr.splitlines()[-1]
+    assert line.startswith("MODULES "), p.stderr
+    assert p.stderr == line + "\n", p.stderr  # nothing else said
+    return set(line.split()[1:])
+
+
+def heavy(mods: set[str], allowed: tuple[str, ...] = ()) -> list[str]:
+    found = sorted(mods & HEAVY_STDLIB)
+    found += sorted(
+        m for m in mods if m.startswith(HEAVY_OURS) and not m.startswith(allowed or ("\0",))
+    )
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _need_bpf() -> None:
+    need(bpf_maps_ok(), "BPF maps cannot be created here (root and bpf(2) needed)")
+
+
+def test_begin_loads_only_what_it_runs() -> None:
+    mods = loaded("-q", "-n", "BEGIN { exit(0); }")
+    assert "pydtrace.engines.ebpf.engine" in mods  # it did run on eBPF
+    assert heavy(mods) == []
+    # no syscall table (the catalogue kept the syscall probes' ids without them),
+    # and of the eBPF engine's providers only dtrace's
+    assert "pydtrace.probes.syscalls.prototypes" not in mods
+    providers = sorted(m for m in mods if m.startswith("pydtrace.engines.ebpf.providers."))
+    assert providers == ["pydtrace.engines.ebpf.providers.base",
+                         "pydtrace.engines.ebpf.providers.dtrace"]  # fmt: skip
+
+
+def test_a_syscall_probe_loads_only_what_it_runs() -> None:
+    # a reader of our own, so that the probe fires at once
+    reader = subprocess.Popen(
+        ["/bin/sh", "-c", "while :; do head -c1 /etc/hostname >/dev/null; sleep 0.01; done"]
+    )
+    try:
+        mods = loaded("-q", "-n", "syscall::read:entry { exit(0); }")
+    finally:
+        reader.kill()
+        reader.wait()
+    assert heavy(mods) == []
+    assert "pydtrace.engines.ebpf.providers.syscall" in mods
+    others = ("dtrace", "profile", "sdt", "io", "proc", "sched", "pid", "usdt")
+    assert not mods & {f"pydtrace.engines.ebpf.providers.{k}" for k in others}
+
+
+def test_syscall_probes_are_listed_only_when_a_description_may_name_them() -> None:
+    cat = default_catalogue()
+    cat.match(parse_probe_desc("BEGIN"))
+    cat.match(parse_probe_desc("profile:::tick-1s"))
+    assert not any(p.provider == "syscall" for p in cat._probes)
+    (read,) = cat.match(parse_probe_desc("syscall::read:entry"))
+    assert sorted(p.function for p in cat._probes if p.provider == "syscall") == ["read", "read"]
+    # the ids are those of the whole list, before and after probes made on demand
+    (tick,) = cat.match(parse_probe_desc("profile:::tick-1s"))
+    (ret,) = cat.match(parse_probe_desc("syscall::write:return"))
+    full = {p.fqn: p.id for p in default_catalogue().all()}
+    assert (read.id, ret.id) == (full[read.fqn], full[ret.fqn])
+    assert tick.id > max(p.id for p in cat.all() if p.provider == "syscall")
+    assert [p.id for p in cat.all()] == sorted(p.id for p in cat.all())
