@@ -52,6 +52,7 @@ _STOP_NAMES = frozenset({"uregs", "ucaller"})
 def needs_stops(clauses: list[Any]) -> bool:
     """Does any clause do what only a stopped thread allows?"""
     from pydtrace.lang import ast
+    from pydtrace.lang.dataclass import fields, is_dataclass
 
     todo: list[Any] = [(c.predicate, c.body) for c in clauses]
     while todo:
@@ -62,8 +63,8 @@ def needs_stops(clauses: list[Any]) -> bool:
             return True
         elif isinstance(node, ast.Ident) and node.name in _STOP_NAMES:
             return True
-        elif hasattr(node, "__dataclass_fields__"):
-            todo.extend(getattr(node, f) for f in node.__dataclass_fields__)
+        elif is_dataclass(node):
+            todo.extend(getattr(node, f.name) for f in fields(node))
     return False
 
 
