@@ -27,12 +27,14 @@ import subprocess
 import sys
 import time
 
+from timing import pydtrace_command  # benchmarks/timing.py, beside this script
+
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 WORKER = "import os, time\nwhile True:\n    os.getppid(); time.sleep(%s)\n"
 
 
 def _pydtrace(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pydtrace", *args]
+    return [*pydtrace_command(), *args]
 
 
 def _first_line(argv: list[str], timeout: float = 30.0) -> tuple[float, subprocess.Popen[bytes]]:

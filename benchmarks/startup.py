@@ -27,21 +27,12 @@ import subprocess
 import sys
 import time
 
+from timing import pydtrace_command  # benchmarks/timing.py, beside this script
+
 PROGRAMS = (
     ("BEGIN { exit(0); }", "BEGIN { exit(); }"),
     ("syscall::read:entry { exit(0); }", "tracepoint:syscalls:sys_enter_read { exit(); }"),
 )
-ENTRY = "import re, sys; from pydtrace.cli.dtrace import main; sys.exit(main())"
-
-
-def pydtrace_command() -> list[str]:
-    """The pydtrace command as installed (console script), without a shim."""
-    script = os.path.join(os.path.dirname(sys.executable), "pydtrace")
-    if os.access(script, os.X_OK):
-        with open(script, "rb") as f:
-            if f.read(2) == b"#!":
-                return [sys.executable, script]
-    return [sys.executable, "-c", ENTRY]
 
 
 def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:

@@ -1,4 +1,5 @@
-"""Timing shared by the benchmarks: the median wall time of a command."""
+"""Timing shared by the benchmarks: the median wall time of a command, and
+the pydtrace command as a user runs it."""
 
 from __future__ import annotations
 
@@ -50,3 +51,19 @@ def report_added(med: dict[str, float], head: str) -> None:
     if "bpftrace" in med:
         ratio = (med["pydtrace"] - base) / max(med["bpftrace"] - base, 1e-9)
         print(f"ratio pydtrace/bpftrace (added time): {ratio:.2f}")
+
+
+ENTRY = "import re, sys; from pydtrace.cli.dtrace import main; sys.exit(main())"
+
+
+def pydtrace_command() -> list[str]:
+    """The pydtrace command as installed (its console script beside this
+    Python, a venv's), without a version manager's shim; else the same entry
+    point through `python -c` (not `-m pydtrace`, whose runpy a user's
+    command does not load)."""
+    script = os.path.join(os.path.dirname(sys.executable), "pydtrace")
+    if os.access(script, os.X_OK):
+        with open(script, "rb") as f:
+            if f.read(2) == b"#!":
+                return [sys.executable, script]
+    return [sys.executable, "-c", ENTRY]
