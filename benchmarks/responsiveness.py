@@ -66,6 +66,26 @@ def _interrupt(p: subprocess.Popen[bytes], timeout: float = 30.0) -> float:
     return time.monotonic() - t0
 
 
+UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
+
+
+def _remove_bcc_events(pid: int) -> None:
+    """bpftrace (through libbcc) defines a tracefs uprobe event per probe,
+    named ..._bcc_<its pid>, and an interrupted attach leaves the last one
+    defined: remove what the run we interrupted left, as it should have."""
+    try:
+        with open(UPROBE_EVENTS) as f:
+            names = [line.split()[0][2:] for line in f if line.split()[0].endswith(f"_bcc_{pid}")]
+        for name in names:  # os.open: Python's "a" mode seeks, which tracefs refuses
+            fd = os.open(UPROBE_EVENTS, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, f"-:{name}\n".encode())
+            finally:
+                os.close(fd)
+    except OSError:
+        pass
+
+
 def _worker(period: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", WORKER % period])
 
@@ -154,7 +174,9 @@ def main() -> None:
             # never SIGKILL a tracer while it registers uprobes: the kernel
             # then keeps them on libc until reboot (docs/internals/pid-provider.md)
             p.wait()
-            return time.monotonic() - t0
+            took = time.monotonic() - t0
+            _remove_bcc_events(p.pid)
+            return took
 
         # pydtrace attaches within about 1 s: interrupt it at points across that
         delays = [0.3, 0.5, 0.7, 0.9]
