@@ -124,41 +124,59 @@ class BTF:
         self._offsets: list[int] = [0]  # word index of each type; [0] is void
         self._by_name_off: dict[int, list[int]] = {}
         self._name_cache: dict[str, int | None] = {}
-        self._scan()
+        self._words = self._types.cast("I")
+        # The pass over the types runs as far as a lookup needs (types are
+        # found in id order): vmlinux has some 125000, and the ones a program
+        # names (task_struct, its files, its path) come in the first
+        # thousands; a whole pass costs a one-liner 60 ms of its start-up.
+        self._pos = 0  # word index the pass has reached
+        self._complete = False
 
     @classmethod
     def load(cls, path: str = VMLINUX) -> BTF:
         return cls(read_blob(path))
 
-    # -- the one pass
+    # -- the one pass, as far as needed
 
-    def _scan(self) -> None:
-        words = self._types.cast("I")
+    def _scan(self, until: int = -1, names: frozenset[int] = frozenset()) -> None:
+        """Index types in id order from where the pass stopped: all of them,
+        or until type id `until` is indexed, or until a type whose name is
+        at a string offset in `names` is (then its id is the last one)."""
+        if self._complete:
+            return
+        words = self._words
         n = len(words)
         offsets = self._offsets
         named = self._by_name_off
         extra = _EXTRA
         wanted = (STRUCT, UNION, TYPEDEF, ENUM, ENUM64, INT, FLOAT, FWD)
-        i = 0
+        i = self._pos
         append = offsets.append
         while i < n:
             append(i)
             name_off = words[i]
             info = words[i + 1]
             kind = (info >> 24) & 0x1F
+            e = extra.get(kind)
+            i += 3 if e is None else 3 + e[0] + e[1] * (info & 0xFFFF)
             if name_off and kind in wanted:
                 lst = named.get(name_off)
                 if lst is None:
                     named[name_off] = [len(offsets) - 1]
                 else:
                     lst.append(len(offsets) - 1)
-            e = extra.get(kind)
-            i += 3 if e is None else 3 + e[0] + e[1] * (info & 0xFFFF)
-        self._words = words
+                if name_off in names:
+                    break
+            if len(offsets) - 1 == until:
+                break
+        self._pos = i
+        if i >= n:
+            self._complete = True
 
     # -- raw access
 
     def __len__(self) -> int:
+        self._scan()
         return len(self._offsets) - 1
 
     def string(self, off: int) -> str:
@@ -167,6 +185,8 @@ class BTF:
 
     def _header(self, tid: int) -> tuple[int, int, int, int, int]:
         """(word index, name_off, kind, vlen, size_or_type)."""
+        if tid >= len(self._offsets):
+            self._scan(until=tid)
         if tid <= 0 or tid >= len(self._offsets):
             raise BTFError(f"BTF type id {tid} out of range")
         i = self._offsets[tid]
@@ -187,7 +207,7 @@ class BTF:
         return 0 if tid == 0 else self._header(tid)[4]
 
     def kind_flag(self, tid: int) -> bool:
-        i = self._offsets[tid]
+        i = self._header(tid)[0]
         return bool(self._words[i + 1] >> 31)
 
     # -- lookups by name
@@ -198,6 +218,10 @@ class BTF:
         for prefix, k in (("struct ", STRUCT), ("union ", UNION), ("enum ", ENUM)):
             if name.startswith(prefix):
                 name, kind = name[len(prefix) :].strip(), k
+        if not self._complete:  # index on until a complete definition of the name
+            tid = self._find_early(name, kind)
+            if tid is not None:
+                return tid
         off = self._string_offset(name)
         ids = self._by_name_off.get(off, []) if off is not None else []
         best = None
@@ -212,7 +236,30 @@ class BTF:
         what = {STRUCT: "struct ", UNION: "union ", ENUM: "enum "}.get(kind or 0, "")
         raise BTFError(f"kernel BTF has no type {what}{name}")
 
+    def _find_early(self, name: str, kind: int | None) -> int | None:
+        """find()'s answer while the pass is partial: the first complete
+        definition in id order, as the whole index would give it; None if
+        the pass ends without one (find() then looks in the whole index)."""
+        needle = b"\0" + name.encode() + b"\0"
+        offs = set()
+        pos = self._strings.find(needle)
+        while pos >= 0:
+            offs.add(pos + 1)
+            pos = self._strings.find(needle, pos + 1)
+        if not offs:
+            return None
+        names = frozenset(offs)  # one offset: BTF's strings are deduplicated
+        while True:
+            for tid in sorted(t for off in names for t in self._by_name_off.get(off, ())):
+                k = self._header(tid)[2]
+                if k != FWD and (kind is None or k == kind or (kind == ENUM and k == ENUM64)):
+                    return tid
+            if self._complete:
+                return None
+            self._scan(names=names)
+
     def _string_offset(self, name: str) -> int | None:
+        self._scan()  # a name not in the index yet may be further on
         if name in self._name_cache:
             return self._name_cache[name]
         self._name_cache[name] = off = self._find_string(name)
@@ -234,6 +281,7 @@ class BTF:
         section is searched for a word-aligned record {name offset, info},
         info being the kind with a FUNC's linkage (static, global, extern) in
         vlen, or a VAR's none."""
+        self._scan()  # the record's id is its place among all the types
         data, start = self.data, self._types_start
         end = start + len(self._types)
         needle = b"\0" + name.encode() + b"\0"
@@ -263,6 +311,7 @@ class BTF:
 
     def _datasecs(self) -> list[int]:
         if self._datasec_ids is None:
+            self._scan()
             self._datasec_ids = [t for t in range(1, len(self._offsets)) if self.kind(t) == DATASEC]
         return self._datasec_ids
 
