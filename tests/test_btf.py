@@ -251,3 +251,32 @@ def test_current_task_offsets_in_a_program(kernel):
         ppid, _, pid, _ = struct.unpack("<IIII", m.lookup(0))
     assert (pid, ppid) == (os.getpid(), os.getppid())
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_a_partial_pass_answers_as_the_whole_index() -> None:
+    """find() on a fresh BTF indexes types only as far as the answer, and
+    answers as a BTF that indexed everything first: complete definitions
+    before forward declarations, the right kind, the same error for a name
+    it lacks."""
+    need(btfmod.available(), "no /sys/kernel/btf/vmlinux")
+    data = btfmod.read_blob()
+    whole = BTF(data)
+    assert len(whole) > 1000
+    names = ["task_struct", "file", "path", "dentry", "inode", "sk_buff", "pt_regs", "pid_t",
+             "u64", "size_t", "list_head", "in6_addr", "cfs_rq", "no_such_type_pydtrace"]  # fmt: skip
+    for name in names:
+        for asked in (name, f"struct {name}", f"union {name}", f"enum {name}"):
+            fresh = BTF(data)
+            try:
+                got = fresh.find(asked)
+            except BTFError as e:
+                got = str(e)
+            try:
+                want = whole.find(asked)
+            except BTFError as e:
+                want = str(e)
+            assert got == want, asked
+    fresh = BTF(data)
+    tid = fresh.find("struct task_struct")
+    assert fresh.name(tid) == "task_struct"
+    assert len(fresh._offsets) < len(whole._offsets)  # not every type was indexed for it
