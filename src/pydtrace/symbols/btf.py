@@ -227,7 +227,7 @@ class BTF:
         best = None
         for tid in ids:
             k = self._header(tid)[2]
-            if kind is None or k == kind or (kind == ENUM and k == ENUM64):
+            if _kind_matches(k, kind):
                 if k != FWD:
                     return tid
                 best = tid
@@ -240,19 +240,13 @@ class BTF:
         """find()'s answer while the pass is partial: the first complete
         definition in id order, as the whole index would give it; None if
         the pass ends without one (find() then looks in the whole index)."""
-        needle = b"\0" + name.encode() + b"\0"
-        offs = set()
-        pos = self._strings.find(needle)
-        while pos >= 0:
-            offs.add(pos + 1)
-            pos = self._strings.find(needle, pos + 1)
-        if not offs:
+        names = frozenset(self._name_offsets(name))  # one: BTF's strings are deduplicated
+        if not names:
             return None
-        names = frozenset(offs)  # one offset: BTF's strings are deduplicated
         while True:
             for tid in sorted(t for off in names for t in self._by_name_off.get(off, ())):
                 k = self._header(tid)[2]
-                if k != FWD and (kind is None or k == kind or (kind == ENUM and k == ENUM64)):
+                if k != FWD and _kind_matches(k, kind):
                     return tid
             if self._complete:
                 return None
@@ -266,14 +260,17 @@ class BTF:
         return off
 
     def _find_string(self, name: str) -> int | None:
+        return next((off for off in self._name_offsets(name) if off in self._by_name_off), None)
+
+    def _name_offsets(self, name: str) -> list[int]:
+        """The string-section offsets of the string `name`, in order."""
         needle = b"\0" + name.encode() + b"\0"
+        offs = []
         pos = self._strings.find(needle)
         while pos >= 0:
-            off = pos + 1
-            if off in self._by_name_off:
-                return off
+            offs.append(pos + 1)
             pos = self._strings.find(needle, pos + 1)
-        return None
+        return offs
 
     def find_symbol(self, name: str, kind: int) -> int | None:
         """The id of the FUNC or VAR called name (not in the one pass's index:
@@ -284,11 +281,9 @@ class BTF:
         self._scan()  # the record's id is its place among all the types
         data, start = self.data, self._types_start
         end = start + len(self._types)
-        needle = b"\0" + name.encode() + b"\0"
-        off = self._strings.find(needle)
-        while off >= 0:
+        for off in self._name_offsets(name):
             for linkage in (0, 1, 2) if kind == FUNC else (0,):
-                record = struct.pack("<II", off + 1, kind << 24 | linkage)
+                record = struct.pack("<II", off, kind << 24 | linkage)
                 pos = data.find(record, start, end)
                 while pos >= 0:
                     word, misaligned = divmod(pos - start, 4)
@@ -296,7 +291,6 @@ class BTF:
                     if not misaligned and tid < len(self._offsets) and self._offsets[tid] == word:
                         return tid
                     pos = data.find(record, pos + 1, end)
-            off = self._strings.find(needle, off + 1)
         return None
 
     def datasec_offset(self, var: int) -> tuple[str, int] | None:
@@ -521,6 +515,11 @@ class BTF:
         if kind == FUNC_PROTO:
             return f"{self.type_name(ref)} (*)()"
         return name or KIND_NAMES.get(kind, "?")
+
+
+def _kind_matches(k: int, kind: int | None) -> bool:
+    """Is a type of kind k one find() asked for (None: any; enum: either width)?"""
+    return kind is None or k == kind or (kind == ENUM and k == ENUM64)
 
 
 def _unit(bits: int) -> int:

@@ -69,35 +69,26 @@ class UserEngine:
         proc = thread.proc
         if not proc.loaded:
             proc.load()
-        if not objects:  # the common case (syscall probes), without a closure
-            clauses = self.by_probe.get(probe.id)
-            if not clauses:
-                return
-            f = Firing(probe, args, self.cpu)
-            f.process = thread
-            f.pid, f.tid, f.ppid = proc.pid, thread.tid, proc.ppid
-            f.uid, f.gid, f.execname = proc.uid, proc.gid, proc.execname
-            f.errno = errno
-            try:
-                self._run_clauses(probe, clauses, f, False)
-            finally:
-                for addr in f.owned:
-                    self.state.mem.free(addr)
+        clauses = self.by_probe.get(probe.id)
+        if not clauses:
             return
-
-        def setup(f: Firing) -> None:
-            f.process = thread
-            f.pid, f.tid, f.ppid = proc.pid, thread.tid, proc.ppid
-            f.uid, f.gid, f.execname = proc.uid, proc.gid, proc.execname
-            f.errno = errno
+        # the context set here, not by a setup closure: this runs for every traced call
+        f = Firing(probe, args, self.cpu)
+        f.process = thread
+        f.pid, f.tid, f.ppid = proc.pid, thread.tid, proc.ppid
+        f.uid, f.gid, f.execname = proc.uid, proc.gid, proc.execname
+        f.errno = errno
+        try:
             for i, a in enumerate(args if objects else ()):
                 if isinstance(a, bytes):  # a structure (psinfo_t...): args[i] points at it
                     addr = self.state.mem.alloc(len(a))
                     self.state.mem.write(addr, a)
                     f.owned.append(addr)
                     args[i] = addr
-
-        self.fire(probe, args, setup=setup)
+            self._run_clauses(probe, clauses, f, False)
+        finally:
+            for addr in f.owned:
+                self.state.mem.free(addr)
 
     def fire(
         self,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 LD_W_ABS = 0x20
 JEQ_K = 0x15
@@ -96,21 +96,27 @@ class _Fprog(ctypes.Structure):
 
 
 def install(code: bytes) -> None:
-    """Install an encoded filter on the calling thread (the child, before exec).
+    """Install an encoded filter on the calling thread (the child, before exec)."""
+    from pydtrace.engines.user.ptrace import syscalls as sc
 
-    Without CAP_SYS_ADMIN the kernel wants no_new_privs first; we only set it
-    when asked to, so a root tracer keeps setuid semantics."""
+    _load(code, lambda prog: sc.prctl(sc.PR_SET_SECCOMP, sc.SECCOMP_MODE_FILTER, prog))
+
+
+def _load(code: bytes, call: Callable[[int], int]) -> int:
+    """call(address of the struct sock_fprog of code), the filter installing
+    call. Without CAP_SYS_ADMIN the kernel wants no_new_privs first; we only
+    set it when asked to, so a root tracer keeps setuid semantics."""
     from pydtrace.engines.user.ptrace import syscalls as sc
 
     buf = ctypes.create_string_buffer(code, len(code))
     fprog = _Fprog(len(code) // 8, ctypes.addressof(buf))
     try:
-        sc.prctl(sc.PR_SET_SECCOMP, sc.SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+        return call(ctypes.addressof(fprog))
     except OSError as e:
         if e.errno != errno.EACCES:
             raise
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-        sc.prctl(sc.PR_SET_SECCOMP, sc.SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    return call(ctypes.addressof(fprog))
 
 
 SECCOMP_SET_MODE_FILTER = 1
@@ -125,18 +131,10 @@ def install_listener(code: bytes) -> int:
     EBUSY when the thread's filters already have a listener."""
     from pydtrace.engines.user.ptrace import syscalls as sc
 
-    buf = ctypes.create_string_buffer(code, len(code))
-    fprog = _Fprog(len(code) // 8, ctypes.addressof(buf))
     # Once the tracer has read a call, only a fatal signal may end its wait:
     # another would fail a call that cannot block (a write to /dev/null)
     # with EINTR where a handler lacks SA_RESTART, which it never does
     # untraced. Linux 5.19; an older kernel says EINVAL, and is refused (the
     # plain filter, with its stops, keeps the command's behaviour).
     flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-    try:
-        return sc.seccomp(SECCOMP_SET_MODE_FILTER, flags, ctypes.addressof(fprog))
-    except OSError as e:
-        if e.errno != errno.EACCES:
-            raise
-    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    return sc.seccomp(SECCOMP_SET_MODE_FILTER, flags, ctypes.addressof(fprog))
+    return _load(code, lambda prog: sc.seccomp(SECCOMP_SET_MODE_FILTER, flags, prog))
