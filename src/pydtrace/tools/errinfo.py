@@ -46,7 +46,7 @@ class Errinfo(Tool):
             return True  # the headings of the .d file: ours come with the counts
         return super().hook(consumer, rec, item)
 
-    def aggregations(self, aggs: list[Any]) -> None:
+    def aggregations(self, aggs: list[Any], interval: bool) -> None:
         (failures,) = aggs
         rows = sorted(((failures.value(k), k) for k in failures.data), key=lambda r: (-r[0], r[1]))
         if not self.rows.json:

@@ -55,20 +55,9 @@ class Rwtop(Tool):
     def begin(self, out: Any) -> None:
         """No header before the counts: each table has its own."""
 
-    def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
-        self.rows.out = consumer.out
-        kind = item.action.kind
-        if kind == "printf":  # the .d file's headings: ours are printed with the table
-            return True
-        if kind == "printa":
-            aggs = [consumer.aggs[n] for n in item.action.aggs]
-            for a in aggs:
-                a.printed = True
-            tick = rec.probe.name != "END"
-            if tick or aggs[0].data:  # the end: only counts that came after the last interval
-                self.table(*aggs)
-            return True
-        return False
+    def aggregations(self, aggs: list[Any], interval: bool) -> None:
+        if interval or aggs[0].data:  # the end: only counts that came after the last interval
+            self.table(*aggs)
 
     def table(self, calls: Any, nbytes: Any) -> None:
         rows: dict[tuple[int, str, str], list[int]] = {}

@@ -115,7 +115,7 @@ class StackTool(Tool):
         self.totals[key] = self.totals.get(key, 0) + value
         self.counts[key] = self.counts.get(key, 0) + n
 
-    def aggregations(self, aggs: list[Any]) -> None:
+    def aggregations(self, aggs: list[Any], interval: bool) -> None:
         for agg in aggs:
             for key in agg.data:
                 pid, comm = key[0], key[1]

@@ -54,23 +54,12 @@ class Syscount(Tool):
     def begin(self, out: Any) -> None:
         """No header before the counts: each table has its own."""
 
-    def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
-        self.rows.out = consumer.out
-        kind = item.action.kind
-        if kind == "printf":  # the .d file's headings: ours are printed with the table
-            return True
-        if kind == "printa":
-            aggs = [consumer.aggs[n] for n in item.action.aggs]
-            for a in aggs:
-                a.printed = True
-            tick = rec.probe.name != "END"
-            # every interval gets its table, an idle one too; the end's only if
-            # counts came in after the last interval's
-            if tick or aggs[0].data or self.o.interval is None:
-                if aggs[0].spec.name.startswith("@p") == bool(self.o.per_process):
-                    self.table(aggs, tick)
-            return True
-        return False
+    def aggregations(self, aggs: list[Any], interval: bool) -> None:
+        # every interval gets its table, an idle one too; the end's only if
+        # counts came in after the last interval's
+        if interval or aggs[0].data or self.o.interval is None:
+            if aggs[0].spec.name.startswith("@p") == bool(self.o.per_process):
+                self.table(aggs, interval)
 
     def table(self, aggs: list[Any], interval: bool) -> None:
         calls, errors, times = aggs

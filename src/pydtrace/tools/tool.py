@@ -137,8 +137,9 @@ class Tool:
         """The row of one printf record outside BEGIN (None: no row)."""
         return None
 
-    def aggregations(self, aggs: list[Any]) -> None:
-        """A printa() of these aggregations (snapshots: .data, .value(key))."""
+    def aggregations(self, aggs: list[Any], interval: bool) -> None:
+        """A printa() of these aggregations (snapshots: .data, .value(key));
+        interval: printed by an interval's clause, not by END."""
 
     def started(self, session: Any) -> None:
         """Called once the targets exist, before tracing starts."""
@@ -163,7 +164,7 @@ class Tool:
             return True
         if kind == "printa":
             aggs = [consumer.aggs[n] for n in item.action.aggs]
-            self.aggregations(aggs)
+            self.aggregations(aggs, rec.probe.name != "END")
             for a in aggs:
                 a.printed = True
             return True
