@@ -201,3 +201,26 @@ def compile_c(tmp: Path, name: str, source: str, *flags: str) -> str:
     exe = tmp / name
     subprocess.run(["cc", "-O1", "-o", str(exe), str(src), *flags], check=True)
     return str(exe)
+
+
+@pytest.fixture
+def loop(tmp_path: Path) -> Iterator[str]:
+    """A loop device over an 8 MiB file in tmp_path, detached whatever happens
+    (the io provider's and the block tools' tests)."""
+    import shutil
+
+    from pydtrace.probes import tracefs
+
+    need(bpf_maps_ok(), "needs root and bpf(2)")
+    need(tracefs.has_event("block", "block_rq_issue"), "no block tracepoints")
+    need(shutil.which("losetup") is not None, "no losetup")
+    img = tmp_path / "disk.img"
+    with open(img, "wb") as f:
+        f.truncate(8 << 20)
+    p = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True)
+    need(p.returncode == 0, f"cannot create a loop device: {p.stderr.strip()}")
+    dev = p.stdout.strip()
+    try:
+        yield dev
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)

@@ -9,9 +9,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-import pytest
-
-from conftest import bpf_maps_ok, need, pydtrace
+from conftest import need, pydtrace
 from pydtrace.probes import tracefs
 from pydtrace.probes.providers import io
 
@@ -33,24 +31,6 @@ DIO = r"""
         return close(fd);
     }
 """
-
-
-@pytest.fixture
-def loop(tmp_path: Path):
-    """A loop device over an 8 MiB file (detached afterwards)."""
-    need(bpf_maps_ok(), "needs root and bpf(2)")
-    need(tracefs.has_event("block", "block_rq_issue"), "no block tracepoints")
-    need(shutil.which("losetup") is not None, "no losetup")
-    img = tmp_path / "disk.img"
-    with open(img, "wb") as f:
-        f.truncate(8 << 20)
-    p = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True)
-    need(p.returncode == 0, f"cannot create a loop device: {p.stderr.strip()}")
-    dev = p.stdout.strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
 
 
 def dio(tmp_path: Path) -> str:
