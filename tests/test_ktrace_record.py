@@ -1025,3 +1025,64 @@ def written(path: Path) -> list[bytes]:
             if fd == 1 and write:
                 out.append(data)
     return out
+
+
+@only("ebpf")
+def test_csw_says_preempt_for_a_thread_preempted_on_its_way_to_sleep(recorder: str) -> None:
+    """The CSW record's wmesg: "sleep" only when the kernel takes the thread
+    off its run queue, i.e. the switch is no preemption and prev_state is not
+    TASK_RUNNING; a thread preempted after setting a sleeping state, before
+    schedule(), stays runnable: "preempt". The kt_csw program is run in the
+    kernel on each kind of switch, with this process's task as prev and next."""
+    import struct
+
+    from pydtrace.engines.ebpf.bpf import MapType, ProgType, prog_load, prog_test_run
+    from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R10, Assembler, encode
+    from pydtrace.engines.ebpf.maps import Map
+    from pydtrace.engines.ebpf.ringbuf import RingBuffer
+    from pydtrace.ktrace import bpf_programs as P
+    from pydtrace.ktrace import format as F
+    from pydtrace.ktrace.record_ebpf import TRACED, Session
+    from pydtrace.ktrace.recording import boot_to_realtime_ns
+
+    s = Session()
+    task_out = Map.create(MapType.ARRAY, 4, 8, 1, name="kt_test_task")
+    try:
+        s.create_maps()
+        s.maps["traced"].update(os.getpid(), TRACED.to_bytes(4, "little"))
+        # this process's task_struct address, for the switch's prev and next
+        a = Assembler()
+        a.call("get_current_task")
+        a.stx(8, R10, -8, R0)
+        a.st(4, R10, -12, 0)
+        a.ld_map(R1, "task")
+        a.mov(R2, R10)
+        a.alu("+", R2, imm=-12)
+        a.mov(R3, R10)
+        a.alu("+", R3, imm=-8)
+        a.movi(R4, 0)
+        a.call("map_update_elem")
+        a.movi(R0, 0)
+        a.exit()
+        getter = prog_load(ProgType.RAW_TRACEPOINT, encode(a.resolve(), {"task": task_out.fd}))
+        s.progs.append(getter)
+        prog_test_run(getter, ctx=bytes(8))
+        task = int.from_bytes(task_out.lookup(0) or b"", "little")
+        assert task
+        csw = s.load("kt_csw", P.sched_switch(P.offsets(), boot_to_realtime_ns()))
+        kinds = [(0, 0), (1, 0), (1, 1), (1, 2), (0, 1), (0, 2)]  # (preempt, prev_state)
+        for preempt, state in kinds:
+            prog_test_run(csw, ctx=struct.pack("<QQQQ", preempt, task, task, state))
+        data = bytearray(F.start_record({}, 0, 0).encode())  # what a trace file opens with
+        with RingBuffer(s.maps["ring"].fd) as ring:
+            ring.drain(lambda rec: data.extend(rec))
+    finally:
+        task_out.close()
+        s.close()
+    outs = []
+    for r in list(F.read_records(bytes(data)))[1:]:
+        assert isinstance(r, F.Record) and r.type == F.CSW and r.pid == os.getpid()
+        out, _, wmesg = struct.unpack("<ii8s", r.payload)
+        if out:
+            outs.append(wmesg.rstrip(b"\0").decode())
+    assert outs == ["preempt", "preempt", "preempt", "preempt", "sleep", "sleep"]

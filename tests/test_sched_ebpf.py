@@ -165,3 +165,43 @@ def test_sched_argument_types() -> None:
         "\t\targs[0]: lwpsinfo_t *\n\t\targs[1]: psinfo_t *\n\t\targs[2]: cpuinfo_t *\n"
         "\t\targs[3]: int\n"
     ) in r.out
+
+
+def test_a_thread_preempted_on_its_way_to_sleep_is_preempted() -> None:
+    """sched_switch(preempt, prev, next, prev_state): the kernel takes prev off
+    its run queue only when the switch is no preemption and prev_state is not
+    TASK_RUNNING. A thread preempted after it set a sleeping state but before
+    schedule() keeps that state and stays runnable: preempt, not sleep or
+    dequeue (runqlat's count of switch-ins rests on it). The programs are run
+    in the kernel on each kind of switch, as the tracepoint would call them."""
+    import struct
+    from types import SimpleNamespace
+
+    from pydtrace.engines.ebpf.bpf import prog_test_run
+    from pydtrace.engines.ebpf.engine import EbpfEngine
+    from pydtrace.session import Program, Session
+
+    s = Session([Program("n", "sched:::preempt { @p = count(); } sched:::sleep { @s = count(); }"
+                              " sched:::dequeue { @d = count(); }")])  # fmt: skip
+    s.compile()
+    engine = EbpfEngine(s.checked, SimpleNamespace(), s.options)
+    try:
+        engine._open()
+        switches = {  # (preempt, prev_state): how many switches of that kind
+            (0, 0): 1,  # sched_yield(), or a slice used up at a voluntary point
+            (1, 0): 2,  # preempted while running
+            (1, 1): 4,  # preempted with TASK_INTERRUPTIBLE set, before schedule()
+            (1, 2): 8,  # ... with TASK_UNINTERRUPTIBLE set
+            (0, 1): 16,  # blocked in an interruptible sleep
+            (0, 2): 32,  # blocked in an uninterruptible one
+        }
+        for (preempt, state), n in switches.items():
+            for _ in range(n):
+                for p in engine.compiled.progs:
+                    prog_test_run(engine.prog_fds[p.name],
+                                  ctx=struct.pack("<QQQQ", preempt, 0, 0, state))  # fmt: skip
+        engine.snapshot()
+        counts = {name: sum(agg.data.values()) for name, agg in engine.aggs.items()}
+    finally:
+        engine.close()
+    assert counts == {"@p": 1 + 2 + 4 + 8, "@s": 16 + 32, "@d": 16 + 32}

@@ -507,10 +507,15 @@ def sched_switch(o: Offsets, boot_ns: int) -> Assembler:
         a.st(8, R7, PAY + 8, 0)
         if side == "prev":
             a.st(4, R7, PAY, 1)
-            sleep, put = a.new_label("sl"), a.new_label("pu")
+            sleep, put, preempt = a.new_label("sl"), a.new_label("pu"), a.new_label("pr")
+            # prev blocks only when the switch is no preemption and its state is
+            # not TASK_RUNNING (a thread preempted on its way to sleep stays runnable)
+            a.ldx(8, R1, R6, 0)
+            a.jmp("!=", R1, preempt, imm=0)
             a.ldx(8, R1, R6, 24)
             a.alu("&", R1, imm=0xFFFF)
             a.jmp("!=", R1, sleep, imm=0)
+            a.place(preempt)
             a.ld_imm64(R1, int.from_bytes(b"preempt\0", "little"))
             a.ja(put)
             a.place(sleep)

@@ -69,10 +69,22 @@ class SchedProvider(EbpfProvider):
             return
         if n in ("off-cpu", "sleep", "preempt", "dequeue"):
             # sched_switch(preempt, prev, next, prev_state), in prev: sleep and
-            # dequeue when prev blocks (prev_state != TASK_RUNNING), preempt when not
-            if n != "off-cpu":
+            # dequeue when prev blocks, preempt when it stays runnable. The kernel
+            # blocks prev only when the switch is not a preemption and its state is
+            # not TASK_RUNNING: a thread preempted between setting its sleeping state
+            # and calling schedule() keeps that state but stays on the run queue
+            if n == "preempt":
+                fires = a.new_label("preempted")
+                psinfo.ctx(cg, R1, 0)
+                a.jmp("!=", R1, fires, imm=0)
                 psinfo.ctx(cg, R1, 3)
-                a.jmp("!=" if n == "preempt" else "==", R1, skip, imm=0)
+                a.jmp("!=", R1, skip, imm=0)
+                a.place(fires)
+            elif n != "off-cpu":
+                psinfo.ctx(cg, R1, 0)
+                a.jmp("!=", R1, skip, imm=0)
+                psinfo.ctx(cg, R1, 3)
+                a.jmp("==", R1, skip, imm=0)
             if args and n == "off-cpu":
                 psinfo.task_args(cg, r, 2)  # the thread that comes on
             if args and n == "dequeue":
