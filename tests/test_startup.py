@@ -13,6 +13,7 @@ description may name them, with the ids the full list gives them.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -56,13 +57,18 @@ HEAVY_OURS = (
 )
 
 
-def loaded(*args: str) -> set[str]:
+def loaded(*args: str, out: str | None = "\n") -> set[str]:
+    """The modules loaded by the command line `args`; out: what it must print
+    (None: a printf's line, checked by the caller)."""
     env = {k: v for k, v in os.environ.items() if k != "_DTRACE_TESTING"}
     env["PYTHONPATH"] = str(ROOT / "src")
     p = subprocess.run([sys.executable, "-S", "-c", _RUN, *args], capture_output=True,
                        text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)  # fmt: skip
     assert p.returncode == 0, p.stderr
-    assert p.stdout == "\n", p.stdout
+    if out is not None:
+        assert p.stdout == out, p.stdout
+    else:
+        assert re.fullmatch(r"\d+ \S+\n\n", p.stdout), p.stdout
     line = p.stderr.splitlines()[-1]
     assert line.startswith("MODULES "), p.stderr
     assert p.stderr == line + "\n", p.stderr  # nothing else said
@@ -124,3 +130,22 @@ def test_syscall_probes_are_listed_only_when_a_description_may_name_them() -> No
     assert (read.id, ret.id) == (full[read.fqn], full[ret.fqn])
     assert tick.id > max(p.id for p in cat.all() if p.provider == "syscall")
     assert [p.id for p in cat.all()] == sorted(p.id for p in cat.all())
+
+
+def test_printf_aggregations_and_kernel_providers_load_no_typing() -> None:
+    """A program that prints, aggregates and names the proc and sched
+    providers still loads none of the heavy standard modules (typing came with
+    every module that imported Any at run time, and with NamedTuple keys)."""
+    reader = subprocess.Popen(
+        ["/bin/sh", "-c", "while :; do head -c1 /etc/hostname >/dev/null; sleep 0.01; done"]
+    )
+    try:
+        mods = loaded("-q", "-n", 'syscall::read:entry { printf("%d %s\\n", pid, execname);'
+                      ' @[probefunc] = count(); exit(0); }'
+                      ' proc:::exec-success, sched:::on-cpu /0/ { @n = count(); }'
+                      ' END { trunc(@); trunc(@n); }', out=None)  # fmt: skip
+    finally:
+        reader.kill()
+        reader.wait()
+    assert "pydtrace.consume.printf" in mods and "pydtrace.engines.ebpf.providers.sched" in mods
+    assert sorted(mods & HEAVY_STDLIB) == []

@@ -15,13 +15,16 @@ import importlib
 import os
 import sys
 import threading
-from typing import NoReturn
 
 from pydtrace.cli.manual import KTRACE, help_text, usage_lines, version_text
 from pydtrace.ktrace import control
 from pydtrace.ktrace import format as F
 from pydtrace.ktrace.recording import RecordError, RecordOptions
 from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed, RefusedPath, write_failure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 USAGE = usage_lines(KTRACE)  # OpenBSD's two lines, printed after a usage error
 ENGINES = ("ebpf", "ptrace")

@@ -12,9 +12,12 @@ no privileges), 2 (a mistake on the command line).
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed, silence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def main(name: str, argv: list[str] | None = None) -> int:

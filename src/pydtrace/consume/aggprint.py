@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import cmp_to_key
-from typing import TYPE_CHECKING
 
 from ..lang.types import LONG, STRING, ULONG, CType
 from .aggregation import (
@@ -29,6 +28,8 @@ from .aggregation import (
     stddev_of,
 )
 from .stacks import StackKey, SymKey, format_stack, format_symbol, frame_name, user_frames
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from pydtrace.lang.formats import Conversion, Format

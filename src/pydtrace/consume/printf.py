@@ -14,11 +14,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.consume.stacks import StackKey, SymKey, format_stack
 from pydtrace.lang.formats import Conversion, Format
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # --- run-time formatting -------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ process's mappings and ELF files (symbols/)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from operator import itemgetter
 
 STACK_INDENT = 14
 # kernel frames taken beyond what stack(n) asks for: a stack taken in a BPF
@@ -18,23 +18,41 @@ STACK_INDENT = 14
 # which the consumer drops (kernel_frames)
 MACHINERY_ROOM = 6
 
-
-class StackKey(NamedTuple):
-    """A stack as a value: which kind, its frames (innermost first), and for
-    a user stack the process it belongs to."""
-
-    kind: str  # "stack" or "ustack"
-    frames: tuple[int, ...]
-    pid: int = -1
+# Both keys are plain tuples with named fields (typing.NamedTuple would import
+# typing and build each class through it: milliseconds of every printf's start)
 
 
-class SymKey(NamedTuple):
-    """sym(addr) and the rest as a value (an aggregation key): which one, the
-    address, and for the user ones the process it belongs to."""
+class StackKey(tuple):
+    """A stack as a value: which kind ("stack" or "ustack"), its frames
+    (innermost first), and for a user stack the process it belongs to."""
 
-    kind: str  # "sym", "ufunc", ...
-    addr: int
-    pid: int = -1
+    __slots__ = ()
+    kind: str = property(itemgetter(0))  # type: ignore[assignment]
+    frames: tuple[int, ...] = property(itemgetter(1))  # type: ignore[assignment]
+    pid: int = property(itemgetter(2))  # type: ignore[assignment]
+
+    def __new__(cls, kind: str, frames: tuple[int, ...], pid: int = -1) -> StackKey:
+        return tuple.__new__(cls, (kind, frames, pid))
+
+    def __repr__(self) -> str:
+        return f"StackKey(kind={self[0]!r}, frames={self[1]!r}, pid={self[2]!r})"
+
+
+class SymKey(tuple):
+    """sym(addr) and the rest as a value (an aggregation key): which one
+    ("sym", "ufunc", ...), the address, and for the user ones the process it
+    belongs to."""
+
+    __slots__ = ()
+    kind: str = property(itemgetter(0))  # type: ignore[assignment]
+    addr: int = property(itemgetter(1))  # type: ignore[assignment]
+    pid: int = property(itemgetter(2))  # type: ignore[assignment]
+
+    def __new__(cls, kind: str, addr: int, pid: int = -1) -> SymKey:
+        return tuple.__new__(cls, (kind, addr, pid))
+
+    def __repr__(self) -> str:
+        return f"SymKey(kind={self[0]!r}, addr={self[1]!r}, pid={self[2]!r})"
 
 
 def kernel_frames(pcs: tuple[int, ...], keep: int) -> tuple[int, ...]:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Any
 
 from pydtrace.lang.dataclass import dataclass
 from pydtrace.probes.syscalls import Syscall, table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # argument names that hold a path in the kernel's prototypes
 _PATH_NAMES = frozenset(

@@ -20,11 +20,14 @@ import struct
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
 
 from pydtrace.ktrace import decode as D
 from pydtrace.ktrace import format as F
 from pydtrace.lang.dataclass import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 JSON_TYPES = {t: tag.strip() for t, tag in F.TAGS.items()}
 

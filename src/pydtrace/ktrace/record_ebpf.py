@@ -17,7 +17,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.ktrace import bpf_programs as P
 from pydtrace.ktrace import bpf_records as R
@@ -30,6 +29,10 @@ from pydtrace.ktrace.recording import (
     check_targets,
     start_record,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RING_BYTES = 32 << 20  # a busy process's 1/10 s (dd bs=1: 100 MB/s of records)
 TRACED_MAX = 16384

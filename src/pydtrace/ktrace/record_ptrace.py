@@ -24,7 +24,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.engines.user.ptrace import syscalls as sc
 from pydtrace.engines.user.ptrace.tracer import Thread, TraceError, Tracer, read_memory
@@ -38,6 +37,10 @@ from pydtrace.ktrace.recording import (
     realtime_ns,
     start_record,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # the signals whose default action is to do nothing (sig_kernel_ignore)
 _IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}

@@ -25,12 +25,15 @@ CLOCK_REALTIME time in nanoseconds. The file is written as it is read
 from __future__ import annotations
 
 import json
-from typing import Any, BinaryIO
 
 from pydtrace.ktrace import decode as D
 from pydtrace.ktrace import format as F
 from pydtrace.ktrace.kdump import BAD_INPUT, DecoderBug, Options, Printer
 from pydtrace.lang.dataclass import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 # records that belong to the call under way, kept in its slice's args
 _DURING = {F.NAMEI: "paths", F.STRUCT: "structs", F.GENIO: "io", F.EXECENV: "env"}

@@ -19,10 +19,13 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
-from typing import IO, Any
 
 from pydtrace.lang.errors import DError
 from pydtrace.lang.limits import SCRIPT_BYTES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 MAIN_FILE = "/dev/stdin"
 DEFAULT_CPP = "cpp"

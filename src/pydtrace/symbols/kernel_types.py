@@ -19,13 +19,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.lang import types as T
 from pydtrace.lang.errors import DError
 from pydtrace.lang.program import KernelSymbol
 from pydtrace.lang.types import CType
 from pydtrace.symbols import btf as B
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 KALLSYMS = "/proc/kallsyms"
 _DATA_KINDS = frozenset("dDbB")  # kallsyms' letters for data and bss symbols

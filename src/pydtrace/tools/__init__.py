@@ -11,7 +11,10 @@ docs/tools.md describes every tool.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # tool name -> its module here (each defines TOOL, a tool.Tool subclass)
 TOOLS = {

@@ -10,11 +10,14 @@ strace does: flags by name, descriptors, pointers in hex, errnos named.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pydtrace.tools import decode
 from pydtrace.tools import options as O
 from pydtrace.tools.tool import Tool, d_string, stop_after
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # arguments declared `const char *` that hold data, not a string
 _DATA = frozenset({("write", "buf"), ("pwrite64", "buf"), ("mq_timedsend", "u_msg_ptr")})

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.tools import options as O
 from pydtrace.tools.decode import errno_name, errno_text, syscall_name
 from pydtrace.tools.output import Column
 from pydtrace.tools.tool import Tool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # DTraceToolkit's -c counts; the command then goes after the options (or --)
 COUNTS = O.Opt("c", "count", "counts", "count failures per process name, call and errno; print them at the end")  # fmt: skip

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 from pydtrace.tools import options as O
 from pydtrace.tools.decode import errno_name
 from pydtrace.tools.output import Column
 from pydtrace.tools.tool import Tool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAXARGS = 20  # the arguments execsnoop.d reads (self->a0 .. self->a19)
 

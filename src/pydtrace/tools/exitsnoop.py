@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import time as _time
-from typing import Any
 
 from pydtrace.tools import options as O
 from pydtrace.tools.decode import signal_name
 from pydtrace.tools.output import Column
 from pydtrace.tools.tool import Tool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 FAILED = O.Opt("x", "failed", "failed", "only processes that failed: a status other than 0, or a signal")  # fmt: skip

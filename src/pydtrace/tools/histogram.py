@@ -12,11 +12,14 @@ line per slot up to the last one used, 40 stars for the largest count
 from __future__ import annotations
 
 import time as _time
-from typing import Any
 
 from pydtrace.consume.aggregation import QUANTIZE_ZEROBUCKET as ZERO
 from pydtrace.tools import options as O
 from pydtrace.tools.tool import Tool, every
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STARS = 40
 MILLI = O.Opt("m", "milliseconds", "milliseconds", "histograms in milliseconds (default: microseconds)")  # fmt: skip

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.tools import options as O
 from pydtrace.tools.output import Column
 from pydtrace.tools.tool import Tool, d_string, stop_after
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def disk_name(text: str) -> str:

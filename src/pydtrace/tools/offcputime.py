@@ -4,8 +4,6 @@ switch-in's time off; this front end joins them per thread."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.tools import options as O
 from pydtrace.tools.stackreport import (
     COMMAND,
@@ -16,6 +14,10 @@ from pydtrace.tools.stackreport import (
     USER_ONLY,
     StackTool,
 )  # fmt: skip
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PF_KTHREAD = 0x00200000  # task_struct.flags: a kernel thread
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.tools import options as O
 from pydtrace.tools.decode import errno_name, open_flags
 from pydtrace.tools.output import Column
 from pydtrace.tools.tool import Tool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FLAGS = O.Opt("f", "flags", "flags", "print the open flags (O_RDONLY|O_CLOEXEC ...)")
 

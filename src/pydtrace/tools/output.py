@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import time as _time
-from typing import Any
 
 from pydtrace.lang.dataclass import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

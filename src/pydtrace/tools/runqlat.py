@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.tools import histogram as H
 from pydtrace.tools import options as O
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PER_PROCESS = O.Opt("P", "pids", "per_process", "one histogram per process")
 PER_THREAD = O.Opt("L", "tids", "per_thread", "one histogram per thread")

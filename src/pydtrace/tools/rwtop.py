@@ -4,10 +4,13 @@ DTraceToolkit's rwtop and BCC's filetop (rwtop.d)."""
 from __future__ import annotations
 
 import time as _time
-from typing import Any
 
 from pydtrace.tools import options as O
 from pydtrace.tools.tool import Tool, every
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLEAR = "\033[H\033[2J"  # cursor home, erase the screen (what clear(1) prints on a VT100)
 SORTS = ("all", "reads", "writes", "rbytes", "wbytes")

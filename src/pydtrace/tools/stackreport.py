@@ -11,13 +11,16 @@ duration in seconds, as BCC's tools take it; a command goes after --.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pydtrace.consume.stacks import StackKey, frame_name, user_frames
 from pydtrace.outfiles import OutputFailed, open_output
 from pydtrace.tools import flamegraph
 from pydtrace.tools import options as O
 from pydtrace.tools.tool import Tool, stop_after
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 USER_ONLY = O.Opt("U", "user-stacks-only", "user_only", "show user stacks only (no kernel stacks)")
 KERNEL_ONLY = O.Opt("K", "kernel-stacks-only", "kernel_only", "show kernel stacks only (no user stacks)")  # fmt: skip

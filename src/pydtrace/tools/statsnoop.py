@@ -3,12 +3,14 @@ paths and results (statsnoop.d)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.tools import options as O
 from pydtrace.tools.decode import AT_FDCWD, errno_name, syscall_name
 from pydtrace.tools.output import Column
 from pydtrace.tools.tool import Tool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Statsnoop(Tool):

@@ -4,11 +4,14 @@ columns (syscount.d)."""
 from __future__ import annotations
 
 import time as _time
-from typing import Any
 
 from pydtrace.tools import options as O
 from pydtrace.tools.decode import syscall_name
 from pydtrace.tools.tool import Tool, every
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PER_PROCESS = O.Opt("P", "process", "per_process", "count per process (pid and name), not per call")
 SORTS = ("time", "calls", "errors", "name")

@@ -8,11 +8,13 @@ ptrace tracer sees nothing.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.tools import options as O
 from pydtrace.tools.output import Column
 from pydtrace.tools.tool import Tool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def port(text: str) -> int:

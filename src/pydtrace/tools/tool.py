@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from typing import Any
 
 from pydtrace.tools import options as O
 from pydtrace.tools.output import Column, Rows
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _INLINE = re.compile(r"^(inline\s+[\w\s]+?\s+)(\w+)(\s*=\s*)(.*?)(;.*)$", re.M)
 

@@ -18,11 +18,13 @@ thread, and vtimestamp never goes back below it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_context import MapSpec, ProgSpec
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R6, R10, Assembler
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAP_NAME = "vtime"
 MAP_LRU_HASH = 9

@@ -17,9 +17,12 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from typing import Any
 
 from pydtrace.engines.ebpf import perf
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PERF_COUNT_SW_DUMMY = 9
 # perf_event_attr flag bits

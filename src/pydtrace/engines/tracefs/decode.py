@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.probes.tracefs import EventFormat, Field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _INT = {(1, False): "<B", (1, True): "<b", (2, False): "<H", (2, True): "<h",
         (4, False): "<I", (4, True): "<i", (8, False): "<Q", (8, True): "<q"}  # fmt: skip

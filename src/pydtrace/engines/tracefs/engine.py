@@ -18,7 +18,6 @@ import os
 import select
 import struct
 import time
-from typing import Any
 
 from pydtrace.consume.consumer import Consumer
 from pydtrace.engines.tracefs import filters, ringbuf
@@ -31,6 +30,10 @@ from pydtrace.lang.dataclass import dataclass, fields, is_dataclass
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.options import size_option
 from pydtrace.probes import tracefs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_THREAD = 0x10000
 POLL_MS = 50  # the longest wait between two reads of the buffers

@@ -5,12 +5,15 @@ them needs (filters.any_of of each probe's terms)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.engines.tracefs import filters
 from pydtrace.lang import ast
 from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.probes import tracefs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # (timestamp ns, cpu, common_pid, the raw record)
 Handler = Callable[[int, int, int, bytes], None]

@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.consume.consumer import Consumer, record_size
 from pydtrace.consume.records import Fault, Record
@@ -24,6 +23,10 @@ from pydtrace.engines.user.memory import DEFAULT_SCRATCHSIZE
 from pydtrace.engines.user.state import State
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.options import size_option
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class UserEngine:

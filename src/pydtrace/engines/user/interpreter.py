@@ -14,7 +14,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.consume.records import BADADDR, BADINDEX, DIVZERO, ILLOP
 from pydtrace.engines.user.actions import ActionsMixin, recorded
@@ -31,6 +30,10 @@ from pydtrace.lang import ast
 from pydtrace.lang import types as T
 from pydtrace.lang.program import CheckedProgram, ClauseInfo
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MASK64 = 0xFFFFFFFFFFFFFFFF
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import Any
 
 from pydtrace.consume.records import BADADDR, BADSIZE
 from pydtrace.lang import types as T
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def string_bytes(s: str) -> bytes:

@@ -3,8 +3,6 @@ aggregations, speculations, memory."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.consume.aggregation import Aggregation, AggSpec
 from pydtrace.consume.records import Record
 from pydtrace.engines.dvars import dvar_capacity
@@ -12,6 +10,10 @@ from pydtrace.engines.user.firing import Firing
 from pydtrace.engines.user.memory import DEFAULT_SCRATCHSIZE, Memory, in_memory, type_size
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.lang.types import CType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class State:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import posixpath
 import random
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.consume.records import BADADDR, BADSIZE, ILLOP
 from pydtrace.engines.user.faults import ProbeFault
 from pydtrace.engines.user.memory import string_bytes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _rng = random.Random()
 

@@ -10,7 +10,6 @@ eBPF engine needs to attach and decode it.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydtrace.lang.errors import DError
 from pydtrace.probes.catalogue import Provider
@@ -18,6 +17,10 @@ from pydtrace.probes.glob import gmatch, is_glob
 from pydtrace.probes.process import Obj, UprobeSpec, module_matches
 from pydtrace.symbols import x86
 from pydtrace.symbols.elf import ElfError, open_elf
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class PidProvider(Provider):

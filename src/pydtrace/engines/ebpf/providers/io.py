@@ -7,12 +7,14 @@ devices present when the program is compiled.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.insn import R1, R2, R3, R4, R6, R9
 from pydtrace.engines.ebpf.providers import tracepoint_area
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
 from pydtrace.probes import tracefs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 B_READ, B_WRITE, B_ASYNC, B_PHYS = 0x40, 0x100, 0x400, 0x20
 UNKNOWN = "<unknown>"

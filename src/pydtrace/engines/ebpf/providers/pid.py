@@ -9,13 +9,15 @@ or more, share one program on one uprobe_multi link (groups()).
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_context import MAX_ARGS, RAW_SYSCALL_MIN
 from pydtrace.engines.ebpf.insn import R0, R1, R3, R6, R9
 from pydtrace.engines.ebpf.providers import uprobe
 from pydtrace.engines.ebpf.providers.groups import merged_clauses
 from pydtrace.engines.ebpf.providers.uprobe import PROG_KPROBE, PT_REGS, UprobeProvider
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ENTRY_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 

@@ -5,14 +5,16 @@ maps every probe to its tracepoint and arguments."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf import psinfo
 from pydtrace.engines.ebpf.cg_context import PROG_RAW_TRACEPOINT
 from pydtrace.engines.ebpf.cg_memory import Region
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R9, R10
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 # calls a probe filters the raw sys_enter/sys_exit on (numbers from the syscall

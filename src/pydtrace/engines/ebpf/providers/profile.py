@@ -3,13 +3,15 @@ a PERF_EVENT program on a software clock of that period."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_context import PROG_PERF_EVENT
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.providers import timer
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
 from pydtrace.probes.providers.profile import profile_period_ns
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ProfileProvider(EbpfProvider):

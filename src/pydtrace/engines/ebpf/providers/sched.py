@@ -6,8 +6,6 @@ tracepoint and arguments."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf import psinfo
 from pydtrace.engines.ebpf.cg_context import PROG_PERF_EVENT, PROG_RAW_TRACEPOINT
 from pydtrace.engines.ebpf.cg_memory import Region
@@ -16,6 +14,10 @@ from pydtrace.engines.ebpf.insn import R0, R1, R9, R10
 from pydtrace.engines.ebpf.providers import timer
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
 from pydtrace.lang import ast
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TICK_HZ = 100  # sched:::tick: a timer on every CPU (Linux has no tick tracepoint)
 # probe -> its raw tracepoint (None: a timer); the prologue selects the firings

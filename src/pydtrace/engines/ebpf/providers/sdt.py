@@ -9,13 +9,15 @@ args[N] to a scalar field's value or the address of an array / string;
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_context import MAX_ARGS
 from pydtrace.engines.ebpf.insn import R1, R2, R3, R4, R6, R9
 from pydtrace.engines.ebpf.providers import tracepoint_area
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
 from pydtrace.probes.providers.sdt import DATA_LOC_SIZE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_RECORD = 2048  # PERF_MAX_TRACE_SIZE: the context bytes a program may read
 

@@ -3,9 +3,11 @@ PERF_EVENT program on a clock, its arguments the interrupted pc."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.insn import R1, R2, R9
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def pc_args(cg: Any) -> None:

@@ -9,12 +9,14 @@ arguments (engines/ebpf/providers/sdt.py, io.py).
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.cg_context import PROG_TRACEPOINT
 from pydtrace.engines.ebpf.cg_memory import Region
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.probes import tracefs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 REGION = ("tracepoint", "args")
 

@@ -10,11 +10,13 @@ compiler's held_gate).
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.ebpf.errors import EbpfError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R9
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PROG_KPROBE = 2
 KINDS = frozenset({"pid", "usdt"})  # the providers whose programs are uprobes

@@ -7,13 +7,16 @@ disp(%base,%index,scale), cut to N bytes (sign-extended when N < 0).
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydtrace.engines.ebpf.cg_context import MAX_ARGS
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R1, R2, R3, R6, R9
 from pydtrace.engines.ebpf.providers import uprobe
 from pydtrace.engines.ebpf.providers.uprobe import PT_REGS, UprobeProvider
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _LEGACY = {"ax": "rax", "bx": "rbx", "cx": "rcx", "dx": "rdx", "si": "rsi", "di": "rdi",
            "bp": "rbp", "sp": "rsp"}  # fmt: skip

@@ -11,13 +11,15 @@ instance in PROVIDERS below."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.tracefs.providers.base import TracefsProvider
 from pydtrace.engines.tracefs.providers.proc import ProcProvider
 from pydtrace.engines.tracefs.providers.sched import SchedProvider
 from pydtrace.engines.tracefs.providers.sdt import SdtProvider
 from pydtrace.engines.tracefs.providers.syscall import SyscallProvider
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Clock(TracefsProvider):

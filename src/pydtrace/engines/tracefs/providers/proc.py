@@ -18,11 +18,14 @@ zeros. docs/internals/tracefs-engine.md maps each probe to its events.
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from pydtrace.engines.tracefs.plan import Plan
 from pydtrace.engines.tracefs.providers.base import TracefsProvider
 from pydtrace.probes import tracefs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_THREAD = 0x10000
 CLD_EXITED = 1

@@ -8,11 +8,14 @@ event is handled. tick has no event: it is refused."""
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from pydtrace.engines.tracefs.plan import Plan
 from pydtrace.engines.tracefs.providers.base import TracefsProvider
 from pydtrace.probes import tracefs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SWITCH = ("on-cpu", "off-cpu", "sleep", "preempt", "dequeue")
 STATE_MASK = 0xFF  # prev_state's task states (TASK_REPORT_MAX marks a preemption)

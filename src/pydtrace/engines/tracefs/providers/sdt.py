@@ -8,12 +8,15 @@ args[N] a scalar field's value or the address of an array or string."""
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from pydtrace.engines.tracefs.decode import data_loc
 from pydtrace.engines.tracefs.plan import Plan, field_resolver
 from pydtrace.engines.tracefs.providers.base import TracefsProvider
 from pydtrace.probes.providers.sdt import DATA_LOC_SIZE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _INT = {(1, False): "<B", (1, True): "<b", (2, False): "<H", (2, True): "<h",
         (4, False): "<I", (4, True): "<i", (8, False): "<Q", (8, True): "<q"}  # fmt: skip

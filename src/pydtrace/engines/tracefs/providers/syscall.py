@@ -11,12 +11,15 @@ event's fields) and tid / execname (plan.field_resolver)."""
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from pydtrace.engines.tracefs import filters
 from pydtrace.engines.tracefs.plan import Plan, field_resolver
 from pydtrace.engines.tracefs.providers.base import TracefsProvider
 from pydtrace.probes import tracefs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RAW_MIN = 16  # as the eBPF engine's RAW_SYSCALL_MIN: one event for many calls
 _ARGS6 = struct.Struct("<6Q")

@@ -14,13 +14,15 @@ How to add a provider
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.user.providers.base import UserProvider
 from pydtrace.engines.user.providers.dtrace import DtraceProvider
 from pydtrace.engines.user.providers.proc import ProcProvider
 from pydtrace.engines.user.providers.profile import ProfileProvider
 from pydtrace.engines.user.providers.syscall import SyscallProvider
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PROVIDERS: dict[str, UserProvider] = {
     p.name: p for p in (DtraceProvider(), ProfileProvider(), SyscallProvider(), ProcProvider())

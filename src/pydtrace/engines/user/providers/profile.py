@@ -3,10 +3,12 @@ interrupting this process (arg0 = 0, arg1 = its user pc)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.user.providers.base import UserProvider
 from pydtrace.probes.providers.profile import profile_period_ns
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ProfileProvider(UserProvider):

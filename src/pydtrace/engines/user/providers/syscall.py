@@ -3,9 +3,11 @@ a target's system calls (engines/user/ptrace)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydtrace.engines.user.providers.base import UserProvider
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SyscallProvider(UserProvider):

@@ -24,9 +24,12 @@ import select
 import struct
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from pydtrace.engines.user.ptrace import syscalls as sc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # ioctls of the listener: _IOWR('!', 0, struct seccomp_notif), _IOWR('!', 1,
 # struct seccomp_notif_resp), _IOW('!', 4, __u64)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterable
-from typing import Any
 
 from pydtrace.engines.user.providers import provider_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Calls that send a signal: their number, and the argument holding the target
 # and the signal.  tgkill/rt_tgsigqueueinfo name a thread (tgid, tid, sig).

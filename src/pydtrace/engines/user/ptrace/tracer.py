@@ -22,13 +22,16 @@ import select
 import signal
 import threading
 import time
-from typing import Any
 
 from pydtrace.engines.launch import close_private_fds
 from pydtrace.engines.user.procinfo import catches_signal, parent_of, tgid_of
 from pydtrace.engines.user.ptrace import syscalls as sc
 from pydtrace.lang.dataclass import dataclass, field
 from pydtrace.symbols.process import forget
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OPTIONS = (
     sc.O_TRACESYSGOOD | sc.O_TRACEEXEC | sc.O_TRACEEXIT | sc.O_TRACEFORK
