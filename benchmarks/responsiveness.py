@@ -113,6 +113,11 @@ def main() -> None:
         def first(argv: list[str]) -> float:
             t, p = _first_line(argv)
             _interrupt(p)
+            # the previous run's teardown settles first, as it has by the time a person
+            # types the next command: closing a tracepoint's perf event waits ~40 ms for
+            # the kernel's grace periods (pydtrace leaves that to a forked holder after
+            # it exits, bpftrace does it before), and an open meanwhile waits behind it
+            time.sleep(0.3)
             return t
 
         measure("first output", "pydtrace", lambda: first(ours))

@@ -149,3 +149,36 @@ def test_printf_aggregations_and_kernel_providers_load_no_typing() -> None:
         reader.wait()
     assert "pydtrace.consume.printf" in mods and "pydtrace.engines.ebpf.providers.sched" in mods
     assert sorted(mods & HEAVY_STDLIB) == []
+
+
+_GC_RUN = """
+import gc
+from pydtrace import session as S
+from pydtrace.cli.dtrace import main
+
+seen = []
+compile_, starting = S.Session.compile, S.Session._starting
+def watch_compile(self):
+    seen.append(("compile", gc.isenabled()))
+    return compile_(self)
+def watch_start(self, engine):
+    starting(self, engine)
+    seen.append(("run", gc.isenabled(), gc.get_freeze_count() > 0))
+S.Session.compile, S.Session._starting = watch_compile, watch_start
+status = main(["pydtrace", "-q", "-n", "BEGIN { exit(0); }"])
+print(status, seen, gc.isenabled(), gc.get_freeze_count())
+"""
+
+
+def test_no_garbage_collection_until_the_engine_starts() -> None:
+    """The collector pauses for start-up and runs again, over the run's own
+    objects only (start-up's are frozen), once the engine starts; main()'s
+    caller gets it back as it was, nothing left frozen."""
+    env = {k: v for k, v in os.environ.items() if k != "_DTRACE_TESTING"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    p = subprocess.run([sys.executable, "-c", _GC_RUN], capture_output=True, text=True,
+                       timeout=60, env=env, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert (p.stdout, p.stderr) == (
+        "\n0 [('compile', False), ('run', True, True)] True 0\n",
+        "",
+    )

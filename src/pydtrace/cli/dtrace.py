@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
+from pydtrace.cli.collector import StartUp
 from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed, RefusedPath, opener, silence
 
 TYPE_CHECKING = False
@@ -32,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv if argv is None else argv
     pname = program_name(args[0] if args else "pydtrace")
     _set_comm(pname)
+    startup = StartUp()  # no garbage collection until the engine starts
     try:
-        status = _main(pname, args[1:])
+        status = _main(pname, args[1:], startup)
     except KeyboardInterrupt:
         # Ctrl-C before tracing began (once it has, a handler ends tracing
         # cleanly instead): nothing is attached, the program did not run
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     except OutputFailed as e:  # stdout failed outside a run (-l, -V)
         _report(pname, e)
         status = 1
+    finally:
+        startup.end()
     try:
         sys.stdout.flush()
     except OSError as e:
@@ -68,7 +72,7 @@ def _set_comm(name: str) -> None:
         pass
 
 
-def _main(pname: str, argv: list[str]) -> int:
+def _main(pname: str, argv: list[str], startup: StartUp) -> int:
     from pydtrace.cli.options import OptionError, UsageError, parse_args, usage_text
 
     err = sys.stderr
@@ -104,7 +108,7 @@ def _main(pname: str, argv: list[str]) -> int:
         except OSError as e:
             err.write(f"{pname}: failed to open output file '{o.output}': {e.strerror}\n")
             return 1
-    status = _run(pname, o, out, err)
+    status = _run(pname, o, out, err, startup)
     if out is not sys.stdout:
         try:
             out.close()
@@ -125,7 +129,7 @@ def _info(pname: str, which: str) -> str:
     return f"{pname}: {D_VERSION}\n"
 
 
-def _run(pname: str, o: Any, out: Any, err: Any) -> int:
+def _run(pname: str, o: Any, out: Any, err: Any, startup: StartUp) -> int:
     """Compile, then list or run. A run's consumer catches its own failed
     writes (consume/consumer.py); here, outside a run, they raise OutputFailed."""
     from pydtrace.lang.errors import CompileError
@@ -148,6 +152,7 @@ def _run(pname: str, o: Any, out: Any, err: Any) -> int:
         pids=[int(p) for p in o.pids],
         disasm=o.disasm,
     )
+    session.on_start = startup.started
     try:
         session.compile()
         if o.list_probes or o.compile_only:

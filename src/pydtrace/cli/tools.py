@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from pydtrace.cli.collector import StartUp
 from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed, silence
 
 TYPE_CHECKING = False
@@ -24,11 +25,16 @@ def main(name: str, argv: list[str] | None = None) -> int:
     """Run tool `name` with argv (default: sys.argv[1:]); return the exit status."""
     from pydtrace.tools import load
 
-    tool_class = load(name)
+    startup = StartUp()  # no garbage collection until the engine starts
+    try:
+        tool_class = load(name)
+    except BaseException:
+        startup.end()
+        raise
     args = sys.argv[1:] if argv is None else argv
     _set_comm(name)
     try:
-        status = _main(name, tool_class, args)
+        status = _main(name, tool_class, args, startup)
     except KeyboardInterrupt:  # once tracing runs, Ctrl-C ends it cleanly instead
         sys.stderr.write(f"{name}: interrupted before tracing began\n")
         status = 1
@@ -37,6 +43,8 @@ def main(name: str, argv: list[str] | None = None) -> int:
         if line is not None:
             sys.stderr.write(f"{name}: {line}\n")
         status = 1
+    finally:
+        startup.end()
     try:
         sys.stdout.flush()
     except OSError as e:
@@ -48,7 +56,7 @@ def main(name: str, argv: list[str] | None = None) -> int:
     return status
 
 
-def _main(name: str, tool_class: Any, argv: list[str]) -> int:
+def _main(name: str, tool_class: Any, argv: list[str], startup: StartUp) -> int:
     from pydtrace.tools.options import UsageError
 
     err = sys.stderr
@@ -75,7 +83,7 @@ def _main(name: str, tool_class: Any, argv: list[str]) -> int:
     if refusal:
         err.write(f"{name}: {refusal}\n")
         return 1
-    return _run(name, tool, script, engine)
+    return _run(name, tool, script, engine, startup)
 
 
 def _engine(name: str, tool_class: Any, o: Any) -> tuple[str, str]:
@@ -107,7 +115,7 @@ def _engine(name: str, tool_class: Any, o: Any) -> tuple[str, str]:
     return "ptrace", ""
 
 
-def _run(name: str, tool: Any, script: str, engine: str) -> int:
+def _run(name: str, tool: Any, script: str, engine: str, startup: StartUp) -> int:
     from pydtrace.lang.errors import CompileError
     from pydtrace.session import Program, Session
 
@@ -124,6 +132,7 @@ def _run(name: str, tool: Any, script: str, engine: str) -> int:
         pids=[o.pid] if o.pid is not None else None,
         item_hook=tool.hook,
     )
+    session.on_start = startup.started
     try:
         session.compile()
         tool.started(session)
