@@ -121,3 +121,37 @@ def test_a_default_before_a_positional_field_is_refused() -> None:
         class Bad:
             a: int = 0
             b: int  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("decorator", ["@dataclass", "@dataclass(frozen=True)"])
+def test_every_kind_of_field_in_one_class(decorator: str) -> None:
+    """Plain, default and factory parameters, keyword-only ones, fields
+    without a parameter (a default, a factory) and __post_init__, in one
+    class: the same values, signature and errors as the standard one (the
+    light one builds __init__ from a template shared by classes of one shape)."""
+    body = (
+        "    a: int\n"
+        "    b: list = field(default_factory=list)\n"
+        "    c: str = 'c'\n"
+        "    d: int = field(default=4, init=False)\n"
+        "    e: dict = field(default_factory=dict, init=False)\n"
+        "    f: int = field(default=6, kw_only=True)\n"
+        "    g: list = field(default_factory=lambda: [7], kw_only=True)\n"
+        "    h: str = field(kw_only=True, default='h')\n"
+        "    def __post_init__(self):\n"
+        "        object.__setattr__(self, 'seen', (self.a, self.d, tuple(self.g)))\n"
+    )
+    s, lt = both(body, decorator)
+    calls = [((1,), {}), ((1, [2], "x"), {"f": 9, "g": [8], "h": "y"}), ((), {"a": 5, "h": "z"})]
+    for args, kwargs in calls:
+        x, y = s(*args, **kwargs), lt(*args, **kwargs)
+        assert [getattr(y, n) for n in "abcdefgh"] == [getattr(x, n) for n in "abcdefgh"]
+        assert y.seen == x.seen
+    assert lt(1).g is not lt(1).g and lt(1).e is not lt(1).e
+    bad = [((), {}), ((1, 2, 3, 4), {}), ((1,), {"d": 2}), ((1,), {"zz": 1}), ((1, [], "c", 6), {})]
+    for args, kwargs in bad:
+        with pytest.raises(TypeError) as es:
+            s(*args, **kwargs)
+        with pytest.raises(TypeError) as el:
+            lt(*args, **kwargs)
+        assert str(el.value).split("()", 1)[1] == str(es.value).split("()", 1)[1]

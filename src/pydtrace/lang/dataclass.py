@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from operator import attrgetter
 from reprlib import recursive_repr
+from types import FunctionType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -221,38 +222,91 @@ def _lazy_init(cls: type, frozen: bool) -> Any:
     return __init__
 
 
+# __init__'s code, by shape: compiled once with placeholder names (_n0... for
+# fields, _f0... for factories, _d0... for defaults) and given each class's
+# names with code.replace(). compile() cost ~0.1 ms per class at start-up,
+# and the package's classes come in a few dozen shapes.
+_TEMPLATES: dict[tuple[bool, bool, str, int, int], Any] = {}
+
+
+def _template(frozen: bool, post: bool, params: str, factories: int, defaults: int) -> Any:
+    """params: one letter per parameter in signature order, A (a plain field)
+    or F (a field whose default is a factory); then `factories` fields
+    without a parameter made by a factory, `defaults` set to a default."""
+    key = (frozen, post, params, factories, defaults)
+    code = _TEMPLATES.get(key)
+    if code is None:
+        body = []
+        n = 0
+        for kind in params:
+            value = f"_f{n}() if _p{n} is MISSING else _p{n}" if kind == "F" else f"_p{n}"
+            body.append((n, value))
+            n += 1
+        for _ in range(factories):
+            body.append((n, f"_f{n}()"))
+            n += 1
+        for _ in range(defaults):
+            body.append((n, f"_d{n}"))
+            n += 1
+        lines = [f"_set(self, '_n{i}', {v})" if frozen else f"self._n{i} = {v}" for i, v in body]
+        if post:
+            lines.append("self.__post_init__()")
+        args = "".join(f", _p{i}" for i in range(len(params)))
+        src = f"def __init__(self{args}):\n    " + ("\n    ".join(lines) or "pass") + "\n"
+        space: dict[str, Any] = {}
+        exec(src, space)  # noqa: S102 (placeholder names only)
+        code = _TEMPLATES[key] = space["__init__"].__code__
+    return code
+
+
 def _make_init(cls: type, frozen: bool) -> Any:
     found: dict[str, Field] = cls.__struct_fields__  # type: ignore[attr-defined]
-    space: dict[str, Any] = {"MISSING": MISSING, "_set": _OBJECT_SETATTR}
-    positional: list[str] = []
-    keyword: list[str] = []
-    body: list[str] = []
+    positional: list[Field] = []
+    keyword: list[Field] = []
+    made: list[Field] = []  # no parameter, a factory
+    preset: list[Field] = []  # no parameter, a default
     for f in found.values():
-        n = f.name
-        if f.default_factory is not MISSING:
-            space[f"_f_{n}"] = f.default_factory
         if f.init:
-            if f.default_factory is not MISSING:
-                param, value = f"{n}=MISSING", f"_f_{n}() if {n} is MISSING else {n}"
-            elif f.default is not MISSING:
-                space[f"_d_{n}"] = f.default
-                param, value = f"{n}=_d_{n}", n
-            else:
-                param, value = n, n
-            (keyword if f.kw_only else positional).append(param)
+            (keyword if f.kw_only else positional).append(f)
         elif f.default_factory is not MISSING:
-            value = f"_f_{n}()"
+            made.append(f)
         elif f.default is not MISSING:
-            space[f"_d_{n}"] = f.default
-            value = f"_d_{n}"
-        else:
-            continue
-        body.append(f"_set(self, {n!r}, {value})" if frozen else f"self.{n} = {value}")
-    if hasattr(cls, "__post_init__"):
-        body.append("self.__post_init__()")
-    params = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
-    src = f"def __init__({params}):\n    " + ("\n    ".join(body) or "pass") + "\n"
-    exec(src, space)  # noqa: S102 (our own field names)
-    init = space["__init__"]
+            preset.append(f)
+    params = positional + keyword
+    kinds = "".join("A" if f.default_factory is MISSING else "F" for f in params)
+    code = _template(frozen, hasattr(cls, "__post_init__"), kinds, len(made), len(preset))
+    order = params + made + preset  # the template's _n<i>, _f<i>, _d<i>
+    names = {f"_n{i}": f.name for i, f in enumerate(order)}
+    space: dict[str, Any] = {"MISSING": MISSING, "_set": _OBJECT_SETATTR}
+    for i, f in enumerate(order):
+        if f.default_factory is not MISSING:
+            space[f"_f{i}"] = f.default_factory
+        elif i >= len(params):
+            space[f"_d{i}"] = f.default
+    changes: dict[str, Any] = {
+        "co_varnames": ("self", *(f.name for f in params)),
+        "co_argcount": 1 + len(positional),
+        "co_kwonlyargcount": len(keyword),
+        "co_names": tuple(names.get(n, n) for n in code.co_names),
+        "co_name": "__init__",
+    }
+    if frozen:  # the field names _set() is given
+        changes["co_consts"] = tuple(names.get(c, c) if isinstance(c, str) else c
+                                     for c in code.co_consts)  # fmt: skip
+    if hasattr(code, "co_qualname"):  # 3.11
+        changes["co_qualname"] = f"{cls.__qualname__}.__init__"
+    init = FunctionType(code.replace(**changes), space, "__init__")
+    init.__defaults__ = tuple(_param_default(f) for f in positional if _has_default(f)) or None
+    init.__kwdefaults__ = {f.name: _param_default(f) for f in keyword if _has_default(f)} or None
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
+
+
+def _has_default(f: Field) -> bool:
+    return f.default is not MISSING or f.default_factory is not MISSING
+
+
+def _param_default(f: Field) -> Any:
+    """A parameter's default: its field's, or MISSING for a factory's (called
+    when the parameter is not given)."""
+    return MISSING if f.default_factory is not MISSING else f.default
