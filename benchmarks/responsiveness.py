@@ -101,6 +101,19 @@ def main() -> None:
         vals = [fn() for _ in range(a.runs)]
         rows.append((what, tool, statistics.median(vals)))
 
+    def measure_pair(what: str, ours_fn, theirs_fn) -> None:
+        """Both tools' runs interleaved: a machine that speeds up or slows down
+        during the benchmark shifts both medians alike."""
+        mine: list[float] = []
+        other: list[float] = []
+        for _ in range(a.runs):
+            mine.append(ours_fn())
+            if theirs_fn is not None:
+                other.append(theirs_fn())
+        rows.append((what, "pydtrace", statistics.median(mine)))
+        if other:
+            rows.append((what, "bpftrace", statistics.median(other)))
+
     slow = _worker("0.001")
     try:
         ours = _pydtrace("-q", "-n", 'syscall::getppid:entry { printf("%d\\n", pid); }')
@@ -120,9 +133,8 @@ def main() -> None:
             time.sleep(0.3)
             return t
 
-        measure("first output", "pydtrace", lambda: first(ours))
-        if have_bpftrace:
-            measure("first output", "bpftrace", lambda: first(theirs))
+        measure_pair("first output", lambda: first(ours),
+                     (lambda: first(theirs)) if have_bpftrace else None)  # fmt: skip
 
         agg_ours = _pydtrace("-q", "-n", 'syscall:::entry { @[probefunc] = count(); }',
                              "-n", 'syscall::getppid:entry { printf("%d\\n", pid); }')  # fmt: skip

@@ -407,7 +407,7 @@ def test_begin_may_leave_at_most_bufsize_bytes() -> None:
 
 def test_begin_records_fit_the_ring_sized_for_them() -> None:
     # the default bufsize holds them all: the ring sized from the program
-    # (engines/ebpf/cg_context.ring_size) must too, with no drop
+    # (engines/ebpf/maps.ring_size) must too, with no drop
     clauses = " ".join(f'BEGIN {{ printf("%s %s\\n", "{i}a", "{i}b"); }}' for i in range(40))
     src = f"#pragma D option strsize=2k\n{clauses} BEGIN {{ exit(0); }}"
     r = pydtrace("-q", "-x", "engine=ebpf", "-n", src)
@@ -422,3 +422,46 @@ def test_statusrate_delays_noticing_exit() -> None:
     )
     r = pydtrace("-q", "-x", "engine=ebpf", "-x", "statusrate=1sec", "-n", src)
     assert (r.status, r.out) == (0, "1\n\n"), r.err
+
+
+def test_the_ring_made_while_compiling_is_the_one_used_or_let_go() -> None:
+    """maps.RingAhead: the ring buffer made on a thread while the program
+    compiles is the engine's ring when the program's ring has its size; a
+    program whose ring the compiler bounds (BEGIN and END only) gets a smaller
+    ring of its own, and the one made ahead is closed. Nothing stays open."""
+    from types import SimpleNamespace
+
+    from pydtrace.engines.ebpf.engine import EbpfEngine
+    from pydtrace.engines.ebpf.maps import RingAhead, ring_size
+
+    before = fds()
+    default = ring_size(None)
+    for src, used in (("syscall::getppid:entry { trace(pid); }", True),
+                      ("BEGIN { trace(1); exit(0); }", False)):  # fmt: skip
+        s = Session([Program("n", src)])
+        s.compile()
+        ahead = RingAhead(default)
+        ahead._thread.join()
+        made = ahead.map
+        assert made is not None and made.max_entries == default
+        engine = EbpfEngine(s.checked, SimpleNamespace(), s.options, ring_ahead=ahead)
+        try:
+            engine._open()
+            ring = engine.maps["records"]
+            assert (ring is made, ring.max_entries == default) == (used, used), src
+            assert ahead.map is None
+        finally:
+            engine.close()
+        assert fds() == before, src
+    # a program the code generator refuses, and one that never reaches the
+    # engine: the ring is let go
+    from pydtrace.engines.ebpf.errors import LoweringError
+
+    s = Session([Program("n", "sched:::on-cpu { @[ustack()] = count(); }")])
+    s.compile()
+    with pytest.raises(LoweringError):
+        EbpfEngine(s.checked, SimpleNamespace(), s.options, ring_ahead=RingAhead(default))
+    assert fds() == before
+    ahead = RingAhead(default)
+    ahead.close()
+    assert fds() == before

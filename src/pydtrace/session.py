@@ -456,11 +456,12 @@ class Session:
             ok, why = self._bpf_allowed()
             if not ok:
                 return None, CompileError(f"could not enable tracing: {why}")
+        ahead = self._ring_ahead()  # (before the code generator's imports: they overlap)
         from pydtrace.engines.ebpf.engine import EbpfEngine
 
         extra = {"targets": self.launcher} if self.launcher is not None else {}
         try:
-            ebpf = EbpfEngine(self.checked, consumer, self.options, **extra)
+            ebpf = EbpfEngine(self.checked, consumer, self.options, ring_ahead=ahead, **extra)
             # the kernel's ring buffer drops for real, and records come in batches
             consumer.model_buffer = False
             consumer.autoflush = False
@@ -476,6 +477,17 @@ class Session:
             return None, CompileError(f"could not enable tracing: {e}")
         except CompileError as e:
             return None, e
+
+    def _ring_ahead(self) -> Any:
+        """A maps.RingAhead making the ring buffer while the program compiles,
+        or None when the program's ring will be small (the compiler bounds what
+        a program of BEGIN, END and ERROR writes, and sizes the ring for it)."""
+        from pydtrace.engines.ebpf.maps import RingAhead, ring_size
+
+        assert self.checked is not None
+        if all(p.provider == "dtrace" for c in self.checked.clauses for p in c.probes):
+            return None
+        return RingAhead(ring_size(self.options.get("bufsize")))
 
     def _tracefs_can_run(self) -> bool:
         """Every provider of the program fires on the tracefs engine, and

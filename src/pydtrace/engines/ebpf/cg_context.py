@@ -353,35 +353,6 @@ def task_path(*path: str) -> Any:
         ) from None
 
 
-RING_MIN = 1 << 16
-
-
-def ring_size(value: Any, need: int | None = None) -> int:
-    """The ring buffer's size: bufsize per possible CPU (dtrace's principal
-    buffers are per CPU; ours is one ring for all), rounded up to a power of
-    two (at least RING_MIN).
-
-    need: the most bytes the program can have in the ring at once, when the
-    compiler can bound it (a program of BEGIN and END, or whose other
-    clauses record only exit()). With bufsize at its default the ring is
-    then twice that, at least RING_MIN and at most the default's: the ring
-    is mapped twice into our memory (the default is 8 MiB on two CPUs), and
-    a one-liner's start-up need not pay for room it can never fill. What the
-    program writes always fits, so no record drops where the default ring
-    would have kept it; any other bufsize is the user's and sizes the ring."""
-    from pydtrace.engines.ebpf.maps import possible_cpus
-    from pydtrace.options import DEFAULTS, size_option
-
-    n = size_option({"bufsize": value}, "bufsize", DEFAULTS["bufsize"])
-    n *= max(1, len(possible_cpus()))
-    if need is not None and value in (None, DEFAULTS["bufsize"]):
-        n = min(n, 2 * need)
-    size = RING_MIN
-    while size < n:
-        size <<= 1
-    return size
-
-
 def is_scalar(t: CType) -> bool:
     """Whether a variable of type t is one 8-byte word or a string buffer."""
     return t.is_int() or t.is_pointer() or t.is_string()

@@ -31,7 +31,6 @@ from pydtrace.engines.ebpf.cg_context import (
     is_scalar,
     line_of,
     probe_string,
-    ring_size,
 )
 from pydtrace.engines.ebpf.cg_queries import (
     CALLER_VARS,
@@ -237,6 +236,8 @@ class ProgramMixin(CompilerBase):
         self._patch_areas()
         self.out.frame_size = self.frame.size
         need = None if self.ring_unbounded else self.once_bytes
+        from pydtrace.engines.ebpf.maps import ring_size
+
         bufsize = ring_size(self.options.get("bufsize"), need)
         o = self.out
         o.maps = [

@@ -39,8 +39,10 @@ class EbpfEngine:
         consumer: Any,
         options: dict[str, Any],
         targets: Any = None,
+        ring_ahead: Any = None,
     ) -> None:
         self.prog = prog
+        self.ring_ahead = ring_ahead  # maps.RingAhead: the ring, made while this compiles
         self.targets = (
             targets  # -c/-p: .release() .fds() .gone(fd) .live (see docs/internals/ebpf-engine.md)
         )
@@ -48,7 +50,12 @@ class EbpfEngine:
         self.consumer = consumer
         self.options = options
         self.tracer = None  # read by the signal handler
-        self.compiled = codegen.compile_program(prog, options, held_pids(targets))  # LoweringError
+        try:
+            self.compiled = codegen.compile_program(prog, options, held_pids(targets))
+        except BaseException:  # LoweringError...: no engine to close it later
+            if ring_ahead is not None:
+                ring_ahead.close()
+            raise
         self.aggs: dict[str, Aggregation] = {
             name: Aggregation(lay.spec) for name, lay in self.compiled.aggs.items()
         }
@@ -88,6 +95,12 @@ class EbpfEngine:
 
         try:
             for m in self.compiled.maps:
+                made = None
+                if m.name == "records" and self.ring_ahead is not None:
+                    made = self.ring_ahead.take(m.max_entries)
+                if made is not None:
+                    self.maps[m.name] = made
+                    continue
                 try:
                     self.maps[m.name] = Map.create(m.type, m.key_size, m.value_size,
                                                    m.max_entries, m.flags, name=m.name)  # fmt: skip
@@ -180,6 +193,8 @@ class EbpfEngine:
         """Release everything: attachments, the ring mapping, programs, maps."""
         from pydtrace.engines.ebpf.bpf import close_fd
 
+        if self.ring_ahead is not None:
+            self.ring_ahead.close()
         self._detach()
         if self._mmaps is not None:
             from pydtrace.engines.ebpf import mmaps

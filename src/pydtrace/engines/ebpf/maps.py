@@ -226,3 +226,73 @@ def ringbuf_map(nbytes: int, name: str = "ring") -> Map:
     """A RINGBUF map of ringbuf_size(nbytes) data bytes (max_entries is the size)."""
     size = ringbuf_size(nbytes)
     return Map.create(MapType.RINGBUF, 0, 0, size, 0, name)
+
+
+RING_MIN = 1 << 16
+
+
+def ring_size(value: object, need: int | None = None) -> int:
+    """The ring buffer's size: bufsize per possible CPU (dtrace's principal
+    buffers are per CPU; ours is one ring for all), rounded up to a power of
+    two (at least RING_MIN).
+
+    need: the most bytes the program can have in the ring at once, when the
+    compiler can bound it (a program of BEGIN and END, or whose other
+    clauses record only exit()). With bufsize at its default the ring is
+    then twice that, at least RING_MIN and at most the default's: the ring
+    is mapped twice into our memory (the default is 8 MiB on two CPUs), and
+    a one-liner's start-up need not pay for room it can never fill. What the
+    program writes always fits, so no record drops where the default ring
+    would have kept it; any other bufsize is the user's and sizes the ring."""
+    from pydtrace.options import DEFAULTS, size_option
+
+    n = size_option({"bufsize": value}, "bufsize", DEFAULTS["bufsize"])
+    n *= max(1, len(possible_cpus()))
+    if need is not None and value in (None, DEFAULTS["bufsize"]):
+        n = min(n, 2 * need)
+    size = RING_MIN
+    while size < n:
+        size <<= 1
+    return size
+
+
+class RingAhead:
+    """The program's ring buffer map, made on a thread of its own while the
+    program compiles. The kernel takes milliseconds to allocate and map a
+    ring of the default size (8 MiB on two CPUs), time the bpf(2) call spends
+    without the GIL; the ring's size comes from the options alone unless the
+    compiler bounds what the program writes, so the engine takes this map when
+    the compiled program asks for a ring of this size, and closes it otherwise."""
+
+    def __init__(self, size: int) -> None:
+        import threading
+
+        self.size = size
+        self.map: Map | None = None
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._make, name="pydtrace-ring", daemon=True)
+        self._thread.start()
+
+    def _make(self) -> None:
+        try:
+            self.map = Map.create(MapType.RINGBUF, 0, 0, self.size, 0, name="records")
+        except Exception as e:  # _bpf.BPFError, OSError: the engine makes it again and says why
+            self.error = e
+
+    def take(self, size: int) -> Map | None:
+        """The map, when the program's ring is `size` bytes; else None (and
+        the engine makes its own)."""
+        self._thread.join()
+        m, self.map = self.map, None
+        if m is not None and size != self.size:
+            m.close()
+            m = None
+        return m
+
+    def close(self) -> None:
+        """Let go of a map nobody took (the program fell to another engine,
+        compiling failed, Ctrl-C)."""
+        self._thread.join()
+        if self.map is not None:
+            self.map.close()
+            self.map = None
