@@ -326,3 +326,21 @@ def test_a_fourth_live_temporary_spills_the_oldest_to_the_stack() -> None:
         "  61: r6 += r7",
         "  62: r6 <<= 32",
     ]
+
+
+def test_builtin_names_follow_inlines_and_are_kept_on_the_tree() -> None:
+    """cg_queries.builtin_names: the builtin variables a clause names, through
+    an inline's body, not its own name or a D variable's; mentions() answers
+    from it, and a second question of the same tree does not walk it again."""
+    from pydtrace.engines.ebpf.cg_queries import builtin_names, mentions
+
+    s = Session([Program("n", "inline int MINE = pid + tid; int x;"
+                              " syscall::read:entry /MINE > 0/ { x = timestamp; trace(x + cpu); }")])  # fmt: skip
+    s.compile()
+    (c,) = s.checked.clauses
+    nodes = [c.predicate, *c.body]
+    assert builtin_names(nodes) == {"pid", "tid", "timestamp", "cpu"}
+    assert mentions(nodes, frozenset({"tid"})) and not mentions(nodes, frozenset({"walltimestamp"}))
+    assert c.predicate.__dict__["_builtin_names"] == {"pid", "tid"}
+    c.predicate.__dict__["_builtin_names"] = frozenset({"kept"})  # answered from the tree now
+    assert builtin_names([c.predicate]) == {"kept"}
