@@ -6,9 +6,10 @@ imports inspect), a third of a one-liner's start-up over the package's
 classes. This one takes the same declarations (`@dataclass`, `frozen=`,
 `eq=`, `slots=`, `field(default=, default_factory=, repr=, compare=,
 kw_only=, init=)`, `__post_init__`) and gives the same __init__ signature,
-repr, equality, hash and frozenness, but compiles a class's __init__ the
-first time an instance is made, and shares one __repr__, __eq__ and __hash__
-among all classes (each reads its class's field names).
+repr, equality, hash and frozenness, but makes a class's __init__ the
+first time an instance is made (from a code template per shape of fields),
+and shares one __repr__, __eq__ and __hash__ among all classes (each reads
+its class's field names).
 
 A class's fields are `cls.__struct_fields__` (name -> Field, in order);
 fields(), is_dataclass() and replace() read them as the standard ones read
@@ -288,7 +289,6 @@ def _make_init(cls: type, frozen: bool) -> Any:
         "co_argcount": 1 + len(positional),
         "co_kwonlyargcount": len(keyword),
         "co_names": tuple(names.get(n, n) for n in code.co_names),
-        "co_name": "__init__",
     }
     if frozen:  # the field names _set() is given
         changes["co_consts"] = tuple(names.get(c, c) if isinstance(c, str) else c

@@ -269,15 +269,14 @@ class RingAhead:
 
         self.size = size
         self.map: Map | None = None
-        self.error: Exception | None = None
         self._thread = threading.Thread(target=self._make, name="pydtrace-ring", daemon=True)
         self._thread.start()
 
     def _make(self) -> None:
         try:
-            self.map = Map.create(MapType.RINGBUF, 0, 0, self.size, 0, name="records")
-        except Exception as e:  # _bpf.BPFError, OSError: the engine makes it again and says why
-            self.error = e
+            self.map = ringbuf_map(self.size, "records")
+        except Exception:  # _bpf.BPFError, OSError: the engine makes it again and says why
+            pass
 
     def take(self, size: int) -> Map | None:
         """The map, when the program's ring is `size` bytes; else None (and
