@@ -235,11 +235,13 @@ def test_ending_leaves_nothing(kernel: None, tmp_path: Path) -> None:
 
 def test_kill_9_then_next_start_removes_it(kernel: None) -> None:
     p = _start("syscall::read:entry { @ = count(); }")
-    path = _wait_instance(p.pid)
-    with open(f"{path}/events/syscalls/sys_enter_read/enable") as f:
-        assert f.read().strip() == "1"
-    p.kill()
-    p.wait(60)
+    try:
+        path = _wait_instance(p.pid)
+        with open(f"{path}/events/syscalls/sys_enter_read/enable") as f:
+            assert f.read().strip() == "1"
+    finally:
+        p.kill()
+        p.wait(60)
     assert os.path.isdir(path)  # what a killed run leaves
     r = pydtrace("-q", "-x", "engine=tracefs", "-n", "syscall::read:entry { exit(0); }",
                  timeout=120)  # fmt: skip
@@ -292,13 +294,15 @@ def _start(prog: str) -> subprocess.Popen:
 
 
 def _wait_instance(pid: int) -> str:
-    """The run's instance, once its events are enabled (tracing_on is set last)."""
+    """The run's instance, once its events are enabled (tracing_on is set last;
+    a new instance reads tracing_on 1 until the engine turns it off just after
+    making it, so an event must read enabled too)."""
     path = f"{INSTANCES}/pydtrace-{pid}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            with open(f"{path}/tracing_on") as f:
-                if f.read().strip() == "1":
+            with open(f"{path}/tracing_on") as f, open(f"{path}/events/enable") as e:
+                if f.read().strip() == "1" and e.read().strip() != "0":
                     return path
         except OSError:
             pass
