@@ -427,6 +427,37 @@ def test_attachments_close_everything_on_error():
         os.close(fd)
 
 
+def test_close_in_parallel_closes_everything_when_threads_cannot_start(monkeypatch):
+    """The uprobe agent closes its links with close_in_parallel before it
+    exits: when the fourth thread cannot start (a limit on tasks), the first
+    three close their parts and the rest close in the caller, none left open."""
+    import threading
+
+    pipes = [os.pipe() for _ in range(20)]
+    items = [perf.Attachment(r, f"pipe {r}") for r, _ in pipes]
+    real_start, started = threading.Thread.start, []
+
+    def start(self):
+        if len(started) == 3:
+            raise RuntimeError("can't start new thread")
+        started.append(self)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    try:
+        perf.close_in_parallel(items, 8)
+        assert len(started) == 3 and not any(w.is_alive() for w in started)
+        assert all(a.closed for a in items)
+        for r, w in pipes:
+            with pytest.raises(OSError) as e:
+                os.fstat(r)
+            assert e.value.errno == errno.EBADF
+            os.close(w)
+    finally:
+        for a in items:
+            a.close()
+
+
 # ------------------------------------------------------------------ ring buffer
 
 

@@ -179,6 +179,23 @@ def test_killed_inside_the_kernel_leaves_no_uprobe(stress: Stress) -> None:
     stress.check()
 
 
+def test_an_agent_answering_a_dead_run_removes_its_uprobes_before_it_exits(stress: Stress) -> None:
+    """pydtrace killed as its agent starts the last job: the agent's answer
+    meets a closed pipe. It used to die of that EPIPE and leave its links to
+    its exit, which closes files after /proc stops showing the environment
+    agents() looks for: for a second or more no agent showed, yet every
+    uprobe was still there. Now the agent closes them itself, so none is left
+    once no agent shows, with the target still running."""
+    p = stress.start(0, "answer:0")
+    assert p.wait(60) == -signal.SIGKILL
+    end = time.monotonic() + 60
+    while agents(stress.token) and time.monotonic() < end:
+        time.sleep(0.02)
+    assert not agents(stress.token)
+    assert not uprobes_held(stress.lib, stress.offsets)
+    stress.check()
+
+
 @pytest.mark.slow
 def test_killed_runs_leave_no_uprobe(stress: Stress) -> None:
     """More of the same at other moments, SIGINT then SIGKILL (during the

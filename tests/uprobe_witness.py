@@ -30,7 +30,9 @@ int main(void) {
 
 # pydtrace, with a SIGKILL sent to it `delay` seconds after a uprobe link
 # starts being created or closed (UPROBE_KILL=attach:DELAY or close:DELAY),
-# wherever that happens: the moments a kill left uprobes in the kernel
+# wherever that happens: the moments a kill left uprobes in the kernel; or
+# (UPROBE_KILL=answer:0) dead before the agent attaches its last job, so the
+# agent answers to a closed pipe
 KILLING = """
 import os, runpy, signal, sys, threading, time
 PID = os.getpid()
@@ -46,7 +48,25 @@ def kill_soon():
         time.sleep(float(delay))
         os.kill(PID, 9)
     threading.Thread(target=kill, daemon=True).start()
-if phase == "attach":
+if phase == "answer":
+    from pydtrace.engines.ebpf import attach as _attach, uprobe_agent
+    real_serve = uprobe_agent._serve
+    def serve(jobs, progs, ctl, res):
+        n, real = [0], dict(_attach.OPENERS)
+        def opener(kind):
+            def open_(fd, a):
+                n[0] += 1
+                if n[0] == len(jobs):
+                    os.kill(PID, 9)
+                    while os.path.exists(f"/proc/{PID}/fd/0"):  # a zombie has no fds
+                        time.sleep(0.01)
+                return real[kind](fd, a)
+            return open_
+        for kind in real:
+            _attach.OPENERS[kind] = opener(kind)
+        return real_serve(jobs, progs, ctl, res)
+    uprobe_agent._serve = serve
+elif phase == "attach":
     real_attach = perf.attach_uprobe_multi
     def attach(*a, **k):
         if len(a[2]) > 5000:  # the largest group: its offsets take longest to register

@@ -264,18 +264,26 @@ def close_without_waiting(items: list[Attachment]) -> None:
 
 def close_in_parallel(items: list[Attachment], threads: int = 64) -> None:
     """Close items from up to `threads` threads (os.close lets go of the GIL):
-    the grace periods that removing uprobes waits for (~0.1 s each) overlap."""
-    if len(items) < 2:
-        return
-    import threading
+    the grace periods that removing uprobes waits for (~0.1 s each) overlap.
+    Every item is closed on return, with fewer threads (or none) when no
+    more can be started."""
+    if len(items) >= 2:
+        import threading
 
-    n = min(threads, len(items))
-    workers = [threading.Thread(target=lambda part=items[k::n]: [a.close() for a in part])
-               for k in range(n)]  # fmt: skip
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+        n = min(threads, len(items))
+        started: list[threading.Thread] = []
+        try:
+            for k in range(n):
+                w = threading.Thread(target=lambda part=items[k::n]: [a.close() for a in part])
+                w.start()
+                started.append(w)
+        except RuntimeError:
+            pass  # "can't start new thread": a limit on tasks or memory
+        finally:
+            for w in started:
+                w.join()
+    for a in items:  # the parts of threads that did not start (close() acts once)
+        a.close()
 
 
 def _spawn_holder(fds: list[int], rd: int) -> bool:

@@ -169,26 +169,33 @@ def _serve(jobs: list[tuple[int, tuple[Any, ...]]], progs: set[int], ctl: int, r
     from pydtrace.engines.ebpf.attach import OPENERS
 
     held: list[Any] = []
-    answer = _OK
-    for fd, attach in jobs:
-        if _readable(ctl):  # detach() or pydtrace gone: attach no more
-            answer = b""
-            break
-        try:
-            held.extend(OPENERS[attach[0]](fd, attach))
-        except Exception as e:  # PerfError and BPFError: the kernel's refusal, as a sentence
-            answer = _ERR + str(e).encode(errors="replace")[: select.PIPE_BUF - 1]
-            break
-    for fd in progs:  # the links and perf events hold their programs
-        os.close(fd)
-    if answer:
-        os.write(res, answer)
-    while not _readable(ctl, None):
-        pass
-    # each removal waits for grace periods: from many threads at once they overlap
-    perf.close_in_parallel(held, 256)
-    for a in held:
-        a.close()
+    try:
+        answer = _OK
+        for fd, attach in jobs:
+            if _readable(ctl):  # detach() or pydtrace gone: attach no more
+                answer = b""
+                break
+            try:
+                held.extend(OPENERS[attach[0]](fd, attach))
+            except Exception as e:  # PerfError and BPFError: the kernel's refusal, as a sentence
+                answer = _ERR + str(e).encode(errors="replace")[: select.PIPE_BUF - 1]
+                break
+        for fd in progs:  # the links and perf events hold their programs
+            os.close(fd)
+        if answer:
+            try:
+                os.write(res, answer)
+            except OSError:
+                pass  # EPIPE: pydtrace died during the last job; ctl reads EOF too
+        while not _readable(ctl, None):
+            pass
+    finally:
+        # Whatever happens, the attachments close here and not in our exit:
+        # exit_mm comes before exit_files, so a process that exited holding
+        # them would still be removing uprobes after /proc stopped showing
+        # its command line and environment (what pydtrace's tests wait on).
+        # Each removal waits for grace periods: from many threads they overlap.
+        perf.close_in_parallel(held, 256)
 
 
 def _readable(fd: int, timeout: float | None = 0) -> bool:
