@@ -112,7 +112,10 @@ class MappingEvents:
             # sample_id_all: the record ends with pid, tid and the time
             out.append((struct.unpack_from("<Q", data, length - 8)[0], kind, misc, data[8:]))
             tail += length
-        struct.pack_into("<Q", ring, _HEAD + 8, tail)
+        # data_tail in one 8-byte store: pack_into zero-fills first, and a kernel
+        # writing on another CPU that read a tail of 0 would drop what it had to write
+        with memoryview(ring) as mv, mv[_HEAD + 8 : _HEAD + 16] as part, part.cast("Q") as word:
+            word[0] = tail
         return out
 
     def _copy(self, ring: mmap.mmap, pos: int, n: int) -> bytes:
