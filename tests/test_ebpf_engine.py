@@ -465,3 +465,54 @@ def test_the_ring_made_while_compiling_is_the_one_used_or_let_go() -> None:
     ahead = RingAhead(default)
     ahead.close()
     assert fds() == before
+
+
+# one getppid every 0.5 ms, 300 in all; then 0.3 s idle and one more
+SPACED_CALLS = """
+import os, time
+for _ in range(300):
+    os.getppid()
+    time.sleep(0.0005)
+time.sleep(0.3)
+os.getppid()
+"""
+
+
+@pytest.mark.parametrize("switchrate, gap", [(None, 0.005), ("20hz", 0.05)])
+def test_records_that_flow_are_drained_in_batches(monkeypatch, switchrate, gap) -> None:
+    """Woken for each record (the kernel wakes a consumer that has caught up),
+    the engine cost the traced program a wakeup and a pass of its loop per
+    event: 150 us per exec under execsnoop. While records flow it drains once
+    per DRAIN_GAP (5 ms), or 1/switchrate when set, as dtrace reads its
+    buffers; a record after an idle spell still comes out at once."""
+    import sys
+
+    import pydtrace as api
+    from pydtrace.engines.ebpf import engine, ringbuf
+
+    assert engine.DRAIN_GAP == 0.005
+    passes: list[tuple[int, int]] = []  # (monotonic ns, records) of each drain with records
+    real = ringbuf.RingBuffer.drain
+
+    def drain(self, callback, limit=None):
+        n = real(self, callback, limit)
+        if n:
+            passes.append((time.monotonic_ns(), n))
+        return n
+
+    monkeypatch.setattr(ringbuf.RingBuffer, "drain", drain)
+    options = {"engine": "ebpf", "quiet": True}
+    if switchrate:
+        options["switchrate"] = switchrate
+    r = api.trace(
+        "syscall::getppid:entry /pid == $target/ { trace(timestamp); }",
+        command=[sys.executable, "-c", SPACED_CALLS],
+        options=options,
+    )
+    assert r.returncode == 0 and len(r.records) == 301
+    assert sum(n for _, n in passes) == 301
+    apart = [b[0] - a[0] for a, b in zip(passes, passes[1:])]
+    assert min(apart) >= gap * 1e9 * 0.95, (len(passes), min(apart))
+    # the last record, alone after 0.3 s idle, is drained at once (not a gap later)
+    assert passes[-1][1] == 1
+    assert passes[-1][0] - r.records[-1].values[0] < 0.09e9

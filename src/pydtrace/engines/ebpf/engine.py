@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 _HEADER = struct.Struct("<IIIIQ")  # kind, probe id, clause, cpu, action mask
+# seconds between two drains while records flow (engine._drain_gap): a few ms
+# of output latency for a pass of the loop per batch rather than per record
+DRAIN_GAP = 0.005
 
 
 class EbpfEngine:
@@ -318,17 +321,19 @@ class EbpfEngine:
         import select
 
         ring_fd = self.ring.fileno()
+        gap = self._drain_gap()
+        poller, watched = None, None
         while not self.draining and not self.stopping.is_set():
-            poller = select.poll()
-            poller.register(ring_fd, select.POLLIN)
-            watched = list(self.targets.fds()) if self.targets is not None else []
-            for fd in watched:
-                poller.register(fd, select.POLLIN)
+            fds = list(self.targets.fds()) if self.targets is not None else []
+            if poller is None or fds != watched:
+                poller, watched = select.poll(), fds
+                for fd in (ring_fd, *fds):
+                    poller.register(fd, select.POLLIN)
             try:
                 ready = poller.poll(100)
             except InterruptedError:
                 ready = []
-            self.drain()
+            got = self.drain()
             self.report_drops()
             self.consumer.tick()
             if self._ustack_keys and self.targets is not None:
@@ -344,22 +349,37 @@ class EbpfEngine:
             if self.targets is not None and self.targets.live <= 0:
                 self.drain()
                 break
+            if got and gap and not self.draining:
+                # Records come out in batches: a record arriving while we slept
+                # waits at most `gap`, one arriving after an idle spell wakes us
+                # at once. Woken for each record (the kernel wakes a consumer
+                # that has caught up), we cost the traced programs a wakeup and
+                # a pass of this loop per event: 150 us per exec under execsnoop.
+                self.stopping.wait(gap)
+
+    def _drain_gap(self) -> float:
+        """Seconds between two drains while records flow: 1/switchrate when
+        the user set it (dtrace reads its buffers at that rate), else
+        DRAIN_GAP."""
+        rate = self.options.get("switchrate")
+        return rate / 1e9 if isinstance(rate, int) and rate > 0 else DRAIN_GAP
 
     def stop(self) -> None:
         """Ctrl-C: END still runs."""
         self.stopping.set()
 
     # --- records -------------------------------------------------------------------------
-    def drain(self) -> None:
+    def drain(self) -> int:
         """Decode every waiting record (inside the ring callback: no copy), then
-        flush the consumer's output once for the batch."""
+        flush the consumer's output once for the batch; how many there were."""
         if self.ring is None:
-            return
+            return 0
         if self._mmaps is not None:  # the mappings before the records that name them
             self._mmaps.read()
-        self.ring.drain(self.handle)
+        got = self.ring.drain(self.handle)
         self._write_texts()
         self.consumer.flush()
+        return got
 
     def _fast_paths(self) -> dict[int, tuple[int, Any]]:
         """The clauses whose records can skip the consumer (see _fast)."""
