@@ -158,3 +158,28 @@ def test_begin_does_not_read_tracefs_formats() -> None:
     assert [p.fqn for p in cat.match(ProbeDesc("dtrace", "", "", "BEGIN"))] == ["dtrace:::BEGIN"]
     assert not tracefs._formats
     assert os.path.isdir(tracefs.root())
+
+
+def test_a_probe_name_alone_asks_each_group_not_the_whole_list(monkeypatch) -> None:
+    """`BEGIN` is `:::BEGIN`: every provider is asked for probes of that name,
+    sdt too. It read the kernel's whole available_events for that (which waits
+    tens of ms while another tracer's events are torn down: up to 49 ms of a
+    tool's start); a name alone now looks in each group for that event. The
+    same name as a tracepoint's is still found, in each group that has it."""
+    from pydtrace.probes.catalogue import ProbeDesc
+    from pydtrace.probes.providers import default_catalogue
+
+    need(_tracefs_ok(), "no tracefs here")
+
+    def whole_list(*a, **k):
+        raise AssertionError("available_events read")
+
+    monkeypatch.setattr(tracefs, "available_events", whole_list)
+    cat = default_catalogue()
+    assert [p.fqn for p in cat.match(ProbeDesc(name="BEGIN"))] == ["dtrace:::BEGIN"]
+    found = [p.fqn for p in cat.match(ProbeDesc(name="sched_switch"))]
+    assert "sdt:sched::sched_switch" in found and all(f.endswith("::sched_switch") for f in found)
+    assert [p.fqn for p in cat.match(ProbeDesc("sdt", "sched", "", "sched_switch"))] == [
+        "sdt:sched::sched_switch"
+    ]
+    assert cat.match(ProbeDesc("sdt", "sched", "", "no_such_event")) == []

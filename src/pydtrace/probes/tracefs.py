@@ -242,6 +242,18 @@ def available_events(group: str | None = None) -> dict[str, list[str]]:
     return out
 
 
+def groups_with_event(event: str) -> list[str]:
+    """The groups holding an event of this name, by name: a stat per group of
+    events/ rather than available_events, which the kernel writes out whole
+    (and which waits, tens of ms, while another tracer's events are torn down)."""
+    base = os.path.join(root(), "events")
+    try:
+        groups = sorted(os.listdir(base))
+    except PermissionError:
+        raise TracefsError(f"cannot read {base} (needs root)", 13) from None
+    return [g for g in groups if os.path.isdir(os.path.join(base, g, event))]
+
+
 def has_event(group: str, event: str) -> bool:
     try:
         return os.path.isdir(event_dir(group, event))

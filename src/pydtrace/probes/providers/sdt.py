@@ -171,7 +171,16 @@ class SdtProvider(Provider):
         if function and not gmatch(function, ""):
             return
         if module and not is_glob(module) and name and not is_glob(name):
-            found = [(module, name)] if (module, name) in set(self.events()) else []
+            known = module not in SKIP_GROUPS and tracefs.has_event(module, name)
+            found = [(module, name)] if known else []
+        elif name and not is_glob(name) and self._events is None:
+            # `BEGIN` (`:::BEGIN`) asks every provider: which groups have an
+            # event of that name, without reading the list of them all
+            try:
+                groups = tracefs.groups_with_event(name)
+            except (tracefs.TracefsError, OSError):
+                groups = []
+            found = [(g, name) for g in groups if g not in SKIP_GROUPS and gmatch(module, g)]
         else:
             found = self.events()
             if name and not is_glob(name):  # (BEGIN: no glob matching of every event)
