@@ -149,6 +149,16 @@ COPYIN = [
     " q[0], q[1], q[2], q[3], (uint64_t)q); exit(0); }",
     "syscall::openat:entry /pid == $target/ { p = (char *)copyin(8, 4); }"
     " syscall::openat:entry /pid == $target/ { exit(0); }",
+    # a word read the D way, *(T *)copyin(addr, sizeof (T)) (read straight to a
+    # register on the eBPF engine): every width, the scratch it takes, its faults
+    "syscall::openat:entry /pid == $target/ { a = alloca(1);"
+    ' printf("%d %d %d %d %d %x %d\\n", *(char *)copyin(arg1, 1), *(unsigned char *)copyin(arg1 + 1, 1),'
+    " *(short *)copyin(arg1, 2), *(int *)copyin(arg1, 4), *(long *)copyin(arg1, 8),"
+    " *(uint64_t *)copyin(arg1 + 5, 8), (uint64_t)alloca(1) - (uint64_t)a); exit(0); }",
+    "syscall::openat:entry /pid == $target/ { trace(*(int *)copyin(8, 4)); }"
+    " syscall::openat:entry /pid == $target/ { exit(0); }",
+    "syscall::openat:entry /pid == $target/ { a = alloca(250); trace(*(long *)copyin(arg1, 8)); }"
+    " syscall::openat:entry /pid == $target/ { exit(0); }",
 ]
 
 

@@ -184,3 +184,27 @@ def test_search_and_swap_exact_results() -> None:
         ' printf("%s %s\\n", inet_ntoa((ipaddr_t *)p), link_ntop(1, p)); exit(0); }',
     )
     assert (r.status, r.out, r.err) == (0, "10.0.0.200 0a:00:00:c8:00:fe\n\n", "")
+
+
+def test_a_string_read_again_holds_nothing_of_the_last(tmp_path) -> None:
+    """copyinstr's buffer is zeroed (by one failing probe_read_kernel: a failed
+    read zero-fills its destination) before each read: a short path read where
+    longer ones were read before is the same associative-array key each time
+    (a key is the whole buffer, bytes after the NUL too), not one per tail."""
+    need(can_use_bpf(), "needs root and bpf(2)")
+    script = tmp_path / "opens.py"
+    script.write_text(
+        "import os\n"
+        "for p in ('/e-long-xxxxxxxxxxxxxxxxxxxxxx', '/e', '/e-long-yyyyyyyyyy', '/e'):\n"
+        "    try:\n        os.close(os.open(p, os.O_RDONLY))\n"
+        "    except OSError:\n        pass\n"
+    )
+    src = (
+        'syscall::openat:entry /pid == $target && (copyinstr(arg1) == "/e" ||'
+        ' strstr(copyinstr(arg1), "/e-long-") != NULL)/'
+        ' { n[copyinstr(arg1)]++; printf("%s %d\\n", copyinstr(arg1), n[copyinstr(arg1)]); }'
+    )
+    r = pydtrace("-q", "-x", "engine=ebpf", "-c", f"{sys.executable} {script}", "-n", src)
+    assert (r.status, r.out) == (
+        0, "/e-long-xxxxxxxxxxxxxxxxxxxxxx 1\n/e 1\n/e-long-yyyyyyyyyy 1\n/e 2\n\n",
+    ), r.err  # fmt: skip

@@ -111,7 +111,7 @@ class ExprMixin(CompilerBase):
         if name in ("caller", "ucaller"):
             return self.load_caller(name == "ucaller")
         if name == "execname":
-            v, _ = self.new_string()
+            v, _ = self.new_string(by_call=True)
             self.current_comm(v.reg)
             return v
         v = self.alloc(t)
@@ -214,6 +214,9 @@ class ExprMixin(CompilerBase):
     def deref(self, e: ast.Unary) -> Value:
         """*addr: scratch memory or kernel memory (cg_memory); an unreadable
         address faults (invalid address, the address as value)."""
+        peek = self.copyin_scalar(e)  # *(T *)copyin(addr, sizeof (T))
+        if peek is not None:
+            return self.user_scalar(*peek)
         return self.load_lvalue(e)
 
     def _x_Postfix(self, e: ast.Postfix) -> Value:

@@ -23,12 +23,13 @@ def copyinstr(cg: CompilerBase, e: ast.Call) -> Value:
     string; len < 1 gives ""."""
     cg.check_nargs(e, 1, 2)
     a = cg.a
+    v, _ = cg.new_string(by_call=True)  # first: r0-r5 hold nothing yet
     if len(e.args) == 2:
         _args_to(cg, e, (R3, R2), strs=())
     else:
         _args_to(cg, e, (R3,), strs=())
         a.movi(R2, cg.strsize)
-    v, _ = cg.new_string()
+    cg.reload(v)  # (the arguments may have spilled it; r2 and r3 survive a reload)
     where = cg.alloc(T.ULONG)  # the address, kept for the fault (r3 dies in the call)
     a.mov(where.reg, R3)
     skip, capped = a.new_label("cis_none"), a.new_label("cis_cap")
