@@ -379,3 +379,20 @@ def test_a_user_word_read_the_d_way_is_one_helper_call() -> None:
 
     per_word = (size(11) - size(1)) / 10
     assert per_word < 45, per_word
+
+
+def test_clearing_and_reading_string_variables_zero_by_one_call() -> None:
+    """`self->s = 0` and a read of self->s zero their string buffer with one
+    helper call (a failed probe_read_kernel from address 0 zero-fills it), not
+    a store per 8 bytes: execsnoop.d's return programs clear 26 and print 21
+    such variables (3,086 instructions each, now 1,868)."""
+
+    def size(k: int) -> int:
+        sets = " ".join(f'self->a{i} = "x";' for i in range(k))
+        clears = " ".join(f"self->a{i} = 0;" for i in range(k))
+        c = compiled(f"syscall::execve:entry {{ {sets} }} syscall::execve:return {{ {clears} }}")
+        (ret,) = [p for p in c.progs if p.probe.name == "return"]
+        return len(ret.insns)
+
+    per_clear = (size(11) - size(1)) / 10
+    assert per_clear < 40, per_clear

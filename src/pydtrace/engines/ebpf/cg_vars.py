@@ -119,7 +119,7 @@ class VarsMixin(CompilerBase):
             return self.dvar_load_block(scope, name, keys, t)
         base = self.dvar_key(scope, name, keys)
         if t.is_string():
-            v, _ = self.new_string()
+            v, _ = self.new_string(by_call=True)  # (the lookup's call follows)
         else:
             v = self.alloc(t)
             a.movi(v.reg, 0)
@@ -254,7 +254,7 @@ class VarsMixin(CompilerBase):
         """`s = 0` / `s = NULL`: a dynamic string variable is deleted, as any dynamic
         variable assigned 0 is; another holds a NULL string (it reads as "" and
         equals NULL, but tracing or indexing it faults, as in dtrace)."""
-        empty, _ = self.new_string()
+        empty, _ = self.new_string(by_call=True)  # (first: nothing is in r0-r5)
         self.mark_null_string(empty.reg)
         if isinstance(target, ast.SelfVar):
             scope, name, keys = "self", target.name, []
