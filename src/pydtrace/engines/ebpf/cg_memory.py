@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pydtrace.consume.records import BADINDEX, BADSIZE, NOSCRATCH
 from pydtrace.engines.ebpf.cg_context import BADADDR, CompilerBase, Value
+from pydtrace.engines.ebpf.cg_queries import calls
 from pydtrace.engines.ebpf.errors import LoweringError
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R5, R9, R10
 from pydtrace.lang import ast
@@ -48,7 +49,7 @@ class Region:
 
 def _calls(node: Any, names: tuple[str, ...]) -> bool:
     """Does the AST under node call one of names?"""
-    return ast.find_call(node, names) is not None
+    return calls(node, names)
 
 
 def is_fds_member(e: Any) -> bool:

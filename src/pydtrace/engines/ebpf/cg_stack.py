@@ -17,6 +17,7 @@ from __future__ import annotations
 from pydtrace.consume.records import Item
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, Value, task_path
+from pydtrace.engines.ebpf.cg_queries import calls
 from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R9, R10
 from pydtrace.lang import ast
 from pydtrace.lang import types as T
@@ -203,12 +204,12 @@ class StackMixin(CompilerBase):
 
 def calls_stack(node: Any) -> bool:
     """Whether an AST (sub)tree calls stack()/ustack()/jstack()."""
-    return ast.find_call(node, STACK_CALLS) is not None
+    return calls(node, STACK_CALLS)
 
 
 def calls_ustack(node: Any) -> bool:
     """Whether user stacks or addresses are recorded (they need process maps)."""
-    return ast.find_call(node, USER_CALLS) is not None
+    return calls(node, USER_CALLS)
 
 
 def machinery_ranges(raw_tp: str | None, attach: tuple[Any, ...] = ()) -> list[tuple[int, int]]:
