@@ -251,6 +251,35 @@ def test_the_recorder_registry_trusts_only_a_private_directory(tmp_path: Path, m
     assert entry == str(d / f"{os.getpid()}.json")
     assert stat.S_IMODE(os.stat(entry).st_mode) == 0o600
     control.unregister(entry)
+    assert not d.exists()  # the last entry gone, its directory goes: nothing left in /tmp
+
+
+def test_the_registry_directory_stays_while_others_are_registered(tmp_path, monkeypatch) -> None:
+    """A recorder leaving removes the user's registry directory only when it
+    was the last; one whose directory was removed meanwhile makes it again.
+    Stale entries are cleaned only in a private directory of the user its
+    name says, never through a link."""
+    from pydtrace.ktrace import control
+
+    monkeypatch.setattr(control, "ROOT", str(tmp_path))
+    d = Path(control.registry_dir())
+    other = d / "999999.json"
+    mine = control.register("t.out", [], None)
+    other.write_text('{"pid": 999999, "start": 1, "file": "/x", "pids": []}')
+    control.unregister(mine)
+    assert d.is_dir() and other.exists()
+    assert control.entries() == [] and not d.exists()  # the stale one cleaned, then its dir
+    real = tmp_path / "elsewhere"
+    real.mkdir(mode=0o700)
+    (real / "999999.json").write_text('{"pid": 999999, "start": 1, "file": "/x", "pids": []}')
+    d.symlink_to(real)
+    assert control.entries() == [] and (real / "999999.json").exists()
+    d.unlink()
+    real_mode = os.stat(real).st_mode
+    assert control.register("t.out", [], None) == str(d / f"{os.getpid()}.json")
+    assert os.stat(real).st_mode == real_mode
+    control.unregister(str(d / f"{os.getpid()}.json"))
+    assert not d.exists()
 
 
 # --- every writer, through its command ----------------------------------------------------

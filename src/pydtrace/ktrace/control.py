@@ -53,34 +53,47 @@ def _starttime(pid: int) -> int:
 
 def register(file: str, pids: list[int], pgid: int | None) -> str:
     """Record this process as a recorder; returns the entry's path (for unregister)."""
-    d = registry_dir()
-    try:
-        os.mkdir(d, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(d)
-    if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
-        return ""  # someone else's directory, or one others may write: run unregistered
     me = os.getpid()
-    path = os.path.join(d, f"{me}.json")
     data = {"pid": me, "start": _starttime(me), "file": os.path.abspath(file),
             "pids": pids, "pgid": pgid}  # fmt: skip
-    tmp = path + ".tmp"
-    try:
-        with open(open_output(tmp, replace=True, mode=0o600), "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except OSError:
-        return ""  # a full /tmp: record all the same, only `ktrace -C` will not find us
-    return path
+    for _ in range(3):  # the directory may go meanwhile (the last recorder leaving)
+        d = registry_dir()
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            return ""  # a full or read-only /tmp: record all the same, unregistered
+        try:
+            st = os.lstat(d)
+        except FileNotFoundError:
+            continue  # the last recorder's unregister removed it meanwhile
+        if not _private(st, os.getuid()):
+            return ""  # someone else's directory, or one others may write: run unregistered
+        path = os.path.join(d, f"{me}.json")
+        tmp = path + ".tmp"
+        try:
+            with open(open_output(tmp, replace=True, mode=0o600), "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, path)
+        except FileNotFoundError:
+            continue  # (the same: removed between our mkdir and our write)
+        except OSError:
+            return ""  # a full /tmp: record all the same, only `ktrace -C` will not find us
+        return path
+    return ""
 
 
 def unregister(path: str) -> None:
+    """Remove the entry, and the user's registry directory with it when it was
+    the last (nothing of ours stays in /tmp; a recorder registering meanwhile
+    makes it again)."""
     if path:
         try:
             os.unlink(path)
+            os.rmdir(os.path.dirname(path))
         except OSError:
-            pass
+            pass  # gone already, or other recorders' entries are there
 
 
 def entries(all_users: bool = False) -> list[Entry]:
@@ -98,9 +111,26 @@ def entries(all_users: bool = False) -> list[Entry]:
                 continue
             if e.alive():
                 out.append(e)
-            elif os.access(d, os.W_OK):
-                unregister(path)
+            elif _owned_registry(d):
+                unregister(path)  # stale: its recorder is gone
     return out
+
+
+def _private(st: os.stat_result, uid: int) -> bool:
+    """A real directory (not a link), uid's, that no one else may write."""
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o022
+
+
+def _owned_registry(d: str) -> bool:
+    """Is d a registry directory of the user its name says, that we may
+    clean (ours, or any user's as root)? Never through a link, never one
+    another user could have filled."""
+    try:
+        uid = int(os.path.basename(d).rsplit("-", 1)[1])
+        st = os.lstat(d)
+    except (OSError, ValueError, IndexError):
+        return False
+    return _private(st, uid) and (os.getuid() in (0, uid))
 
 
 def stop(chosen: list[Entry], wait: float = 10.0) -> None:
