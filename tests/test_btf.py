@@ -282,29 +282,19 @@ def test_a_partial_pass_answers_as_the_whole_index() -> None:
     assert len(fresh._offsets) < len(whole._offsets)  # not every type was indexed for it
 
 
-def test_vmlinux_is_mapped_and_reads_as_read(tmp_path):
-    """read_blob maps vmlinux's BTF where the kernel allows it (Linux 6.16:
-    0.06 ms, where reading its 5 MB through sysfs took 5-13 ms of every
-    start), and a mapped blob answers as the bytes read do; a file that
-    cannot be mapped (an empty one) is read."""
-    import mmap
-
+def test_vmlinux_is_read_whole_and_no_descriptor_stays(tmp_path):
+    """read_blob copies vmlinux's BTF out of a mapping where the kernel allows
+    it (Linux 6.16: 3 ms, where reading its 5 MB through sysfs a page per
+    read took 5-13 ms of every start): the same bytes as a read, and no
+    descriptor left open (an mmap object keeps one while it lives); a file
+    that cannot be mapped (an empty one) is read."""
     need(os.path.exists(btfmod.VMLINUX), "no kernel BTF")
-    mapped = btfmod.read_blob()
-    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
-    if (major, minor) >= (6, 16):
-        assert isinstance(mapped, mmap.mmap)
+    before = len(os.listdir("/proc/self/fd"))
+    blob = btfmod.read_blob()
+    assert len(os.listdir("/proc/self/fd")) == before
     with open(btfmod.VMLINUX, "rb") as f:
-        read = f.read()
-    assert len(mapped) == len(read) and mapped[:4096] == read[:4096] and mapped[-64:] == read[-64:]
-    a, b = BTF(mapped), BTF(read)
-    for name in ("task_struct", "file", "path"):
-        ta, tb = a.find(name, btfmod.STRUCT), b.find(name, btfmod.STRUCT)
-        assert ta == tb and ta is not None
-        assert [(m.name, m.bit_offset) for m in a.members(ta)] == [
-            (m.name, m.bit_offset) for m in b.members(tb)
-        ]
-    assert btfmod.has_typedef(mapped, "pid_t") and not btfmod.has_typedef(mapped, "no_such_t")
+        assert blob == f.read()
+    assert isinstance(blob, bytes) and btfmod.has_typedef(blob, "pid_t")
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     assert btfmod.read_blob(str(empty)) == b""

@@ -21,7 +21,6 @@ import struct
 from pydtrace.lang.dataclass import dataclass
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
-Blob = bytes | mmap.mmap  # a BTF file's bytes, read or mapped (read_blob)
 MAGIC = 0xEB9F
 
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF = 1, 2, 3, 4, 5, 6, 7, 8
@@ -111,7 +110,7 @@ class Access:
 class BTF:
     """Parsed BTF blob. Build with BTF.load(path) or vmlinux() (cached)."""
 
-    def __init__(self, data: Blob):
+    def __init__(self, data: bytes):
         if len(data) < 24:
             raise BTFError("BTF data too short")
         magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
@@ -531,16 +530,17 @@ def _unit(bits: int) -> int:
     return 16
 
 
-def read_blob(path: str = VMLINUX) -> Blob:
-    """The bytes of a BTF file: mapped when the kernel lets us (vmlinux's
-    since Linux 6.16: 0.06 ms, its pages read as they are used), else read.
-    sysfs hands a bin attribute out a page per read(2) call; reading into a
-    buffer of the file's size takes a few calls fewer than read() would (a
-    few ms, not fifteen, for vmlinux's 5 MB)."""
+def read_blob(path: str = VMLINUX) -> bytes:
+    """The bytes of a BTF file. sysfs hands a bin attribute out a page per
+    read(2) call (vmlinux's 5 MB: 1,340 calls, 5-13 ms of every start that
+    names a kernel type); since Linux 6.16 vmlinux's may be mapped, and a
+    copy of the mapping takes 3 ms. (The mapping itself is not kept: Python's
+    mmap keeps a descriptor open for as long as it lives.)"""
     try:
         with open(path, "rb", buffering=0) as f:
             try:
-                return mmap.mmap(f.fileno(), 0, mmap.MAP_PRIVATE, mmap.PROT_READ)
+                with mmap.mmap(f.fileno(), 0, mmap.MAP_PRIVATE, mmap.PROT_READ) as m:
+                    return m[:]
             except (OSError, ValueError):
                 pass  # EACCES before 6.16, or an empty or unmappable file
             size = os.fstat(f.fileno()).st_size or os.stat(path).st_size
@@ -560,7 +560,7 @@ def read_blob(path: str = VMLINUX) -> Blob:
         ) from None
 
 
-def has_typedef(data: Blob, name: str) -> bool:
+def has_typedef(data: bytes, name: str) -> bool:
     """Does the BTF blob `data` define a typedef called name? Answered from
     the raw bytes, without the one pass over every type: a TYPEDEF record is
     {name offset, info = kind 8, no vlen, no flag}, searched for word-aligned."""
@@ -591,7 +591,7 @@ def vmlinux() -> BTF:
     return _vmlinux
 
 
-def vmlinux_from(data: Blob) -> BTF:
+def vmlinux_from(data: bytes) -> BTF:
     """The running kernel's BTF from its bytes, already read (kernel_types
     reads them to answer typedef questions cheaply); the one vmlinux() gives."""
     global _vmlinux

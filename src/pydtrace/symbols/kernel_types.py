@@ -71,7 +71,7 @@ class KernelTypes:
     def __init__(self, btf_path: str = B.VMLINUX, kallsyms_path: str = KALLSYMS) -> None:
         self.btf_path = btf_path
         self.kallsyms_path = kallsyms_path
-        self._blob: B.Blob | None = None
+        self._blob: bytes | None = None
         self._btf: B.BTF | None = None
         self._missing = False
         self._types: dict[int, CType] = {}
@@ -79,7 +79,7 @@ class KernelTypes:
         self._kallsyms: str | None = None
 
     # --- the BTF blob, read once -------------------------------------------------
-    def _data(self) -> B.Blob | None:
+    def _data(self) -> bytes | None:
         if self._blob is None and not self._missing:
             try:
                 loaded = B.loaded() if self.btf_path == B.VMLINUX else None
