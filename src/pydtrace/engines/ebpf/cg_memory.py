@@ -356,24 +356,13 @@ class MemoryMixin(CompilerBase):
         looked up there: 31 instructions where the whole took 76 (execsnoop
         reads 21 argv words so at each exec)."""
         size = scalar_size(t)
-        a = self.a
         src = self.expr(addr)
         room = self.alloc(T.ULONG)
-        a.movi(room.reg, size)
+        self.a.movi(room.reg, size)
         self.alloca_value(room)
         self.free(room)
         self.reload(src)
-        a.st(8, R10, -16, 0)
-        a.mov(R1, R10)
-        a.alu("+", R1, imm=-16)
-        a.movi(R2, size)
-        a.mov(R3, src.reg)
-        a.call("probe_read_user")
-        ok = a.new_label("cinw")
-        a.jmp("==", R0, ok, imm=0)
-        self.fault(BADADDR, src.reg)
-        a.place(ok)
-        a.ldx(size, src.reg, R10, -16)
+        self.read_word(src.reg, size, "probe_read_user")
         if t.is_int():
             self.wrap(src.reg, t)
         src.ctype = t
@@ -454,6 +443,23 @@ class MemoryMixin(CompilerBase):
             found(R1, r.off)
             a.place(miss)
 
+    def read_word(self, reg: int, size: int, helper: str) -> None:
+        """reg: an address -> the size bytes there (1, 2, 4 or 8, zero-extended),
+        read by helper (probe_read_kernel or probe_read_user) through the stack
+        word at r10-16; an unreadable address faults "invalid address" with it."""
+        a = self.a
+        a.st(8, R10, -16, 0)
+        a.mov(R3, reg)
+        a.mov(R1, R10)
+        a.alu("+", R1, imm=-16)
+        a.movi(R2, size)
+        a.call(helper)
+        ok = a.new_label("rdok")
+        a.jmp("==", R0, ok, imm=0)
+        self.fault(BADADDR, reg)
+        a.place(ok)
+        a.ldx(size, reg, R10, -16)
+
     def mem_load(self, v: Value, t: CType) -> None:
         """v.reg: an address -> the scalar of type t stored there (faults when
         the address is in no region and not readable kernel memory)."""
@@ -468,17 +474,7 @@ class MemoryMixin(CompilerBase):
             a.ja(done)
 
         self.region_ptr(v.reg, size, found)
-        a.st(8, R10, -16, 0)
-        a.mov(R3, v.reg)
-        a.mov(R1, R10)
-        a.alu("+", R1, imm=-16)
-        a.movi(R2, size)
-        a.call("probe_read_kernel")
-        ok = a.new_label("ldok")
-        a.jmp("==", R0, ok, imm=0)
-        self.fault(BADADDR, v.reg)
-        a.place(ok)
-        a.ldx(size, v.reg, R10, -16)
+        self.read_word(v.reg, size, "probe_read_kernel")
         a.place(done)
         if t.is_int():
             self.wrap(v.reg, t)
