@@ -27,6 +27,15 @@ def _inline_use(node: Any) -> bool:
     return isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "inline"
 
 
+def _children(node: Any) -> list[Any]:
+    """The sub-trees of a node, or the nodes of a list (line and file aside)."""
+    if isinstance(node, (list, tuple)):
+        return list(node)
+    if isinstance(node, ast.Node):
+        return [getattr(node, f) for f in node.__struct_fields__ if f not in ("line", "file")]
+    return []
+
+
 def reads_args(node: Any) -> bool:
     """Whether an AST (sub)tree reads the probe's arguments (arg0..arg9, args[])."""
     if _inline_use(node):
@@ -40,12 +49,7 @@ def reads_args(node: Any) -> bool:
         if ref[0] == "inline":
             return reads_args(ref[1])
         return ref[0] == "builtin" and ref[1] in _ARG_VARS
-    if isinstance(node, (list, tuple)):
-        return any(reads_args(x) for x in node)
-    if isinstance(node, ast.Node):
-        return any(reads_args(getattr(node, f)) for f in node.__struct_fields__
-                   if f not in ("line", "file"))  # fmt: skip
-    return False
+    return any(reads_args(x) for x in _children(node))
 
 
 def mentions(node: Any, names: frozenset[str]) -> bool:
@@ -60,7 +64,8 @@ def builtin_names(node: Any) -> frozenset[str]:
     """The builtin variables an AST (sub)tree names, through inlines. Kept on
     each node once found: code generation asks this of every clause for each
     variable it may need (a tool's clauses were walked 13,000 times), and the
-    checked tree no longer changes."""
+    checked tree no longer changes. (One frame per level of the tree: the
+    deepest program the checker accepts must compile.)"""
     kept = getattr(node, "__dict__", None) if isinstance(node, ast.Node) else None
     if kept is not None and "_builtin_names" in kept:
         return kept["_builtin_names"]
@@ -72,13 +77,8 @@ def builtin_names(node: Any) -> frozenset[str]:
             found = builtin_names(ref[1])
         else:
             found = frozenset((ref[1],)) if ref[0] == "builtin" else _NONE
-    elif isinstance(node, (list, tuple)):
-        found = _NONE.union(*(builtin_names(x) for x in node))
-    elif isinstance(node, ast.Node):
-        found = _NONE.union(*(builtin_names(getattr(node, f)) for f in node.__struct_fields__
-                              if f not in ("line", "file")))  # fmt: skip
     else:
-        return _NONE
+        found = _NONE.union(*(builtin_names(x) for x in _children(node)))
     if kept is not None:
         kept["_builtin_names"] = found
     return found
@@ -90,22 +90,16 @@ def calls(node: Any, names: frozenset[str] | tuple[str, ...]) -> bool:
 
 
 def call_names(node: Any) -> frozenset[str]:
-    """The functions an AST (sub)tree calls. Kept on each node once found, as
-    builtin_names is: each program asked it of every clause (whether to make
-    scratch space, whether to read stacks), a walk of the whole tree each
-    time (13 of execsnoop's 48 ms of code generation)."""
+    """The functions an AST (sub)tree calls, kept on each node as
+    builtin_names' answers are: each program asked whether any clause makes
+    scratch space or reads stacks, a walk of the whole tree each time (13 of
+    execsnoop's 48 ms of code generation)."""
     kept = getattr(node, "__dict__", None) if isinstance(node, ast.Node) else None
     if kept is not None and "_call_names" in kept:
         return kept["_call_names"]
-    if isinstance(node, (list, tuple)):
-        found = _NONE.union(*(call_names(x) for x in node))
-    elif isinstance(node, ast.Node):
-        found = _NONE.union(*(call_names(getattr(node, f)) for f in node.__struct_fields__
-                              if f not in ("line", "file")))  # fmt: skip
-        if isinstance(node, ast.Call):
-            found = found | {node.name}
-    else:
-        return _NONE
+    found = _NONE.union(*(call_names(x) for x in _children(node)))
+    if isinstance(node, ast.Call):
+        found = found | {node.name}
     if kept is not None:
         kept["_call_names"] = found
     return found
@@ -124,12 +118,7 @@ def dkey_levels(node: Any) -> int:
     if isinstance(node, ast.Ident):
         ref = getattr(node, "ref", None)
         return dkey_levels(ref[1]) if ref and ref[0] == "inline" else 0
-    if isinstance(node, (list, tuple)):
-        return max([dkey_levels(x) for x in node] or [0])
-    if isinstance(node, ast.Node):
-        return max([dkey_levels(getattr(node, f)) for f in node.__struct_fields__
-                    if f not in ("line", "file")] or [0])  # fmt: skip
-    return 0
+    return max([dkey_levels(x) for x in _children(node)] or [0])
 
 
 def _agg_key_uses(prog: CheckedProgram) -> dict[str, list[list[Any]]]:
