@@ -17,6 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
+class FakeProbe:
+    """A probe for checking D without a provider's list (dtrace:::BEGIN unless told)."""
+
+    provider: str = "dtrace"
+    module: str = ""
+    function: str = ""
+    name: str = "BEGIN"
+    argtypes: tuple = ()
+    id: int = 1
+
+
+@dataclass
 class Run:
     status: int
     out: str

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
+from conftest import FakeProbe
 from pydtrace.lang import ast
 from pydtrace.lang.checker import Checker
 from pydtrace.lang.errors import DError
 from pydtrace.lang.parser import parse
 from pydtrace.lang.program import CheckedProgram
-
-
-@dataclass
-class FakeProbe:
-    provider: str = "dtrace"
-    module: str = ""
-    function: str = ""
-    name: str = "BEGIN"
-    argtypes: tuple = ()
 
 
 def check(src: str) -> CheckedProgram:

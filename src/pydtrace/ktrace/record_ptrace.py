@@ -447,11 +447,11 @@ class _Tracer(Tracer):
 
     rec: Recorder
 
+    def on_syscall_stop(self, t: Thread) -> None:
+        if t.filtered or not self._fast_syscall(t):
+            super().on_syscall_stop(t)
+
     def handle(self, tid: int, status: int, hold_exec: int = -1) -> None:
-        if status == _SYSCALL_STOP:
-            t = self.threads.get(tid)
-            if t is not None and not t.filtered and self._fast_syscall(t):
-                return
         if os.WIFSTOPPED(status) and not status >> 16 and self.rec.psig_on:
             sig = os.WSTOPSIG(status)
             t = self.threads.get(tid)
@@ -462,7 +462,7 @@ class _Tracer(Tracer):
         super().handle(tid, status, hold_exec)
 
     def _fast_syscall(self, t: Thread) -> bool:
-        """Tracer._syscall_stop for an unfiltered thread with the ptrace calls
+        """Tracer.on_syscall_stop for an unfiltered thread with the ptrace calls
         made directly; False (nothing done) if the kernel will not say."""
         if _ptrace(sc.PTRACE_GET_SYSCALL_INFO, t.tid, 88, _INFO_ADDR) < 0:
             return False

@@ -288,6 +288,31 @@ class Program(Node):
     items: list[Clause | Decl | Inline | Pragma | Translator | ProviderDef]
 
 
+def uses(
+    node: object,
+    calls: frozenset[str] = frozenset(),
+    names: frozenset[str] = frozenset(),
+    kinds: tuple[type, ...] = (),
+) -> bool:
+    """Does the tree under node (a node or a list of nodes) call one of
+    `calls`, name one of `names` (an Ident) or hold a node of one of `kinds`?
+    Walked with a list, not recursion: the checker accepts deep trees."""
+    todo: list[object] = [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (list, tuple)):
+            todo.extend(n)
+        elif isinstance(n, Call) and n.name in calls:
+            return True
+        elif isinstance(n, Ident) and n.name in names:
+            return True
+        elif kinds and isinstance(n, kinds):
+            return True
+        elif is_dataclass(n) and not isinstance(n, type):
+            todo.extend(getattr(n, f.name) for f in fields(n))
+    return False
+
+
 def find_call(node: object, names: frozenset[str] | tuple[str, ...]) -> Call | None:
     """The first call of one of `names` in the tree under node (a node or a
     list of nodes), in source order; None if there is none."""

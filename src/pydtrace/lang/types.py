@@ -8,6 +8,8 @@ A CType is immutable and compared by identity of its shape (dataclass eq), so
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydtrace.lang.dataclass import dataclass, field
 
 POINTER_SIZE = 8
@@ -342,6 +344,39 @@ def wrap(value: int, t: CType) -> int:
     if signed and value >> (bits - 1):
         value -= 1 << bits
     return value
+
+
+def _u64(value: int) -> int:
+    return value & 0xFFFFFFFFFFFFFFFF
+
+
+def _as_bool(value: int) -> int:
+    return 1 if value else 0
+
+
+def _unchanged(value: int) -> int:
+    return value
+
+
+def wrapper(t: CType) -> Callable[[int], int]:
+    """wrap(value, t) as a function of the value alone, decided once: for
+    code that runs at every probe firing."""
+    r = t.r
+    if r.kind == "ptr" or r.kind == "array":
+        return _u64
+    if r.kind == "enum":
+        size, signed = 4, True
+    elif r.kind == "int":
+        if r is BOOL:
+            return _as_bool
+        size, signed = r.size, r.signed
+    else:
+        return _unchanged
+    mask = (1 << size * 8) - 1
+    if not signed:
+        return lambda value: value & mask
+    half = 1 << (size * 8 - 1)
+    return lambda value: ((value + half) & mask) - half
 
 
 def rank(t: CType) -> int:

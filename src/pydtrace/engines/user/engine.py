@@ -65,10 +65,18 @@ class UserEngine:
 
     # --- firing --------------------------------------------------------------------
     def fire_traced(
-        self, probe: Any, args: list[Any], thread: Any, errno: int, objects: bool = False
+        self,
+        probe: Any,
+        args: list[Any],
+        thread: Any,
+        errno: int,
+        objects: bool = False,
+        at: int = 0,
     ) -> None:
         """Fire for an event of a traced thread: its pid, tid, names and ids.
-        With objects, an argument given as bytes is a structure args[i] points at."""
+        With objects, an argument given as bytes is a structure args[i] points at.
+        `at`: the monotonic time of the thread's stop, for a firing run after
+        it resumed (its `timestamp`)."""
         proc = thread.proc
         if not proc.loaded:
             proc.load()
@@ -81,6 +89,7 @@ class UserEngine:
         f.pid, f.tid, f.ppid = proc.pid, thread.tid, proc.ppid
         f.uid, f.gid, f.execname = proc.uid, proc.gid, proc.execname
         f.errno = errno
+        f.at = at
         try:
             for i, a in enumerate(args if objects else ()):
                 if isinstance(a, bytes):  # a structure (psinfo_t...): args[i] points at it

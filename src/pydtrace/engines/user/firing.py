@@ -18,7 +18,7 @@ class Firing:
     """The context of one probe firing: who fired, its arguments, clause-local state."""
 
     __slots__ = ("probe", "args", "cpu", "tid", "pid", "ppid", "uid", "gid", "execname",
-                 "errno", "this", "items", "ts", "wts", "spec", "clause", "process", "commits", "owned", "dvar_dropped",
+                 "errno", "this", "items", "at", "ts", "wts", "spec", "clause", "process", "commits", "owned", "dvar_dropped",
                  "argsp")  # fmt: skip
 
     def __init__(self, probe: Any, args: list[int], cpu: int = 0, process: Any = None) -> None:
@@ -32,6 +32,7 @@ class Firing:
         self.errno = 0
         self.this: dict[str, Any] = {}
         self.items: list[Item] = []
+        self.at = 0  # when a traced thread stopped, for a firing run after it resumed
         self.ts = 0
         self.wts = 0
         self.spec = 0

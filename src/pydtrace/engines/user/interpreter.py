@@ -66,7 +66,7 @@ class Compiler(ActionsMixin):
         pc = 8 * (c.line or 1)  # a positive stand-in for a BPF pc where none is known
 
         def run(f: Firing) -> None:
-            f.ts = 0
+            f.ts = f.at
             f.wts = 0
             try:
                 if pred is not None and not _truth(pred(f)):
@@ -218,7 +218,8 @@ class Compiler(ActionsMixin):
             inner = self.expr(what)
             t = e.ctype  # type: ignore[attr-defined]
             if t.is_int():
-                return lambda f: T.wrap(inner(f), t)
+                w = T.wrapper(t)
+                return lambda f: w(inner(f))
             return inner
         return self.builtin(what, e)
 
@@ -339,7 +340,8 @@ class Compiler(ActionsMixin):
             inner = self.expr(v)
             t = e.ctype  # type: ignore[attr-defined]
             if t.is_int():
-                return lambda f: T.wrap(inner(f), t)
+                w = T.wrapper(t)
+                return lambda f: w(inner(f))
             return inner
         if kind == "assoc":
             if in_memory(v.type):
@@ -358,7 +360,8 @@ class Compiler(ActionsMixin):
             i = v
             t = e.ctype  # type: ignore[attr-defined]
             if t.is_int():
-                return lambda f: T.wrap(f.args[i], t) if i < len(f.args) else 0
+                w = T.wrapper(t)
+                return lambda f: w(f.args[i]) if i < len(f.args) else 0
             return lambda f: f.args[i] if i < len(f.args) else 0
         if kind == "uregs":
             return lambda f, i=v: uregs(f, i)
@@ -544,13 +547,13 @@ class Compiler(ActionsMixin):
             return self.incdec(e.operand, 1 if op == "++" else -1, prefix=True)
         a = self.expr(e.operand)
         pc = e.pc  # type: ignore[attr-defined]
-        w = _wide(t) if t.is_int() else t
+        wide = T.wrapper(_wide(t) if t.is_int() else t)
         if op == "-":
-            return lambda f: T.wrap(-a(f), w)
+            return lambda f: wide(-a(f))
         if op == "+":
-            return lambda f: T.wrap(a(f), w)
+            return lambda f: wide(a(f))
         if op == "~":
-            return lambda f: T.wrap(~a(f), w)
+            return lambda f: wide(~a(f))
         if op == "!":
             return lambda f: 0 if _truth(a(f)) else 1
         if op == "*":
@@ -569,10 +572,11 @@ class Compiler(ActionsMixin):
         if t.is_pointer():
             assert t.r.target is not None
             delta *= max(1, t.r.target.r.size)
+        w = T.wrapper(t)
 
         def run(f: Firing) -> Any:
             old = get(f)
-            new = T.wrap(old + delta, t)
+            new = w(old + delta)
             put(f, new)
             return new if prefix else old
 
@@ -602,7 +606,8 @@ class Compiler(ActionsMixin):
             ot: CType = getattr(e, "optype", T.LONG)
             if ot.is_signed():
                 return lambda f: 1 if cmp(a(f), b(f)) else 0
-            return lambda f: 1 if cmp(T.wrap(a(f), ot), T.wrap(b(f), ot)) else 0
+            ow = T.wrapper(ot)
+            return lambda f: 1 if cmp(ow(a(f)), ow(b(f))) else 0
         lt: CType = e.left.ctype  # type: ignore[attr-defined]
         rt: CType = e.right.ctype  # type: ignore[attr-defined]
         if op in ("+", "-") and t.is_pointer():
@@ -618,34 +623,35 @@ class Compiler(ActionsMixin):
         if op == "-" and lt.is_pointer() and rt.is_pointer():
             assert lt.r.target is not None
             size = max(1, lt.r.target.r.size)
-            return lambda f: T.wrap(a(f) - b(f), T.LONG) // size
+            as_long = T.wrapper(T.LONG)
+            return lambda f: as_long(a(f) - b(f)) // size
         # dtrace computes in 64-bit registers: a result is cut to its C type only
         # when stored or recorded, so `(i * 3) * i` on an int does not wrap midway.
         signed = t.is_signed()
-        w = _wide(t)
+        ww = T.wrapper(_wide(t))
         if op in ("/", "%"):
             div = op == "/"
 
             def divide(f: Firing) -> int:
                 x, y = a(f), b(f)
                 if not signed:
-                    x, y = T.wrap(x, w), T.wrap(y, w)
+                    x, y = ww(x), ww(y)
                 if y == 0:
                     raise ProbeFault(DIVZERO, 0, pc)
                 # dtrace divides the magnitudes and negates when the signs differ,
                 # for the remainder too: 19 % -5 == -4
                 r = abs(x) // abs(y) if div else abs(x) % abs(y)
-                return T.wrap(-r if (x < 0) != (y < 0) else r, w)
+                return ww(-r if (x < 0) != (y < 0) else r)
 
             return divide
         if op == ">>":
             if signed:
-                return lambda f: T.wrap(a(f) >> (b(f) & 63), w)
-            return lambda f: T.wrap(T.wrap(a(f), w) >> (b(f) & 63), w)
+                return lambda f: ww(a(f) >> (b(f) & 63))
+            return lambda f: ww(ww(a(f)) >> (b(f) & 63))
         if op == "<<":
-            return lambda f: T.wrap(a(f) << (b(f) & 63), w)
+            return lambda f: ww(a(f) << (b(f) & 63))
         arith = _ARITH[op]
-        return lambda f: T.wrap(arith(a(f), b(f)), w)
+        return lambda f: ww(arith(a(f), b(f)))
 
     def _x_Cond(self, e: ast.Cond) -> Fn:
         c = self.expr(e.cond)
@@ -653,7 +659,8 @@ class Compiler(ActionsMixin):
         b = self.expr(e.other)
         t: CType = e.ctype  # type: ignore[attr-defined]
         if t.is_int():
-            return lambda f: T.wrap(a(f) if _truth(c(f)) else b(f), t)
+            w = T.wrapper(t)
+            return lambda f: w(a(f) if _truth(c(f)) else b(f))
         return lambda f: a(f) if _truth(c(f)) else b(f)
 
     def _x_Cast(self, e: ast.Cast) -> Fn:
@@ -667,7 +674,8 @@ class Compiler(ActionsMixin):
         if (t.is_int() or t.is_pointer()) and ot.is_string():
             return self.string_address(a)
         if t.is_int() or t.is_pointer():
-            return lambda f: T.wrap(a(f), t)
+            w = T.wrapper(t)
+            return lambda f: w(a(f))
         return a
 
     def string_address(self, a: Fn) -> Fn:
@@ -752,9 +760,10 @@ class Compiler(ActionsMixin):
         vt: CType = e.value.ctype  # type: ignore[attr-defined]
         if e.op == "=":
             if t.is_int():
+                w = T.wrapper(t)
 
                 def assign(f: Firing) -> Any:
-                    v = T.wrap(val(f), t)
+                    v = w(val(f))
                     put(f, v)
                     return v
             elif t.is_string() and vt.is_int():
@@ -798,9 +807,10 @@ class Compiler(ActionsMixin):
         if t.is_arith():
             fake.ctype = T.arith_conv(t, vt) if bop not in ("<<", ">>") else T.promote(t)  # type: ignore[attr-defined]
         compute = self._x_Binary(fake)
+        w = T.wrapper(t)
 
         def update(f: Firing) -> Any:
-            v = T.wrap(compute(f), t)
+            v = w(compute(f))
             put(f, v)
             return v
 
@@ -958,9 +968,10 @@ class Compiler(ActionsMixin):
 
             return unsupported
         if t.is_int():
+            w = T.wrapper(t)
 
             def call_int(f: Firing) -> Any:
-                return T.wrap(impl(st, f, pc, *[a(f) for a in args]), t)
+                return w(impl(st, f, pc, *[a(f) for a in args]))
 
             return call_int
 
@@ -991,7 +1002,8 @@ def _timestamp(f: Firing) -> int:
 
 def _walltimestamp(f: Firing) -> int:
     if not f.wts:
-        f.wts = time.time_ns()
+        # a firing run after its thread resumed: the wall time of the stop
+        f.wts = time.time_ns() - (time.monotonic_ns() - f.at if f.at else 0)
     return f.wts
 
 

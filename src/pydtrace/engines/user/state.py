@@ -39,6 +39,8 @@ class State:
                 self.globals[name] = self.mem.alloc(type_size(v.type))
             else:
                 self.globals[name] = zero_of(v.type)
+        # the global associative arrays: each keeps its dict for the session
+        self._assocs = [v for v in self.globals.values() if isinstance(v, dict)]
         self.tlocals: dict[tuple[int, str], Any] = {}
         self.tassoc: dict[str, dict[tuple, Any]] = {}
         self.aggs: dict[str, Aggregation] = {}
@@ -57,8 +59,8 @@ class State:
         self.draining = False
 
     def dvar_count(self) -> int:
-        n = len(self.tlocals) + sum(len(t) for t in self.tassoc.values())
-        return n + sum(len(v) for v in self.globals.values() if isinstance(v, dict))
+        n = len(self.tlocals) + sum(map(len, self.tassoc.values()))
+        return n + sum(map(len, self._assocs))
 
     def new_dvar(self, f: Firing) -> bool:
         """Is there room for one more dynamic variable? If not, the clause goes on

@@ -54,21 +54,9 @@ _STOP_NAMES = frozenset({"uregs", "ucaller"})
 
 def needs_stops(clauses: list[Any]) -> bool:
     """Does any clause do what only a stopped thread allows?"""
-    from pydtrace.lang import ast
-    from pydtrace.lang.dataclass import fields, is_dataclass
+    from pydtrace.lang.ast import uses
 
-    todo: list[Any] = [(c.predicate, c.body) for c in clauses]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (list, tuple)):
-            todo.extend(node)
-        elif isinstance(node, ast.Call) and node.name in _STOP_CALLS:
-            return True
-        elif isinstance(node, ast.Ident) and node.name in _STOP_NAMES:
-            return True
-        elif is_dataclass(node):
-            todo.extend(getattr(node, f.name) for f in fields(node))
-    return False
+    return uses([(c.predicate, c.body) for c in clauses], _STOP_CALLS, _STOP_NAMES)
 
 
 def usable() -> bool:

@@ -4,7 +4,8 @@ turning tracer events into probe firings with the traced thread's context."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from pydtrace.engines.user.providers import provider_of
 
@@ -23,6 +24,31 @@ SENDERS = {
 }
 EXECS = ("execve", "execveat")
 
+# A syscall probe fires while its thread is stopped if a clause of it reads
+# the thread itself (its memory, its registers, /proc files that change as
+# it runs), acts on it, or prints (a record of a call comes out before what
+# the call does, as strace's line does). Any other (counting, timing,
+# variables) fires just after the thread is resumed, running while the
+# thread does: a resumed thread wakes on another CPU, and the wait for that,
+# which grows with the time it stayed stopped, is most of what a stop costs.
+_LIVE_CALLS = frozenset({"copyin", "copyinstr", "copyinto", "copyout", "copyoutstr", "ustack",
+                         "jstack", "commit"})  # fmt: skip
+_LIVE_NAMES = frozenset({"uregs", "ucaller", "vtimestamp", "curpsinfo", "curlwpsinfo", "cwd",
+                         "root", "fds"})  # fmt: skip
+
+
+def fires_stopped(clauses: Iterable[Any]) -> bool:
+    """Must a probe with these clauses (ClauseInfo) fire while its thread is
+    stopped? Translators count as reading the thread: theirs read /proc. The
+    recording actions include those that act on it (stop, raise, chill)."""
+    from pydtrace.lang import ast
+
+    clauses = list(clauses)
+    if any(c.records for c in clauses):
+        return True
+    nodes = [(c.predicate, c.body) for c in clauses]
+    return ast.uses(nodes, _LIVE_CALLS, _LIVE_NAMES, (ast.Xlate,))
+
 
 class Sink:
     """Receives tracer events and fires the matching enabled probes."""
@@ -37,6 +63,7 @@ class Sink:
         self.senders = {by_name[n].nr: how for n, how in SENDERS.items() if n in by_name}
         self.proc_entries: set[int] = set()  # calls whose entry a proc probe needs
         self.proc_exits: set[int] = set()  # calls whose return a proc probe needs
+        self.live: dict[int, bool] = {}  # probe id: fires while its thread is stopped
         for p in probes:  # each provider says what its probes need (engines/user/providers)
             provider_of(p).enable(self, p, table)
 
@@ -54,14 +81,15 @@ class Sink:
         """The calls whose return must be seen."""
         return set(self.return_probes) | self.proc_exits
 
-    def entry(self, t: Any, nr: int, args: tuple[int, ...]) -> None:
+    # The tracer calls entry() and exit() with the thread stopped, resumes it,
+    # then calls what they return (the firings that can wait for that).
+    def entry(self, t: Any, nr: int, args: tuple[int, ...]) -> Callable[[], None] | None:
         if nr in self.proc_entries:
             self._exec(t, nr, args)
         p = self.entry_probes.get(nr)
-        if p is not None:
-            self.engine.fire_traced(p, list(args), t, 0)
+        return None if p is None else self._fire(p, list(args), t, 0)
 
-    def exit(self, t: Any, nr: int, rval: int) -> None:
+    def exit(self, t: Any, nr: int, rval: int) -> Callable[[], None] | None:
         err = -rval if -4095 <= rval <= -1 else 0
         if nr in self.proc_exits:
             if nr in self.exec_numbers:
@@ -70,8 +98,20 @@ class Sink:
             elif nr in self.senders and rval == 0:
                 self._signal_sent(t, nr)
         p = self.return_probes.get(nr)
-        if p is not None:
-            self.engine.fire_traced(p, [rval, rval], t, err)
+        return None if p is None else self._fire(p, [rval, rval], t, err)
+
+    def _fire(self, p: Any, args: list[int], t: Any, err: int) -> Callable[[], None] | None:
+        engine = self.engine
+        live = self.live.get(p.id)
+        if live is None:
+            live = self.live[p.id] = fires_stopped(c for c, _ in engine.by_probe.get(p.id, ()))
+        if live:
+            engine.fire_traced(p, args, t, err)
+            return None
+        if not t.proc.loaded:
+            t.proc.load()  # its names as they are at the stop
+        at = time.monotonic_ns()
+        return lambda: engine.fire_traced(p, args, t, err, at=at)
 
     def proc(self, kind: str, t: Any, args: list[Any]) -> None:
         p = self.proc_probes.get(kind)

@@ -90,6 +90,14 @@ def ptrace(request: int, tid: int, addr: int = 0, data: int = 0) -> int:
     return _check(_libc.ptrace(request, tid, addr, data))
 
 
+def resume(request: int, tid: int, sig: int) -> None:
+    """PTRACE_CONT/SYSCALL/DETACH, whose only -1 is an error: no errno reset
+    before (the hot path of every stop)."""
+    if _libc.ptrace(request, tid, None, sig) == -1:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
 def ptrace_seize(tid: int, options: int) -> None:
     ptrace(PTRACE_SEIZE, tid, 0, options)
 
@@ -125,12 +133,15 @@ class SyscallInfo:
 
 
 _INFO_BUF = ctypes.create_string_buffer(88)
+_INFO_ADDR = ctypes.addressof(_INFO_BUF)
 _ENTRY = struct.Struct("<QQQQQQQ")
 _EXIT = struct.Struct("<qB")
 
 
 def get_syscall_info(tid: int) -> SyscallInfo:
-    ptrace(PTRACE_GET_SYSCALL_INFO, tid, 88, ctypes.addressof(_INFO_BUF))
+    if _libc.ptrace(PTRACE_GET_SYSCALL_INFO, tid, 88, _INFO_ADDR) == -1:  # else a size
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
     raw = _INFO_BUF.raw
     op, arch = raw[0], int.from_bytes(raw[4:8], "little")
     info = SyscallInfo(op, arch)

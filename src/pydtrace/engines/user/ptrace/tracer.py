@@ -42,6 +42,7 @@ _STOPSIGS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 # without WSTOPPED; a stopped child of ours we do not trace is not), not taken
 _PEEK = sc.WALL | sc.WNOTHREAD | os.WEXITED | os.WNOWAIT
 _SYSCALL_TRAP = signal.SIGTRAP | 0x80
+_CALL_STOPS = (_SYSCALL_TRAP, signal.SIGTRAP | sc.EVENT_SECCOMP << 8)  # waitid's si_status
 _CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3
 
 
@@ -377,7 +378,9 @@ class Tracer:
         t = self.threads.get(tid)
         if t is None or not t.started or self.sink is None:
             return  # before the exec of the command: not reported
-        self.sink.entry(t, nr, args)
+        later = self.sink.entry(t, nr, args)  # the caller waits for our answer meanwhile
+        if later is not None:
+            later()
         if self.on_drain is not None and self.sink.draining():
             self.on_drain()
 
@@ -494,6 +497,14 @@ class Tracer:
                     self.in_wait = False
             tid = got.si_pid
             if got.si_code == os.CLD_TRAPPED:  # waitpid's status, not taken
+                if got.si_status in _CALL_STOPS and tid in self.threads:
+                    # the hot path, handle()'s for a syscall or seccomp stop
+                    self.stops += 1
+                    if got.si_status == _SYSCALL_TRAP:
+                        self.on_syscall_stop(self.threads[tid])
+                    else:
+                        self.on_seccomp_stop(self.threads[tid])
+                    return True
                 status = got.si_status << 8 | 0x7F
             else:  # exited or killed: reaped
                 tid, status = os.waitpid(tid, sc.WALL | sc.WNOTHREAD | os.WNOHANG)
@@ -522,7 +533,7 @@ class Tracer:
         # Each stop is resumed exactly once: a second PTRACE_SYSCALL would skip
         # the tracee's next stop if it got there in between.
         if sig == _SYSCALL_TRAP:
-            self._syscall_stop(t)
+            self.on_syscall_stop(t)
             return
         if event in (sc.EVENT_FORK, sc.EVENT_VFORK, sc.EVENT_CLONE):
             self._new_child(t, event)
@@ -564,7 +575,7 @@ class Tracer:
             return
         self._resume(t, 0)
 
-    def _syscall_stop(self, t: Thread) -> None:
+    def on_syscall_stop(self, t: Thread) -> None:
         try:
             info = sc.get_syscall_info(t.tid)
         except OSError:
@@ -575,14 +586,20 @@ class Tracer:
                 self._resume(t, 0, syscall=True)
                 return
             t.nr, t.args = info.nr, info.args
+            later = None
             if t.started and self.sink is not None:
-                self.sink.entry(t, info.nr, info.args)
+                later = self.sink.entry(t, info.nr, info.args)
             self._resume(t, 0, syscall=True)
+            if later is not None:
+                later()
         elif info.op == sc.OP_EXIT:
             nr, t.nr = t.nr, -1
+            later = None
             if nr >= 0 and t.started and self.sink is not None:
-                self.sink.exit(t, nr, info.rval)
+                later = self.sink.exit(t, nr, info.rval)
             self._resume(t, 0)
+            if later is not None:
+                later()
         else:
             self._resume(t, 0)
 
@@ -594,14 +611,17 @@ class Tracer:
         except OSError:
             self._resume(t, 0)
             return
+        later = None
         if t.started and self.sink is not None:
-            self.sink.entry(t, info.nr, info.args)
+            later = self.sink.entry(t, info.nr, info.args)
         if self.exit_numbers is None or info.nr in self.exit_numbers:
             t.nr, t.args = info.nr, info.args
             self._resume(t, 0, syscall=True)  # to see this call's exit stop
         else:
             t.nr = -1
             self._resume(t, 0)  # CONT: the next stop is the next traced call
+        if later is not None:
+            later()
 
     def _new_child(self, t: Thread, event: int) -> None:
         try:
@@ -711,7 +731,7 @@ class Tracer:
         t.listening = False
         req = sc.PTRACE_SYSCALL if (syscall or not t.filtered or t.nr >= 0) else sc.PTRACE_CONT
         try:
-            sc.ptrace(req, t.tid, 0, sig)
+            sc.resume(req, t.tid, sig)
         except OSError:
             pass  # ESRCH: it died; its exit status will come
 
