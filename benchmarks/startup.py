@@ -77,6 +77,10 @@ def main() -> None:
             for _ in range(a.runs):
                 for name, cmd in cmds.items():
                     runs[name].append(run_once(cmd, env))
+                    # the run's detaching settles first (pydtrace leaves a tracepoint's
+                    # ~40 ms close to a holder process after it exits; an attach meanwhile
+                    # waits behind it): neither tool's start pays for the other's end
+                    time.sleep(0.3)
             med = {k: (statistics.median(w for w, _ in v), statistics.median(m for _, m in v))
                    for k, v in runs.items()}  # fmt: skip
             label = d

@@ -43,6 +43,7 @@ from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 TOOLS = [sys.executable, "-m", "pydtrace.cli.tools"]
+SETTLE = 1.5  # seconds between one tracer's end and the next one's start
 
 
 def env() -> dict[str, str]:
@@ -160,6 +161,11 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
             traced, _ = median_run(workload, a.runs)
             time.sleep(0.3)  # the last events out
             cpu = t.stop()
+            # a tracer's detaching may go on after it exits (pydtrace's in a
+            # holder process; a tracepoint's last perf event waits ~35-70 ms
+            # under a kernel mutex that attaching takes too): the next tracer
+            # starts once it is over, or its start-up would pay for it
+            time.sleep(SETTLE)
             seen = t.lines_with(token) / a.runs
             got[who.split()[0]] = (t.startup, traced - base)
             print(f"{who:22}{t.startup:11.3f}{traced - base:9.3f}{cpu:7.2f}{seen:11.1f}"
