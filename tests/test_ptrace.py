@@ -485,3 +485,45 @@ def test_a_held_child_holds_no_other_tracer_s_gate() -> None:
         x.join(20)
     assert not errors, errors
     assert ok, "the first child waited for the second tracer"
+
+
+def test_the_tracer_spins_less_for_a_tracee_that_computes_and_more_for_one_that_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tracer.step's busy waits: a spin that ends in a sleep halves the next
+    one (down to SPIN_MIN), a stop caught while spinning doubles it (up to SPIN)."""
+    from types import SimpleNamespace
+
+    from pydtrace.engines.user.ptrace import tracer as T
+
+    tr = T.Tracer()
+    tr.spin = tr.spin_max = T.SPIN
+    tr.handle = lambda *a: None  # type: ignore[method-assign]
+    waits: list[int] = []
+    ready_after = [None]  # non-blocking waits before a stop shows; None: it never does
+
+    def waitid(idtype: int, ident: int, options: int) -> object:
+        waits.append(options)
+        nohang = [o for o in waits if o & os.WNOHANG]
+        if options & os.WNOHANG and (ready_after[0] is None or len(nohang) < ready_after[0]):
+            return None
+        if ready_after[0] is None:
+            raise ChildProcessError  # the blocking wait: no tracee left, step() returns
+        return SimpleNamespace(si_pid=1 << 30, si_code=os.CLD_TRAPPED, si_status=signal.SIGSTOP)
+
+    monkeypatch.setattr(T.os, "waitid", waitid)
+    seen = []
+    for _ in range(6):
+        waits.clear()
+        tr.step()
+        seen.append((tr.spin, sum(1 for o in waits if o & os.WNOHANG)))
+    assert seen == [(200, 401), (100, 201), (50, 101), (25, 51), (25, 26), (25, 26)]
+    ready_after[0] = 3
+    seen = []
+    for _ in range(6):
+        waits.clear()
+        tr.step()
+        seen.append(tr.spin)
+    assert seen == [50, 100, 200, 400, 400, 400]
+    tr.step(block=False)  # a look without waiting leaves the spin as it is
+    assert tr.spin == 400
