@@ -527,3 +527,63 @@ def test_the_tracer_spins_less_for_a_tracee_that_computes_and_more_for_one_that_
     assert seen == [50, 100, 200, 400, 400, 400]
     tr.step(block=False)  # a look without waiting leaves the spin as it is
     assert tr.spin == 400
+
+
+def test_tracer_threads_each_read_their_own_syscall_info() -> None:
+    """get_syscall_info from two threads at once (two sessions of one
+    process): each reads its own tracee's call, never the other's. Each
+    thread stops a child of its own at the entry of getppid or getuid and
+    reads it 20,000 times while the other does the same."""
+    import threading
+
+    from pydtrace.engines.user.ptrace import syscalls as sc
+
+    calls = {"getppid": os.getppid, "getuid": os.getuid}
+    numbers = {"getppid": 110, "getuid": 102}  # x86_64
+    need(os.uname().machine == "x86_64", "x86_64 system call numbers")
+    got: dict[str, set[tuple[int, int]]] = {}
+    problems: list[BaseException] = []
+    ready = threading.Barrier(2, timeout=30)
+
+    def trace(name: str) -> None:
+        child = -1
+        try:
+            # a tracee is traced by the thread that attached it
+            child = os.fork()
+            if child == 0:
+                try:
+                    sc.ptrace(0, 0)  # PTRACE_TRACEME
+                    os.kill(os.getpid(), signal.SIGSTOP)
+                    while True:
+                        calls[name]()
+                finally:
+                    os._exit(0)
+            os.waitpid(child, 0)
+            sc.ptrace(sc.PTRACE_SETOPTIONS, child, 0, sc.O_TRACESYSGOOD | sc.O_EXITKILL)
+            while True:  # on to the entry of its call
+                sc.ptrace(sc.PTRACE_SYSCALL, child, 0, 0)
+                os.waitpid(child, 0)
+                info = sc.get_syscall_info(child)
+                if info.op == sc.OP_ENTRY and info.nr == numbers[name]:
+                    break
+            ready.wait()
+            seen = set()
+            for _ in range(20_000):
+                info = sc.get_syscall_info(child)
+                seen.add((info.op, info.nr))
+            got[name] = seen
+        except BaseException as e:  # reported below
+            problems.append(e)
+            ready.abort()
+        finally:
+            if child > 0:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+
+    threads = [threading.Thread(target=trace, args=(n,)) for n in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not problems, problems
+    assert got == {"getppid": {(sc.OP_ENTRY, 110)}, "getuid": {(sc.OP_ENTRY, 102)}}

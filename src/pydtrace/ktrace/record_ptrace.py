@@ -431,9 +431,6 @@ _SYSCALL_STOP = (signal.SIGTRAP | 0x80) << 8 | 0x7F  # the wait status of a sysc
 # GIL kept (PyDLL: these requests never block)
 _ptrace = ctypes.PyDLL(None).ptrace
 _ptrace.restype = ctypes.c_long
-_INFO = ctypes.create_string_buffer(88)
-_INFO_ADDR = ctypes.c_void_p(ctypes.addressof(_INFO))
-_INFO_OP = ctypes.c_uint8.from_buffer(_INFO)
 _ENTRY = struct.Struct("<B3xI16xQ6Q")  # op, arch, (pc, sp), nr, args
 _EXIT = struct.Struct("<B3xI16xq")  # op, arch, (pc, sp), rval
 
@@ -446,6 +443,14 @@ class _Tracer(Tracer):
     are nearly every stop and what the recording's speed depends on."""
 
     rec: Recorder
+
+    def __init__(self, sink: Any = None) -> None:
+        super().__init__(sink)
+        # struct ptrace_syscall_info, the tracer's own: recordings may run in
+        # threads of one process, each with its tracer
+        self.info = ctypes.create_string_buffer(88)
+        self.info_addr = ctypes.c_void_p(ctypes.addressof(self.info))
+        self.info_op = ctypes.c_uint8.from_buffer(self.info)
 
     def on_syscall_stop(self, t: Thread) -> None:
         if t.filtered or not self._fast_syscall(t):
@@ -464,11 +469,12 @@ class _Tracer(Tracer):
     def _fast_syscall(self, t: Thread) -> bool:
         """Tracer.on_syscall_stop for an unfiltered thread with the ptrace calls
         made directly; False (nothing done) if the kernel will not say."""
-        if _ptrace(sc.PTRACE_GET_SYSCALL_INFO, t.tid, 88, _INFO_ADDR) < 0:
+        info = self.info
+        if _ptrace(sc.PTRACE_GET_SYSCALL_INFO, t.tid, 88, self.info_addr) < 0:
             return False
-        op = _INFO_OP.value
+        op = self.info_op.value
         if op == sc.OP_ENTRY:
-            vals = _ENTRY.unpack_from(_INFO)
+            vals = _ENTRY.unpack_from(info)
             t.nr, t.args = vals[2], vals[3:]
             if t.started:
                 self.rec.entry(t, t.nr, t.args)
@@ -477,9 +483,9 @@ class _Tracer(Tracer):
         elif op == sc.OP_EXIT:
             nr, t.nr = t.nr, -1
             if nr >= 0 and t.started:
-                self.rec.exit(t, nr, _EXIT.unpack_from(_INFO)[2])
+                self.rec.exit(t, nr, _EXIT.unpack_from(info)[2])
             elif t.tid == self.rec.pending and nr in self.rec.exec_nrs:
-                self.rec.command_exec_failed(t, nr, _EXIT.unpack_from(_INFO)[2])
+                self.rec.command_exec_failed(t, nr, _EXIT.unpack_from(info)[2])
         else:
             return False
         t.held = None
@@ -660,7 +666,8 @@ def _loop(tracer: _Tracer, writer: F.Writer, stop: threading.Event, main: bool) 
     tracer.resume_held()
     rec = tracer.rec
     threads, waitpid, wall = tracer.threads, os.waitpid, sc.WALL
-    ptrace, info, info_addr, op_of = _ptrace, _INFO, _INFO_ADDR, memoryview(_INFO).cast("B")
+    info, info_addr = tracer.info, tracer.info_addr
+    ptrace, op_of = _ptrace, memoryview(info).cast("B")
     get_info, resume = sc.PTRACE_GET_SYSCALL_INFO, sc.PTRACE_SYSCALL
     op_entry, op_exit = sc.OP_ENTRY, sc.OP_EXIT
     entry_of, exit_of = _ENTRY.unpack_from, _EXIT.unpack_from
