@@ -590,6 +590,9 @@ class Tracer:
         self._resume(t, 0)
 
     def on_syscall_stop(self, t: Thread) -> None:
+        """Hook: t stopped at a call's entry or exit (PTRACE_SYSCALL); reports
+        it and resumes t, then fires what can run while t runs on (the
+        ktrace recorder has a shorter path of its own)."""
         try:
             info = sc.get_syscall_info(t.tid)
         except OSError:
