@@ -384,14 +384,21 @@ class Aggregation:
             for c in per:
                 per[c] = self._initial()
 
+    def kept(self, n: int | None) -> set[tuple]:
+        """The keys trunc(n) keeps: the n entries of largest value (n < 0: the
+        |n| smallest); none for no n or 0."""
+        if not n:
+            return set()
+        order = sorted(self.data, key=self.value_key_sortkey)
+        return set(order[-n:] if n > 0 else order[:-n])
+
     def trunc(self, n: int | None = None) -> None:
         """Keep the n entries of largest value (n < 0: the |n| smallest)."""
         if not n:
             self.data.clear()
             self.percpu.clear()
             return
-        order = sorted(self.data, key=self.value_key_sortkey)
-        keep = set(order[-n:] if n > 0 else order[:-n])
+        keep = self.kept(n)
         self.data = {k: v for k, v in self.data.items() if k in keep}
         self.percpu = {k: v for k, v in self.percpu.items() if k in keep}
 

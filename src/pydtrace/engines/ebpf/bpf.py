@@ -371,6 +371,20 @@ def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
     return v.raw
 
 
+def map_lookup_and_delete(fd: int, key: bytes, value_size: int) -> bytes | None:
+    """The value at key, and the key gone, in one step (an update meanwhile
+    makes the key anew); None if it was not there."""
+    k = _cstr(key)
+    v = ctypes.create_string_buffer(value_size)
+    try:
+        bpf(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, _elem_attr(fd, k, v, 0))
+    except BPFError as e:
+        if e.errno == _errno.ENOENT:
+            return None
+        raise
+    return v.raw
+
+
 def map_update(fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
     """Store value at key; a full hash map raises BPFError(E2BIG, 'map is full')."""
     k = _cstr(key)

@@ -450,12 +450,13 @@ class EbpfEngine:
             self.consumer.record(Record(probe, cpu, clause, items))
         else:
             self.snapshot()
+            for it in items:
+                if it.action.kind == "trunc":
+                    self._take_truncated(it.action.aggs[0], it.values)
             self.consumer.record(Record(probe, cpu, clause, items))
             for it in items:
                 if it.action.kind == "clear":
                     self._kernel_clear(it.action.aggs[0])
-                elif it.action.kind == "trunc":
-                    self._kernel_trunc(it.action.aggs[0])
         if lay.exits and any(it.action.kind == "exit" for it in items):
             self.draining = True
         if any(it.action.kind in ("setopt", "freopen") for it in items):
@@ -517,12 +518,33 @@ class EbpfEngine:
             except OSError:
                 pass
 
-    def _kernel_trunc(self, name: str) -> None:
+    def _take_truncated(self, name: str, vals: list) -> None:
+        """Before the consumer acts on a record with trunc(): the kernel's
+        entries that trunc drops are taken out of the map in one step each
+        (lookup and delete), and their values, as they are now, replace the
+        snapshot's, for a printa() of the same record. An event that comes
+        after the snapshot is shown by that printa() or, once its entry is
+        taken, makes the entry anew for the next table: none is lost, as a
+        delete after printing lost those that came while the table printed."""
+        agg = self.aggs[name]
+        keep = agg.kept(vals[0] if vals else None)
         lay, m, keys = self._agg_keys(name)
-        keep = set(self.aggs[name].data)
-        for key in keys:
-            if lay.decode_key(key) not in keep:
-                m.delete(key)
+        taken: dict[Any, dict[int, Any]] = {}
+        for raw_key in keys:
+            key = lay.decode_key(raw_key)
+            if key in keep:
+                continue
+            values = m.take(raw_key)
+            if values is None:
+                continue
+            states = taken.setdefault(key, {})
+            for cpu, raw in enumerate(values):
+                n, state = lay.decode_value(raw)
+                if n:  # another raw key for the same key (sym()): merged, as snapshot()
+                    states[cpu] = lay.merge([states[cpu], state]) if cpu in states else state
+        for key, states in taken.items():
+            agg.data[key] = lay.merge(list(states.values())) if states else agg._initial()
+            agg.percpu[key] = states
 
     # --- drops ---------------------------------------------------------------------------
     def report_drops(self) -> None:

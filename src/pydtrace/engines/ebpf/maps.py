@@ -139,6 +139,13 @@ class Map:
             return raw
         return self.split(raw)
 
+    def take(self, key: bytes | int) -> bytes | list[bytes] | None:
+        """lookup() and delete() in one step: nothing added between them is lost."""
+        raw = _bpf.map_lookup_and_delete(self.fd, self._key(key), self.stride * self.ncpus)
+        if raw is None or not self.percpu:
+            return raw
+        return self.split(raw)
+
     def update(self, key: bytes | int, value: bytes | list[bytes], flags: int = 0) -> None:
         _bpf.map_update(self.fd, self._key(key), self._value(value), flags)
 
