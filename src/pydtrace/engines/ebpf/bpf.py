@@ -358,12 +358,14 @@ def _elem_attr(fd: int, key, value, flags: int) -> ctypes.Array:
     return attr
 
 
-def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
+def map_lookup(
+    fd: int, key: bytes, value_size: int, cmd: int = Cmd.MAP_LOOKUP_ELEM
+) -> bytes | None:
     """The value at key (value_size bytes: for per-CPU maps, the whole per-CPU array), or None."""
     k = _cstr(key)
     v = ctypes.create_string_buffer(value_size)
     try:
-        bpf(Cmd.MAP_LOOKUP_ELEM, _elem_attr(fd, k, v, 0))
+        bpf(cmd, _elem_attr(fd, k, v, 0))
     except BPFError as e:
         if e.errno == _errno.ENOENT:
             return None
@@ -374,15 +376,7 @@ def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
 def map_lookup_and_delete(fd: int, key: bytes, value_size: int) -> bytes | None:
     """The value at key, and the key gone, in one step (an update meanwhile
     makes the key anew); None if it was not there."""
-    k = _cstr(key)
-    v = ctypes.create_string_buffer(value_size)
-    try:
-        bpf(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, _elem_attr(fd, k, v, 0))
-    except BPFError as e:
-        if e.errno == _errno.ENOENT:
-            return None
-        raise
-    return v.raw
+    return map_lookup(fd, key, value_size, Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
 
 
 def map_update(fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
