@@ -1,12 +1,14 @@
-"""trunc() on the eBPF engine loses no event: one that comes between the
-snapshot a printa() shows and the truncation is counted in the next table
-(engines/ebpf/engine.py, _take_truncated)."""
+"""trunc() and clear() on the eBPF engine lose no event: one that comes
+between the snapshot a printa() shows and the truncation (or the zeroing) is
+counted in the next table (engines/ebpf/engine.py, EbpfEngine._take)."""
 
 from __future__ import annotations
 
 import io
 import re
 from pathlib import Path
+
+import pytest
 
 from conftest import bpf_maps_ok, compile_c, need
 from pydtrace.session import Program, Session
@@ -36,19 +38,20 @@ tick-100ms /i < 4/ {
     i++;
     printa("n=%@d\\n", @n);
     system("CALLS%s", i == 4 ? " last" : "");
-    trunc(@n);
+    ACTION(@n);
 }
 END { printa("end=%@d\\n", @n); }
 """
 
 
+@pytest.mark.parametrize("action", ["trunc", "clear"])
 def test_events_between_a_printa_and_its_trunc_are_counted_in_the_next_table(
-    tmp_path: Path,
+    tmp_path: Path, action: str
 ) -> None:
     need(bpf_maps_ok(), "needs root and bpf(2)")
     exe = compile_c(tmp_path, "trunc_calls", CALLS)
     out, err = open(tmp_path / "out", "w+"), io.StringIO()  # system() writes to a file
-    s = Session([Program("n", PROGRAM.replace("CALLS", exe))],
+    s = Session([Program("n", PROGRAM.replace("CALLS", exe).replace("ACTION", action))],
                 settings=[("engine", "ebpf"), ("quiet", None), ("destructive", None)], out=out, err=err, testing=True)  # fmt: skip
     with out:
         s.compile()

@@ -21,6 +21,7 @@ from pydtrace.consume.records import Fault, Record
 from pydtrace.engines.ebpf import codegen
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.attach import OPENERS, UPROBE_KINDS, expected_attach_type
+from pydtrace.engines.ebpf.bpf import BPF_NOEXIST
 from pydtrace.engines.ebpf.errors import EbpfError
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.options import size_option
@@ -452,11 +453,13 @@ class EbpfEngine:
             self.snapshot()
             for it in items:
                 if it.action.kind == "trunc":
-                    self._take_truncated(it.action.aggs[0], it.values)
+                    self._take(
+                        it.action.aggs[0],
+                        self.aggs[it.action.aggs[0]].kept(it.values[0] if it.values else None),
+                    )
+                elif it.action.kind == "clear":
+                    self._take(it.action.aggs[0], set(), zeroed=True)
             self.consumer.record(Record(probe, cpu, clause, items))
-            for it in items:
-                if it.action.kind == "clear":
-                    self._kernel_clear(it.action.aggs[0])
         if lay.exits and any(it.action.kind == "exit" for it in items):
             self.draining = True
         if any(it.action.kind in ("setopt", "freopen") for it in items):
@@ -509,26 +512,19 @@ class EbpfEngine:
             keys = [k for k in keys if bytes(k[:8]) == tag]
         return lay, m, keys
 
-    def _kernel_clear(self, name: str) -> None:
-        lay, m, keys = self._agg_keys(name)
-        zero = bytes(lay.value_size)
-        for key in keys:
-            try:
-                m.update(key, _per_cpu(m, zero))
-            except OSError:
-                pass
-
-    def _take_truncated(self, name: str, vals: list) -> None:
-        """Before the consumer acts on a record with trunc(): the kernel's
-        entries that trunc drops are taken out of the map in one step each
-        (lookup and delete), and their values, as they are now, replace the
-        snapshot's, for a printa() of the same record. An event that comes
-        after the snapshot is shown by that printa() or, once its entry is
-        taken, makes the entry anew for the next table: none is lost, as a
-        delete after printing lost those that came while the table printed."""
+    def _take(self, name: str, keep: set, zeroed: bool = False) -> None:
+        """Before the consumer acts on a record with trunc() or clear(): the
+        kernel's entries they drop or zero, except `keep`, are taken out of
+        the map in one step each (lookup and delete), and their values, as
+        they are now, replace the snapshot's, for a printa() of the same
+        record. An event that comes after the snapshot is shown by that
+        printa() or, once its entry is taken, makes the entry anew for the
+        next table: none is lost, as a delete (or a zeroing) after printing
+        lost those that came while the table printed. clear() puts a zero
+        entry back where no event has made one meanwhile: its keys stay."""
         agg = self.aggs[name]
-        keep = agg.kept(vals[0] if vals else None)
         lay, m, keys = self._agg_keys(name)
+        zero = _per_cpu(m, bytes(lay.value_size)) if zeroed else None
         taken: dict[Any, dict[int, Any]] = {}
         for raw_key in keys:
             key = lay.decode_key(raw_key)
@@ -537,6 +533,11 @@ class EbpfEngine:
             values = m.take(raw_key)
             if values is None:
                 continue
+            if zero is not None:
+                try:
+                    m.update(raw_key, zero, BPF_NOEXIST)
+                except OSError:
+                    pass  # an event made it anew: it holds only what came after
             states = taken.setdefault(key, {})
             for cpu, raw in enumerate(values):
                 n, state = lay.decode_value(raw)
