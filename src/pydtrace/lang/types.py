@@ -328,22 +328,7 @@ for _n, _t in [
 
 def wrap(value: int, t: CType) -> int:
     """Reduce a Python int to the range of integer type t (two's complement)."""
-    r = t.r
-    if r.kind == "ptr" or r.kind == "array":
-        return value & 0xFFFFFFFFFFFFFFFF
-    if r.kind == "enum":
-        size, signed = 4, True
-    elif r.kind == "int":
-        size, signed = r.size, r.signed
-        if r is BOOL:
-            return 1 if value else 0
-    else:
-        return value
-    bits = size * 8
-    value &= (1 << bits) - 1
-    if signed and value >> (bits - 1):
-        value -= 1 << bits
-    return value
+    return wrapper(t)(value)
 
 
 def _u64(value: int) -> int:
@@ -358,6 +343,22 @@ def _unchanged(value: int) -> int:
     return value
 
 
+_INT_WRAPPERS: dict[tuple[int, bool], Callable[[int], int]] = {}
+
+
+def _int_wrapper(size: int, signed: bool) -> Callable[[int], int]:
+    """The reduction to a size-byte integer, made once per size and sign."""
+    fn = _INT_WRAPPERS.get((size, signed))
+    if fn is None:
+        mask = (1 << size * 8) - 1
+        if signed:
+            half = 1 << (size * 8 - 1)
+            fn = _INT_WRAPPERS[(size, signed)] = lambda value: ((value + half) & mask) - half
+        else:
+            fn = _INT_WRAPPERS[(size, signed)] = lambda value: value & mask
+    return fn
+
+
 def wrapper(t: CType) -> Callable[[int], int]:
     """wrap(value, t) as a function of the value alone, decided once: for
     code that runs at every probe firing."""
@@ -365,18 +366,10 @@ def wrapper(t: CType) -> Callable[[int], int]:
     if r.kind == "ptr" or r.kind == "array":
         return _u64
     if r.kind == "enum":
-        size, signed = 4, True
-    elif r.kind == "int":
-        if r is BOOL:
-            return _as_bool
-        size, signed = r.size, r.signed
-    else:
-        return _unchanged
-    mask = (1 << size * 8) - 1
-    if not signed:
-        return lambda value: value & mask
-    half = 1 << (size * 8 - 1)
-    return lambda value: ((value + half) & mask) - half
+        return _int_wrapper(4, True)
+    if r.kind == "int":
+        return _as_bool if r is BOOL else _int_wrapper(r.size, r.signed)
+    return _unchanged
 
 
 def rank(t: CType) -> int:

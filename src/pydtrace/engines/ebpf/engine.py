@@ -483,20 +483,7 @@ class EbpfEngine:
                 if member is None:
                     continue
                 name, lay, data, percpu = member
-                key = lay.decode_key(raw_key)
-                states = {}
-                for cpu, raw in enumerate(values):
-                    n, state = lay.decode_value(raw)
-                    if n:
-                        states[cpu] = state
-                if key in percpu:  # another raw key that reads back the same (sym(): the
-                    # addresses of one function), as dtrace's consumer merges them
-                    for cpu, st in percpu[key].items():
-                        states[cpu] = lay.merge([states[cpu], st]) if cpu in states else st
-                data[key] = (
-                    lay.merge(list(states.values())) if states else self.aggs[name]._initial()
-                )
-                percpu[key] = states
+                _fold(lay, lay.decode_key(raw_key), values, data, percpu, self.aggs[name])
             for name, _, data, percpu in members.values():
                 agg = self.aggs[name]
                 agg.data = data
@@ -525,7 +512,8 @@ class EbpfEngine:
         agg = self.aggs[name]
         lay, m, keys = self._agg_keys(name)
         zero = _per_cpu(m, bytes(lay.value_size)) if zeroed else None
-        taken: dict[Any, dict[int, Any]] = {}
+        data: dict[Any, Any] = {}
+        percpu: dict[Any, dict[int, Any]] = {}
         for raw_key in keys:
             key = lay.decode_key(raw_key)
             if key in keep:
@@ -538,14 +526,9 @@ class EbpfEngine:
                     m.update(raw_key, zero, BPF_NOEXIST)
                 except OSError:
                     pass  # an event made it anew: it holds only what came after
-            states = taken.setdefault(key, {})
-            for cpu, raw in enumerate(values):
-                n, state = lay.decode_value(raw)
-                if n:  # another raw key for the same key (sym()): merged, as snapshot()
-                    states[cpu] = lay.merge([states[cpu], state]) if cpu in states else state
-        for key, states in taken.items():
-            agg.data[key] = lay.merge(list(states.values())) if states else agg._initial()
-            agg.percpu[key] = states
+            _fold(lay, key, values, data, percpu, agg)
+        agg.data.update(data)
+        agg.percpu.update(percpu)
 
     # --- drops ---------------------------------------------------------------------------
     def report_drops(self) -> None:
@@ -573,6 +556,22 @@ class EbpfEngine:
         self.consumer.drop("DTRACEDROP_SPEC", self.spec_size_drops - size_done)
         self.consumer.drop("DTRACEDROP_SPECUNAVAIL", unavail - unavail_done)
         self.spec_reported = (self.spec_size_drops, unavail)
+
+
+def _fold(lay: Any, key: Any, values: list[bytes], data: dict, percpu: dict, agg: Any) -> None:
+    """One map entry's per-CPU values into data[key] (the CPUs merged) and
+    percpu[key] (the CPUs that updated it). A key already there came from
+    another raw key that reads back the same (sym(): the addresses of one
+    function): the two are merged, as dtrace's consumer merges them."""
+    states = {}
+    for cpu, raw in enumerate(values):
+        n, state = lay.decode_value(raw)
+        if n:
+            states[cpu] = state
+    for cpu, st in percpu.get(key, {}).items():
+        states[cpu] = lay.merge([states[cpu], st]) if cpu in states else st
+    data[key] = lay.merge(list(states.values())) if states else agg._initial()
+    percpu[key] = states
 
 
 def _per_cpu(m: Any, value: bytes) -> list[bytes]:

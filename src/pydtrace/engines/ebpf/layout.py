@@ -132,7 +132,7 @@ class RecordLayout:
                 if code is None:
                     code = "q"
                     if sl.ctype.is_int() or sl.ctype.is_pointer():
-                        wraps.append((sl.idx, sl.ctype))
+                        wraps.append((sl.idx, T.wrapper(sl.ctype)))
                 codes.append(code)
             at = sl.off + (sl.size if sl.ctype.is_string() else 8)
         full = 0
@@ -171,8 +171,8 @@ class RecordLayout:
         vals = list(st.unpack_from(buf, HEADER))
         for i in strs:
             vals[i] = vals[i].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-        for i, t in wraps:
-            vals[i] = T.wrap(vals[i], t)
+        for i, w in wraps:
+            vals[i] = w(vals[i])
         return vals
 
     def decode(self, buf: Any, mask: int | None = None) -> list[Item]:

@@ -23,7 +23,8 @@ Run = Callable[[Firing], None]
 def recorded(a: Fn, t: CType) -> Fn:
     """A value as a record holds it: an integer cut to its type's size."""
     if t.is_int():
-        return lambda f: T.wrap(a(f), t)
+        w = T.wrapper(t)
+        return lambda f: w(a(f))
     return a
 
 

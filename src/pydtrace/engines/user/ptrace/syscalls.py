@@ -99,9 +99,7 @@ def ptrace(request: int, tid: int, addr: int = 0, data: int = 0) -> int:
 def resume(request: int, tid: int, sig: int) -> None:
     """PTRACE_CONT/SYSCALL/DETACH, whose only -1 is an error: no errno reset
     before (the hot path of every stop)."""
-    if _hot_ptrace(request, tid, None, sig) == -1:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
+    _check(_hot_ptrace(request, tid, None, sig))
 
 
 def ptrace_seize(tid: int, options: int) -> None:
@@ -156,9 +154,7 @@ _EXIT = struct.Struct("<24xqB")  # rval, is_error
 def get_syscall_info(tid: int) -> SyscallInfo:
     mine = _INFO
     buf = mine.buf
-    if _hot_ptrace(PTRACE_GET_SYSCALL_INFO, tid, 88, mine.ptr) == -1:  # else a size
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
+    _check(_hot_ptrace(PTRACE_GET_SYSCALL_INFO, tid, 88, mine.ptr))  # else a size
     info = SyscallInfo(*_INFO_HEAD.unpack_from(buf))
     op = info.op
     if op == OP_ENTRY or op == OP_SECCOMP:
