@@ -122,6 +122,35 @@ def test_array_map_roundtrip_and_clear():
             m.update(0, b"abc")
 
 
+def test_update_all_stores_every_entry_in_one_call(monkeypatch):
+    """A syscall group's table (hundreds of entries) goes in with one
+    MAP_UPDATE_BATCH; a kernel without it gets one update per entry."""
+    entries = [(i, struct.pack("<IQ", i * 3, i) + b"x" * 4) for i in range(0, 400, 2)]
+    calls = []
+    real = B.bpf
+    monkeypatch.setattr(
+        B, "bpf", lambda cmd, attr, what=None: calls.append(cmd) or real(cmd, attr, what)
+    )
+    with Map.create(MapType.ARRAY, 4, 16, 400) as m:
+        calls.clear()
+        m.update_all(entries)
+        assert calls == [B.Cmd.MAP_UPDATE_BATCH]
+        for i in range(400):
+            want = struct.pack("<IQ", i * 3, i) + b"x" * 4 if i % 2 == 0 else bytes(16)
+            assert m.lookup(i) == want
+    calls.clear()
+
+    def no_batch(cmd, attr, what=None):
+        if cmd == B.Cmd.MAP_UPDATE_BATCH:
+            raise B.BPFError(errno.EINVAL, "map_update_batch")
+        return real(cmd, attr, what)
+
+    monkeypatch.setattr(B, "bpf", no_batch)
+    with Map.create(MapType.ARRAY, 4, 16, 400) as m:
+        m.update_all(entries[:3])
+        assert [m.lookup(k) for k in (0, 2, 4, 6)] == [v for _, v in entries[:3]] + [bytes(16)]
+
+
 @pytest.mark.parametrize(
     "mtype", [MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH]
 )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import compile_c
 from toolrun import engines, need_engine, needs_strace, script, strace_calls, tool
 
 _STR = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -107,3 +108,22 @@ def test_json_fields() -> None:
         "/bin/true",
         ["/bin/true", "x"],
     )
+
+
+@pytest.mark.parametrize("engine", engines())
+def test_exec_of_a_32bit_program(tmp_path: Path, engine: str) -> None:
+    """A 64-bit shell execs a 32-bit program: its arguments are on the new
+    stack as 4-byte pointers, and the kernel's syscall events skip the exec's
+    return (the thread is 32-bit by then), so only exec-success shows it."""
+    need_engine(engine)
+    exe = compile_c(tmp_path, "prog32", """
+        void _start(void) { __asm__ volatile("movl $1, %eax; xorl %ebx, %ebx; int $0x80"); }
+    """, "-m32", "-nostdlib", "-static")  # fmt: skip
+    r = tool("execsnoop", "--engine", engine, "-j", "--", "/bin/sh", "-c",
+             f"{exe} alpha 'be ta' gamma; /bin/true x; exit 0")  # fmt: skip
+    assert r.status == 0, r.err
+    got = [(e["comm"], e["ret"], e["path"], e["args"], e["truncated"]) for e in r.json()]
+    assert got == [
+        ("prog32", 0, exe, [exe, "alpha", "be ta", "gamma"], False),
+        ("true", 0, "/bin/true", ["/bin/true", "x"], False),
+    ]

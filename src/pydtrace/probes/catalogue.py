@@ -260,9 +260,14 @@ class Catalogue:
         """Probes matching desc, in id order; providers may create some first."""
         if desc.provider[-1:].isdigit():  # pid<N>, usdt <provider><N>
             return self._match_process(desc)
-        for prov in list(self.providers.values()):
-            if not gmatch(desc.provider, prov.name):
-                continue
+        if desc.provider and not is_glob(desc.provider):
+            # a provider named (dtruss.d's ~100 descriptions: a glob test of
+            # each provider for each was 8,000 calls of its start-up)
+            one = self.providers.get(desc.provider)
+            named = [one] if one is not None else []
+        else:
+            named = [p for p in self.providers.values() if gmatch(desc.provider, p.name)]
+        for prov in named:
             if prov.name in self._deferred and prov.may_list(desc.module, desc.function, desc.name):
                 exact = desc.function and not is_glob(desc.function)
                 self._list(prov.name, desc.function if exact else None)
@@ -287,7 +292,8 @@ class Catalogue:
         if desc.name and not is_glob(desc.name):
             # `syscall:::entry`, `BEGIN`: the probes of that name (dtruss.d's
             # seven such descriptions matched each of ~4,700 probes: 25 ms)
-            return [p for p in self._byname.get(desc.name, ()) if _matches(p, desc)]
+            same = _matches if any(is_glob(f) for f in desc.fields()) else _same
+            return [p for p in self._byname.get(desc.name, ()) if same(p, desc)]
         if not self._in_order:
             self._probes.sort(key=_probe_id)
             self._in_order = True
@@ -369,6 +375,7 @@ def _same(p: Probe, d: ProbeDesc) -> bool:
     return (
         (not d.provider or d.provider == p.provider)
         and (not d.module or d.module == p.module)
+        and (not d.function or d.function == p.function)
         and (not d.name or d.name == p.name)
     )
 

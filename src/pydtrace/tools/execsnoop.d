@@ -4,9 +4,17 @@
  * the program's path and arguments (up to 20; "..." after them when there
  * are more), and the result: 0, or minus the errno when the exec failed.
  *
- * The arguments are read when the call starts: once an exec succeeds the
- * old image, and the strings in it, are gone. The row is printed when the
- * call returns, with the new program's name (execname) and the result.
+ * The path is read when the call starts: once an exec succeeds, the old
+ * image and the strings in it are gone. The row is printed when the exec
+ * succeeds (proc:::exec-success), with the new program's name (execname),
+ * or when the call returns with an error. The arguments are read then,
+ * from where they are at that moment: a failed exec leaves the old image,
+ * and a successful one has copied them to the new program's stack, whose
+ * pointer array starts one word above the stack pointer (argc, then
+ * argv[]). Read there, they go straight into the row rather than through
+ * twenty thread-local strings. A 32-bit program (code segment 0x23) has
+ * 4-byte pointers, and its exec never returns to a syscall probe (the
+ * kernel's syscall events skip 32-bit calls): exec-success sees it.
  *
  * The execsnoop command sets the inline values below from its options
  * (execsnoop --print-script shows the result); run as it is, this file
@@ -28,164 +36,93 @@ syscall::execve:entry
 /SELECTED/
 {
 	self->argv = arg1;
-	self->path = arg0;
+	self->file = copyinstr(arg0);
 }
 
 syscall::execveat:entry
 /SELECTED/
 {
 	self->argv = arg2;
-	self->path = arg1;
+	self->file = copyinstr(arg1);
+}
+
+/* where the arguments are: the new program's stack, or the caller's array */
+proc:::exec-success
+/self->argv/
+{
+	self->w = uregs[R_CS] == 0x23 ? 4 : 8;
+	self->av = uregs[R_SP] + self->w;
+	self->ret = 0;
+	self->show = !FAILED_ONLY;
+}
+
+syscall::execve:return, syscall::execveat:return
+/self->argv && errno != 0/
+{
+	self->w = 8;
+	self->av = self->argv;
+	self->ret = -errno;
+	self->show = 1;
 }
 
 /* argv[0], argv[1], ... until the NULL that ends the array */
-syscall::execve:entry, syscall::execveat:entry
-/self->argv/
+proc:::exec-success, syscall::execve:return, syscall::execveat:return
+/self->show/
 {
-	self->file = copyinstr(self->path);
-	self->argc = 0;
-	self->more = 0;
-	this->p = *(uint64_t *)copyin(self->argv, 8);
-	if (this->p) {
-		self->a0 = copyinstr(this->p);
-		self->argc = 1;
-		this->p = *(uint64_t *)copyin(self->argv + 8, 8);
-	}
-	if (this->p) {
-		self->a1 = copyinstr(this->p);
-		self->argc = 2;
-		this->p = *(uint64_t *)copyin(self->argv + 16, 8);
-	}
-	if (this->p) {
-		self->a2 = copyinstr(this->p);
-		self->argc = 3;
-		this->p = *(uint64_t *)copyin(self->argv + 24, 8);
-	}
-	if (this->p) {
-		self->a3 = copyinstr(this->p);
-		self->argc = 4;
-		this->p = *(uint64_t *)copyin(self->argv + 32, 8);
-	}
-	if (this->p) {
-		self->a4 = copyinstr(this->p);
-		self->argc = 5;
-		this->p = *(uint64_t *)copyin(self->argv + 40, 8);
-	}
-	if (this->p) {
-		self->a5 = copyinstr(this->p);
-		self->argc = 6;
-		this->p = *(uint64_t *)copyin(self->argv + 48, 8);
-	}
-	if (this->p) {
-		self->a6 = copyinstr(this->p);
-		self->argc = 7;
-		this->p = *(uint64_t *)copyin(self->argv + 56, 8);
-	}
-	if (this->p) {
-		self->a7 = copyinstr(this->p);
-		self->argc = 8;
-		this->p = *(uint64_t *)copyin(self->argv + 64, 8);
-	}
-	if (this->p) {
-		self->a8 = copyinstr(this->p);
-		self->argc = 9;
-		this->p = *(uint64_t *)copyin(self->argv + 72, 8);
-	}
-	if (this->p) {
-		self->a9 = copyinstr(this->p);
-		self->argc = 10;
-		this->p = *(uint64_t *)copyin(self->argv + 80, 8);
-	}
-	if (this->p) {
-		self->a10 = copyinstr(this->p);
-		self->argc = 11;
-		this->p = *(uint64_t *)copyin(self->argv + 88, 8);
-	}
-	if (this->p) {
-		self->a11 = copyinstr(this->p);
-		self->argc = 12;
-		this->p = *(uint64_t *)copyin(self->argv + 96, 8);
-	}
-	if (this->p) {
-		self->a12 = copyinstr(this->p);
-		self->argc = 13;
-		this->p = *(uint64_t *)copyin(self->argv + 104, 8);
-	}
-	if (this->p) {
-		self->a13 = copyinstr(this->p);
-		self->argc = 14;
-		this->p = *(uint64_t *)copyin(self->argv + 112, 8);
-	}
-	if (this->p) {
-		self->a14 = copyinstr(this->p);
-		self->argc = 15;
-		this->p = *(uint64_t *)copyin(self->argv + 120, 8);
-	}
-	if (this->p) {
-		self->a15 = copyinstr(this->p);
-		self->argc = 16;
-		this->p = *(uint64_t *)copyin(self->argv + 128, 8);
-	}
-	if (this->p) {
-		self->a16 = copyinstr(this->p);
-		self->argc = 17;
-		this->p = *(uint64_t *)copyin(self->argv + 136, 8);
-	}
-	if (this->p) {
-		self->a17 = copyinstr(this->p);
-		self->argc = 18;
-		this->p = *(uint64_t *)copyin(self->argv + 144, 8);
-	}
-	if (this->p) {
-		self->a18 = copyinstr(this->p);
-		self->argc = 19;
-		this->p = *(uint64_t *)copyin(self->argv + 152, 8);
-	}
-	if (this->p) {
-		self->a19 = copyinstr(this->p);
-		self->argc = 20;
-		self->more = *(uint64_t *)copyin(self->argv + 160, 8) != 0;
-	}
-}
-
-syscall::execve:return, syscall::execveat:return
-/self->argv && (!FAILED_ONLY || errno != 0)/
-{
+	this->w = self->w;
+	this->av = self->av;
+	/* a 32-bit program's pointers are the low half of each 8 bytes read */
+	this->mask = this->w == 8 ? 0xffffffffffffffff : 0xffffffff;
+	this->p0 = *(uint64_t *)copyin(this->av, 8) & this->mask;
+	this->p1 = !this->p0 ? 0 : *(uint64_t *)copyin(this->av + 1 * this->w, 8) & this->mask;
+	this->p2 = !this->p1 ? 0 : *(uint64_t *)copyin(this->av + 2 * this->w, 8) & this->mask;
+	this->p3 = !this->p2 ? 0 : *(uint64_t *)copyin(this->av + 3 * this->w, 8) & this->mask;
+	this->p4 = !this->p3 ? 0 : *(uint64_t *)copyin(this->av + 4 * this->w, 8) & this->mask;
+	this->p5 = !this->p4 ? 0 : *(uint64_t *)copyin(this->av + 5 * this->w, 8) & this->mask;
+	this->p6 = !this->p5 ? 0 : *(uint64_t *)copyin(this->av + 6 * this->w, 8) & this->mask;
+	this->p7 = !this->p6 ? 0 : *(uint64_t *)copyin(this->av + 7 * this->w, 8) & this->mask;
+	this->p8 = !this->p7 ? 0 : *(uint64_t *)copyin(this->av + 8 * this->w, 8) & this->mask;
+	this->p9 = !this->p8 ? 0 : *(uint64_t *)copyin(this->av + 9 * this->w, 8) & this->mask;
+	this->p10 = !this->p9 ? 0 : *(uint64_t *)copyin(this->av + 10 * this->w, 8) & this->mask;
+	this->p11 = !this->p10 ? 0 : *(uint64_t *)copyin(this->av + 11 * this->w, 8) & this->mask;
+	this->p12 = !this->p11 ? 0 : *(uint64_t *)copyin(this->av + 12 * this->w, 8) & this->mask;
+	this->p13 = !this->p12 ? 0 : *(uint64_t *)copyin(this->av + 13 * this->w, 8) & this->mask;
+	this->p14 = !this->p13 ? 0 : *(uint64_t *)copyin(this->av + 14 * this->w, 8) & this->mask;
+	this->p15 = !this->p14 ? 0 : *(uint64_t *)copyin(this->av + 15 * this->w, 8) & this->mask;
+	this->p16 = !this->p15 ? 0 : *(uint64_t *)copyin(this->av + 16 * this->w, 8) & this->mask;
+	this->p17 = !this->p16 ? 0 : *(uint64_t *)copyin(this->av + 17 * this->w, 8) & this->mask;
+	this->p18 = !this->p17 ? 0 : *(uint64_t *)copyin(this->av + 18 * this->w, 8) & this->mask;
+	this->p19 = !this->p18 ? 0 : *(uint64_t *)copyin(this->av + 19 * this->w, 8) & this->mask;
+	this->more = !this->p19 ? 0 : (*(uint64_t *)copyin(this->av + 20 * this->w, 8) & this->mask) != 0;
+	this->argc =
+	    (this->p0 != 0) + (this->p1 != 0) + (this->p2 != 0) + (this->p3 != 0) + (this->p4 != 0) +
+	    (this->p5 != 0) + (this->p6 != 0) + (this->p7 != 0) + (this->p8 != 0) + (this->p9 != 0) +
+	    (this->p10 != 0) + (this->p11 != 0) + (this->p12 != 0) + (this->p13 != 0) + (this->p14 != 0) +
+	    (this->p15 != 0) + (this->p16 != 0) + (this->p17 != 0) + (this->p18 != 0) + (this->p19 != 0);
+	/* a missing argument reads as the empty string at the array's NULL */
+	this->nul = this->av + this->argc * this->w;
 	printf("%-20Y %-16s %-7d %-7d %3d %4d %-24s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n",
-	    walltimestamp, execname, pid, ppid, errno ? -errno : 0, self->argc, self->file,
-	    self->a0, self->a1, self->a2, self->a3, self->a4,
-	    self->a5, self->a6, self->a7, self->a8, self->a9,
-	    self->a10, self->a11, self->a12, self->a13, self->a14,
-	    self->a15, self->a16, self->a17, self->a18, self->a19,
-	    self->more ? "..." : "");
+	    walltimestamp, execname, pid, ppid, self->ret, this->argc, self->file,
+	    copyinstr(this->p0 ? this->p0 : this->nul), copyinstr(this->p1 ? this->p1 : this->nul),
+	    copyinstr(this->p2 ? this->p2 : this->nul), copyinstr(this->p3 ? this->p3 : this->nul),
+	    copyinstr(this->p4 ? this->p4 : this->nul), copyinstr(this->p5 ? this->p5 : this->nul),
+	    copyinstr(this->p6 ? this->p6 : this->nul), copyinstr(this->p7 ? this->p7 : this->nul),
+	    copyinstr(this->p8 ? this->p8 : this->nul), copyinstr(this->p9 ? this->p9 : this->nul),
+	    copyinstr(this->p10 ? this->p10 : this->nul), copyinstr(this->p11 ? this->p11 : this->nul),
+	    copyinstr(this->p12 ? this->p12 : this->nul), copyinstr(this->p13 ? this->p13 : this->nul),
+	    copyinstr(this->p14 ? this->p14 : this->nul), copyinstr(this->p15 ? this->p15 : this->nul),
+	    copyinstr(this->p16 ? this->p16 : this->nul), copyinstr(this->p17 ? this->p17 : this->nul),
+	    copyinstr(this->p18 ? this->p18 : this->nul), copyinstr(this->p19 ? this->p19 : this->nul),
+	    this->more ? "..." : "");
 }
 
-syscall::execve:return, syscall::execveat:return
+proc:::exec-success, syscall::execve:return, syscall::execveat:return
 /self->argv/
 {
 	self->argv = 0;
-	self->path = 0;
 	self->file = 0;
-	self->argc = 0;
-	self->more = 0;
-	self->a0 = 0;
-	self->a1 = 0;
-	self->a2 = 0;
-	self->a3 = 0;
-	self->a4 = 0;
-	self->a5 = 0;
-	self->a6 = 0;
-	self->a7 = 0;
-	self->a8 = 0;
-	self->a9 = 0;
-	self->a10 = 0;
-	self->a11 = 0;
-	self->a12 = 0;
-	self->a13 = 0;
-	self->a14 = 0;
-	self->a15 = 0;
-	self->a16 = 0;
-	self->a17 = 0;
-	self->a18 = 0;
-	self->a19 = 0;
+	self->w = 0;
+	self->av = 0;
+	self->ret = 0;
+	self->show = 0;
 }

@@ -49,6 +49,7 @@ class Cmd(_Names):
     MAP_FREEZE = 22
     MAP_LOOKUP_BATCH = 24
     MAP_LOOKUP_AND_DELETE_BATCH = 25
+    MAP_UPDATE_BATCH = 26
     LINK_CREATE = 28
     LINK_DETACH = 34
 
@@ -416,6 +417,20 @@ def map_next_key(fd: int, key: bytes | None, key_size: int) -> bytes | None:
             return None
         raise
     return nk.raw
+
+
+def map_update_batch(fd: int, keys: bytes, values: bytes, count: int) -> int:
+    """Store `count` entries (keys and values laid end to end) with one
+    MAP_UPDATE_BATCH (v5.6); how many the kernel stored before an error
+    (BPFError) stopped it is lost with the error, so callers fall back to
+    one update per entry."""
+    k = _cstr(keys)
+    v = _cstr(values)
+    attr = ctypes.create_string_buffer(56)
+    # struct { in_batch, out_batch, keys, values; u32 count, map_fd; u64 elem_flags, flags }
+    struct.pack_into("<QQQQIIQQ", attr, 0, 0, 0, _addr(k), _addr(v), count, fd, BPF_ANY, 0)
+    bpf(Cmd.MAP_UPDATE_BATCH, attr)
+    return struct.unpack_from("<I", attr, 32)[0]
 
 
 def map_lookup_batch(

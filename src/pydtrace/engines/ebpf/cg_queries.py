@@ -37,19 +37,28 @@ def _children(node: Any) -> list[Any]:
 
 
 def reads_args(node: Any) -> bool:
-    """Whether an AST (sub)tree reads the probe's arguments (arg0..arg9, args[])."""
+    """Whether an AST (sub)tree reads the probe's arguments (arg0..arg9, args[]),
+    kept on each node as builtin_names' answers are."""
+    kept = getattr(node, "__dict__", None) if isinstance(node, ast.Node) else None
+    if kept is not None and "_reads_args" in kept:
+        return kept["_reads_args"]
     if _inline_use(node):
-        return reads_args(node.ref[1])
-    if isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "args":
-        return True
-    if isinstance(node, ast.Ident):
-        if node.name == "args":
-            return True
+        found = reads_args(node.ref[1])
+    elif isinstance(node, ast.Index) and (getattr(node, "ref", None) or ("",))[0] == "args":
+        found = True
+    elif isinstance(node, ast.Ident):
         ref = getattr(node, "ref", None) or ("builtin", node.name)
-        if ref[0] == "inline":
-            return reads_args(ref[1])
-        return ref[0] == "builtin" and ref[1] in _ARG_VARS
-    return any(reads_args(x) for x in _children(node))
+        if node.name == "args":
+            found = True
+        elif ref[0] == "inline":
+            found = reads_args(ref[1])
+        else:
+            found = ref[0] == "builtin" and ref[1] in _ARG_VARS
+    else:
+        found = any(reads_args(x) for x in _children(node))
+    if kept is not None:
+        kept["_reads_args"] = found
+    return found
 
 
 def mentions(node: Any, names: frozenset[str]) -> bool:
@@ -107,18 +116,25 @@ def call_names(node: Any) -> frozenset[str]:
 
 def dkey_levels(node: Any) -> int:
     """How many `dvars` key buffers evaluating node needs at once (over-estimated:
-    every subscript counts): a[b[self->c]] needs 3."""
+    every subscript counts): a[b[self->c]] needs 3. Kept on each node."""
+    kept = getattr(node, "__dict__", None) if isinstance(node, ast.Node) else None
+    if kept is not None and "_dkey_levels" in kept:
+        return kept["_dkey_levels"]
     if _inline_use(node):
-        return dkey_levels(node.ref[1])
-    if isinstance(node, ast.Index):
+        found = dkey_levels(node.ref[1])
+    elif isinstance(node, ast.Index):
         inner = max([dkey_levels(k) for k in node.args] or [0])
-        return max(dkey_levels(node.base), 1 + inner)
-    if isinstance(node, ast.SelfVar):
-        return 1
-    if isinstance(node, ast.Ident):
+        found = max(dkey_levels(node.base), 1 + inner)
+    elif isinstance(node, ast.SelfVar):
+        found = 1
+    elif isinstance(node, ast.Ident):
         ref = getattr(node, "ref", None)
-        return dkey_levels(ref[1]) if ref and ref[0] == "inline" else 0
-    return max([dkey_levels(x) for x in _children(node)] or [0])
+        found = dkey_levels(ref[1]) if ref and ref[0] == "inline" else 0
+    else:
+        found = max([dkey_levels(x) for x in _children(node)] or [0])
+    if kept is not None:
+        kept["_dkey_levels"] = found
+    return found
 
 
 def _agg_key_uses(prog: CheckedProgram) -> dict[str, list[list[Any]]]:
