@@ -62,7 +62,8 @@ def test_the_first_rejected_program_is_reported_and_the_others_closed(
 ) -> None:
     """Programs load in probe order (BEGIN, getpid, getppid, gettid): the
     threads take every other one, so getppid's and gettid's refusals come
-    from different threads; the report is getppid's, the first in order."""
+    from different threads; the report is getppid's, the first in order,
+    and the programs loaded are closed."""
     rejected = {_program_name("syscall::getppid:entry"), _program_name("syscall::gettid:entry")}
     counted = B.prog_load
     asked: list[str] = []
@@ -83,8 +84,11 @@ def test_the_first_rejected_program_is_reported_and_the_others_closed(
         "could not enable tracing: the BPF verifier rejected the program for "
         "syscall:vmlinux:getppid:entry: R1 invalid mem access 'scalar'"
     )
-    assert len(asked) == 4  # the others loaded all the same, then were closed
-    assert len(loads) == 2
+    # BEGIN's and getpid's loaded (then closed); gettid's, after the first
+    # refusal, loads only if its thread got to it first
+    first = {_program_name(d) for d in ("dtrace:::BEGIN", "syscall::getpid:entry")}
+    assert first | {_program_name("syscall::getppid:entry")} <= set(asked) <= first | rejected
+    assert {n for n, _, _ in loads} == first
     for _, _, fd in loads:
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")

@@ -124,8 +124,11 @@ class EbpfEngine:
         progs = self.compiled.progs
         code = [encode(p.insns, fds) for p in progs]
         outcome: list[Any] = [None] * len(progs)  # each program's fd, or its error
+        first_bad = [len(progs)]  # programs after a refused one are not loaded
 
         def load(i: int) -> None:
+            if i > first_bad[0]:
+                return
             p = progs[i]
             try:
                 outcome[i] = prog_load(
@@ -135,6 +138,7 @@ class EbpfEngine:
                 )  # fmt: skip
             except Exception as e:  # (VerifierError, BPFError...): raised below, in order
                 outcome[i] = e
+                first_bad[0] = min(first_bad[0], i)
 
         # The verifier's time is the kernel's, outside the GIL: with two or
         # more large programs (execsnoop's three of 2,500 instructions take
