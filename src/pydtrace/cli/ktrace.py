@@ -14,9 +14,9 @@ import getopt
 import importlib
 import os
 import sys
-import threading
 
 from pydtrace.cli.manual import KTRACE, help_text, usage_lines, version_text
+from pydtrace.engines.signals import StopFlag
 from pydtrace.ktrace import control
 from pydtrace.ktrace import format as F
 from pydtrace.ktrace.recording import RecordError, RecordOptions
@@ -208,7 +208,7 @@ def _stop(everything: bool, o: RecordOptions, trfile: str) -> int:
 def _foreground(module, o: RecordOptions, writer: F.Writer, trfile: str) -> int:  # noqa: ANN001
     entry = control.register(trfile, [], None)
     try:
-        status = module.record(o, writer, threading.Event())
+        status = module.record(o, writer, StopFlag())
     except RecordError as e:
         fail(str(e))
     finally:
@@ -258,7 +258,7 @@ def _background(module, o: RecordOptions, writer: F.Writer, trfile: str) -> int:
             os.close(w)
 
         try:
-            code = module.record(o, writer, threading.Event(), ready)
+            code = module.record(o, writer, StopFlag(), ready)
         except RecordError as e:
             os.write(w, b"E" + str(e).encode())
         finally:

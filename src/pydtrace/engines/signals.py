@@ -8,11 +8,78 @@ one-liner's start-up).
 from __future__ import annotations
 
 import os
+import select
 import signal
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+
+class StopFlag:
+    """A one-way threading.Event that a signal handler may set.
+
+    threading.Event.set() takes the lock that Event.wait() holds while it
+    takes its condition back after waiting; a handler that runs in the main
+    thread at that moment waits for itself forever (Ctrl-C during a run
+    whose loop waits on the event hung pydtrace: a handler runs between two
+    of the main thread's bytecodes, wherever they are). set() here takes no
+    lock: it sets a flag and writes a byte to a pipe that wait() selects on,
+    so a wait in any thread ends at once. There is no clear()."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._r, self._w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        w = self._w
+        if w >= 0:
+            try:
+                os.write(w, b"!")  # never read: the pipe stays readable
+            except OSError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until set or timeout seconds have passed; whether it is set."""
+        if self._set:
+            return True
+        r = self._r
+        if r >= 0:
+            select.select([r], [], [], timeout)
+            return self._set
+        # closed (the run is over): the flag alone, looked at every 10 ms
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self._set and (end is None or time.monotonic() < end):
+            time.sleep(0.01 if end is None else max(min(0.01, end - time.monotonic()), 0))
+        return self._set
+
+    def fileno(self) -> int:
+        """Readable once set: a poll() may wait for it beside other files
+        (-1 once closed)."""
+        return self._r
+
+    def close(self) -> None:
+        """Close the pipe (the engine's close: a run leaves no descriptor
+        open); the flag still works. Its numbers are forgotten before they
+        are closed, so a handler never writes to a number reused meanwhile."""
+        r, w = self._r, self._w
+        self._r = self._w = -1
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except OSError:
+            pass
 
 
 class WakeUp(Exception):

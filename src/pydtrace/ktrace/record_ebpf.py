@@ -34,6 +34,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pydtrace.engines.signals import StopFlag
+
 RING_BYTES = 32 << 20  # a busy process's 1/10 s (dd bs=1: 100 MB/s of records)
 TRACED_MAX = 16384
 SAVED_MAX = 16384
@@ -192,7 +194,7 @@ def _build(s: Session, opts: RecordOptions) -> None:
 def record(
     opts: RecordOptions,
     writer: F.Writer,
-    stop: threading.Event,
+    stop: StopFlag,
     ready: Callable[[], None] | None = None,
 ) -> int:
     """Record with eBPF until the traced processes are gone or `stop` is set."""
@@ -265,7 +267,7 @@ def record(
             signal.signal(sig, h)
 
 
-def _loop(s: Session, targets: Any, writer: F.Writer, stop: threading.Event) -> None:
+def _loop(s: Session, targets: Any, writer: F.Writer, stop: StopFlag) -> None:
     """Copy records to the file until every traced process has gone (or stop)."""
     ring, traced = s.ring, s.maps["traced"]
     buf = writer.buf

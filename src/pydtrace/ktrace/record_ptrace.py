@@ -42,6 +42,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pydtrace.engines.signals import StopFlag
+
 # the signals whose default action is to do nothing (sig_kernel_ignore)
 _IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
 HANDLER_UNKNOWN = 2  # PSIG handler of a signal caught by a handler set before tracing
@@ -552,7 +554,7 @@ def _stat(pid: int, field: int) -> int:
 def record(
     opts: RecordOptions,
     writer: F.Writer,
-    stop: threading.Event,
+    stop: StopFlag,
     ready: Callable[[], None] | None = None,
 ) -> int:
     """Record with ptrace until the targets exit or `stop` is set (recording.py)."""
@@ -651,7 +653,7 @@ def _start_command(opts: RecordOptions, tracer: _Tracer, rec: Recorder, table: A
     rec.comms.clear()  # recorded before the exec under the recorder's name
 
 
-def _loop(tracer: _Tracer, writer: F.Writer, stop: threading.Event, main: bool) -> None:
+def _loop(tracer: _Tracer, writer: F.Writer, stop: StopFlag, main: bool) -> None:
     """Handle stops until the targets are gone or `stop` is set. The wait is
     Tracer.step's, inlined with the syscall stops of an unfiltered thread
     (-p, or -t c: nearly every stop) handled right here: this loop runs twice

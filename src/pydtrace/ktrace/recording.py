@@ -3,7 +3,7 @@ two recorders (record_ptrace.py, record_ebpf.py).
 
 A recorder module has one entry point:
 
-    record(opts: RecordOptions, writer: format.Writer, stop: threading.Event,
+    record(opts: RecordOptions, writer: format.Writer, stop: StopFlag,
            ready: Callable[[], None] | None = None) -> int
 
 It writes the START record, records until every target has exited or `stop`

@@ -23,6 +23,7 @@ from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.attach import OPENERS, UPROBE_KINDS, expected_attach_type
 from pydtrace.engines.ebpf.bpf import BPF_NOEXIST
 from pydtrace.engines.ebpf.errors import EbpfError
+from pydtrace.engines.signals import StopFlag
 from pydtrace.lang.program import CheckedProgram
 from pydtrace.options import size_option
 
@@ -72,7 +73,7 @@ class EbpfEngine:
 
         self._ustack_keys = calls_ustack([[c.predicate, *c.body] for c in prog.clauses])
         self._mmaps: Any = None  # every process's mappings, as the kernel makes them (mmaps.py)
-        self.stopping = threading.Event()
+        self.stopping = StopFlag()  # set by the Ctrl-C handler: no lock (signals.py)
         self.attached = threading.Event()  # set once every probe is attached (tests wait on it)
         self.draining = False
         self.maps: dict[str, Any] = {}
@@ -249,6 +250,7 @@ class EbpfEngine:
         for m in self.maps.values():
             m.close()
         self.maps = {}
+        self.stopping.close()
 
     # --- the session -----------------------------------------------------------------
     def run(self) -> None:
@@ -363,7 +365,8 @@ class EbpfEngine:
             fds = list(self.targets.fds()) if self.targets is not None else []
             if poller is None or fds != watched:
                 poller, watched = select.poll(), fds
-                for fd in (ring_fd, *fds):
+                # (the stop flag's pipe: Ctrl-C ends the wait at once)
+                for fd in (ring_fd, self.stopping.fileno(), *fds):
                     poller.register(fd, select.POLLIN)
             try:
                 ready = poller.poll(100)

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import os
 import select
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
+
+    from pydtrace.engines.signals import StopFlag
 
 NAME = "uprobe-holder"  # the agent's comm and command line (ps, the kernel log)
 _OK, _ERR = b"K", b"E"  # its answer once attached: every job, or the first refusal
@@ -67,7 +68,7 @@ class UprobeAgent:
         os.close(res_w)
         self.middle = pid  # the intermediate child: it exits at once, reaped in close()
 
-    def wait_attached(self, stopping: threading.Event) -> None:
+    def wait_attached(self, stopping: StopFlag) -> None:
         """Return once every job is attached, or as soon as stopping is set
         (Ctrl-C: the agent stops at the next job once detach() is called);
         AgentError with the kernel's refusal of the first job that failed."""

@@ -465,6 +465,7 @@ class TracefsEngine(UserEngine):
                 pass
         self.fds = {}
         self.instance.remove()
+        self.stopping.close()
 
 
 class _Abort:

@@ -9,13 +9,12 @@ is firing order, as with dtrace's principal buffers drained in order.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 
 from pydtrace.consume.consumer import Consumer, record_size
 from pydtrace.consume.records import Fault, Record
-from pydtrace.engines.signals import WakeUp
+from pydtrace.engines.signals import StopFlag, WakeUp
 from pydtrace.engines.user.faults import ProbeFault
 from pydtrace.engines.user.firing import Firing, Skip
 from pydtrace.engines.user.interpreter import Compiler
@@ -57,7 +56,7 @@ class UserEngine:
         self.error_probe = next(
             (p for p in self.probes.values() if p.provider == "dtrace" and p.name == "ERROR"), None
         )
-        self.stopping = threading.Event()
+        self.stopping = StopFlag()  # set by the Ctrl-C handler: no lock (signals.py)
         self.ncpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self.cpu = _current_cpu()
         self.error_count = 0
@@ -198,22 +197,25 @@ class UserEngine:
     # --- the session -----------------------------------------------------------------
     def run(self) -> None:
         """BEGIN, then timers (and event sources) until exit()/signal/targets gone, then END."""
-        begin = self._named("BEGIN")
-        if begin is not None:
-            self.fire(begin, [])
-        timers = self._timers()
-        if not self.state.draining:
-            if self.tracer is not None:
-                self._trace_loop(timers)
-                self.tracer.quiet()  # notified calls fire nothing once END is next
-            else:
-                self._loop(timers)
-        end = self._named("END")
-        if end is not None:
-            self.state.draining = False
-            self.fire(end, [])
-        self.report_drops()
-        self.consumer.finish()
+        try:
+            begin = self._named("BEGIN")
+            if begin is not None:
+                self.fire(begin, [])
+            timers = self._timers()
+            if not self.state.draining:
+                if self.tracer is not None:
+                    self._trace_loop(timers)
+                    self.tracer.quiet()  # notified calls fire nothing once END is next
+                else:
+                    self._loop(timers)
+            end = self._named("END")
+            if end is not None:
+                self.state.draining = False
+                self.fire(end, [])
+            self.report_drops()
+            self.consumer.finish()
+        finally:
+            self.stopping.close()
 
     def _named(self, name: str) -> Any:
         return next(

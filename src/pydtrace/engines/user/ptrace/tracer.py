@@ -33,6 +33,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pydtrace.engines.signals import StopFlag
+
 OPTIONS = (
     sc.O_TRACESYSGOOD | sc.O_TRACEEXEC | sc.O_TRACEEXIT | sc.O_TRACEFORK
     | sc.O_TRACEVFORK | sc.O_TRACECLONE
@@ -196,7 +198,7 @@ class Tracer:
         self.threads: dict[int, Thread] = {}
         self.procs: dict[int, Process] = {}
         self.in_wait = False  # in a blocking wait a signal handler may break (step)
-        self.stopping: threading.Event | None = None  # set: step() does not block
+        self.stopping: StopFlag | None = None  # set: step() does not block
         # Non-blocking waits tried before a blocking one: catching a stop
         # awake saves the sleep and the wake-up (both cost more than the stop
         # itself); only with a CPU to spare, which the tracee is not using.
