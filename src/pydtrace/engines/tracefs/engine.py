@@ -350,12 +350,7 @@ class TracefsEngine(UserEngine):
                 self.instance.set("tracing_on", "0")
                 if not self.state.draining:
                     self.drain()
-            end = self._named("END")
-            if end is not None:
-                self.state.draining = False
-                self.fire(end, [])
-            self.report_drops()
-            self.consumer.finish()
+            self._finish()
         finally:
             self.close()
 

@@ -208,14 +208,18 @@ class UserEngine:
                     self.tracer.quiet()  # notified calls fire nothing once END is next
                 else:
                     self._loop(timers)
-            end = self._named("END")
-            if end is not None:
-                self.state.draining = False
-                self.fire(end, [])
-            self.report_drops()
-            self.consumer.finish()
+            self._finish()
         finally:
             self.stopping.close()
+
+    def _finish(self) -> None:
+        """END (its clauses run while draining), the drops, the consumer's end."""
+        end = self._named("END")
+        if end is not None:
+            self.state.draining = False
+            self.fire(end, [])
+        self.report_drops()
+        self.consumer.finish()
 
     def _named(self, name: str) -> Any:
         return next(
