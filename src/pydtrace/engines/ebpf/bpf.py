@@ -362,7 +362,8 @@ def _elem_attr(fd: int, key, value, flags: int) -> ctypes.Array:
 def map_lookup(
     fd: int, key: bytes, value_size: int, cmd: int = Cmd.MAP_LOOKUP_ELEM
 ) -> bytes | None:
-    """The value at key (value_size bytes: for per-CPU maps, the whole per-CPU array), or None."""
+    """The value at key (value_size bytes: for per-CPU maps, the whole per-CPU array), or None.
+    cmd MAP_LOOKUP_AND_DELETE_ELEM takes the key out in the same step."""
     k = _cstr(key)
     v = ctypes.create_string_buffer(value_size)
     try:
@@ -372,12 +373,6 @@ def map_lookup(
             return None
         raise
     return v.raw
-
-
-def map_lookup_and_delete(fd: int, key: bytes, value_size: int) -> bytes | None:
-    """The value at key, and the key gone, in one step (an update meanwhile
-    makes the key anew); None if it was not there."""
-    return map_lookup(fd, key, value_size, Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
 
 
 def map_update(fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:

@@ -145,13 +145,15 @@ class EbpfEngine:
         # more large programs (execsnoop's three of 2,500 instructions take
         # 6 ms each) a second thread verifies every other one meanwhile.
         big = [i for i, c in enumerate(code) if len(c) >= _PARALLEL_LOAD_BYTES]
+        theirs = big[1::2] if len(big) >= 2 else []  # the helper thread's
         helper = None
-        if len(big) >= 2:
-            helper = threading.Thread(target=lambda: [load(i) for i in big[1::2]], daemon=True)
+        if theirs:
+            helper = threading.Thread(target=lambda: [load(i) for i in theirs], daemon=True)
             helper.start()
         try:
+            skip = set(theirs)
             for i in range(len(progs)):
-                if helper is None or i not in big[1::2]:
+                if i not in skip:
                     load(i)
         finally:
             if helper is not None:

@@ -11,6 +11,8 @@ from pydtrace.engines.ebpf import bpf as _bpf
 from pydtrace.engines.ebpf.bpf import PERCPU_MAP_TYPES, MapType
 
 _ENOTSUPP = 524  # the kernel-internal "operation not supported" some map types return
+# what a batch command answers where the kernel or the map type lacks it
+_NO_BATCH = (_errno.EINVAL, _errno.ENOSYS, _ENOTSUPP, _errno.EOPNOTSUPP)
 _BATCH_TYPES = frozenset(
     {
         MapType.HASH,
@@ -133,18 +135,17 @@ class Map:
 
     # -- operations
 
-    def lookup(self, key: bytes | int) -> bytes | list[bytes] | None:
-        raw = _bpf.map_lookup(self.fd, self._key(key), self.stride * self.ncpus)
+    def lookup(
+        self, key: bytes | int, cmd: int = _bpf.Cmd.MAP_LOOKUP_ELEM
+    ) -> bytes | list[bytes] | None:
+        raw = _bpf.map_lookup(self.fd, self._key(key), self.stride * self.ncpus, cmd)
         if raw is None or not self.percpu:
             return raw
         return self.split(raw)
 
     def take(self, key: bytes | int) -> bytes | list[bytes] | None:
         """lookup() and delete() in one step: nothing added between them is lost."""
-        raw = _bpf.map_lookup_and_delete(self.fd, self._key(key), self.stride * self.ncpus)
-        if raw is None or not self.percpu:
-            return raw
-        return self.split(raw)
+        return self.lookup(key, _bpf.Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
 
     def update(self, key: bytes | int, value: bytes | list[bytes], flags: int = 0) -> None:
         _bpf.map_update(self.fd, self._key(key), self._value(value), flags)
@@ -160,7 +161,7 @@ class Map:
                 if _bpf.map_update_batch(self.fd, keys, values, len(entries)) == len(entries):
                     return
             except _bpf.BPFError as e:
-                if e.errno not in (_errno.EINVAL, _errno.ENOSYS, _ENOTSUPP, _errno.EOPNOTSUPP):
+                if e.errno not in _NO_BATCH:
                     raise
         for k, v in entries:  # (again from the first: an update of the same value is idempotent)
             self.update(k, v)
@@ -192,7 +193,7 @@ class Map:
             try:
                 pairs = _bpf.map_lookup_batch(self.fd, self.key_size, self.stride * self.ncpus)
             except _bpf.BPFError as e:
-                if e.errno not in (_errno.EINVAL, _errno.ENOSYS, _ENOTSUPP, _errno.EOPNOTSUPP):
+                if e.errno not in _NO_BATCH:
                     raise
                 self._batch_ok = False
             else:

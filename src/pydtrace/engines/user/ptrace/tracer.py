@@ -487,14 +487,14 @@ class Tracer:
                 got = os.waitid(os.P_ALL, 0, _PEEK | os.WNOHANG)
                 if got is not None:
                     break
-            if got is None:
+            if got is not None:
+                if block and spun < self.spin_max:
+                    self.spin = min(spun * 2, self.spin_max)
+            else:
                 if not block:
                     return False
                 if spun:
                     self.spin = max(spun // 2, SPIN_MIN)
-            elif block and spun < self.spin_max:
-                self.spin = min(spun * 2, self.spin_max)
-            if got is None:
                 self.in_wait = True
                 try:
                     if self.stopping is not None and self.stopping.is_set():
