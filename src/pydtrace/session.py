@@ -775,11 +775,10 @@ class Session:
 
         self.engine = engine
         consumer.on_output_error = engine.stop
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             install_signal_handlers(engine)
         try:
+            self._starting(engine)
             if self.disasm:
                 engine.setup()
                 consumer.err.write(engine.filters_text())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pydtrace.cli.collector import StartUp
+from pydtrace.cli.startup import StartUp
 from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed, RefusedPath, opener, silence
 
 TYPE_CHECKING = False
@@ -32,8 +32,8 @@ def program_name(argv0: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv if argv is None else argv
     pname = program_name(args[0] if args else "pydtrace")
+    startup = StartUp()  # no garbage collection until the engine starts; Ctrl-C
     _set_comm(pname)
-    startup = StartUp()  # no garbage collection until the engine starts
     try:
         status = _main(pname, args[1:], startup)
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from pydtrace.cli.collector import StartUp
+from pydtrace.cli.startup import StartUp
 from pydtrace.outfiles import STDOUT, GuardedOutput, OutputFailed, silence
 
 TYPE_CHECKING = False
@@ -25,15 +25,11 @@ def main(name: str, argv: list[str] | None = None) -> int:
     """Run tool `name` with argv (default: sys.argv[1:]); return the exit status."""
     from pydtrace.tools import load
 
-    startup = StartUp()  # no garbage collection until the engine starts
+    startup = StartUp()  # no garbage collection until the engine starts; Ctrl-C
+    args = sys.argv[1:] if argv is None else argv
     try:
         tool_class = load(name)
-    except BaseException:
-        startup.end()
-        raise
-    args = sys.argv[1:] if argv is None else argv
-    _set_comm(name)
-    try:
+        _set_comm(name)
         status = _main(name, tool_class, args, startup)
     except KeyboardInterrupt:  # once tracing runs, Ctrl-C ends it cleanly instead
         sys.stderr.write(f"{name}: interrupted before tracing began\n")

@@ -18,8 +18,8 @@ prints the exact text that runs.
 
 from __future__ import annotations
 
+import os
 import re
-from importlib import resources
 
 from pydtrace.tools import options as O
 from pydtrace.tools.output import Column, Rows
@@ -47,8 +47,10 @@ def d_string(text: str) -> str:
 
 
 def source(name: str) -> str:
-    """The text of a tool's D program, as installed with the package."""
-    return resources.files("pydtrace.tools").joinpath(name).read_text(encoding="utf-8")
+    """The text of a tool's D program, installed beside this module (read
+    directly: importlib.resources costs a tool's start-up zipfile and more)."""
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as f:
+        return f.read()
 
 
 def set_inlines(text: str, values: dict[str, str]) -> str:
