@@ -167,3 +167,47 @@ def test_stacks(tmp_path: Path, engine: str) -> None:
     assert (r.status, r.err) == (0, "")
     (call,) = r.json()
     assert call["syscall"] == "write" and call["ustack"][:3] == frames
+
+
+# rbp holds no frame pointer: an address nothing maps, then getppid(2)
+NO_FRAME_C = """
+void _start(void) {
+    __asm__ volatile("movq $0x10000, %rbp; movl $110, %eax; syscall;"
+                     "movl $60, %eax; xorl %edi, %edi; syscall");
+}
+"""
+
+
+@pytest.mark.parametrize("engine", engines())
+def test_stacks_where_rbp_is_no_frame_pointer(tmp_path: Path, engine: str) -> None:
+    """-s on code whose rbp points at nothing mapped: the stack is the pc
+    alone (the walk ends where memory cannot be read), never a traceback."""
+    need_engine(engine)
+    exe = compile_c(tmp_path, "noframe", NO_FRAME_C, "-nostdlib", "-static", "-O0")
+    r = tool("dtruss", "-s", "-j", "--engine", engine, "-t", "getppid", exe)
+    assert (r.status, r.err) == (0, "")
+    (call,) = r.json()
+    assert call["syscall"] == "getppid" and len(call["ustack"]) == 1
+    assert call["ustack"][0].startswith("noframe`")
+
+
+@pytest.mark.parametrize("engine", engines())
+def test_exec_of_a_32bit_program(tmp_path: Path, engine: str) -> None:
+    """A 64-bit shell's child execs a 32-bit program: the kernel's syscall
+    events skip the return of that exec (the thread is 32-bit by then), so
+    exec-success prints its line; the same line on both engines, with -s its
+    stack."""
+    need_engine(engine)
+    exe = compile_c(tmp_path, "prog32", """
+        void _start(void) { __asm__ volatile("movl $1, %eax; xorl %ebx, %ebx; int $0x80"); }
+    """, "-m32", "-nostdlib", "-static")  # fmt: skip
+    script = f"{exe} alpha; /bin/true x; exit 0"
+    r = tool("dtruss", "-f", "-j", "--engine", engine, "--", "/bin/sh", "-c", script)
+    assert (r.status, r.err) == (0, "")
+    execs = [e for e in r.json() if e["syscall"] == "execve"]
+    assert [(e["args"][0], e["ret"]) for e in execs] == [(f'"{exe}"', 0), ('"/bin/true"', 0)]
+    assert execs[0]["pid"] != execs[1]["pid"]
+    r = tool("dtruss", "-f", "-s", "-j", "--engine", engine, "--", "/bin/sh", "-c", script)
+    assert (r.status, r.err) == (0, "")
+    (e,) = [e for e in r.json() if e["syscall"] == "execve" and e["args"][0] == f'"{exe}"']
+    assert e["ustack"][0].startswith("prog32`")

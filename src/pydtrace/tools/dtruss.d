@@ -77,12 +77,14 @@ syscall::execve:entry
 /self->start/
 {
 	self->path = copyinstr(arg0);
+	self->exec = 1;
 }
 
 syscall::execveat:entry
 /self->start/
 {
 	self->path = copyinstr(arg1);
+	self->exec = 2;
 }
 
 syscall::execve:return, syscall::execveat:return
@@ -92,6 +94,32 @@ syscall::execve:return, syscall::execveat:return
 	    self->a0, self->a1, self->a2, self->a3, self->a4, self->a5, (long)arg0, errno,
 	    self->path);
 	self->done = 1;
+}
+
+/*
+ * an exec into a 32-bit program (code segment 0x23): the kernel's syscall
+ * events skip the return of a call the thread makes 32-bit, so exec-success
+ * shows it (on the ptrace engine exec-success comes first, and the return
+ * then finds no call open)
+ */
+proc:::exec-success
+/self->start && uregs[R_CS] == 0x23/
+{
+	printf("%-20Y %d %d %d %s(%#x, %#x, %#x, %#x, %#x, %#x) = %d %d \"%s\"\n", walltimestamp, timestamp - self->start, pid, tid,
+	    self->exec == 2 ? "execveat" : "execve",
+	    self->a0, self->a1, self->a2, self->a3, self->a4, self->a5, 0, 0, self->path);
+}
+
+proc:::exec-success
+/self->start && uregs[R_CS] == 0x23 && STACKS/
+{
+	ustack();
+}
+
+proc:::exec-success
+/self->start && uregs[R_CS] == 0x23/
+{
+	self->start = 0;
 }
 
 /* data read: the first 32 bytes of what was read */

@@ -159,7 +159,7 @@ class Dtruss(Tool):
     def call(self, out: Any, probe: Any, values: list[Any]) -> None:
         wall, elapsed, pid, tid, func = values[:5]
         regs = values[5:11]
-        returned = probe.name == "return"
+        returned = probe.name in ("return", "exec-success")  # (an exec into a 32-bit program)
         ret, err = (values[11], values[12]) if returned else (None, 0)
         extras = values[13:] if returned else []
         if self.calls is None:

@@ -78,7 +78,10 @@ def ustack(f: Firing, n: int) -> Any:
             frames.append(regs[16])  # rip
             fp = regs[4]  # rbp
             while len(frames) < n and fp and not fp % 8:
-                data = process_vm_readv(f.tid, fp, 16)
+                try:
+                    data = process_vm_readv(f.tid, fp, 16)
+                except OSError:  # rbp held no frame pointer (code built without them)
+                    break
                 if len(data) < 16:
                     break
                 nxt, ret = struct.unpack("<QQ", data)
