@@ -62,7 +62,12 @@ def _interrupt(p: subprocess.Popen[bytes], timeout: float = 30.0) -> float:
         if time.monotonic() - t0 > timeout:
             p.kill()
             break
-    p.wait()
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:  # a hung tracer: a figure, not a hung benchmark
+        p.kill()
+        p.wait()
+        raise RuntimeError(f"{p.args[0]} still ran {timeout:.0f} s after SIGINT") from None
     return time.monotonic() - t0
 
 

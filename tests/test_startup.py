@@ -182,3 +182,29 @@ def test_no_garbage_collection_until_the_engine_starts() -> None:
         "\n0 [('compile', False), ('run', True, True)] True 0\n",
         "",
     )
+
+
+_TOOL_RUN = """
+import sys
+from pydtrace.cli.tools import main
+status = main(sys.argv[1], sys.argv[2:])
+sys.stdout.flush()
+sys.stderr.write("MODULES " + " ".join(sorted(sys.modules)) + "\\n")
+sys.exit(status)
+"""
+
+
+@pytest.mark.parametrize("name", ["opensnoop", "execsnoop", "syscount"])
+def test_a_tool_loads_no_heavy_standard_module(name: str) -> None:
+    """A tool's start-up: its .d file read directly (importlib.resources
+    brought zipfile, pathlib and more), json only with -j."""
+    env = {k: v for k, v in os.environ.items() if k != "_DTRACE_TESTING"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    p = subprocess.run([sys.executable, "-S", "-c", _TOOL_RUN, name, "-d", "0.01", "-n", "no-such"],
+                       capture_output=True, text=True, timeout=60, env=env,
+                       stdin=subprocess.DEVNULL)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    line = p.stderr.splitlines()[-1]
+    assert p.stderr == line + "\n" and line.startswith("MODULES "), p.stderr
+    mods = set(line.split()[1:])
+    assert sorted(mods & (HEAVY_STDLIB | {"zipfile", "importlib.resources"})) == []

@@ -9,7 +9,6 @@ the consumer's output, whose failed write ends the run as dtrace's does.
 
 from __future__ import annotations
 
-import json
 import time as _time
 
 from pydtrace.lang.dataclass import dataclass
@@ -74,7 +73,7 @@ class Rows:
         if self.json:
             event.pop("rel_time", None)
             event.pop("wall_time", None)
-            self.out.write(json.dumps(event, ensure_ascii=False) + "\n")
+            self.out.write(_json_line(event))
             return
         self.header()
         cells = [c.cell(event.get(c.key, "")) for c in self.columns]
@@ -87,4 +86,10 @@ class Rows:
 
     def record(self, obj: dict[str, Any]) -> None:
         """A JSON object that is no event row (a summary's line)."""
-        self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.out.write(_json_line(obj))
+
+
+def _json_line(obj: dict[str, Any]) -> str:
+    import json  # -j only: json's import is a tool's start-up otherwise
+
+    return json.dumps(obj, ensure_ascii=False) + "\n"
