@@ -14,7 +14,10 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from conftest import ROOT
 from pydtrace.cli.startup import Interrupted, StartUp
@@ -97,17 +100,32 @@ def test_a_ctrl_c_lost_in_a_weakref_callback_stops_the_run(tmp_path: Path) -> No
     assert python.stderr.endswith("KeyboardInterrupt: \n")
 
 
-def test_end_gives_back_the_handler_and_the_hook() -> None:
+@pytest.fixture
+def python_handler() -> Iterator[None]:
+    """Python's own SIGINT handler in place for the test, as in a fresh
+    process; whatever was there before is back after it."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _spin() -> None:
+    """Bytecodes, between which Python runs a pending signal's handler."""
+    for _ in range(10000):
+        pass
+
+
+def test_end_gives_back_the_handler_and_the_hook(python_handler: None) -> None:
     hook = sys.unraisablehook
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     startup = StartUp()
     try:
         assert signal.getsignal(signal.SIGINT) == startup._interrupt
         assert sys.unraisablehook == startup._unraisable_hook
         try:
             signal.raise_signal(signal.SIGINT)
-            for _ in range(10000):
-                pass
+            _spin()
             raise AssertionError("no Ctrl-C")
         except Interrupted:
             pass
@@ -124,15 +142,14 @@ def test_a_callers_handler_is_left_alone() -> None:
     try:
         startup = StartUp()
         signal.raise_signal(signal.SIGINT)
-        for _ in range(10000):
-            pass
+        _spin()
         startup.end()
         assert seen == [signal.SIGINT] and not startup.interrupted
     finally:
         signal.signal(signal.SIGINT, old)
 
 
-def test_no_handler_from_another_thread() -> None:
+def test_no_handler_from_another_thread(python_handler: None) -> None:
     got: list[bool] = []
 
     def make() -> None:
@@ -145,3 +162,29 @@ def test_no_handler_from_another_thread() -> None:
     t.join()
     assert got == [True]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_run_gives_the_callers_handlers_back(python_handler: None) -> None:
+    """Session.run() in a script's main thread: the engine's SIGINT and
+    SIGTERM handlers are for the run; afterwards Ctrl-C raises
+    KeyboardInterrupt in the caller again, and its SIGTERM handler is its own."""
+    import io
+
+    import pydtrace
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    old_term = signal.signal(signal.SIGTERM, mine)
+    try:
+        out = io.StringIO()
+        session = pydtrace.Session([pydtrace.Program("n", 'BEGIN { trace("x"); exit(0); }')],
+                                   settings=[("quiet", None)], out=out)  # fmt: skip
+        assert (session.run(), out.getvalue()) == (0, "x\n")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is mine
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+            _spin()
+    finally:
+        signal.signal(signal.SIGTERM, old_term)

@@ -178,6 +178,10 @@ class Session:
         self.on_tick: Any = None
         self.tick_interval: float | None = None
         self.on_start: Any = None  # called with the engine just before it runs
+        # run() puts the caller's SIGINT/SIGTERM handlers back; a command, whose
+        # process ends with the run, keeps the engine's (a second Ctrl-C aborts
+        # a final write that blocks)
+        self.give_back_handlers = True
         self._stop_lock = threading.Lock()
         self._stop_asked = False
         self._waker: tuple[int, int] | None = None  # (pid, pipe) of the ptrace loop's waker
@@ -640,7 +644,18 @@ class Session:
 
     # --- running ------------------------------------------------------------------------
     def run(self, keep_records: bool = False) -> int:
-        """Run the compiled program to its end; return dtrace's exit status."""
+        """Run the compiled program to its end; return dtrace's exit status.
+        The engines handle SIGINT and SIGTERM during the run; the caller's
+        handlers are back when it returns (unless give_back_handlers is off)."""
+        from pydtrace.engines.signals import restore_handlers, saved_handlers
+
+        saved = saved_handlers() if self.give_back_handlers else None
+        try:
+            return self._run(keep_records)
+        finally:
+            restore_handlers(saved)
+
+    def _run(self, keep_records: bool) -> int:
         from pydtrace.consume.consumer import Consumer
 
         if self.checked is None:

@@ -153,6 +153,7 @@ def _run(pname: str, o: Any, out: Any, err: Any, startup: StartUp) -> int:
         disasm=o.disasm,
     )
     session.on_start = startup.started
+    session.give_back_handlers = False  # the process ends with the run
     try:
         session.compile()
         if o.list_probes or o.compile_only:

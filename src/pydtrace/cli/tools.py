@@ -129,6 +129,7 @@ def _run(name: str, tool: Any, script: str, engine: str, startup: StartUp) -> in
         item_hook=tool.hook,
     )
     session.on_start = startup.started
+    session.give_back_handlers = False  # the process ends with the run
     try:
         session.compile()
         tool.started(session)

@@ -86,6 +86,24 @@ class WakeUp(Exception):
     """Raised by the signal handler to end a blocking wait for tracee events."""
 
 
+def saved_handlers() -> dict[int, Any] | None:
+    """The SIGINT and SIGTERM handlers as they are (None off the main thread,
+    where none is installed), for restore_handlers() once the run is over."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore_handlers(saved: dict[int, Any] | None) -> None:
+    """Put back what saved_handlers() saw: a run's handlers are for that run
+    (a Python caller's Ctrl-C raises KeyboardInterrupt again afterwards)."""
+    for sig, h in (saved or {}).items():
+        if h is not None:  # None: set outside Python, nothing to put back
+            signal.signal(sig, h)
+
+
 def install_signal_handlers(engine: Any) -> None:
     """First SIGINT/SIGTERM: orderly stop (END, aggregations); a second: abort.
 
