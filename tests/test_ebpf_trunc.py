@@ -48,16 +48,46 @@ END { printa("end=%@d\\n", @n); }
 def test_events_between_a_printa_and_its_trunc_are_counted_in_the_next_table(
     tmp_path: Path, action: str
 ) -> None:
+    # the first table has nothing yet; each later one, and END's, the five calls
+    # made while the one before it was printed
+    assert _tables(tmp_path, PROGRAM, action) == ["n=5", "n=5", "n=5", "end=5"]
+
+
+def _tables(tmp_path: Path, program: str, action: str) -> list[str]:
+    """The counts the program's tables print, run with ACTION as trunc or clear."""
     need(bpf_maps_ok(), "needs root and bpf(2)")
     exe = compile_c(tmp_path, "trunc_calls", CALLS)
     out, err = open(tmp_path / "out", "w+"), io.StringIO()  # system() writes to a file
-    s = Session([Program("n", PROGRAM.replace("CALLS", exe).replace("ACTION", action))],
+    s = Session([Program("n", program.replace("CALLS", exe).replace("ACTION", action))],
                 settings=[("engine", "ebpf"), ("quiet", None), ("destructive", None)], out=out, err=err, testing=True)  # fmt: skip
     with out:
         s.compile()
         assert s.run() == 0, err.getvalue()
         out.seek(0)
-        text = out.read()
-    # the first table has nothing yet; each later one, and END's, the five calls
-    # made while the one before it was printed
-    assert re.findall(r"(?:n|end)=\d+", text) == ["n=5", "n=5", "n=5", "end=5"]
+        return re.findall(r"(?:n|end)=\d+", out.read())
+
+
+# The same, with the trunc() (or clear()) in a clause of its own: a record
+# of its own, after the printa()'s, in the same firing.
+OTHER_CLAUSE = """
+syscall::getppid:entry /execname == "trunc_calls"/ { @n = count(); }
+syscall::getpgid:entry /execname == "trunc_calls"/ { exit(0); }
+tick-100ms /i < 4/ {
+    i++;
+    t = 1;
+    printa("n=%@d\\n", @n);
+    system("CALLS%s", i == 4 ? " last" : "");
+}
+tick-100ms /t/ { t = 0; ACTION(@n); }
+END { printa("end=%@d\\n", @n); }
+"""
+
+
+@pytest.mark.parametrize("action", ["trunc", "clear"])
+def test_events_after_a_printa_survive_a_trunc_in_another_clause(
+    tmp_path: Path, action: str
+) -> None:
+    """dtrace's trunc() and clear() act on the tables the consumer has
+    snapshotted; what came after the printa()'s snapshot is in the kernel's
+    buffers still, and shows in the next table."""
+    assert _tables(tmp_path, OTHER_CLAUSE, action) == ["n=5", "n=5", "n=5", "end=5"]

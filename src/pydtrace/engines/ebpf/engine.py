@@ -92,6 +92,13 @@ class EbpfEngine:
         # batch ends or a record that goes through the consumer comes
         self._fast: dict[int, tuple[int, Any]] = {}
         self._texts: list[str] = []
+        # aggregation -> its raw entries as the last snapshot read them, and
+        # (when, entries) as the last printa() of it showed them (_take gives
+        # back what came after, for up to aggrate: dtrace's snapshot period)
+        self._read: dict[str, dict[bytes, Any]] = {}
+        self._shown: dict[str, tuple[int, dict[bytes, Any]]] = {}
+        rate = options.get("aggrate")
+        self._aggrate = rate if isinstance(rate, int) and rate > 0 else 1_000_000_000
 
     # --- loading -------------------------------------------------------------------------
     def _open(self) -> None:
@@ -491,14 +498,23 @@ class EbpfEngine:
             self.consumer.record(Record(probe, cpu, clause, items))
         else:
             self.snapshot()
+            now = time.monotonic_ns()
+            printed = {n for it in items if it.action.kind == "printa" for n in it.action.aggs}
+            for name in printed:
+                self._shown[name] = (now, self._read.get(name, {}))
             for it in items:
-                if it.action.kind == "trunc":
-                    self._take(
-                        it.action.aggs[0],
-                        self.aggs[it.action.aggs[0]].kept(it.values[0] if it.values else None),
-                    )
-                elif it.action.kind == "clear":
-                    self._take(it.action.aggs[0], set(), zeroed=True)
+                kind = it.action.kind
+                if kind in ("trunc", "clear"):
+                    name = it.action.aggs[0]
+                    # what a printa() of an earlier record showed, as dtrace's
+                    # snapshot (it takes one every aggrate); a printa() of this
+                    # record shows what is taken: nothing to give back
+                    at, shown = self._shown.pop(name, (0, None))
+                    if name in printed or now - at > self._aggrate:
+                        shown = None
+                    n = it.values[0] if it.values else None
+                    keep = self.aggs[name].kept(n) if kind == "trunc" else set()
+                    self._take(name, keep, kind == "clear", shown)
             self.consumer.record(Record(probe, cpu, clause, items))
         if lay.exits and any(it.action.kind == "exit" for it in items):
             self.draining = True
@@ -512,6 +528,7 @@ class EbpfEngine:
         by_map: dict[str, dict[Any, Any]] = {}
         for name, lay in self.compiled.aggs.items():
             by_map.setdefault(lay.map_name, {})[lay.tag] = (name, lay, {}, {})
+        read: dict[str, dict[bytes, Any]] = {}
         for mname, members in by_map.items():
             m = self.maps.get(mname)
             if m is None:
@@ -523,11 +540,13 @@ class EbpfEngine:
                 if member is None:
                     continue
                 name, lay, data, percpu = member
+                read.setdefault(name, {})[bytes(raw_key)] = values
                 _fold(lay, lay.decode_key(raw_key), values, data, percpu, self.aggs[name])
             for name, _, data, percpu in members.values():
                 agg = self.aggs[name]
                 agg.data = data
                 agg.percpu = percpu
+        self._read = read
 
     def _agg_keys(self, name: str) -> tuple[Any, Any, list[bytes]]:
         """(layout, map, the map's keys that belong to aggregation `name`)."""
@@ -539,7 +558,7 @@ class EbpfEngine:
             keys = [k for k in keys if bytes(k[:8]) == tag]
         return lay, m, keys
 
-    def _take(self, name: str, keep: set, zeroed: bool = False) -> None:
+    def _take(self, name: str, keep: set, zeroed: bool = False, shown: Any = None) -> None:
         """Before the consumer acts on a record with trunc() or clear(): the
         kernel's entries they drop or zero, except `keep`, are taken out of
         the map in one step each (lookup and delete), and their values, as
@@ -548,7 +567,13 @@ class EbpfEngine:
         printa() or, once its entry is taken, makes the entry anew for the
         next table: none is lost, as a delete (or a zeroing) after printing
         lost those that came while the table printed. clear() puts a zero
-        entry back where no event has made one meanwhile: its keys stay."""
+        entry back where no event has made one meanwhile: its keys stay.
+
+        shown: the map as a printa() of an earlier record read it (its raw
+        key -> per-CPU values). As dtrace's trunc() and clear() act on the
+        consumer's snapshot, the updates since then are put back, for the
+        next table (an event that made the entry anew meanwhile is taken
+        and added)."""
         agg = self.aggs[name]
         lay, m, keys = self._agg_keys(name)
         zero = _per_cpu(m, bytes(lay.value_size)) if zeroed else None
@@ -561,7 +586,13 @@ class EbpfEngine:
             values = m.take(raw_key)
             if values is None:
                 continue
-            if zero is not None:
+            back, lost = (
+                (None, 0) if shown is None else lay.since(values, shown.get(bytes(raw_key)))
+            )
+            self.consumer.drop("DTRACEDROP_AGGREGATION", lost)  # a min/max's unknown extreme
+            if back is not None:
+                self._put_back(m, lay, raw_key, back)
+            elif zero is not None:
                 try:
                     m.update(raw_key, zero, BPF_NOEXIST)
                 except OSError:
@@ -569,6 +600,22 @@ class EbpfEngine:
             _fold(lay, key, values, data, percpu, agg)
         agg.data.update(data)
         agg.percpu.update(percpu)
+
+    def _put_back(self, m: Any, lay: Any, raw_key: bytes, values: list[bytes]) -> None:
+        """Store an entry's values where an event may make it anew at any
+        moment: what such an event brought is taken and added, and the store
+        tried again."""
+        for _ in range(16):
+            try:
+                m.update(raw_key, values, BPF_NOEXIST)
+                return
+            except OSError as e:
+                if e.errno != errno.EEXIST:
+                    break
+            more = m.take(raw_key)
+            if more is not None:
+                values = lay.add(values, more)
+        self.consumer.drop("DTRACEDROP_AGGREGATION", 1)  # a full map, or events without end
 
     # --- drops ---------------------------------------------------------------------------
     def report_drops(self) -> None:

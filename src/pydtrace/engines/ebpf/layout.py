@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from pydtrace.consume.aggregation import U128, AggSpec, nbuckets, s64
+from pydtrace.consume.aggregation import U64, U128, AggSpec, nbuckets, s64
 from pydtrace.consume.records import Item
 from pydtrace.lang import types as T
 from pydtrace.lang.dataclass import dataclass, field
@@ -266,6 +266,67 @@ class AggLayout:
                 out = [s64(out[0] + s[0]), s64(out[1] + s[1]), (out[2] + s[2]) & U128]
             else:
                 out = [s64(a + b) for a, b in zip(out, s)]
+        return out
+
+    # -- raw per-CPU values, for what trunc()/clear() put back (engine._take)
+
+    def _words(self, raw: bytes) -> list[int]:
+        w = list(struct.unpack_from(f"<{1 + self.words}Q", raw, 0))
+        if self.spec.func == "stddev":  # the sum of squares is one 128-bit word
+            w[3:5] = [w[3] | w[4] << 64]
+        return w
+
+    def _raw(self, w: list[int]) -> bytes:
+        if self.spec.func == "stddev":
+            w = [*w[:3], w[3] & U64, w[3] >> 64 & U64]
+        return struct.pack(f"<{1 + self.words}Q", *(x & U64 for x in w))
+
+    def since(self, now: list[bytes], then: list[bytes] | None) -> tuple[list[bytes] | None, int]:
+        """(the per-CPU values of the updates in `now` that `then`, an earlier
+        read of the same entry, had not seen, or None when there were none;
+        the number of updates that cannot be given). The update counter
+        tells which CPUs had some. Count, sum, avg, stddev and the
+        quantizations subtract. A min or max is known only when it moved
+        (then it is the new updates' own); else their extreme cannot be told
+        from the old one, and they are counted, to be reported as drops.
+        then=None: the entry is new, all of it."""
+        if then is None:
+            return (now if any(self._words(r)[0] for r in now) else None), 0
+        out, seen, lost = [], False, 0
+        for cpu, raw in enumerate(now):
+            w = self._words(raw)
+            old = self._words(then[cpu]) if cpu < len(then) else [0] * len(w)
+            d = [0] * len(w)
+            if w[0] != old[0]:
+                if self.spec.func not in ("min", "max"):
+                    d = [a - b for a, b in zip(w, old)]
+                    if self.spec.func == "stddev":
+                        d[3] &= U128
+                elif w[1] != old[1]:
+                    d = [w[0] - old[0], w[1]]
+                else:
+                    lost += (w[0] - old[0]) & U64
+            seen = seen or d[0] != 0
+            out.append(self._raw(d))
+        return (out if seen else None), lost
+
+    def add(self, a: list[bytes], b: list[bytes]) -> list[bytes]:
+        """Two sets of per-CPU values of one entry as one."""
+        out = []
+        for ra, rb in zip(a, b):
+            x, y = self._words(ra), self._words(rb)
+            if not x[0] or not y[0]:
+                out.append(rb if not x[0] else ra)
+                continue
+            f = self.spec.func
+            if f in ("min", "max"):
+                pick = min if f == "min" else max
+                w = [x[0] + y[0], pick(s64(x[1]), s64(y[1]))]
+            else:
+                w = [p + q for p, q in zip(x, y)]
+                if f == "stddev":
+                    w[3] &= U128
+            out.append(self._raw(w))
         return out
 
 
