@@ -174,6 +174,9 @@ class Target:
 
 LISTENER_TIMEOUT = 10.0  # seconds a -c child may take to install its listener filter
 DETACH_TIMEOUT = 5.0  # seconds detach_all tries before it leaves a task that does not stop
+# seconds detach_all waits for every task of a process to be in a stop before
+# it detaches any (a vfork parent cannot stop: its process is detached anyway)
+SETTLE_TIMEOUT = 0.5
 # Non-blocking waits (0.4 to 1.5 us each) before a blocking one. A tracee's
 # next stop comes some tens of microseconds after its resume (it is woken on
 # the other CPU, out of idle); a tracer that has gone to sleep meanwhile must
@@ -810,14 +813,17 @@ class Tracer:
         me = threading.get_native_id()
         todo = {t.tid for t in self.threads.values() if t.proc.pid not in skip}
         interrupted: set[int] = set()
-        deadline = time.monotonic() + DETACH_TIMEOUT
+        now = time.monotonic()
+        deadline = now + DETACH_TIMEOUT
+        settle = now + SETTLE_TIMEOUT
         pause = 0.0005
         while True:
             # a signal held in a thread's signal-delivery stop first: a
             # SIGSTOP it hands on stops the threads detached after it before
             # they run, as it would have without us (taken from the shared
             # queue by one thread, it stopped none of the others yet)
-            for tid in sorted(todo, key=lambda x: (not self._signal_stop(x), x)):
+            held = self._unsettled(todo, interrupted) if time.monotonic() < settle else set()
+            for tid in sorted(todo - held, key=lambda x: (not self._signal_stop(x), x)):
                 if self._detach(tid, todo, interrupted):
                     todo.discard(tid)
             # the kernel's own list: children it attached at a fork whose
@@ -833,6 +839,30 @@ class Tracer:
         for t in [x for x in self.threads.values() if x.proc.pid not in skip]:
             self.threads.pop(t.tid, None)
         return todo
+
+    def _unsettled(self, todo: set[int], interrupted: set[int]) -> set[int]:
+        """The stopped tasks of the processes that have a task in todo not in
+        a ptrace stop yet, which is interrupted here: they wait until it has
+        stopped too. It may be taking a signal from the shared queue (D's
+        stop() sends SIGSTOP to the process; the thread woken for it may not
+        have run yet on a busy machine): detached before that stop shows, a
+        thread stopped in a system call would run on, its process's SIGSTOP
+        taken by the other thread, and stop only once that one is detached."""
+        tgid = {
+            tid: t.proc.pid if (t := self.threads.get(tid)) is not None else tgid_of(tid)
+            for tid in todo
+        }
+        moving = set()
+        for tid in todo:
+            if _state(tid) not in "tZX":
+                moving.add(tgid[tid])
+                if tid not in interrupted:
+                    try:
+                        sc.ptrace(sc.PTRACE_INTERRUPT, tid)
+                        interrupted.add(tid)
+                    except OSError:
+                        pass
+        return {tid for tid in todo if tgid[tid] in moving and _state(tid) == "t"}
 
     def _signal_stop(self, tid: int) -> bool:
         """Is tid in a signal-delivery stop (seen and not resumed, or not seen)?"""
