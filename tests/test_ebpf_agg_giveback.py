@@ -34,6 +34,9 @@ def test_count_gives_back_each_cpus_new_updates() -> None:
     assert (decoded(lay, back), lost) == ([(3, 3), (1, 1)], 0)
     assert lay.since(then, then) == (None, 0)  # nothing new
     assert lay.since(now, None) == (now, 0)  # an entry made after the printa: all of it
+    # fewer updates than the printa saw: the entry was made anew, all of it is new
+    back, lost = lay.since([raw(lay, 1, 1), raw(lay, 0, 0)], then)
+    assert (decoded(lay, back), lost) == ([(1, 1), (0, 0)], 0)
 
 
 @pytest.mark.parametrize(("func", "then", "now", "want"), [

@@ -297,7 +297,9 @@ class AggLayout:
             w = self._words(raw)
             old = self._words(then[cpu]) if cpu < len(then) else [0] * len(w)
             d = [0] * len(w)
-            if w[0] != old[0]:
+            if w[0] < old[0]:  # the entry was made anew since: all of it is new
+                d = w
+            elif w[0] != old[0]:
                 if self.spec.func not in ("min", "max"):
                     d = [a - b for a, b in zip(w, old)]
                     if self.spec.func == "stddev":
