@@ -92,10 +92,9 @@ class EbpfEngine:
         # batch ends or a record that goes through the consumer comes
         self._fast: dict[int, tuple[int, Any]] = {}
         self._texts: list[str] = []
-        # aggregation -> its raw entries as the last snapshot read them, and
-        # (when, entries) as the last printa() of it showed them (_take gives
-        # back what came after, for up to aggrate: dtrace's snapshot period)
-        self._read: dict[str, dict[bytes, Any]] = {}
+        # aggregation -> (when, its raw entries) as the last printa() of it
+        # showed them (_take gives back what came after, for up to aggrate:
+        # dtrace's snapshot period)
         self._shown: dict[str, tuple[int, dict[bytes, Any]]] = {}
         rate = options.get("aggrate")
         self._aggrate = rate if isinstance(rate, int) and rate > 0 else 1_000_000_000
@@ -497,11 +496,11 @@ class EbpfEngine:
         if not lay.touches_aggs:
             self.consumer.record(Record(probe, cpu, clause, items))
         else:
-            self.snapshot()
-            now = time.monotonic_ns()
             printed = {n for it in items if it.action.kind == "printa" for n in it.action.aggs}
+            read = self.snapshot(printed)
+            now = time.monotonic_ns()
             for name in printed:
-                self._shown[name] = (now, self._read.get(name, {}))
+                self._shown[name] = (now, read.get(name, {}))
             for it in items:
                 kind = it.action.kind
                 if kind in ("trunc", "clear"):
@@ -522,9 +521,10 @@ class EbpfEngine:
             self._fast = self._fast_paths()  # -q may have changed
 
     # --- aggregations ---------------------------------------------------------------------
-    def snapshot(self) -> None:
+    def snapshot(self, raw_for: set[str] = frozenset()) -> dict[str, dict[bytes, Any]]:
         """Read every aggregation map and merge the CPUs into the consumer's objects
-        (a map shared by several aggregations is read once, split by key tag)."""
+        (a map shared by several aggregations is read once, split by key tag);
+        return the raw entries (key -> per-CPU values) of the aggregations in raw_for."""
         by_map: dict[str, dict[Any, Any]] = {}
         for name, lay in self.compiled.aggs.items():
             by_map.setdefault(lay.map_name, {})[lay.tag] = (name, lay, {}, {})
@@ -540,13 +540,14 @@ class EbpfEngine:
                 if member is None:
                     continue
                 name, lay, data, percpu = member
-                read.setdefault(name, {})[bytes(raw_key)] = values
+                if name in raw_for:
+                    read.setdefault(name, {})[bytes(raw_key)] = values
                 _fold(lay, lay.decode_key(raw_key), values, data, percpu, self.aggs[name])
             for name, _, data, percpu in members.values():
                 agg = self.aggs[name]
                 agg.data = data
                 agg.percpu = percpu
-        self._read = read
+        return read
 
     def _agg_keys(self, name: str) -> tuple[Any, Any, list[bytes]]:
         """(layout, map, the map's keys that belong to aggregation `name`)."""

@@ -856,12 +856,8 @@ class Tracer:
         for tid in todo:
             if _state(tid) not in "tZX":
                 moving.add(tgid[tid])
-                if tid not in interrupted:
-                    try:
-                        sc.ptrace(sc.PTRACE_INTERRUPT, tid)
-                        interrupted.add(tid)
-                    except OSError:
-                        pass
+                _interrupt_once(tid, interrupted)
+        # read again: a task just interrupted may have stopped, and waits too
         return {tid for tid in todo if tgid[tid] in moving and _state(tid) == "t"}
 
     def _signal_stop(self, tid: int) -> bool:
@@ -914,13 +910,8 @@ class Tracer:
             pass
         if _state(tid) in "ZX":  # a zombie leader whose threads live on: no stop will come
             return True
-        if tid not in interrupted:
-            try:
-                sc.ptrace(sc.PTRACE_INTERRUPT, tid)
-            except OSError:
-                return True  # gone, or not traced by us
-            interrupted.add(tid)
-        return False
+        # gone, or not traced by us: done
+        return not _interrupt_once(tid, interrupted)
 
     def _reap(self, pids: set[int]) -> None:
         """Wait until every thread of these killed processes has exited. A
@@ -987,6 +978,19 @@ def _tracer_of(tid: int) -> int:
         return 0
     at = text.find(b"\nTracerPid:")
     return int(text[at + 11 : text.index(b"\n", at + 1)]) if at >= 0 else 0
+
+
+def _interrupt_once(tid: int, interrupted: set[int]) -> bool:
+    """PTRACE_INTERRUPT tid unless done before (interrupted records it);
+    False if tid is gone or not traced by us."""
+    if tid in interrupted:
+        return True
+    try:
+        sc.ptrace(sc.PTRACE_INTERRUPT, tid)
+    except OSError:
+        return False
+    interrupted.add(tid)
+    return True
 
 
 def _state(tid: int) -> str:
