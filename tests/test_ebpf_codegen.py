@@ -267,11 +267,24 @@ def test_wide_syscall_glob_is_one_raw_syscalls_program() -> None:
     assert fill[110] == struct.pack("<IIQ", getppid.id, 0, 0b11) + b"getppid"
     assert fill[0] == struct.pack("<IIQ", read.id, 3, 0b01) + b"read"
     assert len(c.progs[0].probes) == len(fill) > 300
-    # fewer matches than RAW_SYSCALL_MIN: one tracepoint program per syscall
+    # fewer matches than RAW_SYSCALL_MIN: one program on each call's own tracepoint
     few = compiled("syscall::*read*:entry { @[probefunc] = count(); }")
-    assert 1 < len(few.progs) < codegen.RAW_SYSCALL_MIN
-    assert {p.attach[:2] for p in few.progs} == {("tracepoint", "syscalls")}
-    assert few.fills == {}
+    (prog,) = few.progs
+    events = prog.attach[2]
+    assert prog.prog_type == codegen.PROG_TRACEPOINT
+    assert prog.attach[:2] == ("tracepoint", "syscalls")
+    assert events == tuple(f"sys_enter_{p.function}" for p in prog.probes)
+    assert 1 < len(events) < codegen.RAW_SYSCALL_MIN and "sys_enter_pread64" in events
+    fill = dict(few.fills["sys_tentry"])
+    assert fill[0] == struct.pack("<IIQ", prog.probes[0].id, 3, 0b1) + b"read"
+    assert sorted(fill) == sorted(p.data.nr for p in prog.probes)
+    # one probe of a kind keeps its own program
+    one = compiled("syscall::read:entry, syscall::read:return { trace(1); }")
+    assert sorted(p.attach for p in one.progs) == [
+        ("tracepoint", "syscalls", "sys_enter_read"),
+        ("tracepoint", "syscalls", "sys_exit_read"),
+    ]
+    assert one.fills == {}
 
 
 def test_record_layout_decodes_every_slot_with_one_struct() -> None:

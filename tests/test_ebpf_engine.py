@@ -245,6 +245,51 @@ def test_wide_syscall_globs_name_each_syscall_and_give_args_and_errno() -> None:
     assert out.split()[-6:] == ["openat", "entry", "1", "getppid", "entry", "3"]
 
 
+def test_a_program_shared_by_syscall_tracepoints_gives_each_its_own_arguments() -> None:
+    """getppid (no argument), kill (two) and openat (four) on one program,
+    each with its own arguments, probefunc, clauses, return value and errno
+    (the shared program reads each call's arguments with a helper: a direct
+    read of the fourth would keep it off getppid's tracepoint)."""
+    me = threading.get_native_id()
+    gone = f"/nonexistent/pydtrace-shared-{os.getpid()}"
+
+    def work() -> None:
+        os.getppid()
+        with pytest.raises(ProcessLookupError):
+            os.kill(0x7FFFFFF0, 0)
+        with pytest.raises(FileNotFoundError):
+            open(gone)
+
+    src = (
+        f"syscall::getppid:entry, syscall::kill:entry, syscall::openat:entry /tid == {me}/"
+        ' { printf("%s %d %d %d %d\\n", probefunc, (int)arg0 == -100 ? 1 : arg0, arg1 == 0, arg2, arg4); }'
+        f' syscall::openat:entry /tid == {me}/ {{ printf("%s\\n", copyinstr(arg1)); }}'
+        f" syscall::getppid:return, syscall::kill:return, syscall::openat:return /tid == {me}/"
+        ' { printf("%s %s %d %d\\n", probefunc, probename, arg0 < 0 ? arg0 : 1, errno); }'
+    )
+    out, err, status = run_in_thread(src, work)
+    assert (err, status) == ("", 0)
+    assert out.splitlines() == [  # (the blank line: the run was stopped, as by Ctrl-C)
+        "getppid 0 1 0 0",
+        "getppid return 1 0",
+        f"kill {0x7FFFFFF0} 1 0 0",
+        "kill return -3 3",
+        "openat 1 0 524288 0",
+        gone,
+        "openat return -2 2",
+        "",
+    ]
+    from pydtrace.engines.ebpf.codegen import compile_program
+
+    checked = Session([Program("n", src)])
+    checked.compile()
+    progs = compile_program(checked.checked, checked.options).progs
+    assert sorted((p.attach[:2], sorted(p.attach[2])) for p in progs) == [
+        (("tracepoint", "syscalls"), ["sys_enter_getppid", "sys_enter_kill", "sys_enter_openat"]),
+        (("tracepoint", "syscalls"), ["sys_exit_getppid", "sys_exit_kill", "sys_exit_openat"]),
+    ]
+
+
 def test_ppid_progenyof_curthread() -> None:
     out, err, _ = run_in_thread(
         f'BEGIN {{ printf("%d %d %d %d %d %d\\n", ppid, progenyof(pid), progenyof({os.getppid()}),'

@@ -15,10 +15,11 @@ from conftest import bpf_maps_ok, need
 from pydtrace.engines.ebpf import bpf as B
 from pydtrace.engines.ebpf import engine as E
 
+# four programs (two syscall probes of one kind would share one)
 PROGRAM = """
-syscall::getppid:entry { trace(1); }
+syscall::getppid:return { trace(1); }
 syscall::getpid:entry { trace(2); }
-syscall::gettid:entry { trace(3); }
+profile:::tick-1000s { trace(3); }
 BEGIN { exit(0); }
 """
 
@@ -60,11 +61,11 @@ def _program_name(desc: str) -> str:
 def test_the_first_rejected_program_is_reported_and_the_others_closed(
     loads: list[tuple[str, int, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Programs load in probe order (BEGIN, getpid, getppid, gettid): the
-    threads take every other one, so getppid's and gettid's refusals come
+    """Programs load in probe order (BEGIN, getpid, getppid, tick): the
+    threads take every other one, so getppid's and tick's refusals come
     from different threads; the report is getppid's, the first in order,
     and the programs loaded are closed."""
-    rejected = {_program_name("syscall::getppid:entry"), _program_name("syscall::gettid:entry")}
+    rejected = {_program_name("syscall::getppid:return"), _program_name("profile:::tick-1000s")}
     counted = B.prog_load
     asked: list[str] = []
 
@@ -82,12 +83,12 @@ def test_the_first_rejected_program_is_reported_and_the_others_closed(
         pydtrace.trace(PROGRAM, options={"engine": "ebpf"}, quiet=True)
     assert str(e.value) == (
         "could not enable tracing: the BPF verifier rejected the program for "
-        "syscall:vmlinux:getppid:entry: R1 invalid mem access 'scalar'"
+        "syscall:vmlinux:getppid:return: R1 invalid mem access 'scalar'"
     )
-    # BEGIN's and getpid's loaded (then closed); gettid's, after the first
+    # BEGIN's and getpid's loaded (then closed); tick's, after the first
     # refusal, loads only if its thread got to it first
     first = {_program_name(d) for d in ("dtrace:::BEGIN", "syscall::getpid:entry")}
-    assert first | {_program_name("syscall::getppid:entry")} <= set(asked) <= first | rejected
+    assert first | {_program_name("syscall::getppid:return")} <= set(asked) <= first | rejected
     assert {n for n, _, _ in loads} == first
     for _, _, fd in loads:
         try:

@@ -15,8 +15,26 @@ if TYPE_CHECKING:
 
 
 def _tracepoint(fd: int, attach: tuple[Any, ...]) -> list[Any]:
-    """("tracepoint", group, event); tracefs.NoSuchEvent when the kernel lacks it."""
-    return [perf.attach_tracepoint(fd, attach[1], attach[2])]
+    """("tracepoint", group, event or events: a shared program); tracefs.NoSuchEvent
+    when the kernel lacks it (a shared program: lacks them all)."""
+    if isinstance(attach[2], str):
+        return [perf.attach_tracepoint(fd, attach[1], attach[2])]
+    from pydtrace.probes import tracefs
+
+    out: list[Any] = []
+    missing: tracefs.NoSuchEvent | None = None
+    try:
+        for event in attach[2]:
+            try:
+                out.append(perf.attach_tracepoint(fd, attach[1], event))
+            except tracefs.NoSuchEvent as e:
+                missing = missing or e  # a call this kernel does not trace never fires
+    except BaseException:
+        perf.close_without_waiting(out)
+        raise
+    if not out and missing is not None:
+        raise missing
+    return out
 
 
 def _raw_tracepoint(fd: int, attach: tuple[Any, ...]) -> list[Any]:

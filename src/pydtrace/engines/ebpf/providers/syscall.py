@@ -2,7 +2,10 @@
 syscalls:sys_enter_NAME / sys_exit_NAME, or, when a description matches
 RAW_SYSCALL_MIN calls or more, one RAW_TRACEPOINT program on sys_enter /
 sys_exit for all of them (groups()), which finds the call's probe in a map
-keyed by its number.
+keyed by its number. Fewer calls of one kind (execve and execveat's
+returns) share one TRACEPOINT program attached to each call's own
+tracepoint, which finds the probe by the event's __syscall_nr: the clauses
+are generated and verified once, and other calls pay nothing.
 
 Arguments: entry, the call's arguments (at most 6, the others stay 0);
 return, arg0 = arg1 = the return value, errno = -ret for -4095 <= ret < 0.
@@ -32,8 +35,7 @@ class SyscallProvider(EbpfProvider):
     def attach(self, probe: Any) -> tuple[int, tuple[Any, ...]]:
         if probe.name not in ("entry", "return"):
             raise LoweringError(f"the eBPF engine cannot attach {probe.fqn}")
-        event = ("sys_enter_" if probe.name == "entry" else "sys_exit_") + probe.function
-        return PROG_TRACEPOINT, ("tracepoint", "syscalls", event)
+        return PROG_TRACEPOINT, ("tracepoint", "syscalls", _event(probe))
 
     def args(self, cg: Any, probe: Any) -> None:
         if cg.group is not None:
@@ -50,9 +52,12 @@ class SyscallProvider(EbpfProvider):
                 a.stx(8, R9, fa + 8 * i, R1)
 
     def groups(self, cg: Any, by_probe: dict[int, list[Any]]) -> dict[str, Any]:
-        """entry/return -> (probes, merged clauses, {probe id: clause mask}) for the
-        syscall probe names matching RAW_SYSCALL_MIN syscalls or more."""
+        """entry/return -> (probes, merged clauses, {probe id: clause mask}): one
+        raw syscall program for a probe name matching RAW_SYSCALL_MIN syscalls
+        or more; t<entry|return>: one program on the tracepoints of fewer (two
+        or more, or more when the raw one cannot be had)."""
         out: dict[str, Any] = {}
+        regs: dict[str, Any] | None = None
         for which in ("entry", "return"):
             probes = [
                 cg.out.probes[pid]
@@ -61,22 +66,21 @@ class SyscallProvider(EbpfProvider):
                 and cg.out.probes[pid].name == which
                 and getattr(cg.out.probes[pid].data, "nr", None) is not None
             ]
-            if len(probes) < RAW_SYSCALL_MIN:
-                continue
-            served = merged_clauses(probes, by_probe)
+            served = merged_clauses(probes, by_probe) if len(probes) >= 2 else None
             if served is None:
                 continue
-            merged, masks = served
+            raw = len(probes) >= RAW_SYSCALL_MIN
+            if raw and regs is None:  # only then: the offsets may need BTF on some machines
+                regs = syscall_regs()
             cg.sys_entries = max(getattr(cg, "sys_entries", 1), max(p.data.nr for p in probes) + 1)
-            out[which] = (probes, merged, masks)
-        if out:  # only then: the register offsets may need BTF on some machines
-            regs = syscall_regs()
-            if regs is None:
-                return {}
+            out[which if raw and regs is not None else "t" + which] = (probes, *served)
+        if regs is not None:
             cg.sys_regs = regs
         return out
 
     def group_attach(self, group: Any) -> tuple[int, tuple[Any, ...]]:
+        if group[0].startswith("t"):  # each probe's own tracepoint
+            return PROG_TRACEPOINT, ("tracepoint", "syscalls", tuple(_event(p) for p in group[1]))
         return PROG_RAW_TRACEPOINT, ("raw_tp", "sys_enter" if group[0] == "entry" else "sys_exit")
 
     def group_prologue(self, cg: Any, group: Any, done: str) -> None:
@@ -85,6 +89,9 @@ class SyscallProvider(EbpfProvider):
         its arguments (entry) or return value and errno (return)."""
         a = cg.a
         which = group[0]
+        if which.startswith("t"):
+            _shared_prologue(cg, which[1:], done)
+            return
         regs = cg.sys_regs
         fa = cg.f_args
         # a copy of pt_regs: the arguments, and the syscall number at return
@@ -114,6 +121,34 @@ class SyscallProvider(EbpfProvider):
 
     def group_map(self, cg: Any, name: str, probes: list[Any]) -> tuple[list[int], int, int]:
         return [p.data.nr for p in probes], cg.sys_entries, 1  # keyed by the call's number
+
+
+def _event(probe: Any) -> str:
+    """The syscalls tracepoint of a syscall probe."""
+    return ("sys_enter_" if probe.name == "entry" else "sys_exit_") + probe.function
+
+
+def _shared_prologue(cg: Any, which: str, done: str) -> None:
+    """A program shared by syscall tracepoints: the call's number is the
+    event's __syscall_nr (an int at 8); then the return value at 16, or the
+    entry's arguments, the probe's nargs of them (read with a helper: a
+    direct load past the shortest event's end would keep the program off
+    that event's tracepoint)."""
+    a = cg.a
+    a.ldx(4, R1, 6, 8)
+    a.jmp(">=", R1, done, imm=cg.sys_entries)
+    cg.group_entry("sys_t" + which, done)
+    if which != "entry":
+        return_args(cg, 16)
+    elif cg.wants_args:
+        a.ldx(4, R2, R0, 4)  # nargs (at most 6): the others stay 0
+        a.jmp(">", R2, done, imm=6)
+        a.alu("<<", R2, imm=3)
+        a.mov(R1, R9)
+        a.alu("+", R1, imm=cg.f_args)
+        a.mov(R3, 6)
+        a.alu("+", R3, imm=16)
+        a.call("probe_read_kernel")
 
 
 def return_args(cg: Any, ret_off: int) -> None:
