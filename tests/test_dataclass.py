@@ -155,3 +155,45 @@ def test_every_kind_of_field_in_one_class(decorator: str) -> None:
         with pytest.raises(TypeError) as el:
             lt(*args, **kwargs)
         assert str(el.value).split("()", 1)[1] == str(es.value).split("()", 1)[1]
+
+
+def test_the_package_shapes_come_precompiled() -> None:
+    """dataclass_templates.py holds exactly the package's __init__ shapes,
+    as `python -m pydtrace.lang.dataclass` writes them: a class made at run
+    time by a template from it, and none compiled on the way."""
+    import builtins
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pydtrace.lang import dataclass_templates
+
+    made = subprocess.run(
+        [sys.executable, "-m", "pydtrace.lang.dataclass"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert made == Path(dataclass_templates.__file__).read_text(), (
+        "regenerate: python -m pydtrace.lang.dataclass > src/pydtrace/lang/dataclass_templates.py"
+    )
+    light._TEMPLATES.clear()
+    compiled = []
+
+    def counted(src: str, space: dict) -> None:
+        compiled.append(src)
+        builtins.exec(src, space)
+
+    light.exec = counted  # type: ignore[attr-defined]
+    try:
+        from pydtrace.lang.ast import Binary, Ident
+
+        node = Binary("+", Ident("a", line=1), Ident("b", line=1), line=1)
+        assert (node.op, node.left.name, node.right.name, node.line) == ("+", "a", "b", 1)
+        assert type(node).__init__.__code__.co_filename == dataclass_templates.__file__
+        assert type(node).__init__.__qualname__ == "Binary.__init__"
+        # a shape of no class of the package is compiled, once
+        _, odd = both("    " + "\n    ".join(f"f{i}: int = {i}" for i in range(23)) + "\n")
+        assert odd().f22 == 22 and len(compiled) == 1
+    finally:
+        del light.exec  # type: ignore[attr-defined]

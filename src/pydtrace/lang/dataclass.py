@@ -212,8 +212,14 @@ def _with_slots(cls: type, found: dict[str, Field]) -> type:
     return new
 
 
+# every class made here with its frozenness: the shapes the precompiled
+# templates must cover (tests/test_dataclass.py checks dataclass_templates.py)
+MADE: list[tuple[type, bool]] = []
+
+
 def _lazy_init(cls: type, frozen: bool) -> Any:
     """An __init__ that compiles the class's real one when first called."""
+    MADE.append((cls, frozen))
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         real = _make_init(cls, frozen)
@@ -225,57 +231,96 @@ def _lazy_init(cls: type, frozen: bool) -> Any:
 
 # __init__'s code, by shape: compiled once with placeholder names (_n0... for
 # fields, _f0... for factories, _d0... for defaults) and given each class's
-# names with code.replace(). compile() cost ~0.1 ms per class at start-up,
-# and the package's classes come in a few dozen shapes.
-_TEMPLATES: dict[tuple[bool, bool, str, int, int], Any] = {}
+# names with code.replace(). compile() cost ~0.1 ms per shape, ~2.5 ms of
+# every run: the package's own shapes come compiled, from the module
+# dataclass_templates.py that template_module() writes.
+Shape = tuple[bool, bool, str, int, int]  # frozen, post, params, factories, defaults
+_TEMPLATES: dict[Shape, Any] = {}
 
 
-def _template(frozen: bool, post: bool, params: str, factories: int, defaults: int) -> Any:
-    """params: one letter per parameter in signature order, A (a plain field)
-    or F (a field whose default is a factory); then `factories` fields
-    without a parameter made by a factory, `defaults` set to a default."""
-    key = (frozen, post, params, factories, defaults)
+def _template_name(key: Shape) -> str:
+    frozen, post, params, factories, defaults = key
+    return f"init_{int(frozen)}{int(post)}_{params}_{factories}_{defaults}"
+
+
+def _template_source(key: Shape) -> str:
+    """The template's def, named _template_name(key)."""
+    frozen, post, params, factories, defaults = key
+    body = []
+    n = 0
+    for kind in params:
+        value = f"_f{n}() if _p{n} is MISSING else _p{n}" if kind == "F" else f"_p{n}"
+        body.append((n, value))
+        n += 1
+    for _ in range(factories):
+        body.append((n, f"_f{n}()"))
+        n += 1
+    for _ in range(defaults):
+        body.append((n, f"_d{n}"))
+        n += 1
+    lines = [f"_set(self, '_n{i}', {v})" if frozen else f"self._n{i} = {v}" for i, v in body]
+    if post:
+        lines.append("self.__post_init__()")
+    args = "".join(f", _p{i}" for i in range(len(params)))
+    return f"def {_template_name(key)}(self{args}):\n    " + ("\n    ".join(lines) or "pass") + "\n"
+
+
+def template_module(keys: list[Shape]) -> str:
+    """The text of dataclass_templates.py for these shapes."""
+    head = (
+        '"""__init__ templates of the package\'s dataclass shapes, compiled with the\n'
+        "package (dataclass.py makes any other shape at run time). Generated:\n"
+        "python -m pydtrace.lang.dataclass > src/pydtrace/lang/dataclass_templates.py\n"
+        '"""\n\n# fmt: off\n# ruff: noqa\n'
+    )
+    return head + "".join("\n\n" + _template_source(k) for k in sorted(set(keys)))
+
+
+def shape(cls: type, frozen: bool) -> Shape:
+    """The template key of a class's __init__."""
+    params, made, preset = _split(cls)
+    kinds = "".join("A" if f.default_factory is MISSING else "F" for f in params)
+    return (frozen, hasattr(cls, "__post_init__"), kinds, len(made), len(preset))
+
+
+def _template(key: Shape) -> Any:
+    """The code of a shape's template: precompiled, or compiled now."""
     code = _TEMPLATES.get(key)
     if code is None:
-        body = []
-        n = 0
-        for kind in params:
-            value = f"_f{n}() if _p{n} is MISSING else _p{n}" if kind == "F" else f"_p{n}"
-            body.append((n, value))
-            n += 1
-        for _ in range(factories):
-            body.append((n, f"_f{n}()"))
-            n += 1
-        for _ in range(defaults):
-            body.append((n, f"_d{n}"))
-            n += 1
-        lines = [f"_set(self, '_n{i}', {v})" if frozen else f"self._n{i} = {v}" for i, v in body]
-        if post:
-            lines.append("self.__post_init__()")
-        args = "".join(f", _p{i}" for i in range(len(params)))
-        src = f"def __init__(self{args}):\n    " + ("\n    ".join(lines) or "pass") + "\n"
+        from pydtrace.lang import dataclass_templates
+
+        made = getattr(dataclass_templates, _template_name(key), None)
+        if made is not None:
+            code = _TEMPLATES[key] = made.__code__
+            return code
         space: dict[str, Any] = {}
-        exec(src, space)  # noqa: S102 (placeholder names only)
-        code = _TEMPLATES[key] = space["__init__"].__code__
+        exec(_template_source(key), space)  # noqa: S102 (placeholder names only)
+        code = _TEMPLATES[key] = space[_template_name(key)].__code__
     return code
 
 
-def _make_init(cls: type, frozen: bool) -> Any:
-    found: dict[str, Field] = cls.__struct_fields__  # type: ignore[attr-defined]
+def _split(cls: type) -> tuple[list[Field], list[Field], list[Field]]:
+    """A class's fields: its parameters (positional, then keyword-only), those
+    made by a factory without a parameter, and those set to a default."""
     positional: list[Field] = []
     keyword: list[Field] = []
-    made: list[Field] = []  # no parameter, a factory
-    preset: list[Field] = []  # no parameter, a default
-    for f in found.values():
+    made: list[Field] = []
+    preset: list[Field] = []
+    for f in cls.__struct_fields__.values():  # type: ignore[attr-defined]
         if f.init:
             (keyword if f.kw_only else positional).append(f)
         elif f.default_factory is not MISSING:
             made.append(f)
         elif f.default is not MISSING:
             preset.append(f)
-    params = positional + keyword
-    kinds = "".join("A" if f.default_factory is MISSING else "F" for f in params)
-    code = _template(frozen, hasattr(cls, "__post_init__"), kinds, len(made), len(preset))
+    return positional + keyword, made, preset
+
+
+def _make_init(cls: type, frozen: bool) -> Any:
+    params, made, preset = _split(cls)
+    positional = [f for f in params if not f.kw_only]
+    keyword = [f for f in params if f.kw_only]
+    code = _template(shape(cls, frozen))
     order = params + made + preset  # the template's _n<i>, _f<i>, _d<i>
     names = {f"_n{i}": f.name for i, f in enumerate(order)}
     space: dict[str, Any] = {"MISSING": MISSING, "_set": _OBJECT_SETATTR}
@@ -293,6 +338,7 @@ def _make_init(cls: type, frozen: bool) -> Any:
     if frozen:  # the field names _set() is given
         changes["co_consts"] = tuple(names.get(c, c) if isinstance(c, str) else c
                                      for c in code.co_consts)  # fmt: skip
+    changes["co_name"] = "__init__"
     if hasattr(code, "co_qualname"):  # 3.11
         changes["co_qualname"] = f"{cls.__qualname__}.__init__"
     init = FunctionType(code.replace(**changes), space, "__init__")
@@ -310,3 +356,17 @@ def _param_default(f: Field) -> Any:
     """A parameter's default: its field's, or MISSING for a factory's (called
     when the parameter is not given)."""
     return MISSING if f.default_factory is not MISSING else f.default
+
+
+if __name__ == "__main__":  # write dataclass_templates.py: the package's shapes
+    import importlib
+    import pkgutil
+    import sys
+
+    import pydtrace
+    from pydtrace.lang import dataclass as module  # (this file runs as __main__)
+
+    for info in pkgutil.walk_packages(pydtrace.__path__, "pydtrace."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    sys.stdout.write(module.template_module([module.shape(c, fz) for c, fz in module.MADE]))
