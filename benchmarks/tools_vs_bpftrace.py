@@ -8,7 +8,8 @@
    TOKEN). For each tracer:
      start-up   seconds from starting it to the first event it prints (the
                 script opens a marker path, or execs a marker command, every
-                5 ms until the marker's line comes out);
+                5 ms until the marker's line comes out): the median of R
+                starts, pydtrace's and bpftrace's interleaved;
      added      the workload's median wall time (R runs) while it is
                 attached, minus the untraced median;
      cpu        the tracer's own CPU seconds (user + system) over the whole run;
@@ -154,10 +155,19 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
         print(f"{name}:")
         print(head)
         got: dict[str, tuple[float, float]] = {}
-        for who, argv in (("pydtrace " + name, ours), (f"bpftrace {name}.bt", theirs)):
-            if argv[0] == "bpftrace" and shutil.which("bpftrace") is None:
-                continue
+        tracers = [("pydtrace " + name, ours)]
+        if shutil.which("bpftrace") is not None:
+            tracers.append((f"bpftrace {name}.bt", theirs))
+        starts: dict[str, list[float]] = {who: [] for who, _ in tracers}
+        for _ in range(a.runs - 1):  # the last start is the workload's, below
+            for who, argv in tracers:
+                t = Tracer(argv, poke, marker, work, who.split()[0] + name)
+                starts[who].append(t.startup)
+                t.stop()
+                time.sleep(SETTLE)
+        for who, argv in tracers:
             t = Tracer(argv, poke, marker, work, who.split()[0] + name)
+            startup = statistics.median([*starts[who], t.startup])
             traced, _ = median_run(workload, a.runs)
             time.sleep(0.3)  # the last events out
             cpu = t.stop()
@@ -167,8 +177,8 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
             # starts once it is over, or its start-up would pay for it
             time.sleep(SETTLE)
             seen = t.lines_with(token) / a.runs
-            got[who.split()[0]] = (t.startup, traced - base)
-            print(f"{who:22}{t.startup:11.3f}{traced - base:9.3f}{cpu:7.2f}{seen:11.1f}"
+            got[who.split()[0]] = (startup, traced - base)
+            print(f"{who:22}{startup:11.3f}{traced - base:9.3f}{cpu:7.2f}{seen:11.1f}"
                   f"{expected:9d}  {t.drops()}", flush=True)  # fmt: skip
         if "bpftrace" in got:
             (s_ours, add_ours), (s_bt, add_bt) = got["pydtrace"], got["bpftrace"]

@@ -431,3 +431,30 @@ def test_the_functions_a_tree_calls_are_found_once_and_kept() -> None:
                 assert calls(node, names) == (ast.find_call(node, names) is not None), names
     assert [calls(t, ("stack", "ustack")) for t in trees] == [False, True, True, False]
     assert "_call_names" in trees[1][1].__dict__
+
+
+def test_each_program_has_its_frame_but_perf_programs_share_one() -> None:
+    """frame_keys: perf tracepoint and timer programs (which the kernel never
+    runs inside each other on a CPU) share key 0; every other program has
+    its own, up to FRAME_BUDGET; the frame map has an entry per key."""
+    from types import SimpleNamespace
+
+    from pydtrace.engines.ebpf import cg_program
+    from pydtrace.engines.ebpf.insn import Insn
+    from pydtrace.engines.ebpf.maps import possible_cpus
+
+    def keys(kinds: list[str], size: int = 4096) -> tuple[list[int], int]:
+        progs = [SimpleNamespace(attach=(k,)) for k in kinds]
+        insns = [Insn(0x62, 10, 0, -4, 99) for _ in kinds]
+        n = cg_program.frame_keys(progs, insns, size)  # type: ignore[arg-type]
+        return [i.imm for i in insns], n
+
+    assert keys(["run", "tracepoint", "raw_tp", "timer", "uprobe_multi"]) == ([1, 0, 2, 0, 3], 4)
+    assert keys(["run", "raw_tp"]) == ([0, 1], 2)
+    assert keys(["tracepoint", "tracepoint"]) == ([0, 0], 1)
+    # frames past the budget: the last key is shared by the programs beyond it
+    big = cg_program.FRAME_BUDGET // (3 * len(possible_cpus()))
+    assert keys(["raw_tp"] * 5, big) == ([0, 1, 2, 2, 2], 3)
+    c = compiled("BEGIN { trace(1); } syscall::getppid:entry { trace(2); } END { trace(3); }")
+    (frame,) = [m for m in c.maps if m.name == "frame"]
+    assert frame.max_entries == 3

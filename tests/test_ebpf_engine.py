@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -290,6 +292,49 @@ def test_a_program_shared_by_syscall_tracepoints_gives_each_its_own_arguments() 
     ]
 
 
+def test_a_probe_firing_in_an_interrupt_leaves_the_interrupted_firing_whole() -> None:
+    """A syscall's program runs with interrupts enabled; a wakeup's, fired
+    in a timer interrupt on the same CPU, ran in the middle of it. With one
+    scratch frame per CPU for all programs, the two clobbered each other's
+    records (lines lost or mixed, and a record too short for its clause
+    ended the run with a traceback). Each program has its frame now."""
+    calls = 20000
+    caller = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, "-c",
+         f"import os, sys\nsys.stdin.read(1)\nfor _ in range({calls}): os.getppid()\n"],
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    sleeper = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c",
+                                "import time\nwhile True: time.sleep(0.00005)\n"])  # fmt: skip
+    s = "abcdefghijklmnopqrstuvwxyz0123456789" * 2
+    src = (
+        f'syscall::getppid:entry /pid == {caller.pid}/ {{ this->s = "{s}";'
+        ' this->n = strlen(this->s) + strlen(strjoin(this->s, this->s)) + strlen(strjoin(this->s, "x"));'
+        ' this->m = strlen(strjoin(this->s, this->s)) + strlen(strjoin(this->s, "y"));'
+        ' printf("A %d %d %d %d\\n", 1, this->n, this->m, 4); }'
+        ' sched:::enqueue /cpu == 0/ { printf("B %d %d %s\\n", 7, 8, "nested"); }'
+    )
+
+    def run() -> None:
+        assert caller.stdin is not None
+        caller.stdin.write(b"g")
+        caller.stdin.close()
+        assert caller.wait(60) == 0
+
+    try:
+        out, err, status = run_in_thread(src, run, bufsize="64m")
+    finally:
+        for p in (caller, sleeper):
+            p.kill()
+            p.wait()
+    assert (err, status) == ("", 0)
+    lines = out.splitlines()
+    a = [x for x in lines if not x.startswith("B ")]
+    b = [x for x in lines if x.startswith("B ")]
+    assert a[:-1] == ["A 1 289 217 4"] * calls and a[-1] == ""
+    assert set(b) == {"B 7 8 nested"} and len(b) > 100  # the wakeups did fire meanwhile
+
+
 def test_ppid_progenyof_curthread() -> None:
     out, err, _ = run_in_thread(
         f'BEGIN {{ printf("%d %d %d %d %d %d\\n", ppid, progenyof(pid), progenyof({os.getppid()}),'
@@ -561,3 +606,35 @@ def test_records_that_flow_are_drained_in_batches(monkeypatch, switchrate, gap) 
     # the last record, alone after 0.3 s idle, is drained at once (not a gap later)
     assert passes[-1][1] == 1
     assert passes[-1][0] - r.records[-1].values[0] < 0.09e9
+
+
+def test_a_record_too_short_for_its_clause_is_counted_not_a_traceback() -> None:
+    """The consumer never trusts a record's length: one shorter than its
+    clause's layout (the kernel's, garbled) is counted and reported, and
+    the records after it are printed."""
+    import struct
+    from types import SimpleNamespace
+
+    from pydtrace.engines.ebpf.engine import EbpfEngine
+
+    s = Session([Program("n", 'syscall::getppid:entry { printf("%d %d\\n", 1, arg0); }')])
+    s.compile()
+    said: list[tuple[str, int]] = []
+    texts: list[str] = []
+    consumer = SimpleNamespace(
+        drop=lambda kind, n, cpu=None: said.append((kind, n)),
+        out=SimpleNamespace(write=texts.append),
+        prints_text_only=lambda: True,
+    )
+    engine = EbpfEngine(s.checked, consumer, s.options)
+    engine._fast = engine._fast_paths()
+    (probe,) = [p for p in engine.compiled.probes.values() if p.function == "getppid"]
+    (clause,) = engine.compiled.records
+    lay = engine.compiled.records[clause]
+    head = struct.pack("<IIIIQ", 1, probe.id, clause, 0, lay.full)
+    whole = head + struct.pack("<qq", 1, 42).ljust(lay.size - 24, b"\0")
+    for buf in (whole, head + b"\0" * 4, head[:10], whole):
+        engine.handle(memoryview(buf))
+    engine._write_texts()
+    engine.report_drops()
+    assert (texts, said) == (["1 42\n1 42\n"], [("PYDTRACEDROP_SHORT", 2)])

@@ -40,6 +40,8 @@ _STATUS_DROPS = {
     "DTRACEDROP_SPECUNAVAIL": ("failed speculation", " (no speculative buffer available)"),
     "DTRACEDROP_STKSTROVERFLOW": ("jstack()/ustack() string table overflow", ""),
     "DTRACEDROP_DBLERROR": ("error", " in ERROR probe enabling"),
+    # pydtrace's own: a record from the kernel too short for its clause's layout
+    "PYDTRACEDROP_SHORT": ("unreadable record", " (shorter than its clause's)"),
 }
 
 

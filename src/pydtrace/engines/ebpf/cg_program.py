@@ -57,6 +57,34 @@ AGG_OWN_MAPS = 32  # aggregations with a map of their own; more share maps
 ISLAND_EVERY = 6000  # instructions between jump islands in a long clause
 
 
+# the most memory the frames may take (bytes: the frame's size times keys
+# times possible CPUs) before programs of other kinds share the last key
+FRAME_BUDGET = 64 << 20
+
+
+def frame_keys(progs: list[ProgSpec], keys: list[Insn], size: int) -> int:
+    """Give each program its frame (the per-CPU scratch map's key) and return
+    how many there are. A program's frame is its own: a program that runs
+    with interrupts enabled (a syscall's, exec's, a uprobe's) may be
+    interrupted on its CPU by one that fires in the interrupt (a wakeup's,
+    a block I/O completion's), and a shared frame then lost both firings'
+    records and variables. Programs the kernel runs through its perf path
+    (perf tracepoints, perf timer events) never run inside each other on a
+    CPU (bpf_prog_active) and share key 0."""
+    from pydtrace.engines.ebpf.maps import possible_cpus
+
+    cap = max(FRAME_BUDGET // (max(size, 1) * len(possible_cpus())), 2)
+    shared = [p.attach[0] in ("tracepoint", "timer") for p in progs]
+    n = int(any(shared))  # the keys taken: key 0 is the shared programs', if any
+    for is_shared, key in zip(shared, keys):
+        if is_shared:
+            key.imm = 0
+        else:
+            key.imm = min(n, cap - 1)
+            n = min(n + 1, cap)
+    return max(n, 1)
+
+
 class _ExecProbe:
     """What exec_gate_program's ProgSpec names (it serves no D probe)."""
 
@@ -228,12 +256,18 @@ class ProgramMixin(CompilerBase):
         for impl in used:
             impl.prepare(self, progs)
         # the record area goes last so that string temporaries have fixed offsets
-        generated = [self.program_fit(probe, clauses, group) for probe, clauses, group in progs]
+        generated = []
+        keys: list[Insn] = []  # each program's frame key (its last try's: program_fit)
+        for probe, clauses, group in progs:
+            self.key_insns: list[Insn] = []
+            generated.append(self.program_fit(probe, clauses, group))
+            keys.append(self.key_insns[-1])
         self.f_rec = self.frame.take(self.rec_max)
         self.f_str = self.frame.take(self.ssize * max(self.nstrings, 1))
         # offsets of the record and string areas were symbolic until now
         self.out.progs.extend(generated)
         self._patch_areas()
+        frames = frame_keys(generated, keys, self.frame.size)
         self.out.frame_size = self.frame.size
         need = None if self.ring_unbounded else self.once_bytes
         from pydtrace.engines.ebpf.maps import ring_size
@@ -241,7 +275,7 @@ class ProgramMixin(CompilerBase):
         bufsize = ring_size(self.options.get("bufsize"), need)
         o = self.out
         o.maps = [
-            MapSpec("frame", MAP_PERCPU_ARRAY, 4, self.frame.size, 1),
+            MapSpec("frame", MAP_PERCPU_ARRAY, 4, self.frame.size, frames),
             MapSpec("globals", MAP_ARRAY, 4, self.globals_size, 1),
             MapSpec("drops", MAP_PERCPU_ARRAY, 4, 8 * 4, 1),
             MapSpec("records", MAP_RINGBUF, 0, 0, bufsize),
@@ -390,8 +424,8 @@ class ProgramMixin(CompilerBase):
         nodes = [[c.predicate, *c.body] for c in clauses]
         if calls_stack(nodes) or mentions(nodes, CALLER_VARS):
             a.stx(8, R10, CTX_SLOT, R1)  # bpf_get_stack's context (cg_stack)
-        # frame = lookup(frame, &0)
-        a.st(4, R10, -4, 0)
+        # frame = lookup(frame, &key): the key is the program's (frame_keys())
+        self.key_insns.append(a.emit(Insn(0x62, R10, 0, -4, 0)))  # *(u32 *)(r10 - 4) = key
         a.mov(R2, R10)
         a.alu("+", R2, imm=-4)
         a.ld_map(R1, "frame")

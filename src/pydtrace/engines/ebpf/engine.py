@@ -87,6 +87,7 @@ class EbpfEngine:
         self.specsize = size_option(options, "specsize", 4 << 20)
         self.spec_size_drops = 0
         self.spec_reported = (0, 0)  # (DTRACEDROP_SPEC, DTRACEDROP_SPECUNAVAIL) reported
+        self.short_records = self.short_reported = 0  # records too short to decode
         # the fast path under -q: clause -> (mask, record -> its output text) for clauses
         # whose only actions are plain printfs; their texts wait in _texts until the
         # batch ends or a record that goes through the consumer comes
@@ -445,7 +446,14 @@ class EbpfEngine:
             self._texts = []
 
     def handle(self, buf: Any) -> None:
-        """One ring-buffer record (bytes or a memoryview valid during the call)."""
+        """One ring-buffer record (bytes or a memoryview valid during the call);
+        one too short for its clause is counted (report_drops), never decoded."""
+        try:
+            self._handle(buf)
+        except struct.error:
+            self.short_records += 1
+
+    def _handle(self, buf: Any) -> None:
         kind, pid, clause, cpu, mask = _HEADER.unpack_from(buf, 0)
         if kind == L.REC_DATA:
             fast = self._fast.get(clause)
@@ -620,6 +628,9 @@ class EbpfEngine:
 
     # --- drops ---------------------------------------------------------------------------
     def report_drops(self) -> None:
+        if self.short_records > self.short_reported:
+            self.consumer.drop("PYDTRACEDROP_SHORT", self.short_records - self.short_reported)
+            self.short_reported = self.short_records
         m = self.maps.get("drops")
         if m is None:
             return
