@@ -24,7 +24,9 @@ the run as after Ctrl-C.
 from __future__ import annotations
 
 import errno
+import io
 import os
+import select
 import stat
 from collections.abc import Callable
 
@@ -270,7 +272,13 @@ class GuardedOutput:
     its descriptor is pointed at /dev/null (what the stream still holds, and
     Python's flush at exit, go nowhere without another error), later writes
     are dropped, and on_error(OutputFailed) is called (without a handler,
-    OutputFailed is raised). Other attributes are the stream's."""
+    OutputFailed is raised). Other attributes are the stream's.
+
+    A text stream straight over its file (sys.stdout under PYTHONUNBUFFERED,
+    `python -u`, which many container images set) is written here, to the
+    end: a write that a signal interrupts part-way (Ctrl-C while a pipe's
+    reader is behind) comes back short, and the text layer dropped the rest
+    without a word (two thirds of a Ctrl-C'd run's output)."""
 
     def __init__(
         self,
@@ -285,14 +293,32 @@ class GuardedOutput:
         self.name = name
         self.on_error = on_error
         self.failed: OutputFailed | None = None
+        raw = getattr(stream, "buffer", None)
+        self._raw = (
+            raw if isinstance(stream, io.TextIOWrapper) and isinstance(raw, io.RawIOBase) else None
+        )
 
     def write(self, data: Any) -> int:
         if self.failed is None:
             try:
+                if self._raw is not None and isinstance(data, str):
+                    return self._write_whole(data)
                 return self.stream.write(data)
             except OSError as e:
                 self._fail(e)
         return len(data)
+
+    def _write_whole(self, text: str) -> int:
+        """text, encoded as the stream encodes, written to the end (a short
+        write is continued; a non-blocking file that is full waits)."""
+        data = memoryview(text.encode(self.stream.encoding, self.stream.errors or "strict"))
+        while data:
+            n = self._raw.write(data)  # type: ignore[union-attr]
+            if n is None:  # O_NONBLOCK, full: wait until it takes more
+                select.select([], [self._raw], [])
+                continue
+            data = data[n:]
+        return len(text)
 
     def flush(self) -> None:
         if self.failed is None:

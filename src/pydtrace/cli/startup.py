@@ -1,5 +1,4 @@
-"""A command's start-up: the garbage collector paused, Ctrl-C, and output
-streams that a signal cannot cut short.
+"""A command's start-up: the garbage collector paused, and Ctrl-C.
 
 Start-up (imports, parsing, checking, code generation) makes tens of
 thousands of long-lived objects and next to no cyclic garbage; the
@@ -21,21 +20,11 @@ promise that, in two ways:
   import system has one) is printed as "Exception ignored" and lost: the
   command went on to trace. Ours remembers the Ctrl-C, keeps it out of the
   "Exception ignored" report, and stops the run as soon as it starts.
-
-Under PYTHONUNBUFFERED (`python -u`; many container images set it),
-sys.stdout and sys.stderr are text layers straight over their files. A
-write that a signal interrupts part-way (Ctrl-C while a pipe's reader is
-behind) comes back short, and the text layer drops the rest without a
-word: two thirds of a Ctrl-C'd run's output were lost. The command gives
-them a buffered layer, which writes the rest; output stays prompt, as the
-consumer flushes after each batch of records and a terminal's stream is
-line-buffered.
 """
 
 from __future__ import annotations
 
 import gc
-import io
 import signal
 import sys
 
@@ -59,7 +48,6 @@ class StartUp:
         gc.disable()
         self.interrupted = False
         self._unraisable: Any = None
-        self._streams = _whole_writes()
         # only where Python's own handler is in place: a caller's is the caller's
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             try:
@@ -87,13 +75,6 @@ class StartUp:
             gc.enable()
 
     def end(self) -> None:
-        for name, old in self._streams.items():
-            try:
-                getattr(sys, name).flush()
-            except (OSError, ValueError):
-                pass  # a failed output was reported (and silenced) by the run
-            setattr(sys, name, old)
-        self._streams = {}
         if self._unraisable is not None:
             if signal.getsignal(signal.SIGINT) == self._interrupt:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -103,25 +84,3 @@ class StartUp:
         if self.was_on:
             gc.unfreeze()
             gc.enable()
-
-
-def _whole_writes() -> dict[str, Any]:
-    """Give sys.stdout and sys.stderr a buffered layer where they have none
-    (see the module's docstring); the streams replaced, by name."""
-    replaced: dict[str, Any] = {}
-    for name in ("stdout", "stderr"):
-        s = getattr(sys, name)
-        raw = getattr(s, "buffer", None)
-        if not (isinstance(s, io.TextIOWrapper) and isinstance(raw, io.RawIOBase)):
-            continue
-        try:  # a file object of its own: the original's stays open and usable
-            fd = raw.fileno()
-            own = io.FileIO(fd, "w", closefd=False)
-            tty = own.isatty()
-        except (OSError, ValueError):
-            continue
-        layered = io.TextIOWrapper(io.BufferedWriter(own), encoding=s.encoding, errors=s.errors,
-                                   line_buffering=tty or name == "stderr")  # fmt: skip
-        replaced[name] = s
-        setattr(sys, name, layered)
-    return replaced

@@ -360,13 +360,14 @@ def _param_default(f: Field) -> Any:
 
 if __name__ == "__main__":  # write dataclass_templates.py: the package's shapes
     import importlib
+    import os
     import pkgutil
     import sys
 
-    import pydtrace
     from pydtrace.lang import dataclass as module  # (this file runs as __main__)
 
-    for info in pkgutil.walk_packages(pydtrace.__path__, "pydtrace."):
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for info in pkgutil.walk_packages([package], "pydtrace."):
         if not info.name.endswith("__main__"):
             importlib.import_module(info.name)
     sys.stdout.write(module.template_module([module.shape(c, fz) for c, fz in module.MADE]))
