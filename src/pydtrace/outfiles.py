@@ -311,6 +311,7 @@ class GuardedOutput:
     def _write_whole(self, text: str) -> int:
         """text, encoded as the stream encodes, written to the end (a short
         write is continued; a non-blocking file that is full waits)."""
+        self.stream.flush()  # what its own writes may hold (none under -u's write_through)
         data = memoryview(text.encode(self.stream.encoding, self.stream.errors or "strict"))
         while data:
             n = self._raw.write(data)  # type: ignore[union-attr]
