@@ -424,7 +424,15 @@ class EbpfEngine:
             return 0
         if self._mmaps is not None:  # the mappings before the records that name them
             self._mmaps.read()
-        got = self.ring.drain(self.handle)
+        got = 0
+        while True:
+            try:
+                got += self.ring.drain(self.handle)
+                break
+            except struct.error:
+                # a record too short for its clause: counted (report_drops), and
+                # passed (the ring's position is past it); the drain goes on
+                self.short_records += 1
         self._write_texts()
         self.consumer.flush()
         return got
@@ -447,13 +455,7 @@ class EbpfEngine:
 
     def handle(self, buf: Any) -> None:
         """One ring-buffer record (bytes or a memoryview valid during the call);
-        one too short for its clause is counted (report_drops), never decoded."""
-        try:
-            self._handle(buf)
-        except struct.error:
-            self.short_records += 1
-
-    def _handle(self, buf: Any) -> None:
+        struct.error for one too short for its clause (drain() counts it)."""
         kind, pid, clause, cpu, mask = _HEADER.unpack_from(buf, 0)
         if kind == L.REC_DATA:
             fast = self._fast.get(clause)
