@@ -135,6 +135,8 @@ def test_trace_wraps_integers_to_their_type():
             "dtrace: 1 failed speculation (available buffer(s) still busy)\n",
         ),
         ("DTRACEDROP_DBLERROR", 1, False, "dtrace: 1 error in ERROR probe enabling\n"),
+        ("PYDTRACEDROP_SWITCH", 1, False, "dtrace: 1 context switch the kernel did not report\n"),
+        ("PYDTRACEDROP_SWITCH", 2, False, "dtrace: 2 context switches the kernel did not report\n"),
     ],
 )
 def test_drop_messages(kind, n, tags, text):

@@ -82,7 +82,7 @@ def test_begin_trace_disassembly_exactly() -> None:
     assert [(m.name, m.type, m.value_size) for m in c.maps] == [
         ("frame", 6, 408),
         ("globals", 2, 8),
-        ("drops", 6, 32),
+        ("drops", 6, 48),
         ("records", 27, 0),
     ]
     assert c.maps[3].max_entries == 1 << 16  # BEGIN writes one record: the least ring

@@ -42,6 +42,8 @@ _STATUS_DROPS = {
     "DTRACEDROP_DBLERROR": ("error", " in ERROR probe enabling"),
     # pydtrace's own: a record from the kernel too short for its clause's layout
     "PYDTRACEDROP_SHORT": ("unreadable record", " (shorter than its clause's)"),
+    # switches the kernel made without firing sched_switch: sched probes missed them
+    "PYDTRACEDROP_SWITCH": ("context switch", " the kernel did not report"),
 }
 
 
@@ -454,7 +456,8 @@ class Consumer:
             text = f"{n} {what}drop{'s' if n > 1 else ''} on CPU {cpu if cpu is not None else self.last_cpu}"
         else:
             what, tail = _STATUS_DROPS.get(kind, ("drop", ""))
-            text = f"{n} {what}{'s' if n > 1 else ''}{tail}"
+            plural = ("es" if what.endswith("ch") else "s") if n > 1 else ""
+            text = f"{n} {what}{plural}{tail}"
         self.out.flush()
         self.err.write(f"{self.pname}: {tag}{text}\n")
         self.err.flush()

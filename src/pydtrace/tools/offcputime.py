@@ -78,6 +78,8 @@ class Offcputime(StackTool):
     def __init__(self, o: O.Parsed) -> None:
         super().__init__(o)
         self.off: dict[int, tuple[int, str, Any, Any]] = {}  # tid -> its last switch-out
+        self.unseen = 0  # switch-ins the kernel did not report (said at the end)
+        self.err: Any = None
 
     def inline_values(self) -> dict[str, str]:
         o = self.o
@@ -87,6 +89,14 @@ class Offcputime(StackTool):
 
     def extra_clauses(self) -> str:
         return self.duration_clause()
+
+    def report(self) -> None:
+        super().report()
+        if self.unseen and self.err is not None:
+            n = self.unseen
+            self.err.write(f"{self.name}: {n} switch-in{'s' if n > 1 else ''} the kernel did not "
+                           f"report: {'their times' if n > 1 else 'its time'} off CPU not counted\n")  # fmt: skip
+            self.err.flush()
 
     def svg_title(self) -> str:
         return "Off-CPU time (offcputime)"
@@ -100,6 +110,11 @@ class Offcputime(StackTool):
         values = list(item.values)
         if rec.probe.name == "off-cpu":
             tid, pid, comm = values
+            # a second switch-out without a switch-in between: the thread came on
+            # while the kernel fired nothing (a task hidden from tracing switched
+            # to it), so how long it was off is unknown
+            self.unseen += tid in self.off
+            self.err = consumer.err
             stacks = {it.values[0].kind: it.values[0] for it in rec.items[1:]}
             self.off[tid] = (pid, comm, stacks.get("ustack"), stacks.get("stack"))
             return True

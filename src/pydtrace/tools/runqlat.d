@@ -13,8 +13,9 @@
  * thread switched in.
  *
  * The runqlat command sets the inline values below from its options and,
- * for an interval, adds a clause printing the histogram every interval
- * (runqlat --print-script shows the result); run as it is, this file
+ * for an interval, adds a clause printing the histogram every interval;
+ * with -p or a command, clauses counting the switch-ins the kernel did not
+ * report (runqlat --print-script shows the result); run as it is, this file
  * prints one histogram in microseconds at Ctrl-C.
  */
 

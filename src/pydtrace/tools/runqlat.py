@@ -15,6 +15,32 @@ PID = O.Opt("p", "pid", "pid", "measure this process only", "PID", O.pid_value)
 COMMAND = O.Opt(None, "command", "command", "run CMD; measure it and its children until it ends", "CMD", O.command_words)  # fmt: skip
 
 
+# A thread measured that leaves the CPU twice with no switch-in between came
+# on while the kernel fired nothing (a task hidden from tracing switched to
+# it): that wait is not in the histogram, and the command says how many.
+UNSEEN = """
+self int out;	/* left the CPU, not seen back on yet */
+
+sched:::off-cpu
+/SELECTED/
+{
+	@unseen = sum(self->out);
+	self->out = 1;
+}
+
+sched:::on-cpu
+/self->out/
+{
+	self->out = 0;
+}
+
+END
+{
+	printa(@unseen);
+}
+"""
+
+
 class Runqlat(H.Summary):
     name = "runqlat"
     script_file = "runqlat.d"
@@ -49,6 +75,23 @@ class Runqlat(H.Summary):
                 "PER_PROCESS": "1" if o.per_process else "0",
                 "PER_THREAD": "1" if o.per_thread else "0",
                 "UNIT": "1000000" if o.milliseconds else "1000"}  # fmt: skip
+
+    def extra_clauses(self) -> str:
+        # only for the threads of one process or command: system-wide, the
+        # clauses would cost every context switch a program run
+        return super().extra_clauses() + (UNSEEN if self.o.pid or self.o.command else "")
+
+    def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
+        if item.action.kind == "printa" and item.action.aggs == ("@unseen",):
+            a = consumer.aggs["@unseen"]
+            a.printed = True
+            n = sum(a.value(k) for k in a.data)
+            if n:
+                consumer.err.write(f"{self.name}: {n} switch-in{'s' if n > 1 else ''} the kernel "
+                                   f"did not report: not in the histogram\n")  # fmt: skip
+                consumer.err.flush()
+            return True
+        return super().hook(consumer, rec, item)
 
     def shown(self) -> str:
         return "@tid_lat" if self.o.per_thread else "@pid_lat" if self.o.per_process else "@lat"

@@ -44,8 +44,11 @@ MAP_HASH, MAP_ARRAY, MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_RINGBUF = 1, 2, 5, 6
 BADADDR, DIVZERO = 1, 4  # DTRACEFLT_ codes (consume.records)
 MAX_ARGS = 10
 
-# drop counters (u64 words of the `drops` per-CPU array)
-DROP_RING, DROP_AGG, DROP_DYN, DROP_DBLERROR = 0, 1, 2, 3
+# drop counters (u64 words of the `drops` per-CPU array); SWITCH_LAST is no
+# counter: the task the last sched_switch seen on the CPU switched to
+DROP_RING, DROP_AGG, DROP_DYN, DROP_DBLERROR, DROP_SWITCH = 0, 1, 2, 3, 4
+SWITCH_LAST = 5
+DROP_WORDS = 6
 
 TEMPS = (6, 7, 8)
 # spill slots for temporaries on the BPF stack (r10-4..-32 are scratch of single operations)

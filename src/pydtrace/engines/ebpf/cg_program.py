@@ -15,6 +15,7 @@ from pydtrace.engines.ebpf.cg_context import (
     DKEY_LEVELS,
     DROP_DBLERROR,
     DROP_RING,
+    DROP_WORDS,
     MAP_ARRAY,
     MAP_HASH,
     MAP_PERCPU_ARRAY,
@@ -277,7 +278,7 @@ class ProgramMixin(CompilerBase):
         o.maps = [
             MapSpec("frame", MAP_PERCPU_ARRAY, 4, self.frame.size, frames),
             MapSpec("globals", MAP_ARRAY, 4, self.globals_size, 1),
-            MapSpec("drops", MAP_PERCPU_ARRAY, 4, 8 * 4, 1),
+            MapSpec("drops", MAP_PERCPU_ARRAY, 4, 8 * DROP_WORDS, 1),
             MapSpec("records", MAP_RINGBUF, 0, 0, bufsize),
         ]
         if self.dvar_id:

@@ -88,6 +88,7 @@ class EbpfEngine:
         self.spec_size_drops = 0
         self.spec_reported = (0, 0)  # (DTRACEDROP_SPEC, DTRACEDROP_SPECUNAVAIL) reported
         self.short_records = self.short_reported = 0  # records too short to decode
+        self.switches_reported = 0  # context switches the kernel hid (providers/sched._watch)
         # the fast path under -q: clause -> (mask, record -> its output text) for clauses
         # whose only actions are plain printfs; their texts wait in _texts until the
         # batch ends or a record that goes through the consumer comes
@@ -298,7 +299,7 @@ class EbpfEngine:
             self.drain()
             self._run_named("END", end=True)
             self.drain()
-            self.report_drops()
+            self.report_drops(final=True)
             self.snapshot()
             self.consumer.finish()
         finally:
@@ -629,7 +630,10 @@ class EbpfEngine:
         self.consumer.drop("DTRACEDROP_AGGREGATION", 1)  # a full map, or events without end
 
     # --- drops ---------------------------------------------------------------------------
-    def report_drops(self) -> None:
+    def report_drops(self, final: bool = False) -> None:
+        """Tell the consumer about drops counted since the last report; the
+        switches the kernel hid only at the end: the user can do nothing about
+        them, so once is enough."""
         if self.short_records > self.short_reported:
             self.consumer.drop("PYDTRACEDROP_SHORT", self.short_records - self.short_reported)
             self.short_reported = self.short_records
@@ -637,8 +641,10 @@ class EbpfEngine:
         if m is None:
             return
         values = m.lookup(0) or []
+        hidden = 0
         for cpu, raw in enumerate(values):
-            words = struct.unpack_from("<4Q", raw, 0)
+            words = struct.unpack_from("<5Q", raw, 0)
+            hidden += words[codegen.DROP_SWITCH]
             for which, kind in ((codegen.DROP_RING, "DTRACEDROP_PRINCIPAL"),
                                 (codegen.DROP_AGG, "DTRACEDROP_AGGREGATION"),
                                 (codegen.DROP_DYN, "DTRACEDROP_DYNAMIC"),
@@ -647,6 +653,9 @@ class EbpfEngine:
                 if new > 0:
                     self.reported[(which, cpu)] = words[which]
                     self.consumer.drop(kind, new, cpu)
+        if final:
+            self.consumer.drop("PYDTRACEDROP_SWITCH", hidden - self.switches_reported)
+            self.switches_reported = max(hidden, self.switches_reported)
         # speculation drops are counted for the whole session (as the user engine)
         unavail = 0
         at = getattr(self.compiled, "spec_unavail_off", None)

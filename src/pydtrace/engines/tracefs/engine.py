@@ -91,6 +91,10 @@ class TracefsEngine(UserEngine):
         self.read_size = 4096
         self.lost: dict[int, int] = {}  # cpu -> events the kernel lost (its stats)
         self.missed_pages = 0  # pages whose header said events were lost before them
+        # sched_switch's chain on each CPU: the tid the last switch seen went to,
+        # and how many switches the kernel made without the event (providers.sched)
+        self.switch_last: dict[int, int] = {}
+        self.hidden_switches = 0
         self._args_cache: dict[int, bool] = {}
         # -c children before their exec: their events are not the command's
         # (dtrace starts them at the exec, as the eBPF engine does)
@@ -442,14 +446,20 @@ class TracefsEngine(UserEngine):
             out.extend((ts, cpu, data) for ts, data in page.events)
         return out
 
-    def report_drops(self) -> None:
-        super().report_drops()
+    def report_drops(self, final: bool = False) -> None:
+        super().report_drops(final)
+        lost = self.missed_pages
         for cpu in self.lost:
             n = _lost(self.instance, cpu)
+            lost += n
             new = n - self.lost[cpu]
             if new > 0:
                 self.consumer.drop("DTRACEDROP_PRINCIPAL", new, cpu)
                 self.lost[cpu] = n
+        # the switches the kernel hid, once at the end; not when events were lost
+        # (a gap in a CPU's chain of switches is then no sign of anything)
+        if final and not lost:
+            self.consumer.drop("PYDTRACEDROP_SWITCH", self.hidden_switches)
 
     def close(self) -> None:
         """Close the buffers and remove the instance: nothing left enabled."""

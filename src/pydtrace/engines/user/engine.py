@@ -179,8 +179,9 @@ class UserEngine:
             return
         buf.append(rec)
 
-    def report_drops(self) -> None:
-        """Tell the consumer about drops counted since the last report."""
+    def report_drops(self, final: bool = False) -> None:
+        """Tell the consumer about drops counted since the last report (final:
+        the last report, at the end of the run)."""
         st = self.state
         counts = {
             "DTRACEDROP_DYNAMIC": st.dvar_drops,
@@ -218,7 +219,7 @@ class UserEngine:
         if end is not None:
             self.state.draining = False
             self.fire(end, [])
-        self.report_drops()
+        self.report_drops(final=True)
         self.consumer.finish()
 
     def _named(self, name: str) -> Any:

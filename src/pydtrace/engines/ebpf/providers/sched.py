@@ -7,10 +7,15 @@ tracepoint and arguments."""
 from __future__ import annotations
 
 from pydtrace.engines.ebpf import psinfo
-from pydtrace.engines.ebpf.cg_context import PROG_PERF_EVENT, PROG_RAW_TRACEPOINT
+from pydtrace.engines.ebpf.cg_context import (
+    DROP_SWITCH,
+    PROG_PERF_EVENT,
+    PROG_RAW_TRACEPOINT,
+    SWITCH_LAST,
+)
 from pydtrace.engines.ebpf.cg_memory import Region
 from pydtrace.engines.ebpf.errors import LoweringError
-from pydtrace.engines.ebpf.insn import R0, R1, R9, R10
+from pydtrace.engines.ebpf.insn import R0, R1, R2, R9, R10
 from pydtrace.engines.ebpf.providers import timer
 from pydtrace.engines.ebpf.providers.base import EbpfProvider
 from pydtrace.lang import ast
@@ -60,12 +65,20 @@ class SchedProvider(EbpfProvider):
     def filtered(self, probe: Any) -> bool:
         return probe.name not in UNFILTERED
 
+    def prepare(self, cg: Any, progs: list[tuple[Any, list[Any], Any]]) -> None:
+        # one program on sched_switch counts the switches the kernel hid (_watch)
+        cg.switch_watch = next((p.id for p, _, group in progs if group is None and
+                                p.provider == "sched" and SCHED.get(p.name) == "sched_switch"),
+                               None)  # fmt: skip
+
     def select(self, cg: Any, probe: Any, r: Region, skip: str, clauses: list[Any]) -> None:
         a = cg.a
         n = probe.name
         fa = cg.f_args
         args = cg.wants_args
         cpuinfo = r.off + r.size - psinfo.CPUINFO_SIZE
+        if probe.id == getattr(cg, "switch_watch", None):
+            _watch(cg)
         if n == "on-cpu":
             _incoming(cg, clauses)
             return
@@ -115,6 +128,36 @@ class SchedProvider(EbpfProvider):
                 psinfo.task_args(cg, r, None)
         elif n == "tick" and args:
             psinfo.task_args(cg, r, None)
+
+
+def _watch(cg: Any) -> None:
+    """Count the context switches the kernel made without firing sched_switch.
+
+    A kernel may hide some tasks from tracing: every tracepoint is silent
+    while such a task is current, its switch away included (a sandbox's kernel
+    may hide its own agent so: Firecracker's init here). The thread it switched
+    to then runs without an on-cpu firing. Each CPU's switches
+    chain (a switch's prev is the last one's next), so a prev that is not the
+    task the last switch seen went to means one was missed; the count goes out
+    as a drop (PYDTRACEDROP_SWITCH). Per CPU in the `drops` words: the
+    counter, and the last next task (SWITCH_LAST)."""
+    a = cg.a
+    done = a.new_label("swseen")
+    a.st(4, R10, -4, 0)
+    a.mov(R2, R10)
+    a.alu("+", R2, imm=-4)
+    a.ld_map(R1, "drops")
+    a.call("map_lookup_elem")
+    a.jmp("==", R0, done, imm=0)
+    a.ldx(8, R1, R0, 8 * SWITCH_LAST)
+    psinfo.ctx(cg, R2, 2)
+    a.stx(8, R0, 8 * SWITCH_LAST, R2)
+    a.jmp("==", R1, done, imm=0)  # the first switch seen on this CPU
+    psinfo.ctx(cg, R2, 1)
+    a.jmp("==", R1, done, src=R2)
+    a.movi(R1, 1)
+    a.atomic_add(8, R0, 8 * DROP_SWITCH, R1)
+    a.place(done)
 
 
 def _incoming(cg: Any, clauses: list[Any]) -> None:

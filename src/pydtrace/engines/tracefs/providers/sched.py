@@ -59,9 +59,20 @@ class SchedProvider(TracefsProvider):
             state_size = fmt.field("prev_state").size
             sfmt = "<q" if state_size == 8 else "<i"
 
+            last = engine.switch_last
+            held = engine.held
+
             def switched(ts: int, cpu: int, tid: int, data: bytes) -> None:
                 (prev,) = struct.unpack_from("<i", data, prev_off)
                 (nxt,) = struct.unpack_from("<i", data, next_off)
+                # a CPU's switches chain: one the kernel made without the event
+                # (a task hidden from tracing switched away) breaks it, as on the
+                # eBPF engine (providers/sched._watch there). A held -c child's
+                # events are not handed here: a break after one is no sign.
+                was = last.get(cpu)
+                last[cpu] = nxt
+                if was is not None and was != prev and was not in held:
+                    engine.hidden_switches += 1
                 (state,) = struct.unpack_from(sfmt, data, state_off)
                 blocked = state & STATE_MASK != 0
                 if "off-cpu" in by:
