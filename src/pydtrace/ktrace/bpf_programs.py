@@ -35,6 +35,9 @@ from pydtrace.ktrace.bpf_records import (
     ARGS_OFF,
     CF_EXEC,
     CF_EXECAT,
+    CSW_BROKEN,
+    CSW_LAST,
+    CSW_UNSEEN,
     PATH_MAX_LEN,
     PAY,
     PENDING,
@@ -363,10 +366,15 @@ def fork(o: Offsets, boot_ns: int, points: str, inherit: bool) -> Assembler:
 
 def exit_(o: Offsets, boot_ns: int, points: str) -> Assembler:
     """sched_process_exit (current exits): forget its call; when the group is
-    dead, EXIT with the wait status and stop tracing the tgid."""
+    dead, EXIT with the wait status and stop tracing the tgid. With CSW
+    records, a last thread that came on while the kernel reported nothing
+    (the CPU's last switch went to another task) counts a missing resume:
+    its switch away, after this, is no longer traced."""
     g = Gen(boot_ns)
     a = g.a
     g.current_traced(held_ok=True)
+    a.ldx(4, R1, R0, 0)
+    a.stx(4, R10, -48, R1)  # 1 traced, 2 a held -c child
     a.ld_map(R1, "saved")
     a.mov(R2, R10)
     a.alu("+", R2, imm=-16)
@@ -398,6 +406,18 @@ def exit_(o: Offsets, boot_ns: int, points: str) -> Assembler:
         a.alu("+", R3, imm=o.task_exit_code)
         a.call("probe_read_kernel")
         g.output(F.EXIT, 4)
+    if "w" in points:
+        seen = a.new_label("seen")
+        a.ldx(4, R1, R10, -48)
+        a.jmp("!=", R1, seen, imm=1)
+        g.scratch()
+        a.ldx(8, R1, R7, CSW_LAST)
+        a.jmp("==", R1, seen, imm=0)
+        a.jmp("==", R1, seen, src=R8)
+        a.ldx(8, R1, R7, CSW_UNSEEN)
+        a.alu("+", R1, imm=1)
+        a.stx(8, R7, CSW_UNSEEN, R1)
+        a.place(seen)
     a.ld_map(R1, "traced")
     a.mov(R2, R10)
     a.alu("+", R2, imm=-4)
@@ -470,11 +490,24 @@ def signal_deliver(o: Offsets, boot_ns: int) -> Assembler:
 def sched_switch(o: Offsets, boot_ns: int) -> Assembler:
     """sched_switch(preempt, prev, next, prev_state): CSW out for a traced
     prev (wmesg "sleep" when it blocks, "preempt" when it still runs), CSW in
-    for a traced next."""
+    for a traced next. A traced prev whose switch-in the kernel did not report
+    (the CPU's chain of switches broken before it) counts in CSW_UNSEEN: its
+    resume record is missing, and ktrace says how many at the end."""
     g = Gen(boot_ns)
     a = g.a
     a.mov(R6, R1)
     g.scratch()
+    whole = a.new_label("chain")
+    a.ldx(8, R1, R7, CSW_LAST)
+    a.ldx(8, R2, R6, 16)
+    a.stx(8, R7, CSW_LAST, R2)
+    a.ldx(8, R2, R6, 8)
+    a.movi(R3, 0)
+    a.jmp("==", R1, whole, imm=0)  # the first switch seen on this CPU
+    a.jmp("==", R1, whole, src=R2)
+    a.movi(R3, 1)
+    a.place(whole)
+    a.stx(8, R7, CSW_BROKEN, R3)
     for side in ("prev", "next"):
         skip = a.new_label("cs")
         task = 8 if side == "prev" else 16
@@ -493,6 +526,14 @@ def sched_switch(o: Offsets, boot_ns: int) -> Assembler:
         a.jmp("==", R0, skip, imm=0)
         a.ldx(4, R1, R0, 0)
         a.jmp("!=", R1, skip, imm=1)
+        if side == "prev":
+            seen = a.new_label("seen")
+            a.ldx(8, R1, R7, CSW_BROKEN)
+            a.jmp("==", R1, seen, imm=0)
+            a.ldx(8, R1, R7, CSW_UNSEEN)
+            a.alu("+", R1, imm=1)
+            a.stx(8, R7, CSW_UNSEEN, R1)
+            a.place(seen)
         a.ldx(4, R1, R10, -36)
         a.stx(4, R7, 4, R1)
         a.ldx(4, R1, R10, -40)

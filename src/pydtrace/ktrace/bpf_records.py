@@ -46,7 +46,14 @@ REGS_SIZE = 72
 DROPS = REGS_OFF + REGS_SIZE
 TMP = DROPS + 8  # GIO's loop state: in map memory the verifier keeps no ranges of
 # it, so the unrolled iovec loop's paths merge instead of multiplying
-SCRATCH_SIZE = TMP + 64  # TMP+48: the next mmsghdr, TMP+56: messages left
+# TMP+48: the next mmsghdr, TMP+56: messages left
+# sched_switch's chain on this CPU: the last next task, the switch-ins of traced
+# threads the kernel did not report (a prev that is not that task: the thread
+# came on while a task hidden from tracing ran), and this firing's "broken" flag
+CSW_LAST = TMP + 64
+CSW_UNSEEN = CSW_LAST + 8
+CSW_BROKEN = CSW_UNSEEN + 8
+SCRATCH_SIZE = CSW_BROKEN + 8
 
 # calls map flags; bits 0-5: argument i is a path
 CF_EXEC = 1 << 8

@@ -14,6 +14,7 @@ import errno
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -253,7 +254,10 @@ def record(
         if ready is not None:
             ready()
         _loop(s, targets, writer, stop)
-        _close_drops(s, writer)
+        unseen = _close_drops(s, writer)
+        if unseen:
+            _say(f"{unseen} switch-in{'s' if unseen > 1 else ''} the kernel did not report: "
+                 f"{'their' if unseen > 1 else 'its'} CSW resume record{'s are' if unseen > 1 else ' is'} missing")  # fmt: skip
         t = targets.targets[0] if opts.command and targets.targets else None
         if t is not None and t.status is not None:
             st = t.status
@@ -318,21 +322,34 @@ def _launch_message(e: Exception, opts: RecordOptions) -> str:
     return msg
 
 
-def _close_drops(s: Session, writer: F.Writer) -> None:
+def _say(line: str) -> None:
+    """A note on stderr at the end (a background recorder's may be closed)."""
+    try:
+        sys.stderr.write(f"ktrace: {line}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _close_drops(s: Session, writer: F.Writer) -> int:
     """Detach, copy what is left, then report the drops no record carried:
     one LOST record per CPU whose count is still set (its last records were
-    dropped, e.g. a full ring when the process exited)."""
+    dropped, e.g. a full ring when the process exited). Returns how many
+    switch-ins of traced threads the kernel did not report (bpf_records.CSW_UNSEEN)."""
     for a in s.attachments:
         a.close()
     s.attachments.clear()
     while s.ring.copy_into(writer.buf):
         writer.flush()
     sec, nsec = divmod(time.time_ns(), 1_000_000_000)
+    unseen = 0
     for cpu, value in enumerate(s.maps["scratch"].lookup(0) or []):
         lost = int.from_bytes(value[R.DROPS : R.DROPS + 8], "little")
         if lost:
             writer.write(F.Record(F.LOST, -1, -1, b"", sec, nsec, "ktrace", cpu, lost))
+        unseen += int.from_bytes(value[R.CSW_UNSEEN : R.CSW_UNSEEN + 8], "little")
     writer.flush()
+    return unseen
 
 
 def _alive(traced: Any) -> bool:
