@@ -121,6 +121,40 @@ def bpf_maps_ok() -> bool:
         return False
 
 
+def current_task() -> int:
+    """This thread's task_struct address, as a BPF program sees it (for
+    programs run by PROG_TEST_RUN as if this thread were switched)."""
+    from pydtrace.engines.ebpf.bpf import MapType, ProgType, prog_load, prog_test_run
+    from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R10, Assembler, encode
+    from pydtrace.engines.ebpf.maps import Map
+
+    out = Map.create(MapType.ARRAY, 4, 8, 1, name="test_task")
+    try:
+        a = Assembler()
+        a.call("get_current_task")
+        a.stx(8, R10, -8, R0)
+        a.st(4, R10, -12, 0)
+        a.ld_map(R1, "task")
+        a.mov(R2, R10)
+        a.alu("+", R2, imm=-12)
+        a.mov(R3, R10)
+        a.alu("+", R3, imm=-8)
+        a.movi(R4, 0)
+        a.call("map_update_elem")
+        a.movi(R0, 0)
+        a.exit()
+        fd = prog_load(ProgType.RAW_TRACEPOINT, encode(a.resolve(), {"task": out.fd}))
+        try:
+            prog_test_run(fd, ctx=bytes(8))
+        finally:
+            os.close(fd)
+        task = int.from_bytes(out.lookup(0) or b"", "little")
+    finally:
+        out.close()
+    assert task
+    return task
+
+
 _UNREPORTED = re.compile(
     r"^\S+: (\d+) (context switch|switch-in)(?:es|s)? the kernel did not report[^\n]*\n", re.M
 )

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from conftest import bpf_maps_ok, need, ptrace_works
+from conftest import bpf_maps_ok, current_task, need, ptrace_works
 from ktrace_programs import BOTH, IO
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -1040,9 +1040,7 @@ def _run_kt_csw(switches: Callable[[int], list[tuple[int, int, int, int]]]) -> t
     opens with them, and the switch-ins it counted as not reported."""
     import struct
 
-    from pydtrace.engines.ebpf.bpf import MapType, ProgType, prog_load, prog_test_run
-    from pydtrace.engines.ebpf.insn import R0, R1, R2, R3, R4, R10, Assembler, encode
-    from pydtrace.engines.ebpf.maps import Map
+    from pydtrace.engines.ebpf.bpf import prog_test_run
     from pydtrace.engines.ebpf.ringbuf import RingBuffer
     from pydtrace.ktrace import bpf_programs as P
     from pydtrace.ktrace import bpf_records as R
@@ -1050,30 +1048,11 @@ def _run_kt_csw(switches: Callable[[int], list[tuple[int, int, int, int]]]) -> t
     from pydtrace.ktrace.record_ebpf import TRACED, Session
     from pydtrace.ktrace.recording import boot_to_realtime_ns
 
+    task = current_task()
     s = Session()
-    task_out = Map.create(MapType.ARRAY, 4, 8, 1, name="kt_test_task")
     try:
         s.create_maps()
         s.maps["traced"].update(os.getpid(), TRACED.to_bytes(4, "little"))
-        # this process's task_struct address, for the switch's prev and next
-        a = Assembler()
-        a.call("get_current_task")
-        a.stx(8, R10, -8, R0)
-        a.st(4, R10, -12, 0)
-        a.ld_map(R1, "task")
-        a.mov(R2, R10)
-        a.alu("+", R2, imm=-12)
-        a.mov(R3, R10)
-        a.alu("+", R3, imm=-8)
-        a.movi(R4, 0)
-        a.call("map_update_elem")
-        a.movi(R0, 0)
-        a.exit()
-        getter = prog_load(ProgType.RAW_TRACEPOINT, encode(a.resolve(), {"task": task_out.fd}))
-        s.progs.append(getter)
-        prog_test_run(getter, ctx=bytes(8))
-        task = int.from_bytes(task_out.lookup(0) or b"", "little")
-        assert task
         csw = s.load("kt_csw", P.sched_switch(P.offsets(), boot_to_realtime_ns()))
         for ctx in switches(task):
             prog_test_run(csw, ctx=struct.pack("<QQQQ", *ctx), cpu=0)
@@ -1083,7 +1062,6 @@ def _run_kt_csw(switches: Callable[[int], list[tuple[int, int, int, int]]]) -> t
         unseen = sum(int.from_bytes(v[R.CSW_UNSEEN : R.CSW_UNSEEN + 8], "little")
                      for v in s.maps["scratch"].lookup(0) or [])  # fmt: skip
     finally:
-        task_out.close()
         s.close()
     return bytes(data), unseen
 

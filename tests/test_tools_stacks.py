@@ -5,7 +5,6 @@ output, JSON and flame graphs agree with each other and with the program."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -170,37 +169,3 @@ def test_usage_errors(args: list[str], message: str) -> None:
     for name in ("profile", "offcputime"):
         r = tool(name, *args)
         assert (r.status, r.out, r.err) == (2, "", f"{name}: {message}\n")
-
-
-def test_offcputime_says_how_many_switch_ins_it_did_not_see() -> None:
-    """Two switch-outs of one thread with no switch-in between: the thread came
-    on unseen (the kernel hid the switch), so that time off CPU is unknown:
-    not counted, and said on stderr once the report is out."""
-    import io
-    from types import SimpleNamespace
-
-    from pydtrace.tools.offcputime import Offcputime
-
-    tool = Offcputime(Offcputime.parse(["-j", "-K"]))
-    out, err = io.StringIO(), io.StringIO()
-    consumer = SimpleNamespace(out=out, err=err)
-
-    def record(name: str, *values: object) -> None:
-        item = SimpleNamespace(values=values)
-        probe = SimpleNamespace(provider="sched", name=name)
-        tool.hook(consumer, SimpleNamespace(probe=probe, items=[item]), item)
-
-    record("off-cpu", 5, 5, "nap")
-    record("on-cpu", 5, 20_000_000)  # 20 ms off
-    record("off-cpu", 5, 5, "nap")
-    record("off-cpu", 5, 5, "nap")  # the switch-in between went unseen
-    record("on-cpu", 5, 30_000_000)
-    record("off-cpu", 6, 6, "nap")
-    record("off-cpu", 6, 6, "nap")
-    tool.report()
-    assert [(e["count"], e["us"]) for e in map(json.loads, out.getvalue().splitlines())] == [
-        (2, 50_000)
-    ]
-    assert err.getvalue() == (
-        "offcputime: 2 switch-ins the kernel did not report: their times off CPU not counted\n"
-    )

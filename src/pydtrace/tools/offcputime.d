@@ -35,11 +35,35 @@ BEGIN
 	printf("Tracing off-CPU time... Hit Ctrl-C to end.\n");
 }
 
-/* the idle threads (pid 0) are never blocked: they run when nothing else can */
-sched:::off-cpu
-/SELECTED && pid != 0 && THREADS/
+self uint64_t off;	/* when it left the CPU */
+self int dead;		/* exiting: its last switch-out is no time off CPU */
+
+proc:::lwp-exit
+/SELECTED && THREADS/
 {
+	self->dead = 1;
+}
+
+/*
+ * A thread still off when it leaves the CPU again came on while the kernel
+ * fired nothing (a task hidden from tracing switched to it): how long it was
+ * off is unknown, and @unseen counts it. A thread's last switch-out, after
+ * its lwp-exit, is no time off CPU: nothing of it is kept.
+ * The idle threads (pid 0) are never blocked: they run when nothing else can.
+ */
+sched:::off-cpu
+/SELECTED && pid != 0 && THREADS && !self->dead/
+{
+	@unseen = sum(self->off != 0);
 	self->off = timestamp;
+}
+
+sched:::off-cpu
+/self->dead/
+{
+	@unseen = sum(self->off != 0);
+	self->off = 0;
+	self->dead = 0;
 }
 
 sched:::off-cpu
@@ -73,5 +97,6 @@ sched:::on-cpu
 
 END
 {
+	printa("%@d switch-ins the kernel did not report\n", @unseen);
 	printf("Detaching...\n");
 }

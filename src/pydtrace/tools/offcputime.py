@@ -78,7 +78,7 @@ class Offcputime(StackTool):
     def __init__(self, o: O.Parsed) -> None:
         super().__init__(o)
         self.off: dict[int, tuple[int, str, Any, Any]] = {}  # tid -> its last switch-out
-        self.unseen = 0  # switch-ins the kernel did not report (said at the end)
+        self.unseen = 0  # switch-ins the kernel did not report (offcputime.d's @unseen)
         self.err: Any = None
 
     def inline_values(self) -> dict[str, str]:
@@ -103,6 +103,11 @@ class Offcputime(StackTool):
 
     def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
         self.rows.out = consumer.out
+        if item.action.kind == "printa" and item.action.aggs == ("@unseen",):
+            a = consumer.aggs["@unseen"]
+            a.printed = True
+            self.unseen, self.err = sum(a.value(k) for k in a.data), consumer.err
+            return True
         if rec.probe.provider != "sched":
             return super().hook(consumer, rec, item)
         if item is not rec.items[0]:
@@ -110,11 +115,6 @@ class Offcputime(StackTool):
         values = list(item.values)
         if rec.probe.name == "off-cpu":
             tid, pid, comm = values
-            # a second switch-out without a switch-in between: the thread came on
-            # while the kernel fired nothing (a task hidden from tracing switched
-            # to it), so how long it was off is unknown
-            self.unseen += tid in self.off
-            self.err = consumer.err
             stacks = {it.values[0].kind: it.values[0] for it in rec.items[1:]}
             self.off[tid] = (pid, comm, stacks.get("ustack"), stacks.get("stack"))
             return True

@@ -17,15 +17,30 @@ COMMAND = O.Opt(None, "command", "command", "run CMD; measure it and its childre
 
 # A thread measured that leaves the CPU twice with no switch-in between came
 # on while the kernel fired nothing (a task hidden from tracing switched to
-# it): that wait is not in the histogram, and the command says how many.
+# it): that wait is not in the histogram, and the command says how many. A
+# thread's last switch-out, after its lwp-exit, leaves nothing behind.
 UNSEEN = """
-self int out;	/* left the CPU, not seen back on yet */
+self int out, dead;	/* left the CPU, not seen back on yet; exiting */
+
+proc:::lwp-exit
+/SELECTED/
+{
+	self->dead = 1;
+}
 
 sched:::off-cpu
-/SELECTED/
+/SELECTED && !self->dead/
 {
 	@unseen = sum(self->out);
 	self->out = 1;
+}
+
+sched:::off-cpu
+/self->dead/
+{
+	@unseen = sum(self->out);
+	self->out = 0;
+	self->dead = 0;
 }
 
 sched:::on-cpu
