@@ -78,8 +78,6 @@ class Offcputime(StackTool):
     def __init__(self, o: O.Parsed) -> None:
         super().__init__(o)
         self.off: dict[int, tuple[int, str, Any, Any]] = {}  # tid -> its last switch-out
-        self.unseen = 0  # switch-ins the kernel did not report (offcputime.d's @unseen)
-        self.err: Any = None
 
     def inline_values(self) -> dict[str, str]:
         o = self.o
@@ -90,23 +88,13 @@ class Offcputime(StackTool):
     def extra_clauses(self) -> str:
         return self.duration_clause()
 
-    def report(self) -> None:
-        super().report()
-        if self.unseen and self.err is not None:
-            n = self.unseen
-            self.err.write(f"{self.name}: {n} switch-in{'s' if n > 1 else ''} the kernel did not "
-                           f"report: {'their times' if n > 1 else 'its time'} off CPU not counted\n")  # fmt: skip
-            self.err.flush()
-
     def svg_title(self) -> str:
         return "Off-CPU time (offcputime)"
 
     def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
         self.rows.out = consumer.out
-        if item.action.kind == "printa" and item.action.aggs == ("@unseen",):
-            a = consumer.aggs["@unseen"]
-            a.printed = True
-            self.unseen, self.err = sum(a.value(k) for k in a.data), consumer.err
+        lost = ("its time off CPU not counted", "their times off CPU not counted")
+        if self.unseen_switch_ins(consumer, item, lost):
             return True
         if rec.probe.provider != "sched":
             return super().hook(consumer, rec, item)

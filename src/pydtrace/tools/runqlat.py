@@ -97,14 +97,7 @@ class Runqlat(H.Summary):
         return super().extra_clauses() + (UNSEEN if self.o.pid or self.o.command else "")
 
     def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
-        if item.action.kind == "printa" and item.action.aggs == ("@unseen",):
-            a = consumer.aggs["@unseen"]
-            a.printed = True
-            n = sum(a.value(k) for k in a.data)
-            if n:
-                consumer.err.write(f"{self.name}: {n} switch-in{'s' if n > 1 else ''} the kernel "
-                                   f"did not report: not in the histogram\n")  # fmt: skip
-                consumer.err.flush()
+        if self.unseen_switch_ins(consumer, item, ("not in the histogram",) * 2):
             return True
         return super().hook(consumer, rec, item)
 

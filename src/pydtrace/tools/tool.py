@@ -155,6 +155,21 @@ class Tool:
         self.rows.out = out
         self.rows.header()
 
+    def unseen_switch_ins(self, consumer: Any, item: Any, lost: tuple[str, str]) -> bool:
+        """Take printa(@unseen), the count offcputime.d and runqlat keep of the
+        switch-ins the kernel did not report, and say it on stderr; lost: what
+        follows for (one, several). False for any other item."""
+        if item.action.kind != "printa" or item.action.aggs != ("@unseen",):
+            return False
+        a = consumer.aggs["@unseen"]
+        a.printed = True
+        n = sum(a.value(k) for k in a.data)
+        if n:
+            consumer.err.write(f"{self.name}: {n} switch-in{'s' if n > 1 else ''} the kernel "
+                               f"did not report: {lost[n > 1]}\n")  # fmt: skip
+            consumer.err.flush()
+        return True
+
     def hook(self, consumer: Any, rec: Any, item: Any) -> bool:
         """Consumer.item_hook: print what the D program recorded our way."""
         self.rows.out = consumer.out

@@ -713,15 +713,20 @@ class ProgramMixin(CompilerBase):
 
         return size_option(self.options, "bufsize", 4 << 20)
 
-    def count_drop(self, which: int) -> None:
+    def lookup_drops(self, skip: str) -> None:
+        """r0 = this CPU's `drops` words (cg_context.DROP_*), or jump to skip."""
         a = self.a
         a.st(4, R10, -4, 0)
         a.mov(R2, R10)
         a.alu("+", R2, imm=-4)
         a.ld_map(R1, "drops")
         a.call("map_lookup_elem")
-        skip = a.new_label("nodrop")
         a.jmp("==", R0, skip, imm=0)
+
+    def count_drop(self, which: int) -> None:
+        a = self.a
+        skip = a.new_label("nodrop")
+        self.lookup_drops(skip)
         a.movi(R1, 1)
         a.atomic_add(8, R0, 8 * which, R1)
         a.place(skip)

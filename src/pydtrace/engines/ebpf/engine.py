@@ -88,7 +88,6 @@ class EbpfEngine:
         self.spec_size_drops = 0
         self.spec_reported = (0, 0)  # (DTRACEDROP_SPEC, DTRACEDROP_SPECUNAVAIL) reported
         self.short_records = self.short_reported = 0  # records too short to decode
-        self.switches_reported = 0  # context switches the kernel hid (providers/sched._watch)
         # the fast path under -q: clause -> (mask, record -> its output text) for clauses
         # whose only actions are plain printfs; their texts wait in _texts until the
         # batch ends or a record that goes through the consumer comes
@@ -653,9 +652,8 @@ class EbpfEngine:
                 if new > 0:
                     self.reported[(which, cpu)] = words[which]
                     self.consumer.drop(kind, new, cpu)
-        if final:
-            self.consumer.drop("PYDTRACEDROP_SWITCH", hidden - self.switches_reported)
-            self.switches_reported = max(hidden, self.switches_reported)
+        if final:  # context switches the kernel hid (providers/sched._watch)
+            self.consumer.drop("PYDTRACEDROP_SWITCH", hidden)
         # speculation drops are counted for the whole session (as the user engine)
         unavail = 0
         at = getattr(self.compiled, "spec_unavail_off", None)

@@ -143,12 +143,7 @@ def _watch(cg: Any) -> None:
     counter, and the last next task (SWITCH_LAST)."""
     a = cg.a
     done = a.new_label("swseen")
-    a.st(4, R10, -4, 0)
-    a.mov(R2, R10)
-    a.alu("+", R2, imm=-4)
-    a.ld_map(R1, "drops")
-    a.call("map_lookup_elem")
-    a.jmp("==", R0, done, imm=0)
+    cg.lookup_drops(done)
     a.ldx(8, R1, R0, 8 * SWITCH_LAST)
     psinfo.ctx(cg, R2, 2)
     a.stx(8, R0, 8 * SWITCH_LAST, R2)
