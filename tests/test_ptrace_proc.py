@@ -363,3 +363,25 @@ def test_several_processes_grabbed_until_all_exit() -> None:
         for p in (a, b, proc):
             p.kill()
     assert (proc.returncode, out) == (0, f"{a.pid}\n{b.pid}\n\n"), err
+
+
+def test_the_last_thread_fires_exit_though_another_is_not_reaped_yet() -> None:
+    """A thread that has had its exit stop but whose death a busy tracer has
+    not reaped yet is no longer one of its process's threads: the last one's
+    exit stop fires lwp-exit, then exit (before, exit was lost)."""
+    from types import SimpleNamespace
+
+    from pydtrace.engines.user.ptrace.tracer import Process, Thread, Tracer
+
+    fired: list[tuple[str, int, list[int]]] = []
+    sink = SimpleNamespace(proc=lambda name, t, args: fired.append((name, t.tid, args)))
+    proc = Process(10**7)  # tids no process has: their exit status reads as 0
+    main, other = Thread(10**7, proc), Thread(10**7 + 1, proc)
+    tracer = SimpleNamespace(threads={main.tid: main, other.tid: other}, sink=sink)
+    Tracer._exiting(tracer, other)  # its exit stop; reaped later
+    Tracer._exiting(tracer, main)
+    assert fired == [
+        ("lwp-exit", other.tid, []),
+        ("lwp-exit", main.tid, []),
+        ("exit", main.tid, [1]),
+    ]

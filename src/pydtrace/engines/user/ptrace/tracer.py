@@ -97,6 +97,7 @@ class Thread:
     held: int | None = None  # stopped and not resumed yet: the restart signal
     listening: bool = False
     fresh: bool = False  # a new thread whose first stop has not come yet
+    exiting: bool = False  # its exit stop came: no longer one of its process's threads
 
     # --- the Firing's view ---------------------------------------------------
     @property
@@ -693,12 +694,15 @@ class Tracer:
             self.sink.proc("exec-success", t, [])
 
     def _exiting(self, t: Thread) -> None:
+        t.exiting = True
         if t.started and self.sink is not None:
             try:
                 st = sc.geteventmsg(t.tid)
             except OSError:
                 st = 0
-            last = sum(1 for x in self.threads.values() if x.proc is t.proc) <= 1
+            # the last thread: the others have had their exit stops (one may not
+            # be reaped yet: a busy tracer's wait can report its death later)
+            last = not any(x.proc is t.proc and not x.exiting for x in self.threads.values())
             self.sink.proc("lwp-exit", t, [])  # every thread; the last one then exit
             if last:
                 reason = _CLD_EXITED
