@@ -239,6 +239,27 @@ def _kill(pids: list[int]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _own_program_cache() -> Iterator[None]:
+    """The commands the tests run keep their compiled programs (the eBPF
+    engine's program_cache) in a directory of this run's, removed at its
+    end, not in the machine's /run/pydtrace; a run that sets PYDTRACE_CACHE
+    itself keeps its own."""
+    import shutil
+    import tempfile
+
+    if "PYDTRACE_CACHE" in os.environ:
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="pydtrace-cache-")
+    os.environ["PYDTRACE_CACHE"] = path
+    try:
+        yield
+    finally:
+        del os.environ["PYDTRACE_CACHE"]
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _nothing_left_behind() -> Iterator[None]:
     """The run leaves no process of its own running or stopped: at the end,
     any descendant of this pytest process still there (after a few seconds

@@ -13,7 +13,7 @@ import pytest
 import pydtrace
 from conftest import bpf_maps_ok, need
 from pydtrace.engines.ebpf import bpf as B
-from pydtrace.engines.ebpf import engine as E
+from pydtrace.engines.ebpf import loader as L
 
 # four programs (two syscall probes of one kind would share one)
 PROGRAM = """
@@ -28,7 +28,7 @@ BEGIN { exit(0); }
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
     """Every program loaded: (name, thread, fd); every program counts as large."""
     need(bpf_maps_ok(), "the eBPF engine needs root and bpf(2)")
-    monkeypatch.setattr(E, "_PARALLEL_LOAD_BYTES", 8)
+    monkeypatch.setattr(L, "_PARALLEL_LOAD_BYTES", 8)
     seen: list[tuple[str, int, int]] = []
     real = B.prog_load
 

@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,6 +150,28 @@ def test_printf_aggregations_and_kernel_providers_load_no_typing() -> None:
         reader.wait()
     assert "pydtrace.consume.printf" in mods and "pydtrace.engines.ebpf.providers.sched" in mods
     assert sorted(mods & HEAVY_STDLIB) == []
+
+
+def test_a_second_run_starts_from_the_kept_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run keeps its compile (engines/ebpf/program_cache.py); the
+    second neither runs nor imports the D front end and the code generator."""
+    monkeypatch.setenv("PYDTRACE_CACHE", str(tmp_path / "cache"))
+    reader = subprocess.Popen(
+        ["/bin/sh", "-c", "while :; do head -c1 /etc/hostname >/dev/null; sleep 0.01; done"]
+    )
+    try:
+        first, second = (loaded("-q", "-n", "syscall::read:entry { exit(0); }") for _ in "12")
+    finally:
+        reader.kill()
+        reader.wait()
+    front = {"pydtrace.lang.lexer", "pydtrace.lang.parser", "pydtrace.lang.checker",
+             "pydtrace.engines.ebpf.codegen", "pydtrace.engines.ebpf.cg_program"}  # fmt: skip
+    assert front <= first
+    assert front & second == set()
+    assert {"pydtrace.engines.ebpf.program_cache", "pydtrace.engines.ebpf.loader"} <= second
+    assert heavy(second) == []
 
 
 _GC_RUN = """

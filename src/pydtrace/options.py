@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 
 from pydtrace.lang.errors import CompileError
-from pydtrace.lang.lexer import digits_value
+from pydtrace.lang.numbers import digits_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -182,6 +182,15 @@ class Session:
         # process ends with the run, keeps the engine's (a second Ctrl-C aborts
         # a final write that blocks)
         self.give_back_handlers = True
+        # a command's run keeps its compiled program for the next run of the
+        # same program (engines/ebpf/program_cache.py); the API's does not
+        self.keep_compiled = False
+        self._kept: Any = None  # (Compiled, ustack keys) of a kept compile in use
+        self._load_ahead: Any = None  # loader.LoadAhead loading it, until the engine takes it
+        self._keeping: Any = None  # (key, the entry found, macro values): kept after the run
+        self._macro_variables: set[str] = set()  # the macro variables the programs read
+        self._folded_macros: set[str] = set()  # those folded into other constants
+        self._compiled_options: dict[str, Any] = {}
         self._stop_lock = threading.Lock()
         self._stop_asked = False
         self._waker: tuple[int, int] | None = None  # (pid, pipe) of the ptrace loop's waker
@@ -189,6 +198,8 @@ class Session:
     # --- compiling ---------------------------------------------------------------
     def compile(self) -> Any:
         """Compile every program into one checked program; raise CompileError."""
+        if self.keep_compiled and self._use_kept():
+            return self.checked
         from pydtrace.lang.checker import Checker
         from pydtrace.lang.macros import Macros
         from pydtrace.lang.parser import parse
@@ -269,6 +280,7 @@ class Session:
                 tree = parse(source, macros=macros, filename=prog.text if script else None,
                              pspec_only=not script, on_pragma=self._pragma,
                              kernel_typedef=kernel.is_typedef)  # fmt: skip
+                self._macro_variables |= macros.variables
                 if not tree.items and self.options.get("empty"):
                     self.matches.append(("script" if script else "description", prog.text, 0))
                     continue
@@ -315,7 +327,84 @@ class Session:
             c.index = index
             index += len(c.node.probes)
         self.checked = checker.prog
+        self._folded_macros = set(checker.folded_macros)
+        self._compiled_options = dict(self.options)
         return checker.prog
+
+    def _use_kept(self) -> bool:
+        """Take this program's kept compile when there is one for these inputs
+        (engines/ebpf/program_cache.py); else note the key, to keep this
+        compile once it has run."""
+        if (self.cpp or self.commands or self.pids or self.macro_values or self.disasm
+                or self.options.get("engine") not in (None, "ebpf")
+                or not self._bpf_allowed()[0]):  # fmt: skip
+            return False
+        from pydtrace.engines.ebpf import program_cache as pc
+
+        if pc.cache_path() is None:  # (PYDTRACE_CACHE=0)
+            return False
+        sources = []
+        for p in self.programs:
+            if p.kind == "s" and p.source is None:
+                try:  # read once: the text keyed is the text compiled
+                    p.source = read_script(p.text)
+                except (CompileError, DError):
+                    return False  # compile() reports it
+            sources.append((p.kind, p.text, p.source))
+        inputs = (sources, self.settings, self.operands, self.zdefs, self.testing, self.pname,
+                  self.verbose, os.getuid(), os.getgid(), os.geteuid(), os.getegid())  # fmt: skip
+        key = pc.key_of(inputs)
+        values = pc.varying_values()
+        kept = pc.load(key)
+        code = pc.relocate(kept, values) if kept is not None else None
+        if kept is not None and code is not None:
+            import pickle
+
+            try:
+                stub, options, matches, stability, compiled, ustack, lits = pickle.loads(kept.rest)
+            except Exception:  # an entry of an older pydtrace: compile
+                code = None
+            else:
+                for prog, c in zip(compiled.progs, code):
+                    prog.insns = c
+                pc.set_macro_literals(lits, values)
+                self.checked, self.options = stub, options
+                self.matches, self.stability = matches, stability
+                self._kept = (compiled, ustack)
+                from pydtrace.engines.ebpf.loader import LoadAhead
+
+                self._load_ahead = LoadAhead(compiled, options)  # while the engine is imported
+                return True
+        self._keeping = (key, kept, values)
+        return False
+
+    def _keep(self, engine: Any) -> None:
+        """Keep this run's compile for the next (see _use_kept)."""
+        import copy
+        import pickle
+
+        from pydtrace.engines.ebpf import program_cache as pc
+        from pydtrace.engines.ebpf.attach import UPROBE_KINDS
+
+        key, old, values = self._keeping
+        self._keeping = None
+        used = self._macro_variables & set(pc.VARYING)
+        vals = {m: values[m] for m in sorted(used)}
+        compiled = engine.compiled
+        if (used & self._folded_macros or not pc.keepable_values(vals)
+                or any(p.attach[0] in UPROBE_KINDS for p in compiled.progs)):  # fmt: skip
+            return
+        code = [pc.freeze(p.insns) for p in compiled.progs]
+        bare = copy.copy(compiled)
+        bare.progs = [copy.copy(p) for p in compiled.progs]
+        for p in bare.progs:
+            p.insns = None
+        stub = pc.CheckedStub([pc.StubClause(list(c.probes)) for c in self.checked.clauses],
+                              bool(self.checked.destructive), [])  # fmt: skip
+        rest = pickle.dumps((stub, self._compiled_options, self.matches, self.stability, bare,
+                             engine.ustack_keys, pc.macro_literals(bare)),
+                            protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
+        pc.store(pc.learn(old, pc.Kept(key, vals, {}, rest, code)))
 
     def _kernel_names(self) -> Any:
         """The running kernel's types and symbols (BTF, kallsyms) for the
@@ -414,7 +503,7 @@ class Session:
         assert self.checked is not None
         dynvarsize = size_option(self.options, "dynvarsize", 0) or 1 << 20
         strsize = int(self.options.get("strsize", 256))
-        if dvar_capacity(self.checked, strsize, dynvarsize) == 0:
+        if self._kept is None and dvar_capacity(self.checked, strsize, dynvarsize) == 0:
             # not one dynamic variable fits: every store would drop (dtrace's refusal)
             return None, CompileError("could not enable tracing: Enabling exceeds size of buffer")
         engine, refusal = self._try_ebpf(consumer)
@@ -460,12 +549,15 @@ class Session:
             ok, why = self._bpf_allowed()
             if not ok:
                 return None, CompileError(f"could not enable tracing: {why}")
-        ahead = self._ring_ahead()  # (before the code generator's imports: they overlap)
+        # (before the code generator's imports: they overlap)
+        ahead = self._ring_ahead() if self._load_ahead is None else None
         from pydtrace.engines.ebpf.engine import EbpfEngine
 
         extra = {"targets": self.launcher} if self.launcher is not None else {}
+        load_ahead, self._load_ahead = self._load_ahead, None  # the engine's now
         try:
-            ebpf = EbpfEngine(self.checked, consumer, self.options, ring_ahead=ahead, **extra)
+            ebpf = EbpfEngine(self.checked, consumer, self.options, ring_ahead=ahead, kept=self._kept,
+                              load_ahead=load_ahead, **extra)  # fmt: skip
             # the kernel's ring buffer drops for real, and records come in batches
             consumer.model_buffer = False
             consumer.autoflush = False
@@ -773,6 +865,11 @@ class Session:
         try:
             self._starting(engine)
             engine.run()
+            if self._keeping is not None and engine.attached.is_set():
+                try:
+                    self._keep(engine)
+                except Exception:  # (a program that cannot be pickled): compiled again next time
+                    pass
         except EbpfError as e:
             raise CompileError(f"could not enable tracing: {e}") from None
         except LaunchError as e:
@@ -822,6 +919,9 @@ class Session:
 
     def close(self) -> None:
         """Release traced processes if the session ends without running."""
+        if self._load_ahead is not None:
+            self._load_ahead.close()
+            self._load_ahead = None
         if self.tracer is not None:
             self.tracer.finish()
         if self.launcher is not None:

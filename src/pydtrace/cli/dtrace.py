@@ -154,6 +154,8 @@ def _run(pname: str, o: Any, out: Any, err: Any, startup: StartUp) -> int:
     )
     session.on_start = startup.started
     session.give_back_handlers = False  # the process ends with the run
+    # a run (not -l, -e or -S) starts from the last run's compile of the same program
+    session.keep_compiled = not (o.list_probes or o.compile_only or o.disasm)
     try:
         session.compile()
         if o.list_probes or o.compile_only:

@@ -63,6 +63,14 @@ class Page:
 
 _CLAUSE = "[[ predicate ] action ]"
 
+CACHE_TEXT = (
+    "`PYDTRACE_CACHE`: a run on the eBPF engine keeps its compiled program, and the next "
+    "run of the same program with the same options starts from it (for the kernel boot "
+    "that made it): in /run/pydtrace for root, $XDG_RUNTIME_DIR/pydtrace for another "
+    "user. Set to a directory, it keeps them there (used only if no other user can "
+    "change it); set to 0, it keeps none."
+)
+
 PYDTRACE = Page(
     name="pydtrace",
     summary="DTrace for Linux in pure Python",
@@ -334,6 +342,7 @@ PYDTRACE = Page(
             (
                 "`POSIXLY_CORRECT`: options end at the first operand, as getopt(3) does; "
                 "otherwise options may follow operands until `--`.",
+                CACHE_TEXT,
             ),
         ),
         (
@@ -720,6 +729,7 @@ def tool_page(name: str) -> Page:
                     "error; 2 for a mistake on the command line, in one line.",
                 ),
             ),
+            ("ENVIRONMENT", (CACHE_TEXT,)),
             (
                 "NOTES",
                 (

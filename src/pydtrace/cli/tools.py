@@ -130,6 +130,7 @@ def _run(name: str, tool: Any, script: str, engine: str, startup: StartUp) -> in
     )
     session.on_start = startup.started
     session.give_back_handlers = False  # the process ends with the run
+    session.keep_compiled = True  # the next run of this tool starts from this compile
     try:
         session.compile()
         tool.started(session)

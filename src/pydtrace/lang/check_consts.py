@@ -15,10 +15,24 @@ from pydtrace.lang.types import CType
 class Constants:
     """Constant folding (a part of checker.Checker)."""
 
+    macro_reads: list[str]
+    folded_macros: set[str]
+
     def _const(self, e: ast.Expr) -> int | None:
-        """The value of an integer constant expression, or None."""
+        """The value of an integer constant expression, or None. A macro
+        variable's value folded into another value is noted (folded_macros)."""
         if isinstance(e, ast.IntLit | ast.CharLit):
+            macro = getattr(e, "macro", None)
+            if macro is not None:
+                self.macro_reads.append(macro)
             return e.value
+        reads = len(self.macro_reads)
+        v = self._fold_const(e)
+        if v is not None and len(self.macro_reads) > reads:
+            self.folded_macros.update(self.macro_reads[reads:])
+        return v
+
+    def _fold_const(self, e: ast.Expr) -> int | None:
         if isinstance(e, ast.Ident):
             if e.name in self.enumerators:
                 return self.enumerators[e.name][0]

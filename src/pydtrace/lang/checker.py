@@ -70,6 +70,11 @@ class Checker(
         self.has_target = has_target  # -c/-p: printf's %A takes a plain integer
         self.scratchsize = scratchsize  # usable scratch bytes (the option's value less 8)
         self.prog = CheckedProgram()
+        # macro variables read as constants ($pid...), and those folded into
+        # another constant's value (check_consts: a compiled program kept
+        # for a later run can take a new $pid only where it stands alone)
+        self.macro_reads: list[str] = []
+        self.folded_macros: set[str] = set()
         self.typedefs: dict[str, CType] = dict(T.BUILTIN_TYPEDEFS)
         self.tags: dict[str, CType] = {}  # 'struct foo' -> type
         self.enumerators: dict[str, tuple[int, CType]] = {}

@@ -7,6 +7,10 @@ python -m pydtrace.lang.dataclass > src/pydtrace/lang/dataclass_templates.py
 # ruff: noqa
 
 
+def init_00_A_0_0(self, _p0):
+    self._n0 = _p0
+
+
 def init_00_AA_0_0(self, _p0, _p1):
     self._n0 = _p0
     self._n1 = _p1
@@ -86,6 +90,20 @@ def init_00_AAAAAAAAAA_0_0(self, _p0, _p1, _p2, _p3, _p4, _p5, _p6, _p7, _p8, _p
     self._n7 = _p7
     self._n8 = _p8
     self._n9 = _p9
+
+
+def init_00_AAAAAAAAAAA_0_0(self, _p0, _p1, _p2, _p3, _p4, _p5, _p6, _p7, _p8, _p9, _p10):
+    self._n0 = _p0
+    self._n1 = _p1
+    self._n2 = _p2
+    self._n3 = _p3
+    self._n4 = _p4
+    self._n5 = _p5
+    self._n6 = _p6
+    self._n7 = _p7
+    self._n8 = _p8
+    self._n9 = _p9
+    self._n10 = _p10
 
 
 def init_00_AAAAAAAAAAAAA_0_0(self, _p0, _p1, _p2, _p3, _p4, _p5, _p6, _p7, _p8, _p9, _p10, _p11, _p12):

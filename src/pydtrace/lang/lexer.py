@@ -22,6 +22,7 @@ from pydtrace.lang.dataclass import dataclass
 
 from .errors import DError
 from .macros import Macros
+from .numbers import digits_value
 from .types import SPECIFIER_WORDS
 
 # Keywords of expression mode. Some are reserved only (break, for, ...): using
@@ -154,16 +155,6 @@ def unescape(s: str) -> str:
         return chr(_ESCAPES[c]) if c in _ESCAPES else "\\" + c
 
     return _re_esc().sub(one, s)
-
-
-def digits_value(digits: str, base: int = 10) -> int:
-    """The value of a run of digits, at most 2**64 (2**64 standing for any larger
-    value): int() refuses strings of more than 4300 decimal digits, and only
-    whether a number passes 64 bits matters to D."""
-    digits = digits.lstrip("0")
-    if len(digits) > 22:  # more than 64 bits in any base of 8 or more
-        return 1 << 64
-    return min(int(digits or "0", base), 1 << 64)
 
 
 def strtoull(s: str) -> tuple[int, str, bool]:

@@ -33,6 +33,7 @@ class Macros:
         self.values = dict(values)
         self.defaultargs = defaultargs
         self.referenced: set[int] = set()
+        self.variables: set[str] = set()  # the macro variables read ($pid...)
 
     def operand(self, n: int, ref: str, line: int) -> str | None:
         """The text of operand n, or None when missing but defaultargs allows it.
@@ -49,7 +50,9 @@ class Macros:
     def variable(self, name: str) -> int | None:
         """The value of macro variable `name` ($target, $pid, ...), None if unknown."""
         if name in self.values:
+            self.variables.add(name)
             return int(self.values[name])
         if name in MACRO_NAMES:
+            self.variables.add(name)
             return 0
         return None

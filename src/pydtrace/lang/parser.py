@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable
 
 from . import ast
 from .errors import DError
-from .lexer import Lexer, Token, digits_value
+from .lexer import Lexer, Token
 from .limits import NESTING
 from .macros import Macros
+from .numbers import digits_value
 from .procfs import TYPE_NAMES as LIBRARY_TYPE_NAMES
 from .types import BUILTIN_TYPEDEFS, SPECIFIER_WORDS
 
@@ -466,6 +467,8 @@ class Parser:
             value = int(tok.value)  # type: ignore[call-overload]
             text = tok.text if tok.text[0] != "$" else _macro_int_text(tok, self.macros)
             lit = ast.IntLit(value, text, **loc)
+            if tok.text[0] == "$" and not tok.text[1:].isdigit():
+                lit.macro = tok.text[1:]  # type: ignore[attr-defined]  # $pid: see check_consts
             return ast.Unary(tok.prefix, lit, **loc) if tok.prefix else lit
         if kind == "CHAR":
             self.advance()

@@ -4,7 +4,6 @@ clear/trunc/normalize... and the record slots they fill; speculations
 
 from __future__ import annotations
 
-from pydtrace.consume.records import Item
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import (
     MAX_NSPEC,
@@ -70,7 +69,7 @@ class ActionsMixin(CompilerBase):
 
     def record_block(self, addr: Value, size: int) -> list[int]:
         """Copy size bytes at the D address in addr into new record slots (8-byte
-        words in a row); returns their value indexes (see block_bytes)."""
+        words in a row); returns their value indexes (see layout.block_bytes)."""
         slots = [self.layout.slot(T.ULONG, 8) for _ in range(max(1, (size + 7) // 8))]
         first = slots[0].off
         self.read_block(lambda reg: self.rec_ptr(reg, first), addr, size)
@@ -103,11 +102,10 @@ class ActionsMixin(CompilerBase):
             parts = [
                 (d.expr.value, None)
                 if isinstance(d.expr, ast.StrLit)
-                else (None, self.record_value(d.expr))  # type: ignore[arg-type]
+                else (None, self.record_value(d.expr).idx)  # type: ignore[arg-type]
                 for d in act.data
             ]
-            self.new_action("setopt", lambda v, a=act, ps=parts: Item(a, tuple([
-                lit if s is None else v[s.idx] for lit, s in ps])))  # fmt: skip
+            self.new_action("setopt", L.SetoptItem(act, parts))
             return
         slots = [self.record_value(d.expr) for d in act.data]  # type: ignore[arg-type]
         if kind == "exit":
@@ -119,8 +117,7 @@ class ActionsMixin(CompilerBase):
         if kind == "printf":  # kept apart: the engine may format it without an Item
             self.new_action("printf", L.PrintfItem(act, [(s.idx, s.ctype) for s in slots]))
             return
-        idxs = [s.idx for s in slots]
-        self.new_action(kind, lambda v, a=act, ix=idxs: Item(a, tuple([v[i] for i in ix])))
+        self.new_action(kind, L.PickItem(act, [s.idx for s in slots]))
 
     def trace(self, act: Action, e: ast.Call) -> None:
         """trace() (and print() of an array): one value, a struct's bytes."""
@@ -131,16 +128,15 @@ class ActionsMixin(CompilerBase):
             v = self.expr(x)
             idxs = self.record_block(v, d.size)
             self.free(v)
-            self.new_action("trace", lambda v, a=act, ix=idxs, n=d.size: Item(
-                a, (block_bytes(v, ix, n),)))  # fmt: skip
+            self.new_action("trace", L.BlockItem(act, None, idxs, d.size))
             return
         if act.name == "trace" and d.ctype.r.kind == "float":
             # the user engine holds an unassigned float as the integer 0 (traced "0")
             slot = self.record_value(x)
-            self.new_action("trace", lambda v, a=act, i=slot.idx: Item(a, (v[i] if v[i] else 0,)))
+            self.new_action("trace", L.FloatItem(act, slot.idx))
             return
         slot = self.record_value(x, null_faults=act.name == "trace")
-        self.new_action("trace", lambda v, a=act, i=slot.idx: Item(a, (v[i],)))
+        self.new_action("trace", L.PickItem(act, [slot.idx]))
 
     def print_action(self, act: Action) -> None:
         """print(ptr): the pointer, then the bytes of the object it points to."""
@@ -152,8 +148,7 @@ class ActionsMixin(CompilerBase):
         self._mark(self.a.insns[-1], "rec", aslot.off)
         idxs = self.record_block(v, obj.size) if obj.size > 0 else []
         self.free(v)
-        self.new_action("print", lambda v, a=act, i=aslot.idx, ix=idxs, n=obj.size: Item(
-            a, (v[i], block_bytes(v, ix, n))))  # fmt: skip
+        self.new_action("print", L.BlockItem(act, aslot.idx, idxs, obj.size))
 
     def side_effect(self, e: ast.Call) -> None:
         name = e.name
@@ -289,8 +284,3 @@ class ActionsMixin(CompilerBase):
         a.st(8, R1, 0, 0)
         a.place(skip)
         self.free(v)
-
-
-def block_bytes(vals: Any, idxs: list[int], size: int) -> bytes:
-    """The bytes record_block copied, from its 8-byte slot values."""
-    return b"".join((vals[i] & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") for i in idxs)[:size]

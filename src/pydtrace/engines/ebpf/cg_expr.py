@@ -132,7 +132,7 @@ class ExprMixin(CompilerBase):
         elif name == "walltimestamp":
             a.call("ktime_get_ns")
             a.mov(v.reg, R0)
-            a.ld_imm64(R1, self.boot_offset)
+            a.ld_wall_offset(R1, self.boot_offset)
             a.alu("+", v.reg, R1)
         elif name == "errno":
             a.ldx(8, v.reg, R9, self.f_errno)

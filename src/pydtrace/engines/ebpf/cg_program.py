@@ -672,7 +672,7 @@ class ProgramMixin(CompilerBase):
         a.mov(v.reg, R0)
         a.place(have)
         if name == "walltimestamp":
-            a.ld_imm64(R1, self.boot_offset)
+            a.ld_wall_offset(R1, self.boot_offset)
             a.alu("+", v.reg, R1)
         return v
 

@@ -14,7 +14,6 @@ and keeps the snapshot, so a process that exits early still resolves.
 
 from __future__ import annotations
 
-from pydtrace.consume.records import Item
 from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import CTX_SLOT, CompilerBase, Value, task_path
 from pydtrace.engines.ebpf.cg_queries import calls
@@ -118,7 +117,7 @@ class StackMixin(CompilerBase):
 
     def stack_action(self, e: ast.Call, act: Action) -> None:
         """stack()/ustack() as an action: the frames (and pid) in the record."""
-        from pydtrace.consume.stacks import MACHINERY_ROOM, StackKey, kernel_frames, remember
+        from pydtrace.consume.stacks import MACHINERY_ROOM
 
         a = self.a
         user = e.name != "stack"
@@ -140,18 +139,8 @@ class StackMixin(CompilerBase):
 
         self.get_stack(lambda reg: self.rec_ptr(reg, first), zero, n, user)
         idxs = [s.idx for s in slots]
-        kind = "ustack" if user else "stack"
-
-        def build(v: Any, ix: list[int] = idxs, p: Any = pslot, k: str = kind) -> Item:
-            pcs = tuple(v[i] for i in ix)
-            if p is None:
-                return Item(act, (StackKey(k, kernel_frames(pcs, keep)),))
-            end = pcs.index(0) if 0 in pcs else len(pcs)
-            key = StackKey(k, pcs[:end], v[p.idx])
-            remember(key)
-            return Item(act, (key,))
-
-        self.new_action("stack", build)
+        pid = pslot.idx if pslot is not None else None
+        self.new_action("stack", L.StackItem(act, idxs, pid, "ustack" if user else "stack", keep))
 
     def stack_key(self, k: ast.Call, slot: L.StackSlot) -> None:
         """A stack() / ustack() aggregation key into the key buffer."""
@@ -199,7 +188,7 @@ class StackMixin(CompilerBase):
         a.alu(">>", R0, imm=32)
         a.stx(8, R9, pslot.off, R0)
         self._mark(a.insns[-1], "rec", pslot.off)
-        self.new_action("sym", lambda v, i=slot.idx, p=pslot.idx: Item(act, (v[i], v[p])))
+        self.new_action("sym", L.PickItem(act, [slot.idx, pslot.idx]))
 
 
 def calls_stack(node: Any) -> bool:

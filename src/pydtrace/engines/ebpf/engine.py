@@ -18,9 +18,9 @@ import time
 
 from pydtrace.consume.aggregation import Aggregation
 from pydtrace.consume.records import Fault, Record
-from pydtrace.engines.ebpf import codegen
+from pydtrace.engines.ebpf import cg_context
 from pydtrace.engines.ebpf import layout as L
-from pydtrace.engines.ebpf.attach import OPENERS, UPROBE_KINDS, expected_attach_type
+from pydtrace.engines.ebpf.attach import OPENERS, UPROBE_KINDS
 from pydtrace.engines.ebpf.bpf import BPF_NOEXIST
 from pydtrace.engines.ebpf.errors import EbpfError
 from pydtrace.engines.signals import StopFlag
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 _HEADER = struct.Struct("<IIIIQ")  # kind, probe id, clause, cpu, action mask
-# programs at least this long (bytes: 8 an instruction) load in parallel
-_PARALLEL_LOAD_BYTES = 8 * 1000
 # seconds between two drains while records flow (engine._drain_gap): a few ms
 # of output latency for a pass of the loop per batch rather than per record
 DRAIN_GAP = 0.005
@@ -47,9 +45,15 @@ class EbpfEngine:
         options: dict[str, Any],
         targets: Any = None,
         ring_ahead: Any = None,
+        kept: tuple[Any, bool] | None = None,
+        load_ahead: Any = None,
     ) -> None:
+        """kept: (Compiled, ustack_keys) of a kept compile (program_cache.py):
+        prog is then the session's stub, and nothing is compiled; load_ahead:
+        the loader.LoadAhead loading it already."""
         self.prog = prog
         self.ring_ahead = ring_ahead  # maps.RingAhead: the ring, made while this compiles
+        self.load_ahead = load_ahead  # loader.LoadAhead: the maps and programs, made already
         self.targets = (
             targets  # -c/-p: .release() .fds() .gone(fd) .live (see docs/internals/ebpf-engine.md)
         )
@@ -57,21 +61,25 @@ class EbpfEngine:
         self.consumer = consumer
         self.options = options
         self.tracer = None  # read by the signal handler
-        try:
-            self.compiled = codegen.compile_program(prog, options, held_pids(targets))
-        except BaseException:  # LoweringError...: no engine to close it later
-            if ring_ahead is not None:
-                ring_ahead.close()
-            raise
+        if kept is not None:
+            self.compiled, self.ustack_keys = kept
+        else:
+            from pydtrace.engines.ebpf import codegen
+            from pydtrace.engines.ebpf.cg_stack import calls_ustack
+
+            try:
+                self.compiled = codegen.compile_program(prog, options, held_pids(targets))
+            except BaseException:  # LoweringError...: no engine to close it later
+                if ring_ahead is not None:
+                    ring_ahead.close()
+                raise
+            # -c/-p targets' mappings are read again while they run: user stacks
+            # resolve through them after the process has exited
+            self.ustack_keys = calls_ustack([[c.predicate, *c.body] for c in prog.clauses])
         self.aggs: dict[str, Aggregation] = {
             name: Aggregation(lay.spec) for name, lay in self.compiled.aggs.items()
         }
         consumer.aggs = self.aggs
-        # -c/-p targets' mappings are read again while they run: user stacks
-        # resolve through them after the process has exited
-        from pydtrace.engines.ebpf.cg_stack import calls_ustack
-
-        self._ustack_keys = calls_ustack([[c.predicate, *c.body] for c in prog.clauses])
         self._mmaps: Any = None  # every process's mappings, as the kernel makes them (mmaps.py)
         self.stopping = StopFlag()  # set by the Ctrl-C handler: no lock (signals.py)
         self.attached = threading.Event()  # set once every probe is attached (tests wait on it)
@@ -102,80 +110,27 @@ class EbpfEngine:
 
     # --- loading -------------------------------------------------------------------------
     def _open(self) -> None:
-        from pydtrace.engines.ebpf.bpf import BPFError, VerifierError, prog_load
-        from pydtrace.engines.ebpf.insn import encode
-        from pydtrace.engines.ebpf.maps import Map
+        from pydtrace.engines.ebpf import loader
+        from pydtrace.engines.ebpf.bpf import BPFError, VerifierError
         from pydtrace.engines.ebpf.ringbuf import RingBuffer
 
-        try:
-            for m in self.compiled.maps:
-                made = None
-                if m.name == "records" and self.ring_ahead is not None:
-                    made = self.ring_ahead.take(m.max_entries)
-                if made is not None:
-                    self.maps[m.name] = made
-                    continue
-                try:
-                    self.maps[m.name] = Map.create(m.type, m.key_size, m.value_size,
-                                                   m.max_entries, m.flags, name=m.name)  # fmt: skip
-                except BPFError as e:
-                    if e.errno != errno.E2BIG:
-                        raise
-                    # dtrace's words (-b 16g: a ring of more than 4 GiB)
-                    raise EbpfError(f"failed to create BPF map '{m.name}': Too big") from None
-            for name, entries in self.compiled.fills.items():
-                m = self.maps[name]
-                m.update_all([(key, value.ljust(m.value_size, b"\0")) for key, value in entries])
-        except BPFError as e:
-            raise EbpfError(str(e)) from None
-        fds = {name: m.fd for name, m in self.maps.items()}
-        progs = self.compiled.progs
-        code = [encode(p.insns, fds) for p in progs]
-        outcome: list[Any] = [None] * len(progs)  # each program's fd, or its error
-        first_bad = [len(progs)]  # programs after a refused one are not loaded
-
-        def load(i: int) -> None:
-            if i > first_bad[0]:
-                return
-            p = progs[i]
-            try:
-                outcome[i] = prog_load(
-                    p.prog_type, code[i], name=p.name,
-                    log_level=1 if self.options.get("bpflog") else 0,
-                    expected_attach_type=expected_attach_type(p.attach),
-                )  # fmt: skip
-            except Exception as e:  # (VerifierError, BPFError...): raised below, in order
-                outcome[i] = e
-                first_bad[0] = min(first_bad[0], i)
-
-        # The verifier's time is the kernel's, outside the GIL: with two or
-        # more large programs (execsnoop's three of 2,500 instructions take
-        # 6 ms each) a second thread verifies every other one meanwhile.
-        big = [i for i, c in enumerate(code) if len(c) >= _PARALLEL_LOAD_BYTES]
-        theirs = big[1::2] if len(big) >= 2 else []  # the helper thread's
-        helper = None
-        if theirs:
-            helper = threading.Thread(target=lambda: [load(i) for i in theirs], daemon=True)
-            helper.start()
-        try:
-            skip = set(theirs)
-            for i in range(len(progs)):
-                if i not in skip:
-                    load(i)
-        finally:
-            if helper is not None:
-                helper.join()
-            # every program loaded is the engine's to close, whatever failed
-            self.prog_fds.update(
-                (p.name, fd) for p, fd in zip(progs, outcome) if isinstance(fd, int)
-            )
-        for p, got in zip(progs, outcome):
+        if self.load_ahead is not None:
+            loaded, self.load_ahead = self.load_ahead.take(), None
+        else:
+            loaded = loader.load(self.compiled, self.options, self.ring_ahead)
+        # whatever failed, every map and program made is the engine's to close
+        self.maps.update(loaded.maps)
+        self.prog_fds.update(loaded.prog_fds)
+        failure = loaded.failure
+        if isinstance(failure, tuple):
+            p, got = failure
             if isinstance(got, VerifierError):
                 raise EbpfError(self._verifier_message(p, got))
             if isinstance(got, BPFError):
                 raise EbpfError(str(got))
-            if isinstance(got, Exception):
-                raise got
+            raise got
+        if failure is not None:
+            raise failure
         kallsyms = sys.modules.get("pydtrace.symbols.kallsyms")  # imported when read
         if kallsyms is not None and kallsyms.kernel_symbols.cache_info().currsize:
             # read while compiling: without our programs (module `bpf`, the
@@ -186,7 +141,7 @@ class EbpfEngine:
         except OSError as e:
             raise EbpfError(f"cannot map the ring buffer: {e}") from None
 
-    def _verifier_message(self, p: codegen.ProgSpec, e: Any) -> str:
+    def _verifier_message(self, p: cg_context.ProgSpec, e: Any) -> str:
         where = ""
         if e.insn is not None:
             origin = _origin_at(p.insns, e.insn)
@@ -240,10 +195,13 @@ class EbpfEngine:
 
     def close(self) -> None:
         """Release everything: attachments, the ring mapping, programs, maps."""
-        from pydtrace.engines.ebpf.bpf import close_fd
+        from pydtrace.engines.ebpf import loader
 
         if self.ring_ahead is not None:
             self.ring_ahead.close()
+        if self.load_ahead is not None:
+            self.load_ahead.close()
+            self.load_ahead = None
         self._detach()
         if self._mmaps is not None:
             from pydtrace.engines.ebpf import mmaps
@@ -253,12 +211,7 @@ class EbpfEngine:
         if self.ring is not None:
             self.ring.close()
             self.ring = None
-        for fd in self.prog_fds.values():
-            close_fd(fd)
-        self.prog_fds = {}
-        for m in self.maps.values():
-            m.close()
-        self.maps = {}
+        loader.release(self.prog_fds, self.maps)
         self.stopping.close()
 
     # --- the session -----------------------------------------------------------------
@@ -269,7 +222,7 @@ class EbpfEngine:
                 # Ctrl-C while loading: nothing ran yet; the CLI reports it (exit 1)
                 raise KeyboardInterrupt
             self._fast = self._fast_paths()
-            if self._ustack_keys:
+            if self.ustack_keys:
                 from pydtrace.engines.ebpf import maps, mmaps
 
                 self._mmaps = mmaps.start(maps.online_cpus())
@@ -384,7 +337,7 @@ class EbpfEngine:
             got = self.drain()
             self.report_drops()
             self.consumer.tick()
-            if self._ustack_keys and self.targets is not None:
+            if self.ustack_keys and self.targets is not None:
                 from pydtrace.symbols.process import preload, refresh
 
                 for t in self.targets.targets:  # their ustack() keys resolve after they end
@@ -643,11 +596,11 @@ class EbpfEngine:
         hidden = 0
         for cpu, raw in enumerate(values):
             words = struct.unpack_from("<5Q", raw, 0)
-            hidden += words[codegen.DROP_SWITCH]
-            for which, kind in ((codegen.DROP_RING, "DTRACEDROP_PRINCIPAL"),
-                                (codegen.DROP_AGG, "DTRACEDROP_AGGREGATION"),
-                                (codegen.DROP_DYN, "DTRACEDROP_DYNAMIC"),
-                                (codegen.DROP_DBLERROR, "DTRACEDROP_DBLERROR")):  # fmt: skip
+            hidden += words[cg_context.DROP_SWITCH]
+            for which, kind in ((cg_context.DROP_RING, "DTRACEDROP_PRINCIPAL"),
+                                (cg_context.DROP_AGG, "DTRACEDROP_AGGREGATION"),
+                                (cg_context.DROP_DYN, "DTRACEDROP_DYNAMIC"),
+                                (cg_context.DROP_DBLERROR, "DTRACEDROP_DBLERROR")):  # fmt: skip
                 new = words[which] - self.reported.get((which, cpu), 0)
                 if new > 0:
                     self.reported[(which, cpu)] = words[which]
@@ -688,7 +641,9 @@ def _per_cpu(m: Any, value: bytes) -> list[bytes]:
     return [value] * len(possible_cpus())
 
 
-def _origin_at(insns: list[Any], slot: int) -> Any:
+def _origin_at(insns: Any, slot: int) -> Any:
+    if not isinstance(insns, list):  # a kept program's (program_cache.Code): no origins
+        return None
     at = 0
     for i in insns:
         if at <= slot < at + i.slots:
@@ -704,4 +659,6 @@ def held_pids(targets: Any) -> tuple[int, ...]:
 
 def disassemble(prog: CheckedProgram, options: dict[str, Any], targets: Any = None) -> str:
     """`-S`: the BPF programs the engine would load for this program."""
+    from pydtrace.engines.ebpf import codegen
+
     return codegen.disassemble_program(codegen.compile_program(prog, options, held_pids(targets)))

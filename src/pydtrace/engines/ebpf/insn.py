@@ -74,6 +74,7 @@ class Insn:
     # (area, offset in it): a frame offset whose area's base is known only at
     # the end of code generation (CompilerBase._mark, ProgramMixin._patch_areas)
     area: tuple[str, int] | None = None
+    wall: bool = False  # LD_IMM64 of the wall clock less the boot clock (a kept program's is new)
 
     @property
     def slots(self) -> int:
@@ -144,6 +145,12 @@ class Assembler:
     def ld_imm64(self, dst: int, value: int) -> None:
         v = value & 0xFFFFFFFFFFFFFFFF
         self.emit(Insn(LD | DW | IMM, dst, 0, 0, s32(v & 0xFFFFFFFF), hi=s32(v >> 32)))
+
+    def ld_wall_offset(self, dst: int, value: int) -> None:
+        """dst = value: CLOCK_REALTIME less CLOCK_MONOTONIC (walltimestamp =
+        timestamp + it), made anew when a kept program is loaded."""
+        self.ld_imm64(dst, value)
+        self.insns[-1].wall = True
 
     def ld_map(self, dst: int, name: str, value_off: int | None = None) -> None:
         """dst = the map (for helper calls), or with value_off a pointer into an array map's

@@ -155,6 +155,13 @@ class RecordLayout:
         self.full = full
         return self._plan
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a kept compile: program_cache.py) without what _compile
+        makes on first use."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("decode_all", "full")}
+        state["_plan"] = None
+        return state
+
     def decode_all(self, buf: Any) -> list[Item]:
         """The items of a record where every action ran (mask == self.full);
         replaced by a specialised function on first use."""
@@ -427,6 +434,93 @@ def agg_layout(
         off += align8(size)
     words = VALUE_WORDS.get(spec.func) or nbuckets(spec)
     return AggLayout(spec, map_name, keys, max(off, 8), words)
+
+
+# The builders of the other actions' items: classes, not closures, so that a
+# compiled program can be kept between runs (program_cache.py pickles it).
+class PickItem:
+    """An item of some slots' values as recorded (exit(), trace(), sym()...)."""
+
+    __slots__ = ("action", "idxs")
+
+    def __init__(self, action: Action, idxs: list[int]) -> None:
+        self.action = action
+        self.idxs = idxs
+
+    def __call__(self, v: Any) -> Item:
+        return Item(self.action, tuple([v[i] for i in self.idxs]))
+
+
+class FloatItem:
+    """trace() of a float: the user engine holds an unassigned float as the
+    integer 0 (traced "0")."""
+
+    __slots__ = ("action", "idx")
+
+    def __init__(self, action: Action, idx: int) -> None:
+        self.action = action
+        self.idx = idx
+
+    def __call__(self, v: Any) -> Item:
+        return Item(self.action, (v[self.idx] if v[self.idx] else 0,))
+
+
+class BlockItem:
+    """trace() of a struct, union or array: its bytes; print(): the pointer
+    (ptr: its slot index) and the bytes of the object."""
+
+    __slots__ = ("action", "ptr", "idxs", "size")
+
+    def __init__(self, action: Action, ptr: int | None, idxs: list[int], size: int) -> None:
+        self.action = action
+        self.ptr = ptr
+        self.idxs = idxs
+        self.size = size
+
+    def __call__(self, v: Any) -> Item:
+        data = block_bytes(v, self.idxs, self.size)
+        return Item(self.action, (data,) if self.ptr is None else (v[self.ptr], data))
+
+
+class SetoptItem:
+    """setopt(): each part a literal (slot None) or a slot's value."""
+
+    __slots__ = ("action", "parts")
+
+    def __init__(self, action: Action, parts: list[tuple[Any, int | None]]) -> None:
+        self.action = action
+        self.parts = parts
+
+    def __call__(self, v: Any) -> Item:
+        return Item(self.action, tuple([lit if i is None else v[i] for lit, i in self.parts]))
+
+
+class StackItem:
+    """stack()/ustack() as an action: the frames (user stacks: and the pid,
+    slot pid) made into a StackKey."""
+
+    __slots__ = ("action", "idxs", "pid", "kind", "keep")
+
+    def __init__(
+        self, action: Action, idxs: list[int], pid: int | None, kind: str, keep: int
+    ) -> None:
+        self.action, self.idxs, self.pid, self.kind, self.keep = action, idxs, pid, kind, keep
+
+    def __call__(self, v: Any) -> Item:
+        from pydtrace.consume.stacks import StackKey, kernel_frames, remember  # (imported once)
+
+        pcs = tuple([v[i] for i in self.idxs])
+        if self.pid is None:
+            return Item(self.action, (StackKey(self.kind, kernel_frames(pcs, self.keep)),))
+        end = pcs.index(0) if 0 in pcs else len(pcs)
+        key = StackKey(self.kind, pcs[:end], v[self.pid])
+        remember(key)
+        return Item(self.action, (key,))
+
+
+def block_bytes(vals: Any, idxs: list[int], size: int) -> bytes:
+    """The bytes record_block copied, from its 8-byte slot values."""
+    return b"".join((vals[i] & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") for i in idxs)[:size]
 
 
 class PrintfItem:
