@@ -6,6 +6,7 @@ entry is read only from a place no other user controls."""
 
 from __future__ import annotations
 
+import marshal
 import os
 import pickle
 import subprocess
@@ -128,6 +129,25 @@ def test_objects_compare_by_value_not_by_their_pickles() -> None:
     assert pc.same(a, b)
     assert not pc.same(a, Box(frozenset(["name0"])))
     assert not pc.same([1, 2], (1, 2))
+
+
+def test_the_layouts_copies_of_pid_are_found_compared_by_name_and_set() -> None:
+    """A record layout keeps its action's arguments (the AST): the literal
+    of $pid there is found, equal to another run's, and given this run's value."""
+    from pydtrace.lang import ast
+
+    def layout(value: int) -> dict[str, object]:
+        lit = ast.IntLit(value, str(value))
+        lit.macro = "pid"  # type: ignore[attr-defined]
+        return {"args": [ast.IntLit(7, "7"), lit], "name": "printf"}
+
+    a, b = layout(1234), layout(5678)
+    assert pc.same(a, b)
+    assert not pc.same(a, {"args": [ast.IntLit(8, "8"), a["args"][1]], "name": "printf"})  # type: ignore[index]
+    (lit,) = pc.macro_literals(a)
+    assert lit is a["args"][1]  # type: ignore[index]
+    pc.set_macro_literals([lit], {"pid": 999})
+    assert (lit.value, lit.text) == (999, "999")
 
 
 # --- where entries are kept --------------------------------------------------------------
@@ -261,6 +281,10 @@ def _run(cache: Path, *args: str, timeout: float = 60) -> tuple[int, str, str]:
     return p.pid, out, err
 
 
+def _read_entry(path: Path) -> pc.Kept:
+    return pc.Kept.from_plain(marshal.loads(path.read_bytes()))
+
+
 def _entries(cache: Path) -> list[Path]:
     return sorted(cache.iterdir()) if cache.exists() else []
 
@@ -283,7 +307,7 @@ def test_a_kept_program_runs_with_its_own_pid_and_clock(tmp_path: Path) -> None:
         (entry,) = _entries(cache)
         st = entry.stat()
         stamps.append((st.st_ino, st.st_mtime_ns))
-        kept = pickle.loads(entry.read_bytes())
+        kept = _read_entry(entry)
         if run <= 1:  # compiled, and kept with this run's pid
             assert kept.values == {"pid": pid}
         assert bool(kept.known.get("pid")) == (run >= 1), run
@@ -317,11 +341,11 @@ def test_a_damaged_entry_is_compiled_again(tmp_path: Path) -> None:
     for _ in range(2):
         _run(cache, "-q", "-n", PRINTS_PID)
     (entry,) = _entries(cache)
-    entry.write_bytes(b"\x80\x05not a pickle")
+    entry.write_bytes(b"{\x01not marshal data")
     pid, out, _ = _run(cache, "-q", "-n", PRINTS_PID)
     assert int(out.split()[0]) == pid
     (entry,) = _entries(cache)
-    assert pickle.loads(entry.read_bytes()).values == {"pid": pid}  # kept anew
+    assert _read_entry(entry).values == {"pid": pid}  # kept anew
 
 
 def test_a_tool_starts_from_its_kept_compile(tmp_path: Path) -> None:

@@ -358,12 +358,17 @@ class Session:
         kept = pc.load(key)
         code = pc.relocate(kept, values) if kept is not None else None
         if kept is not None and code is not None:
+            from pydtrace.engines.ebpf.loader import LoadAhead
+
+            # the kernel verifies the programs while the rest is unpickled and imported
+            self._load_ahead = LoadAhead(pc.LoadPlan(kept.plan, code))
             import pickle
 
             try:
                 stub, options, matches, stability, compiled, ustack, lits = pickle.loads(kept.rest)
             except Exception:  # an entry of an older pydtrace: compile
-                code = None
+                self._load_ahead.close()
+                self._load_ahead = None
             else:
                 for prog, c in zip(compiled.progs, code):
                     prog.insns = c
@@ -371,9 +376,6 @@ class Session:
                 self.checked, self.options = stub, options
                 self.matches, self.stability = matches, stability
                 self._kept = (compiled, ustack)
-                from pydtrace.engines.ebpf.loader import LoadAhead
-
-                self._load_ahead = LoadAhead(compiled, options)  # while the engine is imported
                 return True
         self._keeping = (key, kept, values)
         return False
@@ -404,7 +406,8 @@ class Session:
         rest = pickle.dumps((stub, self._compiled_options, self.matches, self.stability, bare,
                              engine.ustack_keys, pc.macro_literals(bare)),
                             protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
-        pc.store(pc.learn(old, pc.Kept(key, vals, {}, rest, code)))
+        plan = pc.plan_of(compiled, self._compiled_options)
+        pc.store(pc.learn(old, pc.Kept(key, vals, {}, rest, code, plan)))
 
     def _kernel_names(self) -> Any:
         """The running kernel's types and symbols (BTF, kallsyms) for the

@@ -139,13 +139,15 @@ def _load_programs(compiled: Any, options: dict[str, Any], out: Loaded) -> None:
 
 
 class LoadAhead:
-    """load() on a thread of its own, started as soon as the compiled program
-    is known; take() it, or close() it when no engine does."""
+    """load() on a thread of its own, started as soon as a kept program is
+    read (plan: a program_cache.LoadPlan); take() it, or close() it when no
+    engine does."""
 
-    def __init__(self, compiled: Any, options: dict[str, Any]) -> None:
+    def __init__(self, plan: Any) -> None:
         self._loaded: Loaded | None = None
+        options = {"bpflog": plan.log_level}
         self._thread = threading.Thread(
-            target=self._run, args=(compiled, dict(options)), name="pydtrace-load", daemon=True
+            target=self._run, args=(plan, options), name="pydtrace-load", daemon=True
         )
         self._thread.start()
 

@@ -29,7 +29,7 @@ not show so; the checker notes such folds and such a program is not kept.
 Where: /run/pydtrace for root (entries of another boot are removed: where
 /run is a tmpfs they go with the boot anyway), $XDG_RUNTIME_DIR/pydtrace
 for another user, the directory PYDTRACE_CACHE names if set (0 or off: no
-cache). Entries are pickles, so a tracer running as root must never read
+cache). Entries hold a pickle, so a tracer running as root must never read
 one another user could have written: the directory is used only if it is
 ours and closed to others, and no other user can change a directory above
 it (open_private_dir); an entry is read only if it is a regular file of
@@ -39,8 +39,8 @@ used: the program is compiled, as without a cache.
 
 from __future__ import annotations
 
+import marshal
 import os
-import pickle
 import stat
 import struct
 import sys
@@ -120,7 +120,9 @@ class CheckedStub:
 class Kept:
     """One entry: code compiled with `values` of the varying macro
     variables it reads; known: where each of them stands (program, slot),
-    for those whose places have been learned."""
+    for those whose places have been learned; plan: what loading needs
+    besides the code, as plain data (maps, fills, programs: see plan_of), so
+    that the programs load while the rest is unpickled."""
 
     key: str
     values: dict[str, int]
@@ -129,6 +131,55 @@ class Kept:
     # macro_literals of that Compiled)
     rest: bytes
     code: list[Code]
+    plan: tuple = ()
+
+    def to_plain(self) -> dict[str, Any]:
+        """For marshal: builtin types only (marshal is built in; pickle's
+        import alone is 2 ms of a one-liner's start)."""
+        return {"format": FORMAT, "key": self.key, "values": self.values, "known": self.known,
+                "rest": self.rest, "plan": self.plan,
+                "code": [(c.data, c.maps, c.walls) for c in self.code]}  # fmt: skip
+
+    @classmethod
+    def from_plain(cls, d: dict[str, Any]) -> Kept:
+        code = [Code(data, tuple(tuple(m) for m in maps), tuple(walls))
+                for data, maps, walls in d["code"]]  # fmt: skip
+        known = {m: [tuple(x) for x in places] for m, places in d["known"].items()}
+        return cls(d["key"], d["values"], known, d["rest"], code, d["plan"])
+
+
+class _MapPlan:
+    __slots__ = ("name", "type", "key_size", "value_size", "max_entries", "flags")
+
+    def __init__(self, name: str, *sizes: int) -> None:
+        self.name = name
+        self.type, self.key_size, self.value_size, self.max_entries, self.flags = sizes
+
+
+class _ProgPlan:
+    __slots__ = ("name", "prog_type", "attach", "insns")
+
+    def __init__(self, name: str, prog_type: int, attach: tuple, insns: Code) -> None:
+        self.name, self.prog_type, self.attach, self.insns = name, prog_type, attach, insns
+
+
+class LoadPlan:
+    """What loader.load() reads of a Compiled (maps, fills, progs), from an
+    entry's plain data."""
+
+    def __init__(self, plan: tuple, code: list[Code]) -> None:
+        maps, fills, progs, self.log_level = plan
+        self.maps = [_MapPlan(*m) for m in maps]
+        self.fills = {name: [tuple(e) for e in entries] for name, entries in fills.items()}
+        self.progs = [_ProgPlan(*p, c) for p, c in zip(progs, code)]
+
+
+def plan_of(compiled: Any, options: dict[str, Any]) -> tuple:
+    """The plain data of a LoadPlan for a Compiled."""
+    maps = [(m.name, m.type, m.key_size, m.value_size, m.max_entries, m.flags)
+            for m in compiled.maps]  # fmt: skip
+    progs = [(p.name, p.prog_type, p.attach) for p in compiled.progs]
+    return maps, dict(compiled.fills), progs, 1 if options.get("bpflog") else 0
 
 
 # --- the key -------------------------------------------------------------------------
@@ -283,14 +334,14 @@ def load(key: str) -> Kept | None:
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
-            kept = pickle.load(f)
+            plain = marshal.load(f)
+        if plain["format"] != FORMAT or plain["key"] != key:
+            return None
+        return Kept.from_plain(plain)
     except Exception:  # a torn or old entry: compile instead
         return None
     finally:
         os.close(fd)
-    if not isinstance(kept, Kept) or kept.key != key:
-        return None
-    return kept
 
 
 def store(kept: Kept) -> None:
@@ -305,7 +356,7 @@ def store(kept: Kept) -> None:
                      0o600, dir_fd=dfd)  # fmt: skip
         try:
             with os.fdopen(fd, "wb", closefd=False) as f:
-                pickle.dump(kept, f, protocol=pickle.HIGHEST_PROTOCOL)
+                marshal.dump(kept.to_plain(), f)
         finally:
             os.close(fd)
         os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -371,7 +422,9 @@ def learn(old: Kept | None, new: Kept) -> Kept:
     """The entry to keep after compiling `new` where `old` (same key) was
     kept with other values: new's code, with the places of the varying
     macro variables that the two compiles prove (see the module's doc)."""
-    fresh = Kept(new.key, new.values, {}, new.rest, new.code)
+    import pickle
+
+    fresh = Kept(new.key, new.values, {}, new.rest, new.code, new.plan)
     if (old is None or len(old.code) != len(new.code) or set(old.values) != set(new.values)
             or not same(pickle.loads(old.rest), pickle.loads(new.rest))):  # fmt: skip
         return fresh
@@ -403,7 +456,7 @@ def learn(old: Kept | None, new: Kept) -> Kept:
         ):
             return fresh
         known[m] = places
-    return Kept(new.key, new.values, known, new.rest, new.code)
+    return Kept(new.key, new.values, known, new.rest, new.code, new.plan)
 
 
 def same(x: Any, y: Any, seen: set[tuple[int, int]] | None = None) -> bool:
