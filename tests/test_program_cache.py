@@ -247,8 +247,33 @@ def test_entries_of_another_boot_and_the_oldest_go(
     pc.store(_kept({"pid": 1}, _code(1)))
     names = sorted(p.name for p in cache.iterdir())
     assert "00000000-0123456789abcdef" not in names
-    assert len(names) == pc.MAX_ENTRIES + 1 - (pc.MAX_ENTRIES + 1) // 4
+    assert len(names) == pc.MAX_ENTRIES * 3 // 4
     assert f"{boot}-{0:016x}" not in names and f"{boot}-{pc.MAX_ENTRIES - 1:016x}" in names
+
+
+def test_the_oldest_go_beyond_the_bytes_allowed_and_a_writers_file_after_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    boot = pc.boot_id()[:8]
+    for i in range(8):  # 8 entries of an eighth of the bytes allowed each: full
+        f = cache / f"{boot}-{i:016x}"
+        f.write_bytes(bytes(pc.MAX_BYTES // 8))
+        os.utime(f, ns=(i * 1_000_000_000, i * 1_000_000_000))
+    stale, fresh = cache / f".{boot}-stale.123", cache / f".{boot}-fresh.456"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(stale, ns=(0, 0))
+    monkeypatch.setenv("PYDTRACE_CACHE", str(cache))
+    pc.store(_kept({"pid": 1}, _code(1)))
+    names = {p.name for p in cache.iterdir()}
+    made = {f"{boot}-{i:016x}" for i in range(8)}
+    # down to three quarters of the bytes: the three oldest gone, and the stale writer's file
+    assert sorted(names & made) == [f"{boot}-{i:016x}" for i in range(3, 8)]
+    assert len({n for n in names - made if n.startswith(boot)}) == 1  # the new entry
+    assert fresh.name in names
+    assert stale.name not in names
 
 
 # --- the checker's part -------------------------------------------------------------------

@@ -33,7 +33,8 @@ cache). Entries hold a pickle, so a tracer running as root must never read
 one another user could have written: the directory is used only if it is
 ours and closed to others, and no other user can change a directory above
 it (open_private_dir); an entry is read only if it is a regular file of
-ours, opened without following links. A directory that fails this is not
+ours, opened without following links. At most 200 entries and 16 MiB are
+kept (the oldest go first). A directory that fails this is not
 used: the program is compiled, as without a cache.
 """
 
@@ -55,7 +56,8 @@ if TYPE_CHECKING:
 
 FORMAT = 1  # bump when what is kept changes shape
 VARYING = ("pid", "ppid", "pgid", "sid")  # macro variables patched, not keyed
-MAX_ENTRIES = 200  # a store beyond this removes the oldest quarter
+MAX_ENTRIES = 200  # a store beyond this, or beyond MAX_BYTES, removes the oldest
+MAX_BYTES = 16 << 20
 _IMM = struct.Struct("<i")
 _U32 = struct.Struct("<I")
 
@@ -371,24 +373,38 @@ def store(kept: Kept) -> None:
 
 
 def _prune(dfd: int) -> None:
-    """Remove entries of other boots, and the oldest beyond MAX_ENTRIES."""
+    """Remove entries of other boots, a writer's file left for a minute (a
+    run killed while storing), and the oldest entries beyond MAX_ENTRIES or
+    MAX_BYTES (down to three quarters of either: /run is memory)."""
     boot = boot_id()[:8]
-    mine: list[tuple[int, str]] = []
+    now = time.time_ns()
+    mine: list[tuple[int, int, str]] = []
     for name in os.listdir(dfd):
         try:
-            if not name.startswith(boot + "-"):
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if name.startswith("."):
+                if now - st.st_mtime_ns > 60_000_000_000:
+                    os.unlink(name, dir_fd=dfd)
+            elif not name.startswith(boot + "-"):
                 os.unlink(name, dir_fd=dfd)
             else:
-                mine.append((os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mtime_ns, name))
+                mine.append((st.st_mtime_ns, st.st_size, name))
         except OSError:
             pass
-    if len(mine) > MAX_ENTRIES:
-        mine.sort()
-        for _, name in mine[: len(mine) // 4]:
-            try:
-                os.unlink(name, dir_fd=dfd)
-            except OSError:
-                pass
+    total = sum(size for _, size, _ in mine)
+    if len(mine) <= MAX_ENTRIES and total <= MAX_BYTES:
+        return
+    mine.sort()
+    count = len(mine)
+    for _, size, name in mine:
+        if count <= MAX_ENTRIES * 3 // 4 and total <= MAX_BYTES * 3 // 4:
+            break
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except OSError:
+            pass
+        count -= 1
+        total -= size
 
 
 # --- patching and learning ----------------------------------------------------------------
