@@ -507,7 +507,8 @@ class StackItem:
         self.action, self.idxs, self.pid, self.kind, self.keep = action, idxs, pid, kind, keep
 
     def __call__(self, v: Any) -> Item:
-        from pydtrace.consume.stacks import StackKey, kernel_frames, remember  # (imported once)
+        # (stacks are printed only when recorded: a sys.modules lookup after the first)
+        from pydtrace.consume.stacks import StackKey, kernel_frames, remember
 
         pcs = tuple([v[i] for i in self.idxs])
         if self.pid is None:
