@@ -201,7 +201,7 @@ class Session:
         if self.keep_compiled and self._use_kept():
             return self.checked
         from pydtrace.lang.checker import Checker
-        from pydtrace.lang.macros import Macros
+        from pydtrace.lang.macros import Macros, process_values
         from pydtrace.lang.parser import parse
         from pydtrace.probes.catalogue import parse_probe_desc
         from pydtrace.probes.providers import default_catalogue
@@ -246,8 +246,7 @@ class Session:
             has_target="target" in self.macro_values,
             kernel=kernel,
         )
-        values = {"pid": os.getpid(), "ppid": os.getppid(), "uid": os.getuid(), "gid": os.getgid(),
-                  "euid": os.geteuid(), "egid": os.getegid(), "pgid": os.getpgid(0), "sid": os.getsid(0)}  # fmt: skip
+        values = process_values()
         values.update(self.macro_values)
         defaultargs = bool(self.options.get("defaultargs"))
         for prog in self.programs:
@@ -387,6 +386,7 @@ class Session:
 
         from pydtrace.engines.ebpf import program_cache as pc
         from pydtrace.engines.ebpf.attach import UPROBE_KINDS
+        from pydtrace.engines.ebpf.loader import log_level
 
         key, old, values = self._keeping
         self._keeping = None
@@ -406,7 +406,7 @@ class Session:
         rest = pickle.dumps((stub, self._compiled_options, self.matches, self.stability, bare,
                              engine.ustack_keys, pc.macro_literals(bare)),
                             protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
-        plan = pc.plan_of(compiled, self._compiled_options)
+        plan = pc.plan_of(compiled, log_level(self._compiled_options))
         pc.store(pc.learn(old, pc.Kept(key, vals, {}, rest, code, plan)))
 
     def _kernel_names(self) -> Any:

@@ -7,6 +7,8 @@ dtrace does.
 
 from __future__ import annotations
 
+import os
+
 from .errors import DError
 
 # Macro variables dtrace always defines (their value is 0 when not supplied).
@@ -23,6 +25,13 @@ MACRO_NAMES = (
     "taskid",
     "uid",
 )
+
+
+def process_values() -> dict[str, int]:
+    """This process's values of the macro variables it defines itself
+    ($pid, $ppid, $uid, ...; $target and $1.. come from the command)."""
+    return {"pid": os.getpid(), "ppid": os.getppid(), "uid": os.getuid(), "gid": os.getgid(),
+            "euid": os.geteuid(), "egid": os.getegid(), "pgid": os.getpgid(0), "sid": os.getsid(0)}  # fmt: skip
 
 
 class Macros:

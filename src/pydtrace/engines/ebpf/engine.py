@@ -117,7 +117,7 @@ class EbpfEngine:
         if self.load_ahead is not None:
             loaded, self.load_ahead = self.load_ahead.take(), None
         else:
-            loaded = loader.load(self.compiled, self.options, self.ring_ahead)
+            loaded = loader.load(self.compiled, loader.log_level(self.options), self.ring_ahead)
         # whatever failed, every map and program made is the engine's to close
         self.maps.update(loaded.maps)
         self.prog_fds.update(loaded.prog_fds)

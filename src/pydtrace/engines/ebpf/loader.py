@@ -49,7 +49,12 @@ def release(prog_fds: dict[str, int], maps: dict[str, Any]) -> None:
     maps.clear()
 
 
-def load(compiled: Any, options: dict[str, Any], ring_ahead: Any = None) -> Loaded:
+def log_level(options: dict[str, Any]) -> int:
+    """The verifier's log level a load asks for (-x bpflog: its log from the start)."""
+    return 1 if options.get("bpflog") else 0
+
+
+def load(compiled: Any, level: int, ring_ahead: Any = None) -> Loaded:
     """Make the maps and load the programs; never raises for what the kernel
     refuses (Loaded.failure says it)."""
     out = Loaded()
@@ -58,7 +63,7 @@ def load(compiled: Any, options: dict[str, Any], ring_ahead: Any = None) -> Load
     except EbpfError as e:
         out.failure = e
         return out
-    _load_programs(compiled, options, out)
+    _load_programs(compiled, level, out)
     return out
 
 
@@ -89,7 +94,7 @@ def _make_maps(compiled: Any, ring_ahead: Any, out: Loaded) -> None:
         raise EbpfError(str(e)) from None
 
 
-def _load_programs(compiled: Any, options: dict[str, Any], out: Loaded) -> None:
+def _load_programs(compiled: Any, level: int, out: Loaded) -> None:
     from pydtrace.engines.ebpf.attach import expected_attach_type
     from pydtrace.engines.ebpf.bpf import prog_load
     from pydtrace.engines.ebpf.insn import encode
@@ -101,14 +106,13 @@ def _load_programs(compiled: Any, options: dict[str, Any], out: Loaded) -> None:
             for p in progs]  # fmt: skip
     outcome: list[Any] = [None] * len(progs)  # each program's fd, or its error
     first_bad = [len(progs)]  # programs after a refused one are not loaded
-    log_level = 1 if options.get("bpflog") else 0
 
     def load_one(i: int) -> None:
         if i > first_bad[0]:
             return
         p = progs[i]
         try:
-            outcome[i] = prog_load(p.prog_type, code[i], name=p.name, log_level=log_level,
+            outcome[i] = prog_load(p.prog_type, code[i], name=p.name, log_level=level,
                                    expected_attach_type=expected_attach_type(p.attach))  # fmt: skip
         except Exception as e:  # (VerifierError, BPFError...): the first, in order, is the failure
             outcome[i] = e
@@ -145,15 +149,13 @@ class LoadAhead:
 
     def __init__(self, plan: Any) -> None:
         self._loaded: Loaded | None = None
-        options = {"bpflog": plan.log_level}
-        self._thread = threading.Thread(
-            target=self._run, args=(plan, options), name="pydtrace-load", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(plan,), name="pydtrace-load",
+                                        daemon=True)  # fmt: skip
         self._thread.start()
 
-    def _run(self, compiled: Any, options: dict[str, Any]) -> None:
+    def _run(self, plan: Any) -> None:
         try:
-            self._loaded = load(compiled, options)
+            self._loaded = load(plan, plan.log_level)
         except Exception as e:  # (an OSError of the ring's mapping...): the engine says it
             self._loaded = Loaded()
             self._loaded.failure = EbpfError(str(e))

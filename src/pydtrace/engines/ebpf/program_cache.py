@@ -49,6 +49,7 @@ import time
 import zlib
 
 from pydtrace.lang.dataclass import dataclass
+from pydtrace.lang.macros import process_values
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -176,12 +177,12 @@ class LoadPlan:
         self.progs = [_ProgPlan(*p, c) for p, c in zip(progs, code)]
 
 
-def plan_of(compiled: Any, options: dict[str, Any]) -> tuple:
-    """The plain data of a LoadPlan for a Compiled."""
+def plan_of(compiled: Any, log_level: int) -> tuple:
+    """The plain data of a LoadPlan for a Compiled (log_level: loader.log_level)."""
     maps = [(m.name, m.type, m.key_size, m.value_size, m.max_entries, m.flags)
             for m in compiled.maps]  # fmt: skip
     progs = [(p.name, p.prog_type, p.attach) for p in compiled.progs]
-    return maps, dict(compiled.fills), progs, 1 if options.get("bpflog") else 0
+    return maps, dict(compiled.fills), progs, log_level
 
 
 # --- the key -------------------------------------------------------------------------
@@ -193,8 +194,15 @@ def _read(path: str) -> bytes:
         return b""
 
 
+_boot_id: str | None = None
+
+
 def boot_id() -> str:
-    return _read("/proc/sys/kernel/random/boot_id").decode(errors="replace").strip()
+    """This boot's id (read once: the key, the entry's name and pruning ask)."""
+    global _boot_id
+    if _boot_id is None:
+        _boot_id = _read("/proc/sys/kernel/random/boot_id").decode(errors="replace").strip()
+    return _boot_id
 
 
 def _own_files() -> list[tuple[str, int, int]]:
@@ -497,13 +505,11 @@ def same(x: Any, y: Any, seen: set[tuple[int, int]] | None = None) -> bool:
         return list(x) == list(y) and all(same(x[k], y[k], seen) for k in x)
     if isinstance(x, set | frozenset):
         return x == y
-    state = getattr(x, "__dict__", None)
-    if state is not None:
-        return same(state, y.__dict__, seen)
-    slots = [n for c in type(x).__mro__ for n in getattr(c, "__slots__", ())]
-    if slots:
-        return all(same(getattr(x, n, None), getattr(y, n, None), seen) for n in slots)
-    return x == y
+    sx = _state(x)
+    if sx is None:
+        return x == y
+    sy = _state(y)  # (not through `seen`: a slotted object's state is a dict made here)
+    return list(sx) == list(sy) and all(same(sx[k], sy[k], seen) for k in sx)
 
 
 def macro_literals(root: Any) -> list[Any]:
@@ -524,13 +530,19 @@ def macro_literals(root: Any) -> list[Any]:
             todo.extend(x)
         elif isinstance(x, dict):
             todo.extend(x.values())
-        elif hasattr(x, "__dict__"):
-            todo.extend(vars(x).values())
         else:
-            todo.extend(
-                getattr(x, n, None) for c in type(x).__mro__ for n in getattr(c, "__slots__", ())
-            )
+            todo.extend((_state(x) or {}).values())
     return found
+
+
+def _state(x: Any) -> dict[str, Any] | None:
+    """An object's attributes (its __dict__, or its slots'), None for one
+    with neither (compared with ==)."""
+    state = getattr(x, "__dict__", None)
+    if state is not None:
+        return state
+    slots = [n for c in type(x).__mro__ for n in getattr(c, "__slots__", ())]
+    return {n: getattr(x, n, None) for n in slots} if slots else None
 
 
 def set_macro_literals(literals: list[Any], values: dict[str, int]) -> None:
@@ -540,7 +552,7 @@ def set_macro_literals(literals: list[Any], values: dict[str, int]) -> None:
 
 
 def varying_values() -> dict[str, int]:
-    return {"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "sid": os.getsid(0)}
+    return {m: v for m, v in process_values().items() if m in VARYING}
 
 
 def keepable_values(values: dict[str, int]) -> bool:
