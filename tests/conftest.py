@@ -238,25 +238,27 @@ def _kill(pids: list[int]) -> None:
                 time.sleep(0.01)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _own_program_cache() -> Iterator[None]:
-    """The commands the tests run keep their compiled programs (the eBPF
-    engine's program_cache) in a directory of this run's, removed at its
-    end, not in the machine's /run/pydtrace; a run that sets PYDTRACE_CACHE
-    itself keeps its own."""
-    import shutil
+# The commands the tests run keep their compiled programs (the eBPF engine's
+# program_cache) in a directory of this run's, removed at its end, not in the
+# machine's /run/pydtrace. Set here, when conftest is imported: test modules
+# copy os.environ into environments of their own when they are imported.
+_OWN_CACHE = None
+if "PYDTRACE_CACHE" not in os.environ:  # (a run that sets it keeps its own)
     import tempfile
 
-    if "PYDTRACE_CACHE" in os.environ:
-        yield
-        return
-    path = tempfile.mkdtemp(prefix="pydtrace-cache-")
-    os.environ["PYDTRACE_CACHE"] = path
-    try:
-        yield
-    finally:
-        del os.environ["PYDTRACE_CACHE"]
-        shutil.rmtree(path, ignore_errors=True)
+    _OWN_CACHE = tempfile.mkdtemp(prefix="pydtrace-cache-")
+    os.environ["PYDTRACE_CACHE"] = _OWN_CACHE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_program_cache() -> Iterator[None]:
+    """Remove this run's program cache at its end."""
+    yield
+    if _OWN_CACHE is not None:
+        import shutil
+
+        os.environ.pop("PYDTRACE_CACHE", None)
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
