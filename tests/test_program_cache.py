@@ -169,10 +169,18 @@ def _owned_by_nobody(path: Path) -> None:
 
 
 def test_a_private_directory_is_made_and_used(tmp_path: Path) -> None:
+    assert pc.open_private_dir(str(tmp_path / "cache"), make=False) is None
+    assert not (tmp_path / "cache").exists()
     fd = pc.open_private_dir(str(tmp_path / "cache"))
     assert fd is not None
     os.close(fd)
     assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_lookup_makes_no_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYDTRACE_CACHE", str(tmp_path / "cache"))
+    assert pc.load("a key") is None
+    assert not (tmp_path / "cache").exists()
 
 
 @pytest.mark.parametrize("how", ["parent writable by others", "parent of another user",

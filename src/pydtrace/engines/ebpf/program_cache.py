@@ -271,8 +271,8 @@ def cache_path() -> str | None:
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def open_private_dir(path: str) -> int | None:
-    """An fd of directory `path`, made (0700) if missing, when no other
+def open_private_dir(path: str, make: bool = True) -> int | None:
+    """An fd of directory `path`, made (0700) if missing and `make`, when no other
     user can change what is in it: every directory above it root's or ours,
     and writable by others only if sticky (they cannot then rename what is
     not theirs); no symbolic link anywhere; the directory itself ours and
@@ -295,10 +295,11 @@ def open_private_dir(path: str) -> int | None:
             fd = nfd
         if not _trusted_parent(os.fstat(fd), euid):
             return None
-        try:
-            os.mkdir(names[-1], 0o700, dir_fd=fd)
-        except FileExistsError:
-            pass
+        if make:
+            try:
+                os.mkdir(names[-1], 0o700, dir_fd=fd)
+            except FileExistsError:
+                pass
         nfd = os.open(names[-1], _DIR, dir_fd=fd)
     except OSError:
         return None
@@ -317,9 +318,10 @@ def _trusted_parent(st: os.stat_result, euid: int) -> bool:
     return not st.st_mode & 0o022 or bool(st.st_mode & stat.S_ISVTX)
 
 
-def _private_dir() -> int | None:
+def _private_dir(make: bool) -> int | None:
+    """The cache's directory (made only to store: a lookup leaves no trace)."""
     path = cache_path()
-    return open_private_dir(path) if path is not None else None
+    return open_private_dir(path, make) if path is not None else None
 
 
 def _name(key: str) -> str:
@@ -330,7 +332,7 @@ def _name(key: str) -> str:
 
 
 def load(key: str) -> Kept | None:
-    dfd = _private_dir()
+    dfd = _private_dir(make=False)
     if dfd is None:
         return None
     try:
@@ -356,7 +358,7 @@ def load(key: str) -> Kept | None:
 
 def store(kept: Kept) -> None:
     """Write an entry (whole or not at all); never fails the run."""
-    dfd = _private_dir()
+    dfd = _private_dir(make=True)
     if dfd is None:
         return
     name = _name(kept.key)
