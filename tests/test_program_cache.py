@@ -6,6 +6,7 @@ entry is read only from a place no other user controls."""
 
 from __future__ import annotations
 
+import io
 import marshal
 import os
 import pickle
@@ -179,7 +180,8 @@ def test_a_private_directory_is_made_and_used(tmp_path: Path) -> None:
 
 def test_a_lookup_makes_no_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYDTRACE_CACHE", str(tmp_path / "cache"))
-    assert pc.load("a key") is None
+    assert pc.load("a slot", "a key") is None
+    assert pc.look_ahead("a slot") is None
     assert not (tmp_path / "cache").exists()
 
 
@@ -208,7 +210,7 @@ def _entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[pc.Kept, Pa
     monkeypatch.setenv("PYDTRACE_CACHE", str(tmp_path / "cache"))
     kept = _kept({"pid": 1}, _code(1))
     kept.key = "the key"
-    pc.store(kept)
+    pc.store(kept, "the slot")
     (path,) = (tmp_path / "cache").iterdir()
     return kept, path
 
@@ -217,9 +219,10 @@ def test_an_entry_is_stored_and_loaded(tmp_path: Path, monkeypatch: pytest.Monke
     kept, path = _entry(tmp_path, monkeypatch)
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.name.startswith(pc.boot_id()[:8] + "-")
-    loaded = pc.load("the key")
+    loaded = pc.load("the slot", "the key")
     assert loaded is not None and loaded.code == kept.code and loaded.values == {"pid": 1}
-    assert pc.load("another key") is None
+    assert pc.load("the slot", "another key") is None
+    assert pc.load("another slot", "the key") is None
 
 
 @pytest.mark.parametrize("how", ["another user's", "open to others", "a link", "torn"])
@@ -237,7 +240,8 @@ def test_an_entry_that_is_not_ours_alone_is_not_read(
         path.symlink_to(target)
     else:
         path.write_bytes(path.read_bytes()[:40])
-    assert pc.load("the key") is None
+    assert pc.load("the slot", "the key") is None
+    assert pc.look_ahead("the slot") is None
 
 
 def test_entries_of_another_boot_and_the_oldest_go(
@@ -252,7 +256,7 @@ def test_entries_of_another_boot_and_the_oldest_go(
         f.write_bytes(b"x")
         os.utime(f, ns=(i * 1_000_000_000, i * 1_000_000_000))
     monkeypatch.setenv("PYDTRACE_CACHE", str(cache))
-    pc.store(_kept({"pid": 1}, _code(1)))
+    pc.store(_kept({"pid": 1}, _code(1)), "a slot")
     names = sorted(p.name for p in cache.iterdir())
     assert "00000000-0123456789abcdef" not in names
     assert len(names) == pc.MAX_ENTRIES * 3 // 4
@@ -274,7 +278,7 @@ def test_the_oldest_go_beyond_the_bytes_allowed_and_a_writers_file_after_a_minut
     fresh.write_bytes(b"x")
     os.utime(stale, ns=(0, 0))
     monkeypatch.setenv("PYDTRACE_CACHE", str(cache))
-    pc.store(_kept({"pid": 1}, _code(1)))
+    pc.store(_kept({"pid": 1}, _code(1)), "a slot")
     names = {p.name for p in cache.iterdir()}
     made = {f"{boot}-{i:016x}" for i in range(8)}
     # down to three quarters of the bytes: the three oldest gone, and the stale writer's file
@@ -282,6 +286,69 @@ def test_the_oldest_go_beyond_the_bytes_allowed_and_a_writers_file_after_a_minut
     assert len({n for n in names - made if n.startswith(boot)}) == 1  # the new entry
     assert fresh.name in names
     assert stale.name not in names
+
+
+def test_a_slot_names_its_command_line_and_directory(tmp_path: Path) -> None:
+    slot = pc.slot_of("execsnoop", ["-x"])
+    assert pc._name(slot) == pc._name(pc.slot_of("execsnoop", ["-x"]))
+    others = [pc.slot_of("execsnoop", ["-x", "-t"]), pc.slot_of("opensnoop", ["-x"])]
+    os.chdir(tmp_path)  # (pytest puts the directory back)
+    others.append(pc.slot_of("execsnoop", ["-x"]))
+    names = {pc._name(x) for x in [slot, *others]}
+    assert len(names) == 4
+    assert all(n.startswith(pc.boot_id()[:8] + "-") and len(n) == 8 + 1 + 24 for n in names)
+
+
+# --- the entry looked up as a command starts ------------------------------------------------
+def _session(program: str, early: pc.Early | None = None):
+    from pydtrace.session import Program, Session
+
+    out, err = io.StringIO(), io.StringIO()
+    s = Session([Program("n", program)], settings=[("quiet", None)], out=out, err=err)
+    s.keep_as, s.early = "the slot", early
+    return s, out, err
+
+
+ONCE = 'BEGIN { printf("%d %s\\n", $pid, "once"); } profile:::tick-10ms { exit(0); }'
+
+
+def _kept_then_looked_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pc.Early:
+    """ONCE run and kept in "the slot", then the slot looked up as a command
+    starting would: its programs loading."""
+    need(bpf_maps_ok(), "the eBPF engine needs root and bpf(2)")
+    monkeypatch.setenv("PYDTRACE_CACHE", str(tmp_path / "cache"))
+    s, out, err = _session(ONCE)
+    s.compile()
+    assert s.run() == 0 and out.getvalue().split() == [str(os.getpid()), "once"], err.getvalue()
+    early = pc.look_ahead("the slot")
+    assert early is not None and early.code is not None and early.ahead is not None
+    return early
+
+
+def test_the_entry_looked_up_at_start_is_loaded_once_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    early = _kept_then_looked_up(tmp_path, monkeypatch)
+    ahead = early.ahead
+    s, out, err = _session(ONCE, early)
+    s.compile()
+    assert s._load_ahead is ahead and early.ahead is None  # taken, not loaded twice
+    assert s.run() == 0 and out.getvalue().split() == [str(os.getpid()), "once"], err.getvalue()
+
+
+def test_an_entry_of_another_program_is_let_go_and_the_program_compiled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    early = _kept_then_looked_up(tmp_path, monkeypatch)
+    ahead = early.ahead
+    assert ahead is not None
+    s, out, err = _session(ONCE.replace("once", "twice"), early)
+    s.compile()
+    assert s._load_ahead is None and early.ahead is None
+    assert not ahead._thread.is_alive() and ahead._loaded is None  # its maps and programs closed
+    assert s.run() == 0 and out.getvalue().split() == [str(os.getpid()), "twice"], err.getvalue()
+    kept = pc.read("the slot")
+    assert kept is not None and kept.key != early.kept.key  # the slot holds the new program
 
 
 # --- the checker's part -------------------------------------------------------------------
@@ -379,6 +446,21 @@ def test_a_damaged_entry_is_compiled_again(tmp_path: Path) -> None:
     assert int(out.split()[0]) == pid
     (entry,) = _entries(cache)
     assert _read_entry(entry).values == {"pid": pid}  # kept anew
+
+
+def test_an_edited_script_runs_as_edited(tmp_path: Path) -> None:
+    """The same command line, a script changed between runs: the entry its
+    slot holds is not this program's, and is replaced."""
+    need(bpf_maps_ok(), "the eBPF engine needs root and bpf(2)")
+    cache, script = tmp_path / "cache", tmp_path / "prog.d"
+    stamps = []
+    for word in ("one", "one", "two", "two"):
+        script.write_text(f'BEGIN {{ printf("{word}\\n"); }} profile:::tick-10ms {{ exit(0); }}')
+        _, out, _ = _run(cache, "-q", "-s", str(script))
+        assert out.split() == [word]
+        (entry,) = _entries(cache)
+        stamps.append(entry.stat().st_mtime_ns)
+    assert stamps[0] == stamps[1] != stamps[2] == stamps[3]
 
 
 def test_a_tool_starts_from_its_kept_compile(tmp_path: Path) -> None:

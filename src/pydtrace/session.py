@@ -183,8 +183,10 @@ class Session:
         # a final write that blocks)
         self.give_back_handlers = True
         # a command's run keeps its compiled program for the next run of the
-        # same program (engines/ebpf/program_cache.py); the API's does not
-        self.keep_compiled = False
+        # same command line (engines/ebpf/program_cache.py), in the slot
+        # program_cache.slot_of names; the API's does not
+        self.keep_as: str | None = None
+        self.early: Any = None  # the program_cache.Early the command looked up as it started
         self._kept: Any = None  # (Compiled, ustack keys) of a kept compile in use
         self._load_ahead: Any = None  # loader.LoadAhead loading it, until the engine takes it
         self._keeping: Any = None  # (key, the entry found, macro values): kept after the run
@@ -198,7 +200,7 @@ class Session:
     # --- compiling ---------------------------------------------------------------
     def compile(self) -> Any:
         """Compile every program into one checked program; raise CompileError."""
-        if self.keep_compiled and self._use_kept():
+        if self._use_kept():
             return self.checked
         from pydtrace.lang.checker import Checker
         from pydtrace.lang.macros import Macros, process_values
@@ -334,8 +336,16 @@ class Session:
         """Take this program's kept compile when there is one for these inputs
         (engines/ebpf/program_cache.py); else note the key, to keep this
         compile once it has run."""
-        if (self.cpp or self.commands or self.pids or self.macro_values or self.disasm
-                or self.options.get("engine") not in (None, "ebpf")
+        early, self.early = self.early, None
+        try:
+            return self._take_kept(early)
+        finally:
+            if early is not None:
+                early.close()  # (its load is the engine's now, if taken)
+
+    def _take_kept(self, early: Any) -> bool:
+        if (self.keep_as is None or self.cpp or self.commands or self.pids or self.macro_values
+                or self.disasm or self.options.get("engine") not in (None, "ebpf")
                 or not self._bpf_allowed()[0]):  # fmt: skip
             return False
         from pydtrace.engines.ebpf import program_cache as pc
@@ -354,17 +364,22 @@ class Session:
                   self.verbose, os.getuid(), os.getgid(), os.geteuid(), os.getegid())  # fmt: skip
         key = pc.key_of(inputs)
         values = pc.varying_values()
-        kept = pc.load(key)
-        code = pc.relocate(kept, values) if kept is not None else None
+        if early is None:
+            kept = pc.load(self.keep_as, key)
+            code = pc.relocate(kept, values) if kept is not None else None
+        else:  # looked up and loading since the command started
+            kept = early.kept if early.kept.key == key else None
+            code = early.code if kept is not None else None
         if kept is not None and code is not None:
             from pydtrace.engines.ebpf.loader import LoadAhead
 
             # the kernel verifies the programs while the rest is unpickled and imported
-            self._load_ahead = LoadAhead(pc.LoadPlan(kept.plan, code))
-            import pickle
+            ahead = early.take_load() if early is not None else None
+            self._load_ahead = ahead or LoadAhead(pc.LoadPlan(kept.plan, code))
+            import _pickle  # (pickle.py's import is 1 ms more, for nothing used here)
 
             try:
-                stub, options, matches, stability, compiled, ustack, lits = pickle.loads(kept.rest)
+                stub, options, matches, stability, compiled, ustack, lits = _pickle.loads(kept.rest)
             except Exception:  # an entry of an older pydtrace: compile
                 self._load_ahead.close()
                 self._load_ahead = None
@@ -407,7 +422,7 @@ class Session:
                              engine.ustack_keys, pc.macro_literals(bare)),
                             protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
         plan = pc.plan_of(compiled, log_level(self._compiled_options))
-        pc.store(pc.learn(old, pc.Kept(key, vals, {}, rest, code, plan)))
+        pc.store(pc.learn(old, pc.Kept(key, vals, {}, rest, code, plan)), self.keep_as)
 
     def _kernel_names(self) -> Any:
         """The running kernel's types and symbols (BTF, kallsyms) for the
@@ -922,6 +937,9 @@ class Session:
 
     def close(self) -> None:
         """Release traced processes if the session ends without running."""
+        if self.early is not None:
+            self.early.close()
+            self.early = None
         if self._load_ahead is not None:
             self._load_ahead.close()
             self._load_ahead = None

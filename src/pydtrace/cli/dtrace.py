@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv if argv is None else argv
     pname = program_name(args[0] if args else "pydtrace")
     startup = StartUp()  # no garbage collection until the engine starts; Ctrl-C
+    startup.look_ahead(pname, args[1:])
     _set_comm(pname)
     try:
         status = _main(pname, args[1:], startup)
@@ -154,8 +155,9 @@ def _run(pname: str, o: Any, out: Any, err: Any, startup: StartUp) -> int:
     )
     session.on_start = startup.started
     session.give_back_handlers = False  # the process ends with the run
-    # a run (not -l, -e or -S) starts from the last run's compile of the same program
-    session.keep_compiled = not (o.list_probes or o.compile_only or o.disasm)
+    # a run (not -l, -e or -S) starts from the last run's compile of the same command line
+    if not (o.list_probes or o.compile_only or o.disasm):
+        startup.keep(session)
     try:
         session.compile()
         if o.list_probes or o.compile_only:

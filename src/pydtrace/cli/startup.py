@@ -1,4 +1,5 @@
-"""A command's start-up: the garbage collector paused, and Ctrl-C.
+"""A command's start-up: the garbage collector paused, Ctrl-C, and the
+compile its command line last kept, loading as soon as the command starts.
 
 Start-up (imports, parsing, checking, code generation) makes tens of
 thousands of long-lived objects and next to no cyclic garbage; the
@@ -20,12 +21,18 @@ promise that, in two ways:
   import system has one) is printed as "Exception ignored" and lost: the
   command went on to trace. Ours remembers the Ctrl-C, keeps it out of the
   "Exception ignored" report, and stops the run as soon as it starts.
+
+The entry a command line's last run kept (engines/ebpf/program_cache.py)
+is read first of all, and its programs start loading on a thread while
+the command imports the rest and reads its options: the kernel's verifier
+then works while Python starts, instead of after. The session uses the
+entry if its key is the program's (else the load was in vain).
 """
 
 from __future__ import annotations
 
+import _signal  # (signal's enums cost 2 ms, before the kept program starts loading)
 import gc
-import signal
 import sys
 
 TYPE_CHECKING = False
@@ -47,15 +54,30 @@ class StartUp:
         self.was_on = gc.isenabled()
         gc.disable()
         self.interrupted = False
+        self.keep_as: str | None = None  # the command line's slot (program_cache.slot_of)
+        self.early: Any = None  # its entry, loading (program_cache.Early), until a session takes it
         self._unraisable: Any = None
         # only where Python's own handler is in place: a caller's is the caller's
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
             try:
-                signal.signal(signal.SIGINT, self._interrupt)
+                _signal.signal(_signal.SIGINT, self._interrupt)
             except ValueError:  # not the main thread: no handler of ours
                 return
             self._unraisable = sys.unraisablehook
             sys.unraisablehook = self._unraisable_hook
+
+    def look_ahead(self, command: str, argv: list[str]) -> None:
+        """Read the entry this command line's last run kept, and start
+        loading its programs."""
+        from pydtrace.engines.ebpf import program_cache
+
+        self.keep_as = program_cache.slot_of(command, argv)
+        self.early = program_cache.look_ahead(self.keep_as)
+
+    def keep(self, session: Any) -> None:
+        """Have the session keep its compile in this command line's slot,
+        starting from the entry looked up (see the module's docstring)."""
+        session.keep_as, session.early, self.early = self.keep_as, self.early, None
 
     def _interrupt(self, signum: int, frame: Any) -> None:
         self.interrupted = True
@@ -75,9 +97,12 @@ class StartUp:
             gc.enable()
 
     def end(self) -> None:
+        if self.early is not None:  # no session took it
+            self.early.close()
+            self.early = None
         if self._unraisable is not None:
-            if signal.getsignal(signal.SIGINT) == self._interrupt:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+            if _signal.getsignal(_signal.SIGINT) == self._interrupt:
+                _signal.signal(_signal.SIGINT, _signal.default_int_handler)
             if sys.unraisablehook == self._unraisable_hook:
                 sys.unraisablehook = self._unraisable
             self._unraisable = None

@@ -27,6 +27,7 @@ def main(name: str, argv: list[str] | None = None) -> int:
 
     startup = StartUp()  # no garbage collection until the engine starts; Ctrl-C
     args = sys.argv[1:] if argv is None else argv
+    startup.look_ahead(name, args)
     try:
         tool_class = load(name)
         _set_comm(name)
@@ -130,7 +131,7 @@ def _run(name: str, tool: Any, script: str, engine: str, startup: StartUp) -> in
     )
     session.on_start = startup.started
     session.give_back_handlers = False  # the process ends with the run
-    session.keep_compiled = True  # the next run of this tool starts from this compile
+    startup.keep(session)  # the next run of this command line starts from this compile
     try:
         session.compile()
         tool.started(session)

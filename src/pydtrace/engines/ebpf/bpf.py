@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import re
 import struct
 
 from pydtrace.lang.dataclass import dataclass
@@ -285,11 +284,18 @@ def _cstr(b: bytes):
 
 
 def raise_memlock() -> None:
-    """Lift RLIMIT_MEMLOCK once: kernels before 5.11 charge maps and programs to it."""
+    """Lift RLIMIT_MEMLOCK once where the kernel charges maps and programs to
+    it (before 5.11; later kernels charge the memory cgroup, and a limit
+    left as it was is one a -c command inherits as it was)."""
     global _memlock_done
     if _memlock_done:
         return
     _memlock_done = True
+    try:
+        if tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (5, 11):
+            return
+    except ValueError:
+        pass
     try:
         import resource
 
@@ -487,7 +493,8 @@ def parse_verifier_log(log: str) -> tuple[str, int | None]:
     The summary is the last line that is not bookkeeping ("processed N insns", timings, state
     dumps); the index is that of the last "N: (op) ..." line printed before it.
     """
-    # compiled here, when a program was refused, not at every start-up
+    import re  # (here, when a program was refused: not at every start-up)
+
     insn_line = re.compile(r"^(\d+): \([0-9a-f]{2}\)")
     insn_in_text = re.compile(r"\binsn (\d+)")
     log_tail = re.compile(

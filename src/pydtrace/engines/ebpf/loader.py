@@ -94,15 +94,26 @@ def _make_maps(compiled: Any, ring_ahead: Any, out: Loaded) -> None:
         raise EbpfError(str(e)) from None
 
 
-def _load_programs(compiled: Any, level: int, out: Loaded) -> None:
-    from pydtrace.engines.ebpf.attach import expected_attach_type
-    from pydtrace.engines.ebpf.bpf import prog_load
+def _encode(insns: list[Any], fds: dict[str, int]) -> bytes:
     from pydtrace.engines.ebpf.insn import encode
-    from pydtrace.engines.ebpf.program_cache import Code
+
+    return encode(insns, fds)
+
+
+def _load_programs(compiled: Any, level: int, out: Loaded) -> None:
+    from pydtrace.engines.ebpf.bpf import prog_load
 
     fds = {name: m.fd for name, m in out.maps.items()}
     progs = compiled.progs
-    code = [p.insns.with_fds(fds) if isinstance(p.insns, Code) else encode(p.insns, fds)
+    # a kept program (program_cache.LoadPlan) comes encoded, its attach type
+    # known: its thread imports no more than it needs, beside the main one
+    expected = [getattr(p, "expected_attach_type", None) for p in progs]
+    if None in expected:
+        from pydtrace.engines.ebpf.attach import expected_attach_type
+
+        expected = [expected_attach_type(p.attach) for p in progs]
+    # (a kept program's insns: program_cache.Code, encoded, its map fds to fill)
+    code = [p.insns.with_fds(fds) if hasattr(p.insns, "with_fds") else _encode(p.insns, fds)
             for p in progs]  # fmt: skip
     outcome: list[Any] = [None] * len(progs)  # each program's fd, or its error
     first_bad = [len(progs)]  # programs after a refused one are not loaded
@@ -113,7 +124,7 @@ def _load_programs(compiled: Any, level: int, out: Loaded) -> None:
         p = progs[i]
         try:
             outcome[i] = prog_load(p.prog_type, code[i], name=p.name, log_level=level,
-                                   expected_attach_type=expected_attach_type(p.attach))  # fmt: skip
+                                   expected_attach_type=expected[i])  # fmt: skip
         except Exception as e:  # (VerifierError, BPFError...): the first, in order, is the failure
             outcome[i] = e
             first_bad[0] = min(first_bad[0], i)

@@ -1,11 +1,14 @@
 """Compiled programs kept between runs: the second run of a tool or a
 one-liner starts without parsing, checking or generating code.
 
-What is kept, for one key, is what a run on the eBPF engine needs after
-compiling: the BPF programs (encoded, with their map loads to fill), the
-maps, record layouts and probes (codegen's Compiled), the options as the
-program's pragmas left them, and the few facts the session asks of the
-checked program (its probes, destructive actions).
+What is kept, for one command line (its slot: slot_of), is the last run's
+compile and its key: what a run on the eBPF engine needs after compiling:
+the BPF programs (encoded, with their map loads to fill), the maps, record
+layouts and probes (codegen's Compiled), the options as the program's
+pragmas left them, and the few facts the session asks of the checked
+program (its probes, destructive actions). A command reads its slot's
+entry as it starts and starts loading its programs at once (look_ahead,
+Early); the session uses them only if the entry's key is its program's.
 
 The key is everything that decides the result: the programs' texts, the
 settings and operands, the user's ids, pydtrace's own files (their sizes
@@ -46,7 +49,6 @@ import stat
 import struct
 import sys
 import time
-import zlib
 
 from pydtrace.lang.dataclass import dataclass
 from pydtrace.lang.macros import process_values
@@ -161,6 +163,7 @@ class _MapPlan:
 
 class _ProgPlan:
     __slots__ = ("name", "prog_type", "attach", "insns")
+    expected_attach_type = 0  # (uprobe programs, the only ones with one, are not kept)
 
     def __init__(self, name: str, prog_type: int, attach: tuple, insns: Code) -> None:
         self.name, self.prog_type, self.attach, self.insns = name, prog_type, attach, insns
@@ -324,19 +327,33 @@ def _private_dir(make: bool) -> int | None:
     return open_private_dir(path, make) if path is not None else None
 
 
-def _name(key: str) -> str:
-    """The entry's file: the boot's, and two checksums of the key (a file
-    whose key differs is not used; hashlib's import costs 4 ms)."""
-    data = key.encode(errors="surrogateescape")
-    return f"{boot_id()[:8]}-{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+def slot_of(command: str, argv: list[str]) -> str:
+    """Where a command line's compile is kept (its entry's name is this
+    text's digest): one entry a command line and directory, the last run's;
+    the key in it says whether it is this run's program."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = ""
+    return repr((command, argv, cwd))
 
 
-def load(key: str) -> Kept | None:
+def _name(slot: str) -> str:
+    """The entry's file: the boot's, and a digest of the slot (hashlib's
+    import costs 4 ms, zlib's 0.5: the remainders of the text read as one
+    number by two primes)."""
+    n = int.from_bytes(slot.encode(errors="surrogateescape"), "little")
+    return f"{boot_id()[:8]}-{n % 0xFFFFFFFFFFFFFFC5:016x}{n % 0xFFFFFFFB:08x}"
+
+
+def read(slot: str) -> Kept | None:
+    """The entry kept in a slot, whatever its key; None if there is none, or
+    it is not ours alone, or torn, or of another format."""
     dfd = _private_dir(make=False)
     if dfd is None:
         return None
     try:
-        fd = os.open(_name(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        fd = os.open(_name(slot), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
     except OSError:
         return None
     finally:
@@ -347,7 +364,7 @@ def load(key: str) -> Kept | None:
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
             plain = marshal.load(f)
-        if plain["format"] != FORMAT or plain["key"] != key:
+        if plain["format"] != FORMAT:
             return None
         return Kept.from_plain(plain)
     except Exception:  # a torn or old entry: compile instead
@@ -356,12 +373,63 @@ def load(key: str) -> Kept | None:
         os.close(fd)
 
 
-def store(kept: Kept) -> None:
-    """Write an entry (whole or not at all); never fails the run."""
+def load(slot: str, key: str) -> Kept | None:
+    """The entry kept in a slot if its key is `key`."""
+    kept = read(slot)
+    return kept if kept is not None and kept.key == key else None
+
+
+class Early:
+    """A command line's entry, read as the command starts (look_ahead), its
+    programs loading already (loader.LoadAhead: the verifier's 10-20 ms of
+    kernel time then overlap the command's imports and option parsing,
+    instead of following them). The session takes it when the entry's key
+    is its program's; else the load was in vain, and is closed."""
+
+    def __init__(self, kept: Kept, code: list[Code] | None, ahead: Any) -> None:
+        self.kept = kept
+        self.code = code  # relocated to this process's macro values; None if it cannot be
+        self.ahead = ahead  # the LoadAhead of code, until taken
+
+    def take_load(self) -> Any:
+        ahead, self.ahead = self.ahead, None
+        return ahead
+
+    def close(self) -> None:
+        ahead = self.take_load()
+        if ahead is not None:
+            ahead.close()
+
+
+def look_ahead(slot: str) -> Early | None:
+    """At a command's start: the entry its command line last kept, its
+    programs loading (unless they cannot be patched for this process)."""
+    if cache_path() is None:
+        return None
+    try:
+        kept = read(slot)
+        if kept is None:
+            return None
+        code = relocate(kept, varying_values())
+        ahead = None
+        if code is not None:
+            # imported here, not by the loader's thread: the run needs them
+            # anyway, and a thread importing beside this one waits for the GIL
+            import pydtrace.engines.ebpf.maps  # noqa: F401
+            from pydtrace.engines.ebpf.loader import LoadAhead
+
+            ahead = LoadAhead(LoadPlan(kept.plan, code))
+        return Early(kept, code, ahead)
+    except Exception:  # (no thread to be had...): compile as without a cache
+        return None
+
+
+def store(kept: Kept, slot: str) -> None:
+    """Write a slot's entry (whole or not at all); never fails the run."""
     dfd = _private_dir(make=True)
     if dfd is None:
         return
-    name = _name(kept.key)
+    name = _name(slot)
     tmp = f".{name}.{os.getpid()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
