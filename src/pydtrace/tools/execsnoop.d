@@ -46,31 +46,33 @@ syscall::execveat:entry
 	self->file = copyinstr(arg1);
 }
 
-/* where the arguments are: the new program's stack, or the caller's array */
+/*
+ * where the arguments are: the new program's stack, or the caller's array
+ * (this-> variables live through the clauses of one probe firing: no
+ * thread-local variable to set and clear at each exec)
+ */
 proc:::exec-success
 /self->argv/
 {
-	self->w = uregs[R_CS] == 0x23 ? 4 : 8;
-	self->av = uregs[R_SP] + self->w;
-	self->ret = 0;
-	self->show = !FAILED_ONLY;
+	this->w = uregs[R_CS] == 0x23 ? 4 : 8;
+	this->av = uregs[R_SP] + this->w;
+	this->ret = 0;
+	this->show = !FAILED_ONLY;
 }
 
 syscall::execve:return, syscall::execveat:return
 /self->argv && errno != 0/
 {
-	self->w = 8;
-	self->av = self->argv;
-	self->ret = -errno;
-	self->show = 1;
+	this->w = 8;
+	this->av = (uint64_t)self->argv;
+	this->ret = -errno;
+	this->show = 1;
 }
 
 /* argv[0], argv[1], ... until the NULL that ends the array */
 proc:::exec-success, syscall::execve:return, syscall::execveat:return
-/self->show/
+/this->show/
 {
-	this->w = self->w;
-	this->av = self->av;
 	/* a 32-bit program's pointers are the low half of each 8 bytes read */
 	this->mask = this->w == 8 ? 0xffffffffffffffff : 0xffffffff;
 	this->p0 = *(uint64_t *)copyin(this->av, 8) & this->mask;
@@ -102,7 +104,7 @@ proc:::exec-success, syscall::execve:return, syscall::execveat:return
 	/* a missing argument reads as the empty string at the array's NULL */
 	this->nul = this->av + this->argc * this->w;
 	printf("%-20Y %-16s %-7d %-7d %3d %4d %-24s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n",
-	    walltimestamp, execname, pid, ppid, self->ret, this->argc, self->file,
+	    walltimestamp, execname, pid, ppid, this->ret, this->argc, self->file,
 	    copyinstr(this->p0 ? this->p0 : this->nul), copyinstr(this->p1 ? this->p1 : this->nul),
 	    copyinstr(this->p2 ? this->p2 : this->nul), copyinstr(this->p3 ? this->p3 : this->nul),
 	    copyinstr(this->p4 ? this->p4 : this->nul), copyinstr(this->p5 ? this->p5 : this->nul),
@@ -121,8 +123,4 @@ proc:::exec-success, syscall::execve:return, syscall::execveat:return
 {
 	self->argv = 0;
 	self->file = 0;
-	self->w = 0;
-	self->av = 0;
-	self->ret = 0;
-	self->show = 0;
 }

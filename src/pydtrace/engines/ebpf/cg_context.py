@@ -57,6 +57,7 @@ SPILL_SLOTS = tuple(range(-40, -505, -8))
 # (a stack slot; in the frame map it would be a plain number): bpf_get_stack
 # needs it (cg_stack)
 CTX_SLOT = -512
+SELECT_SLOTS = 8  # integer ternaries nested this deep meet in frame words (cg_expr.select)
 DKEY_LEVELS = 2  # dynamic-variable key buffers: a subscript may itself read one (a[b[1]])
 
 # A syscall probe name (entry/return) matching at least this many syscalls is
@@ -161,6 +162,9 @@ class CompilerBase:
         # the frame's fixed areas
         self.f_args = self.frame.take(8 * MAX_ARGS)
         self.f_errno = self.frame.take(8)
+        self._f_word: int | None = None  # frame_word()
+        self._f_select: list[int] = []  # select_slot()
+        self.select_depth = 0
         self.f_keysize = 8
         self.globals_size = 8  # offset 0: the draining flag set by exit()
         self.global_off: dict[str, int] = {}
@@ -323,6 +327,20 @@ class CompilerBase:
         self.strings_used += 1
         self.nstrings = max(self.nstrings, self.strings_used)
         return off
+
+    def frame_word(self) -> int:
+        """The frame word a probe_read helper reads a scalar into (taken at
+        first use: a program without one keeps its layout)."""
+        if self._f_word is None:
+            self._f_word = self.frame.take(8)
+        return self._f_word
+
+    def select_slot(self, depth: int) -> int:
+        """The frame word where the arms of an integer ternary nested `depth`
+        deep meet (cg_expr.select)."""
+        while len(self._f_select) <= depth:
+            self._f_select.append(self.frame.take(8))
+        return self._f_select[depth]
 
     def truth(self, v: Value) -> None:
         pass  # any non-zero 64-bit value is true

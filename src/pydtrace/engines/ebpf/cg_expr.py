@@ -10,6 +10,7 @@ from pydtrace.engines.ebpf import layout as L
 from pydtrace.engines.ebpf.cg_context import (
     DIVZERO,
     MAX_ARGS,
+    SELECT_SLOTS,
     SYS_NAME,
     CompilerBase,
     Value,
@@ -153,14 +154,14 @@ class ExprMixin(CompilerBase):
     def kernel_load(self, out: int, addr: int, off: int, size: int) -> None:
         """out = the unsigned size-byte value at kernel address addr+off (0 if unreadable)."""
         a = self.a
-        a.st(8, R10, -16, 0)
         a.mov(R3, addr)
         a.alu("+", R3, imm=off)
-        a.mov(R1, R10)
-        a.alu("+", R1, imm=-16)
+        word = self.frame_word()
+        a.mov(R1, R9)
+        a.alu("+", R1, imm=word)
         a.movi(R2, size)
-        a.call("probe_read_kernel")
-        a.ldx(size, out, R10, -16)
+        a.call("probe_read_kernel")  # (which zeroes the word when it cannot read)
+        a.ldx(size, out, R9, word)
 
     def wrap(self, reg: int, t: CType) -> None:
         """Cut a 64-bit value to integer type t (sign- or zero-extended back to 64 bits)."""
@@ -383,9 +384,12 @@ class ExprMixin(CompilerBase):
             self.spill_one(())
 
     def select(self, e: ast.Cond, fix: Any = None) -> Value:
-        """c ? x : y: each arm stores its value in a stack slot (no register is
-        held across the arms, so they may be as deep as the top level), read
-        back after the join."""
+        """c ? x : y: each arm stores its value in a slot (no register is held
+        across the arms, so they may be as deep as the top level), read back
+        after the join. An integer's slot is a frame word: the kernel's
+        verifier tracks the liveness of every stack slot written, at a cost
+        that grew execsnoop's verification from 2.5 to 7 ms a program. A
+        pointer's is on the stack, where the verifier keeps its type."""
         a = self.a
         t: CType = e.ctype  # type: ignore[attr-defined]
         c = self.expr(e.cond)
@@ -395,11 +399,16 @@ class ExprMixin(CompilerBase):
         if not self.free_slots:
             raise self.unsupported("an expression this deep", e)
         slot = self.free_slots.pop(0)
+        base, at = R10, slot
+        framed = t.is_int() and self.select_depth < SELECT_SLOTS
+        if framed:
+            base, at = R9, self.select_slot(self.select_depth)
+            self.select_depth += 1
         a.jmp("==", c.reg, other, imm=0)
         for arm, last in ((e.then, False), (e.other, True)):
             outer = self.branch()
             x = self.expr(arm)
-            a.stx(8, R10, slot, x.reg)
+            a.stx(8, base, at, x.reg)
             self.free(x)
             self.end_branch(outer)
             if not last:
@@ -407,7 +416,9 @@ class ExprMixin(CompilerBase):
                 a.place(other)
         a.place(end)
         v = self.alloc(t)
-        a.ldx(8, v.reg, R10, slot)
+        a.ldx(8, v.reg, base, at)
+        if framed:
+            self.select_depth -= 1
         self.free_slots.insert(0, slot)
         if fix is not None:
             fix(v)

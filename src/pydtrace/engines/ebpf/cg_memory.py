@@ -445,20 +445,22 @@ class MemoryMixin(CompilerBase):
 
     def read_word(self, reg: int, size: int, helper: str) -> None:
         """reg: an address -> the size bytes there (1, 2, 4 or 8, zero-extended),
-        read by helper (probe_read_kernel or probe_read_user) through the stack
-        word at r10-16; an unreadable address faults "invalid address" with it."""
+        read by helper (probe_read_kernel or probe_read_user) through a frame
+        word (frame_word(): not the stack, whose every slot written is one more the
+        kernel's verifier tracks the liveness of, at a cost that grows with
+        the program); an unreadable address faults "invalid address" with it."""
         a = self.a
-        a.st(8, R10, -16, 0)
         a.mov(R3, reg)
-        a.mov(R1, R10)
-        a.alu("+", R1, imm=-16)
+        word = self.frame_word()
+        a.mov(R1, R9)
+        a.alu("+", R1, imm=word)
         a.movi(R2, size)
         a.call(helper)
         ok = a.new_label("rdok")
         a.jmp("==", R0, ok, imm=0)
         self.fault(BADADDR, reg)
         a.place(ok)
-        a.ldx(size, reg, R10, -16)
+        a.ldx(size, reg, R9, word)
 
     def mem_load(self, v: Value, t: CType) -> None:
         """v.reg: an address -> the scalar of type t stored there (faults when
