@@ -15,6 +15,11 @@
                 program_cache.py); "first" is the very first start of each;
      added      the workload's median wall time (R runs) while it is
                 attached, minus the untraced median;
+     kernel     seconds a workload run spent in the tracer's BPF programs
+                (the kernel's own count, kernel.bpf_stats_enabled, on only
+                while the workload runs; bpftool reads it): the part of the
+                added time that is the tracer's in the traced programs'
+                context, steadier than wall times on a busy machine;
      cpu        the tracer's own CPU seconds (user + system) over the whole run;
      events     the lines naming TOKEN per workload run (opensnoop: N, cat's
                 opens of FILE; execsnoop: 2N, both execs), and drops reported.
@@ -71,6 +76,50 @@ def run_timed(argv: list[str]) -> tuple[float, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{argv[:4]} failed: {err.decode(errors='replace')[-300:]}")
     return wall, ru.ru_utime + ru.ru_stime
+
+
+STATS = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+def kernel_ns(pid: int) -> int:
+    """Nanoseconds the BPF programs that process `pid` holds have run while the
+    kernel counted (kernel.bpf_stats_enabled): the time a tracer adds inside
+    the traced programs' own system calls, which wall times are too noisy to
+    show. 0 without bpftool."""
+    if shutil.which("bpftool") is None:
+        return 0
+    import json
+
+    held = set()  # the ids of the programs its fds hold (/proc/PID/fdinfo: prog_id)
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    for line in f:
+                        if line.startswith("prog_id:"):
+                            held.add(int(line.split()[1]))
+            except OSError:
+                pass
+    except OSError:
+        return 0
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True).stdout
+    try:
+        progs = json.loads(out or "[]")
+    except ValueError:
+        return 0
+    return sum(p.get("run_time_ns", 0) for p in progs if p.get("id") in held)
+
+
+def counting(on: bool) -> str:
+    """Turn the kernel's BPF run-time counting on or off; what it was."""
+    try:
+        with open(STATS) as f:
+            was = f.read().strip()
+        with open(STATS, "w") as f:
+            f.write("1" if on else "0")
+        return was
+    except OSError:
+        return ""
 
 
 def median_run(argv: list[str], runs: int) -> tuple[float, float]:
@@ -155,8 +204,8 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
         ("execsnoop", [*TOOLS, "execsnoop"], ["bpftrace", "-B", "none", "/usr/sbin/execsnoop.bt"],
          poke_exec, ready, 2 * a.loops),
     ]  # fmt: skip
-    head = (f"{'':22}{'first s':>8}{'start-up s':>11}{'added s':>9}{'cpu s':>7}{'events/run':>11}"
-            f"{'expected':>9}  drops")  # fmt: skip
+    head = (f"{'':22}{'first s':>8}{'start-up s':>11}{'added s':>9}{'kernel s':>9}{'cpu s':>7}"
+            f"{'events/run':>11}{'expected':>9}  drops")  # fmt: skip
     for name, ours, theirs, poke, marker, expected in pairs:
         print(f"{name}:")
         print(head)
@@ -174,7 +223,14 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
         for who, argv in tracers:
             t = Tracer(argv, poke, marker, work, who.split()[0] + name)
             first, startup = starts[who][0], statistics.median([*starts[who][WARM:], t.startup])
-            traced, _ = median_run(workload, a.runs)
+            was = counting(True)
+            try:
+                before = kernel_ns(t.proc.pid)
+                traced, _ = median_run(workload, a.runs)
+                kernel = (kernel_ns(t.proc.pid) - before) / a.runs / 1e9
+            finally:
+                if was != "1":
+                    counting(False)  # as it was
             time.sleep(0.3)  # the last events out
             cpu = t.stop()
             # a tracer's detaching may go on after it exits (pydtrace's in a
@@ -183,16 +239,17 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
             # starts once it is over, or its start-up would pay for it
             time.sleep(SETTLE)
             seen = t.lines_with(token) / a.runs
-            got[who.split()[0]] = (startup, traced - base)
-            print(f"{who:22}{first:8.3f}{startup:11.3f}{traced - base:9.3f}{cpu:7.2f}{seen:11.1f}"
-                  f"{expected:9d}  {t.drops()}", flush=True)  # fmt: skip
+            got[who.split()[0]] = (startup, traced - base, kernel)
+            print(f"{who:22}{first:8.3f}{startup:11.3f}{traced - base:9.3f}{kernel:9.4f}{cpu:7.2f}"
+                  f"{seen:11.1f}{expected:9d}  {t.drops()}", flush=True)  # fmt: skip
         if "bpftrace" in got:
-            (s_ours, add_ours), (s_bt, add_bt) = got["pydtrace"], got["bpftrace"]
+            (s_ours, add_ours, k_ours), (s_bt, add_bt, k_bt) = got["pydtrace"], got["bpftrace"]
             # an exec costs ~1 ms and varies by more than a tracer adds: a ratio
             # of two added times under NOISE says nothing
             added = (f"added time {add_ours / add_bt:.2f}x" if add_bt > NOISE
                      else f"added time within noise ({add_ours:+.3f} s, {add_bt:+.3f} s)")  # fmt: skip
-            print(f"ratio pydtrace/bpftrace: start-up {s_ours / s_bt:.2f}x, {added}\n")
+            kern = f", kernel time {k_ours / k_bt:.2f}x" if k_bt > 0 else ""
+            print(f"ratio pydtrace/bpftrace: start-up {s_ours / s_bt:.2f}x, {added}{kern}\n")
 
 
 def counts(a: argparse.Namespace, work: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -412,6 +413,32 @@ def test_a_kept_program_runs_with_its_own_pid_and_clock(tmp_path: Path) -> None:
             assert kept.values == {"pid": pid}
         assert bool(kept.known.get("pid")) == (run >= 1), run
     assert stamps[1] == stamps[2] == stamps[3]  # runs 3 and 4 only read it
+
+
+def test_a_program_whose_printf_ran_is_kept(tmp_path: Path) -> None:
+    """A printf formatted at run time leaves a formatter (a closure) on its
+    Format: the kept compile is pickled without it."""
+    need(bpf_maps_ok(), "the eBPF engine needs root and bpf(2)")
+    cache = tmp_path / "cache"
+    me = os.getpid()
+    program = f'syscall::getppid:entry /pid == {me}/ {{ printf("%d\\n", pid); exit(0); }}'
+    stop = threading.Event()
+
+    def call() -> None:
+        while not stop.is_set():
+            os.getppid()
+            stop.wait(0.002)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    try:
+        for _ in range(2):
+            _, out, _ = _run(cache, "-q", "-n", program)
+            assert out.split() == [str(me)]
+            assert len(_entries(cache)) == 1
+    finally:
+        stop.set()
+        caller.join()
 
 
 def test_a_folded_pid_is_never_kept(tmp_path: Path) -> None:

@@ -150,6 +150,11 @@ class Format:
     # argument types -> a formatter made once for them (see format_printf)
     plans: dict[tuple[CType, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a kept compile: engines/ebpf/program_cache.py) without the
+        formatters a run made (closures)."""
+        return {**self.__dict__, "plans": {}}
+
     def conversions(self) -> list[Conversion]:
         """Conversions that consume printf arguments (not %@)."""
         return [p for p in self.parts if isinstance(p, Conversion) and not p.agg]
