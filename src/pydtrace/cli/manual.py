@@ -65,7 +65,7 @@ _CLAUSE = "[[ predicate ] action ]"
 
 CACHE_TEXT = (
     "`PYDTRACE_CACHE`: a run on the eBPF engine keeps its compiled program, and the next "
-    "run of the same program with the same options starts from it (for the kernel boot "
+    "run of the same command line in the same directory starts from it (for the kernel boot "
     "that made it): in /run/pydtrace for root, $XDG_RUNTIME_DIR/pydtrace for another "
     "user. Set to a directory, it keeps them there (used only if no other user can "
     "change it); set to 0, it keeps none."
