@@ -188,3 +188,33 @@ def test_a_run_gives_the_callers_handlers_back(python_handler: None) -> None:
             _spin()
     finally:
         signal.signal(signal.SIGTERM, old_term)
+
+
+# a Ctrl-C landing while a command reads the entry its command line kept
+# (program_cache.look_ahead, the first thing its main() does)
+_IN_LOOK_AHEAD = """
+import sys
+from pydtrace.cli.startup import Interrupted
+from pydtrace.engines.ebpf import program_cache
+
+def look_ahead(slot):
+    raise Interrupted
+
+program_cache.look_ahead = look_ahead
+if sys.argv[1] == "tool":
+    from pydtrace.cli.tools import main
+    status = main("execsnoop", ["-d", "1"])
+else:
+    from pydtrace.cli.dtrace import main
+    status = main(["pydtrace", "-n", "BEGIN { exit(0); }"])
+raise SystemExit(status)
+"""
+
+
+@pytest.mark.parametrize(("which", "name"), [("tool", "execsnoop"), ("dtrace", "pydtrace")])
+def test_a_ctrl_c_while_the_kept_entry_is_read_ends_with_status_1(
+    tmp_path: Path, which: str, name: str
+) -> None:
+    r = _run(tmp_path, _IN_LOOK_AHEAD, which)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        1, "", f"{name}: interrupted before tracing began\n")  # fmt: skip

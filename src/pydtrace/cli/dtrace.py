@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv if argv is None else argv
     pname = program_name(args[0] if args else "pydtrace")
     startup = StartUp()  # no garbage collection until the engine starts; Ctrl-C
-    startup.look_ahead(pname, args[1:])
     _set_comm(pname)
     try:
+        startup.look_ahead(pname, args[1:])
         status = _main(pname, args[1:], startup)
     except KeyboardInterrupt:
         # Ctrl-C before tracing began (once it has, a handler ends tracing

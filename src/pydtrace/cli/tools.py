@@ -27,8 +27,8 @@ def main(name: str, argv: list[str] | None = None) -> int:
 
     startup = StartUp()  # no garbage collection until the engine starts; Ctrl-C
     args = sys.argv[1:] if argv is None else argv
-    startup.look_ahead(name, args)
     try:
+        startup.look_ahead(name, args)
         tool_class = load(name)
         _set_comm(name)
         status = _main(name, tool_class, args, startup)
