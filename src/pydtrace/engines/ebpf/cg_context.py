@@ -162,7 +162,7 @@ class CompilerBase:
         # the frame's fixed areas
         self.f_args = self.frame.take(8 * MAX_ARGS)
         self.f_errno = self.frame.take(8)
-        self._f_word: int | None = None  # frame_word()
+        self._f_word: int | None = None  # read_to_word()
         self._f_select: list[int] = []  # select_slot()
         self.select_depth = 0
         self.f_keysize = 8
@@ -328,11 +328,21 @@ class CompilerBase:
         self.nstrings = max(self.nstrings, self.strings_used)
         return off
 
-    def frame_word(self) -> int:
-        """The frame word a probe_read helper reads a scalar into (taken at
-        first use: a program without one keeps its layout)."""
+    def read_to_word(self, helper: str, size: int) -> int:
+        """R3: an address -> `helper` (probe_read_kernel or probe_read_user)
+        called to read its `size` bytes into a frame word, which it zeroes
+        when it cannot read them; the word's offset (R0: the helper's
+        result). A frame word, not a stack slot: the kernel's verifier
+        tracks the liveness of every stack slot written, at a cost that
+        grows with the program. Taken at first use: a program without one
+        keeps its layout."""
         if self._f_word is None:
             self._f_word = self.frame.take(8)
+        a = self.a
+        a.mov(R1, R9)
+        a.alu("+", R1, imm=self._f_word)
+        a.movi(R2, size)
+        a.call(helper)
         return self._f_word
 
     def select_slot(self, depth: int) -> int:

@@ -156,11 +156,7 @@ class ExprMixin(CompilerBase):
         a = self.a
         a.mov(R3, addr)
         a.alu("+", R3, imm=off)
-        word = self.frame_word()
-        a.mov(R1, R9)
-        a.alu("+", R1, imm=word)
-        a.movi(R2, size)
-        a.call("probe_read_kernel")  # (which zeroes the word when it cannot read)
+        word = self.read_to_word("probe_read_kernel", size)
         a.ldx(size, out, R9, word)
 
     def wrap(self, reg: int, t: CType) -> None:
@@ -396,14 +392,14 @@ class ExprMixin(CompilerBase):
         other, end = a.new_label("else"), a.new_label("fi")
         self.free(c)
         self.spill_region()
-        if not self.free_slots:
-            raise self.unsupported("an expression this deep", e)
-        slot = self.free_slots.pop(0)
-        base, at = R10, slot
         framed = t.is_int() and self.select_depth < SELECT_SLOTS
         if framed:
             base, at = R9, self.select_slot(self.select_depth)
             self.select_depth += 1
+        elif self.free_slots:
+            base, at = R10, self.free_slots.pop(0)
+        else:
+            raise self.unsupported("an expression this deep", e)
         a.jmp("==", c.reg, other, imm=0)
         for arm, last in ((e.then, False), (e.other, True)):
             outer = self.branch()
@@ -419,7 +415,8 @@ class ExprMixin(CompilerBase):
         a.ldx(8, v.reg, base, at)
         if framed:
             self.select_depth -= 1
-        self.free_slots.insert(0, slot)
+        else:
+            self.free_slots.insert(0, at)
         if fix is not None:
             fix(v)
         v.ctype = t

@@ -446,16 +446,11 @@ class MemoryMixin(CompilerBase):
     def read_word(self, reg: int, size: int, helper: str) -> None:
         """reg: an address -> the size bytes there (1, 2, 4 or 8, zero-extended),
         read by helper (probe_read_kernel or probe_read_user) through a frame
-        word (frame_word(): not the stack, whose every slot written is one more the
-        kernel's verifier tracks the liveness of, at a cost that grows with
-        the program); an unreadable address faults "invalid address" with it."""
+        word (read_to_word); an unreadable address faults "invalid address"
+        with it."""
         a = self.a
         a.mov(R3, reg)
-        word = self.frame_word()
-        a.mov(R1, R9)
-        a.alu("+", R1, imm=word)
-        a.movi(R2, size)
-        a.call(helper)
+        word = self.read_to_word(helper, size)
         ok = a.new_label("rdok")
         a.jmp("==", R0, ok, imm=0)
         self.fault(BADADDR, reg)
