@@ -317,14 +317,17 @@ def test_second_ctrl_c_aborts_and_leaves_nothing(kernel: None) -> None:
     the run at once, status 1, with the instance removed."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     wide = "x" * 200  # a few thousand such lines fill any pipe
+    # Eight lines per tick: a loaded machine may fire far fewer than 1000
+    # ticks a second, and a pipe holds 64 KiB (about 300 such lines).
+    adds = " ".join(f'@[i++, "{wide}"] = count();' for _ in range(8))
     p = subprocess.Popen(
         [sys.executable, "-m", "pydtrace", "-q", "-x", "engine=tracefs", "-n",
-         f'syscall::read:entry /0/ {{ }} tick-1ms {{ @[i++, "{wide}"] = count(); }}'],
+         f"syscall::read:entry /0/ {{ }} tick-1ms {{ {adds} }}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         path = _wait_instance(p.pid)
-        time.sleep(2)  # 2000 ticks, 2000 lines to print: far more than a pipe holds
+        time.sleep(2)  # up to 16,000 lines to print: far more than a pipe holds
         p.send_signal(signal.SIGINT)
         time.sleep(2)  # END prints until the pipe is full, then waits
         assert p.poll() is None, "the first Ctrl-C ended the run: no END left to abort"
