@@ -9,20 +9,25 @@
      start-up   seconds from starting it to the first event it prints (the
                 script opens a marker path, or execs a marker command, every
                 5 ms until the marker's line comes out): the median of R
-                starts after two more, pydtrace's and bpftrace's interleaved
-                (the steady state: pydtrace's first start keeps its compile,
-                its second learns where $pid stands, engines/ebpf/
-                program_cache.py); "first" is the very first start of each;
-     added      the workload's median wall time (R runs) while it is
-                attached, minus the untraced median;
+                starts after two more of each tracer (the steady state:
+                pydtrace's first start keeps its compile, its second learns
+                where $pid stands, engines/ebpf/program_cache.py); "first" is
+                the very first start of each;
+     added      the median wall time of R workload runs, each while the
+                tracer is attached, minus the median of the untraced runs;
+                the runs come in R cycles (an untraced run, a tracer started,
+                a traced run, the tracer stopped, for each tracer in turn), so
+                that the machine's drift falls on traced and untraced alike;
      kernel     seconds a workload run spent in the tracer's BPF programs
                 (the kernel's own count, kernel.bpf_stats_enabled, on only
                 while the workload runs; bpftool reads it): the part of the
                 added time that is the tracer's in the traced programs'
                 context, steadier than wall times on a busy machine;
-     cpu        the tracer's own CPU seconds (user + system) over the whole run;
-     events     the lines naming TOKEN per workload run (opensnoop: N, cat's
-                opens of FILE; execsnoop: 2N, both execs), and drops reported.
+     cpu        the tracer's own CPU seconds (user + system) from its start to
+                its end, one workload run traced (median of R);
+     events     the fewest lines naming TOKEN in a traced workload run
+                (opensnoop: N, cat's opens of FILE; execsnoop: 2N, both
+                execs), and drops reported.
    Ratios are pydtrace / bpftrace (targets: added <= 0.5x, start-up <= 0.5x).
 2. `dtruss -c CMD` on each engine beside `strace -c CMD` (and syscount, which
    counts only, as strace -c does; dtruss -c prints every call as well, as
@@ -183,9 +188,7 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
     )
     script.chmod(0o755)
     workload = [str(script)]
-    base, _ = median_run(workload, a.runs)
-    print(f"workload: {a.loops} x (exec /bin/true, exec /bin/cat FILE); untraced "
-          f"{base:.3f} s (median of {a.runs})\n")  # fmt: skip
+    print(f"workload: {a.loops} x (exec /bin/true, exec /bin/cat FILE)\n")
     ready = f"ready{os.getpid()}x"  # the marker: not TOKEN, which counts the workload's events
     ready_path = f"/nonexistent-{ready}"
 
@@ -207,41 +210,65 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
     head = (f"{'':22}{'first s':>8}{'start-up s':>11}{'added s':>9}{'kernel s':>9}{'cpu s':>7}"
             f"{'events/run':>11}{'expected':>9}  drops")  # fmt: skip
     for name, ours, theirs, poke, marker, expected in pairs:
-        print(f"{name}:")
-        print(head)
-        got: dict[str, tuple[float, float]] = {}
         tracers = [("pydtrace " + name, ours)]
         if shutil.which("bpftrace") is not None:
             tracers.append((f"bpftrace {name}.bt", theirs))
-        starts: dict[str, list[float]] = {who: [] for who, _ in tracers}
-        for _ in range(a.runs + WARM - 1):  # the last start is the workload's, below
+        first: dict[str, float] = {}
+        for _ in range(WARM):  # (pydtrace's first start keeps its compile, its second learns $pid)
             for who, argv in tracers:
                 t = Tracer(argv, poke, marker, work, who.split()[0] + name)
-                starts[who].append(t.startup)
+                first.setdefault(who, t.startup)
                 t.stop()
                 time.sleep(SETTLE)
-        for who, argv in tracers:
-            t = Tracer(argv, poke, marker, work, who.split()[0] + name)
-            first, startup = starts[who][0], statistics.median([*starts[who][WARM:], t.startup])
-            was = counting(True)
-            try:
-                before = kernel_ns(t.proc.pid)
-                traced, _ = median_run(workload, a.runs)
-                kernel = (kernel_ns(t.proc.pid) - before) / a.runs / 1e9
-            finally:
-                if was != "1":
-                    counting(False)  # as it was
-            time.sleep(0.3)  # the last events out
-            cpu = t.stop()
-            # a tracer's detaching may go on after it exits (pydtrace's in a
-            # holder process; a tracepoint's last perf event waits ~35-70 ms
-            # under a kernel mutex that attaching takes too): the next tracer
-            # starts once it is over, or its start-up would pay for it
-            time.sleep(SETTLE)
-            seen = t.lines_with(token) / a.runs
-            got[who.split()[0]] = (startup, traced - base, kernel)
-            print(f"{who:22}{first:8.3f}{startup:11.3f}{traced - base:9.3f}{kernel:9.4f}{cpu:7.2f}"
-                  f"{seen:11.1f}{expected:9d}  {t.drops()}", flush=True)  # fmt: skip
+        # Cycles: an untraced run, then each tracer started, one traced run and
+        # stopped, the tracers' order swapped each cycle. The untraced and the
+        # traced runs interleave over the same minutes, so the machine's drift
+        # (an exec's cost moves by 10% from one run to the next here) falls on
+        # both alike.
+        base: list[float] = []
+        starts: dict[str, list[float]] = {who: [] for who, _ in tracers}
+        traced: dict[str, list[float]] = {who: [] for who, _ in tracers}
+        kernel: dict[str, list[float]] = {who: [] for who, _ in tracers}
+        cpu: dict[str, list[float]] = {who: [] for who, _ in tracers}
+        seen: dict[str, list[float]] = {who: [] for who, _ in tracers}
+        drops: dict[str, str] = {}
+        for c in range(a.runs):
+            for who, argv in tracers if c % 2 == 0 else tracers[::-1]:
+                base.append(run_timed(workload)[0])
+                t = Tracer(argv, poke, marker, work, who.split()[0] + name)
+                starts[who].append(t.startup)
+                was = counting(True)
+                try:
+                    before = kernel_ns(t.proc.pid)
+                    traced[who].append(run_timed(workload)[0])
+                    kernel[who].append((kernel_ns(t.proc.pid) - before) / 1e9)
+                finally:
+                    if was != "1":
+                        counting(False)  # as it was
+                time.sleep(0.3)  # the last events out
+                cpu[who].append(t.stop())
+                seen[who].append(t.lines_with(token))
+                if t.drops() != "-":
+                    drops[who] = t.drops()
+                # a tracer's detaching may go on after it exits (pydtrace's in
+                # a holder process; a tracepoint's last perf event waits ~35-70
+                # ms under a kernel mutex that attaching takes too): the next
+                # start waits until it is over, or its start-up would pay for it
+                time.sleep(SETTLE)
+        b = statistics.median(base)
+        q = statistics.quantiles(base, n=4)
+        print(f"{name}: untraced {b:.3f} s (median of {len(base)}, interquartile range "
+              f"{q[2] - q[0]:.3f} s)")  # fmt: skip
+        print(head)
+        got: dict[str, tuple[float, float, float]] = {}
+        for who, _ in tracers:
+            startup = statistics.median(starts[who])
+            added = statistics.median(traced[who]) - b
+            k = statistics.median(kernel[who])
+            got[who.split()[0]] = (startup, added, k)
+            print(f"{who:22}{first[who]:8.3f}{startup:11.3f}{added:9.3f}{k:9.4f}"
+                  f"{statistics.median(cpu[who]):7.2f}{min(seen[who]):11.0f}{expected:9d}  "
+                  f"{drops.get(who, '-')}", flush=True)  # fmt: skip
         if "bpftrace" in got:
             (s_ours, add_ours, k_ours), (s_bt, add_bt, k_bt) = got["pydtrace"], got["bpftrace"]
             # an exec costs ~1 ms and varies by more than a tracer adds: a ratio
