@@ -10,7 +10,7 @@ reports it). pydtrace and bpftrace run in turn, A B A B ..., and the table
 gives the median of each and their ratio. A reader runs beside the read
 probe (head -c1 every 10 ms), as on a busy machine, so that it fires.
 
-pydtrace runs as installed: its console script beside this Python when
+pydtrace runs as installed: its command beside this Python when
 there is one (a venv's), else the same entry point through `python -c`, from
 cached bytecode (compiled first, as pip does; PYTHONDONTWRITEBYTECODE is
 dropped from the environment).

@@ -53,11 +53,11 @@ def report_added(med: dict[str, float], head: str) -> None:
         print(f"ratio pydtrace/bpftrace (added time): {ratio:.2f}")
 
 
-ENTRY = "import re, sys; from pydtrace.cli.dtrace import main; sys.exit(main())"
+ENTRY = "import sys; from pydtrace.cli.dtrace import main; sys.exit(main())"  # (scripts/pydtrace)
 
 
 def pydtrace_command() -> list[str]:
-    """The pydtrace command as installed (its console script beside this
+    """The pydtrace command as installed (its launcher beside this
     Python, a venv's), without a version manager's shim; else the same entry
     point through `python -c` (not `-m pydtrace`, whose runpy a user's
     command does not load)."""

@@ -30,7 +30,7 @@ from conftest import need
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 TIMEOUT = 60
-# console scripts of the package and the tools a shown `# ` line may start
+# commands of the package and the tools a shown `# ` line may start
 # with: a `# ` line starting with anything else is a comment or output
 _FENCE = re.compile(r"^(\s*)(```+|~~~+)")
 

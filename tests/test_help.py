@@ -1,13 +1,14 @@
 """Help as a Linux tool gives it, options as dtrace takes them (issue 20, item 1).
 
 --help and --version for pydtrace, dtrace, ktrace and kdump; one line and a
-hint for a usage error; the `dtrace` console script speaking as dtrace; the
+hint for a usage error; the `dtrace` command speaking as dtrace; the
 man pages rendered from cli/manual.py, checked in, well-formed, installed,
 and their examples run as shown.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -48,23 +49,41 @@ def module(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def scripts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bin directory with the console scripts pyproject.toml declares, written
-    as pip writes them (argv[0] is the script's path)."""
-    tomllib = pytest.importorskip("tomllib")
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert declared["dtrace"] == declared["pydtrace"] == "pydtrace.cli.dtrace:main"
+    """A bin directory with the commands' launchers (scripts/), their `#!python`
+    line pointed at this Python, as pip installs them."""
     bin_dir = tmp_path_factory.mktemp("bin")
     for name in ("pydtrace", "dtrace", "ktrace", "kdump"):
-        mod, func = declared[name].split(":")
+        text = (ROOT / "scripts" / name).read_text()
+        assert text.startswith("#!python\n")
         path = bin_dir / name
-        path.write_text(
-            f"#!{sys.executable}\nimport re, sys\nfrom {mod} import {func}\n"
-            'if __name__ == "__main__":\n'
-            "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
-            f"    sys.exit({func}())\n"
-        )
+        path.write_text(f"#!{sys.executable}\n" + text.split("\n", 1)[1])
         path.chmod(0o755)
     return bin_dir
+
+
+def test_checked_in_launchers_are_what_launchers_py_writes(tmp_path: Path) -> None:
+    """scripts/ holds one launcher per command, each as `python3 -m
+    pydtrace.cli.launchers scripts` writes it, and pyproject.toml installs
+    exactly those; a launcher imports what its command runs and no re."""
+    tomllib = pytest.importorskip("tomllib")
+    from pydtrace.cli import launchers
+    from pydtrace.tools import TOOLS
+
+    assert launchers.main([str(tmp_path / "out")]) == 0
+    written = {p.name: p.read_text() for p in (tmp_path / "out").iterdir()}
+    assert written == {p.name: p.read_text() for p in (ROOT / "scripts").iterdir()}
+    assert all(os.access(ROOT / "scripts" / n, os.X_OK) for n in written)
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "scripts" not in conf["project"]  # (pip's console scripts import re)
+    assert conf["tool"]["setuptools"]["script-files"] == [
+        f"scripts/{n}" for n in launchers.COMMANDS
+    ]
+    assert set(written) == {"pydtrace", "dtrace", "kdump", "ktrace", *TOOLS}
+    for name, text in written.items():
+        module, function = launchers.COMMANDS[name]
+        imports = [x for x in text.splitlines() if x.startswith(("import ", "from "))]
+        assert imports == ["import sys", f"from {module} import {function}"]
+        assert callable(getattr(importlib.import_module(module), function))
 
 
 # --- pydtrace --help / --version / -V ---------------------------------------------------
@@ -364,7 +383,7 @@ def test_every_dtrace_option_is_in_the_manual() -> None:
 
 
 def shell(scripts: Path, command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """command in sh, with the console scripts first in PATH."""
+    """command in sh, with the commands' launchers first in PATH."""
     path = f"{scripts}{os.pathsep}{os.environ['PATH']}"
     return run(["sh", "-c", command], timeout=120, path=path, cwd=cwd)
 

@@ -39,6 +39,8 @@ sys.exit(status)
 HEAVY_STDLIB = {"typing", "dataclasses", "inspect", "ast", "dis", "tokenize", "subprocess",
                 "tempfile", "pathlib", "json", "datetime", "platform", "queue", "random",
                 "lzma", "locale", "selectors", "contextlib"}  # fmt: skip
+# nor, for a run from a kept compile, what only compiling needs
+KEPT_RUN_NEVER = {"re", "enum", "signal", "shlex"}
 HEAVY_OURS = (
     "pydtrace.engines.user",  # the ptrace engine and its interpreter
     "pydtrace.engines.tracefs",
@@ -172,6 +174,8 @@ def test_a_second_run_starts_from_the_kept_compile(
     assert front & second == set()
     assert {"pydtrace.engines.ebpf.program_cache", "pydtrace.engines.ebpf.loader"} <= second
     assert heavy(second) == []
+    # nor re, and enum under it and signal: 3-5 ms each (cli/launchers.py)
+    assert sorted(second & KEPT_RUN_NEVER) == []
 
 
 _GC_RUN = """
@@ -218,16 +222,25 @@ sys.exit(status)
 
 
 @pytest.mark.parametrize("name", ["opensnoop", "execsnoop", "syscount"])
-def test_a_tool_loads_no_heavy_standard_module(name: str) -> None:
+def test_a_tool_loads_no_heavy_standard_module(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A tool's start-up: its .d file read directly (importlib.resources
-    brought zipfile, pathlib and more), json only with -j."""
+    brought zipfile, pathlib and more), json only with -j; run again, from
+    its kept compile, no re (its inline values are set without it), no enum."""
+    monkeypatch.setenv("PYDTRACE_CACHE", str(tmp_path / "cache"))
     env = {k: v for k, v in os.environ.items() if k != "_DTRACE_TESTING"}
     env["PYTHONPATH"] = str(ROOT / "src")
-    p = subprocess.run([sys.executable, "-S", "-c", _TOOL_RUN, name, "-d", "0.01", "-n", "no-such"],
-                       capture_output=True, text=True, timeout=60, env=env,
-                       stdin=subprocess.DEVNULL)  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    line = p.stderr.splitlines()[-1]
-    assert p.stderr == line + "\n" and line.startswith("MODULES "), p.stderr
-    mods = set(line.split()[1:])
-    assert sorted(mods & (HEAVY_STDLIB | {"zipfile", "importlib.resources"})) == []
+    runs = []
+    for _ in "123":  # (the second learns where $pid stands, the third uses it)
+        p = subprocess.run([sys.executable, "-S", "-c", _TOOL_RUN, name, "-d", "0.01", "-n", "no-such"],
+                           capture_output=True, text=True, timeout=60, env=env,
+                           stdin=subprocess.DEVNULL)  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        line = p.stderr.splitlines()[-1]
+        assert p.stderr == line + "\n" and line.startswith("MODULES "), p.stderr
+        runs.append(set(line.split()[1:]))
+    for mods in runs:
+        assert sorted(mods & (HEAVY_STDLIB | {"zipfile", "importlib.resources"})) == []
+    assert "pydtrace.lang.parser" in runs[0] and "pydtrace.lang.parser" not in runs[2]
+    assert sorted(runs[2] & KEPT_RUN_NEVER) == []

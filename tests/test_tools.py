@@ -1,6 +1,6 @@
 """The toolkit's foundation: the shared option parser, the inline settings a
 front end writes into a .d file, packaging (every .d file installed, every
-tool a console script), and what every tool does alike: --print-script is
+tool an installed command), and what every tool does alike: --print-script is
 what runs, Ctrl-C ends a run cleanly and leaves a -p process as it was,
 -d ends it, and without privileges a tool says in one line what it needs."""
 
@@ -83,22 +83,42 @@ def test_set_inlines_and_d_strings() -> None:
     )
     with pytest.raises(AssertionError):
         set_inlines(text, {"C": "1"})
+    # spacing kept; a line that only looks like one (no type, a comment) left alone
+    odd = "inline  unsigned int   N=2 ; // n\n// inline int N = 3;\ninline M = 4;\n"
+    assert set_inlines(odd, {"N": "7"}) == (
+        "inline  unsigned int   N=7; // n\n// inline int N = 3;\ninline M = 4;\n"
+    )
+
+
+def test_execsnoop_quotes_arguments_as_a_shell_reads_them_back() -> None:
+    """shell_line gives shlex.join's text (execsnoop's ARGS column) without re."""
+    import shlex
+
+    from pydtrace.tools.output import shell_line
+
+    cases = [[], [""], ["ls", "-l"], ["a b"], ["it's"], ["$HOME", "*"], ["é"], ["a\nb"],
+             ["--x=1,2", "@%+=:,./-_"], ["'"], ['"'], ["tab\t"]]  # fmt: skip
+    for words in cases:
+        assert shell_line(words) == shlex.join(words), words
 
 
 def test_every_tool_is_installed() -> None:
-    """Each tool: a .d file shipped as package data, a console script under its
+    """Each tool: a .d file shipped as package data, an installed command under its
     name, a front end whose script compiles (checked by the D compiler)."""
     import tomllib
 
+    from pydtrace.cli.launchers import COMMANDS
+
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    scripts = conf["project"]["scripts"]
+    scripts = conf["tool"]["setuptools"]["script-files"]
     data = conf["tool"]["setuptools"]["package-data"]["pydtrace.tools"]
     assert data == ["*.d"]
     shipped = {p.name for p in (ROOT / "src/pydtrace/tools").glob("*.d")}
     for name in TOOLS:
         cls = load(name)
         assert cls.name == name
-        assert scripts[name] == f"pydtrace.cli.tools:{name.replace('-', '_')}"
+        assert f"scripts/{name}" in scripts
+        assert COMMANDS[name] == ("pydtrace.cli.tools", name.replace("-", "_"))
         assert cls.script_file in shipped
         assert source(cls.script_file).startswith("#!/usr/bin/env -S pydtrace -qs\n")
     assert shipped == {load(n).script_file for n in TOOLS}

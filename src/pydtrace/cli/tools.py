@@ -1,5 +1,5 @@
-"""The toolkit's commands (opensnoop, execsnoop, ...): console scripts that
-run a tool's D program through a pydtrace Session (never the pydtrace CLI).
+"""The toolkit's commands (opensnoop, execsnoop, ...): commands (scripts/,
+cli/launchers.py) that run a tool's D program through a pydtrace Session (never the pydtrace CLI).
 
 The engine: as root, the eBPF engine, system-wide; without the privileges
 for it, a tool traces a process (-p PID) or a command on the ptrace engine,
@@ -165,7 +165,7 @@ def _entry(name: str) -> Any:
     return run
 
 
-# the console scripts (pyproject.toml's [project.scripts]) and `python -m pydtrace.cli.tools NAME`
+# the commands (scripts/, written by cli/launchers.py) and `python -m pydtrace.cli.tools NAME`
 opensnoop = _entry("opensnoop")
 execsnoop = _entry("execsnoop")
 syscount = _entry("syscount")

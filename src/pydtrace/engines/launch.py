@@ -15,9 +15,9 @@ gone(fd), live.
 
 from __future__ import annotations
 
+import _signal as signal  # (signal.py imports enum: 4 ms of a start-up)
 import errno
 import os
-import signal
 
 from pydtrace.lang.dataclass import dataclass, field
 

@@ -9,8 +9,11 @@ is literal), hence this small translator to `re`.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 GLOB_CHARS = frozenset("[?*\\")
 
@@ -95,6 +98,8 @@ STAR = None  # a `*` among a pattern's parts; every other part matches one chara
 def _parts(pattern: str) -> tuple[re.Pattern[str] | None, ...] | None:
     """The pattern as parts: STAR, or a regex matching one character. None when
     nothing matches (a trailing backslash, as in glibc). Runs of `*` are one."""
+    import re  # here: a kept program's run unpickles probes and matches none (re is 2-5 ms)
+
     out: list[re.Pattern[str] | None] = []
     i, n = 0, len(pattern)
     while i < n:
@@ -126,6 +131,8 @@ def _parts(pattern: str) -> tuple[re.Pattern[str] | None, ...] | None:
 @lru_cache(maxsize=1024)
 def _compile(pattern: str) -> re.Pattern[str] | None:
     """A regex for a pattern of at most one `*` (no backtracking to speak of)."""
+    import re
+
     parts = _parts(pattern)
     if parts is None:
         return None

@@ -7,7 +7,6 @@ raw record a TRACEPOINT program sees) and the tracefs engine.
 from __future__ import annotations
 
 import os
-import re
 
 from pydtrace.lang.dataclass import dataclass, field
 
@@ -137,13 +136,16 @@ class EventFormat:
 
 
 # patterns for re.match/re.search, which compile them when first used (a
-# program without tracepoint arguments never does)
+# program without tracepoint arguments never does; nor does it import re,
+# 2-5 ms of a kept program's start)
 _FIELD = r"field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);(?:\s*signed:(?P<signed>\d+);)?"
 _DECL = r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(?:\[(?P<len>[^\]]*)\])?$"
 
 
 def parse_field(decl: str, offset: int, size: int, signed: bool, common: bool = False) -> Field:
     """One `field:` declaration ("unsigned long args[6]", "__data_loc char[] name") -> Field."""
+    import re
+
     text = " ".join(decl.split())
     data_loc = rel_loc = False
     if text.startswith("__data_loc "):
@@ -170,6 +172,8 @@ def parse_format(text: str) -> EventFormat:
     Common fields are those before the first blank line of the field list (they are also the
     ones named common_*; newer kernels may add some, so nothing is hard-coded).
     """
+    import re
+
     name = ""
     ident = 0
     fields: list[Field] = []

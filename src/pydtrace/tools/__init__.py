@@ -3,7 +3,7 @@
 Each tool is a D program shipped as a .d file beside its front end here
 (`<name>.d`, `<name>.py`); tool.py says what a front end does, options.py
 is the option parser they share, output.py the one output path, decode.py
-turns numbers into names. The commands themselves (console scripts) are in
+turns numbers into names. The commands themselves (scripts/, cli/launchers.py) are in
 pydtrace.cli.tools, which runs a tool's program through a Session.
 docs/tools.md describes every tool.
 """

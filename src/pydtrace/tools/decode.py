@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import signal as _signal
 from functools import cache
 
 AT_FDCWD = -100
@@ -57,6 +56,8 @@ def errno_text(n: int) -> str:
 
 def signal_name(n: int) -> str:
     """SIGTERM for 15, SIGRTMIN+3, SIG0 for the probe kill(pid, 0)."""
+    import signal as _signal  # (here: signal imports enum, 4 ms of every tool's start)
+
     if n == 0:
         return "SIG0"
     try:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shlex
-
 from pydtrace.tools import options as O
 from pydtrace.tools.decode import errno_name
-from pydtrace.tools.output import Column
+from pydtrace.tools.output import Column, shell_line
 from pydtrace.tools.tool import Tool
 
 TYPE_CHECKING = False
@@ -41,7 +39,7 @@ class Execsnoop(Tool):
         if ret < 0:
             ev["errno"] = errno_name(-ret)
         if not self.rows.json:  # the ARGS column: as a shell would read them back
-            ev["argline"] = shlex.join(args) + (" ..." if more else "")
+            ev["argline"] = shell_line(args) + (" ..." if more else "")
         return ev
 
 

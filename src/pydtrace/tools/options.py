@@ -11,7 +11,6 @@ exit status 2; -h prints the tool's usage on stdout.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Sequence
 
 from pydtrace.lang.dataclass import dataclass, field
@@ -83,6 +82,8 @@ def pid_value(text: str) -> int:
 
 def command_words(text: str) -> list[str]:
     """-c CMD: split as a shell would split words (quotes kept together), no shell run."""
+    import shlex  # (-c only: shlex imports re)
+
     try:
         words = shlex.split(text)
     except ValueError as e:

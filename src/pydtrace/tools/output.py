@@ -89,6 +89,24 @@ class Rows:
         self.out.write(_json_line(obj))
 
 
+# what a POSIX shell reads as itself, unquoted (shlex.quote's set; shlex
+# itself imports re, 3-5 ms of execsnoop's start)
+_SHELL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-")
+
+
+def shell_line(words: list[str]) -> str:
+    """The words as a shell command line that gives them back (shlex.join's text)."""
+    out = []
+    for w in words:
+        if not w:
+            out.append("''")
+        elif all(c in _SHELL_SAFE for c in w):
+            out.append(w)
+        else:
+            out.append("'" + w.replace("'", "'\"'\"'") + "'")
+    return " ".join(out)
+
+
 def _json_line(obj: dict[str, Any]) -> str:
     import json  # -j only: json's import is a tool's start-up otherwise
 

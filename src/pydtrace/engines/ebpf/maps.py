@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno as _errno
 import mmap
 from collections.abc import Iterator
-from functools import lru_cache
 
 from pydtrace.engines.ebpf import bpf as _bpf
 from pydtrace.engines.ebpf.bpf import PERCPU_MAP_TYPES, MapType
@@ -46,10 +45,15 @@ def _read_cpus(name: str) -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-@lru_cache(maxsize=1)
+_possible: tuple[int, ...] = ()
+
+
 def possible_cpus() -> tuple[int, ...]:
     """CPUs the kernel may ever bring up: per-CPU map values come one per possible CPU."""
-    return tuple(_read_cpus("possible"))
+    global _possible
+    if not _possible:  # (read once: fixed at boot)
+        _possible = tuple(_read_cpus("possible"))
+    return _possible
 
 
 def online_cpus() -> list[int]:
