@@ -568,19 +568,21 @@ os.getppid()
 """
 
 
-@pytest.mark.parametrize("switchrate, gap", [(None, 0.005), ("20hz", 0.05)])
+@pytest.mark.parametrize("switchrate, gap", [(None, 0.05), ("100hz", 0.01)])
 def test_records_that_flow_are_drained_in_batches(monkeypatch, switchrate, gap) -> None:
     """Woken for each record (the kernel wakes a consumer that has caught up),
     the engine cost the traced program a wakeup and a pass of its loop per
     event: 150 us per exec under execsnoop. While records flow it drains once
-    per DRAIN_GAP (5 ms), or 1/switchrate when set, as dtrace reads its
-    buffers; a record after an idle spell still comes out at once."""
+    per 1/switchrate when that is set, as dtrace reads its buffers, else per
+    next_gap(): DRAIN_GAP_MAX (50 ms) at this rate (2,000 records a second at
+    most, a batch far under DRAIN_BATCH); a record after an idle spell still
+    comes out at once."""
     import sys
 
     import pydtrace as api
     from pydtrace.engines.ebpf import engine, ringbuf
 
-    assert engine.DRAIN_GAP == 0.005
+    assert (engine.DRAIN_GAP, engine.DRAIN_GAP_MAX, engine.DRAIN_BATCH) == (0.005, 0.05, 128)
     passes: list[tuple[int, int]] = []  # (monotonic ns, records) of each drain with records
     real = ringbuf.RingBuffer.drain
 
@@ -606,6 +608,21 @@ def test_records_that_flow_are_drained_in_batches(monkeypatch, switchrate, gap) 
     # the last record, alone after 0.3 s idle, is drained at once (not a gap later)
     assert passes[-1][1] == 1
     assert passes[-1][0] - r.records[-1].values[0] < 0.09e9
+
+
+def test_the_gap_between_drains_shrinks_as_records_come_faster() -> None:
+    """next_gap: 50 ms while a batch stays small; under a flood, as long as
+    DRAIN_BATCH records (or a quarter of the ring) take to come, never under 5
+    ms: a Ctrl-C never finds more than about a batch still to print."""
+    from pydtrace.engines.ebpf.engine import next_gap
+
+    ring = 8 << 20  # the default on two CPUs
+    assert next_gap(1, 64, 0.1, ring) == 0.05  # one record after an idle spell
+    assert next_gap(60, 60 * 5600, 0.05, ring) == 0.05  # execsnoop: 1,200 execs a second
+    assert next_gap(400, 400 * 64, 0.05, ring) == pytest.approx(0.016)  # 8,000 a second
+    assert next_gap(100_000, 100_000 * 64, 0.05, ring) == 0.005  # a flood: the floor
+    # few records but big ones: a quarter of the ring (2 MiB) at 5 MiB per 50 ms
+    assert next_gap(10, 5 << 20, 0.05, ring) == pytest.approx(0.02)
 
 
 def test_a_record_too_short_for_its_clause_is_counted_not_a_traceback() -> None:
@@ -645,7 +662,7 @@ def test_a_record_too_short_for_its_clause_is_counted_not_a_traceback() -> None:
             callback(memoryview(buf))
         return n
 
-    engine.ring = SimpleNamespace(drain=drain)
+    engine.ring = SimpleNamespace(drain=drain, position=lambda: 0)
     engine.drain()
     engine.report_drops()
     assert (texts, said) == (["1 42\n1 42\n"], [("PYDTRACEDROP_SHORT", 2)])

@@ -32,9 +32,25 @@ if TYPE_CHECKING:
     from typing import Any
 
 _HEADER = struct.Struct("<IIIIQ")  # kind, probe id, clause, cpu, action mask
-# seconds between two drains while records flow (engine._drain_gap): a few ms
-# of output latency for a pass of the loop per batch rather than per record
+# Seconds between two drains while records flow (next_gap), unless switchrate
+# is set: output comes at most DRAIN_GAP_MAX late (dtrace's default switchrate
+# is 1 s), for a pass of the loop per batch rather than per record, and sooner
+# (not before DRAIN_GAP) when a batch at the rate just seen would pass
+# DRAIN_BATCH records (what a Ctrl-C then still prints) or a quarter of the ring.
 DRAIN_GAP = 0.005
+DRAIN_GAP_MAX = 0.05
+DRAIN_BATCH = 128
+
+
+def next_gap(records: int, nbytes: int, interval: float, ring_size: int) -> float:
+    """The wait before the next drain, after one that took `records` records
+    (`nbytes` bytes) that came in over `interval` seconds."""
+    gap = DRAIN_GAP_MAX
+    if records > 0:
+        gap = min(gap, interval * DRAIN_BATCH / records)
+    if nbytes > 0:
+        gap = min(gap, interval * (ring_size / 4) / nbytes)
+    return max(gap, DRAIN_GAP)
 
 
 class EbpfEngine:
@@ -96,6 +112,7 @@ class EbpfEngine:
         self.spec_size_drops = 0
         self.spec_reported = (0, 0)  # (DTRACEDROP_SPEC, DTRACEDROP_SPECUNAVAIL) reported
         self.short_records = self.short_reported = 0  # records too short to decode
+        self.drained_bytes = 0  # what the last drain took from the ring (next_gap)
         # the fast path under -q: clause -> (mask, record -> its output text) for clauses
         # whose only actions are plain printfs; their texts wait in _texts until the
         # batch ends or a record that goes through the consumer comes
@@ -323,6 +340,7 @@ class EbpfEngine:
         ring_fd = self.ring.fileno()
         gap = self._drain_gap()
         poller, watched = None, None
+        last = time.monotonic()  # the last drain
         while not self.draining and not self.stopping.is_set():
             fds = list(self.targets.fds()) if self.targets is not None else []
             if poller is None or fds != watched:
@@ -335,6 +353,8 @@ class EbpfEngine:
             except InterruptedError:
                 ready = []
             got = self.drain()
+            now = time.monotonic()
+            since, last = now - last, now
             self.report_drops()
             self.consumer.tick()
             if self.ustack_keys and self.targets is not None:
@@ -350,20 +370,23 @@ class EbpfEngine:
             if self.targets is not None and self.targets.live <= 0:
                 self.drain()
                 break
-            if got and gap and not self.draining:
+            if got and not self.draining:
                 # Records come out in batches: a record arriving while we slept
-                # waits at most `gap`, one arriving after an idle spell wakes us
-                # at once. Woken for each record (the kernel wakes a consumer
+                # waits at most the gap, one arriving after an idle spell wakes
+                # us at once. Woken for each record (the kernel wakes a consumer
                 # that has caught up), we cost the traced programs a wakeup and
-                # a pass of this loop per event: 150 us per exec under execsnoop.
-                self.stopping.wait(gap)
+                # a pass of this loop per event: 150 us per exec under
+                # execsnoop; a 5 ms gap, 45 us of our CPU per exec, 50 ms, 20
+                # (the records of a batch read warm: caches, branches).
+                ring = self.ring.size if self.ring is not None else 0
+                wait = gap or next_gap(got, self.drained_bytes, since, ring)
+                self.stopping.wait(wait)
 
     def _drain_gap(self) -> float:
-        """Seconds between two drains while records flow: 1/switchrate when
-        the user set it (dtrace reads its buffers at that rate), else
-        DRAIN_GAP."""
+        """Seconds between two drains while records flow when the user set
+        switchrate (dtrace reads its buffers at that rate); else 0: next_gap."""
         rate = self.options.get("switchrate")
-        return rate / 1e9 if isinstance(rate, int) and rate > 0 else DRAIN_GAP
+        return rate / 1e9 if isinstance(rate, int) and rate > 0 else 0.0
 
     def stop(self) -> None:
         """Ctrl-C: END still runs."""
@@ -378,6 +401,7 @@ class EbpfEngine:
         if self._mmaps is not None:  # the mappings before the records that name them
             self._mmaps.read()
         got = 0
+        start = self.ring.position()
         while True:
             try:
                 got += self.ring.drain(self.handle)
@@ -386,6 +410,7 @@ class EbpfEngine:
                 # a record too short for its clause: counted (report_drops), and
                 # passed (the ring's position is past it); the drain goes on
                 self.short_records += 1
+        self.drained_bytes = self.ring.position() - start
         self._write_texts()
         self.consumer.flush()
         return got

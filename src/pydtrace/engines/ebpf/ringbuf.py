@@ -65,6 +65,10 @@ class RingBuffer:
         """The map fd: readable (EPOLLIN) when records are waiting."""
         return self.map_fd
 
+    def position(self) -> int:
+        """The consumer position: bytes consumed since the ring was made."""
+        return self._cons_pos[0]
+
     def pending(self) -> int:
         """Bytes between the consumer and producer positions."""
         return self._prod_pos[0] - self._cons_pos[0]
