@@ -178,6 +178,53 @@ def test_a_second_run_starts_from_the_kept_compile(
     assert sorted(second & KEPT_RUN_NEVER) == []
 
 
+_KEPT_RUN = """
+import sys
+from pydtrace import session as S
+from pydtrace.cli.dtrace import main
+
+take = S.Session._take_kept
+def waited(self, early):
+    if early is not None and early.ahead is not None:
+        early.ahead._thread.join()  # (as on a run whose imports outlast the load)
+    return take(self, early)
+S.Session._take_kept = waited
+status = main(["pydtrace", *sys.argv[1:]])
+sys.stdout.flush()
+sys.stderr.write("MODULES " + " ".join(sorted(sys.modules)) + "\\n")
+sys.exit(status)
+"""
+
+
+def test_a_kept_run_whose_load_has_ended_does_not_probe_for_bpf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The programs a kept run loads as it starts show that this process may use
+    BPF: once they are loaded, choosing the engine probes nothing (no features
+    module, no test map or program: a millisecond)."""
+    monkeypatch.setenv("PYDTRACE_CACHE", str(tmp_path / "cache"))
+    env = {k: v for k, v in os.environ.items() if k != "_DTRACE_TESTING"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    runs = []
+    reader = subprocess.Popen(
+        ["/bin/sh", "-c", "while :; do head -c1 /etc/hostname >/dev/null; sleep 0.01; done"]
+    )
+    try:
+        for _ in "123":
+            p = subprocess.run([sys.executable, "-S", "-c", _KEPT_RUN, "-q", "-n",
+                                "syscall::read:entry { exit(0); }"],
+                               capture_output=True, text=True, timeout=60, env=env,
+                               stdin=subprocess.DEVNULL)  # fmt: skip
+            assert (p.returncode, p.stdout) == (0, "\n"), p.stderr
+            runs.append(set(p.stderr.split("MODULES ")[-1].split()))
+    finally:
+        reader.kill()
+        reader.wait()
+    assert "pydtrace.engines.ebpf.features" in runs[0]  # (compiled: probed)
+    assert "pydtrace.lang.parser" not in runs[2]
+    assert "pydtrace.engines.ebpf.features" not in runs[2]
+
+
 _GC_RUN = """
 import gc
 from pydtrace import session as S

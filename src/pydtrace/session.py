@@ -344,6 +344,8 @@ class Session:
                 early.close()  # (its load is the engine's now, if taken)
 
     def _take_kept(self, early: Any) -> bool:
+        if early is not None and early.loaded():
+            self._bpf_ok = (True, "")  # (no features probe: map and program made just now)
         if (self.keep_as is None or self.cpp or self.commands or self.pids or self.macro_values
                 or self.disasm or self.options.get("engine") not in (None, "ebpf")
                 or not self._bpf_allowed()[0]):  # fmt: skip

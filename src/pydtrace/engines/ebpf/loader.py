@@ -171,6 +171,11 @@ class LoadAhead:
             self._loaded = Loaded()
             self._loaded.failure = EbpfError(str(e))
 
+    def succeeded(self) -> bool:
+        """Has the load ended, every map and program made? (False while it runs.)"""
+        loaded = self._loaded
+        return not self._thread.is_alive() and loaded is not None and loaded.failure is None
+
     def take(self) -> Loaded:
         self._thread.join()
         loaded, self._loaded = self._loaded, None

@@ -391,6 +391,11 @@ class Early:
         self.code = code  # relocated to this process's macro values; None if it cannot be
         self.ahead = ahead  # the LoadAhead of code, until taken
 
+    def loaded(self) -> bool:
+        """Has its load ended well already? (The kernel took our programs: this
+        process may use BPF, and need not probe for it.)"""
+        return self.ahead is not None and self.ahead.succeeded()
+
     def take_load(self) -> Any:
         ahead, self.ahead = self.ahead, None
         return ahead
