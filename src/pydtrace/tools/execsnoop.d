@@ -101,20 +101,19 @@ proc:::exec-success, syscall::execve:return, syscall::execveat:return
 	    (this->p5 != 0) + (this->p6 != 0) + (this->p7 != 0) + (this->p8 != 0) + (this->p9 != 0) +
 	    (this->p10 != 0) + (this->p11 != 0) + (this->p12 != 0) + (this->p13 != 0) + (this->p14 != 0) +
 	    (this->p15 != 0) + (this->p16 != 0) + (this->p17 != 0) + (this->p18 != 0) + (this->p19 != 0);
-	/* a missing argument reads as the empty string at the array's NULL */
-	this->nul = this->av + this->argc * this->w;
+	/* an argument past the last is "", read from nowhere (a third of this clause's time) */
 	printf("%-20Y %-16s %-7d %-7d %3d %4d %-24s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n",
 	    walltimestamp, execname, pid, ppid, this->ret, this->argc, self->file,
-	    copyinstr(this->p0 ? this->p0 : this->nul), copyinstr(this->p1 ? this->p1 : this->nul),
-	    copyinstr(this->p2 ? this->p2 : this->nul), copyinstr(this->p3 ? this->p3 : this->nul),
-	    copyinstr(this->p4 ? this->p4 : this->nul), copyinstr(this->p5 ? this->p5 : this->nul),
-	    copyinstr(this->p6 ? this->p6 : this->nul), copyinstr(this->p7 ? this->p7 : this->nul),
-	    copyinstr(this->p8 ? this->p8 : this->nul), copyinstr(this->p9 ? this->p9 : this->nul),
-	    copyinstr(this->p10 ? this->p10 : this->nul), copyinstr(this->p11 ? this->p11 : this->nul),
-	    copyinstr(this->p12 ? this->p12 : this->nul), copyinstr(this->p13 ? this->p13 : this->nul),
-	    copyinstr(this->p14 ? this->p14 : this->nul), copyinstr(this->p15 ? this->p15 : this->nul),
-	    copyinstr(this->p16 ? this->p16 : this->nul), copyinstr(this->p17 ? this->p17 : this->nul),
-	    copyinstr(this->p18 ? this->p18 : this->nul), copyinstr(this->p19 ? this->p19 : this->nul),
+	    (this->p0 ? copyinstr(this->p0) : ""), (this->p1 ? copyinstr(this->p1) : ""),
+	    (this->p2 ? copyinstr(this->p2) : ""), (this->p3 ? copyinstr(this->p3) : ""),
+	    (this->p4 ? copyinstr(this->p4) : ""), (this->p5 ? copyinstr(this->p5) : ""),
+	    (this->p6 ? copyinstr(this->p6) : ""), (this->p7 ? copyinstr(this->p7) : ""),
+	    (this->p8 ? copyinstr(this->p8) : ""), (this->p9 ? copyinstr(this->p9) : ""),
+	    (this->p10 ? copyinstr(this->p10) : ""), (this->p11 ? copyinstr(this->p11) : ""),
+	    (this->p12 ? copyinstr(this->p12) : ""), (this->p13 ? copyinstr(this->p13) : ""),
+	    (this->p14 ? copyinstr(this->p14) : ""), (this->p15 ? copyinstr(this->p15) : ""),
+	    (this->p16 ? copyinstr(this->p16) : ""), (this->p17 ? copyinstr(this->p17) : ""),
+	    (this->p18 ? copyinstr(this->p18) : ""), (this->p19 ? copyinstr(this->p19) : ""),
 	    this->more ? "..." : "");
 }
 
