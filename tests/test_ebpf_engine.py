@@ -610,6 +610,27 @@ def test_records_that_flow_are_drained_in_batches(monkeypatch, switchrate, gap) 
     assert passes[-1][0] - r.records[-1].values[0] < 0.09e9
 
 
+def test_a_command_that_ends_between_two_drains_ends_the_run_at_once(monkeypatch) -> None:
+    """The wait between drains ends when a -c command ends, not a gap later
+    (here a gap of 5 s: the run would last that long after its last record)."""
+    import sys
+
+    import pydtrace as api
+    from pydtrace.engines.ebpf import engine
+
+    monkeypatch.setattr(engine, "DRAIN_GAP_MAX", 5.0)
+    t0 = time.monotonic()
+    r = api.trace(
+        "syscall::getppid:entry /pid == $target/ { trace(timestamp); }",
+        command=[sys.executable, "-c", "import os, time\nfor i in range(5):\n"
+                 "    os.getppid(); time.sleep(0.05)\n"],
+        options={"engine": "ebpf", "quiet": True},
+    )  # fmt: skip
+    took = time.monotonic() - t0
+    assert r.returncode == 0 and len(r.records) == 5
+    assert took < 3, took
+
+
 def test_the_gap_between_drains_shrinks_as_records_come_faster() -> None:
     """next_gap: 50 ms while a batch stays small; under a flood, as long as
     DRAIN_BATCH records (or a quarter of the ring) take to come, never under 5

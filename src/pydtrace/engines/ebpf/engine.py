@@ -380,7 +380,11 @@ class EbpfEngine:
                 # (the records of a batch read warm: caches, branches).
                 ring = self.ring.size if self.ring is not None else 0
                 wait = gap or next_gap(got, self.drained_bytes, since, ring)
-                self.stopping.wait(wait)
+                live = list(self.targets.fds()) if self.targets is not None else []
+                if live:  # (a target's end ends the wait too: a -c run ends at once)
+                    select.select([self.stopping.fileno(), *live], [], [], wait)
+                else:
+                    self.stopping.wait(wait)
 
     def _drain_gap(self) -> float:
         """Seconds between two drains while records flow when the user set
