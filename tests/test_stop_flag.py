@@ -87,3 +87,24 @@ def test_closed_it_holds_no_descriptor_and_still_works() -> None:
     threading.Timer(0.05, flag.set).start()
     assert flag.wait(5) is True and time.monotonic() - t0 < 1
     flag.close()  # again: nothing to do
+
+
+def test_a_wait_also_ends_when_another_descriptor_is_readable() -> None:
+    """wait(also=fds): the engine's wait between drains ends when a -c target's
+    pidfd is readable, not only on Ctrl-C or the timeout; the flag stays unset."""
+    import os
+
+    flag = StopFlag()
+    r, w = os.pipe()
+    try:
+        t0 = time.monotonic()
+        assert flag.wait(0.05, also=[r]) is False
+        assert time.monotonic() - t0 >= 0.04  # nothing readable: the timeout
+        os.write(w, b"x")
+        t0 = time.monotonic()
+        assert flag.wait(5, also=[r]) is False
+        assert time.monotonic() - t0 < 2
+    finally:
+        for fd in (r, w):
+            os.close(fd)
+        flag.close()

@@ -14,6 +14,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 
@@ -46,13 +47,14 @@ class StopFlag:
             except OSError:
                 pass
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Until set or timeout seconds have passed; whether it is set."""
+    def wait(self, timeout: float | None = None, also: Sequence[int] = ()) -> bool:
+        """Until set, or one of the descriptors `also` is readable, or timeout
+        seconds have passed; whether it is set."""
         if self._set:
             return True
         r = self._r
         if r >= 0:
-            select.select([r], [], [], timeout)
+            select.select([r, *also], [], [], timeout)
             return self._set
         # closed (the run is over): the flag alone, looked at every 10 ms
         end = None if timeout is None else time.monotonic() + timeout

@@ -378,13 +378,10 @@ class EbpfEngine:
                 # a pass of this loop per event: 150 us per exec under
                 # execsnoop; a 5 ms gap, 45 us of our CPU per exec, 50 ms, 20
                 # (the records of a batch read warm: caches, branches).
-                ring = self.ring.size if self.ring is not None else 0
-                wait = gap or next_gap(got, self.drained_bytes, since, ring)
-                live = list(self.targets.fds()) if self.targets is not None else []
-                if live:  # (a target's end ends the wait too: a -c run ends at once)
-                    select.select([self.stopping.fileno(), *live], [], [], wait)
-                else:
-                    self.stopping.wait(wait)
+                wait = gap or next_gap(got, self.drained_bytes, since, self.ring.size)
+                # (a target's end ends the wait too: a -c run ends at once)
+                live = self.targets.fds() if self.targets is not None else ()
+                self.stopping.wait(wait, also=live)
 
     def _drain_gap(self) -> float:
         """Seconds between two drains while records flow when the user set
