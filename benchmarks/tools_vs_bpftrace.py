@@ -256,8 +256,9 @@ def snoops(a: argparse.Namespace, work: Path) -> None:
                 time.sleep(0.3)  # the last events out
                 cpu[who].append(t.stop())
                 seen[who].append(t.lines_with(token))
-                if t.drops() != "-":
-                    drops[who] = t.drops()
+                said = t.drops()
+                if said != "-":
+                    drops[who] = said
                 # a tracer's detaching may go on after it exits (pydtrace's in
                 # a holder process; a tracepoint's last perf event waits ~35-70
                 # ms under a kernel mutex that attaching takes too): the next

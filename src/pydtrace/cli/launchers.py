@@ -12,9 +12,6 @@ from COMMANDS, and tests/test_help.py fails when they differ.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from pydtrace.tools import TOOLS
 
 # command -> (module, function): what the command runs
@@ -42,17 +39,10 @@ def launcher(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        sys.stderr.write("usage: python3 -m pydtrace.cli.launchers DIR\n")
-        return 2
-    out = Path(args[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for name in COMMANDS:
-        path = out / name
-        path.write_text(launcher(name))
-        path.chmod(0o755)
-    return 0
+    """`python3 -m pydtrace.cli.launchers DIR`: write the launchers into DIR."""
+    from pydtrace.cli.manual import write_into
+
+    return write_into(argv, "pydtrace.cli.launchers", {n: launcher(n) for n in COMMANDS}, 0o755)
 
 
 if __name__ == "__main__":

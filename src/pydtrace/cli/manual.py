@@ -924,17 +924,25 @@ def man_pages() -> dict[str, str]:
     return {f"{stem}.1": man_page(page, prog) for stem, page, prog in all_man_pages()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python3 -m pydtrace.cli.manual DIR`: write the man pages into DIR."""
+def write_into(argv: list[str] | None, module: str, files: dict[str, str], mode: int = 0) -> int:
+    """`python3 -m MODULE DIR`, a command writing generated files (name -> text)
+    into DIR (chmod'ed to mode when given): its exit status."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.stderr.write("usage: python3 -m pydtrace.cli.manual directory\n")
+        sys.stderr.write(f"usage: python3 -m {module} directory\n")
         return 2
     out = Path(args[0])
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in man_pages().items():
+    for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
+        if mode:
+            (out / name).chmod(mode)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 -m pydtrace.cli.manual DIR`: write the man pages into DIR."""
+    return write_into(argv, "pydtrace.cli.manual", man_pages())
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def set_inlines(text: str, values: dict[str, str]) -> str:
             continue
         left, eq, right = line.partition("=")
         words = left.split()  # inline, the type's words, the name
-        value, semi, rest = right.partition(";")
+        _, semi, rest = right.partition(";")  # (the value replaced: up to the first ";")
         if not eq or not semi or len(words) < 3 or not all(_word(w) for w in words):
             continue
         name = words[-1]
